@@ -1,0 +1,58 @@
+/* CPU kernels: the matrix product that dominates the forward pass, chosen
+ * once at start-up from cpuid, and the persistent thread pool that runs it.
+ * The scalar variant is the reference every other variant is tested against. */
+#ifndef QE_KERNELS_H
+#define QE_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/tensor.h"
+
+/* ---- thread pool: created once per context, no thread creation per op ---- */
+typedef struct qe_pool qe_pool;
+
+/* n_threads <= 0: every online core. NULL on failure. */
+qe_pool *qe_pool_create(int n_threads);
+void qe_pool_free(qe_pool *pool);
+int qe_pool_size(const qe_pool *pool);
+
+/* Runs fn(arg, task, thread) for task in [0, n_tasks) on the pool's threads
+ * (the caller's thread included) and returns when all are done. */
+typedef void (*qe_task_fn)(void *arg, int task, int thread);
+void qe_pool_run(qe_pool *pool, qe_task_fn fn, void *arg, int n_tasks);
+
+/* ---- instruction-set levels ---- */
+typedef enum qe_isa {
+    QE_ISA_SCALAR = 0,
+    QE_ISA_AVX2 = 1,       /* AVX2 + FMA + F16C */
+    QE_ISA_AVX512 = 2,     /* AVX-512 F/BW/VL */
+    QE_ISA_AVX512_BF16 = 3 /* + AVX512_BF16 (vdpbf16ps) */
+} qe_isa;
+
+qe_isa qe_cpu_isa(void);            /* best level this CPU supports */
+const char *qe_isa_name(qe_isa isa);
+
+/* Matrix-product modes. EXACT keeps activations in f32 (weights widened to
+ * f32); BF16 rounds activations to bf16 to use the bf16 dot-product units. */
+typedef enum qe_mm_mode { QE_MM_EXACT = 0, QE_MM_BF16 = 1 } qe_mm_mode;
+
+/* y[m][n] = sum_k x[m][k] * W[n][k]   (y = x W^T, as torch Linear)
+ *   x: (m, k) f32, row stride ldx
+ *   W: (n, k) in `wt` (bf16/f16/f32), rows contiguous
+ *   y: (m, n) f32, row stride ldy
+ * `isa` picks the variant (qe_cpu_isa() normally; tests force each one).
+ * Threads split the work over `pool` (may be NULL: the calling thread). */
+void qe_matmul(qe_pool *pool, qe_isa isa, qe_mm_mode mode, const float *x, size_t ldx, int m,
+               int k, const void *w, qe_dtype wt, int n, float *y, size_t ldy);
+
+/* Conversions used around the products. */
+float qe_bf16_to_f32(uint16_t h);
+uint16_t qe_f32_to_bf16(float f); /* round to nearest even, NaN kept */
+float qe_f16_to_f32(uint16_t h);
+uint16_t qe_f32_to_f16(float f);
+
+/* Reads element i of a weight vector in any dtype as f32 (norm weights). */
+float qe_tensor_get_f32(const void *data, qe_dtype dt, size_t i);
+
+#endif

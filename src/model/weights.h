@@ -1,0 +1,39 @@
+/* The model's weights bound by role, each checked against config.json for
+ * name, dtype and shape. Views into the checkpoint's mappings. */
+#ifndef QE_WEIGHTS_H
+#define QE_WEIGHTS_H
+
+#include "model/checkpoint.h"
+#include "model/config.h"
+
+typedef struct qe_layer_weights {
+    qe_tensor attn_norm;  /* (hidden) input_layernorm */
+    qe_tensor wq;         /* (n_heads*head_dim, hidden) */
+    qe_tensor wk;         /* (n_kv_heads*head_dim, hidden) */
+    qe_tensor wv;         /* (n_kv_heads*head_dim, hidden) */
+    qe_tensor wo;         /* (hidden, n_heads*head_dim) */
+    qe_tensor q_norm;     /* (head_dim) */
+    qe_tensor k_norm;     /* (head_dim) */
+    qe_tensor ffn_norm;   /* (hidden) post_attention_layernorm */
+    qe_tensor w_gate;     /* (intermediate, hidden) */
+    qe_tensor w_up;       /* (intermediate, hidden) */
+    qe_tensor w_down;     /* (hidden, intermediate) */
+} qe_layer_weights;
+
+typedef struct qe_weights {
+    qe_tensor embed;         /* (vocab, hidden) embed_tokens */
+    qe_tensor final_norm;    /* (hidden) norm */
+    qe_layer_weights *layers;/* n_layers */
+    int n_layers;
+} qe_weights;
+
+/* Binds and validates every tensor for layers [first, last) (all layers:
+ * 0, n_layers). Unknown extra tensors (lm_head) are ignored. */
+qembed_status qe_weights_bind(const qe_checkpoint *ck, const qe_config *cfg, qe_weights *w,
+                              qembed_error *err);
+void qe_weights_release(qe_weights *w);
+
+/* Bytes of one layer's weights in their stored types. */
+uint64_t qe_layer_bytes(const qe_config *cfg, qe_dtype dt);
+
+#endif
