@@ -1,0 +1,60 @@
+/* The qembed program: one file per command, each using only the public API.
+ * Each command gets argv after the command name (argv[0] is the command) and
+ * returns the process exit code: 0 success, 1 usage error, 2 input or model
+ * error. */
+#ifndef QEMBED_COMMANDS_H
+#define QEMBED_COMMANDS_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "qembed.h"
+
+int cmd_embed(int argc, char **argv);    /* cmd_embed.c */
+int cmd_tokenize(int argc, char **argv); /* cmd_tokenize.c */
+int cmd_info(int argc, char **argv);     /* cmd_info.c */
+int cmd_split(int argc, char **argv);    /* cmd_split.c */
+int cmd_serve(int argc, char **argv);    /* cmd_serve.c */
+int cmd_bench(int argc, char **argv);    /* cmd_bench.c */
+
+/* ---- settings shared by every command (settings.c) ----
+ * Each value remembers where it came from, for `qembed info` and the logs.
+ * Precedence: flag > QEMBED_* variable > PAPR_* variable > default. */
+typedef struct qe_settings {
+    char model[1024];         const char *model_src;   /* --model, QEMBED_MODEL, PAPR_COREML_MODEL,
+                                                          PAPR_EMBEDDING_MODEL (repo id), HF cache, default */
+    qembed_compute_units units; const char *units_src; /* --compute-units, QEMBED_COMPUTE_UNITS,
+                                                          PAPR_COREML_COMPUTE_UNITS, PAPR_ENABLE_COREML=false */
+    uint64_t cpu_memory_limit; const char *cpu_limit_src;
+    uint64_t gpu_memory_limit; const char *gpu_limit_src;
+    uint64_t sim_accel_memory; const char *sim_accel_src;
+    size_t max_batch_tokens;   const char *max_batch_src;
+    int n_threads;             const char *threads_src;
+    int verbose;               /* -v: log DEBUG */
+    int quiet;                 /* -q: log WARN and above only */
+} qe_settings;
+
+/* Fills defaults, then applies environment variables. */
+void qe_settings_init(qe_settings *s);
+
+/* If argv[*i] is one of the shared flags (-m/--model, --compute-units,
+ * --cpu-memory-limit, --gpu-memory-limit, --sim-accel-memory,
+ * --max-batch-tokens, -t/--threads, -v, -q), consumes it (and its value,
+ * advancing *i) and returns 1; returns 0 if it is not a shared flag; returns
+ * -1 and prints a usage error to stderr when its value is invalid. */
+int qe_settings_flag(qe_settings *s, int argc, char **argv, int *i);
+
+/* Help text for the shared flags, for each command's --help. */
+extern const char *const qe_settings_help;
+
+/* Model params from the settings (log callback to stderr included). */
+qembed_model_params qe_settings_model_params(const qe_settings *s);
+
+/* Loads the model the settings name, printing one clear line on failure.
+ * Returns NULL on failure. */
+qembed_model *qe_settings_load_model(const qe_settings *s, const qembed_model_params *p);
+
+/* Parses "512M", "3G", "1024" (bytes; K/M/G/T suffixes are powers of 1024). */
+int qe_parse_bytes(const char *s, uint64_t *out);
+
+#endif
