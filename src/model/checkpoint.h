@@ -27,4 +27,38 @@ const qe_tensor *qe_checkpoint_tensor(const qe_checkpoint *ck, size_t i);
 /* Which file a tensor came from (for error messages). */
 const char *qe_checkpoint_file_of(const qe_checkpoint *ck, const qe_tensor *t);
 
+
+/* ---- additions (model loading) ---- */
+
+/* The file (model.safetensors or the index.json) or directory the checkpoint
+ * was opened from, for messages. Never NULL. */
+const char *qe_checkpoint_source(const qe_checkpoint *ck);
+size_t qe_checkpoint_n_files(const qe_checkpoint *ck);
+const char *qe_checkpoint_file_path(const qe_checkpoint *ck, size_t i);
+/* Note: qe_checkpoint_add_file re-sorts the tensor table, so qe_tensor
+ * pointers obtained earlier are invalid after it; bind weights after the last
+ * file is added. The tensors themselves (data) stay mapped until free. */
+
+/* One tensor as declared by a safetensors header, already validated against
+ * the file: begin/end are offsets into the data region (file offset
+ * data_start + begin), end - begin == numel * dtype size, inside the file,
+ * aligned to the element size. */
+typedef struct qe_st_entry {
+    char *name;
+    qe_dtype dtype;
+    int ndim;         /* 0, 1 or 2 */
+    int64_t shape[2];
+    uint64_t begin, end;
+} qe_st_entry;
+
+/* Parses and validates the header of a whole safetensors file held in memory
+ * (`file`, `size` bytes: the mapping). Pure: no I/O, keeps no state (the fuzz
+ * target drives it). On success *entries (n_entries of them, header order) is
+ * owned by the caller: free with qe_safetensors_entries_free. `origin` names
+ * the file in messages. */
+qembed_status qe_safetensors_parse(const void *file, size_t size, const char *origin,
+                                   qe_st_entry **entries, size_t *n_entries, size_t *data_start,
+                                   qembed_error *err);
+void qe_safetensors_entries_free(qe_st_entry *entries, size_t n);
+
 #endif

@@ -36,4 +36,27 @@ void qe_weights_release(qe_weights *w);
 /* Bytes of one layer's weights in their stored types. */
 uint64_t qe_layer_bytes(const qe_config *cfg, qe_dtype dt);
 
+
+/* ---- additions (model loading) ---- */
+
+/* What qe_weights_bind_range binds besides the layers. */
+#define QE_BIND_EMBED 1u      /* embed_tokens */
+#define QE_BIND_FINAL_NORM 2u /* norm */
+
+/* Binds layers [first, last) (the others stay zeroed, data NULL) and, per
+ * flags, the embedding and the final norm: for a segment of a split model.
+ * w->layers always has cfg->n_layers entries. Also refuses a checkpoint with
+ * tensors of a layer >= num_hidden_layers (config and weights disagree). */
+qembed_status qe_weights_bind_range(const qe_checkpoint *ck, const qe_config *cfg, int first, int last,
+                                    unsigned flags, qe_weights *w, qembed_error *err);
+
+/* Elements of one layer (all 11 tensors). */
+uint64_t qe_layer_elems(const qe_config *cfg);
+/* Bytes of one bound layer in the dtypes actually stored (mixed dtypes ok). */
+uint64_t qe_layer_bytes_bound(const qe_layer_weights *L);
+/* numel x dtype size; 0 for an unbound tensor (data NULL). */
+uint64_t qe_tensor_bytes(const qe_tensor *t);
+/* embed + final norm + all layers (tied: no lm_head). */
+uint64_t qe_model_n_params(const qe_config *cfg);
+
 #endif
