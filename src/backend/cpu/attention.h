@@ -1,0 +1,39 @@
+/* Grouped-query causal self-attention over a PACKED batch: the tokens of all
+ * sequences lie one after another in the rows of q/k/v, and each sequence
+ * attends only to its own earlier tokens (no padding, no mask tensor).
+ *
+ * Computed in tiles with an online softmax (flash-attention style): memory is
+ * a few tiles per thread, linear in nothing, and an 8192-token input never
+ * materialises an n x n score matrix. Scores and softmax in f32. */
+#ifndef QE_ATTENTION_H
+#define QE_ATTENTION_H
+
+#include <stddef.h>
+
+#include "backend/cpu/kernels.h"
+
+#define QE_ATTN_TILE_Q 32
+#define QE_ATTN_TILE_K 64
+
+typedef struct qe_attn_args {
+    float *q;          /* (T, n_heads*head_dim), row stride ldq; RoPE applied. The output
+                          replaces q in place: (T, n_heads*head_dim) attention result. */
+    size_t ldq;
+    const float *k;    /* (T, n_kv_heads*head_dim), row stride ldkv; RoPE applied */
+    const float *v;    /* (T, n_kv_heads*head_dim), row stride ldkv */
+    size_t ldkv;
+    const int *seq_off;/* n_seq+1 row offsets: sequence s is rows [seq_off[s], seq_off[s+1]) */
+    int n_seq;
+    int n_heads, n_kv_heads, head_dim;
+    int last_only;     /* 1: only each sequence's last row is computed (the last layer,
+                          where only the pooled token matters); other rows are left as they are */
+    int *tile_off;     /* scratch, n_seq+1 ints */
+    float *scratch;    /* qe_attn_scratch_floats(head_dim) floats per pool thread */
+} qe_attn_args;
+
+/* Per-thread scratch size in floats. */
+size_t qe_attn_scratch_floats(int head_dim);
+
+void qe_attention(qe_pool *pool, const qe_attn_args *a);
+
+#endif

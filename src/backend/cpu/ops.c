@@ -1,0 +1,94 @@
+#include "backend/cpu/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+
+void qe_op_embed_rows(const void *E, qe_dtype dt, int hidden, const int32_t *ids, size_t n,
+                      float *out) {
+    for (size_t i = 0; i < n; i++) {
+        size_t base = (size_t)ids[i] * (size_t)hidden;
+        float *o = out + i * (size_t)hidden;
+        switch (dt) {
+        case QE_F32: memcpy(o, (const float *)E + base, (size_t)hidden * sizeof(float)); break;
+        case QE_BF16: {
+            const uint16_t *r = (const uint16_t *)E + base;
+            for (int j = 0; j < hidden; j++) o[j] = qe_bf16_to_f32(r[j]);
+            break;
+        }
+        case QE_F16: {
+            const uint16_t *r = (const uint16_t *)E + base;
+            for (int j = 0; j < hidden; j++) o[j] = qe_f16_to_f32(r[j]);
+            break;
+        }
+        }
+    }
+}
+
+void qe_op_rmsnorm_rows(const float *x, size_t ldx, float *y, size_t ldy, size_t r0, size_t r1,
+                        int d, const float *w, float eps) {
+    for (size_t r = r0; r < r1; r++) {
+        const float *xr = x + r * ldx;
+        float *yr = y + r * ldy;
+        /* The sum of squares in double: the mean is then the correctly rounded
+         * f32 value HF gets from its f32 reduction, up to its summation order. */
+        double ss = 0.0;
+        for (int j = 0; j < d; j++) ss += (double)xr[j] * (double)xr[j];
+        float var = (float)(ss / d);
+        float inv = 1.0f / sqrtf(var + eps);
+        for (int j = 0; j < d; j++) yr[j] = w[j] * (xr[j] * inv);
+    }
+}
+
+void qe_op_rope_table(double theta, int head_dim, int n_pos, float *cos_t, float *sin_t) {
+    int half = head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        /* HF: inv_freq = 1.0 / (base ** (arange(0, d, 2).float() / d)), all f32. */
+        float expo = (float)(2 * i) / (float)head_dim;
+        float p = (float)pow(theta, (double)expo);
+        float inv_freq = 1.0f / p;
+        for (int pos = 0; pos < n_pos; pos++) {
+            float ang = (float)pos * inv_freq; /* f32 product, as the f32 matmul in HF */
+            cos_t[(size_t)pos * half + i] = (float)cos((double)ang);
+            sin_t[(size_t)pos * half + i] = (float)sin((double)ang);
+        }
+    }
+}
+
+void qe_op_rope_head(float *v, int head_dim, const float *c, const float *s) {
+    int half = head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float a = v[i], b = v[i + half];
+        v[i] = a * c[i] - b * s[i];
+        v[i + half] = b * c[i] + a * s[i];
+    }
+}
+
+void qe_op_swiglu(float *g, const float *u, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float x = g[i];
+        g[i] = x / (1.0f + expf(-x)) * u[i];
+    }
+}
+
+void qe_op_add(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+float qe_op_dot(const float *a, const float *b, int n) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+        s4 += a[i + 4] * b[i + 4];
+        s5 += a[i + 5] * b[i + 5];
+        s6 += a[i + 6] * b[i + 6];
+        s7 += a[i + 7] * b[i + 7];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+}

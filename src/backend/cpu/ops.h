@@ -1,0 +1,42 @@
+/* Element-wise and row-wise operations of the Qwen3 forward pass, in f32.
+ * Plain C: these are a few percent of the work next to the matrix products
+ * (qe_matmul). Each "rows" function handles rows [r0, r1) so callers can split
+ * rows over the thread pool. */
+#ifndef QE_OPS_H
+#define QE_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/tensor.h"
+
+/* Copies embedding rows: out[i] = E[ids[i]] widened to f32.
+ * E: (vocab, hidden) in `dt`; out: (n, hidden). ids must be in range. */
+void qe_op_embed_rows(const void *E, qe_dtype dt, int hidden, const int32_t *ids, size_t n,
+                      float *out);
+
+/* RMSNorm as Hugging Face Qwen3RMSNorm: y = w * (x / sqrt(mean(x^2) + eps)),
+ * the weight multiplying directly (not 1 + w). x and y may alias.
+ * x, y: (rows, d) with row strides ldx, ldy; w: (d), widened to f32 once at load. */
+void qe_op_rmsnorm_rows(const float *x, size_t ldx, float *y, size_t ldy, size_t r0, size_t r1,
+                        int d, const float *w, float eps);
+
+/* The RoPE tables: cos/sin (n_pos, head_dim/2) for positions 0..n_pos-1,
+ * computed as Hugging Face does in float32: inv_freq[i] = 1 / theta^(2i/d),
+ * angle = (float)pos * inv_freq[i]. */
+void qe_op_rope_table(double theta, int head_dim, int n_pos, float *cos_t, float *sin_t);
+
+/* Rotate-half (NEOX) RoPE on one head vector v (head_dim) at the given table
+ * row (half = head_dim/2): v[i], v[i+half] rotated by angle i. */
+void qe_op_rope_head(float *v, int head_dim, const float *cos_row, const float *sin_row);
+
+/* SwiGLU: g[i] = silu(g[i]) * u[i], over n values. */
+void qe_op_swiglu(float *g, const float *u, size_t n);
+
+/* y[i] += x[i] over n values. */
+void qe_op_add(float *y, const float *x, size_t n);
+
+/* Dot product with several independent accumulators (f32). */
+float qe_op_dot(const float *a, const float *b, int n);
+
+#endif

@@ -1,0 +1,246 @@
+/* qembed_model: load (resolve, config, checkpoint, tokenizer, placement,
+ * weights), info and free. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "embed/embed.h"
+#include "model/resolve.h"
+
+double qe_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+#define QE_DEFAULT_MAX_TOKENS 8192
+
+qembed_model_params qembed_model_default_params(void) {
+    qembed_model_params p;
+    memset(&p, 0, sizeof p);
+    p.compute_units = QEMBED_UNITS_ALL;
+    p.n_threads = 0;
+    p.max_batch_tokens = 16384;
+    p.max_tokens = 0;
+    p.exact = 0;
+    p.warmup = 0;
+    p.log_fn = NULL;
+    p.log_user = NULL;
+    p.log_level = QEMBED_LOG_INFO;
+    return p;
+}
+
+/* A checkpoint is synthetic when a synth_manifest.json beside it says so (our
+ * generator and the shared fixtures write one): a JSON object, unless it
+ * states "synthetic": false. */
+static int read_synthetic(const char *dir) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/synth_manifest.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *j = cJSON_Parse(buf);
+    int syn = 0;
+    if (j && cJSON_IsObject(j)) {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "synthetic");
+        syn = !(s && cJSON_IsFalse(s));
+    } else {
+        syn = 1; /* the file exists: its writer meant random weights */
+    }
+    cJSON_Delete(j);
+    return syn;
+}
+
+static uint64_t tensor_elems(const qe_tensor *t) {
+    return t->ndim == 2 ? (uint64_t)t->shape[0] * (uint64_t)t->shape[1] : (uint64_t)t->shape[0];
+}
+
+static void count_params(qembed_model *m) {
+    const qe_tensor *all[2] = {&m->w.embed, &m->w.final_norm};
+    uint64_t n = 0, b = 0;
+    for (int i = 0; i < 2; i++) {
+        n += tensor_elems(all[i]);
+        b += tensor_elems(all[i]) * qe_dtype_size(all[i]->dtype);
+    }
+    for (int l = 0; l < m->w.n_layers; l++) {
+        const qe_layer_weights *lw = &m->w.layers[l];
+        const qe_tensor *ts[] = {&lw->attn_norm, &lw->wq,       &lw->wk,     &lw->wv,
+                                 &lw->wo,        &lw->q_norm,   &lw->k_norm, &lw->ffn_norm,
+                                 &lw->w_gate,    &lw->w_up,     &lw->w_down};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+            n += tensor_elems(ts[i]);
+            b += tensor_elems(ts[i]) * qe_dtype_size(ts[i]->dtype);
+        }
+    }
+    m->n_params = n;
+    m->weights_bytes = b;
+}
+
+/* Does the tokenizer's post-processor append <|endoftext|>? Asked of the
+ * tokenizer itself rather than parsed from tokenizer.json, so the answer is
+ * the one encode will give. */
+static qembed_status probe_eos(qembed_model *m, qembed_error *err) {
+    m->eos_id = qembed_tokenizer_token_to_id(m->tok, "<|endoftext|>");
+    QE_FAIL_IF(m->eos_id < 0, err, QEMBED_ERR_MODEL_FORMAT,
+               "%s/tokenizer.json: no <|endoftext|> token (Qwen3-Embedding appends it to every input)",
+               m->resolved);
+    QE_FAIL_IF(m->eos_id >= m->cfg.vocab_size, err, QEMBED_ERR_MODEL_FORMAT,
+               "%s/tokenizer.json: <|endoftext|> has id %d, outside the model's vocab_size %d",
+               m->resolved, m->eos_id, m->cfg.vocab_size);
+    qembed_encode_options o = qembed_encode_default_options();
+    o.add_special_tokens = 1;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    QE_TRY(qembed_tokenizer_encode(m->tok, "a", 1, &o, &ids, &n, err));
+    m->tokenizer_appends = n >= 1 && ids[n - 1] == m->eos_id;
+    qembed_free(ids);
+    return QEMBED_OK;
+}
+
+static qembed_status plan_placement(qembed_model *m, qembed_error *err) {
+    /* The CPU runs every layer. (Placement across devices is decided here by
+     * the planner when one is present; the per-layer qe_fwd_layer lets
+     * segments of layers run on different devices.) */
+    uint64_t lb = qe_layer_bytes(&m->cfg, m->cfg.torch_dtype);
+    char line[256];
+    snprintf(line, sizeof line, "segment 0: layers 0-%d on cpu (%llu weight bytes per layer)",
+             m->cfg.n_layers - 1, (unsigned long long)lb);
+    m->placement = strdup(line);
+    QE_FAIL_IF(!m->placement, err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
+    return QEMBED_OK;
+}
+
+static qembed_status warmup(qembed_model *m, qembed_error *err) {
+    qembed_ctx_params cp = qembed_ctx_default_params();
+    cp.max_batch_tokens = 16;
+    qembed_ctx *ctx = NULL;
+    QE_TRY(qembed_ctx_create(m, &cp, &ctx, err));
+    int32_t id = m->eos_id;
+    const int32_t *ids[1] = {&id};
+    size_t n = 1;
+    float *out = malloc((size_t)m->cfg.hidden_size * sizeof(float));
+    qembed_status s = QEMBED_ERR_OUT_OF_MEMORY;
+    if (out) {
+        qembed_embed_options o = qembed_embed_default_options();
+        s = qembed_ctx_embed_tokens(ctx, ids, &n, 1, &o, out, err);
+        if (s != QEMBED_OK) qe_error_prefix(err, s, "warm-up inference: ");
+    } else {
+        qe_error(err, s, "out of memory for the warm-up inference");
+    }
+    free(out);
+    qembed_ctx_free(ctx);
+    return s;
+}
+
+static qembed_status load(qembed_model *m, const char *path, qembed_error *err) {
+    const qembed_model_params *p = &m->params;
+    QE_TRY(qe_resolve_model_path(path, m->resolved, sizeof m->resolved, err));
+    char file[1200];
+    snprintf(file, sizeof file, "%s/config.json", m->resolved);
+    QE_TRY(qe_config_load(file, &m->cfg, err));
+
+    size_t cap = QE_DEFAULT_MAX_TOKENS;
+    if ((size_t)m->cfg.max_position_embeddings < cap) cap = (size_t)m->cfg.max_position_embeddings;
+    if (p->max_tokens) {
+        QE_FAIL_IF(p->max_tokens > (size_t)m->cfg.max_position_embeddings, err,
+                   QEMBED_ERR_INVALID_ARGUMENT,
+                   "max_tokens %zu exceeds the model's max_position_embeddings %d (%s)",
+                   p->max_tokens, m->cfg.max_position_embeddings, file);
+        cap = p->max_tokens;
+    }
+    m->max_tokens = cap;
+    QE_FAIL_IF(p->max_batch_tokens > (size_t)1 << 24, err, QEMBED_ERR_INVALID_ARGUMENT,
+               "max_batch_tokens %zu is too large (at most 16777216)", p->max_batch_tokens);
+
+    /* tokenizer: a directory holding tokenizer.json (and tokenizer_config.json) */
+    QE_TRY(qembed_tokenizer_load(m->resolved, &m->tok, err));
+    QE_TRY(probe_eos(m, err));
+    m->synthetic = read_synthetic(m->resolved);
+
+    QE_TRY(qe_checkpoint_open_dir(m->resolved, &m->ck, err));
+
+    /* ---- plan placement before binding weights ----
+     * Nothing has touched a weight page yet: the placement decides which
+     * device holds which layers, from config sizes alone. */
+    QE_TRY(plan_placement(m, err));
+
+    QE_TRY(qe_weights_bind(m->ck, &m->cfg, &m->w, err));
+    m->weights_bound = 1;
+    QE_TRY(qe_fwd_weights_init(&m->fw, &m->cfg, &m->w, err));
+    count_params(m);
+    return QEMBED_OK;
+}
+
+qembed_status qembed_model_load(const char *path, const qembed_model_params *params,
+                                qembed_model **out, qembed_error *err) {
+    QE_FAIL_IF(!out, err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_model_load: out is NULL");
+    *out = NULL;
+    QE_FAIL_IF(!path || !*path, err, QEMBED_ERR_INVALID_ARGUMENT,
+               "qembed_model_load: no model path or repo id given");
+    double t0 = qe_now_ms();
+    qembed_model *m = calloc(1, sizeof *m);
+    QE_FAIL_IF(!m, err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
+    m->params = params ? *params : qembed_model_default_params();
+    if (m->params.max_batch_tokens == 0) m->params.max_batch_tokens = 16384;
+    m->log.fn = m->params.log_fn;
+    m->log.user = m->params.log_user;
+    m->log.min_level = m->params.log_level;
+    snprintf(m->name, sizeof m->name, "%s", path);
+
+    qembed_status s = load(m, path, err);
+    if (s == QEMBED_OK && m->params.warmup) s = warmup(m, err);
+    if (s != QEMBED_OK) {
+        qembed_model_free(m);
+        return s;
+    }
+    QE_INFO(&m->log, "Model loaded successfully with %s in %.0f ms",
+            qembed_compute_units_name(m->params.compute_units), qe_now_ms() - t0);
+    if (m->synthetic)
+        QE_WARN(&m->log, "%s is a synthetic checkpoint (random weights): its vectors carry no meaning",
+                m->resolved);
+    *out = m;
+    return QEMBED_OK;
+}
+
+void qembed_model_free(qembed_model *m) {
+    if (!m) return;
+    qe_fwd_weights_free(&m->fw);
+    if (m->weights_bound) qe_weights_release(&m->w);
+    qe_checkpoint_free(m->ck);
+    qembed_tokenizer_free(m->tok);
+    free(m->placement);
+    free(m);
+}
+
+void qembed_model_get_info(const qembed_model *m, qembed_model_info *info) {
+    if (!info) return;
+    memset(info, 0, sizeof *info);
+    if (!m) return;
+    snprintf(info->name, sizeof info->name, "%s", m->name);
+    snprintf(info->resolved_path, sizeof info->resolved_path, "%s", m->resolved);
+    snprintf(info->architecture, sizeof info->architecture, "%s", m->cfg.architecture);
+    snprintf(info->dtype, sizeof info->dtype, "%s", qe_dtype_name(m->w.embed.dtype));
+    info->hidden_size = m->cfg.hidden_size;
+    info->n_layers = m->cfg.n_layers;
+    info->n_heads = m->cfg.n_heads;
+    info->n_kv_heads = m->cfg.n_kv_heads;
+    info->head_dim = m->cfg.head_dim;
+    info->intermediate_size = m->cfg.intermediate_size;
+    info->vocab_size = m->cfg.vocab_size;
+    info->max_position_embeddings = m->cfg.max_position_embeddings;
+    info->max_tokens = m->max_tokens;
+    info->n_params = m->n_params;
+    info->weights_bytes = m->weights_bytes;
+    info->synthetic = m->synthetic;
+}
+
+const qembed_tokenizer *qembed_model_tokenizer(const qembed_model *m) { return m ? m->tok : NULL; }
+
+const char *qembed_model_placement(const qembed_model *m) {
+    return m && m->placement ? m->placement : "";
+}
