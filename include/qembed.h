@@ -168,6 +168,9 @@ typedef struct qembed_model_params {
     qembed_log_fn log_fn;               /* NULL: no logging */
     void *log_user;
     qembed_log_level log_level;         /* default INFO */
+    int no_verify;                      /* 1: skip the SHA-256 check of a split directory's
+                                           segments (order, ranges and sizes are still checked);
+                                           default 0: verify */
 } qembed_model_params;
 
 QEMBED_API qembed_model_params qembed_model_default_params(void);
@@ -206,6 +209,29 @@ QEMBED_API const qembed_tokenizer *qembed_model_tokenizer(const qembed_model *mo
 /* A human-readable placement table (segments, layers, devices, bytes), one
  * line per segment; owned by the model. */
 QEMBED_API const char *qembed_model_placement(const qembed_model *model);
+
+/* ---- Split directories (`qembed split`) ---- */
+
+typedef struct qembed_split_params {
+    int max_segments;           /* cut into this many segments of contiguous layers, balanced by
+                                   bytes (capped at the number of layers) ... */
+    uint64_t max_segment_bytes; /* ... or (when max_segments is 0) as few segments as keep each
+                                   file at most this size */
+    qembed_log_fn log_fn;       /* NULL: no logging */
+    void *log_user;
+    qembed_log_level log_level; /* default INFO */
+} qembed_split_params;
+
+QEMBED_API qembed_split_params qembed_split_default_params(void);
+
+/* Writes `out_dir` (created if absent; must not already hold a manifest.json):
+ * self-contained safetensors segment files of contiguous layers (the first
+ * also holds the token embedding, the last the final norm; tensor names as in
+ * the source), manifest.json (model config, segment order, layer ranges,
+ * sizes, SHA-256 of every file) and copies of config.json and the tokenizer
+ * files. `model` is anything qembed_model_load accepts. */
+QEMBED_API qembed_status qembed_model_split(const char *model, const char *out_dir,
+                                            const qembed_split_params *params, qembed_error *err);
 
 /* ------------------------------------------------------------------------- */
 /* Context and embedding                                                     */

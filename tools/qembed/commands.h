@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "qembed.h"
 
@@ -32,6 +33,8 @@ typedef struct qe_settings {
     int n_threads;             const char *threads_src;
     int verbose;               /* -v: log DEBUG */
     int quiet;                 /* -q: log WARN and above only */
+    char error[256];           /* an invalid environment value ("QEMBED_THREADS=x is not ...");
+                                  qe_settings_load_model reports it and fails */
 } qe_settings;
 
 /* Fills defaults, then applies environment variables. */
@@ -56,5 +59,9 @@ qembed_model *qe_settings_load_model(const qe_settings *s, const qembed_model_pa
 
 /* Parses "512M", "3G", "1024" (bytes; K/M/G/T suffixes are powers of 1024). */
 int qe_parse_bytes(const char *s, uint64_t *out);
+
+/* Prints the effective configuration, each value with its source, for
+ * `qembed info` (settings.c). */
+void qe_settings_print(const qe_settings *s, FILE *f);
 
 #endif
