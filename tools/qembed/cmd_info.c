@@ -1,0 +1,97 @@
+/* qembed info: what model this is, how big, where it runs, and why (the
+ * effective settings with their sources). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const char *const info_help =
+    "usage: qembed info [options]\n"
+    "\n"
+    "Loads the model and prints its configuration, parameter count, weight bytes, memory in use,\n"
+    "dtype, whether it is synthetic, the placement of its layers, and the effective settings with\n"
+    "where each came from.\n"
+    "\n"
+    "  -h, --help              this help\n"
+    "\n"
+    "Exit status: 0 success, 1 usage error, 2 model error.\n";
+
+/* Resident memory of this process in bytes (/proc/self/status VmRSS). */
+static unsigned long long rss_bytes(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0) {
+            kb = strtoull(line + n, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb * 1024;
+}
+
+static void mib(char *buf, size_t n, unsigned long long b) {
+    snprintf(buf, n, "%.1f MiB (%llu bytes)", (double)b / (1024.0 * 1024.0), b);
+}
+
+int cmd_info(int argc, char **argv) {
+    qe_settings s;
+    qe_settings_init(&s);
+    for (int i = 1; i < argc; i++) {
+        int k = qe_settings_flag(&s, argc, argv, &i);
+        if (k < 0) return 1;
+        if (k > 0) continue;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(info_help, stdout);
+            fputc('\n', stdout);
+            fputs(qe_settings_help, stdout);
+            return 0;
+        }
+        fprintf(stderr, "qembed info: unknown argument '%s' (see qembed info --help)\n", argv[i]);
+        return 1;
+    }
+    qembed_model_params mp = qe_settings_model_params(&s);
+    qembed_model *model = qe_settings_load_model(&s, &mp);
+    if (!model) return 2;
+    qembed_model_info in;
+    qembed_model_get_info(model, &in);
+    char b1[64], b2[64];
+    printf("model:                   %s\n", in.name);
+    printf("path:                    %s\n", in.resolved_path);
+    printf("architecture:            %s\n", in.architecture);
+    printf("synthetic:               %s\n",
+           in.synthetic ? "yes (random weights: its vectors carry no meaning)" : "no");
+    printf("dtype:                   %s\n", in.dtype);
+    printf("hidden_size:             %d\n", in.hidden_size);
+    printf("layers:                  %d\n", in.n_layers);
+    printf("attention heads:         %d (kv heads %d, head_dim %d)\n", in.n_heads, in.n_kv_heads,
+           in.head_dim);
+    printf("intermediate_size:       %d\n", in.intermediate_size);
+    printf("vocab_size:              %d\n", in.vocab_size);
+    printf("max_position_embeddings: %d\n", in.max_position_embeddings);
+    printf("max input tokens:        %zu (default; counts the appended <|endoftext|>)\n",
+           in.max_tokens);
+    printf("parameters:              %llu (%.3f B)\n", (unsigned long long)in.n_params,
+           (double)in.n_params / 1e9);
+    mib(b1, sizeof b1, in.weights_bytes);
+    printf("weights:                 %s, memory-mapped\n", b1);
+    mib(b1, sizeof b1, rss_bytes("VmRSS:"));
+    mib(b2, sizeof b2, rss_bytes("VmHWM:"));
+    printf("resident memory now:     %s (peak %s)\n", b1, b2);
+    printf("placement:\n");
+    const char *pl = qembed_model_placement(model);
+    while (*pl) {
+        const char *nl = strchr(pl, '\n');
+        int len = nl ? (int)(nl - pl) : (int)strlen(pl);
+        printf("  %.*s\n", len, pl);
+        pl += len + (nl ? 1 : 0);
+    }
+    printf("settings:\n");
+    fflush(stdout);
+    qe_settings_print(&s, stdout);
+    qembed_model_free(model);
+    return fflush(stdout) == 0 ? 0 : 2;
+}

@@ -1,0 +1,66 @@
+/* qembed: the command-line front end. Each command lives in its own file
+ * (commands.h) and uses only the public API. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const char *const usage =
+    "usage: qembed COMMAND [options]\n"
+    "\n"
+    "Text embeddings with Qwen3-Embedding models, in C.\n"
+    "\n"
+    "Commands:\n"
+    "  embed      embed texts (arguments or --input FILE) as JSON, JSONL, .npy or TSV\n"
+    "  tokenize   print the token ids the model sees (or --decode them)\n"
+    "  info       the model's configuration, size, memory, placement and settings\n"
+    "  split      cut a model into segment files for several devices\n"
+    "  serve      run the HTTP embedding service\n"
+    "  bench      measure throughput and latency\n"
+    "\n"
+    "Run 'qembed COMMAND --help' for a command's options. 'qembed --version' prints the version.\n"
+    "Exit status: 0 success, 1 usage error, 2 input or model error.\n";
+
+/* split, serve and bench are built by other parts of the tree; while one is
+ * missing (a partial checkout during development) the binary still links and
+ * says so instead of failing to build. */
+#pragma weak cmd_split
+#pragma weak cmd_serve
+#pragma weak cmd_bench
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int, char **);
+} command;
+
+static const command commands[] = {
+    {"embed", cmd_embed}, {"tokenize", cmd_tokenize}, {"info", cmd_info},
+    {"split", cmd_split}, {"serve", cmd_serve},       {"bench", cmd_bench},
+};
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 1;
+    }
+    const char *c = argv[1];
+    if (!strcmp(c, "-h") || !strcmp(c, "--help") || !strcmp(c, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(c, "--version") || !strcmp(c, "version")) {
+        printf("qembed %s\n", qembed_version());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(c, commands[i].name)) {
+            if (!commands[i].fn) {
+                fprintf(stderr, "qembed: the '%s' command is not built into this binary\n", c);
+                return 1;
+            }
+            return commands[i].fn(argc - 1, argv + 1);
+        }
+    fprintf(stderr, "qembed: unknown command '%s'\n\n", c);
+    fputs(usage, stderr);
+    return 1;
+}
