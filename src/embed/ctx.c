@@ -66,7 +66,12 @@ void qe_ctx_forward(qembed_ctx *c, const int32_t *ids, const size_t *lens, int n
     const qembed_model *m = c->model;
     double t0 = qe_now_ms();
     qe_fwd_begin(&c->st, &m->fw, ids, lens, n_seq);
-    for (int l = 0; l < m->cfg.n_layers; l++) qe_fwd_layer(&c->st, &m->fw, l);
+    /* Segment by segment, as placed. CPU and sim-accel segments both run the
+     * CPU kernels on the host-resident hidden state; a device with its own
+     * memory would take x in and hand it back at its segment's ends. */
+    for (int s = 0; s < m->plan.n_segments; s++)
+        for (int l = m->plan.seg[s].first_layer; l < m->plan.seg[s].end_layer; l++)
+            qe_fwd_layer(&c->st, &m->fw, l);
     qe_fwd_end(&c->st, &m->fw, c->pooled);
     c->n_inference++;
     QE_INFO(&m->log, "inference #%llu completed in %.1f ms (batch=%d, tokens=%d)",

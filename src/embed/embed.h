@@ -16,6 +16,7 @@
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/weights.h"
+#include "plan/plan.h"
 
 /* Most sequences in one forward pass (bounds the pooled-output buffer; a pass
  * of this many sequences already fills the matrix units). */
@@ -31,6 +32,7 @@ struct qembed_model {
     qe_fwd_weights fw;
     qembed_tokenizer *tok;
     char *placement;        /* one line per segment */
+    qe_plan plan;           /* which device runs which layers (src/plan) */
     size_t max_tokens;      /* effective default input limit */
     int32_t eos_id;         /* <|endoftext|> */
     int tokenizer_appends;  /* 1: the tokenizer's post-processor appends eos_id itself */

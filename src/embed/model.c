@@ -8,6 +8,7 @@
 
 #include "embed/embed.h"
 #include "model/resolve.h"
+#include "model/segments.h"
 
 double qe_now_ms(void) {
     struct timespec ts;
@@ -103,14 +104,18 @@ static qembed_status probe_eos(qembed_model *m, qembed_error *err) {
 }
 
 static qembed_status plan_placement(qembed_model *m, qembed_error *err) {
-    /* The CPU runs every layer. (Placement across devices is decided here by
-     * the planner when one is present; the per-layer qe_fwd_layer lets
-     * segments of layers run on different devices.) */
-    uint64_t lb = qe_layer_bytes(&m->cfg, m->cfg.torch_dtype);
-    char line[256];
-    snprintf(line, sizeof line, "segment 0: layers 0-%d on cpu (%llu weight bytes per layer)",
-             m->cfg.n_layers - 1, (unsigned long long)lb);
-    m->placement = strdup(line);
+    /* The planner (src/plan) decides from config sizes and device budgets
+     * alone; weights are counted in their stored dtype (the embedding's,
+     * which qe_weights_bind checks every tensor against). */
+    const qe_tensor *e = qe_checkpoint_find(m->ck, "embed_tokens.weight");
+    qe_dtype dt = e ? e->dtype : m->cfg.torch_dtype;
+    qembed_model_params p = m->params;
+    /* A context plans for at least one input of max_tokens (ctx.c). */
+    if (p.max_batch_tokens < m->max_tokens) p.max_batch_tokens = m->max_tokens;
+    qe_devices devs;
+    QE_TRY(qe_devices_discover(&p, &m->log, &devs, err));
+    QE_TRY(qe_plan_make(&m->cfg, dt, &devs, &p, &m->log, &m->plan, err));
+    m->placement = strdup(m->plan.table);
     QE_FAIL_IF(!m->placement, err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
     return QEMBED_OK;
 }
@@ -162,7 +167,12 @@ static qembed_status load(qembed_model *m, const char *path, qembed_error *err) 
     QE_TRY(probe_eos(m, err));
     m->synthetic = read_synthetic(m->resolved);
 
-    QE_TRY(qe_checkpoint_open_dir(m->resolved, &m->ck, err));
+    /* A split directory (qembed split) is validated segment by segment
+     * (order, ranges, sizes, SHA-256) before any tensor is used. */
+    if (qe_segments_is_split_dir(m->resolved))
+        QE_TRY(qe_segments_open(m->resolved, !p->no_verify, &m->log, &m->ck, NULL, err));
+    else
+        QE_TRY(qe_checkpoint_open_dir(m->resolved, &m->ck, err));
 
     /* ---- plan placement before binding weights ----
      * Nothing has touched a weight page yet: the placement decides which
@@ -193,7 +203,11 @@ qembed_status qembed_model_load(const char *path, const qembed_model_params *par
     snprintf(m->name, sizeof m->name, "%s", path);
 
     qembed_status s = load(m, path, err);
-    if (s == QEMBED_OK && m->params.warmup) s = warmup(m, err);
+    if (s == QEMBED_OK && m->params.warmup) {
+        double tw = qe_now_ms();
+        s = warmup(m, err);
+        if (s == QEMBED_OK) QE_INFO(&m->log, "warm-up inference completed in %.1f ms", qe_now_ms() - tw);
+    }
     if (s != QEMBED_OK) {
         qembed_model_free(m);
         return s;

@@ -52,8 +52,8 @@ static const char *base_name(const char *path) {
 }
 
 int qe_segments_is_split_dir(const char *dir) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s/%s", dir, QE_SPLIT_MANIFEST);
+    char p[4200];
+    snprintf(p, sizeof p, "%.4000s/%s", dir, QE_SPLIT_MANIFEST);
     struct stat st;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }

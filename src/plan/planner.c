@@ -8,10 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/cpu/forward.h"
 #include "model/weights.h"
 #include "plan/plan.h"
 
 #define DEFAULT_MAX_BATCH_TOKENS 16384
+/* Sequences per pass whose pooled outputs a context stages (embed.h's
+ * QE_MAX_SEQ_PER_PASS; repeated here to keep the planner free of the engine). */
+#define QE_PLAN_MAX_SEQ 512
 
 /* One device's activation workspace for T = max_batch_tokens tokens, in
  * bytes. H hidden, Q = n_heads*head_dim, KV = n_kv_heads*head_dim,
@@ -37,6 +41,17 @@ uint64_t qe_plan_workspace_bytes(const qe_config *cfg, size_t max_batch_tokens, 
     uint64_t widest = H > Q ? H : Q;
     if (I > widest) widest = I;
     return 4 * T * (2 * H + Q + 2 * KV + Q + 2 * I) + 2 * T * widest + 4 * P * T + 4 * T * D;
+}
+
+/* The workspace a device needs: what its backend says it allocates. The CPU
+ * and the simulated accelerator run the CPU kernels, whose state is known
+ * exactly (qe_fwd_state_bytes: activations for T tokens, MLP in row chunks)
+ * plus the context's id and pooled-output staging; a GPU has no backend yet,
+ * so the upper-bound formula above stands in for it. */
+static uint64_t device_workspace(qe_device_kind kind, const qe_config *cfg, size_t T, int threads) {
+    if (kind == QE_DEV_CUDA) return qe_plan_workspace_bytes(cfg, T, threads);
+    return qe_fwd_state_bytes(cfg, (int)T, threads) + (uint64_t)T * sizeof(int32_t) +
+           (uint64_t)QE_PLAN_MAX_SEQ * (uint64_t)cfg->hidden_size * sizeof(float);
 }
 
 uint64_t qe_plan_embed_bytes(const qe_config *cfg, qe_dtype dt) {
@@ -129,7 +144,9 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
     const uint64_t eb = qe_plan_embed_bytes(cfg, dt);
     const uint64_t nb = qe_plan_norm_bytes(cfg, dt);
     const size_t T = params->max_batch_tokens ? params->max_batch_tokens : DEFAULT_MAX_BATCH_TOKENS;
-    const uint64_t W = qe_plan_workspace_bytes(cfg, T, threads_for(params));
+    const int threads = threads_for(params);
+    /* Workspace of the preferred device, for the messages. */
+    const uint64_t W = device_workspace(devs->dev[order[0]].kind, cfg, T, threads);
     const uint64_t whole = W + eb + (uint64_t)L * lb + nb;
     char b1[32], b2[32], b3[32], b4[32];
 
@@ -141,7 +158,8 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
     char skipped[512] = "";
     for (int oi = 0; oi < n_order && layer < L; oi++) {
         const qe_device *d = &devs->dev[order[oi]];
-        uint64_t base = W + (layer == 0 ? eb : 0);
+        const uint64_t Wd = device_workspace(d->kind, cfg, T, threads);
+        uint64_t base = Wd + (layer == 0 ? eb : 0);
         uint64_t room = d->budget > base ? d->budget - base : 0;
         int k = 0;
         if (d->budget > base) {
@@ -154,7 +172,7 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
             appendf(skipped, sizeof skipped, "%s%s (budget %s) cannot hold even one layer beside "
                     "its workspace %s%s",
                     skipped[0] ? "; " : "", d->name, qe_fmt_bytes(d->budget, b1, sizeof b1),
-                    qe_fmt_bytes(W, b2, sizeof b2), layer == 0 ? " and the embedding" : "");
+                    qe_fmt_bytes(Wd, b2, sizeof b2), layer == 0 ? " and the embedding" : "");
             continue;
         }
         QE_FAIL_IF(out->n_segments >= QE_MAX_SEGMENTS, err, QEMBED_ERR_INTERNAL,
@@ -168,7 +186,7 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
         s->has_embed = layer == 0;
         s->has_final_norm = layer + k == L;
         s->weight_bytes = (uint64_t)k * lb + (s->has_embed ? eb : 0) + (s->has_final_norm ? nb : 0);
-        s->work_bytes = W;
+        s->work_bytes = Wd;
         layer += k;
     }
 
