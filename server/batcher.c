@@ -1,0 +1,487 @@
+/* The batching thread: the only thread that touches the qembed_ctx.
+ *
+ * Requests are queued as jobs (one unit per input, already tokenized by the
+ * I/O thread). Each round takes the oldest waiting unit first (so nothing
+ * starves), then fills the rest of --max-batch-tokens first-fit from the
+ * following units in arrival order: short inputs that arrive behind a long
+ * one ride along in the same forward pass instead of waiting, and a long input
+ * that does not fit this round is the oldest one next round. The engine costs
+ * what the tokens cost (no padding), so no length sorting is needed beyond
+ * that. Finished jobs go back to their connection with MHD_resume_connection.
+ */
+#include <errno.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* Bounds the work of one selection pass over a long queue. */
+#define QE_SCAN_MAX 16384
+
+void qe_job_free(qe_job *job)
+{
+    if (!job)
+        return;
+    for (size_t i = 0; i < job->n_units; i++)
+        qembed_free(job->units[i].ids);
+    free(job->units);
+    free(job->vecs);
+    free(job);
+}
+
+void qe_job_release(qe_server *srv, qe_job *job)
+{
+    pthread_mutex_lock(&srv->mu);
+    int left = --job->refs;
+    pthread_mutex_unlock(&srv->mu);
+    if (left == 0)
+        qe_job_free(job);
+}
+
+static void list_remove_locked(qe_server *srv, qe_job *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        srv->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        srv->tail = j->prev;
+    j->next = j->prev = NULL;
+}
+
+int qe_enqueue(qe_server *srv, qe_job *job, qe_apierr *e)
+{
+    pthread_mutex_lock(&srv->mu);
+    if (srv->batcher_stop || !srv->batcher_running) {
+        pthread_mutex_unlock(&srv->mu);
+        qe_err_set(e, 503, "server_error", "shutting_down", "Unhealthy", NULL,
+                   "the server is shutting down");
+        return -1;
+    }
+    /* Both bounds keep memory proportional to the limits: ids are held per
+     * queued token, result vectors per queued input (<= tokens). */
+    if (srv->queued_requests + 1 > srv->cfg.max_queue ||
+        (srv->queued_requests > 0 && srv->queued_tokens + job->total_tokens > srv->max_queue_tokens)) {
+        size_t q = srv->queued_requests, t = srv->queued_tokens;
+        pthread_mutex_unlock(&srv->mu);
+        pthread_mutex_lock(&srv->metrics.mu);
+        srv->metrics.rejected_full++;
+        pthread_mutex_unlock(&srv->metrics.mu);
+        qe_err_set(e, 503, "server_error", "queue_full", "Overloaded", NULL,
+                   "the queue is full (%zu requests, %zu tokens waiting; limits --max-queue %zu, "
+                   "--max-queue-tokens %zu): retry later",
+                   q, t, srv->cfg.max_queue, srv->max_queue_tokens);
+        return -1;
+    }
+    job->state = QE_JOB_QUEUED;
+    job->n_untaken = job->n_units;
+    job->n_done = 0;
+    job->prev = srv->tail;
+    job->next = NULL;
+    if (srv->tail)
+        srv->tail->next = job;
+    else
+        srv->head = job;
+    srv->tail = job;
+    srv->queued_requests++;
+    srv->queued_tokens += job->total_tokens;
+    pthread_cond_signal(&srv->cv_work);
+    pthread_mutex_unlock(&srv->mu);
+    return 0;
+}
+
+/* A job leaves the queue: the caller resumes its connection after unlocking
+ * (MHD takes its own locks) and then drops the queue's reference. */
+static void finish_locked(qe_server *srv, qe_job *j, int state)
+{
+    if (j->n_untaken)
+        list_remove_locked(srv, j);
+    j->n_untaken = 0;
+    j->state = state;
+    srv->queued_requests--;
+    srv->queued_tokens -= j->total_tokens;
+    if (srv->queued_requests == 0)
+        pthread_cond_broadcast(&srv->cv_state);
+}
+
+static void resume_and_release(qe_server *srv, qe_job **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        MHD_resume_connection(list[i]->conn);
+        qe_job_release(srv, list[i]);
+    }
+}
+
+typedef struct batch {
+    qe_job **job;        /* (n) owner of each unit */
+    size_t *unit;        /* (n) unit index in its job */
+    const int32_t **ids; /* (n) */
+    size_t *n_ids;       /* (n) */
+    size_t n, cap, tokens;
+    qe_job **done;       /* jobs to resume after this round */
+    size_t n_done, cap_done;
+    float *out;          /* (n, hidden) */
+    size_t out_cap;
+} batch;
+
+static int batch_grow(batch *b)
+{
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    void *p1 = realloc(b->job, cap * sizeof *b->job);
+    if (p1) b->job = p1;
+    void *p2 = realloc(b->unit, cap * sizeof *b->unit);
+    if (p2) b->unit = p2;
+    void *p3 = realloc(b->ids, cap * sizeof *b->ids);
+    if (p3) b->ids = p3;
+    void *p4 = realloc(b->n_ids, cap * sizeof *b->n_ids);
+    if (p4) b->n_ids = p4;
+    if (!p1 || !p2 || !p3 || !p4)
+        return -1;
+    b->cap = cap;
+    return 0;
+}
+
+static int done_push(batch *b, qe_job *j)
+{
+    if (b->n_done == b->cap_done) {
+        size_t cap = b->cap_done ? b->cap_done * 2 : 64;
+        void *p = realloc(b->done, cap * sizeof *b->done);
+        if (!p)
+            return -1;
+        b->done = p;
+        b->cap_done = cap;
+    }
+    b->done[b->n_done++] = j;
+    return 0;
+}
+
+/* Jobs not started before their deadline are answered 504 now. Called with
+ * srv->mu held. */
+static void expire_locked(qe_server *srv, batch *b, double now)
+{
+    qe_job *j = srv->head;
+    while (j) {
+        qe_job *next = j->next;
+        if (!j->started && now > j->deadline && b->n_done < b->cap_done) {
+            qe_err_set(&j->err, 504, "server_error", "timeout", "Backend", NULL,
+                       "the request waited more than --request-timeout %.3g s in the queue",
+                       srv->cfg.request_timeout_s);
+            finish_locked(srv, j, QE_JOB_FAILED);
+            b->done[b->n_done++] = j;
+            pthread_mutex_lock(&srv->metrics.mu);
+            srv->metrics.timeouts++;
+            pthread_mutex_unlock(&srv->metrics.mu);
+        }
+        j = next;
+    }
+}
+
+static size_t pending_tokens_locked(qe_server *srv, size_t cap)
+{
+    size_t t = 0;
+    for (qe_job *j = srv->head; j && t < cap; j = j->next)
+        for (size_t u = 0; u < j->n_units && t < cap; u++)
+            if (!j->units[u].taken)
+                t += j->units[u].n_ids;
+    return t;
+}
+
+/* Oldest unit first, then first-fit in arrival order (see the file comment). */
+static void select_locked(qe_server *srv, batch *b)
+{
+    size_t budget = srv->max_batch_tokens, scanned = 0;
+    b->n = 0;
+    b->tokens = 0;
+    for (qe_job *j = srv->head; j && scanned < QE_SCAN_MAX && b->tokens < budget;) {
+        qe_job *next = j->next;
+        for (size_t u = 0; u < j->n_units && scanned < QE_SCAN_MAX; u++) {
+            qe_unit *un = &j->units[u];
+            if (un->taken)
+                continue;
+            scanned++;
+            if (b->tokens + un->n_ids > budget)
+                continue;
+            if (b->n == b->cap && batch_grow(b) != 0)
+                return;
+            un->taken = 1;
+            j->n_untaken--;
+            j->started = 1;
+            b->job[b->n] = j;
+            b->unit[b->n] = u;
+            b->ids[b->n] = un->ids;
+            b->n_ids[b->n] = un->n_ids;
+            b->n++;
+            b->tokens += un->n_ids;
+            if (b->tokens >= budget)
+                break;
+        }
+        if (j->n_untaken == 0)
+            list_remove_locked(srv, j);
+        j = next;
+    }
+}
+
+/* Slices the pooled vector to the job's dims and normalises it when asked
+ * (Matryoshka: slice, then L2-normalise). Returns 0, or -1 for a non-finite
+ * or zero vector. */
+static int store_vector(qe_job *j, size_t u, const float *v)
+{
+    float *dst = j->vecs + u * (size_t)j->dims;
+    double ss = 0;
+    for (int k = 0; k < j->dims; k++) {
+        if (!isfinite(v[k]))
+            return -1;
+        ss += (double)v[k] * v[k];
+    }
+    if (j->normalize) {
+        if (!(ss > 0))
+            return -1;
+        double inv = 1.0 / sqrt(ss);
+        for (int k = 0; k < j->dims; k++)
+            dst[k] = (float)(v[k] * inv);
+    } else {
+        memcpy(dst, v, (size_t)j->dims * sizeof *dst);
+    }
+    return 0;
+}
+
+static void unit_failed(qe_job *j, size_t u, int status, const char *fmt, const char *detail)
+{
+    if (j->err.status)
+        return; /* keep the first error */
+    qe_err_set(&j->err, status, status >= 500 ? "server_error" : "invalid_request_error", NULL,
+               status >= 500 ? "Backend" : "Validation", "input", fmt, u, detail);
+}
+
+static int status_for(qembed_status s)
+{
+    switch (s) {
+    case QEMBED_ERR_INVALID_ARGUMENT:
+    case QEMBED_ERR_INVALID_UTF8:
+    case QEMBED_ERR_INPUT_TOO_LONG:
+    case QEMBED_ERR_EMPTY_INPUT:
+        return 400;
+    default:
+        return 500;
+    }
+}
+
+static void run_batch(qe_server *srv, qembed_ctx *ctx, batch *b)
+{
+    size_t hidden = (size_t)srv->info.hidden_size;
+    if (b->out_cap < b->n * hidden) {
+        float *p = realloc(b->out, b->n * hidden * sizeof *p);
+        if (!p) {
+            for (size_t i = 0; i < b->n; i++)
+                unit_failed(b->job[i], b->unit[i], 500, "input[%zu]: %s", "out of memory");
+            return;
+        }
+        b->out = p;
+        b->out_cap = b->n * hidden;
+    }
+    qembed_embed_options o = qembed_embed_default_options();
+    o.normalize = 0; /* per-request dims and normalisation are applied in store_vector */
+    o.dims = 0;
+    o.truncate = 0;
+    o.max_tokens = srv->max_tokens;
+    qembed_error err = {0};
+    double t0 = qe_now();
+    qembed_status st = qembed_ctx_embed_tokens(ctx, b->ids, b->n_ids, b->n, &o, b->out, &err);
+    double t1 = qe_now();
+    if (st != QEMBED_OK && b->n > 1) {
+        /* One bad input must not fail its neighbours: redo them one by one. */
+        qe_log(srv, QEMBED_LOG_WARN, "batch of %zu failed (%s); retrying one by one", b->n,
+               err.message);
+        for (size_t i = 0; i < b->n; i++) {
+            qembed_error e1 = {0};
+            qembed_status s1 = qembed_ctx_embed_tokens(ctx, &b->ids[i], &b->n_ids[i], 1, &o,
+                                                       b->out + i * hidden, &e1);
+            if (s1 != QEMBED_OK)
+                unit_failed(b->job[i], b->unit[i], status_for(s1), "input[%zu]: %s", e1.message);
+        }
+        t1 = qe_now();
+    } else if (st != QEMBED_OK) {
+        unit_failed(b->job[0], b->unit[0], status_for(st), "input[%zu]: %s", err.message);
+    }
+    qe_metrics_batch(&srv->metrics, b->n, b->tokens, t1 - t0);
+    for (size_t i = 0; i < b->n; i++) {
+        qe_job *j = b->job[i];
+        if (j->err.status)
+            continue;
+        if (!j->vecs) {
+            j->vecs = malloc(j->n_units * (size_t)j->dims * sizeof *j->vecs);
+            if (!j->vecs) {
+                unit_failed(j, b->unit[i], 500, "input[%zu]: %s", "out of memory for the result");
+                continue;
+            }
+        }
+        if (store_vector(j, b->unit[i], b->out + i * hidden) != 0)
+            unit_failed(j, b->unit[i], 500, "input[%zu]: %s",
+                        "the model produced a non-finite or zero vector");
+    }
+}
+
+static int warm_up(qe_server *srv, qembed_ctx *ctx)
+{
+    qembed_embed_options o = qembed_embed_default_options();
+    o.parse_special = 0;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    qembed_error err = {0};
+    static const char text[] = "qembed warm-up";
+    if (qembed_model_tokenize(srv->model, text, sizeof text - 1, &o, &ids, &n, &err) != QEMBED_OK) {
+        snprintf(srv->warm_err, sizeof srv->warm_err, "warm-up tokenization failed: %s", err.message);
+        return -1;
+    }
+    float *out = malloc((size_t)srv->info.hidden_size * sizeof *out);
+    const int32_t *pid = ids;
+    double t0 = qe_now();
+    qembed_status st = out ? qembed_ctx_embed_tokens(ctx, &pid, &n, 1, &o, out, &err)
+                           : QEMBED_ERR_OUT_OF_MEMORY;
+    double dt = qe_now() - t0;
+    free(out);
+    qembed_free(ids);
+    if (st != QEMBED_OK) {
+        snprintf(srv->warm_err, sizeof srv->warm_err, "warm-up inference failed: %s",
+                 out ? err.message : "out of memory");
+        return -1;
+    }
+    qe_log(srv, QEMBED_LOG_INFO, "warm-up: first inference (%zu tokens) took %.2f ms", n, dt * 1e3);
+    return 0;
+}
+
+static void *batcher_main(void *arg)
+{
+    qe_server *srv = arg;
+    qembed_ctx_params cp = qembed_ctx_default_params();
+    cp.n_threads = srv->cfg.n_threads;
+    cp.max_batch_tokens = srv->max_batch_tokens;
+    qembed_ctx *ctx = NULL;
+    qembed_error err = {0};
+    int ok = 0;
+    if (qembed_ctx_create(srv->model, &cp, &ctx, &err) != QEMBED_OK)
+        snprintf(srv->warm_err, sizeof srv->warm_err, "cannot create the context: %s", err.message);
+    else
+        ok = warm_up(srv, ctx) == 0;
+
+    batch b = {0};
+    /* expire_locked pushes without growing, so keep room for every job. */
+    b.cap_done = srv->cfg.max_queue + 1;
+    b.done = malloc(b.cap_done * sizeof *b.done);
+    if (ok && !b.done) {
+        snprintf(srv->warm_err, sizeof srv->warm_err, "out of memory");
+        ok = 0;
+    }
+
+    pthread_mutex_lock(&srv->mu);
+    srv->warm_state = ok ? 1 : -1;
+    srv->batcher_running = ok;
+    pthread_cond_broadcast(&srv->cv_state);
+    pthread_mutex_unlock(&srv->mu);
+
+    while (ok) {
+        pthread_mutex_lock(&srv->mu);
+        while (!srv->head && !srv->batcher_stop)
+            pthread_cond_wait(&srv->cv_work, &srv->mu);
+        if (!srv->head) {
+            pthread_mutex_unlock(&srv->mu);
+            break;
+        }
+        if (srv->cfg.batch_wait_ms > 0) {
+            /* Optional: let an idle server gather a fuller batch. */
+            double until = qe_now() + srv->cfg.batch_wait_ms * 1e-3;
+            while (!srv->batcher_stop &&
+                   pending_tokens_locked(srv, srv->max_batch_tokens) < srv->max_batch_tokens) {
+                double left = until - qe_now();
+                if (left <= 0)
+                    break;
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                double t = (double)ts.tv_sec + ts.tv_nsec * 1e-9 + left;
+                ts.tv_sec = (time_t)t;
+                ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+                if (pthread_cond_timedwait(&srv->cv_work, &srv->mu, &ts) == ETIMEDOUT)
+                    break;
+            }
+        }
+        b.n_done = 0;
+        expire_locked(srv, &b, qe_now());
+        select_locked(srv, &b);
+        pthread_mutex_unlock(&srv->mu);
+
+        if (b.n) {
+            run_batch(srv, ctx, &b);
+            pthread_mutex_lock(&srv->mu);
+            for (size_t i = 0; i < b.n; i++) {
+                qe_job *j = b.job[i];
+                j->n_done++;
+                if (j->state != QE_JOB_QUEUED)
+                    continue;
+                if (j->err.status)
+                    j->n_done += j->n_untaken; /* its other inputs will not be run */
+                if (j->n_done >= j->n_units) {
+                    finish_locked(srv, j, j->err.status ? QE_JOB_FAILED : QE_JOB_DONE);
+                    if (done_push(&b, j) != 0) {
+                        /* Cannot happen with cap_done = max_queue + 1, but never lose a job. */
+                        pthread_mutex_unlock(&srv->mu);
+                        MHD_resume_connection(j->conn);
+                        qe_job_release(srv, j);
+                        pthread_mutex_lock(&srv->mu);
+                    }
+                }
+            }
+            pthread_mutex_unlock(&srv->mu);
+        }
+        resume_and_release(srv, b.done, b.n_done);
+    }
+
+    free(b.job);
+    free(b.unit);
+    free(b.ids);
+    free(b.n_ids);
+    free(b.done);
+    free(b.out);
+    qembed_ctx_free(ctx);
+    return NULL;
+}
+
+int qe_batcher_start(qe_server *srv, char *err, size_t errlen)
+{
+    srv->warm_state = 0;
+    srv->batcher_stop = 0;
+    if (pthread_create(&srv->batcher, NULL, batcher_main, srv) != 0) {
+        snprintf(err, errlen, "cannot start the batching thread");
+        return -1;
+    }
+    pthread_mutex_lock(&srv->mu);
+    while (srv->warm_state == 0)
+        pthread_cond_wait(&srv->cv_state, &srv->mu);
+    int ok = srv->warm_state == 1;
+    pthread_mutex_unlock(&srv->mu);
+    if (!ok) {
+        pthread_join(srv->batcher, NULL);
+        snprintf(err, errlen, "%s", srv->warm_err);
+        return -1;
+    }
+    return 0;
+}
+
+void qe_batcher_stop(qe_server *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    int running = srv->batcher_running;
+    srv->batcher_stop = 1;
+    pthread_cond_broadcast(&srv->cv_work);
+    pthread_mutex_unlock(&srv->mu);
+    if (running)
+        pthread_join(srv->batcher, NULL);
+    pthread_mutex_lock(&srv->mu);
+    srv->batcher_running = 0;
+    pthread_mutex_unlock(&srv->mu);
+}

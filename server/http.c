@@ -1,0 +1,545 @@
+/* HTTP front end on libmicrohttpd: routing, authentication, body limits, and
+ * the suspend/resume hand-off to the batching thread.
+ *
+ * MHD calls on_request several times per request: once after the headers
+ * (we route, authenticate and check Content-Length, answering early on
+ * error), then once per chunk of body (we copy it, bounded by
+ * --max-body-bytes), then once with no data (the body is complete: we parse,
+ * tokenize and queue, and suspend the connection), and once more after the
+ * batcher resumes it (we send the result). */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+typedef struct qe_req {
+    int ep;
+    double t0;
+    int status;          /* what we answered (for metrics) */
+    int tei;             /* error style */
+    int answered;        /* a response is queued */
+    char *body;
+    size_t len, cap;
+    int too_big;
+    qe_job *job;         /* queued (or refused) embedding job */
+    int enqueued;
+    qe_req_opts ro;
+    qe_apierr err;       /* set when enqueue failed after suspending */
+} qe_req;
+
+void qe_log(qe_server *srv, qembed_log_level lvl, const char *fmt, ...)
+{
+    if (!srv->cfg.log_fn)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    srv->cfg.log_fn(lvl, line, srv->cfg.log_user);
+}
+
+static int route(const char *url)
+{
+    static const struct { const char *path; int ep; } tab[] = {
+        {"/v1/embeddings", QE_EP_EMBEDDINGS}, {"/embeddings", QE_EP_EMBEDDINGS},
+        {"/embed", QE_EP_EMBED},              {"/tokenize", QE_EP_TOKENIZE},
+        {"/health", QE_EP_HEALTH},            {"/v1/models", QE_EP_MODELS},
+        {"/info", QE_EP_INFO},                {"/metrics", QE_EP_METRICS},
+    };
+    for (size_t i = 0; i < sizeof tab / sizeof *tab; i++)
+        if (strcmp(url, tab[i].path) == 0)
+            return tab[i].ep;
+    return QE_EP_OTHER;
+}
+
+static int is_post_ep(int ep)
+{
+    return ep == QE_EP_EMBEDDINGS || ep == QE_EP_EMBED || ep == QE_EP_TOKENIZE;
+}
+
+static enum MHD_Result send_buf(qe_server *srv, struct MHD_Connection *c, qe_req *r, int status,
+                                qe_buf *b, const char *ctype, int retry_after)
+{
+    if (b->oom) {
+        qe_buf_free(b);
+        qe_buf_puts(b, "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
+                       "\"param\":null,\"code\":null}}");
+        status = 500;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(b->len, b->p ? (void *)b->p : (void *)"",
+                                        b->p ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        qe_buf_free(b);
+        return MHD_NO;
+    }
+    b->p = NULL; /* MHD owns it now */
+    qe_buf_free(b);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (retry_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == 405)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, is_post_ep(r->ep) ? "POST" : "GET");
+    if (status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    /* While stopping, close keep-alive connections after this answer so that
+     * clients (and proxies) reconnect to another replica. */
+    if (atomic_load(&srv->stopping))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    r->status = status;
+    r->answered = 1;
+    return ret;
+}
+
+static enum MHD_Result send_json(qe_server *srv, struct MHD_Connection *c, qe_req *r, int status,
+                                 qe_buf *b)
+{
+    return send_buf(srv, c, r, status, b, "application/json", 0);
+}
+
+static enum MHD_Result send_error(qe_server *srv, struct MHD_Connection *c, qe_req *r,
+                                  const qe_apierr *e)
+{
+    qe_buf b = {0};
+    qe_render_error(e, r->tei, &b);
+    if (srv->cfg.log_requests || e->status >= 500)
+        qe_log(srv, e->status >= 500 ? QEMBED_LOG_WARN : QEMBED_LOG_INFO, "%s -> %d: %s",
+               qe_endpoint_names[r->ep], e->status, e->message);
+    return send_buf(srv, c, r, e->status, &b, "application/json", e->status == 503);
+}
+
+static int authorized(qe_server *srv, struct MHD_Connection *c)
+{
+    if (!srv->api_key)
+        return 1;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return 0;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    return qe_secret_equal(srv->api_key, h);
+}
+
+static enum MHD_Result not_ready(qe_server *srv, struct MHD_Connection *c, qe_req *r)
+{
+    qe_apierr e;
+    if (atomic_load(&srv->stopping))
+        qe_err_set(&e, 503, "server_error", "shutting_down", "Unhealthy", NULL,
+                   "the server is shutting down");
+    else
+        qe_err_set(&e, 503, "server_error", "loading", "Unhealthy", NULL,
+                   "the model is still loading; retry when GET /health answers 200");
+    return send_error(srv, c, r, &e);
+}
+
+/* The body is complete: answer what needs no model, or queue the job. */
+static enum MHD_Result dispatch(qe_server *srv, struct MHD_Connection *c, qe_req *r)
+{
+    qe_apierr e = {0};
+    qe_buf b = {0};
+    switch (r->ep) {
+    case QE_EP_HEALTH: {
+        int ok = atomic_load(&srv->ready) && !atomic_load(&srv->stopping);
+        qe_buf_puts(&b, ok ? "{\"status\":\"ok\"}"
+                           : atomic_load(&srv->stopping) ? "{\"status\":\"stopping\"}"
+                                                         : "{\"status\":\"loading\"}");
+        return send_buf(srv, c, r, ok ? 200 : 503, &b, "application/json", !ok);
+    }
+    case QE_EP_METRICS:
+        qe_metrics_render(srv, &b);
+        return send_buf(srv, c, r, 200, &b, "text/plain; version=0.0.4; charset=utf-8", 0);
+    default:
+        break;
+    }
+    if (!atomic_load(&srv->ready))
+        return not_ready(srv, c, r);
+    switch (r->ep) {
+    case QE_EP_MODELS:
+        qe_render_models(srv, &b);
+        return send_json(srv, c, r, 200, &b);
+    case QE_EP_INFO:
+        qe_render_info(srv, &b);
+        return send_json(srv, c, r, 200, &b);
+    case QE_EP_TOKENIZE:
+        if (qe_handle_tokenize(srv, r->body, r->len, &b, &e) != 0) {
+            qe_buf_free(&b);
+            return send_error(srv, c, r, &e);
+        }
+        return send_json(srv, c, r, 200, &b);
+    case QE_EP_EMBEDDINGS:
+    case QE_EP_EMBED:
+        break;
+    default:
+        qe_err_set(&e, 500, "server_error", NULL, "Backend", NULL, "unroutable request");
+        return send_error(srv, c, r, &e);
+    }
+    qe_job *job = NULL;
+    if (qe_parse_embed_request(srv, r->ep == QE_EP_EMBED, r->body, r->len, &job, &r->ro, &e) != 0)
+        return send_error(srv, c, r, &e);
+    /* The body is no longer needed while the job waits. */
+    free(r->body);
+    r->body = NULL;
+    r->len = r->cap = 0;
+    job->conn = c;
+    job->refs = 2; /* this request + the queue */
+    job->deadline = r->t0 + srv->cfg.request_timeout_s;
+    r->job = job;
+    /* Suspend before queueing: the batcher may resume the connection as soon
+     * as the job is in the queue. */
+    MHD_suspend_connection(c);
+    if (qe_enqueue(srv, job, &r->err) != 0) {
+        job->refs = 1;
+        r->enqueued = 0;
+        MHD_resume_connection(c);
+        return MHD_YES;
+    }
+    r->enqueued = 1;
+    return MHD_YES;
+}
+
+static enum MHD_Result on_resumed(qe_server *srv, struct MHD_Connection *c, qe_req *r)
+{
+    qe_job *job = r->job;
+    if (!r->enqueued)
+        return send_error(srv, c, r, &r->err);
+    pthread_mutex_lock(&srv->mu);
+    int state = job->state;
+    pthread_mutex_unlock(&srv->mu);
+    if (state == QE_JOB_QUEUED) {
+        /* Not ours to answer yet (spurious resume): wait again. */
+        MHD_suspend_connection(c);
+        return MHD_YES;
+    }
+    if (state == QE_JOB_FAILED)
+        return send_error(srv, c, r, &job->err);
+    qe_buf b = {0};
+    qe_render_embed_response(srv, job, &r->ro, &b);
+    if (srv->cfg.log_requests)
+        qe_log(srv, QEMBED_LOG_INFO, "%s -> 200: %zu input(s), %zu tokens, %.1f ms",
+               qe_endpoint_names[r->ep], job->n_units, job->total_tokens, (qe_now() - r->t0) * 1e3);
+    return send_json(srv, c, r, 200, &b);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
+{
+    qe_server *srv = cls;
+    qe_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        atomic_fetch_add(&srv->inflight, 1);
+        r->t0 = qe_now();
+        r->ep = route(url);
+        r->tei = r->ep == QE_EP_EMBED || r->ep == QE_EP_TOKENIZE;
+        qe_apierr e = {0};
+        int is_post = strcmp(method, "POST") == 0;
+        int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+        if (r->ep == QE_EP_OTHER) {
+            qe_err_set(&e, 404, "invalid_request_error", "unknown_url", "Validation", NULL,
+                       "no such endpoint: %s %.200s", method, url);
+        } else if (is_post_ep(r->ep) ? !is_post : !is_get) {
+            qe_err_set(&e, 405, "invalid_request_error", "method_not_allowed", "Validation", NULL,
+                       "%s %.200s is not allowed; use %s", method, url,
+                       is_post_ep(r->ep) ? "POST" : "GET");
+        } else if (r->ep != QE_EP_HEALTH && !authorized(srv, c)) {
+            qe_err_set(&e, 401, "invalid_request_error", "invalid_api_key", "Unauthorized", NULL,
+                       "missing or wrong API key: send the header 'Authorization: Bearer <key>'");
+        } else {
+            const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+            if (cl && strtoull(cl, NULL, 10) > srv->cfg.max_body_bytes)
+                qe_err_set(&e, 413, "invalid_request_error", "request_too_large", "Validation", NULL,
+                           "the body has %s bytes; the limit is %zu (--max-body-bytes)", cl,
+                           srv->cfg.max_body_bytes);
+        }
+        if (e.status)
+            return send_error(srv, c, r, &e); /* MHD drops the unread body and closes */
+        return MHD_YES;
+    }
+    if (r->answered) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (r->too_big || r->len + n > srv->cfg.max_body_bytes) {
+            /* Chunked bodies have no Content-Length: drop the rest as it comes. */
+            r->too_big = 1;
+            free(r->body);
+            r->body = NULL;
+            return MHD_YES;
+        }
+        if (r->len + n > r->cap) {
+            size_t cap = r->cap ? r->cap : 4096;
+            while (cap < r->len + n)
+                cap *= 2;
+            if (cap > srv->cfg.max_body_bytes)
+                cap = srv->cfg.max_body_bytes;
+            char *p = realloc(r->body, cap);
+            if (!p)
+                return MHD_NO;
+            r->body = p;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload_data, n);
+        r->len += n;
+        return MHD_YES;
+    }
+    if (r->job)
+        return on_resumed(srv, c, r);
+    if (r->too_big) {
+        qe_apierr e;
+        qe_err_set(&e, 413, "invalid_request_error", "request_too_large", "Validation", NULL,
+                   "the body is larger than %zu bytes (--max-body-bytes)", srv->cfg.max_body_bytes);
+        return send_error(srv, c, r, &e);
+    }
+    return dispatch(srv, c, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    qe_server *srv = cls;
+    qe_req *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    if (r->status)
+        qe_metrics_request(&srv->metrics, r->ep, r->status, qe_now() - r->t0);
+    if (r->job)
+        qe_job_release(srv, r->job);
+    free(r->body);
+    free(r);
+    atomic_fetch_sub(&srv->inflight, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    qe_server *srv = cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = 0;
+    qe_log(srv, QEMBED_LOG_DEBUG, "microhttpd: %s", line);
+}
+
+/* ---- life cycle ---- */
+
+void qe_server_default_config(qe_server_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+    cfg->port = 8080;
+    cfg->http_threads = 2;
+    cfg->max_connections = 1024;
+    cfg->max_body_bytes = 8u << 20;
+    cfg->max_inputs = 2048;
+    cfg->max_queue = 256;
+    cfg->request_timeout_s = 60;
+}
+
+static char *dup_or_null(const char *s) { return s && s[0] ? strdup(s) : NULL; }
+
+int qe_server_create(const qe_server_config *cfg, qe_server **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (cfg->max_inputs == 0 || cfg->max_queue == 0 || cfg->max_body_bytes == 0 ||
+        cfg->request_timeout_s <= 0 || cfg->http_threads < 1) {
+        snprintf(err, errlen, "invalid server limits (max_inputs, max_queue, max_body_bytes, "
+                 "request_timeout and http_threads must be positive)");
+        return -1;
+    }
+    qe_server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    srv->cfg = *cfg;
+    srv->host = strdup(cfg->host ? cfg->host : "127.0.0.1");
+    srv->api_key = dup_or_null(cfg->api_key);
+    srv->served_name = dup_or_null(cfg->served_model_name);
+    srv->default_instruction = dup_or_null(cfg->default_instruction);
+    srv->cfg.host = srv->host;
+    srv->cfg.api_key = srv->api_key;
+    srv->cfg.default_instruction = srv->default_instruction;
+    srv->cfg.served_model_name = NULL;
+    pthread_mutex_init(&srv->mu, NULL);
+    pthread_cond_init(&srv->cv_work, NULL);
+    pthread_cond_init(&srv->cv_state, NULL);
+    qe_metrics_init(&srv->metrics);
+    srv->started_at = (double)time(NULL);
+    *out = srv;
+    return 0;
+}
+
+int qe_server_start(qe_server *srv, char *err, size_t errlen)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    char port[16];
+    snprintf(port, sizeof port, "%d", srv->cfg.port);
+    int gai = getaddrinfo(srv->host, port, &hints, &ai);
+    if (gai != 0 || !ai) {
+        snprintf(err, errlen, "--host %s: %s", srv->host, gai_strerror(gai));
+        return -1;
+    }
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg.http_threads,
+        MHD_OPTION_CONNECTION_LIMIT, srv->cfg.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!srv->daemon) {
+        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not available?)", srv->host,
+                 srv->cfg.port);
+        return -1;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = di ? di->port : srv->cfg.port;
+    qe_log(srv, QEMBED_LOG_INFO, "listening on http://%s:%d (%d HTTP threads)", srv->host, srv->port,
+           srv->cfg.http_threads);
+    return 0;
+}
+
+int qe_server_port(const qe_server *srv) { return srv->port; }
+
+int qe_server_attach_model(qe_server *srv, const qembed_model *model, char *err, size_t errlen)
+{
+    srv->model = model;
+    srv->tok = qembed_model_tokenizer(model);
+    qembed_model_get_info(model, &srv->info);
+    if (!srv->tok || srv->info.hidden_size <= 0) {
+        snprintf(err, errlen, "the model has no tokenizer or no hidden size");
+        return -1;
+    }
+    srv->eos_id = qembed_tokenizer_token_to_id(srv->tok, "<|endoftext|>");
+    srv->n_vocab = qembed_tokenizer_n_vocab(srv->tok);
+    if (srv->info.vocab_size > 0 && (size_t)srv->info.vocab_size < srv->n_vocab)
+        srv->n_vocab = (size_t)srv->info.vocab_size; /* ids past the embedding table are invalid */
+    srv->max_batch_tokens = srv->cfg.max_batch_tokens ? srv->cfg.max_batch_tokens : 16384;
+    srv->max_tokens = srv->cfg.max_tokens ? srv->cfg.max_tokens : srv->info.max_tokens;
+    if (srv->max_tokens == 0)
+        srv->max_tokens = 8192;
+    if (srv->max_tokens > srv->max_batch_tokens) {
+        /* One input must fit one forward pass. */
+        qe_log(srv, QEMBED_LOG_WARN, "--max-tokens %zu lowered to --max-batch-tokens %zu",
+               srv->max_tokens, srv->max_batch_tokens);
+        srv->max_tokens = srv->max_batch_tokens;
+    }
+    srv->max_queue_tokens = srv->cfg.max_queue_tokens ? srv->cfg.max_queue_tokens
+                                                      : 4 * srv->max_batch_tokens;
+    if (!srv->served_name) {
+        srv->served_name = strdup(srv->info.name[0] ? srv->info.name : "qembed");
+        if (!srv->served_name) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    qe_load_prompts(srv);
+    if (qe_batcher_start(srv, err, errlen) != 0)
+        return -1;
+    atomic_store(&srv->ready, 1);
+    qe_log(srv, QEMBED_LOG_INFO, "ready: model %s, hidden %d, max tokens %zu, max batch tokens %zu",
+           srv->served_name, srv->info.hidden_size, srv->max_tokens, srv->max_batch_tokens);
+    return 0;
+}
+
+void qe_server_shutdown(qe_server *srv, double grace_s)
+{
+    if (atomic_exchange(&srv->stopping, 1))
+        return;
+    qe_log(srv, QEMBED_LOG_INFO, "shutting down: no new connections; finishing %ld request(s)",
+           atomic_load(&srv->inflight));
+    MHD_socket lfd = MHD_INVALID_SOCKET;
+    if (srv->daemon) {
+        lfd = MHD_quiesce_daemon(srv->daemon);
+        /* MHD stops polling the socket but keeps it open until stop; shutting
+         * down its read side makes the kernel refuse new connections now
+         * instead of queueing them in the backlog. */
+        if (lfd != MHD_INVALID_SOCKET)
+            shutdown(lfd, SHUT_RDWR);
+        /* Everything begun must end: queued jobs, forward passes, uploads. A
+         * request counts from its headers; requests on kept-alive connections
+         * are still served (their responses carry Connection: close). */
+        double until = qe_now() + grace_s;
+        int quiet = 0;
+        while (qe_now() < until) {
+            if (atomic_load(&srv->inflight) == 0) {
+                if (++quiet >= 5) /* stays at zero for 50 ms */
+                    break;
+            } else {
+                quiet = 0;
+            }
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        long left = atomic_load(&srv->inflight);
+        if (left) {
+            qe_log(srv, QEMBED_LOG_WARN, "%ld request(s) still open after %.0f s; closing them", left,
+                   grace_s);
+            /* The batcher drains whatever is queued before it exits, so no
+             * job is left pointing at a connection MHD is about to free. */
+            qe_batcher_stop(srv);
+            for (int i = 0; i < 100 && atomic_load(&srv->inflight); i++) {
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        MHD_stop_daemon(srv->daemon);
+        srv->daemon = NULL;
+        if (lfd != MHD_INVALID_SOCKET)
+            close(lfd);
+    }
+    qe_batcher_stop(srv);
+    atomic_store(&srv->ready, 0);
+    qe_log(srv, QEMBED_LOG_INFO, "stopped");
+}
+
+void qe_server_free(qe_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->daemon) {
+        MHD_stop_daemon(srv->daemon);
+        srv->daemon = NULL;
+    }
+    qe_batcher_stop(srv);
+    qe_free_prompts(srv);
+    qe_metrics_destroy(&srv->metrics);
+    pthread_cond_destroy(&srv->cv_work);
+    pthread_cond_destroy(&srv->cv_state);
+    pthread_mutex_destroy(&srv->mu);
+    free(srv->host);
+    free(srv->api_key);
+    free(srv->served_name);
+    free(srv->default_instruction);
+    free(srv);
+}

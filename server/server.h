@@ -1,0 +1,74 @@
+/* qembed serve: the HTTP embedding service (OpenAI- and TEI-compatible).
+ *
+ * Shape (as in h2o / redis): libmicrohttpd's I/O threads only read, parse,
+ * validate and tokenize requests, then queue them; ONE batching thread owns the
+ * qembed_ctx and runs every forward pass; a finished request goes back to its
+ * connection by message (MHD suspend / resume). No globals: everything lives in
+ * a qe_server.
+ *
+ * Life cycle:
+ *   qe_server_create -> qe_server_start (listening; /health answers 503)
+ *   -> qe_server_attach_model (batcher starts, warms up, then /health 200)
+ *   -> qe_server_shutdown (stop accepting, answer every accepted request)
+ *   -> qe_server_free.
+ * The server never exits the process and never prints: it logs through
+ * config.log_fn. */
+#ifndef QE_SERVER_H
+#define QE_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qembed.h"
+
+typedef struct qe_server_config {
+    const char *host;            /* bind address; default "127.0.0.1" */
+    int port;                    /* default 8080; 0: any free port (see qe_server_port) */
+    int http_threads;            /* MHD thread-pool size; default 2 */
+    unsigned max_connections;    /* default 1024 */
+    const char *api_key;         /* NULL/"" : no authentication */
+    const char *served_model_name; /* name reported in responses; NULL: model path */
+    const char *default_instruction; /* NULL: none */
+    size_t max_body_bytes;       /* 413 above; default 8 MiB */
+    size_t max_inputs;           /* inputs per request; default 2048 */
+    size_t max_tokens;           /* tokens per input (with <|endoftext|>); 0: the model's */
+    size_t max_batch_tokens;     /* tokens per forward pass; 0: the model's (16384) */
+    size_t max_queue;            /* requests accepted and not yet answered; default 256 */
+    size_t max_queue_tokens;     /* tokens of those; 0: 4 * max_batch_tokens */
+    double request_timeout_s;    /* 504 when a request waited longer; default 60 */
+    double batch_wait_ms;        /* how long an idle batcher waits for more requests; default 0 */
+    int parse_special;           /* 1: "<|endoftext|>" in user text is the special token; default 0 */
+    int n_threads;               /* ctx threads; 0: the model's */
+    qembed_log_fn log_fn;
+    void *log_user;
+    int log_requests;            /* 1: one INFO line per request */
+} qe_server_config;
+
+typedef struct qe_server qe_server;
+
+void qe_server_default_config(qe_server_config *cfg);
+
+/* Copies what it needs from cfg. Returns 0, or -1 with a message in err. */
+int qe_server_create(const qe_server_config *cfg, qe_server **out, char *err, size_t errlen);
+
+/* Binds and starts the HTTP threads. Until a model is attached every endpoint
+ * but /health, /metrics answers 503. */
+int qe_server_start(qe_server *srv, char *err, size_t errlen);
+
+/* The port actually bound (useful with port 0). */
+int qe_server_port(const qe_server *srv);
+
+/* Hands the model to the server (the caller keeps ownership and frees it after
+ * qe_server_free). Creates the ctx and warms up on the batching thread; returns
+ * once the server is ready (0) or the warm-up failed (-1, message in err). */
+int qe_server_attach_model(qe_server *srv, const qembed_model *model, char *err, size_t errlen);
+
+/* Graceful stop: stops accepting connections, answers every request already
+ * accepted (in the queue, in a forward pass or still uploading), then stops
+ * the HTTP threads and the batcher. Waits at most `grace_s` seconds for the
+ * in-flight requests. Safe to call once from any thread but the server's own. */
+void qe_server_shutdown(qe_server *srv, double grace_s);
+
+void qe_server_free(qe_server *srv);
+
+#endif

@@ -1,0 +1,208 @@
+/* Small helpers for the server: byte buffers, JSON output, UTF-8 checks. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+void qe_buf_reserve(qe_buf *b, size_t extra)
+{
+    if (b->oom)
+        return;
+    if (b->len + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = 1;
+        return;
+    }
+    b->p = p;
+    b->cap = cap;
+}
+
+void qe_buf_put(qe_buf *b, const void *s, size_t n)
+{
+    qe_buf_reserve(b, n);
+    if (b->oom)
+        return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+void qe_buf_puts(qe_buf *b, const char *s) { qe_buf_put(b, s, strlen(s)); }
+
+void qe_buf_printf(qe_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[256];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof tmp) {
+        qe_buf_put(b, tmp, (size_t)n);
+        return;
+    }
+    qe_buf_reserve(b, (size_t)n);
+    if (b->oom)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+/* The text is already valid UTF-8 (checked at parse time); only JSON's
+ * mandatory escapes are applied. */
+void qe_buf_json_str(qe_buf *b, const char *s, size_t n)
+{
+    qe_buf_reserve(b, n + 2);
+    qe_buf_put(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        qe_buf_put(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"': qe_buf_put(b, "\\\"", 2); break;
+        case '\\': qe_buf_put(b, "\\\\", 2); break;
+        case '\n': qe_buf_put(b, "\\n", 2); break;
+        case '\r': qe_buf_put(b, "\\r", 2); break;
+        case '\t': qe_buf_put(b, "\\t", 2); break;
+        default: qe_buf_printf(b, "\\u%04x", c); break;
+        }
+    }
+    qe_buf_put(b, s + run, n - run);
+    qe_buf_put(b, "\"", 1);
+}
+
+/* %.9g round-trips every float32; JSON has no NaN/Inf, and the batcher never
+ * lets a non-finite vector through, but print 0 rather than invalid JSON. */
+void qe_buf_float(qe_buf *b, float v)
+{
+    char tmp[32];
+    if (!isfinite(v)) {
+        qe_buf_put(b, "0", 1);
+        return;
+    }
+    int n = snprintf(tmp, sizeof tmp, "%.9g", (double)v);
+    qe_buf_put(b, tmp, (size_t)n);
+}
+
+void qe_buf_base64(qe_buf *b, const void *data, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *s = data;
+    qe_buf_reserve(b, (n + 2) / 3 * 4);
+    if (b->oom)
+        return;
+    char *o = b->p + b->len;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+        *o++ = tab[v >> 18];
+        *o++ = tab[(v >> 12) & 63];
+        *o++ = tab[(v >> 6) & 63];
+        *o++ = tab[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)s[i] << 16;
+        *o++ = tab[v >> 18];
+        *o++ = tab[(v >> 12) & 63];
+        *o++ = '=';
+        *o++ = '=';
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8;
+        *o++ = tab[v >> 18];
+        *o++ = tab[(v >> 12) & 63];
+        *o++ = tab[(v >> 6) & 63];
+        *o++ = '=';
+    }
+    b->len = (size_t)(o - b->p);
+    b->p[b->len] = 0;
+}
+
+void qe_buf_free(qe_buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+long qe_utf8_invalid_at(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        unsigned cp, min;
+        if ((c & 0xE0) == 0xC0) {
+            need = 1; cp = c & 0x1F; min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            need = 2; cp = c & 0x0F; min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            need = 3; cp = c & 0x07; min = 0x10000;
+        } else {
+            return (long)i;
+        }
+        if (i + need >= n)
+            return (long)i; /* truncated sequence */
+        for (size_t k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return (long)i;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return (long)i;
+        i += need + 1;
+    }
+    return -1;
+}
+
+double qe_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Runs over every byte of `expected` whatever `given` is, so the time taken
+ * does not tell an attacker how many leading bytes were right. */
+int qe_secret_equal(const char *expected, const char *given)
+{
+    size_t le = strlen(expected), lg = strlen(given);
+    unsigned diff = (unsigned)(le ^ lg);
+    for (size_t i = 0; i < le; i++) {
+        unsigned char g = lg ? (unsigned char)given[i % lg] : 0;
+        diff |= (unsigned)((unsigned char)expected[i] ^ g);
+    }
+    return diff == 0;
+}
+
+void qe_err_set(qe_apierr *e, int status, const char *type, const char *code, const char *tei_type,
+                const char *param, const char *fmt, ...)
+{
+    e->status = status;
+    e->type = type;
+    e->code = code;
+    e->tei_type = tei_type;
+    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+}

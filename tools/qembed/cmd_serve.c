@@ -1,0 +1,263 @@
+/* qembed serve: the HTTP embedding service (see server/server.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "commands.h"
+#include "server.h"
+
+static const char serve_help[] =
+    "usage: qembed serve [options]\n"
+    "\n"
+    "Serves embeddings over HTTP: POST /v1/embeddings (OpenAI), POST /embed and\n"
+    "POST /tokenize (Hugging Face TEI), GET /health, /v1/models, /info, /metrics.\n"
+    "Requests that arrive together are batched into one forward pass.\n"
+    "\n"
+    "Listening:\n"
+    "  --host ADDR              bind address (default 127.0.0.1; 0.0.0.0 to expose it)\n"
+    "  --port N                 TCP port (default 8080; 0: any free port)\n"
+    "  --port-file PATH         write the bound port to PATH once listening\n"
+    "  --http-threads N         HTTP I/O threads (default 2)\n"
+    "  --max-connections N      open connections at most (default 1024)\n"
+    "  --api-key KEY            require 'Authorization: Bearer KEY' on every endpoint but\n"
+    "                           /health (default: $QEMBED_API_KEY; unset: no key)\n"
+    "Requests:\n"
+    "  --served-model-name NAME the model name in responses and /v1/models (default: -m)\n"
+    "  --instruction TEXT       default query instruction: texts become\n"
+    "                           'Instruct: TEXT\\nQuery:{text}' unless a request says otherwise\n"
+    "  --parse-special          treat special-token strings in user text ('<|endoftext|>')\n"
+    "                           as special tokens (default: plain text)\n"
+    "Limits:\n"
+    "  --max-body-bytes N       request body size (default 8M; larger: 413)\n"
+    "  --max-inputs N           inputs per request (default 2048; more: 413)\n"
+    "  --max-tokens N           tokens per input, <|endoftext|> included (default: the\n"
+    "                           model's, at most --max-batch-tokens; more: 400 unless the\n"
+    "                           request sets \"truncate\": true)\n"
+    "  --max-queue N            requests accepted and not yet answered (default 256;\n"
+    "                           more: 503 with Retry-After)\n"
+    "  --max-queue-tokens N     tokens of those requests (default 4 x --max-batch-tokens)\n"
+    "  --request-timeout S      answer 504 when a request waited S seconds in the queue\n"
+    "                           without starting (default 60)\n"
+    "  --batch-wait-ms MS       let an idle batcher wait MS for more requests to fill a\n"
+    "                           batch (default 0: run at once; batches form while busy)\n"
+    "  --shutdown-grace S       on SIGTERM/SIGINT wait at most S seconds for accepted\n"
+    "                           requests to finish (default 120)\n"
+    "  --log-requests           one log line per request\n";
+
+typedef struct serve_log {
+    qembed_log_level min;
+} serve_log;
+
+static void log_stderr(qembed_log_level lvl, const char *line, void *user)
+{
+    const serve_log *l = user;
+    if (lvl < l->min)
+        return;
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ qembed serve %s: %s\n", tm.tm_year + 1900,
+            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+            names[lvl <= QEMBED_LOG_ERROR ? lvl : QEMBED_LOG_ERROR], line);
+}
+
+static int parse_size(const char *flag, const char *v, size_t *out)
+{
+    uint64_t x;
+    if (!v || qe_parse_bytes(v, &x) != 0) {
+        fprintf(stderr, "qembed serve: %s needs a number (K/M/G suffixes allowed), got '%s'\n", flag,
+                v ? v : "");
+        return -1;
+    }
+    *out = (size_t)x;
+    return 0;
+}
+
+static int parse_double(const char *flag, const char *v, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double d = v ? strtod(v, &end) : 0;
+    if (!v || !*v || *end || errno || d < 0) {
+        fprintf(stderr, "qembed serve: %s needs a non-negative number, got '%s'\n", flag, v ? v : "");
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    qe_settings s;
+    qe_settings_init(&s);
+    qe_server_config cfg;
+    qe_server_default_config(&cfg);
+    const char *env_key = getenv("QEMBED_API_KEY");
+    if (env_key && env_key[0])
+        cfg.api_key = env_key;
+    const char *port_file = NULL;
+    double grace = 120;
+
+    for (int i = 1; i < argc; i++) {
+        int sh = qe_settings_flag(&s, argc, argv, &i);
+        if (sh < 0)
+            return 1;
+        if (sh > 0)
+            continue;
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        size_t z;
+        double d;
+#define NEED_VALUE()                                                           \
+    do {                                                                       \
+        if (!v) {                                                              \
+            fprintf(stderr, "qembed serve: %s needs a value\n", a);            \
+            return 1;                                                          \
+        }                                                                      \
+        i++;                                                                   \
+    } while (0)
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(serve_help, stdout);
+            fputs("\nShared options:\n", stdout);
+            fputs(qe_settings_help, stdout);
+            return 0;
+        } else if (strcmp(a, "--host") == 0) {
+            NEED_VALUE();
+            cfg.host = v;
+        } else if (strcmp(a, "--port") == 0) {
+            NEED_VALUE();
+            char *end;
+            long p = strtol(v, &end, 10);
+            if (*end || p < 0 || p > 65535) {
+                fprintf(stderr, "qembed serve: --port needs 0..65535, got '%s'\n", v);
+                return 1;
+            }
+            cfg.port = (int)p;
+        } else if (strcmp(a, "--port-file") == 0) {
+            NEED_VALUE();
+            port_file = v;
+        } else if (strcmp(a, "--api-key") == 0) {
+            NEED_VALUE();
+            cfg.api_key = v;
+        } else if (strcmp(a, "--served-model-name") == 0) {
+            NEED_VALUE();
+            cfg.served_model_name = v;
+        } else if (strcmp(a, "--instruction") == 0) {
+            NEED_VALUE();
+            cfg.default_instruction = v;
+        } else if (strcmp(a, "--parse-special") == 0) {
+            cfg.parse_special = 1;
+        } else if (strcmp(a, "--log-requests") == 0) {
+            cfg.log_requests = 1;
+        } else if (strcmp(a, "--http-threads") == 0 || strcmp(a, "--max-connections") == 0 ||
+                   strcmp(a, "--max-body-bytes") == 0 || strcmp(a, "--max-inputs") == 0 ||
+                   strcmp(a, "--max-tokens") == 0 || strcmp(a, "--max-queue") == 0 ||
+                   strcmp(a, "--max-queue-tokens") == 0) {
+            NEED_VALUE();
+            if (parse_size(a, v, &z) != 0)
+                return 1;
+            if (z == 0 && strcmp(a, "--max-tokens") != 0) {
+                fprintf(stderr, "qembed serve: %s must be positive\n", a);
+                return 1;
+            }
+            if (strcmp(a, "--http-threads") == 0)
+                cfg.http_threads = z > 256 ? 256 : (int)z;
+            else if (strcmp(a, "--max-connections") == 0)
+                cfg.max_connections = (unsigned)z;
+            else if (strcmp(a, "--max-body-bytes") == 0)
+                cfg.max_body_bytes = z;
+            else if (strcmp(a, "--max-inputs") == 0)
+                cfg.max_inputs = z;
+            else if (strcmp(a, "--max-tokens") == 0)
+                cfg.max_tokens = z;
+            else if (strcmp(a, "--max-queue") == 0)
+                cfg.max_queue = z;
+            else
+                cfg.max_queue_tokens = z;
+        } else if (strcmp(a, "--request-timeout") == 0 || strcmp(a, "--batch-wait-ms") == 0 ||
+                   strcmp(a, "--shutdown-grace") == 0) {
+            NEED_VALUE();
+            if (parse_double(a, v, &d) != 0)
+                return 1;
+            if (strcmp(a, "--request-timeout") == 0) {
+                if (d <= 0) {
+                    fprintf(stderr, "qembed serve: --request-timeout must be positive\n");
+                    return 1;
+                }
+                cfg.request_timeout_s = d;
+            } else if (strcmp(a, "--batch-wait-ms") == 0) {
+                cfg.batch_wait_ms = d;
+            } else {
+                grace = d;
+            }
+        } else {
+            fprintf(stderr, "qembed serve: unknown option '%s' (see qembed serve --help)\n", a);
+            return 1;
+        }
+#undef NEED_VALUE
+    }
+
+    serve_log lg = {s.verbose ? QEMBED_LOG_DEBUG : s.quiet ? QEMBED_LOG_WARN : QEMBED_LOG_INFO};
+    cfg.log_fn = log_stderr;
+    cfg.log_user = &lg;
+    cfg.max_batch_tokens = s.max_batch_tokens;
+    cfg.n_threads = s.n_threads;
+
+    /* Signals: every thread created from here on inherits this mask, and the
+     * main thread takes SIGINT/SIGTERM with sigwait once the server runs (a
+     * signal during the model load waits until it is loaded). */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[600];
+    qe_server *srv = NULL;
+    if (qe_server_create(&cfg, &srv, err, sizeof err) != 0 || qe_server_start(srv, err, sizeof err) != 0) {
+        fprintf(stderr, "qembed serve: %s\n", err);
+        qe_server_free(srv);
+        return 2;
+    }
+    if (port_file) {
+        FILE *f = fopen(port_file, "w");
+        if (!f || fprintf(f, "%d\n", qe_server_port(srv)) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "qembed serve: cannot write --port-file %s\n", port_file);
+            qe_server_free(srv);
+            return 2;
+        }
+    }
+
+    qembed_model_params mp = qe_settings_model_params(&s);
+    if (cfg.max_tokens)
+        mp.max_tokens = cfg.max_tokens;
+    qembed_model *model = qe_settings_load_model(&s, &mp);
+    if (!model) {
+        qe_server_shutdown(srv, 0);
+        qe_server_free(srv);
+        return 2;
+    }
+    if (qe_server_attach_model(srv, model, err, sizeof err) != 0) {
+        fprintf(stderr, "qembed serve: %s\n", err);
+        qe_server_shutdown(srv, 0);
+        qe_server_free(srv);
+        qembed_model_free(model);
+        return 2;
+    }
+
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    log_stderr(QEMBED_LOG_INFO, sig == SIGTERM ? "SIGTERM received" : "SIGINT received", &lg);
+    qe_server_shutdown(srv, grace);
+    qe_server_free(srv);
+    qembed_model_free(model);
+    return 0;
+}
