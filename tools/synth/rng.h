@@ -31,8 +31,9 @@ static inline uint64_t qs_fnv1a(const char *s) {
  * doubles). out[0], out[1] = values 2j, 2j+1 of the stream. */
 static inline void qs_normal_pair(uint64_t key, uint64_t j, float out[2]) {
     uint64_t r = qs_splitmix(key, j);
-    float u1 = (float)((r >> 40) + 1) * (1.0f / 16777216.0f); /* (0, 1] */
-    float u2 = (float)((r >> 16) & 0xFFFFFF) * (1.0f / 16777216.0f); /* [0, 1) */
+    /* via int32: exact, and cheaper than converting an unsigned 64-bit value */
+    float u1 = (float)(int32_t)((r >> 40) + 1) * (1.0f / 16777216.0f); /* (0, 1] */
+    float u2 = (float)(int32_t)((r >> 16) & 0xFFFFFF) * (1.0f / 16777216.0f); /* [0, 1) */
     float rad = sqrtf(-2.0f * logf(u1));
     float s, c;
     sincosf(6.2831853071795864f * u2, &s, &c);

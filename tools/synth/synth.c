@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -161,37 +162,83 @@ static void of_write(out_file *f, const void *p, size_t n) {
     }
 }
 
-/* Generates one tensor's values straight into the output buffer. */
+/* One worker's share of a chunk: elements [i0, i1) of the tensor (i0 even)
+ * written to dst. Normals are made a block at a time into floats, then
+ * converted in a separate, branch-free loop the compiler vectorises. */
+typedef struct gen_job {
+    uint64_t key;
+    uint64_t i0, i1;
+    float scale, shift;
+    out_dtype dtype;
+    unsigned char *dst;
+} gen_job;
+
+static void *gen_run(void *arg) {
+    const gen_job *g = arg;
+    enum { BLK = 4096 };
+    float v[BLK];
+    for (uint64_t i = g->i0; i < g->i1; i += BLK) {
+        uint64_t m = g->i1 - i < BLK ? g->i1 - i : BLK;
+        for (uint64_t k = 0; k < m; k += 2) {
+            float z[2];
+            qs_normal_pair(g->key, (i + k) >> 1, z);
+            v[k] = g->shift + g->scale * z[0];
+            if (k + 1 < m) v[k + 1] = g->shift + g->scale * z[1];
+        }
+        unsigned char *d = g->dst + (i - g->i0) * (g->dtype == DT_F32 ? 4 : 2);
+        if (g->dtype == DT_F32) {
+            memcpy(d, v, m * 4);
+        } else {
+            uint16_t h[BLK];
+            if (g->dtype == DT_BF16)
+                for (uint64_t k = 0; k < m; k++) h[k] = qs_f32_to_bf16(v[k]);
+            else
+                for (uint64_t k = 0; k < m; k++) h[k] = qs_f32_to_f16(v[k]);
+            memcpy(d, h, m * 2);
+        }
+    }
+    return NULL;
+}
+
+static int g_threads = 1;
+
+/* Generates one tensor's values straight into the output buffer, a buffer's
+ * worth at a time, split over g_threads workers. */
 static void gen_tensor(out_file *f, const tensor_spec *t, const opts *o) {
-    const uint64_t key = qs_mix64(o->seed ^ qs_fnv1a(t->base));
-    const uint64_t numel = t->nbytes / dt_size(o->dtype);
-    const float scale = t->is_norm ? 0.1f : 0.02f, shift = t->is_norm ? 1.0f : 0.0f;
     const size_t es = dt_size(o->dtype);
+    const uint64_t numel = t->nbytes / es;
+    gen_job base = {.key = qs_mix64(o->seed ^ qs_fnv1a(t->base)),
+                    .scale = t->is_norm ? 0.1f : 0.02f,
+                    .shift = t->is_norm ? 1.0f : 0.0f,
+                    .dtype = o->dtype};
     uint64_t i = 0;
     while (i < numel) {
         if (f->cap - f->len < 2 * es) of_flush(f);
-        /* fill as many whole pairs as fit in the buffer */
-        /* even, so a pair never straddles two chunks: values then do not
-         * depend on the buffer size */
+        /* even, so a pair never straddles two chunks or workers: the values
+         * do not depend on buffer size or thread count */
         uint64_t room = ((f->cap - f->len) / es) & ~(uint64_t)1;
         uint64_t todo = numel - i < room ? numel - i : room;
         unsigned char *dst = f->buf + f->len;
-        for (uint64_t k = 0; k < todo; k += 2) {
-            float z[2];
-            qs_normal_pair(key, (i + k) >> 1, z);
-            int cnt = (k + 1 < todo) ? 2 : 1;
-            for (int c = 0; c < cnt; c++) {
-                float v = shift + scale * z[c];
-                if (o->dtype == DT_BF16) {
-                    uint16_t h = qs_f32_to_bf16(v);
-                    memcpy(dst + (k + c) * 2, &h, 2);
-                } else if (o->dtype == DT_F16) {
-                    uint16_t h = qs_f32_to_f16(v);
-                    memcpy(dst + (k + c) * 2, &h, 2);
-                } else {
-                    memcpy(dst + (k + c) * 4, &v, 4);
-                }
-            }
+        int nt = (todo >= (1u << 16)) ? g_threads : 1;
+        gen_job jobs[64];
+        pthread_t tids[64];
+        int launched[64] = {0};
+        uint64_t per = ((todo / (uint64_t)nt) + 1) & ~(uint64_t)1;
+        int nw = 0;
+        for (int w = 0; w < nt; w++) {
+            uint64_t a = (uint64_t)w * per, b = a + per;
+            if (a >= todo) break;
+            if (b > todo) b = todo;
+            jobs[w] = base;
+            jobs[w].i0 = i + a, jobs[w].i1 = i + b;
+            jobs[w].dst = dst + a * es;
+            nw++;
+        }
+        for (int w = 1; w < nw; w++) launched[w] = pthread_create(&tids[w], NULL, gen_run, &jobs[w]) == 0;
+        gen_run(&jobs[0]);
+        for (int w = 1; w < nw; w++) {
+            if (launched[w]) pthread_join(tids[w], NULL);
+            else gen_run(&jobs[w]); /* no thread to be had: do it here */
         }
         f->len += todo * es;
         i += todo;
@@ -597,6 +644,7 @@ static void usage(FILE *f) {
           "      --prefix P         tensor name prefix: none (default, as Qwen3-Embedding) or model.\n"
           "      --tokenizer DIR    directory with the real tokenizer.json and tokenizer_config.json\n"
           "                         (default: $QEMBED_TOKENIZER_DIR, else " QE_DEFAULT_TOKENIZER_DIR ")\n"
+          "  -j, --threads N        generator threads (default: all cores, at most 64)\n"
           "  -q, --quiet            no progress line\n"
           "  -h, --help\n",
           f);
@@ -624,15 +672,18 @@ static double now_s(void) {
 
 int main(int argc, char **argv) {
     opts o = {.seed = 20250605, .dtype = DT_BF16, .prefix = ""};
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    g_threads = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (int)ncpu;
     int quiet = 0;
     static const struct option lo[] = {
         {"preset", required_argument, 0, 'p'}, {"output", required_argument, 0, 'o'},
         {"seed", required_argument, 0, 's'},   {"dtype", required_argument, 0, 'd'},
         {"shard-bytes", required_argument, 0, 'B'}, {"prefix", required_argument, 0, 'P'},
         {"tokenizer", required_argument, 0, 'T'}, {"quiet", no_argument, 0, 'q'},
+        {"threads", required_argument, 0, 'j'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "p:o:s:d:qh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:o:s:d:j:qh", lo, NULL)) != -1) {
         switch (c) {
         case 'p':
             for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++)
@@ -673,6 +724,16 @@ int main(int argc, char **argv) {
             break;
         case 'T': o.tok_dir = optarg; break;
         case 'q': quiet = 1; break;
+        case 'j': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 64) {
+                fprintf(stderr, "qembed-synth: --threads: \"%s\" (expected 1 to 64)\n", optarg);
+                return 1;
+            }
+            g_threads = (int)v;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 1;
         }
