@@ -1,0 +1,910 @@
+/* Loading a Hugging Face tokenizer.json (byte-level BPE) into the immutable
+ * qembed_tokenizer. Everything that defines the ids comes from the file:
+ * vocabulary, merges, added tokens and their flags, normalizer,
+ * pre-tokenizer, post-processor template, decoder. Parts of the format that
+ * qembed does not implement are refused with QEMBED_ERR_UNSUPPORTED naming
+ * the field, never silently ignored. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/error.h"
+#include "tokenizer/nfc.h"
+#include "tokenizer/pretok.h"
+#include "tokenizer/tokenizer_internal.h"
+#include "tokenizer/utf8.h"
+
+/* Ids beyond this are refused: they would only come from a malformed file
+ * and would make us allocate per-id arrays of absurd size. */
+#define QE_MAX_IDS (1u << 24)
+
+uint64_t qe_tok_hash(const uint8_t *p, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = (h ^ v) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t v = 0;
+    if (n) memcpy(&v, p, n);
+    h = (h ^ v) * 0x94D049BB133111EBull;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 32;
+    return h;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Byte-level alphabet (GPT-2's bytes_to_unicode)                           */
+/* ------------------------------------------------------------------------ */
+
+/* Code point standing for byte b: printable Latin-1 bytes stand for
+ * themselves, the others for 256, 257, ... in byte order. */
+static void byte_level_map(uint32_t cp_of_byte[256], int16_t byte_of_cp[324]) {
+    int n = 0;
+    for (int i = 0; i < 324; i++) byte_of_cp[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        cp_of_byte[b] = printable ? (uint32_t)b : (uint32_t)(256 + n++);
+        byte_of_cp[cp_of_byte[b]] = (int16_t)b;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hash tables                                                              */
+/* ------------------------------------------------------------------------ */
+
+static size_t table_size(size_t n) {
+    size_t s = 1024;
+    while (s < n * 2) s <<= 1;
+    return s;
+}
+
+/* Inserts id under bytes s (replacing an existing entry with equal bytes)
+ * into a string table whose entries point into (pool, off, len). */
+static void strtab_put(uint64_t *tab, size_t mask, const uint8_t *pool, const uint32_t *off,
+                       const uint32_t *len, const uint8_t *s, size_t n, int32_t id) {
+    uint64_t h = qe_tok_hash(s, n);
+    uint64_t tag = h >> 32;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        uint64_t e = tab[i];
+        if (e == 0) {
+            tab[i] = (tag << 32) | (uint32_t)(id + 1);
+            return;
+        }
+        if ((e >> 32) == tag) {
+            uint32_t eid = (uint32_t)e - 1;
+            if (len[eid] == n && memcmp(pool + off[eid], s, n) == 0) {
+                tab[i] = (tag << 32) | (uint32_t)(id + 1);
+                return;
+            }
+        }
+    }
+}
+
+static int32_t strtab_get(const uint64_t *tab, size_t mask, const uint8_t *pool, const uint32_t *off,
+                          const uint32_t *len, const uint8_t *s, size_t n) {
+    uint64_t h = qe_tok_hash(s, n);
+    uint64_t tag = h >> 32;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        uint64_t e = tab[i];
+        if (e == 0) return -1;
+        if ((e >> 32) == tag) {
+            uint32_t eid = (uint32_t)e - 1;
+            if (len[eid] == n && memcmp(pool + off[eid], s, n) == 0) return (int32_t)eid;
+        }
+    }
+}
+
+int32_t qe_tok_str_lookup(const qembed_tokenizer *t, const uint8_t *s, size_t n) {
+    return strtab_get(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off, t->str_len, s,
+                      n);
+}
+
+static inline size_t merge_slot(uint64_t key, size_t mask) {
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & mask;
+}
+
+/* Later duplicates win, as in the reference's HashMap collect. */
+static void merge_put(qembed_tokenizer *t, uint64_t key, uint64_t val) {
+    for (size_t i = merge_slot(key, t->merge_mask);; i = (i + 1) & t->merge_mask) {
+        if (t->merge_keys[i] == UINT64_MAX || t->merge_keys[i] == key) {
+            t->merge_keys[i] = key;
+            t->merge_vals[i] = val;
+            return;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* JSON helpers                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct loader {
+    qembed_tokenizer *t;
+    const char *file; /* for messages */
+    qembed_error *err;
+} loader;
+
+static int jbool(const cJSON *obj, const char *key, int dflt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (cJSON_IsBool(v)) return cJSON_IsTrue(v);
+    return dflt;
+}
+
+static const char *jtype(const cJSON *obj) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "type");
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* A JSON number that is an integer id in [0, QE_MAX_IDS). */
+static int jid(const cJSON *v, int32_t *out) {
+    if (!cJSON_IsNumber(v)) return 0;
+    double d = v->valuedouble;
+    if (!(d >= 0 && d < QE_MAX_IDS) || d != (double)(int64_t)d) return 0;
+    *out = (int32_t)d;
+    return 1;
+}
+
+static int utf8_valid(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        int l = qe_utf8_check((const uint8_t *)s, n, i);
+        if (l < 0) return 0;
+        i += (size_t)l;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sections                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static qembed_status load_normalizer(loader *L, const cJSON *n, const char *where) {
+    if (!n || cJSON_IsNull(n)) return QEMBED_OK;
+    const char *type = jtype(n);
+    if (!type) QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s has no \"type\"", L->file, where);
+    if (strcmp(type, "NFC") == 0) {
+        L->t->nfc = 1;
+        return QEMBED_OK;
+    }
+    if (strcmp(type, "Sequence") == 0) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
+        if (!cJSON_IsArray(list))
+            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.normalizers is not an array", L->file, where);
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, list) {
+            char sub[128];
+            snprintf(sub, sizeof sub, "%s.normalizers[%d]", where, i++);
+            QE_TRY(load_normalizer(L, e, sub));
+        }
+        return QEMBED_OK;
+    }
+    QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
+            "%s: %s type \"%s\" is not supported (qembed implements NFC and Sequence)", L->file, where,
+            type);
+}
+
+static qembed_status add_split(loader *L, int kind, const char *pattern, size_t plen, const char *where) {
+    qembed_tokenizer *t = L->t;
+    qe_split *ns = realloc(t->splits, (t->n_splits + 1) * sizeof *ns);
+    if (!ns) QE_FAIL(L->err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", L->file);
+    t->splits = ns;
+    qe_split *sp = &t->splits[t->n_splits];
+    memset(sp, 0, sizeof *sp);
+    if (kind == QE_SPLIT_STRING) {
+        if (plen == 0) QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s: empty split string", L->file, where);
+        sp->lit = malloc(plen);
+        if (!sp->lit) QE_FAIL(L->err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", L->file);
+        memcpy(sp->lit, pattern, plen);
+        sp->lit_len = plen;
+    } else if (plen == strlen(qe_qwen_pattern) && memcmp(pattern, qe_qwen_pattern, plen) == 0) {
+        sp->kind = QE_SPLIT_QWEN;
+    } else {
+        /* Any other pattern: PCRE2 (UTF + Unicode properties), close to the
+         * reference's Oniguruma for the patterns tokenizers use; only the
+         * Qwen pattern above is proven identical by the differential test. */
+        int ec;
+        PCRE2_SIZE eo;
+        sp->re = pcre2_compile((PCRE2_SPTR)pattern, plen, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
+        if (!sp->re) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(ec, msg, sizeof msg);
+            QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: %s: regex does not compile at offset %zu: %s",
+                    L->file, where, (size_t)eo, (const char *)msg);
+        }
+        pcre2_jit_compile(sp->re, PCRE2_JIT_COMPLETE); /* optional: falls back to the interpreter */
+        sp->kind = QE_SPLIT_PCRE2;
+    }
+    t->n_splits++;
+    return QEMBED_OK;
+}
+
+/* GPT-2's pattern, used by ByteLevel when use_regex is true. */
+static const char gpt2_pattern[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+static qembed_status load_pre_one(loader *L, const cJSON *p, const char *where, int *seen_bytelevel) {
+    const char *type = jtype(p);
+    if (!type) QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s has no \"type\"", L->file, where);
+    if (*seen_bytelevel)
+        QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: %s: qembed needs ByteLevel to be the last pre-tokenizer",
+                L->file, where);
+    if (strcmp(type, "ByteLevel") == 0) {
+        if (jbool(p, "add_prefix_space", 0))
+            QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: %s.add_prefix_space true is not supported", L->file,
+                    where);
+        if (jbool(p, "use_regex", 1)) QE_TRY(add_split(L, QE_SPLIT_PCRE2, gpt2_pattern, strlen(gpt2_pattern), where));
+        *seen_bytelevel = 1;
+        return QEMBED_OK;
+    }
+    if (strcmp(type, "Split") == 0) {
+        const cJSON *beh = cJSON_GetObjectItemCaseSensitive(p, "behavior");
+        if (!cJSON_IsString(beh) || strcmp(beh->valuestring, "Isolated") != 0)
+            QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: %s.behavior \"%s\" is not supported (only Isolated)",
+                    L->file, where, cJSON_IsString(beh) ? beh->valuestring : "?");
+        if (jbool(p, "invert", 0))
+            QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: %s.invert true is not supported", L->file, where);
+        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
+        const cJSON *re = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
+        const cJSON *str = cJSON_GetObjectItemCaseSensitive(pat, "String");
+        if (cJSON_IsString(re)) return add_split(L, QE_SPLIT_PCRE2, re->valuestring, strlen(re->valuestring), where);
+        if (cJSON_IsString(str))
+            return add_split(L, QE_SPLIT_STRING, str->valuestring, strlen(str->valuestring), where);
+        QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.pattern has neither Regex nor String", L->file, where);
+    }
+    QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
+            "%s: %s type \"%s\" is not supported (qembed implements Split, ByteLevel, Sequence)", L->file,
+            where, type);
+}
+
+static qembed_status load_pre_tokenizer(loader *L, const cJSON *p) {
+    int seen = 0;
+    if (!p || cJSON_IsNull(p))
+        QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: pre_tokenizer is null; qembed needs a ByteLevel one",
+                L->file);
+    const char *type = jtype(p);
+    if (type && strcmp(type, "Sequence") == 0) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
+        if (!cJSON_IsArray(list))
+            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: pre_tokenizer.pretokenizers is not an array", L->file);
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, list) {
+            char where[64];
+            snprintf(where, sizeof where, "pre_tokenizer.pretokenizers[%d]", i++);
+            QE_TRY(load_pre_one(L, e, where, &seen));
+        }
+    } else {
+        QE_TRY(load_pre_one(L, p, "pre_tokenizer", &seen));
+    }
+    if (!seen)
+        QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: pre_tokenizer has no ByteLevel step; qembed implements "
+                "byte-level BPE only", L->file);
+    return QEMBED_OK;
+}
+
+static qembed_status push_ids(loader *L, int32_t **arr, size_t *n, const int32_t *ids, size_t k, int front) {
+    int32_t *a = realloc(*arr, (*n + k + 1) * sizeof *a);
+    if (!a) QE_FAIL(L->err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", L->file);
+    if (front) {
+        memmove(a + k, a, *n * sizeof *a);
+        memcpy(a, ids, k * sizeof *a);
+    } else {
+        memcpy(a + *n, ids, k * sizeof *a);
+    }
+    *arr = a;
+    *n += k;
+    return QEMBED_OK;
+}
+
+/* Appends (front = 0) or prepends the ids of a token given by name. */
+static qembed_status special_by_name(loader *L, const cJSON *pair, const char *where, int front,
+                                     int32_t **arr, size_t *n) {
+    /* BertProcessing / RobertaProcessing: ["</s>", 2] */
+    const cJSON *id = cJSON_GetArrayItem(pair, 1);
+    int32_t v;
+    if (!cJSON_IsArray(pair) || !jid(id, &v))
+        QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s is not a [token, id] pair", L->file, where);
+    return push_ids(L, arr, n, &v, 1, front);
+}
+
+static qembed_status load_template(loader *L, const cJSON *p, int32_t **pre, size_t *npre, int32_t **suf,
+                                   size_t *nsuf, const char *where) {
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(p, "single");
+    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(p, "special_tokens");
+    if (!cJSON_IsArray(single))
+        QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.single is not an array", L->file, where);
+    int seen_a = 0, i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, single) {
+        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(e, "Sequence");
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(e, "SpecialToken");
+        if (seq) {
+            const cJSON *sid = cJSON_GetObjectItemCaseSensitive(seq, "id");
+            if (!cJSON_IsString(sid) || strcmp(sid->valuestring, "A") != 0 || seen_a)
+                QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
+                        "%s: %s.single[%d]: only one Sequence \"A\" is supported in a single template", L->file,
+                        where, i);
+            seen_a = 1;
+        } else if (sp) {
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(sp, "id");
+            const cJSON *def = cJSON_IsString(name) ? cJSON_GetObjectItemCaseSensitive(specials, name->valuestring)
+                                                    : NULL;
+            const cJSON *ids = cJSON_GetObjectItemCaseSensitive(def, "ids");
+            if (!cJSON_IsArray(ids))
+                QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT,
+                        "%s: %s.single[%d]: special token \"%s\" has no ids in special_tokens", L->file, where,
+                        i, cJSON_IsString(name) ? name->valuestring : "?");
+            const cJSON *x;
+            cJSON_ArrayForEach(x, ids) {
+                int32_t v;
+                if (!jid(x, &v))
+                    QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.special_tokens: bad id", L->file, where);
+                if (seen_a) QE_TRY(push_ids(L, suf, nsuf, &v, 1, 0));
+                else QE_TRY(push_ids(L, pre, npre, &v, 1, 0));
+            }
+        } else {
+            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.single[%d] is neither Sequence nor SpecialToken",
+                    L->file, where, i);
+        }
+        i++;
+    }
+    if (!seen_a)
+        QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.single has no Sequence \"A\"", L->file, where);
+    return QEMBED_OK;
+}
+
+/* Processors in a Sequence apply in order, each wrapping the previous
+ * result: the later one's prefix goes in front. */
+static qembed_status load_post(loader *L, const cJSON *p, const char *where) {
+    qembed_tokenizer *t = L->t;
+    if (!p || cJSON_IsNull(p)) return QEMBED_OK;
+    const char *type = jtype(p);
+    if (!type) QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s has no \"type\"", L->file, where);
+    if (strcmp(type, "ByteLevel") == 0) return QEMBED_OK; /* only trims offsets; ids unchanged */
+    if (strcmp(type, "Sequence") == 0) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "processors");
+        if (!cJSON_IsArray(list))
+            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.processors is not an array", L->file, where);
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, list) {
+            char sub[128];
+            snprintf(sub, sizeof sub, "%s.processors[%d]", where, i++);
+            QE_TRY(load_post(L, e, sub));
+        }
+        return QEMBED_OK;
+    }
+    if (strcmp(type, "TemplateProcessing") == 0) {
+        int32_t *pre = NULL, *suf = NULL;
+        size_t npre = 0, nsuf = 0;
+        qembed_status st = load_template(L, p, &pre, &npre, &suf, &nsuf, where);
+        if (st == QEMBED_OK) st = push_ids(L, &t->prefix, &t->n_prefix, pre, npre, 1);
+        if (st == QEMBED_OK) st = push_ids(L, &t->suffix, &t->n_suffix, suf, nsuf, 0);
+        free(pre);
+        free(suf);
+        return st;
+    }
+    if (strcmp(type, "BertProcessing") == 0 || strcmp(type, "RobertaProcessing") == 0) {
+        char sub[160];
+        snprintf(sub, sizeof sub, "%s.cls", where);
+        QE_TRY(special_by_name(L, cJSON_GetObjectItemCaseSensitive(p, "cls"), sub, 1, &t->prefix, &t->n_prefix));
+        snprintf(sub, sizeof sub, "%s.sep", where);
+        return special_by_name(L, cJSON_GetObjectItemCaseSensitive(p, "sep"), sub, 0, &t->suffix, &t->n_suffix);
+    }
+    QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
+            "%s: %s type \"%s\" is not supported (qembed implements ByteLevel, TemplateProcessing, "
+            "BertProcessing, RobertaProcessing, Sequence)",
+            L->file, where, type);
+}
+
+static qembed_status load_decoder(loader *L, const cJSON *d, const char *where) {
+    const char *type = d && !cJSON_IsNull(d) ? jtype(d) : NULL;
+    if (type && strcmp(type, "ByteLevel") == 0) return QEMBED_OK;
+    if (type && strcmp(type, "Sequence") == 0) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(d, "decoders");
+        int i = 0;
+        const cJSON *e;
+        if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0)
+            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.decoders is not a non-empty array", L->file, where);
+        cJSON_ArrayForEach(e, list) {
+            char sub[128];
+            snprintf(sub, sizeof sub, "%s.decoders[%d]", where, i++);
+            QE_TRY(load_decoder(L, e, sub));
+        }
+        return QEMBED_OK;
+    }
+    QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: %s type \"%s\" is not supported (qembed decodes ByteLevel only)",
+            L->file, where, type ? type : "null");
+}
+
+typedef struct added_src {
+    const char *content;
+    int32_t id;
+    uint8_t special, lstrip, rstrip, single_word, normalized;
+} added_src;
+
+static qembed_status addset_push(loader *L, qe_addset *set, const uint8_t *content, size_t len,
+                                 const added_src *a) {
+    qe_added *nv = realloc(set->v, (set->n + 1) * sizeof *nv);
+    if (!nv) QE_FAIL(L->err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", L->file);
+    set->v = nv;
+    qe_added *d = &set->v[set->n];
+    d->content = malloc(len ? len : 1);
+    if (!d->content) QE_FAIL(L->err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", L->file);
+    memcpy(d->content, content, len);
+    d->len = len;
+    d->id = a->id;
+    d->special = a->special;
+    d->lstrip = a->lstrip;
+    d->rstrip = a->rstrip;
+    d->single_word = a->single_word;
+    set->n++;
+    return QEMBED_OK;
+}
+
+static void addset_finish(qe_addset *set) {
+    memset(set->first, 0, sizeof set->first);
+    set->only_first = -1;
+    int distinct = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        uint8_t b = set->v[i].content[0];
+        if (!set->first[b]) distinct++;
+        set->first[b] = 1;
+        set->only_first = b;
+    }
+    if (distinct != 1) set->only_first = -1;
+}
+
+
+/* ------------------------------------------------------------------------ */
+/* Whole file                                                               */
+/* ------------------------------------------------------------------------ */
+
+static qembed_status read_file(const char *path, char **buf, size_t *len, qembed_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        QE_FAIL(err, QEMBED_ERR_IO, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    char *b = malloc(n + 1);
+    if (!b) {
+        fclose(f);
+        QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory reading %zu bytes", path, n);
+    }
+    size_t got = fread(b, 1, n, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (got != n || bad) {
+        free(b);
+        QE_FAIL(err, QEMBED_ERR_IO, "%s: read %zu of %zu bytes", path, got, n);
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return QEMBED_OK;
+}
+
+static qembed_status build(loader *L, const cJSON *root) {
+    qembed_tokenizer *t = L->t;
+    const char *file = L->file;
+    qembed_error *err = L->err;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (!cJSON_IsObject(model)) QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: no \"model\" object", file);
+    const char *mtype = jtype(model);
+    if (mtype && strcmp(mtype, "BPE") != 0)
+        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED, "%s: model.type \"%s\" is not supported (qembed implements BPE)",
+                file, mtype);
+    const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
+    if (cJSON_IsNumber(dropout) && dropout->valuedouble != 0.0)
+        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED, "%s: model.dropout %g is not supported", file, dropout->valuedouble);
+    const char *strfields[] = {"continuing_subword_prefix", "end_of_word_suffix"};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(model, strfields[i]);
+        if (cJSON_IsString(v) && v->valuestring[0])
+            QE_FAIL(err, QEMBED_ERR_UNSUPPORTED, "%s: model.%s \"%s\" is not supported", file, strfields[i],
+                    v->valuestring);
+    }
+    if (jbool(model, "byte_fallback", 0))
+        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED, "%s: model.byte_fallback true is not supported", file);
+    t->fuse_unk = jbool(model, "fuse_unk", 0);
+    t->ignore_merges = jbool(model, "ignore_merges", 0);
+
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    if (!cJSON_IsObject(vocab)) QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab is not an object", file);
+    if (merges && !cJSON_IsArray(merges))
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.merges is not an array", file);
+    if (added && !cJSON_IsNull(added) && !cJSON_IsArray(added))
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: added_tokens is not an array", file);
+
+    /* Pass 1: sizes, ids, string pool size. */
+    size_t n_vocab = 0, pool = 0;
+    int32_t max_id = -1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, vocab) {
+        int32_t id;
+        if (!jid(e, &id))
+            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab[\"%.60s\"]: id is not an integer in [0, %u)",
+                    file, e->string, QE_MAX_IDS);
+        if (id > max_id) max_id = id;
+        pool += strlen(e->string);
+        n_vocab++;
+    }
+    size_t n_added = 0;
+    added_src *as = NULL;
+    if (cJSON_IsArray(added)) {
+        n_added = (size_t)cJSON_GetArraySize(added);
+        as = calloc(n_added ? n_added : 1, sizeof *as);
+        if (!as) QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
+        size_t i = 0;
+        cJSON_ArrayForEach(e, added) {
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
+            if (!cJSON_IsString(c) || !c->valuestring[0] || !jid(cJSON_GetObjectItemCaseSensitive(e, "id"), &as[i].id)) {
+                free(as);
+                QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: added_tokens[%zu]: needs a non-empty \"content\" and an "
+                        "integer \"id\"", file, i);
+            }
+            as[i].content = c->valuestring;
+            as[i].special = (uint8_t)jbool(e, "special", 0);
+            as[i].lstrip = (uint8_t)jbool(e, "lstrip", 0);
+            as[i].rstrip = (uint8_t)jbool(e, "rstrip", 0);
+            as[i].single_word = (uint8_t)jbool(e, "single_word", 0);
+            as[i].normalized = (uint8_t)jbool(e, "normalized", !as[i].special);
+            if (as[i].id > max_id) max_id = as[i].id;
+            pool += strlen(c->valuestring);
+            i++;
+        }
+    }
+    if (max_id < 0) {
+        free(as);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: empty vocabulary", file);
+    }
+    if (pool >= UINT32_MAX / 4) {
+        free(as);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: vocabulary strings too large", file);
+    }
+    t->n_ids = (size_t)max_id + 1;
+    size_t N = t->n_ids;
+    t->str_pool = malloc(pool + 1);
+    t->str_off = calloc(N, sizeof *t->str_off);
+    t->str_len = calloc(N, sizeof *t->str_len);
+    t->raw_pool = malloc(pool * 2 + 1); /* a byte-level char is >= 1 byte and yields 1 byte; raw UTF-8 <= 1x */
+    t->raw_off = calloc(N, sizeof *t->raw_off);
+    t->raw_len = calloc(N, sizeof *t->raw_len);
+    t->flags = calloc(N, 1);
+    t->memo = calloc(N, sizeof *t->memo);
+    t->str_mask = table_size(n_vocab + n_added) - 1;
+    t->raw_mask = table_size(n_vocab) - 1;
+    t->str_hash = calloc(t->str_mask + 1, sizeof *t->str_hash);
+    t->raw_hash = calloc(t->raw_mask + 1, sizeof *t->raw_hash);
+    if (!t->str_pool || !t->str_off || !t->str_len || !t->raw_pool || !t->raw_off || !t->raw_len || !t->flags ||
+        !t->memo || !t->str_hash || !t->raw_hash) {
+        free(as);
+        QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu ids", file, N);
+    }
+
+    uint32_t cp_of_byte[256];
+    int16_t byte_of_cp[324];
+    byte_level_map(cp_of_byte, byte_of_cp);
+
+    /* Stores a token string and its decoded bytes for id. */
+    size_t spos = 0, rpos = 0;
+#define STORE_TOKEN(idv, sv, lenv)                                                                  \
+    do {                                                                                            \
+        const uint8_t *s_ = (const uint8_t *)(sv);                                                  \
+        size_t l_ = (lenv);                                                                         \
+        t->str_off[idv] = (uint32_t)spos;                                                           \
+        t->str_len[idv] = (uint32_t)l_;                                                             \
+        memcpy(t->str_pool + spos, s_, l_);                                                         \
+        spos += l_;                                                                                 \
+        /* ByteLevel decoder: every char maps to its byte, else the raw UTF-8 */                   \
+        size_t r0_ = rpos, i_ = 0;                                                                  \
+        int pure_ = 1;                                                                              \
+        while (i_ < l_) {                                                                           \
+            uint32_t cp_;                                                                           \
+            i_ += (size_t)qe_utf8_dec(s_, i_, &cp_);                                               \
+            if (cp_ >= 324 || byte_of_cp[cp_] < 0) { pure_ = 0; break; }                            \
+            t->raw_pool[rpos++] = (uint8_t)byte_of_cp[cp_];                                        \
+        }                                                                                           \
+        if (!pure_) {                                                                               \
+            rpos = r0_;                                                                             \
+            memcpy(t->raw_pool + rpos, s_, l_);                                                     \
+            rpos += l_;                                                                             \
+        }                                                                                           \
+        t->raw_off[idv] = (uint32_t)r0_;                                                            \
+        t->raw_len[idv] = (uint32_t)(rpos - r0_);                                                   \
+        pure_out = pure_;                                                                           \
+    } while (0)
+
+    cJSON_ArrayForEach(e, vocab) {
+        int32_t id = (int32_t)e->valuedouble;
+        size_t l = strlen(e->string);
+        int pure_out = 0;
+        if (t->flags[id] & QE_TOK_PRESENT) {
+            free(as);
+            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: id %d is used twice (\"%.60s\")", file, id,
+                    e->string);
+        }
+        if (!utf8_valid(e->string, l)) {
+            free(as);
+            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: token with id %d is not valid UTF-8", file, id);
+        }
+        STORE_TOKEN(id, e->string, l);
+        t->flags[id] = QE_TOK_PRESENT;
+        strtab_put(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off, t->str_len,
+                   (const uint8_t *)e->string, l, id);
+        if (pure_out)
+            strtab_put(t->raw_hash, t->raw_mask, t->raw_pool, t->raw_off, t->raw_len,
+                       t->raw_pool + t->raw_off[id], t->raw_len[id], id);
+    }
+
+    for (int b = 0; b < 256; b++) {
+        uint8_t u[4];
+        int l = qe_utf8_enc(cp_of_byte[b], u);
+        t->byte_id[b] = qe_tok_str_lookup(t, u, (size_t)l);
+    }
+    t->unk_id = -1;
+    const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+    if (cJSON_IsString(unk)) {
+        t->unk_id = qe_tok_str_lookup(t, (const uint8_t *)unk->valuestring, strlen(unk->valuestring));
+        if (t->unk_id < 0) {
+            free(as);
+            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.unk_token \"%.60s\" is not in the vocabulary", file,
+                    unk->valuestring);
+        }
+    }
+
+    /* Merges: ["a", "b"] pairs or legacy "a b" strings; rank = position. */
+    size_t n_merges = merges ? (size_t)cJSON_GetArraySize(merges) : 0;
+    t->merge_mask = table_size(n_merges) - 1;
+    t->merge_keys = malloc((t->merge_mask + 1) * sizeof *t->merge_keys);
+    t->merge_vals = malloc((t->merge_mask + 1) * sizeof *t->merge_vals);
+    if (!t->merge_keys || !t->merge_vals) {
+        free(as);
+        QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu merges", file, n_merges);
+    }
+    memset(t->merge_keys, 0xFF, (t->merge_mask + 1) * sizeof *t->merge_keys);
+    char *cat = NULL;
+    size_t cat_cap = 0;
+    uint32_t rank = 0;
+    if (merges) {
+        cJSON_ArrayForEach(e, merges) {
+            const char *a, *b;
+            size_t la, lb;
+            if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) &&
+                cJSON_IsString(e->child->next)) {
+                a = e->child->valuestring;
+                b = e->child->next->valuestring;
+                la = strlen(a);
+                lb = strlen(b);
+            } else if (cJSON_IsString(e) && strchr(e->valuestring, ' ') &&
+                       !strchr(strchr(e->valuestring, ' ') + 1, ' ')) {
+                a = e->valuestring;
+                la = (size_t)(strchr(a, ' ') - a);
+                b = a + la + 1;
+                lb = strlen(b);
+            } else {
+                free(as);
+                free(cat);
+                QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.merges[%u] is neither [\"a\", \"b\"] nor \"a b\"",
+                        file, rank);
+            }
+            int32_t ia = qe_tok_str_lookup(t, (const uint8_t *)a, la);
+            int32_t ib = qe_tok_str_lookup(t, (const uint8_t *)b, lb);
+            if (la + lb > cat_cap) {
+                cat_cap = (la + lb) * 2;
+                char *nc = realloc(cat, cat_cap);
+                if (!nc) {
+                    free(as);
+                    free(cat);
+                    QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
+                }
+                cat = nc;
+            }
+            memcpy(cat, a, la);
+            memcpy(cat + la, b, lb);
+            int32_t inew = qe_tok_str_lookup(t, (const uint8_t *)cat, la + lb);
+            if (ia < 0 || ib < 0 || inew < 0) {
+                free(as);
+                free(cat);
+                QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.merges[%u]: \"%.40s\" + \"%.40s\": %s is not in "
+                        "the vocabulary", file, rank, a, b, ia < 0 ? "the left part" : ib < 0 ? "the right part" : "the merged token");
+            }
+            merge_put(t, ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib, ((uint64_t)rank << 32) | (uint32_t)inew);
+            rank++;
+        }
+    }
+    free(cat);
+
+    /* Normalizer before added tokens: normalized tokens match in normalized form. */
+    qembed_status st = load_normalizer(L, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer");
+    if (st != QEMBED_OK) {
+        free(as);
+        return st;
+    }
+
+    /* Added tokens: special ones first, then the others, each in file order
+     * (the reference's matching order; with leftmost-longest matching the
+     * order only breaks exact ties, which cannot happen between distinct
+     * contents). */
+    for (int pass = 0; pass < 2 && st == QEMBED_OK; pass++) {
+        for (size_t i = 0; i < n_added && st == QEMBED_OK; i++) {
+            added_src *a = &as[i];
+            if ((pass == 0) != (a->special != 0)) continue;
+            size_t l = strlen(a->content);
+            int32_t vid = qe_tok_str_lookup(t, (const uint8_t *)a->content, l);
+            if (!utf8_valid(a->content, l)) {
+                st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: added token id %d is not valid UTF-8", file, a->id);
+                break;
+            }
+            if (vid >= 0 && vid != a->id && !(t->flags[vid] & QE_TOK_ADDED)) {
+                st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                              "%s: added token \"%.60s\" has id %d but the vocabulary gives it id %d", file,
+                              a->content, a->id, vid);
+                break;
+            }
+            if ((t->flags[a->id] & QE_TOK_PRESENT) &&
+                !(t->str_len[a->id] == l && memcmp(t->str_pool + t->str_off[a->id], a->content, l) == 0)) {
+                st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                              "%s: added token \"%.60s\" reuses id %d of another token", file, a->content, a->id);
+                break;
+            }
+            if (!(t->flags[a->id] & QE_TOK_PRESENT)) {
+                int pure_out = 0;
+                STORE_TOKEN(a->id, a->content, l);
+                (void)pure_out;
+            }
+            t->flags[a->id] |= QE_TOK_PRESENT | QE_TOK_ADDED | (a->special ? QE_TOK_SPECIAL : 0);
+            strtab_put(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off, t->str_len,
+                       (const uint8_t *)a->content, l, a->id);
+            if (a->normalized && t->nfc) {
+                uint8_t *nb = NULL;
+                size_t nl = 0;
+                if (qe_nfc((const uint8_t *)a->content, l, &nb, &nl) != 0) {
+                    st = qe_error(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
+                    break;
+                }
+                st = nl ? addset_push(L, &t->norm, nb, nl, a) : QEMBED_OK;
+                free(nb);
+            } else if (a->normalized) {
+                st = addset_push(L, &t->norm, (const uint8_t *)a->content, l, a);
+            } else {
+                st = addset_push(L, &t->plain, (const uint8_t *)a->content, l, a);
+            }
+        }
+    }
+#undef STORE_TOKEN
+    free(as);
+    if (st != QEMBED_OK) return st;
+    addset_finish(&t->plain);
+    addset_finish(&t->norm);
+
+    QE_TRY(load_pre_tokenizer(L, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer")));
+    QE_TRY(load_post(L, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), "post_processor"));
+    QE_TRY(load_decoder(L, cJSON_GetObjectItemCaseSensitive(root, "decoder"), "decoder"));
+    for (size_t i = 0; i < t->n_prefix; i++)
+        QE_FAIL_IF((size_t)t->prefix[i] >= N || !(t->flags[t->prefix[i]] & QE_TOK_PRESENT), err,
+                   QEMBED_ERR_MODEL_FORMAT, "%s: post_processor adds id %d, which has no token", file, t->prefix[i]);
+    for (size_t i = 0; i < t->n_suffix; i++)
+        QE_FAIL_IF((size_t)t->suffix[i] >= N || !(t->flags[t->suffix[i]] & QE_TOK_PRESENT), err,
+                   QEMBED_ERR_MODEL_FORMAT, "%s: post_processor adds id %d, which has no token", file, t->suffix[i]);
+    return QEMBED_OK;
+}
+
+/* tokenizer_config.json is optional: the reference's ids do not depend on
+ * it. When present it must be JSON, and its added_tokens_decoder must agree
+ * with tokenizer.json (a mismatch means the two files do not belong
+ * together). */
+static qembed_status check_config(const qembed_tokenizer *t, const char *path, qembed_error *err) {
+    struct stat st;
+    if (stat(path, &st) != 0) return QEMBED_OK;
+    char *buf;
+    size_t len;
+    QE_TRY(read_file(path, &buf, &len, err));
+    cJSON *root = cJSON_ParseWithLength(buf, len);
+    free(buf);
+    if (!root) QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: not valid JSON", path);
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "added_tokens_decoder");
+    const cJSON *e;
+    qembed_status s = QEMBED_OK;
+    cJSON_ArrayForEach(e, dec) {
+        char *end;
+        long id = strtol(e->string, &end, 10);
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
+        if (*end || id < 0 || !cJSON_IsString(c)) continue;
+        size_t l = strlen(c->valuestring);
+        if ((size_t)id >= t->n_ids || t->str_len[id] != l ||
+            memcmp(t->str_pool + t->str_off[id], c->valuestring, l) != 0) {
+            s = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                         "%s: added_tokens_decoder[\"%ld\"] is \"%.60s\", which tokenizer.json does not have at "
+                         "that id", path, id, c->valuestring);
+            break;
+        }
+    }
+    cJSON_Delete(root);
+    return s;
+}
+
+void qembed_tokenizer_free(qembed_tokenizer *t) {
+    if (!t) return;
+    free(t->str_pool);
+    free(t->str_off);
+    free(t->str_len);
+    free(t->raw_pool);
+    free(t->raw_off);
+    free(t->raw_len);
+    free(t->flags);
+    free(t->memo);
+    free(t->str_hash);
+    free(t->raw_hash);
+    free(t->merge_keys);
+    free(t->merge_vals);
+    qe_addset *sets[2] = {&t->plain, &t->norm};
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < sets[k]->n; i++) free(sets[k]->v[i].content);
+        free(sets[k]->v);
+    }
+    for (size_t i = 0; i < t->n_splits; i++) {
+        pcre2_code_free(t->splits[i].re);
+        free(t->splits[i].lit);
+    }
+    free(t->splits);
+    free(t->prefix);
+    free(t->suffix);
+    free(t);
+}
+
+qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qembed_error *err) {
+    if (!path || !out) QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_tokenizer_load: path and out are required");
+    *out = NULL;
+    char file[4096], config[4096];
+    struct stat st;
+    if (stat(path, &st) != 0) QE_FAIL(err, QEMBED_ERR_IO, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(file, sizeof file, "%s/tokenizer.json", path);
+        snprintf(config, sizeof config, "%s/tokenizer_config.json", path);
+    } else {
+        snprintf(file, sizeof file, "%s", path);
+        const char *slash = strrchr(path, '/');
+        int dir_len = slash ? (int)(slash - path) : 1;
+        snprintf(config, sizeof config, "%.*s/tokenizer_config.json", dir_len, slash ? path : ".");
+    }
+    char *buf;
+    size_t len;
+    QE_TRY(read_file(file, &buf, &len, err));
+    const char *ep = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &ep, 0);
+    if (!root) {
+        size_t off = ep && ep >= buf ? (size_t)(ep - buf) : 0;
+        free(buf);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: not valid JSON (near byte %zu)", file, off);
+    }
+    free(buf);
+    qembed_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) {
+        cJSON_Delete(root);
+        QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
+    }
+    loader L = {t, file, err};
+    qembed_status s = build(&L, root);
+    cJSON_Delete(root);
+    if (s == QEMBED_OK) s = check_config(t, config, err);
+    if (s != QEMBED_OK) {
+        qembed_tokenizer_free(t);
+        return s;
+    }
+    *out = t;
+    return QEMBED_OK;
+}

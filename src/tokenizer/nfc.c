@@ -1,0 +1,124 @@
+/* NFC, written out by hand because the reference tokenizer normalises with
+ * Unicode 9.0 data (see tools/gen/gen_nfc_tables.py); utf8proc would apply
+ * newer data and change ids of texts with post-9.0 combining marks. The
+ * algorithm is UAX #15's: full canonical decomposition, canonical ordering,
+ * canonical composition. Only texts that fail the quick check get here. */
+#include "nfc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "utf8.h"
+
+enum {
+    SBASE = 0xAC00, LBASE = 0x1100, VBASE = 0x1161, TBASE = 0x11A7,
+    LCOUNT = 19, VCOUNT = 21, TCOUNT = 28, NCOUNT = VCOUNT * TCOUNT, SCOUNT = LCOUNT * NCOUNT
+};
+
+int qe_nfc_quick(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] < 0x80) { i++; continue; }
+        uint32_t cp;
+        i += (size_t)qe_utf8_dec(s, i, &cp);
+        if (qe_nfc_unstable(cp)) return 0;
+    }
+    return 1;
+}
+
+/* Full canonical decomposition of cp: pointer into the pool, or NULL. */
+static const uint32_t *decomp_of(uint32_t cp, uint32_t *len) {
+    size_t lo = 0, hi = qe_nfc_decomp_n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (qe_nfc_decomp_index[mid][0] < cp) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < qe_nfc_decomp_n && qe_nfc_decomp_index[lo][0] == cp) {
+        *len = qe_nfc_decomp_index[lo][2];
+        return &qe_nfc_decomp_pool[qe_nfc_decomp_index[lo][1]];
+    }
+    return NULL;
+}
+
+/* Primary composite of (a, b), or 0. */
+static uint32_t compose(uint32_t a, uint32_t b) {
+    if (a >= LBASE && a < LBASE + LCOUNT && b >= VBASE && b < VBASE + VCOUNT)
+        return SBASE + ((a - LBASE) * VCOUNT + (b - VBASE)) * TCOUNT;
+    if (a >= SBASE && a < SBASE + SCOUNT && (a - SBASE) % TCOUNT == 0 && b > TBASE &&
+        b < TBASE + TCOUNT)
+        return a + (b - TBASE);
+    size_t lo = 0, hi = qe_nfc_comp_n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const uint32_t *e = qe_nfc_comp[mid];
+        if (e[0] < a || (e[0] == a && e[1] < b)) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < qe_nfc_comp_n && qe_nfc_comp[lo][0] == a && qe_nfc_comp[lo][1] == b)
+        return qe_nfc_comp[lo][2];
+    return 0;
+}
+
+int qe_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) {
+    /* A code point decomposes into at most 18 (U+FDFA is compatibility, not
+     * canonical; canonical maxima are 4), and never more than 1 per byte
+     * times 4: n * 4 bounds the code points. */
+    uint32_t *cps = malloc((n + 1) * 4 * sizeof *cps);
+    uint8_t *o = malloc(n * 3 + 4); /* NFC never grows UTF-8 more than 3x */
+    if (!cps || !o) { free(cps); free(o); return -1; }
+    size_t m = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp, dl;
+        i += (size_t)qe_utf8_dec(s, i, &cp);
+        if (cp >= SBASE && cp < SBASE + SCOUNT) {
+            uint32_t si = cp - SBASE;
+            cps[m++] = LBASE + si / NCOUNT;
+            cps[m++] = VBASE + (si % NCOUNT) / TCOUNT;
+            if (si % TCOUNT) cps[m++] = TBASE + si % TCOUNT;
+            continue;
+        }
+        const uint32_t *d = cp >= 0xC0 ? decomp_of(cp, &dl) : NULL;
+        if (d) { memcpy(cps + m, d, dl * sizeof *d); m += dl; }
+        else cps[m++] = cp;
+    }
+    /* Canonical ordering: stable insertion sort of each run of non-starters. */
+    for (size_t i = 1; i < m; i++) {
+        int c = qe_nfc_ccc(cps[i]);
+        if (c == 0) continue;
+        uint32_t x = cps[i];
+        size_t j = i;
+        while (j > 0) {
+            int pc = qe_nfc_ccc(cps[j - 1]);
+            if (pc <= c) break;
+            cps[j] = cps[j - 1];
+            j--;
+        }
+        cps[j] = x;
+    }
+    /* Canonical composition (UAX #15 sample algorithm). */
+    size_t w = 0;
+    if (m > 0) {
+        size_t starter = 0;
+        int last = qe_nfc_ccc(cps[0]) ? 256 : 0;
+        w = 1;
+        for (size_t i = 1; i < m; i++) {
+            uint32_t ch = cps[i];
+            int c = qe_nfc_ccc(ch);
+            uint32_t comp = compose(cps[starter], ch);
+            if (comp && (last < c || last == 0)) {
+                cps[starter] = comp;
+            } else {
+                if (c == 0) starter = w;
+                last = c;
+                cps[w++] = ch;
+            }
+        }
+    }
+    size_t ol = 0;
+    for (size_t i = 0; i < w; i++) ol += (size_t)qe_utf8_enc(cps[i], o + ol);
+    free(cps);
+    *out = o;
+    *out_len = ol;
+    return 0;
+}

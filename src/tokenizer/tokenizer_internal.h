@@ -1,0 +1,94 @@
+/* The tokenizer's internal state: immutable after qembed_tokenizer_load
+ * (except the BPE memo, which only ever caches a pure function of the input
+ * with relaxed atomics), so any number of threads may encode at once. */
+#ifndef QE_TOKENIZER_INTERNAL_H
+#define QE_TOKENIZER_INTERNAL_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qembed.h"
+
+enum { QE_TOK_PRESENT = 1, QE_TOK_ADDED = 2, QE_TOK_SPECIAL = 4 };
+
+typedef struct qe_added {
+    uint8_t *content; /* as matched: normalized tokens hold their normalized form */
+    size_t len;
+    int32_t id;
+    uint8_t special, lstrip, rstrip, single_word;
+} qe_added;
+
+/* One matching set of added tokens (the reference keeps two: tokens matched
+ * on the raw text, and `normalized` ones matched after normalization). */
+typedef struct qe_addset {
+    qe_added *v;
+    size_t n;
+    uint8_t first[256]; /* 1 when some token starts with this byte */
+    int only_first;     /* the single first byte of every token, or -1 */
+} qe_addset;
+
+enum { QE_SPLIT_QWEN = 0, QE_SPLIT_PCRE2 = 1, QE_SPLIT_STRING = 2 };
+
+/* One Split stage of the pre-tokenizer, behaviour Isolated. */
+typedef struct qe_split {
+    int kind;
+    pcre2_code *re;       /* QE_SPLIT_PCRE2 */
+    uint8_t *lit;         /* QE_SPLIT_STRING */
+    size_t lit_len;
+} qe_split;
+
+struct qembed_tokenizer {
+    size_t n_ids; /* highest id + 1 */
+
+    /* Per id: the token's string as in tokenizer.json (byte-level alphabet
+     * for the model vocabulary), and its bytes as the ByteLevel decoder
+     * produces them. */
+    char *str_pool;
+    uint32_t *str_off, *str_len;
+    uint8_t *raw_pool;
+    uint32_t *raw_off, *raw_len;
+    uint8_t *flags; /* QE_TOK_* */
+
+    /* Open-addressing tables. str: token string -> id (added tokens win over
+     * the model's, as in the reference). raw: bytes -> id of model tokens
+     * made only of byte-level characters, for the whole-piece shortcut.
+     * Entries are (hash high 32 bits << 32) | (id + 1); 0 is empty. */
+    uint64_t *str_hash;
+    size_t str_mask;
+    uint64_t *raw_hash;
+    size_t raw_mask;
+
+    /* Merges: key (left id << 32 | right id) -> (rank << 32 | new id).
+     * Empty keys are UINT64_MAX. */
+    uint64_t *merge_keys, *merge_vals;
+    size_t merge_mask;
+
+    int32_t byte_id[256]; /* id of each byte's byte-level character, or -1 */
+    int32_t unk_id;       /* -1 when the model has no unk_token */
+    int fuse_unk;
+    int ignore_merges;
+
+    /* memo[id]: 0 unknown, 1 "BPE of this token's bytes is this token",
+     * 2 it is not. Written with relaxed atomics; racing writers store the
+     * same value. */
+    _Atomic uint8_t *memo;
+
+    qe_addset plain; /* matched on the raw text */
+    qe_addset norm;  /* matched on the normalized text */
+    int nfc;         /* the normalizer is NFC (or a Sequence of NFCs) */
+
+    qe_split *splits;
+    size_t n_splits;
+
+    int32_t *prefix, *suffix; /* the post-processor's single-sequence template */
+    size_t n_prefix, n_suffix;
+};
+
+uint64_t qe_tok_hash(const uint8_t *p, size_t n);
+/* Model or added token id of a string, or -1. */
+int32_t qe_tok_str_lookup(const qembed_tokenizer *t, const uint8_t *s, size_t n);
+
+#endif
