@@ -287,13 +287,7 @@ static int is_ws(const uint8_t *s, size_t i, int *len) {
     return qe_pretok_class(cp) == QE_CL_S;
 }
 
-/* Approximation of the Rust regex \w the reference uses for single_word
- * (letters, marks, digits, connector punctuation): \p{L}, \p{N}, '_' and
- * combining marks. Not exercised by the Qwen files. */
-static int is_word(uint32_t cp) {
-    int k = qe_pretok_class(cp);
-    return k == QE_CL_L || k == QE_CL_N || cp == '_' || qe_nfc_ccc(cp) != 0;
-}
+static int is_word(uint32_t cp) { return qe_pretok_is_word(cp); }
 
 /* Leftmost-longest match of any token of set at or after `from`. */
 static const qe_added *find_added(const qe_addset *set, const uint8_t *s, size_t n, size_t from, size_t *at) {

@@ -761,21 +761,26 @@ static qembed_status build(loader *L, const cJSON *root) {
                               "%s: added token \"%.60s\" reuses id %d of another token", file, a->content, a->id);
                 break;
             }
+            /* A normalized token is matched, and decoded (as the reference
+             * does), in its normalized form. NFC never grows text more than
+             * 3x, which the pool was not sized for: such a token keeps its
+             * written form for decoding when it would not fit. */
+            uint8_t *nb = NULL;
+            size_t nl = 0;
+            if (a->normalized && t->nfc && qe_nfc((const uint8_t *)a->content, l, &nb, &nl) != 0) {
+                st = qe_error(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
+                break;
+            }
             if (!(t->flags[a->id] & QE_TOK_PRESENT)) {
                 int pure_out = 0;
-                STORE_TOKEN(a->id, a->content, l);
+                if (nb && nl <= l) STORE_TOKEN(a->id, nb, nl);
+                else STORE_TOKEN(a->id, a->content, l);
                 (void)pure_out;
             }
             t->flags[a->id] |= QE_TOK_PRESENT | QE_TOK_ADDED | (a->special ? QE_TOK_SPECIAL : 0);
             strtab_put(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off, t->str_len,
-                       (const uint8_t *)a->content, l, a->id);
-            if (a->normalized && t->nfc) {
-                uint8_t *nb = NULL;
-                size_t nl = 0;
-                if (qe_nfc((const uint8_t *)a->content, l, &nb, &nl) != 0) {
-                    st = qe_error(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
-                    break;
-                }
+                       (const uint8_t *)t->str_pool + t->str_off[a->id], t->str_len[a->id], a->id);
+            if (nb) {
                 st = nl ? addset_push(L, &t->norm, nb, nl, a) : QEMBED_OK;
                 free(nb);
             } else if (a->normalized) {

@@ -15,7 +15,11 @@ extern const uint32_t qe_pretok_nfold;
 extern const uint32_t qe_pretok_fold[][2]; /* code point -> 's' (s/t/m/d), 'r' (r/v), 'e', 'l' */
 
 static inline int qe_pretok_class(uint32_t cp) {
-    return qe_pretok_stage2[qe_pretok_stage1[cp >> 8]][cp & 255];
+    return qe_pretok_stage2[qe_pretok_stage1[cp >> 8]][cp & 255] & 3;
+}
+/* \w as the reference's Rust regex crate has it (for single_word). */
+static inline int qe_pretok_is_word(uint32_t cp) {
+    return (qe_pretok_stage2[qe_pretok_stage1[cp >> 8]][cp & 255] >> 2) & 1;
 }
 
 /* The Split pattern of Qwen2/Qwen3 (and other tiktoken-derived) tokenizers,

@@ -5,8 +5,9 @@
  *   tok_dump <tokenizer.json|dir> <corpus.jsonl> [--no-parse-special] [--no-add-special]
  *
  * Input lines: {"text": "..."} or {"ids": [...]}.
- * Output lines: {"ids": [...], "dec": "...", "dec_skip": "..."} (decodes of
- * the ids: ours for text lines, the given ids for id lines), or
+ * Output lines: {"ids": [...], "dec": "hex", "dec_skip": "hex"} (decodes of
+ * the ids, as hex bytes since they may hold U+0000: ours for text lines, the
+ * given ids for id lines), or
  * {"error": code, "message": "..."}. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -86,7 +87,11 @@ int main(int argc, char **argv) {
                 if (qembed_tokenizer_decode(tok, ids, n, skip, &dec, &dl, &err) != QEMBED_OK) {
                     cJSON_AddStringToObject(out, skip ? "dec_skip_error" : "dec_error", err.message);
                 } else {
-                    cJSON_AddStringToObject(out, skip ? "dec_skip" : "dec", dec);
+                    char *hex = malloc(dl * 2 + 1);
+                    for (size_t i = 0; i < dl; i++) sprintf(hex + 2 * i, "%02x", (unsigned char)dec[i]);
+                    hex[dl * 2] = '\0';
+                    cJSON_AddStringToObject(out, skip ? "dec_skip" : "dec", hex);
+                    free(hex);
                     qembed_free(dec);
                 }
             }
