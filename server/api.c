@@ -13,7 +13,7 @@
 
 /* ---- prompts (sentence-transformers) ---- */
 
-int qe_load_prompts(qe_server *srv)
+int qs_load_prompts(qe_server *srv)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/config_sentence_transformers.json", srv->info.resolved_path);
@@ -33,7 +33,7 @@ int qe_load_prompts(qe_server *srv)
     cJSON *prompts = cJSON_GetObjectItemCaseSensitive(root, "prompts");
     if (!cJSON_IsObject(prompts)) {
         if (root)
-            qe_log(srv, QEMBED_LOG_WARN, "%s: no \"prompts\" object; prompt_name will be used as "
+            qs_log(srv, QEMBED_LOG_WARN, "%s: no \"prompts\" object; prompt_name will be used as "
                    "instruction text", path);
         cJSON_Delete(root);
         return 0;
@@ -56,11 +56,11 @@ int qe_load_prompts(qe_server *srv)
             srv->n_prompts++;
     }
     cJSON_Delete(root);
-    qe_log(srv, QEMBED_LOG_INFO, "%zu prompt(s) from %s", srv->n_prompts, path);
+    qs_log(srv, QEMBED_LOG_INFO, "%zu prompt(s) from %s", srv->n_prompts, path);
     return 0;
 }
 
-void qe_free_prompts(qe_server *srv)
+void qs_free_prompts(qe_server *srv)
 {
     for (size_t i = 0; i < srv->n_prompts; i++) {
         free(srv->prompt_names[i]);
@@ -99,37 +99,37 @@ static long find_escaped_nul(const char *s, size_t n)
     return -1;
 }
 
-static cJSON *parse_body(const char *body, size_t len, qe_apierr *e, int tei)
+static cJSON *parse_body(const char *body, size_t len, qs_apierr *e, int tei)
 {
     (void)tei;
     if (len == 0) {
-        QE_ERR_BAD(e, "", "the request body is empty; send a JSON object");
+        QS_ERR_BAD(e, "", "the request body is empty; send a JSON object");
         return NULL;
     }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (!root) {
         size_t at = end && end >= body ? (size_t)(end - body) : 0;
-        QE_ERR_BAD(e, "", "the request body is not valid JSON (error near byte %zu)", at);
+        QS_ERR_BAD(e, "", "the request body is not valid JSON (error near byte %zu)", at);
         return NULL;
     }
     /* Only whitespace may follow the value. */
     for (const char *p = end; p && p < body + len; p++) {
         if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
-            QE_ERR_BAD(e, "", "the request body is not valid JSON (extra data at byte %zu)",
+            QS_ERR_BAD(e, "", "the request body is not valid JSON (extra data at byte %zu)",
                        (size_t)(p - body));
             cJSON_Delete(root);
             return NULL;
         }
     }
     if (!cJSON_IsObject(root)) {
-        QE_ERR_BAD(e, "", "the request body must be a JSON object");
+        QS_ERR_BAD(e, "", "the request body must be a JSON object");
         cJSON_Delete(root);
         return NULL;
     }
     long nul = find_escaped_nul(body, len);
     if (nul >= 0) {
-        QE_ERR_BAD(e, "", "\\u0000 (NUL) at byte %ld of the body is not accepted in text", nul);
+        QS_ERR_BAD(e, "", "\\u0000 (NUL) at byte %ld of the body is not accepted in text", nul);
         cJSON_Delete(root);
         return NULL;
     }
@@ -137,32 +137,32 @@ static cJSON *parse_body(const char *body, size_t len, qe_apierr *e, int tei)
 }
 
 /* An optional string field: 0 absent/null, 1 present, -1 error (e filled). */
-static int opt_string(const cJSON *root, const char *name, const char **out, qe_apierr *e)
+static int opt_string(const cJSON *root, const char *name, const char **out, qs_apierr *e)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
     *out = NULL;
     if (!v || cJSON_IsNull(v))
         return 0;
     if (!cJSON_IsString(v)) {
-        QE_ERR_BAD(e, name, "'%s' must be a string", name);
+        QS_ERR_BAD(e, name, "'%s' must be a string", name);
         return -1;
     }
-    long bad = qe_utf8_invalid_at(v->valuestring, strlen(v->valuestring));
+    long bad = qs_utf8_invalid_at(v->valuestring, strlen(v->valuestring));
     if (bad >= 0) {
-        QE_ERR_BAD(e, name, "'%s' is not valid UTF-8 (byte offset %ld)", name, bad);
+        QS_ERR_BAD(e, name, "'%s' is not valid UTF-8 (byte offset %ld)", name, bad);
         return -1;
     }
     *out = v->valuestring;
     return 1;
 }
 
-static int opt_bool(const cJSON *root, const char *name, int *out, qe_apierr *e)
+static int opt_bool(const cJSON *root, const char *name, int *out, qs_apierr *e)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
     if (!v || cJSON_IsNull(v))
         return 0;
     if (!cJSON_IsBool(v)) {
-        QE_ERR_BAD(e, name, "'%s' must be true or false", name);
+        QS_ERR_BAD(e, name, "'%s' must be true or false", name);
         return -1;
     }
     *out = cJSON_IsTrue(v);
@@ -201,15 +201,15 @@ static void truncate_ids(int32_t *ids, size_t *n, size_t limit, int left, int32_
 
 /* Tokenizes text i. Returns 0, or -1 with e filled. */
 static int tokenize_text(qe_server *srv, const tok_plan *tp, size_t idx, const char *text, size_t len,
-                         int32_t **ids_out, size_t *n_out, qe_apierr *e)
+                         int32_t **ids_out, size_t *n_out, qs_apierr *e)
 {
-    long bad = qe_utf8_invalid_at(text, len);
+    long bad = qs_utf8_invalid_at(text, len);
     if (bad >= 0) {
-        QE_ERR_BAD(e, "input", "input[%zu] is not valid UTF-8 (byte offset %ld)", idx, bad);
+        QS_ERR_BAD(e, "input", "input[%zu] is not valid UTF-8 (byte offset %ld)", idx, bad);
         return -1;
     }
     if (len == 0) {
-        QE_ERR_BAD(e, "input", "input[%zu] is an empty string", idx);
+        QS_ERR_BAD(e, "input", "input[%zu] is an empty string", idx);
         return -1;
     }
     char *joined = NULL;
@@ -217,7 +217,7 @@ static int tokenize_text(qe_server *srv, const tok_plan *tp, size_t idx, const c
         size_t pl = strlen(tp->prefix);
         joined = malloc(pl + len + 1);
         if (!joined) {
-            qe_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
+            qs_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
             return -1;
         }
         memcpy(joined, tp->prefix, pl);
@@ -251,7 +251,7 @@ static int tokenize_text(qe_server *srv, const tok_plan *tp, size_t idx, const c
             full = malloc(il + len + 32);
             if (!full) {
                 free(joined);
-                qe_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
+                qs_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
                 return -1;
             }
             int hl = sprintf(full, "Instruct: %s\nQuery:", tp->instruction);
@@ -265,20 +265,20 @@ static int tokenize_text(qe_server *srv, const tok_plan *tp, size_t idx, const c
     free(joined);
     if (st != QEMBED_OK) {
         if (st == QEMBED_ERR_INPUT_TOO_LONG)
-            QE_ERR_BAD(e, "input", "input[%zu] has more than %zu tokens (the limit is %zu; send "
+            QS_ERR_BAD(e, "input", "input[%zu] has more than %zu tokens (the limit is %zu; send "
                        "\"truncate\": true to cut it)", idx, o.max_tokens, srv->max_tokens);
         else if (st == QEMBED_ERR_INVALID_UTF8 || st == QEMBED_ERR_EMPTY_INPUT ||
                  st == QEMBED_ERR_INVALID_ARGUMENT)
-            QE_ERR_BAD(e, "input", "input[%zu]: %s", idx, err.message);
+            QS_ERR_BAD(e, "input", "input[%zu]: %s", idx, err.message);
         else
-            qe_err_set(e, 500, "server_error", NULL, "Tokenizer", "input", "input[%zu]: %s", idx,
+            qs_err_set(e, 500, "server_error", NULL, "Tokenizer", "input", "input[%zu]: %s", idx,
                        err.message);
         qembed_free(ids);
         return -1;
     }
     if (n > srv->max_tokens) {
         if (!tp->truncate) {
-            QE_ERR_BAD(e, "input", "input[%zu] has %zu tokens, more than the limit of %zu "
+            QS_ERR_BAD(e, "input", "input[%zu] has %zu tokens, more than the limit of %zu "
                        "(--max-tokens); send \"truncate\": true to cut it", idx, n, srv->max_tokens);
             qembed_free(ids);
             return -1;
@@ -293,16 +293,16 @@ static int tokenize_text(qe_server *srv, const tok_plan *tp, size_t idx, const c
 /* Token-id input i (an array of integers), copied into a qembed_free-able
  * array (the library's allocator is malloc, as qembed_free documents). */
 static int token_input(qe_server *srv, const tok_plan *tp, size_t idx, const cJSON *arr,
-                       int32_t **ids_out, size_t *n_out, qe_apierr *e)
+                       int32_t **ids_out, size_t *n_out, qs_apierr *e)
 {
     size_t n = (size_t)cJSON_GetArraySize(arr);
     if (n == 0) {
-        QE_ERR_BAD(e, "input", "input[%zu] is an empty array of token ids", idx);
+        QS_ERR_BAD(e, "input", "input[%zu] is an empty array of token ids", idx);
         return -1;
     }
     int32_t *ids = malloc(n * sizeof *ids);
     if (!ids) {
-        qe_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
+        qs_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
         return -1;
     }
     size_t k = 0;
@@ -311,10 +311,10 @@ static int token_input(qe_server *srv, const tok_plan *tp, size_t idx, const cJS
     {
         if (!is_int(v, 0, (double)srv->n_vocab - 1)) {
             if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble))
-                QE_ERR_BAD(e, "input", "input[%zu][%zu]: token id %.0f is out of range [0, %zu)",
+                QS_ERR_BAD(e, "input", "input[%zu][%zu]: token id %.0f is out of range [0, %zu)",
                            idx, k, v->valuedouble, srv->n_vocab);
             else
-                QE_ERR_BAD(e, "input", "input[%zu][%zu] must be an integer token id", idx, k);
+                QS_ERR_BAD(e, "input", "input[%zu][%zu] must be an integer token id", idx, k);
             free(ids);
             return -1;
         }
@@ -322,7 +322,7 @@ static int token_input(qe_server *srv, const tok_plan *tp, size_t idx, const cJS
     }
     if (n > srv->max_tokens) {
         if (!tp->truncate) {
-            QE_ERR_BAD(e, "input", "input[%zu] has %zu tokens, more than the limit of %zu "
+            QS_ERR_BAD(e, "input", "input[%zu] has %zu tokens, more than the limit of %zu "
                        "(--max-tokens); send \"truncate\": true to cut it", idx, n, srv->max_tokens);
             free(ids);
             return -1;
@@ -337,8 +337,8 @@ static int token_input(qe_server *srv, const tok_plan *tp, size_t idx, const cJS
     return 0;
 }
 
-int qe_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len, qe_job **job_out,
-                           qe_req_opts *ro, qe_apierr *e)
+int qs_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len, qs_job **job_out,
+                           qs_req_opts *ro, qs_apierr *e)
 {
     *job_out = NULL;
     memset(ro, 0, sizeof *ro);
@@ -346,7 +346,7 @@ int qe_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len
     cJSON *root = parse_body(body, len, e, tei);
     if (!root)
         return -1;
-    qe_job *job = NULL;
+    qs_job *job = NULL;
     int rc = -1;
     const char *in_name = tei ? "inputs" : "input";
     const cJSON *input = cJSON_GetObjectItemCaseSensitive(root, in_name);
@@ -363,7 +363,7 @@ int qe_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len
     if (!tei)
         normalize = 1; /* OpenAI vectors are always unit length */
     if (fmt && strcmp(fmt, "float") != 0 && strcmp(fmt, "base64") != 0) {
-        QE_ERR_BAD(e, "encoding_format", "'encoding_format' must be \"float\" or \"base64\", not \"%.40s\"",
+        QS_ERR_BAD(e, "encoding_format", "'encoding_format' must be \"float\" or \"base64\", not \"%.40s\"",
                    fmt);
         goto out;
     }
@@ -375,7 +375,7 @@ int qe_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len
     const cJSON *dv = cJSON_GetObjectItemCaseSensitive(root, "dimensions");
     if (dv && !cJSON_IsNull(dv)) {
         if (!is_int(dv, dmin, hidden)) {
-            QE_ERR_BAD(e, "dimensions", "'dimensions' must be an integer from %d to %d", dmin, hidden);
+            QS_ERR_BAD(e, "dimensions", "'dimensions' must be an integer from %d to %d", dmin, hidden);
             goto out;
         }
         dims = (int)dv->valuedouble;
@@ -387,7 +387,7 @@ int qe_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len
         if (strcasecmp(direction, "left") == 0)
             tp.left = 1;
         else if (strcasecmp(direction, "right") != 0) {
-            QE_ERR_BAD(e, "truncation_direction", "'truncation_direction' must be \"Left\" or \"Right\"");
+            QS_ERR_BAD(e, "truncation_direction", "'truncation_direction' must be \"Left\" or \"Right\"");
             goto out;
         }
     }
@@ -408,7 +408,7 @@ int qe_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len
     }
 
     if (!input || cJSON_IsNull(input)) {
-        QE_ERR_BAD(e, in_name, "missing required field '%s'", in_name);
+        QS_ERR_BAD(e, in_name, "missing required field '%s'", in_name);
         goto out;
     }
     /* Shapes: "text" | ["text", ...] | [id, ...] | [[id, ...], ...]. */
@@ -420,7 +420,7 @@ int qe_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len
     } else if (cJSON_IsArray(input)) {
         n = (size_t)cJSON_GetArraySize(input);
         if (n == 0) {
-            QE_ERR_BAD(e, in_name, "'%s' is an empty array", in_name);
+            QS_ERR_BAD(e, in_name, "'%s' is an empty array", in_name);
             goto out;
         }
         const cJSON *first = input->child;
@@ -431,19 +431,19 @@ int qe_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len
         else if (cJSON_IsArray(first))
             kind = 3;
         else {
-            QE_ERR_BAD(e, in_name, "'%s' must be a string, an array of strings, an array of token "
+            QS_ERR_BAD(e, in_name, "'%s' must be a string, an array of strings, an array of token "
                        "ids or an array of arrays of token ids", in_name);
             goto out;
         }
         if (kind == 2)
             n = 1;
     } else {
-        QE_ERR_BAD(e, in_name, "'%s' must be a string, an array of strings, an array of token ids "
+        QS_ERR_BAD(e, in_name, "'%s' must be a string, an array of strings, an array of token ids "
                    "or an array of arrays of token ids", in_name);
         goto out;
     }
     if (n > srv->cfg.max_inputs) {
-        qe_err_set(e, 413, "invalid_request_error", "too_many_inputs", "Validation", in_name,
+        qs_err_set(e, 413, "invalid_request_error", "too_many_inputs", "Validation", in_name,
                    "%zu inputs in one request; the limit is %zu (--max-inputs)", n, srv->cfg.max_inputs);
         goto out;
     }
@@ -451,7 +451,7 @@ int qe_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len
     if (job)
         job->units = calloc(n, sizeof *job->units);
     if (!job || !job->units) {
-        qe_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
+        qs_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
         goto out;
     }
     job->dims = dims;
@@ -472,7 +472,7 @@ int qe_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len
         {
             int ok = kind == 1 ? cJSON_IsString(it) : cJSON_IsArray(it);
             if (!ok) {
-                QE_ERR_BAD(e, in_name, "%s[%zu] must be %s like %s[0]", in_name, i,
+                QS_ERR_BAD(e, in_name, "%s[%zu] must be %s like %s[0]", in_name, i,
                            kind == 1 ? "a string" : "an array of token ids", in_name);
                 goto out;
             }
@@ -491,54 +491,54 @@ int qe_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len
 out:
     cJSON_Delete(root);
     if (rc != 0) {
-        qe_job_free(job);
+        qs_job_free(job);
         job = NULL;
     }
     *job_out = job;
     return rc;
 }
 
-int qe_render_embed_response(qe_server *srv, const qe_job *job, const qe_req_opts *ro, qe_buf *o)
+int qs_render_embed_response(qe_server *srv, const qs_job *job, const qs_req_opts *ro, qs_buf *o)
 {
     size_t d = (size_t)job->dims;
-    qe_buf_reserve(o, job->n_units * d * (ro->base64 ? 6 : 12) + 256);
+    qs_buf_reserve(o, job->n_units * d * (ro->base64 ? 6 : 12) + 256);
     if (ro->tei) {
-        qe_buf_put(o, "[", 1);
+        qs_buf_put(o, "[", 1);
         for (size_t i = 0; i < job->n_units; i++) {
-            qe_buf_puts(o, i ? ",[" : "[");
+            qs_buf_puts(o, i ? ",[" : "[");
             for (size_t k = 0; k < d; k++) {
                 if (k)
-                    qe_buf_put(o, ",", 1);
-                qe_buf_float(o, job->vecs[i * d + k]);
+                    qs_buf_put(o, ",", 1);
+                qs_buf_float(o, job->vecs[i * d + k]);
             }
-            qe_buf_put(o, "]", 1);
+            qs_buf_put(o, "]", 1);
         }
-        qe_buf_put(o, "]", 1);
+        qs_buf_put(o, "]", 1);
         return o->oom ? -1 : 0;
     }
-    qe_buf_puts(o, "{\"object\":\"list\",\"data\":[");
+    qs_buf_puts(o, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; i < job->n_units; i++) {
-        qe_buf_printf(o, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
+        qs_buf_printf(o, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
         if (ro->base64) {
             /* OpenAI's base64 is the little-endian float32 bytes; x86-64 and
              * aarch64 are little-endian, so the memory is already that. */
-            qe_buf_put(o, "\"", 1);
-            qe_buf_base64(o, job->vecs + i * d, d * sizeof(float));
-            qe_buf_put(o, "\"", 1);
+            qs_buf_put(o, "\"", 1);
+            qs_buf_base64(o, job->vecs + i * d, d * sizeof(float));
+            qs_buf_put(o, "\"", 1);
         } else {
-            qe_buf_put(o, "[", 1);
+            qs_buf_put(o, "[", 1);
             for (size_t k = 0; k < d; k++) {
                 if (k)
-                    qe_buf_put(o, ",", 1);
-                qe_buf_float(o, job->vecs[i * d + k]);
+                    qs_buf_put(o, ",", 1);
+                qs_buf_float(o, job->vecs[i * d + k]);
             }
-            qe_buf_put(o, "]", 1);
+            qs_buf_put(o, "]", 1);
         }
-        qe_buf_put(o, "}", 1);
+        qs_buf_put(o, "}", 1);
     }
-    qe_buf_puts(o, "],\"model\":");
-    qe_buf_json_str(o, ro->model, strlen(ro->model));
-    qe_buf_printf(o, ",\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu}}", job->total_tokens,
+    qs_buf_puts(o, "],\"model\":");
+    qs_buf_json_str(o, ro->model, strlen(ro->model));
+    qs_buf_printf(o, ",\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu}}", job->total_tokens,
                   job->total_tokens);
     (void)srv;
     return o->oom ? -1 : 0;
@@ -546,7 +546,7 @@ int qe_render_embed_response(qe_server *srv, const qe_job *job, const qe_req_opt
 
 /* POST /tokenize (TEI): [[{"id","text","special","start","stop"}, ...], ...].
  * start/stop (character offsets) are null: the public API gives no offsets. */
-int qe_handle_tokenize(qe_server *srv, const char *body, size_t len, qe_buf *o, qe_apierr *e)
+int qs_handle_tokenize(qe_server *srv, const char *body, size_t len, qs_buf *o, qs_apierr *e)
 {
     cJSON *root = parse_body(body, len, e, 1);
     if (!root)
@@ -577,36 +577,36 @@ int qe_handle_tokenize(qe_server *srv, const char *body, size_t len, qe_buf *o, 
         cJSON_ArrayForEach(it, input)
         {
             if (!cJSON_IsString(it)) {
-                QE_ERR_BAD(e, "inputs", "'inputs' must be a string or an array of strings");
+                QS_ERR_BAD(e, "inputs", "'inputs' must be a string or an array of strings");
                 goto out;
             }
         }
     } else {
-        QE_ERR_BAD(e, "inputs", "'inputs' must be a string or a non-empty array of strings");
+        QS_ERR_BAD(e, "inputs", "'inputs' must be a string or a non-empty array of strings");
         goto out;
     }
     if (n > srv->cfg.max_inputs) {
-        qe_err_set(e, 413, "invalid_request_error", "too_many_inputs", "Validation", "inputs",
+        qs_err_set(e, 413, "invalid_request_error", "too_many_inputs", "Validation", "inputs",
                    "%zu inputs in one request; the limit is %zu (--max-inputs)", n, srv->cfg.max_inputs);
         goto out;
     }
-    qe_buf_put(o, "[", 1);
+    qs_buf_put(o, "[", 1);
     for (size_t i = 0; i < n; i++) {
         const char *text = cJSON_IsString(input) ? input->valuestring
                                                  : cJSON_GetArrayItem(input, (int)i)->valuestring;
         size_t tl = strlen(text);
-        long bad = qe_utf8_invalid_at(text, tl);
+        long bad = qs_utf8_invalid_at(text, tl);
         if (bad >= 0) {
-            QE_ERR_BAD(e, "inputs", "inputs[%zu] is not valid UTF-8 (byte offset %ld)", i, bad);
+            QS_ERR_BAD(e, "inputs", "inputs[%zu] is not valid UTF-8 (byte offset %ld)", i, bad);
             goto out;
         }
-        qe_buf full = {0};
+        qs_buf full = {0};
         if (prefix_fmt)
-            qe_buf_printf(&full, prefix_fmt, prefix_arg);
-        qe_buf_put(&full, text, tl);
+            qs_buf_printf(&full, prefix_fmt, prefix_arg);
+        qs_buf_put(&full, text, tl);
         if (full.oom) {
-            qe_buf_free(&full);
-            qe_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
+            qs_buf_free(&full);
+            qs_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
             goto out;
         }
         qembed_encode_options eo = qembed_encode_default_options();
@@ -617,76 +617,76 @@ int qe_handle_tokenize(qe_server *srv, const char *body, size_t len, qe_buf *o, 
         qembed_error err = {0};
         qembed_status st = qembed_tokenizer_encode(srv->tok, full.p ? full.p : "", full.len, &eo, &ids,
                                                    &nids, &err);
-        qe_buf_free(&full);
+        qs_buf_free(&full);
         if (st != QEMBED_OK) {
-            QE_ERR_BAD(e, "inputs", "inputs[%zu]: %s", i, err.message);
+            QS_ERR_BAD(e, "inputs", "inputs[%zu]: %s", i, err.message);
             goto out;
         }
-        qe_buf_puts(o, i ? ",[" : "[");
+        qs_buf_puts(o, i ? ",[" : "[");
         for (size_t k = 0; k < nids; k++) {
             char *t1 = NULL, *t2 = NULL;
             size_t l1 = 0, l2 = 0;
             qembed_tokenizer_decode(srv->tok, &ids[k], 1, 0, &t1, &l1, NULL);
             qembed_tokenizer_decode(srv->tok, &ids[k], 1, 1, &t2, &l2, NULL);
             int special = l1 > 0 && l2 == 0;
-            qe_buf_printf(o, "%s{\"id\":%d,\"text\":", k ? "," : "", (int)ids[k]);
+            qs_buf_printf(o, "%s{\"id\":%d,\"text\":", k ? "," : "", (int)ids[k]);
             /* A single byte-level token may be part of a UTF-8 sequence; the
              * decoder then gives U+FFFD, which is valid JSON text. */
-            if (t1 && qe_utf8_invalid_at(t1, l1) < 0)
-                qe_buf_json_str(o, t1, l1);
+            if (t1 && qs_utf8_invalid_at(t1, l1) < 0)
+                qs_buf_json_str(o, t1, l1);
             else
-                qe_buf_puts(o, "\"\"");
-            qe_buf_printf(o, ",\"special\":%s,\"start\":null,\"stop\":null}", special ? "true" : "false");
+                qs_buf_puts(o, "\"\"");
+            qs_buf_printf(o, ",\"special\":%s,\"start\":null,\"stop\":null}", special ? "true" : "false");
             qembed_free(t1);
             qembed_free(t2);
         }
-        qe_buf_put(o, "]", 1);
+        qs_buf_put(o, "]", 1);
         qembed_free(ids);
     }
-    qe_buf_put(o, "]", 1);
+    qs_buf_put(o, "]", 1);
     rc = o->oom ? -1 : 0;
     if (o->oom)
-        qe_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
+        qs_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
 out:
     cJSON_Delete(root);
     return rc;
 }
 
-void qe_render_models(qe_server *srv, qe_buf *o)
+void qs_render_models(qe_server *srv, qs_buf *o)
 {
-    qe_buf_puts(o, "{\"object\":\"list\",\"data\":[{\"id\":");
-    qe_buf_json_str(o, srv->served_name, strlen(srv->served_name));
-    qe_buf_printf(o, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"qembed\"}]}",
+    qs_buf_puts(o, "{\"object\":\"list\",\"data\":[{\"id\":");
+    qs_buf_json_str(o, srv->served_name, strlen(srv->served_name));
+    qs_buf_printf(o, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"qembed\"}]}",
                   (long long)srv->started_at);
 }
 
-void qe_render_info(qe_server *srv, qe_buf *o)
+void qs_render_info(qe_server *srv, qs_buf *o)
 {
     const qembed_model_info *mi = &srv->info;
     const char *placement = qembed_model_placement(srv->model);
-    qe_buf_puts(o, "{\"model_id\":");
-    qe_buf_json_str(o, srv->served_name, strlen(srv->served_name));
-    qe_buf_puts(o, ",\"model\":{\"name\":");
-    qe_buf_json_str(o, mi->name, strlen(mi->name));
-    qe_buf_puts(o, ",\"resolved_path\":");
-    qe_buf_json_str(o, mi->resolved_path, strlen(mi->resolved_path));
-    qe_buf_puts(o, ",\"architecture\":");
-    qe_buf_json_str(o, mi->architecture, strlen(mi->architecture));
-    qe_buf_puts(o, ",\"dtype\":");
-    qe_buf_json_str(o, mi->dtype, strlen(mi->dtype));
-    qe_buf_printf(o,
+    qs_buf_puts(o, "{\"model_id\":");
+    qs_buf_json_str(o, srv->served_name, strlen(srv->served_name));
+    qs_buf_puts(o, ",\"model\":{\"name\":");
+    qs_buf_json_str(o, mi->name, strlen(mi->name));
+    qs_buf_puts(o, ",\"resolved_path\":");
+    qs_buf_json_str(o, mi->resolved_path, strlen(mi->resolved_path));
+    qs_buf_puts(o, ",\"architecture\":");
+    qs_buf_json_str(o, mi->architecture, strlen(mi->architecture));
+    qs_buf_puts(o, ",\"dtype\":");
+    qs_buf_json_str(o, mi->dtype, strlen(mi->dtype));
+    qs_buf_printf(o,
                   ",\"hidden_size\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,"
                   "\"vocab_size\":%d,\"max_position_embeddings\":%d,\"n_params\":%llu,"
                   "\"weights_bytes\":%llu,\"synthetic\":%s}",
                   mi->hidden_size, mi->n_layers, mi->n_heads, mi->n_kv_heads, mi->vocab_size,
                   mi->max_position_embeddings, (unsigned long long)mi->n_params,
                   (unsigned long long)mi->weights_bytes, mi->synthetic ? "true" : "false");
-    qe_buf_puts(o, ",\"placement\":");
-    if (placement && qe_utf8_invalid_at(placement, strlen(placement)) < 0)
-        qe_buf_json_str(o, placement, strlen(placement));
+    qs_buf_puts(o, ",\"placement\":");
+    if (placement && qs_utf8_invalid_at(placement, strlen(placement)) < 0)
+        qs_buf_json_str(o, placement, strlen(placement));
     else
-        qe_buf_puts(o, "null");
-    qe_buf_printf(o,
+        qs_buf_puts(o, "null");
+    qs_buf_printf(o,
                   ",\"limits\":{\"max_body_bytes\":%zu,\"max_inputs\":%zu,\"max_tokens\":%zu,"
                   "\"max_batch_tokens\":%zu,\"max_queue\":%zu,\"max_queue_tokens\":%zu,"
                   "\"request_timeout_s\":%g,\"batch_wait_ms\":%g}",
@@ -694,49 +694,49 @@ void qe_render_info(qe_server *srv, qe_buf *o)
                   srv->cfg.max_queue, srv->max_queue_tokens, srv->cfg.request_timeout_s,
                   srv->cfg.batch_wait_ms);
     /* TEI's /info field names, for clients that read them. */
-    qe_buf_printf(o, ",\"max_client_batch_size\":%zu,\"max_input_length\":%zu,\"max_batch_tokens\":%zu",
+    qs_buf_printf(o, ",\"max_client_batch_size\":%zu,\"max_input_length\":%zu,\"max_batch_tokens\":%zu",
                   srv->cfg.max_inputs, srv->max_tokens, srv->max_batch_tokens);
-    qe_buf_puts(o, ",\"default_instruction\":");
+    qs_buf_puts(o, ",\"default_instruction\":");
     if (srv->default_instruction)
-        qe_buf_json_str(o, srv->default_instruction, strlen(srv->default_instruction));
+        qs_buf_json_str(o, srv->default_instruction, strlen(srv->default_instruction));
     else
-        qe_buf_puts(o, "null");
-    qe_buf_puts(o, ",\"prompts\":[");
+        qs_buf_puts(o, "null");
+    qs_buf_puts(o, ",\"prompts\":[");
     for (size_t i = 0; i < srv->n_prompts; i++) {
         if (i)
-            qe_buf_put(o, ",", 1);
-        qe_buf_json_str(o, srv->prompt_names[i], strlen(srv->prompt_names[i]));
+            qs_buf_put(o, ",", 1);
+        qs_buf_json_str(o, srv->prompt_names[i], strlen(srv->prompt_names[i]));
     }
-    qe_buf_printf(o, "],\"parse_special\":%s,\"auth\":%s,\"version\":\"%s\"}",
+    qs_buf_printf(o, "],\"parse_special\":%s,\"auth\":%s,\"version\":\"%s\"}",
                   srv->cfg.parse_special ? "true" : "false", srv->api_key ? "true" : "false",
                   qembed_version());
 }
 
-void qe_render_error(const qe_apierr *e, int tei, qe_buf *o)
+void qs_render_error(const qs_apierr *e, int tei, qs_buf *o)
 {
     if (tei) {
-        qe_buf_puts(o, "{\"error\":");
-        qe_buf_json_str(o, e->message, strlen(e->message));
-        qe_buf_puts(o, ",\"error_type\":");
+        qs_buf_puts(o, "{\"error\":");
+        qs_buf_json_str(o, e->message, strlen(e->message));
+        qs_buf_puts(o, ",\"error_type\":");
         const char *t = e->tei_type ? e->tei_type : "Validation";
-        qe_buf_json_str(o, t, strlen(t));
-        qe_buf_puts(o, "}");
+        qs_buf_json_str(o, t, strlen(t));
+        qs_buf_puts(o, "}");
         return;
     }
-    qe_buf_puts(o, "{\"error\":{\"message\":");
-    qe_buf_json_str(o, e->message, strlen(e->message));
-    qe_buf_puts(o, ",\"type\":");
+    qs_buf_puts(o, "{\"error\":{\"message\":");
+    qs_buf_json_str(o, e->message, strlen(e->message));
+    qs_buf_puts(o, ",\"type\":");
     const char *t = e->type ? e->type : "invalid_request_error";
-    qe_buf_json_str(o, t, strlen(t));
-    qe_buf_puts(o, ",\"param\":");
+    qs_buf_json_str(o, t, strlen(t));
+    qs_buf_puts(o, ",\"param\":");
     if (e->param[0])
-        qe_buf_json_str(o, e->param, strlen(e->param));
+        qs_buf_json_str(o, e->param, strlen(e->param));
     else
-        qe_buf_puts(o, "null");
-    qe_buf_puts(o, ",\"code\":");
+        qs_buf_puts(o, "null");
+    qs_buf_puts(o, ",\"code\":");
     if (e->code)
-        qe_buf_json_str(o, e->code, strlen(e->code));
+        qs_buf_json_str(o, e->code, strlen(e->code));
     else
-        qe_buf_puts(o, "null");
-    qe_buf_puts(o, "}}");
+        qs_buf_puts(o, "null");
+    qs_buf_puts(o, "}}");
 }

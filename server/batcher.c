@@ -20,9 +20,9 @@
 #include "internal.h"
 
 /* Bounds the work of one selection pass over a long queue. */
-#define QE_SCAN_MAX 16384
+#define QS_SCAN_MAX 16384
 
-void qe_job_free(qe_job *job)
+void qs_job_free(qs_job *job)
 {
     if (!job)
         return;
@@ -33,16 +33,16 @@ void qe_job_free(qe_job *job)
     free(job);
 }
 
-void qe_job_release(qe_server *srv, qe_job *job)
+void qs_job_release(qe_server *srv, qs_job *job)
 {
     pthread_mutex_lock(&srv->mu);
     int left = --job->refs;
     pthread_mutex_unlock(&srv->mu);
     if (left == 0)
-        qe_job_free(job);
+        qs_job_free(job);
 }
 
-static void list_remove_locked(qe_server *srv, qe_job *j)
+static void list_remove_locked(qe_server *srv, qs_job *j)
 {
     if (j->prev)
         j->prev->next = j->next;
@@ -55,12 +55,12 @@ static void list_remove_locked(qe_server *srv, qe_job *j)
     j->next = j->prev = NULL;
 }
 
-int qe_enqueue(qe_server *srv, qe_job *job, qe_apierr *e)
+int qs_enqueue(qe_server *srv, qs_job *job, qs_apierr *e)
 {
     pthread_mutex_lock(&srv->mu);
     if (srv->batcher_stop || !srv->batcher_running) {
         pthread_mutex_unlock(&srv->mu);
-        qe_err_set(e, 503, "server_error", "shutting_down", "Unhealthy", NULL,
+        qs_err_set(e, 503, "server_error", "shutting_down", "Unhealthy", NULL,
                    "the server is shutting down");
         return -1;
     }
@@ -73,13 +73,13 @@ int qe_enqueue(qe_server *srv, qe_job *job, qe_apierr *e)
         pthread_mutex_lock(&srv->metrics.mu);
         srv->metrics.rejected_full++;
         pthread_mutex_unlock(&srv->metrics.mu);
-        qe_err_set(e, 503, "server_error", "queue_full", "Overloaded", NULL,
+        qs_err_set(e, 503, "server_error", "queue_full", "Overloaded", NULL,
                    "the queue is full (%zu requests, %zu tokens waiting; limits --max-queue %zu, "
                    "--max-queue-tokens %zu): retry later",
                    q, t, srv->cfg.max_queue, srv->max_queue_tokens);
         return -1;
     }
-    job->state = QE_JOB_QUEUED;
+    job->state = QS_JOB_QUEUED;
     job->n_untaken = job->n_units;
     job->n_done = 0;
     job->prev = srv->tail;
@@ -98,7 +98,7 @@ int qe_enqueue(qe_server *srv, qe_job *job, qe_apierr *e)
 
 /* A job leaves the queue: the caller resumes its connection after unlocking
  * (MHD takes its own locks) and then drops the queue's reference. */
-static void finish_locked(qe_server *srv, qe_job *j, int state)
+static void finish_locked(qe_server *srv, qs_job *j, int state)
 {
     if (j->n_untaken)
         list_remove_locked(srv, j);
@@ -110,21 +110,21 @@ static void finish_locked(qe_server *srv, qe_job *j, int state)
         pthread_cond_broadcast(&srv->cv_state);
 }
 
-static void resume_and_release(qe_server *srv, qe_job **list, size_t n)
+static void resume_and_release(qe_server *srv, qs_job **list, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         MHD_resume_connection(list[i]->conn);
-        qe_job_release(srv, list[i]);
+        qs_job_release(srv, list[i]);
     }
 }
 
 typedef struct batch {
-    qe_job **job;        /* (n) owner of each unit */
+    qs_job **job;        /* (n) owner of each unit */
     size_t *unit;        /* (n) unit index in its job */
     const int32_t **ids; /* (n) */
     size_t *n_ids;       /* (n) */
     size_t n, cap, tokens;
-    qe_job **done;       /* jobs to resume after this round */
+    qs_job **done;       /* jobs to resume after this round */
     size_t n_done, cap_done;
     float *out;          /* (n, hidden) */
     size_t out_cap;
@@ -147,7 +147,7 @@ static int batch_grow(batch *b)
     return 0;
 }
 
-static int done_push(batch *b, qe_job *j)
+static int done_push(batch *b, qs_job *j)
 {
     if (b->n_done == b->cap_done) {
         size_t cap = b->cap_done ? b->cap_done * 2 : 64;
@@ -165,14 +165,14 @@ static int done_push(batch *b, qe_job *j)
  * srv->mu held. */
 static void expire_locked(qe_server *srv, batch *b, double now)
 {
-    qe_job *j = srv->head;
+    qs_job *j = srv->head;
     while (j) {
-        qe_job *next = j->next;
+        qs_job *next = j->next;
         if (!j->started && now > j->deadline && b->n_done < b->cap_done) {
-            qe_err_set(&j->err, 504, "server_error", "timeout", "Backend", NULL,
+            qs_err_set(&j->err, 504, "server_error", "timeout", "Backend", NULL,
                        "the request waited more than --request-timeout %.3g s in the queue",
                        srv->cfg.request_timeout_s);
-            finish_locked(srv, j, QE_JOB_FAILED);
+            finish_locked(srv, j, QS_JOB_FAILED);
             b->done[b->n_done++] = j;
             pthread_mutex_lock(&srv->metrics.mu);
             srv->metrics.timeouts++;
@@ -185,7 +185,7 @@ static void expire_locked(qe_server *srv, batch *b, double now)
 static size_t pending_tokens_locked(qe_server *srv, size_t cap)
 {
     size_t t = 0;
-    for (qe_job *j = srv->head; j && t < cap; j = j->next)
+    for (qs_job *j = srv->head; j && t < cap; j = j->next)
         for (size_t u = 0; u < j->n_units && t < cap; u++)
             if (!j->units[u].taken)
                 t += j->units[u].n_ids;
@@ -198,10 +198,10 @@ static void select_locked(qe_server *srv, batch *b)
     size_t budget = srv->max_batch_tokens, scanned = 0;
     b->n = 0;
     b->tokens = 0;
-    for (qe_job *j = srv->head; j && scanned < QE_SCAN_MAX && b->tokens < budget;) {
-        qe_job *next = j->next;
-        for (size_t u = 0; u < j->n_units && scanned < QE_SCAN_MAX; u++) {
-            qe_unit *un = &j->units[u];
+    for (qs_job *j = srv->head; j && scanned < QS_SCAN_MAX && b->tokens < budget;) {
+        qs_job *next = j->next;
+        for (size_t u = 0; u < j->n_units && scanned < QS_SCAN_MAX; u++) {
+            qs_unit *un = &j->units[u];
             if (un->taken)
                 continue;
             scanned++;
@@ -230,7 +230,7 @@ static void select_locked(qe_server *srv, batch *b)
 /* Slices the pooled vector to the job's dims and normalises it when asked
  * (Matryoshka: slice, then L2-normalise). Returns 0, or -1 for a non-finite
  * or zero vector. */
-static int store_vector(qe_job *j, size_t u, const float *v)
+static int store_vector(qs_job *j, size_t u, const float *v)
 {
     float *dst = j->vecs + u * (size_t)j->dims;
     double ss = 0;
@@ -251,11 +251,11 @@ static int store_vector(qe_job *j, size_t u, const float *v)
     return 0;
 }
 
-static void unit_failed(qe_job *j, size_t u, int status, const char *fmt, const char *detail)
+static void unit_failed(qs_job *j, size_t u, int status, const char *fmt, const char *detail)
 {
     if (j->err.status)
         return; /* keep the first error */
-    qe_err_set(&j->err, status, status >= 500 ? "server_error" : "invalid_request_error", NULL,
+    qs_err_set(&j->err, status, status >= 500 ? "server_error" : "invalid_request_error", NULL,
                status >= 500 ? "Backend" : "Validation", "input", fmt, u, detail);
 }
 
@@ -291,12 +291,12 @@ static void run_batch(qe_server *srv, qembed_ctx *ctx, batch *b)
     o.truncate = 0;
     o.max_tokens = srv->max_tokens;
     qembed_error err = {0};
-    double t0 = qe_now();
+    double t0 = qs_now();
     qembed_status st = qembed_ctx_embed_tokens(ctx, b->ids, b->n_ids, b->n, &o, b->out, &err);
-    double t1 = qe_now();
+    double t1 = qs_now();
     if (st != QEMBED_OK && b->n > 1) {
         /* One bad input must not fail its neighbours: redo them one by one. */
-        qe_log(srv, QEMBED_LOG_WARN, "batch of %zu failed (%s); retrying one by one", b->n,
+        qs_log(srv, QEMBED_LOG_WARN, "batch of %zu failed (%s); retrying one by one", b->n,
                err.message);
         for (size_t i = 0; i < b->n; i++) {
             qembed_error e1 = {0};
@@ -305,13 +305,13 @@ static void run_batch(qe_server *srv, qembed_ctx *ctx, batch *b)
             if (s1 != QEMBED_OK)
                 unit_failed(b->job[i], b->unit[i], status_for(s1), "input[%zu]: %s", e1.message);
         }
-        t1 = qe_now();
+        t1 = qs_now();
     } else if (st != QEMBED_OK) {
         unit_failed(b->job[0], b->unit[0], status_for(st), "input[%zu]: %s", err.message);
     }
-    qe_metrics_batch(&srv->metrics, b->n, b->tokens, t1 - t0);
+    qs_metrics_batch(&srv->metrics, b->n, b->tokens, t1 - t0);
     for (size_t i = 0; i < b->n; i++) {
-        qe_job *j = b->job[i];
+        qs_job *j = b->job[i];
         if (j->err.status)
             continue;
         if (!j->vecs) {
@@ -341,10 +341,10 @@ static int warm_up(qe_server *srv, qembed_ctx *ctx)
     }
     float *out = malloc((size_t)srv->info.hidden_size * sizeof *out);
     const int32_t *pid = ids;
-    double t0 = qe_now();
+    double t0 = qs_now();
     qembed_status st = out ? qembed_ctx_embed_tokens(ctx, &pid, &n, 1, &o, out, &err)
                            : QEMBED_ERR_OUT_OF_MEMORY;
-    double dt = qe_now() - t0;
+    double dt = qs_now() - t0;
     free(out);
     qembed_free(ids);
     if (st != QEMBED_OK) {
@@ -352,7 +352,7 @@ static int warm_up(qe_server *srv, qembed_ctx *ctx)
                  out ? err.message : "out of memory");
         return -1;
     }
-    qe_log(srv, QEMBED_LOG_INFO, "warm-up: first inference (%zu tokens) took %.2f ms", n, dt * 1e3);
+    qs_log(srv, QEMBED_LOG_INFO, "warm-up: first inference (%zu tokens) took %.2f ms", n, dt * 1e3);
     return 0;
 }
 
@@ -395,10 +395,10 @@ static void *batcher_main(void *arg)
         }
         if (srv->cfg.batch_wait_ms > 0) {
             /* Optional: let an idle server gather a fuller batch. */
-            double until = qe_now() + srv->cfg.batch_wait_ms * 1e-3;
+            double until = qs_now() + srv->cfg.batch_wait_ms * 1e-3;
             while (!srv->batcher_stop &&
                    pending_tokens_locked(srv, srv->max_batch_tokens) < srv->max_batch_tokens) {
-                double left = until - qe_now();
+                double left = until - qs_now();
                 if (left <= 0)
                     break;
                 struct timespec ts;
@@ -411,7 +411,7 @@ static void *batcher_main(void *arg)
             }
         }
         b.n_done = 0;
-        expire_locked(srv, &b, qe_now());
+        expire_locked(srv, &b, qs_now());
         select_locked(srv, &b);
         pthread_mutex_unlock(&srv->mu);
 
@@ -419,19 +419,19 @@ static void *batcher_main(void *arg)
             run_batch(srv, ctx, &b);
             pthread_mutex_lock(&srv->mu);
             for (size_t i = 0; i < b.n; i++) {
-                qe_job *j = b.job[i];
+                qs_job *j = b.job[i];
                 j->n_done++;
-                if (j->state != QE_JOB_QUEUED)
+                if (j->state != QS_JOB_QUEUED)
                     continue;
                 if (j->err.status)
                     j->n_done += j->n_untaken; /* its other inputs will not be run */
                 if (j->n_done >= j->n_units) {
-                    finish_locked(srv, j, j->err.status ? QE_JOB_FAILED : QE_JOB_DONE);
+                    finish_locked(srv, j, j->err.status ? QS_JOB_FAILED : QS_JOB_DONE);
                     if (done_push(&b, j) != 0) {
                         /* Cannot happen with cap_done = max_queue + 1, but never lose a job. */
                         pthread_mutex_unlock(&srv->mu);
                         MHD_resume_connection(j->conn);
-                        qe_job_release(srv, j);
+                        qs_job_release(srv, j);
                         pthread_mutex_lock(&srv->mu);
                     }
                 }
@@ -451,7 +451,7 @@ static void *batcher_main(void *arg)
     return NULL;
 }
 
-int qe_batcher_start(qe_server *srv, char *err, size_t errlen)
+int qs_batcher_start(qe_server *srv, char *err, size_t errlen)
 {
     srv->warm_state = 0;
     srv->batcher_stop = 0;
@@ -472,7 +472,7 @@ int qe_batcher_start(qe_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-void qe_batcher_stop(qe_server *srv)
+void qs_batcher_stop(qe_server *srv)
 {
     pthread_mutex_lock(&srv->mu);
     int running = srv->batcher_running;

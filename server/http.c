@@ -20,7 +20,7 @@
 
 #include "internal.h"
 
-typedef struct qe_req {
+typedef struct qs_req {
     int ep;
     double t0;
     int status;          /* what we answered (for metrics) */
@@ -29,13 +29,13 @@ typedef struct qe_req {
     char *body;
     size_t len, cap;
     int too_big;
-    qe_job *job;         /* queued (or refused) embedding job */
+    qs_job *job;         /* queued (or refused) embedding job */
     int enqueued;
-    qe_req_opts ro;
-    qe_apierr err;       /* set when enqueue failed after suspending */
-} qe_req;
+    qs_req_opts ro;
+    qs_apierr err;       /* set when enqueue failed after suspending */
+} qs_req;
 
-void qe_log(qe_server *srv, qembed_log_level lvl, const char *fmt, ...)
+void qs_log(qe_server *srv, qembed_log_level lvl, const char *fmt, ...)
 {
     if (!srv->cfg.log_fn)
         return;
@@ -50,28 +50,28 @@ void qe_log(qe_server *srv, qembed_log_level lvl, const char *fmt, ...)
 static int route(const char *url)
 {
     static const struct { const char *path; int ep; } tab[] = {
-        {"/v1/embeddings", QE_EP_EMBEDDINGS}, {"/embeddings", QE_EP_EMBEDDINGS},
-        {"/embed", QE_EP_EMBED},              {"/tokenize", QE_EP_TOKENIZE},
-        {"/health", QE_EP_HEALTH},            {"/v1/models", QE_EP_MODELS},
-        {"/info", QE_EP_INFO},                {"/metrics", QE_EP_METRICS},
+        {"/v1/embeddings", QS_EP_EMBEDDINGS}, {"/embeddings", QS_EP_EMBEDDINGS},
+        {"/embed", QS_EP_EMBED},              {"/tokenize", QS_EP_TOKENIZE},
+        {"/health", QS_EP_HEALTH},            {"/v1/models", QS_EP_MODELS},
+        {"/info", QS_EP_INFO},                {"/metrics", QS_EP_METRICS},
     };
     for (size_t i = 0; i < sizeof tab / sizeof *tab; i++)
         if (strcmp(url, tab[i].path) == 0)
             return tab[i].ep;
-    return QE_EP_OTHER;
+    return QS_EP_OTHER;
 }
 
 static int is_post_ep(int ep)
 {
-    return ep == QE_EP_EMBEDDINGS || ep == QE_EP_EMBED || ep == QE_EP_TOKENIZE;
+    return ep == QS_EP_EMBEDDINGS || ep == QS_EP_EMBED || ep == QS_EP_TOKENIZE;
 }
 
-static enum MHD_Result send_buf(qe_server *srv, struct MHD_Connection *c, qe_req *r, int status,
-                                qe_buf *b, const char *ctype, int retry_after)
+static enum MHD_Result send_buf(qe_server *srv, struct MHD_Connection *c, qs_req *r, int status,
+                                qs_buf *b, const char *ctype, int retry_after)
 {
     if (b->oom) {
-        qe_buf_free(b);
-        qe_buf_puts(b, "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
+        qs_buf_free(b);
+        qs_buf_puts(b, "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
                        "\"param\":null,\"code\":null}}");
         status = 500;
     }
@@ -79,11 +79,11 @@ static enum MHD_Result send_buf(qe_server *srv, struct MHD_Connection *c, qe_req
         MHD_create_response_from_buffer(b->len, b->p ? (void *)b->p : (void *)"",
                                         b->p ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
-        qe_buf_free(b);
+        qs_buf_free(b);
         return MHD_NO;
     }
     b->p = NULL; /* MHD owns it now */
-    qe_buf_free(b);
+    qs_buf_free(b);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     if (retry_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
@@ -102,20 +102,20 @@ static enum MHD_Result send_buf(qe_server *srv, struct MHD_Connection *c, qe_req
     return ret;
 }
 
-static enum MHD_Result send_json(qe_server *srv, struct MHD_Connection *c, qe_req *r, int status,
-                                 qe_buf *b)
+static enum MHD_Result send_json(qe_server *srv, struct MHD_Connection *c, qs_req *r, int status,
+                                 qs_buf *b)
 {
     return send_buf(srv, c, r, status, b, "application/json", 0);
 }
 
-static enum MHD_Result send_error(qe_server *srv, struct MHD_Connection *c, qe_req *r,
-                                  const qe_apierr *e)
+static enum MHD_Result send_error(qe_server *srv, struct MHD_Connection *c, qs_req *r,
+                                  const qs_apierr *e)
 {
-    qe_buf b = {0};
-    qe_render_error(e, r->tei, &b);
+    qs_buf b = {0};
+    qs_render_error(e, r->tei, &b);
     if (srv->cfg.log_requests || e->status >= 500)
-        qe_log(srv, e->status >= 500 ? QEMBED_LOG_WARN : QEMBED_LOG_INFO, "%s -> %d: %s",
-               qe_endpoint_names[r->ep], e->status, e->message);
+        qs_log(srv, e->status >= 500 ? QEMBED_LOG_WARN : QEMBED_LOG_INFO, "%s -> %d: %s",
+               qs_endpoint_names[r->ep], e->status, e->message);
     return send_buf(srv, c, r, e->status, &b, "application/json", e->status == 503);
 }
 
@@ -129,36 +129,36 @@ static int authorized(qe_server *srv, struct MHD_Connection *c)
     h += 7;
     while (*h == ' ')
         h++;
-    return qe_secret_equal(srv->api_key, h);
+    return qs_secret_equal(srv->api_key, h);
 }
 
-static enum MHD_Result not_ready(qe_server *srv, struct MHD_Connection *c, qe_req *r)
+static enum MHD_Result not_ready(qe_server *srv, struct MHD_Connection *c, qs_req *r)
 {
-    qe_apierr e;
+    qs_apierr e;
     if (atomic_load(&srv->stopping))
-        qe_err_set(&e, 503, "server_error", "shutting_down", "Unhealthy", NULL,
+        qs_err_set(&e, 503, "server_error", "shutting_down", "Unhealthy", NULL,
                    "the server is shutting down");
     else
-        qe_err_set(&e, 503, "server_error", "loading", "Unhealthy", NULL,
+        qs_err_set(&e, 503, "server_error", "loading", "Unhealthy", NULL,
                    "the model is still loading; retry when GET /health answers 200");
     return send_error(srv, c, r, &e);
 }
 
 /* The body is complete: answer what needs no model, or queue the job. */
-static enum MHD_Result dispatch(qe_server *srv, struct MHD_Connection *c, qe_req *r)
+static enum MHD_Result dispatch(qe_server *srv, struct MHD_Connection *c, qs_req *r)
 {
-    qe_apierr e = {0};
-    qe_buf b = {0};
+    qs_apierr e = {0};
+    qs_buf b = {0};
     switch (r->ep) {
-    case QE_EP_HEALTH: {
+    case QS_EP_HEALTH: {
         int ok = atomic_load(&srv->ready) && !atomic_load(&srv->stopping);
-        qe_buf_puts(&b, ok ? "{\"status\":\"ok\"}"
+        qs_buf_puts(&b, ok ? "{\"status\":\"ok\"}"
                            : atomic_load(&srv->stopping) ? "{\"status\":\"stopping\"}"
                                                          : "{\"status\":\"loading\"}");
         return send_buf(srv, c, r, ok ? 200 : 503, &b, "application/json", !ok);
     }
-    case QE_EP_METRICS:
-        qe_metrics_render(srv, &b);
+    case QS_EP_METRICS:
+        qs_metrics_render(srv, &b);
         return send_buf(srv, c, r, 200, &b, "text/plain; version=0.0.4; charset=utf-8", 0);
     default:
         break;
@@ -166,27 +166,27 @@ static enum MHD_Result dispatch(qe_server *srv, struct MHD_Connection *c, qe_req
     if (!atomic_load(&srv->ready))
         return not_ready(srv, c, r);
     switch (r->ep) {
-    case QE_EP_MODELS:
-        qe_render_models(srv, &b);
+    case QS_EP_MODELS:
+        qs_render_models(srv, &b);
         return send_json(srv, c, r, 200, &b);
-    case QE_EP_INFO:
-        qe_render_info(srv, &b);
+    case QS_EP_INFO:
+        qs_render_info(srv, &b);
         return send_json(srv, c, r, 200, &b);
-    case QE_EP_TOKENIZE:
-        if (qe_handle_tokenize(srv, r->body, r->len, &b, &e) != 0) {
-            qe_buf_free(&b);
+    case QS_EP_TOKENIZE:
+        if (qs_handle_tokenize(srv, r->body, r->len, &b, &e) != 0) {
+            qs_buf_free(&b);
             return send_error(srv, c, r, &e);
         }
         return send_json(srv, c, r, 200, &b);
-    case QE_EP_EMBEDDINGS:
-    case QE_EP_EMBED:
+    case QS_EP_EMBEDDINGS:
+    case QS_EP_EMBED:
         break;
     default:
-        qe_err_set(&e, 500, "server_error", NULL, "Backend", NULL, "unroutable request");
+        qs_err_set(&e, 500, "server_error", NULL, "Backend", NULL, "unroutable request");
         return send_error(srv, c, r, &e);
     }
-    qe_job *job = NULL;
-    if (qe_parse_embed_request(srv, r->ep == QE_EP_EMBED, r->body, r->len, &job, &r->ro, &e) != 0)
+    qs_job *job = NULL;
+    if (qs_parse_embed_request(srv, r->ep == QS_EP_EMBED, r->body, r->len, &job, &r->ro, &e) != 0)
         return send_error(srv, c, r, &e);
     /* The body is no longer needed while the job waits. */
     free(r->body);
@@ -199,7 +199,7 @@ static enum MHD_Result dispatch(qe_server *srv, struct MHD_Connection *c, qe_req
     /* Suspend before queueing: the batcher may resume the connection as soon
      * as the job is in the queue. */
     MHD_suspend_connection(c);
-    if (qe_enqueue(srv, job, &r->err) != 0) {
+    if (qs_enqueue(srv, job, &r->err) != 0) {
         job->refs = 1;
         r->enqueued = 0;
         MHD_resume_connection(c);
@@ -209,26 +209,26 @@ static enum MHD_Result dispatch(qe_server *srv, struct MHD_Connection *c, qe_req
     return MHD_YES;
 }
 
-static enum MHD_Result on_resumed(qe_server *srv, struct MHD_Connection *c, qe_req *r)
+static enum MHD_Result on_resumed(qe_server *srv, struct MHD_Connection *c, qs_req *r)
 {
-    qe_job *job = r->job;
+    qs_job *job = r->job;
     if (!r->enqueued)
         return send_error(srv, c, r, &r->err);
     pthread_mutex_lock(&srv->mu);
     int state = job->state;
     pthread_mutex_unlock(&srv->mu);
-    if (state == QE_JOB_QUEUED) {
+    if (state == QS_JOB_QUEUED) {
         /* Not ours to answer yet (spurious resume): wait again. */
         MHD_suspend_connection(c);
         return MHD_YES;
     }
-    if (state == QE_JOB_FAILED)
+    if (state == QS_JOB_FAILED)
         return send_error(srv, c, r, &job->err);
-    qe_buf b = {0};
-    qe_render_embed_response(srv, job, &r->ro, &b);
+    qs_buf b = {0};
+    qs_render_embed_response(srv, job, &r->ro, &b);
     if (srv->cfg.log_requests)
-        qe_log(srv, QEMBED_LOG_INFO, "%s -> 200: %zu input(s), %zu tokens, %.1f ms",
-               qe_endpoint_names[r->ep], job->n_units, job->total_tokens, (qe_now() - r->t0) * 1e3);
+        qs_log(srv, QEMBED_LOG_INFO, "%s -> 200: %zu input(s), %zu tokens, %.1f ms",
+               qs_endpoint_names[r->ep], job->n_units, job->total_tokens, (qs_now() - r->t0) * 1e3);
     return send_json(srv, c, r, 200, &b);
 }
 
@@ -237,34 +237,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   size_t *upload_size, void **con_cls)
 {
     qe_server *srv = cls;
-    qe_req *r = *con_cls;
+    qs_req *r = *con_cls;
     if (!r) {
         r = calloc(1, sizeof *r);
         if (!r)
             return MHD_NO;
         *con_cls = r;
         atomic_fetch_add(&srv->inflight, 1);
-        r->t0 = qe_now();
+        r->t0 = qs_now();
         r->ep = route(url);
-        r->tei = r->ep == QE_EP_EMBED || r->ep == QE_EP_TOKENIZE;
-        qe_apierr e = {0};
+        r->tei = r->ep == QS_EP_EMBED || r->ep == QS_EP_TOKENIZE;
+        qs_apierr e = {0};
         int is_post = strcmp(method, "POST") == 0;
         int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-        if (r->ep == QE_EP_OTHER) {
-            qe_err_set(&e, 404, "invalid_request_error", "unknown_url", "Validation", NULL,
+        if (r->ep == QS_EP_OTHER) {
+            qs_err_set(&e, 404, "invalid_request_error", "unknown_url", "Validation", NULL,
                        "no such endpoint: %s %.200s", method, url);
         } else if (is_post_ep(r->ep) ? !is_post : !is_get) {
-            qe_err_set(&e, 405, "invalid_request_error", "method_not_allowed", "Validation", NULL,
+            qs_err_set(&e, 405, "invalid_request_error", "method_not_allowed", "Validation", NULL,
                        "%s %.200s is not allowed; use %s", method, url,
                        is_post_ep(r->ep) ? "POST" : "GET");
-        } else if (r->ep != QE_EP_HEALTH && !authorized(srv, c)) {
-            qe_err_set(&e, 401, "invalid_request_error", "invalid_api_key", "Unauthorized", NULL,
+        } else if (r->ep != QS_EP_HEALTH && !authorized(srv, c)) {
+            qs_err_set(&e, 401, "invalid_request_error", "invalid_api_key", "Unauthorized", NULL,
                        "missing or wrong API key: send the header 'Authorization: Bearer <key>'");
         } else {
             const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
             if (cl && strtoull(cl, NULL, 10) > srv->cfg.max_body_bytes)
-                qe_err_set(&e, 413, "invalid_request_error", "request_too_large", "Validation", NULL,
+                qs_err_set(&e, 413, "invalid_request_error", "request_too_large", "Validation", NULL,
                            "the body has %s bytes; the limit is %zu (--max-body-bytes)", cl,
                            srv->cfg.max_body_bytes);
         }
@@ -305,8 +305,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->job)
         return on_resumed(srv, c, r);
     if (r->too_big) {
-        qe_apierr e;
-        qe_err_set(&e, 413, "invalid_request_error", "request_too_large", "Validation", NULL,
+        qs_apierr e;
+        qs_err_set(&e, 413, "invalid_request_error", "request_too_large", "Validation", NULL,
                    "the body is larger than %zu bytes (--max-body-bytes)", srv->cfg.max_body_bytes);
         return send_error(srv, c, r, &e);
     }
@@ -317,14 +317,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     qe_server *srv = cls;
-    qe_req *r = *con_cls;
+    qs_req *r = *con_cls;
     if (!r)
         return;
     *con_cls = NULL;
     if (r->status)
-        qe_metrics_request(&srv->metrics, r->ep, r->status, qe_now() - r->t0);
+        qs_metrics_request(&srv->metrics, r->ep, r->status, qs_now() - r->t0);
     if (r->job)
-        qe_job_release(srv, r->job);
+        qs_job_release(srv, r->job);
     free(r->body);
     free(r);
     atomic_fetch_sub(&srv->inflight, 1);
@@ -338,7 +338,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = 0;
-    qe_log(srv, QEMBED_LOG_DEBUG, "microhttpd: %s", line);
+    qs_log(srv, QEMBED_LOG_DEBUG, "microhttpd: %s", line);
 }
 
 /* ---- life cycle ---- */
@@ -384,7 +384,7 @@ int qe_server_create(const qe_server_config *cfg, qe_server **out, char *err, si
     pthread_mutex_init(&srv->mu, NULL);
     pthread_cond_init(&srv->cv_work, NULL);
     pthread_cond_init(&srv->cv_state, NULL);
-    qe_metrics_init(&srv->metrics);
+    qs_metrics_init(&srv->metrics);
     srv->started_at = (double)time(NULL);
     *out = srv;
     return 0;
@@ -424,7 +424,7 @@ int qe_server_start(qe_server *srv, char *err, size_t errlen)
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : srv->cfg.port;
-    qe_log(srv, QEMBED_LOG_INFO, "listening on http://%s:%d (%d HTTP threads)", srv->host, srv->port,
+    qs_log(srv, QEMBED_LOG_INFO, "listening on http://%s:%d (%d HTTP threads)", srv->host, srv->port,
            srv->cfg.http_threads);
     return 0;
 }
@@ -450,7 +450,7 @@ int qe_server_attach_model(qe_server *srv, const qembed_model *model, char *err,
         srv->max_tokens = 8192;
     if (srv->max_tokens > srv->max_batch_tokens) {
         /* One input must fit one forward pass. */
-        qe_log(srv, QEMBED_LOG_WARN, "--max-tokens %zu lowered to --max-batch-tokens %zu",
+        qs_log(srv, QEMBED_LOG_WARN, "--max-tokens %zu lowered to --max-batch-tokens %zu",
                srv->max_tokens, srv->max_batch_tokens);
         srv->max_tokens = srv->max_batch_tokens;
     }
@@ -463,11 +463,11 @@ int qe_server_attach_model(qe_server *srv, const qembed_model *model, char *err,
             return -1;
         }
     }
-    qe_load_prompts(srv);
-    if (qe_batcher_start(srv, err, errlen) != 0)
+    qs_load_prompts(srv);
+    if (qs_batcher_start(srv, err, errlen) != 0)
         return -1;
     atomic_store(&srv->ready, 1);
-    qe_log(srv, QEMBED_LOG_INFO, "ready: model %s, hidden %d, max tokens %zu, max batch tokens %zu",
+    qs_log(srv, QEMBED_LOG_INFO, "ready: model %s, hidden %d, max tokens %zu, max batch tokens %zu",
            srv->served_name, srv->info.hidden_size, srv->max_tokens, srv->max_batch_tokens);
     return 0;
 }
@@ -476,7 +476,7 @@ void qe_server_shutdown(qe_server *srv, double grace_s)
 {
     if (atomic_exchange(&srv->stopping, 1))
         return;
-    qe_log(srv, QEMBED_LOG_INFO, "shutting down: no new connections; finishing %ld request(s)",
+    qs_log(srv, QEMBED_LOG_INFO, "shutting down: no new connections; finishing %ld request(s)",
            atomic_load(&srv->inflight));
     MHD_socket lfd = MHD_INVALID_SOCKET;
     if (srv->daemon) {
@@ -489,9 +489,9 @@ void qe_server_shutdown(qe_server *srv, double grace_s)
         /* Everything begun must end: queued jobs, forward passes, uploads. A
          * request counts from its headers; requests on kept-alive connections
          * are still served (their responses carry Connection: close). */
-        double until = qe_now() + grace_s;
+        double until = qs_now() + grace_s;
         int quiet = 0;
-        while (qe_now() < until) {
+        while (qs_now() < until) {
             if (atomic_load(&srv->inflight) == 0) {
                 if (++quiet >= 5) /* stays at zero for 50 ms */
                     break;
@@ -503,11 +503,11 @@ void qe_server_shutdown(qe_server *srv, double grace_s)
         }
         long left = atomic_load(&srv->inflight);
         if (left) {
-            qe_log(srv, QEMBED_LOG_WARN, "%ld request(s) still open after %.0f s; closing them", left,
+            qs_log(srv, QEMBED_LOG_WARN, "%ld request(s) still open after %.0f s; closing them", left,
                    grace_s);
             /* The batcher drains whatever is queued before it exits, so no
              * job is left pointing at a connection MHD is about to free. */
-            qe_batcher_stop(srv);
+            qs_batcher_stop(srv);
             for (int i = 0; i < 100 && atomic_load(&srv->inflight); i++) {
                 struct timespec ts = {0, 10 * 1000 * 1000};
                 nanosleep(&ts, NULL);
@@ -518,9 +518,9 @@ void qe_server_shutdown(qe_server *srv, double grace_s)
         if (lfd != MHD_INVALID_SOCKET)
             close(lfd);
     }
-    qe_batcher_stop(srv);
+    qs_batcher_stop(srv);
     atomic_store(&srv->ready, 0);
-    qe_log(srv, QEMBED_LOG_INFO, "stopped");
+    qs_log(srv, QEMBED_LOG_INFO, "stopped");
 }
 
 void qe_server_free(qe_server *srv)
@@ -531,9 +531,9 @@ void qe_server_free(qe_server *srv)
         MHD_stop_daemon(srv->daemon);
         srv->daemon = NULL;
     }
-    qe_batcher_stop(srv);
-    qe_free_prompts(srv);
-    qe_metrics_destroy(&srv->metrics);
+    qs_batcher_stop(srv);
+    qs_free_prompts(srv);
+    qs_metrics_destroy(&srv->metrics);
     pthread_cond_destroy(&srv->cv_work);
     pthread_cond_destroy(&srv->cv_state);
     pthread_mutex_destroy(&srv->mu);

@@ -17,104 +17,104 @@ struct MHD_Daemon;
 
 /* ---- growable byte buffer (util.c); on allocation failure `oom` is set and
  * further appends are ignored, so callers check once at the end. ---- */
-typedef struct qe_buf {
+typedef struct qs_buf {
     char *p;
     size_t len, cap;
     int oom;
-} qe_buf;
+} qs_buf;
 
-void qe_buf_reserve(qe_buf *b, size_t extra);
-void qe_buf_put(qe_buf *b, const void *s, size_t n);
-void qe_buf_puts(qe_buf *b, const char *s);
-void qe_buf_printf(qe_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void qe_buf_json_str(qe_buf *b, const char *s, size_t n); /* quoted, escaped */
-void qe_buf_float(qe_buf *b, float v);                    /* shortest round-trip-ish (%.9g) */
-void qe_buf_base64(qe_buf *b, const void *data, size_t n);
-void qe_buf_free(qe_buf *b);
+void qs_buf_reserve(qs_buf *b, size_t extra);
+void qs_buf_put(qs_buf *b, const void *s, size_t n);
+void qs_buf_puts(qs_buf *b, const char *s);
+void qs_buf_printf(qs_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void qs_buf_json_str(qs_buf *b, const char *s, size_t n); /* quoted, escaped */
+void qs_buf_float(qs_buf *b, float v);                    /* shortest round-trip-ish (%.9g) */
+void qs_buf_base64(qs_buf *b, const void *data, size_t n);
+void qs_buf_free(qs_buf *b);
 
 /* First invalid byte offset of s[0..n), or -1 when valid UTF-8 (no overlongs,
  * no surrogates, <= U+10FFFF). */
-long qe_utf8_invalid_at(const char *s, size_t n);
-double qe_now(void); /* CLOCK_MONOTONIC seconds */
+long qs_utf8_invalid_at(const char *s, size_t n);
+double qs_now(void); /* CLOCK_MONOTONIC seconds */
 /* Constant-time (in the length of `expected`) comparison; 1 when equal. */
-int qe_secret_equal(const char *expected, const char *given);
+int qs_secret_equal(const char *expected, const char *given);
 
 /* ---- API errors: rendered OpenAI-style or TEI-style by the endpoint ---- */
-typedef struct qe_apierr {
+typedef struct qs_apierr {
     int status;             /* HTTP status */
     const char *type;       /* OpenAI "type": invalid_request_error, server_error, ... */
     const char *code;       /* OpenAI "code" or NULL */
     const char *tei_type;   /* TEI "error_type": Validation, Overloaded, Unhealthy, Backend, ... */
     char param[64];         /* OpenAI "param" or "" */
     char message[640];
-} qe_apierr;
+} qs_apierr;
 
-void qe_err_set(qe_apierr *e, int status, const char *type, const char *code, const char *tei_type,
+void qs_err_set(qs_apierr *e, int status, const char *type, const char *code, const char *tei_type,
                 const char *param, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
-#define QE_ERR_BAD(e, param, ...) \
-    qe_err_set((e), 400, "invalid_request_error", NULL, "Validation", (param), __VA_ARGS__)
+#define QS_ERR_BAD(e, param, ...) \
+    qs_err_set((e), 400, "invalid_request_error", NULL, "Validation", (param), __VA_ARGS__)
 
 /* ---- endpoints (metrics labels) ---- */
 enum {
-    QE_EP_EMBEDDINGS, QE_EP_EMBED, QE_EP_TOKENIZE, QE_EP_HEALTH, QE_EP_MODELS,
-    QE_EP_INFO, QE_EP_METRICS, QE_EP_OTHER, QE_EP_COUNT
+    QS_EP_EMBEDDINGS, QS_EP_EMBED, QS_EP_TOKENIZE, QS_EP_HEALTH, QS_EP_MODELS,
+    QS_EP_INFO, QS_EP_METRICS, QS_EP_OTHER, QS_EP_COUNT
 };
-extern const char *const qe_endpoint_names[QE_EP_COUNT];
+extern const char *const qs_endpoint_names[QS_EP_COUNT];
 
 /* ---- metrics (metrics.c) ---- */
-#define QE_HIST_MAX 20
-typedef struct qe_hist {
+#define QS_HIST_MAX 20
+typedef struct qs_hist {
     int n;                       /* number of finite bounds */
     const double *bounds;        /* upper bounds, ascending; +Inf implied */
-    uint64_t counts[QE_HIST_MAX + 1];
+    uint64_t counts[QS_HIST_MAX + 1];
     double sum;
     uint64_t count;
-} qe_hist;
+} qs_hist;
 
-typedef struct qe_metrics {
+typedef struct qs_metrics {
     pthread_mutex_t mu;
-    uint64_t requests[QE_EP_COUNT][600]; /* [endpoint][HTTP status] */
-    qe_hist latency[QE_EP_COUNT];        /* seconds, from first byte handled to response queued */
-    qe_hist batch_seqs;                  /* inputs per forward pass */
-    qe_hist batch_tokens;                /* tokens per forward pass */
-    qe_hist inference;                   /* seconds per forward pass */
+    uint64_t requests[QS_EP_COUNT][600]; /* [endpoint][HTTP status] */
+    qs_hist latency[QS_EP_COUNT];        /* seconds, from first byte handled to response queued */
+    qs_hist batch_seqs;                  /* inputs per forward pass */
+    qs_hist batch_tokens;                /* tokens per forward pass */
+    qs_hist inference;                   /* seconds per forward pass */
     uint64_t tokens_embedded, inputs_embedded, batches, rejected_full, timeouts;
-} qe_metrics;
+} qs_metrics;
 
-void qe_metrics_init(qe_metrics *m);
-void qe_metrics_destroy(qe_metrics *m);
-void qe_metrics_request(qe_metrics *m, int ep, int status, double seconds);
-void qe_metrics_batch(qe_metrics *m, size_t seqs, size_t tokens, double seconds);
-void qe_metrics_render(qe_server *srv, qe_buf *out);
+void qs_metrics_init(qs_metrics *m);
+void qs_metrics_destroy(qs_metrics *m);
+void qs_metrics_request(qs_metrics *m, int ep, int status, double seconds);
+void qs_metrics_batch(qs_metrics *m, size_t seqs, size_t tokens, double seconds);
+void qs_metrics_render(qe_server *srv, qs_buf *out);
 
 /* ---- queue ---- */
-typedef struct qe_unit {
+typedef struct qs_unit {
     int32_t *ids;    /* owned */
     size_t n_ids;
     int taken;       /* handed to a forward pass */
-} qe_unit;
+} qs_unit;
 
-enum { QE_JOB_QUEUED = 0, QE_JOB_DONE = 1, QE_JOB_FAILED = 2 };
+enum { QS_JOB_QUEUED = 0, QS_JOB_DONE = 1, QS_JOB_FAILED = 2 };
 
-typedef struct qe_job {
+typedef struct qs_job {
     /* set by the I/O thread before queueing, then read-only */
     struct MHD_Connection *conn;
-    qe_unit *units;
+    qs_unit *units;
     size_t n_units;
     size_t total_tokens;
     int dims;               /* output dims (<= hidden) */
     int normalize;
-    double deadline;        /* qe_now() seconds; 504 after it if not started */
+    double deadline;        /* qs_now() seconds; 504 after it if not started */
     /* guarded by srv->mu */
     int refs;               /* the connection + the queue */
     int state;
     size_t n_untaken, n_done;
     int started;            /* at least one unit is in a forward pass */
-    struct qe_job *next, *prev; /* pending list: jobs with untaken units */
+    struct qs_job *next, *prev; /* pending list: jobs with untaken units */
     /* written by the batcher only (before state leaves QUEUED) */
     float *vecs;            /* n_units * dims */
-    qe_apierr err;
-} qe_job;
+    qs_apierr err;
+} qs_job;
 
 struct qe_server {
     qe_server_config cfg;   /* strings below are owned copies */
@@ -140,7 +140,7 @@ struct qe_server {
     pthread_mutex_t mu;
     pthread_cond_t cv_work;   /* batcher waits for work */
     pthread_cond_t cv_state;  /* warm-up done, queue drained */
-    qe_job *head, *tail;      /* pending jobs, arrival order */
+    qs_job *head, *tail;      /* pending jobs, arrival order */
     size_t queued_requests;   /* accepted jobs not yet answered */
     size_t queued_tokens;
     int batcher_running, batcher_stop;
@@ -148,36 +148,36 @@ struct qe_server {
     int warm_state;           /* 0 pending, 1 ok, -1 failed */
     char warm_err[1024];
 
-    qe_metrics metrics;
+    qs_metrics metrics;
 };
 
-void qe_log(qe_server *srv, qembed_log_level lvl, const char *fmt, ...)
+void qs_log(qe_server *srv, qembed_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* batcher.c */
-int qe_batcher_start(qe_server *srv, char *err, size_t errlen);
-void qe_batcher_stop(qe_server *srv);
+int qs_batcher_start(qe_server *srv, char *err, size_t errlen);
+void qs_batcher_stop(qe_server *srv);
 /* Queues a job (refs must be 2). Returns 0, or fills e (503 full, 503 stopping). */
-int qe_enqueue(qe_server *srv, qe_job *job, qe_apierr *e);
-void qe_job_release(qe_server *srv, qe_job *job); /* drops one ref, frees at 0 */
-void qe_job_free(qe_job *job);
+int qs_enqueue(qe_server *srv, qs_job *job, qs_apierr *e);
+void qs_job_release(qe_server *srv, qs_job *job); /* drops one ref, frees at 0 */
+void qs_job_free(qs_job *job);
 
 /* api.c: request bodies -> jobs, jobs -> response bodies. */
-typedef struct qe_req_opts {
+typedef struct qs_req_opts {
     int tei;               /* error style + response shape */
     int base64;            /* OpenAI encoding_format */
     char model[256];
-} qe_req_opts;
+} qs_req_opts;
 /* Parses an /v1/embeddings (tei=0) or /embed (tei=1) body; on success *job is
  * ready to queue. */
-int qe_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len, qe_job **job,
-                           qe_req_opts *ro, qe_apierr *e);
-int qe_render_embed_response(qe_server *srv, const qe_job *job, const qe_req_opts *ro, qe_buf *out);
-int qe_handle_tokenize(qe_server *srv, const char *body, size_t len, qe_buf *out, qe_apierr *e);
-void qe_render_models(qe_server *srv, qe_buf *out);
-void qe_render_info(qe_server *srv, qe_buf *out);
-void qe_render_error(const qe_apierr *e, int tei, qe_buf *out);
-int qe_load_prompts(qe_server *srv);
-void qe_free_prompts(qe_server *srv);
+int qs_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len, qs_job **job,
+                           qs_req_opts *ro, qs_apierr *e);
+int qs_render_embed_response(qe_server *srv, const qs_job *job, const qs_req_opts *ro, qs_buf *out);
+int qs_handle_tokenize(qe_server *srv, const char *body, size_t len, qs_buf *out, qs_apierr *e);
+void qs_render_models(qe_server *srv, qs_buf *out);
+void qs_render_info(qe_server *srv, qs_buf *out);
+void qs_render_error(const qs_apierr *e, int tei, qs_buf *out);
+int qs_load_prompts(qe_server *srv);
+void qs_free_prompts(qe_server *srv);
 
 #endif

@@ -4,7 +4,7 @@
 
 #include "internal.h"
 
-const char *const qe_endpoint_names[QE_EP_COUNT] = {
+const char *const qs_endpoint_names[QS_EP_COUNT] = {
     "/v1/embeddings", "/embed", "/tokenize", "/health", "/v1/models", "/info", "/metrics", "other",
 };
 
@@ -13,14 +13,14 @@ static const double lat_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 static const double seq_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 static const double tok_bounds[] = {16, 64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536};
 
-static void hist_init(qe_hist *h, const double *bounds, int n)
+static void hist_init(qs_hist *h, const double *bounds, int n)
 {
     memset(h, 0, sizeof *h);
     h->bounds = bounds;
     h->n = n;
 }
 
-static void hist_add(qe_hist *h, double v)
+static void hist_add(qs_hist *h, double v)
 {
     int i = 0;
     while (i < h->n && v > h->bounds[i])
@@ -30,23 +30,23 @@ static void hist_add(qe_hist *h, double v)
     h->count++;
 }
 
-void qe_metrics_init(qe_metrics *m)
+void qs_metrics_init(qs_metrics *m)
 {
     memset(m, 0, sizeof *m);
     pthread_mutex_init(&m->mu, NULL);
-    for (int e = 0; e < QE_EP_COUNT; e++)
+    for (int e = 0; e < QS_EP_COUNT; e++)
         hist_init(&m->latency[e], lat_bounds, (int)(sizeof lat_bounds / sizeof *lat_bounds));
     hist_init(&m->batch_seqs, seq_bounds, (int)(sizeof seq_bounds / sizeof *seq_bounds));
     hist_init(&m->batch_tokens, tok_bounds, (int)(sizeof tok_bounds / sizeof *tok_bounds));
     hist_init(&m->inference, lat_bounds, (int)(sizeof lat_bounds / sizeof *lat_bounds));
 }
 
-void qe_metrics_destroy(qe_metrics *m) { pthread_mutex_destroy(&m->mu); }
+void qs_metrics_destroy(qs_metrics *m) { pthread_mutex_destroy(&m->mu); }
 
-void qe_metrics_request(qe_metrics *m, int ep, int status, double seconds)
+void qs_metrics_request(qs_metrics *m, int ep, int status, double seconds)
 {
-    if (ep < 0 || ep >= QE_EP_COUNT)
-        ep = QE_EP_OTHER;
+    if (ep < 0 || ep >= QS_EP_COUNT)
+        ep = QS_EP_OTHER;
     if (status < 0 || status >= 600)
         status = 500;
     pthread_mutex_lock(&m->mu);
@@ -55,7 +55,7 @@ void qe_metrics_request(qe_metrics *m, int ep, int status, double seconds)
     pthread_mutex_unlock(&m->mu);
 }
 
-void qe_metrics_batch(qe_metrics *m, size_t seqs, size_t tokens, double seconds)
+void qs_metrics_batch(qs_metrics *m, size_t seqs, size_t tokens, double seconds)
 {
     pthread_mutex_lock(&m->mu);
     hist_add(&m->batch_seqs, (double)seqs);
@@ -67,62 +67,62 @@ void qe_metrics_batch(qe_metrics *m, size_t seqs, size_t tokens, double seconds)
     pthread_mutex_unlock(&m->mu);
 }
 
-static void render_hist(qe_buf *o, const char *name, const char *labels, const qe_hist *h)
+static void render_hist(qs_buf *o, const char *name, const char *labels, const qs_hist *h)
 {
     uint64_t cum = 0;
     const char *sep = labels[0] ? "," : "";
     for (int i = 0; i <= h->n; i++) {
         cum += h->counts[i];
         if (i < h->n)
-            qe_buf_printf(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, h->bounds[i],
+            qs_buf_printf(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, h->bounds[i],
                           (unsigned long long)cum);
         else
-            qe_buf_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+            qs_buf_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
                           (unsigned long long)cum);
     }
     if (labels[0]) {
-        qe_buf_printf(o, "%s_sum{%s} %.9g\n", name, labels, h->sum);
-        qe_buf_printf(o, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
+        qs_buf_printf(o, "%s_sum{%s} %.9g\n", name, labels, h->sum);
+        qs_buf_printf(o, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
     } else {
-        qe_buf_printf(o, "%s_sum %.9g\n", name, h->sum);
-        qe_buf_printf(o, "%s_count %llu\n", name, (unsigned long long)h->count);
+        qs_buf_printf(o, "%s_sum %.9g\n", name, h->sum);
+        qs_buf_printf(o, "%s_count %llu\n", name, (unsigned long long)h->count);
     }
 }
 
-void qe_metrics_render(qe_server *srv, qe_buf *o)
+void qs_metrics_render(qe_server *srv, qs_buf *o)
 {
-    qe_metrics *m = &srv->metrics;
+    qs_metrics *m = &srv->metrics;
     pthread_mutex_lock(&srv->mu);
     size_t qreq = srv->queued_requests, qtok = srv->queued_tokens;
     pthread_mutex_unlock(&srv->mu);
 
     pthread_mutex_lock(&m->mu);
-    qe_buf_puts(o, "# HELP qembed_requests_total HTTP requests answered, by endpoint and status.\n"
+    qs_buf_puts(o, "# HELP qembed_requests_total HTTP requests answered, by endpoint and status.\n"
                    "# TYPE qembed_requests_total counter\n");
-    for (int e = 0; e < QE_EP_COUNT; e++)
+    for (int e = 0; e < QS_EP_COUNT; e++)
         for (int s = 0; s < 600; s++)
             if (m->requests[e][s])
-                qe_buf_printf(o, "qembed_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n",
-                              qe_endpoint_names[e], s, (unsigned long long)m->requests[e][s]);
-    qe_buf_puts(o, "# HELP qembed_request_duration_seconds Time from the request's arrival to its "
+                qs_buf_printf(o, "qembed_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n",
+                              qs_endpoint_names[e], s, (unsigned long long)m->requests[e][s]);
+    qs_buf_puts(o, "# HELP qembed_request_duration_seconds Time from the request's arrival to its "
                    "response, by endpoint.\n# TYPE qembed_request_duration_seconds histogram\n");
-    for (int e = 0; e < QE_EP_COUNT; e++) {
+    for (int e = 0; e < QS_EP_COUNT; e++) {
         if (!m->latency[e].count)
             continue;
         char lab[64];
-        snprintf(lab, sizeof lab, "endpoint=\"%s\"", qe_endpoint_names[e]);
+        snprintf(lab, sizeof lab, "endpoint=\"%s\"", qs_endpoint_names[e]);
         render_hist(o, "qembed_request_duration_seconds", lab, &m->latency[e]);
     }
-    qe_buf_puts(o, "# HELP qembed_batch_size Inputs per forward pass.\n"
+    qs_buf_puts(o, "# HELP qembed_batch_size Inputs per forward pass.\n"
                    "# TYPE qembed_batch_size histogram\n");
     render_hist(o, "qembed_batch_size", "", &m->batch_seqs);
-    qe_buf_puts(o, "# HELP qembed_batch_tokens Tokens per forward pass.\n"
+    qs_buf_puts(o, "# HELP qembed_batch_tokens Tokens per forward pass.\n"
                    "# TYPE qembed_batch_tokens histogram\n");
     render_hist(o, "qembed_batch_tokens", "", &m->batch_tokens);
-    qe_buf_puts(o, "# HELP qembed_inference_seconds Time per forward pass.\n"
+    qs_buf_puts(o, "# HELP qembed_inference_seconds Time per forward pass.\n"
                    "# TYPE qembed_inference_seconds histogram\n");
     render_hist(o, "qembed_inference_seconds", "", &m->inference);
-    qe_buf_printf(o,
+    qs_buf_printf(o,
                   "# HELP qembed_tokens_embedded_total Tokens run through the model.\n"
                   "# TYPE qembed_tokens_embedded_total counter\n"
                   "qembed_tokens_embedded_total %llu\n"
@@ -143,7 +143,7 @@ void qe_metrics_render(qe_server *srv, qe_buf *o)
                   (unsigned long long)m->batches, (unsigned long long)m->rejected_full,
                   (unsigned long long)m->timeouts);
     pthread_mutex_unlock(&m->mu);
-    qe_buf_printf(o,
+    qs_buf_printf(o,
                   "# HELP qembed_queue_depth Embedding requests accepted and not yet answered.\n"
                   "# TYPE qembed_queue_depth gauge\n"
                   "qembed_queue_depth %zu\n"

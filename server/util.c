@@ -8,7 +8,7 @@
 
 #include "internal.h"
 
-void qe_buf_reserve(qe_buf *b, size_t extra)
+void qs_buf_reserve(qs_buf *b, size_t extra)
 {
     if (b->oom)
         return;
@@ -26,9 +26,9 @@ void qe_buf_reserve(qe_buf *b, size_t extra)
     b->cap = cap;
 }
 
-void qe_buf_put(qe_buf *b, const void *s, size_t n)
+void qs_buf_put(qs_buf *b, const void *s, size_t n)
 {
-    qe_buf_reserve(b, n);
+    qs_buf_reserve(b, n);
     if (b->oom)
         return;
     memcpy(b->p + b->len, s, n);
@@ -36,9 +36,9 @@ void qe_buf_put(qe_buf *b, const void *s, size_t n)
     b->p[b->len] = 0;
 }
 
-void qe_buf_puts(qe_buf *b, const char *s) { qe_buf_put(b, s, strlen(s)); }
+void qs_buf_puts(qs_buf *b, const char *s) { qs_buf_put(b, s, strlen(s)); }
 
-void qe_buf_printf(qe_buf *b, const char *fmt, ...)
+void qs_buf_printf(qs_buf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -48,10 +48,10 @@ void qe_buf_printf(qe_buf *b, const char *fmt, ...)
     if (n < 0)
         return;
     if ((size_t)n < sizeof tmp) {
-        qe_buf_put(b, tmp, (size_t)n);
+        qs_buf_put(b, tmp, (size_t)n);
         return;
     }
-    qe_buf_reserve(b, (size_t)n);
+    qs_buf_reserve(b, (size_t)n);
     if (b->oom)
         return;
     va_start(ap, fmt);
@@ -62,48 +62,48 @@ void qe_buf_printf(qe_buf *b, const char *fmt, ...)
 
 /* The text is already valid UTF-8 (checked at parse time); only JSON's
  * mandatory escapes are applied. */
-void qe_buf_json_str(qe_buf *b, const char *s, size_t n)
+void qs_buf_json_str(qs_buf *b, const char *s, size_t n)
 {
-    qe_buf_reserve(b, n + 2);
-    qe_buf_put(b, "\"", 1);
+    qs_buf_reserve(b, n + 2);
+    qs_buf_put(b, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
-        qe_buf_put(b, s + run, i - run);
+        qs_buf_put(b, s + run, i - run);
         run = i + 1;
         switch (c) {
-        case '"': qe_buf_put(b, "\\\"", 2); break;
-        case '\\': qe_buf_put(b, "\\\\", 2); break;
-        case '\n': qe_buf_put(b, "\\n", 2); break;
-        case '\r': qe_buf_put(b, "\\r", 2); break;
-        case '\t': qe_buf_put(b, "\\t", 2); break;
-        default: qe_buf_printf(b, "\\u%04x", c); break;
+        case '"': qs_buf_put(b, "\\\"", 2); break;
+        case '\\': qs_buf_put(b, "\\\\", 2); break;
+        case '\n': qs_buf_put(b, "\\n", 2); break;
+        case '\r': qs_buf_put(b, "\\r", 2); break;
+        case '\t': qs_buf_put(b, "\\t", 2); break;
+        default: qs_buf_printf(b, "\\u%04x", c); break;
         }
     }
-    qe_buf_put(b, s + run, n - run);
-    qe_buf_put(b, "\"", 1);
+    qs_buf_put(b, s + run, n - run);
+    qs_buf_put(b, "\"", 1);
 }
 
 /* %.9g round-trips every float32; JSON has no NaN/Inf, and the batcher never
  * lets a non-finite vector through, but print 0 rather than invalid JSON. */
-void qe_buf_float(qe_buf *b, float v)
+void qs_buf_float(qs_buf *b, float v)
 {
     char tmp[32];
     if (!isfinite(v)) {
-        qe_buf_put(b, "0", 1);
+        qs_buf_put(b, "0", 1);
         return;
     }
     int n = snprintf(tmp, sizeof tmp, "%.9g", (double)v);
-    qe_buf_put(b, tmp, (size_t)n);
+    qs_buf_put(b, tmp, (size_t)n);
 }
 
-void qe_buf_base64(qe_buf *b, const void *data, size_t n)
+void qs_buf_base64(qs_buf *b, const void *data, size_t n)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const unsigned char *s = data;
-    qe_buf_reserve(b, (n + 2) / 3 * 4);
+    qs_buf_reserve(b, (n + 2) / 3 * 4);
     if (b->oom)
         return;
     char *o = b->p + b->len;
@@ -132,13 +132,13 @@ void qe_buf_base64(qe_buf *b, const void *data, size_t n)
     b->p[b->len] = 0;
 }
 
-void qe_buf_free(qe_buf *b)
+void qs_buf_free(qs_buf *b)
 {
     free(b->p);
     memset(b, 0, sizeof *b);
 }
 
-long qe_utf8_invalid_at(const char *str, size_t n)
+long qs_utf8_invalid_at(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
@@ -173,7 +173,7 @@ long qe_utf8_invalid_at(const char *str, size_t n)
     return -1;
 }
 
-double qe_now(void)
+double qs_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -182,7 +182,7 @@ double qe_now(void)
 
 /* Runs over every byte of `expected` whatever `given` is, so the time taken
  * does not tell an attacker how many leading bytes were right. */
-int qe_secret_equal(const char *expected, const char *given)
+int qs_secret_equal(const char *expected, const char *given)
 {
     size_t le = strlen(expected), lg = strlen(given);
     unsigned diff = (unsigned)(le ^ lg);
@@ -193,7 +193,7 @@ int qe_secret_equal(const char *expected, const char *given)
     return diff == 0;
 }
 
-void qe_err_set(qe_apierr *e, int status, const char *type, const char *code, const char *tei_type,
+void qs_err_set(qs_apierr *e, int status, const char *type, const char *code, const char *tei_type,
                 const char *param, const char *fmt, ...)
 {
     e->status = status;

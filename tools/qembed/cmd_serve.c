@@ -236,6 +236,10 @@ int cmd_serve(int argc, char **argv)
     }
 
     qembed_model_params mp = qe_settings_model_params(&s);
+    /* The library logs every forward pass at INFO: too much for a server
+     * under load. Keep its warnings; -v shows everything. */
+    if (!s.verbose && mp.log_level < QEMBED_LOG_WARN)
+        mp.log_level = QEMBED_LOG_WARN;
     if (cfg.max_tokens)
         mp.max_tokens = cfg.max_tokens;
     qembed_model *model = qe_settings_load_model(&s, &mp);
@@ -243,6 +247,20 @@ int cmd_serve(int argc, char **argv)
         qe_server_shutdown(srv, 0);
         qe_server_free(srv);
         return 2;
+    }
+    {
+        qembed_model_info mi;
+        qembed_model_get_info(model, &mi);
+        const char *pl = qembed_model_placement(model);
+        log_stderr(QEMBED_LOG_INFO, "model loaded; placement:", &lg);
+        for (const char *p = pl ? pl : ""; *p;) {
+            const char *nl = strchr(p, '\n');
+            size_t n = nl ? (size_t)(nl - p) : strlen(p);
+            char line[512];
+            snprintf(line, sizeof line, "  %.*s", (int)(n < 500 ? n : 500), p);
+            log_stderr(QEMBED_LOG_INFO, line, &lg);
+            p += n + (nl ? 1 : 0);
+        }
     }
     if (qe_server_attach_model(srv, model, err, sizeof err) != 0) {
         fprintf(stderr, "qembed serve: %s\n", err);

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# server.limits: a full queue answers 503 with Retry-After (and memory stays
+# bounded by --max-queue); a request that waits past --request-timeout gets 504.
+# --batch-wait-ms holds requests in the queue long enough to make both
+# deterministic. Usage: test_limits.sh QEMBED_BIN MODEL_DIR
+source "$(dirname "$0")/lib.sh" "$@"
+
+# ---- queue full ----
+start_server q --max-queue 2 --batch-wait-ms 2000
+CURLS=()
+for i in 1 2 3 4 5 6; do
+    curl -s -o "$TMP/q$i.body" -D "$TMP/q$i.hdr" -w '%{http_code}' -H 'Content-Type: application/json' \
+        -d "{\"input\":\"queued text $i\"}" "$URL_q/v1/embeddings" >"$TMP/q$i.code" &
+    CURLS+=($!); PIDS+=($!)
+    sleep 0.05
+done
+wait "${CURLS[@]}" 2>/dev/null || true
+n200=0; n503=0
+for i in 1 2 3 4 5 6; do
+    c=$(cat "$TMP/q$i.code")
+    case $c in
+        200) n200=$((n200 + 1)) ;;
+        503) n503=$((n503 + 1))
+             grep -qi '^Retry-After: 1' "$TMP/q$i.hdr" || fail "503 without Retry-After"
+             grep -q '"code":"queue_full"' "$TMP/q$i.body" || fail "503 body: $(cat "$TMP/q$i.body")" ;;
+        *) fail "queued request $i: HTTP $c" ;;
+    esac
+done
+[ "$n200" = 2 ] && ok "2 requests fit the queue (--max-queue 2)" || fail "$n200 requests answered 200, want 2"
+[ "$n503" = 4 ] && ok "4 requests refused 503 + Retry-After" || fail "$n503 requests refused, want 4"
+expect_status "serving after a full queue" 200 POST "$URL_q/v1/embeddings" -H 'Content-Type: application/json' -d '{"input":"after"}'
+expect_status "metrics after a full queue" 200 GET "$URL_q/metrics"
+body_has "rejections counted" 'qembed_rejected_queue_full_total 4'
+body_has "queue empty again" 'qembed_queue_depth 0'
+
+# ---- request timeout ----
+start_server t --request-timeout 0.3 --batch-wait-ms 1000
+expect_status "request past --request-timeout" 504 POST "$URL_t/v1/embeddings" -H 'Content-Type: application/json' -d '{"input":"slow"}'
+body_has "504 body" '"code":"timeout"'
+expect_status "TEI request past --request-timeout" 504 POST "$URL_t/embed" -H 'Content-Type: application/json' -d '{"inputs":"slow"}'
+body_has "504 TEI body" '"error_type":"Backend"'
+expect_status "health after timeouts" 200 GET "$URL_t/health"
+
+finish
