@@ -195,11 +195,13 @@ qembed_status qe_safetensors_parse(const void *file, size_t size, const char *or
                 break;
             }
             x->shape[d] = v;
-            numel *= (uint64_t)v; /* each factor < 2^40 and at most 2 of them: no overflow */
+            if (__builtin_mul_overflow(numel, (uint64_t)v, &numel)) bad = 2;
         }
         if (bad) {
             st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
-                          "%s: tensor \"%.200s\": shape entries must be integers in [0, 2^40]", origin, name);
+                          bad == 2 ? "%s: tensor \"%.200s\": shape has more elements than 2^64"
+                                   : "%s: tensor \"%.200s\": shape entries must be integers in [0, 2^40]",
+                          origin, name);
             break;
         }
         int64_t b, en;
@@ -211,7 +213,13 @@ qembed_status qe_safetensors_parse(const void *file, size_t size, const char *or
                           origin, name);
             break;
         }
-        if (b > en || (uint64_t)en > dsize) {
+        if (b > en) {
+            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                          "%s: tensor \"%.200s\": data_offsets [%lld, %lld] begin after they end", origin, name,
+                          (long long)b, (long long)en);
+            break;
+        }
+        if ((uint64_t)en > dsize) {
             st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
                           "%s: tensor \"%.200s\": data_offsets [%lld, %lld] lie outside the data region (%llu "
                           "bytes, file offset %llu): file truncated or corrupted",

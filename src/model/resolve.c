@@ -31,7 +31,7 @@ static int looks_like_repo_id(const char *s) {
  * snapshot, else the only (or most recently modified) snapshot. */
 static int pick_snapshot(const char *repo_dir, char *out, size_t out_size) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/refs/main", repo_dir);
+    if ((size_t)snprintf(path, sizeof path, "%s/refs/main", repo_dir) >= sizeof path) return 0;
     FILE *f = fopen(path, "r");
     if (f) {
         char rev[128] = {0};
@@ -40,11 +40,12 @@ static int pick_snapshot(const char *repo_dir, char *out, size_t out_size) {
         rev[n] = '\0';
         while (n && (rev[n - 1] == '\n' || rev[n - 1] == '\r' || rev[n - 1] == ' ')) rev[--n] = '\0';
         if (n && !strchr(rev, '/') && strcmp(rev, ".") && strcmp(rev, "..")) {
-            snprintf(path, sizeof path, "%s/snapshots/%s", repo_dir, rev);
-            if (is_dir(path) && (size_t)snprintf(out, out_size, "%s", path) < out_size) return 1;
+            if ((size_t)snprintf(path, sizeof path, "%s/snapshots/%s", repo_dir, rev) < sizeof path &&
+                is_dir(path) && (size_t)snprintf(out, out_size, "%s", path) < out_size)
+                return 1;
         }
     }
-    snprintf(path, sizeof path, "%s/snapshots", repo_dir);
+    if ((size_t)snprintf(path, sizeof path, "%s/snapshots", repo_dir) >= sizeof path) return 0;
     DIR *d = opendir(path);
     if (!d) return 0;
     struct dirent *e;
@@ -84,13 +85,20 @@ qembed_status qe_resolve_model_path(const char *name, char *out, size_t out_size
                 name);
 
     /* Candidate hub caches, in huggingface_hub's order of precedence. */
-    char cands[4][4096];
+    char cands[4][2048];
     int nc = 0;
     const char *v;
-    if ((v = getenv("HF_HUB_CACHE")) && v[0]) snprintf(cands[nc++], sizeof cands[0], "%s", v);
-    if ((v = getenv("HF_HOME")) && v[0]) snprintf(cands[nc++], sizeof cands[0], "%s/hub", v);
-    if ((v = getenv("XDG_CACHE_HOME")) && v[0]) snprintf(cands[nc++], sizeof cands[0], "%s/huggingface/hub", v);
-    if ((v = getenv("HOME")) && v[0]) snprintf(cands[nc++], sizeof cands[0], "%s/.cache/huggingface/hub", v);
+    /* (an over-long variable is skipped rather than truncated into a wrong path) */
+    if ((v = getenv("HF_HUB_CACHE")) && v[0] && (size_t)snprintf(cands[nc], sizeof cands[0], "%s", v) < sizeof cands[0])
+        nc++;
+    if ((v = getenv("HF_HOME")) && v[0] && (size_t)snprintf(cands[nc], sizeof cands[0], "%s/hub", v) < sizeof cands[0])
+        nc++;
+    if ((v = getenv("XDG_CACHE_HOME")) && v[0] &&
+        (size_t)snprintf(cands[nc], sizeof cands[0], "%s/huggingface/hub", v) < sizeof cands[0])
+        nc++;
+    if ((v = getenv("HOME")) && v[0] &&
+        (size_t)snprintf(cands[nc], sizeof cands[0], "%s/.cache/huggingface/hub", v) < sizeof cands[0])
+        nc++;
 
     char folder[512];
     const char *slash = strchr(name, '/');
@@ -102,8 +110,8 @@ qembed_status qe_resolve_model_path(const char *name, char *out, size_t out_size
         int dup = 0;
         for (int j = 0; j < i; j++) dup |= !strcmp(cands[i], cands[j]);
         if (dup) continue;
-        char repo[4096 + 600];
-        snprintf(repo, sizeof repo, "%s/%s", cands[i], folder);
+        char repo[2048 + 512 + 2];
+        if ((size_t)snprintf(repo, sizeof repo, "%s/%s", cands[i], folder) >= sizeof repo) continue;
         if (is_dir(repo) && pick_snapshot(repo, out, out_size)) return QEMBED_OK;
         int w = snprintf(looked + ll, sizeof looked - ll, "%s%s", ll ? ", " : "", repo);
         if (w > 0) ll = (ll + (size_t)w < sizeof looked) ? ll + (size_t)w : sizeof looked - 1;

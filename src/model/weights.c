@@ -18,6 +18,14 @@ static void shape_text(const qe_tensor *t, char *buf, size_t n) {
 static qembed_status bind_one(const qe_checkpoint *ck, const char *name, int64_t rows, int64_t cols,
                               const char *what, qe_tensor *dst, qembed_error *err) {
     const qe_tensor *t = qe_checkpoint_find(ck, name);
+    /* Both spellings present: which one is meant is a guess; refuse. */
+    char other[160];
+    snprintf(other, sizeof other, "model.%s", name);
+    const qe_tensor *u = qe_checkpoint_find(ck, other);
+    if (t && u && t != u)
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
+                "%s: tensor \"%s\" is present both with and without the \"model.\" prefix (in %s and %s)",
+                qe_checkpoint_source(ck), name, qe_checkpoint_file_of(ck, t), qe_checkpoint_file_of(ck, u));
     if (!t)
         QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
                 "%s: tensor \"%s\" is missing (looked for it with and without the \"model.\" prefix)",
