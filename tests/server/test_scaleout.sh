@@ -69,6 +69,12 @@ reqs=$(awk '/requests in/ {print $1}' "$TMP/wrk.txt")
 if grep -q 'Non-2xx' "$TMP/wrk.txt"; then fail "clients saw failures: $(grep Non-2xx "$TMP/wrk.txt")"; else ok "zero non-2xx responses at the client"; fi
 if grep -q 'Socket errors' "$TMP/wrk.txt"; then fail "socket errors: $(grep 'Socket errors' "$TMP/wrk.txt")"; else ok "zero socket errors at the client"; fi
 [ "${sa:-0}" -gt 0 ] && ok "both replicas served (a: $sa before the kill)" || fail "replica a served nothing before the kill"
+# The kill must have hit nginx's traffic (else this test proved nothing).
+if grep -qE 'connect\(\) failed|prematurely closed|reset by peer|upstream' "$TMP/nginx-error.log"; then
+    ok "nginx saw replica a fail and retried: $(grep -cE 'upstream' "$TMP/nginx-error.log") upstream error line(s)"
+else
+    fail "nginx logged no upstream error: the kill did not hit any request"
+fi
 sb=$(curl -s "$URL_b/metrics" | awk '/^qembed_requests_total\{endpoint="\/v1\/embeddings",status="200"\}/ {print $2}')
 [ "${sb:-0}" -gt 0 ] && ok "replica b served $sb requests" || fail "replica b served nothing"
 
