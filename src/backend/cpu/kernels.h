@@ -30,7 +30,10 @@ typedef enum qe_isa {
     QE_ISA_AVX512_BF16 = 3 /* + AVX512_BF16 (vdpbf16ps) */
 } qe_isa;
 
-qe_isa qe_cpu_isa(void);            /* best level this CPU supports */
+/* Best level this CPU (and OS: XCR0) supports, capped by the environment
+ * variable QEMBED_ISA=scalar|avx2|avx512|avx512bf16 when set (a cap never
+ * raises the level; an unknown value is ignored). Detected once. */
+qe_isa qe_cpu_isa(void);
 const char *qe_isa_name(qe_isa isa);
 
 /* Matrix-product modes. EXACT keeps activations in f32 (weights widened to
@@ -41,8 +44,13 @@ typedef enum qe_mm_mode { QE_MM_EXACT = 0, QE_MM_BF16 = 1 } qe_mm_mode;
  *   x: (m, k) f32, row stride ldx
  *   W: (n, k) in `wt` (bf16/f16/f32), rows contiguous
  *   y: (m, n) f32, row stride ldy
- * `isa` picks the variant (qe_cpu_isa() normally; tests force each one).
- * Threads split the work over `pool` (may be NULL: the calling thread). */
+ * `isa` picks the variant (qe_cpu_isa() normally; tests force each one); a
+ * level above what the CPU supports is lowered to it, never faults.
+ * Threads split the work over `pool` by output columns (may be NULL: the
+ * calling thread, and then a 256 KiB packing block is malloc'ed per call;
+ * with a pool, each thread's block is allocated once at qe_pool_create, so
+ * the hot path allocates nothing).
+ * Not in place: y must not overlap x or W. k == 0 gives y = 0. */
 void qe_matmul(qe_pool *pool, qe_isa isa, qe_mm_mode mode, const float *x, size_t ldx, int m,
                int k, const void *w, qe_dtype wt, int n, float *y, size_t ldy);
 

@@ -1,0 +1,270 @@
+/* AVX2 + FMA (+ F16C) variant of qe_matmul, for EXACT mode and for BF16 mode
+ * on CPUs without vdpbf16ps (then the activations are rounded to bf16 while
+ * packed, and the products run in f32 exactly as in EXACT mode).
+ *
+ * Shape of the computation ("dot" form, no packing of the weights):
+ *   y[i][j] = sum_p x[i][p] * W[j][p]; vectors run along k, so weight rows
+ *   are read as stored (bf16/f16/f32, memory-mapped) and widened in
+ *   registers; each output is a horizontal sum at the end of a k-block.
+ * Blocking: a task owns a range of weight rows (output columns). For each
+ *   k-block of QE_MM_KC and row block of QE_MM_MC activations, it packs the
+ *   activation block into its thread's scratch (contiguous, zero-padded to
+ *   the k step, bf16-rounded in BF16 mode) and then, for each tile of 3
+ *   weight rows, multiplies it by every 4-row tile of the block: the 3 weight
+ *   rows (3 x 512 elements) stay in L1, the packed block (64 x 512 f32 =
+ *   128 KiB) in L2. With one row block (m <= 64: queries) every weight is
+ *   read from memory exactly once per call.
+ * bf16 trick: one 256-bit load holds 16 bf16 weights; `<< 16` widens the
+ *   even-indexed ones and `& 0xffff0000` the odd-indexed ones, each into 8
+ *   f32 lanes, with no shuffles. The packed activations are permuted to match
+ *   (per 16: x0 x2 .. x14 | x1 x3 .. x15); a dot product does not care about
+ *   the order of its terms. */
+#include "matmul_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+#define INL TGT static inline __attribute__((always_inline))
+
+#define STEP 16 /* k elements per kernel step */
+#define TR 4    /* activation rows per tile */
+#define TC 3    /* weight rows per tile: 12 accumulators + 3 temporaries = 15 ymm */
+
+/* bf16 rounding (RNE) of 8 floats, as qe_f32_to_bf16 then back to f32.
+ * NaN stays NaN (quieted), matching the scalar conversion. */
+INL __m256 round_bf16(__m256 v) {
+    __m256i u = _mm256_castps_si256(v);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+    r = _mm256_and_si256(r, _mm256_set1_epi32((int)0xffff0000u));
+    __m256i q = _mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32((int)0xffff0000u)),
+                                _mm256_set1_epi32(0x00400000));
+    __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    return _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(q), nan);
+}
+
+/* Packs x[i0 .. i0+mc)[p0 .. p0+kc) into dst, rows of kcp floats (kc rounded
+ * up to STEP, the rest zero). perm: the even/odd order of the bf16 kernel. */
+TGT static void pack_x(const qe_mm_args *a, int i0, int mc, int p0, int kc, int kcp, int perm,
+                       float *dst) {
+    int round = a->mode == QE_MM_BF16;
+    int full = kc / STEP * STEP;
+    for (int r = 0; r < mc; r++) {
+        const float *src = a->x + (size_t)(i0 + r) * a->ldx + p0;
+        float *d = dst + (size_t)r * kcp;
+        for (int p = 0; p < full; p += STEP) {
+            __m256 lo = _mm256_loadu_ps(src + p), hi = _mm256_loadu_ps(src + p + 8);
+            if (round) {
+                lo = round_bf16(lo);
+                hi = round_bf16(hi);
+            }
+            if (perm) {
+                __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+                __m256 od = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+                /* 64-bit chunks [lo02 hi02 lo46 hi46] -> [lo02 lo46 hi02 hi46] */
+                lo = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0)));
+                hi = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0)));
+            }
+            _mm256_storeu_ps(d + p, lo);
+            _mm256_storeu_ps(d + p + 8, hi);
+        }
+        if (full < kcp) {
+            float t[STEP];
+            for (int q = 0; q < STEP; q++) {
+                float v = full + q < kc ? src[full + q] : 0.0f;
+                if (round) v = qe_bf16_to_f32(qe_f32_to_bf16(v));
+                t[q] = v;
+            }
+            for (int q = 0; q < STEP; q++) d[full + (perm ? (q & 1) * 8 + q / 2 : q)] = t[q];
+        }
+    }
+}
+
+/* Widens STEP weights at w (dtype dt) into two vectors matching the packed
+ * activation layout: lanes of w0 go with x[p..p+8), w1 with x[p+8..p+16). */
+INL void load_w(const void *w, qe_dtype dt, __m256 *w0, __m256 *w1) {
+    if (dt == QE_BF16) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)w);
+        *w0 = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+        *w1 = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0xffff0000u)));
+    } else if (dt == QE_F16) {
+        *w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w));
+        *w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + 8)));
+    } else {
+        *w0 = _mm256_loadu_ps((const float *)w);
+        *w1 = _mm256_loadu_ps((const float *)w + 8);
+    }
+}
+
+INL float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* out[r][c] = sum over `steps` steps of xp row r (stride ldxp) . w[c].
+ * R, C and dt are compile-time constants at every call: the loops unroll and
+ * the accumulators live in registers. */
+INL void kernel(int R, int C, qe_dtype dt, int steps, const float *xp, size_t ldxp,
+                const void *const *w, float out[TR][TC]) {
+    __m256 acc[TR][TC];
+    size_t es = dt == QE_F32 ? 4 : 2;
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
+    const char *wp[TC];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) wp[c] = w[c];
+    for (int s = 0; s < steps; s++) {
+        const float *xs = xp + (size_t)s * STEP;
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            __m256 w0, w1;
+            load_w(wp[c] + (size_t)s * STEP * es, dt, &w0, &w1);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                acc[r][c] = _mm256_fmadd_ps(_mm256_loadu_ps(xs + r * ldxp), w0, acc[r][c]);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                acc[r][c] = _mm256_fmadd_ps(_mm256_loadu_ps(xs + r * ldxp + 8), w1, acc[r][c]);
+        }
+    }
+    if (R == 4) {
+        /* 4 row sums of one column in one go: 3 hadds + 1 cross-lane add */
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[0][c], acc[1][c]),
+                                      _mm256_hadd_ps(acc[2][c], acc[3][c]));
+            __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+            float t[4];
+            _mm_storeu_ps(t, s);
+            for (int r = 0; r < 4; r++) out[r][c] = t[r];
+        }
+    } else {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) out[r][c] = hsum(acc[r][c]);
+    }
+}
+
+#define DEF_KERNELS(DT, SUF)                                                                       \
+    TGT static void k4_##SUF(int steps, const float *xp, size_t ldxp, const void *const *w,       \
+                             float out[TR][TC]) {                                                  \
+        kernel(4, TC, DT, steps, xp, ldxp, w, out);                                                \
+    }                                                                                              \
+    TGT static void k1_##SUF(int steps, const float *xp, size_t ldxp, const void *const *w,       \
+                             float out[TR][TC]) {                                                  \
+        kernel(1, TC, DT, steps, xp, ldxp, w, out);                                                \
+    }
+DEF_KERNELS(QE_BF16, bf16)
+DEF_KERNELS(QE_F16, f16)
+DEF_KERNELS(QE_F32, f32)
+
+typedef void (*kern_fn)(int, const float *, size_t, const void *const *, float[TR][TC]);
+
+typedef struct job {
+    const qe_mm_args *a;
+    int n_tasks;
+    kern_fn k4, k1;
+    float *own_scratch; /* set when there is no pool (one task) */
+} job;
+
+TGT static void task(void *arg, int t, int thread) {
+    const job *jb = arg;
+    const qe_mm_args *a = jb->a;
+    int j0, j1;
+    qe_mm_split(a->n, jb->n_tasks, TC, t, &j0, &j1);
+    if (j0 >= j1) return;
+    float *xs = jb->own_scratch ? jb->own_scratch : qe_pool_thread_scratch(a->pool, thread);
+    const size_t es = a->wt == QE_F32 ? 4 : 2;
+    const int perm = a->wt == QE_BF16;
+    const char *wbase = a->w;
+    /* zero-padded copies of the weight rows' last partial step */
+    _Alignas(32) unsigned char tail[TC][STEP * 4];
+
+    for (int pc = 0; pc < a->k; pc += QE_MM_KC) {
+        int kc = a->k - pc < QE_MM_KC ? a->k - pc : QE_MM_KC;
+        int full = kc / STEP, rem = kc % STEP;
+        int kcp = (full + (rem > 0)) * STEP;
+        for (int ic = 0; ic < a->m; ic += QE_MM_MC) {
+            int mc = a->m - ic < QE_MM_MC ? a->m - ic : QE_MM_MC;
+            pack_x(a, ic, mc, pc, kc, kcp, perm, xs);
+            for (int jt = j0; jt < j1; jt += TC) {
+                int nc = j1 - jt < TC ? j1 - jt : TC;
+                const void *wr[TC], *wt[TC];
+                for (int c = 0; c < TC; c++) {
+                    /* columns past the task's end repeat its last row: valid
+                     * memory, results discarded */
+                    int j = jt + (c < nc ? c : nc - 1);
+                    wr[c] = wbase + ((size_t)j * (size_t)a->k + (size_t)pc) * es;
+                    if (rem) {
+                        memset(tail[c], 0, sizeof tail[c]);
+                        memcpy(tail[c], (const char *)wr[c] + (size_t)full * STEP * es, (size_t)rem * es);
+                        wt[c] = tail[c];
+                    }
+                }
+                float out[TR][TC], o2[TR][TC];
+                int it = 0;
+                for (; it + 4 <= mc; it += 4) {
+                    const float *xr = xs + (size_t)it * kcp;
+                    jb->k4(full, xr, (size_t)kcp, wr, out);
+                    if (rem) {
+                        jb->k4(1, xr + (size_t)full * STEP, (size_t)kcp, wt, o2);
+                        for (int r = 0; r < 4; r++)
+                            for (int c = 0; c < nc; c++) out[r][c] += o2[r][c];
+                    }
+                    for (int r = 0; r < 4; r++) {
+                        float *yr = a->y + (size_t)(ic + it + r) * a->ldy + jt;
+                        for (int c = 0; c < nc; c++) yr[c] = pc ? yr[c] + out[r][c] : out[r][c];
+                    }
+                }
+                for (; it < mc; it++) {
+                    const float *xr = xs + (size_t)it * kcp;
+                    jb->k1(full, xr, (size_t)kcp, wr, out);
+                    if (rem) {
+                        jb->k1(1, xr + (size_t)full * STEP, (size_t)kcp, wt, o2);
+                        for (int c = 0; c < nc; c++) out[0][c] += o2[0][c];
+                    }
+                    float *yr = a->y + (size_t)(ic + it) * a->ldy + jt;
+                    for (int c = 0; c < nc; c++) yr[c] = pc ? yr[c] + out[0][c] : out[0][c];
+                }
+            }
+        }
+    }
+}
+
+int qe_matmul_avx2(const qe_mm_args *a) {
+    job jb = {a, qe_mm_n_tasks(a, TC), NULL, NULL, NULL};
+    switch (a->wt) {
+    case QE_BF16: jb.k4 = k4_bf16; jb.k1 = k1_bf16; break;
+    case QE_F16: jb.k4 = k4_f16; jb.k1 = k1_f16; break;
+    case QE_F32: jb.k4 = k4_f32; jb.k1 = k1_f32; break;
+    default: return -1;
+    }
+    if (a->pool) {
+        qe_pool_run(a->pool, task, &jb, jb.n_tasks);
+        return 0;
+    }
+    /* No pool: one task on this thread, with a scratch block allocated for
+     * this call (pass a pool to keep allocation out of the hot path). */
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, QE_MM_SCRATCH) != 0) return -1;
+    jb.own_scratch = mem;
+    task(&jb, 0, 0);
+    free(mem);
+    return 0;
+}
+
+#else
+int qe_matmul_avx2(const qe_mm_args *a) {
+    (void)a;
+    return -1;
+}
+#endif

@@ -1,0 +1,61 @@
+/* Internal to the CPU kernels (threadpool.c, cpu_isa.c, matmul*.c, peak.c):
+ * the per-variant entry points and the packing helpers they share. Not for
+ * the forward pass: it calls qe_matmul() in kernels.h. */
+#ifndef QE_MATMUL_INTERNAL_H
+#define QE_MATMUL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+/* What the hardware supports, ignoring the QEMBED_ISA cap: qe_matmul clamps a
+ * requested variant to this so that forcing one can never fault. */
+qe_isa qe_cpu_isa_hw(void);
+/* "scalar", "avx2", "avx512", "avx512bf16" -> level; 0 on success, -1 unknown. */
+int qe_isa_parse(const char *s, qe_isa *out);
+
+/* Blocking shared by the SIMD variants: a task packs an (MC x KC) block of
+ * activations into its thread's scratch and multiplies it by every tile of
+ * its weight rows; KC is a multiple of every variant's k step (16 and 32).
+ * The AVX-512 variants use k-blocks of 2*KC (larger L2 on those cores). */
+#define QE_MM_MC 64
+#define QE_MM_KC 512
+
+/* Per-thread scratch of a pool, for packed activation blocks: QE_MM_SCRATCH
+ * bytes, 64-byte aligned, allocated when the pool is created (so the hot path
+ * allocates nothing). thread in [0, qe_pool_size). NULL for a NULL pool. */
+#define QE_MM_SCRATCH ((size_t)QE_MM_MC * 1024 * sizeof(float) + 4096)
+void *qe_pool_thread_scratch(qe_pool *pool, int thread);
+
+
+/* One product, as handed to a variant. */
+typedef struct qe_mm_args {
+    qe_pool *pool;
+    qe_mm_mode mode;
+    const float *x; /* (m, k), row stride ldx */
+    size_t ldx;
+    int m, k;
+    const void *w;  /* (n, k) rows contiguous */
+    qe_dtype wt;
+    int n;
+    float *y;       /* (m, n), row stride ldy */
+    size_t ldy;
+} qe_mm_args;
+
+/* Column split: task t of n_tasks covers weight rows [*j0, *j1), boundaries
+ * multiples of `align` (the variant's tile width) except the last. */
+void qe_mm_split(int n, int n_tasks, int align, int t, int *j0, int *j1);
+/* Number of column tasks for a pool: a few per thread so that a thread slowed
+ * by another process on this shared machine does not hold the others up. */
+int qe_mm_n_tasks(const qe_mm_args *a, int align);
+
+/* The variants. Each returns 0 when done, -1 when it could not run (no
+ * scratch memory, or not compiled for this target): the caller then uses the
+ * scalar variant, which needs no memory. */
+void qe_matmul_scalar(const qe_mm_args *a);
+int qe_matmul_avx2(const qe_mm_args *a);
+int qe_matmul_avx512(const qe_mm_args *a);
+int qe_matmul_avx512bf16(const qe_mm_args *a);
+
+#endif

@@ -1,0 +1,344 @@
+/* Tests of the CPU kernels (src/backend/cpu):
+ *  - bf16/f16 conversions against independent computations (exhaustive for
+ *    f16 -> f32 -> f16, hardware F16C where present);
+ *  - the thread pool runs every task exactly once, many times in a row;
+ *  - every qe_matmul variant this CPU supports, for every weight dtype and
+ *    both modes, against the scalar reference, over odd sizes and tails,
+ *    with row strides larger than the rows (the gaps hold NaN in x, which
+ *    must never be read, and a sentinel in y, which must never be written).
+ *
+ * Tolerance of the products: |y - y_ref| <= 1e-5 * sum_p |x_p * w_p|.
+ * Why: the reference accumulates in double, so its error is negligible; the
+ * SIMD variants accumulate in f32 with k split across vector lanes and into
+ * blocks of 512, so each output is a chain of at most ~80 f32 roundings
+ * (512/16 FMA steps x 2 per lane, a 3-level horizontal sum, and k/512 block
+ * additions), a relative error bounded by 80 * 2^-24 = 4.8e-6 of sum |terms|.
+ * In BF16 mode both sides round the activations to bf16 the same way (RNE)
+ * and bf16 x {bf16, f16, f32} products are exact or once-rounded in f32, so
+ * the same bound holds against the scalar BF16-mode reference. A variant that
+ * mishandles a tail, a stride or a dtype is off by O(1), far above this. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+
+static int g_fail = 0;
+#define CHECK(cond, ...)                                               \
+    do {                                                               \
+        if (!(cond)) {                                                 \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);       \
+            fprintf(stderr, __VA_ARGS__);                              \
+            fprintf(stderr, "\n");                                     \
+            g_fail++;                                                  \
+        }                                                              \
+    } while (0)
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd32(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 16);
+}
+static float rnd_unit(void) { return (float)((double)rnd32() / 4294967296.0 * 2.0 - 1.0); }
+
+static uint32_t bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static float from_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* ---------------- conversions ---------------- */
+
+/* bf16 rounding computed independently: the two bf16 neighbours of f, the
+ * nearer one, ties to the one with an even last bit. */
+static uint16_t bf16_ref(float f) {
+    uint32_t u = bits(f);
+    uint16_t lo = (uint16_t)(u >> 16), hi = (uint16_t)(lo + 1);
+    if ((u & 0xffff) == 0) return lo;
+    double dlo = fabs((double)from_bits((uint32_t)lo << 16) - f);
+    double vhi = (double)from_bits((uint32_t)hi << 16);
+    if (isinf(vhi)) vhi = copysign(ldexp(1.0, 128), vhi); /* the next step past the largest finite */
+    double dhi = fabs(vhi - f);
+    if (dlo < dhi) return lo;
+    if (dhi < dlo) return hi;
+    return (lo & 1) ? hi : lo;
+}
+
+/* f16 value of h computed with ldexp (independent of the bit tricks). */
+static double f16_value(uint16_t h) {
+    int e = (h >> 10) & 31, mnt = h & 1023;
+    double v = e == 0 ? ldexp(mnt, -24) : ldexp(1024 + mnt, e - 25);
+    return (h & 0x8000) ? -v : v;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("f16c"))) static uint16_t f16_hw(float f) {
+    return (uint16_t)_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(f), _MM_FROUND_TO_NEAREST_INT), 0);
+}
+#endif
+
+static void test_convert(void) {
+    /* bf16: specials, then random bit patterns */
+    CHECK(qe_f32_to_bf16(1.0f) == 0x3f80, "bf16(1)");
+    CHECK(qe_f32_to_bf16(from_bits(0x3f808000)) == 0x3f80, "tie to even (down)");
+    CHECK(qe_f32_to_bf16(from_bits(0x3f818000)) == 0x3f82, "tie to even (up)");
+    CHECK(qe_f32_to_bf16(INFINITY) == 0x7f80 && qe_f32_to_bf16(-INFINITY) == 0xff80, "inf");
+    CHECK(qe_f32_to_bf16(from_bits(0x7f7fffff)) == 0x7f80, "max float rounds to inf");
+    uint16_t nb = qe_f32_to_bf16(from_bits(0x7f800001));
+    CHECK((nb & 0x7f80) == 0x7f80 && (nb & 0x7f), "NaN stays NaN: %04x", nb);
+    for (int i = 0; i < 200000; i++) {
+        float f = from_bits(rnd32() ^ (rnd32() << 16));
+        if (isnan(f)) continue;
+        uint16_t got = qe_f32_to_bf16(f), want = bf16_ref(f);
+        if (got != want) {
+            CHECK(0, "bf16(%a) = %04x, want %04x", f, got, want);
+            break;
+        }
+    }
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = qe_bf16_to_f32((uint16_t)h);
+        if (!isnan(f)) CHECK(qe_f32_to_bf16(f) == h, "bf16 round trip %04x", h);
+    }
+    /* f16: every value converts exactly and round-trips */
+    for (uint32_t h = 0; h < 65536; h++) {
+        uint16_t hh = (uint16_t)h;
+        float f = qe_f16_to_f32(hh);
+        int e = (h >> 10) & 31;
+        if (e == 31) {
+            CHECK((h & 1023) ? isnan(f) : isinf(f), "f16 special %04x", h);
+            continue;
+        }
+        if ((double)f != f16_value(hh)) {
+            CHECK(0, "f16 %04x -> %a, want %a", h, f, f16_value(hh));
+            break;
+        }
+        if (qe_f32_to_f16(f) != hh) {
+            CHECK(0, "f16 round trip %04x -> %04x", h, qe_f32_to_f16(f));
+            break;
+        }
+    }
+    CHECK(qe_f32_to_f16(65520.0f) == 0x7c00 && qe_f32_to_f16(65519.0f) == 0x7bff, "f16 overflow");
+    CHECK(qe_f32_to_f16(0x1p-25f) == 0 && qe_f32_to_f16(0x1.8p-25f) == 1, "f16 tiny: tie->0, >tie->1");
+    CHECK(qe_f32_to_f16(0x1.8p-24f) == 2, "f16 subnormal tie to even");
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("f16c")) {
+        for (int i = 0; i < 200000; i++) {
+            float f = from_bits(rnd32() ^ (rnd32() << 16));
+            if (isnan(f)) continue;
+            if (qe_f32_to_f16(f) != f16_hw(f)) {
+                CHECK(0, "f16(%a) = %04x, F16C says %04x", f, qe_f32_to_f16(f), f16_hw(f));
+                break;
+            }
+        }
+    }
+#endif
+    float g = 3.0f;
+    uint16_t gb = qe_f32_to_bf16(g), gh = qe_f32_to_f16(g);
+    CHECK(qe_tensor_get_f32(&g, QE_F32, 0) == 3.0f && qe_tensor_get_f32(&gb, QE_BF16, 0) == 3.0f &&
+              qe_tensor_get_f32(&gh, QE_F16, 0) == 3.0f,
+          "qe_tensor_get_f32");
+}
+
+/* ---------------- thread pool ---------------- */
+
+typedef struct count_job {
+    int *hits;
+    int n_threads;
+    int bad_thread;
+} count_job;
+
+static void count_task(void *arg, int task, int thread) {
+    count_job *j = arg;
+    __atomic_fetch_add(&j->hits[task], 1, __ATOMIC_RELAXED);
+    if (thread < 0 || thread >= j->n_threads) __atomic_store_n(&j->bad_thread, 1, __ATOMIC_RELAXED);
+}
+
+static void test_pool(void) {
+    for (int nt = 1; nt <= 3; nt++) {
+        qe_pool *pool = qe_pool_create(nt);
+        CHECK(pool != NULL, "qe_pool_create(%d)", nt);
+        if (!pool) continue;
+        CHECK(qe_pool_size(pool) == nt, "pool size %d", qe_pool_size(pool));
+        int hits[64];
+        count_job job = {hits, nt, 0};
+        for (int rep = 0; rep < 3000; rep++) {
+            int n_tasks = rep % 64;
+            memset(hits, 0, sizeof hits);
+            qe_pool_run(pool, count_task, &job, n_tasks);
+            for (int t = 0; t < n_tasks; t++)
+                if (hits[t] != 1) {
+                    CHECK(0, "pool %d rep %d: task %d ran %d times", nt, rep, t, hits[t]);
+                    rep = 1 << 30;
+                    break;
+                }
+        }
+        CHECK(!job.bad_thread, "thread index out of range");
+        qe_pool_free(pool);
+    }
+    qe_pool_free(NULL);
+    CHECK(qe_pool_size(NULL) == 1, "NULL pool has one thread");
+}
+
+/* ---------------- matrix products ---------------- */
+
+typedef struct shape {
+    int m, k, n;
+} shape;
+
+static void *make_weights(qe_dtype wt, int n, int k, float *wf /* (n,k) as f32 */) {
+    size_t cnt = (size_t)n * (size_t)k;
+    size_t esz = wt == QE_F32 ? 4 : 2;
+    /* exact size, so that ASan flags any read past the last row */
+    void *w = malloc(cnt > 0 ? cnt * esz : 1);
+    for (size_t i = 0; i < cnt; i++) {
+        float v = rnd_unit();
+        if (wt == QE_F32) {
+            ((float *)w)[i] = v;
+        } else if (wt == QE_BF16) {
+            ((uint16_t *)w)[i] = qe_f32_to_bf16(v);
+        } else {
+            ((uint16_t *)w)[i] = qe_f32_to_f16(v);
+        }
+        wf[i] = qe_tensor_get_f32(w, wt, i);
+    }
+    return w;
+}
+
+static const char *dt_name(qe_dtype t) { return t == QE_F32 ? "f32" : t == QE_F16 ? "f16" : "bf16"; }
+
+/* Returns the number of failures for this shape. */
+static void test_shape(shape s, qe_dtype wt, qe_pool *pool2, qe_isa max_isa) {
+    int m = s.m, k = s.k, n = s.n;
+    size_t ldx = (size_t)k + 3, ldy = (size_t)n + 5;
+    float *x = malloc(sizeof(float) * (size_t)m * ldx);
+    float *wf = malloc(sizeof(float) * ((size_t)n * k + 1));
+    float *yref = malloc(sizeof(float) * (size_t)m * ldy);
+    float *y = malloc(sizeof(float) * (size_t)m * ldy);
+    double *bound = malloc(sizeof(double) * (size_t)m * n);
+    for (int i = 0; i < m; i++)
+        for (size_t p = 0; p < ldx; p++) x[i * ldx + p] = p < (size_t)k ? rnd_unit() * 2.0f : NAN;
+    void *w = make_weights(wt, n, k, wf);
+    const float sentinel = -12345.5f;
+
+    for (int mode = QE_MM_EXACT; mode <= QE_MM_BF16; mode++) {
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double b = 0;
+                for (int p = 0; p < k; p++) {
+                    float xv = x[i * ldx + p];
+                    if (mode == QE_MM_BF16) xv = qe_bf16_to_f32(qe_f32_to_bf16(xv));
+                    b += fabs((double)xv * wf[(size_t)j * k + p]);
+                }
+                bound[(size_t)i * n + j] = 1e-5 * b + 1e-30;
+            }
+        qe_matmul(NULL, QE_ISA_SCALAR, (qe_mm_mode)mode, x, ldx, m, k, w, wt, n, yref, ldy);
+        for (int isa = QE_ISA_SCALAR; isa <= (int)max_isa; isa++) {
+            for (int threads = 1; threads <= 2; threads++) {
+                for (size_t i = 0; i < (size_t)m * ldy; i++) y[i] = sentinel;
+                qe_matmul(threads == 1 ? NULL : pool2, (qe_isa)isa, (qe_mm_mode)mode, x, ldx, m, k, w,
+                          wt, n, y, ldy);
+                int bad = 0;
+                for (int i = 0; i < m && !bad; i++) {
+                    for (size_t j = 0; j < ldy; j++) {
+                        float got = y[i * ldy + j];
+                        if (j >= (size_t)n) {
+                            if (got != sentinel) {
+                                CHECK(0, "%s %s %s m=%d k=%d n=%d threads=%d: y[%d][%zu] (gap) written",
+                                      qe_isa_name((qe_isa)isa), dt_name(wt),
+                                      mode ? "bf16" : "exact", m, k, n, threads, i, j);
+                                bad = 1;
+                                break;
+                            }
+                            continue;
+                        }
+                        float want = yref[i * ldy + j];
+                        double err = fabs((double)got - want);
+                        if (!(err <= bound[(size_t)i * n + j])) {
+                            CHECK(0,
+                                  "%s %s %s m=%d k=%d n=%d threads=%d: y[%d][%zu] = %.9g, ref %.9g "
+                                  "(err %.3g > bound %.3g)",
+                                  qe_isa_name((qe_isa)isa), dt_name(wt), mode ? "bf16" : "exact", m,
+                                  k, n, threads, i, j, got, want, err, bound[(size_t)i * n + j]);
+                            bad = 1;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    free(x);
+    free(wf);
+    free(yref);
+    free(y);
+    free(bound);
+    free(w);
+}
+
+static void test_matmul(void) {
+    qe_isa hw = qe_cpu_isa();
+    printf("kernels: this CPU runs variants up to %s; testing scalar..%s\n", qe_isa_name(hw),
+           qe_isa_name(hw));
+    if (hw < QE_ISA_AVX512_BF16)
+        printf("kernels: NOT TESTED here (CPU lacks them): %s%s\n",
+               hw < QE_ISA_AVX512 ? "avx512 " : "", "avx512bf16");
+    qe_pool *pool2 = qe_pool_create(2);
+    CHECK(pool2 != NULL, "pool");
+    static const int ms[] = {1, 3, 16, 17, 64, 129};
+    static const int ks[] = {1, 15, 16, 17, 64, 1000, 1024};
+    static const int ns[] = {1, 7, 33, 1024};
+    int n_shapes = 0;
+    for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+        for (size_t b = 0; b < sizeof ks / sizeof *ks; b++)
+            for (size_t c = 0; c < sizeof ns / sizeof *ns; c++) {
+                shape s = {ms[a], ks[b], ns[c]};
+                /* the whole cross product would take minutes under ASan
+                 * (the reference is scalar): small products all, larger ones
+                 * sampled so that every size of each axis still meets the
+                 * large sizes of the others */
+                long long macs = (long long)s.m * s.k * s.n;
+                int keep = macs <= 100000 || (macs <= 5000000 && (a + b + c) % 3 == 0);
+                if (!keep) continue;
+                for (int dt = 0; dt < 3; dt++) test_shape(s, (qe_dtype)dt, pool2, hw);
+                n_shapes++;
+            }
+    /* a k longer than one 512-block with a tail in the last block, and the
+     * model's largest k */
+    shape extra[] = {{5, 1537, 9}, {4, 3072, 6}, {2, 2048, 35}};
+    for (size_t e = 0; e < sizeof extra / sizeof *extra; e++)
+        for (int dt = 0; dt < 3; dt++) test_shape(extra[e], (qe_dtype)dt, pool2, hw);
+    printf("kernels: %d shapes x 3 dtypes x 2 modes x %d variants x 2 thread counts\n",
+           n_shapes + (int)(sizeof extra / sizeof *extra), (int)hw + 1);
+    qe_pool_free(pool2);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--isa-cap") == 0) {
+        /* run with QEMBED_ISA set: the cap must be applied */
+        const char *want = argv[2];
+        CHECK(strcmp(qe_isa_name(qe_cpu_isa()), want) == 0, "QEMBED_ISA=%s gave %s", want,
+              qe_isa_name(qe_cpu_isa()));
+        /* a capped level still computes correctly */
+        test_shape((shape){3, 17, 7}, QE_BF16, NULL, qe_cpu_isa());
+        printf("kernels: QEMBED_ISA cap -> %s\n", qe_isa_name(qe_cpu_isa()));
+        return g_fail ? 1 : 0;
+    }
+    test_convert();
+    test_pool();
+    test_matmul();
+    if (g_fail) {
+        fprintf(stderr, "kernels: %d failure(s)\n", g_fail);
+        return 1;
+    }
+    printf("kernels: all passed\n");
+    return 0;
+}
