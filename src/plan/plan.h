@@ -7,9 +7,14 @@
  *              plus the token embedding on the first segment and the final
  *              norm on the last. Weights are memory-mapped (page cache), but a
  *              device must still hold them, so they count in full.
- *   workspace  one set of activation buffers for max_batch_tokens (T), reused
- *              layer after layer on that device, so counted once per device,
- *              not once per layer (see qe_plan_workspace_bytes for the formula).
+ *   workspace  one set of activation buffers for T tokens, reused layer after
+ *              layer on that device, so counted once per device, not once per
+ *              layer. T = max(max_batch_tokens, max input tokens): a context
+ *              always fits one input of the maximum length. For the CPU and the
+ *              simulated accelerator (both run the CPU kernels) it is what the
+ *              CPU backend allocates (qe_fwd_state_bytes) plus the context's
+ *              staging; for a GPU, the upper-bound formula of
+ *              qe_plan_workspace_bytes (planner.c).
  * The plan covers one qembed_ctx; each further ctx needs its own workspace. */
 #ifndef QE_PLAN_H
 #define QE_PLAN_H

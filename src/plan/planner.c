@@ -235,7 +235,8 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
         char layers[24];
         snprintf(layers, sizeof layers, "%d-%d", s->first_layer, s->end_layer - 1);
         char holds[64] = "";
-        appendf(holds, sizeof holds, "%d layers%s%s", s->end_layer - s->first_layer,
+        appendf(holds, sizeof holds, "%d layer%s%s%s", s->end_layer - s->first_layer,
+                s->end_layer - s->first_layer == 1 ? "" : "s",
                 s->has_embed ? " + embedding" : "", s->has_final_norm ? " + final norm" : "");
         appendf(t, ts, "  %-7d %-9s %-26s %12s %12s  %s\n", i, layers, s->device_name,
                 qe_fmt_bytes(s->weight_bytes, b1, sizeof b1),
