@@ -181,16 +181,7 @@ static int bpe_merge(const qembed_tokenizer *t, scratch *sc, const uint8_t *p, s
 }
 
 static inline int32_t raw_lookup(const qembed_tokenizer *t, const uint8_t *s, size_t n) {
-    uint64_t h = qe_tok_hash(s, n);
-    uint64_t tag = h >> 32;
-    for (size_t i = (size_t)h & t->raw_mask;; i = (i + 1) & t->raw_mask) {
-        uint64_t e = t->raw_hash[i];
-        if (e == 0) return -1;
-        if ((e >> 32) == tag) {
-            uint32_t id = (uint32_t)e - 1;
-            if (t->raw_len[id] == n && memcmp(t->raw_pool + t->raw_off[id], s, n) == 0) return (int32_t)id;
-        }
-    }
+    return qe_strtab_get(t->raw_hash, t->raw_mask, t->raw_pool, s, n);
 }
 
 /* BPE of one pre-tokenized piece (raw bytes; the byte-level mapping is

@@ -66,45 +66,55 @@ static size_t table_size(size_t n) {
     return s;
 }
 
-/* Inserts id under bytes s (replacing an existing entry with equal bytes)
- * into a string table whose entries point into (pool, off, len). */
-static void strtab_put(uint64_t *tab, size_t mask, const uint8_t *pool, const uint32_t *off,
-                       const uint32_t *len, const uint8_t *s, size_t n, int32_t id) {
-    uint64_t h = qe_tok_hash(s, n);
-    uint64_t tag = h >> 32;
+static size_t strtab_size(size_t n) {
+    size_t s = 1024;
+    while (s < n + n / 2) s <<= 1;
+    return s;
+}
+
+/* Inserts id under the key pool[off..off+len) (replacing an entry with equal
+ * bytes); h is qe_tok_hash of the key. */
+static void strtab_put_h(qe_hent *tab, size_t mask, const uint8_t *pool, uint32_t off, uint32_t len, int32_t id,
+                         uint64_t h) {
+    const uint8_t *s = pool + off;
+    uint32_t tag = (uint32_t)(h >> 32);
     for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-        uint64_t e = tab[i];
-        if (e == 0) {
-            tab[i] = (tag << 32) | (uint32_t)(id + 1);
+        qe_hent *e = &tab[i];
+        if (e->id1 == 0 || (e->tag == tag && e->len == len && memcmp(pool + e->off, s, len) == 0)) {
+            e->tag = tag;
+            e->id1 = id + 1;
+            e->off = off;
+            e->len = len;
             return;
         }
-        if ((e >> 32) == tag) {
-            uint32_t eid = (uint32_t)e - 1;
-            if (len[eid] == n && memcmp(pool + off[eid], s, n) == 0) {
-                tab[i] = (tag << 32) | (uint32_t)(id + 1);
-                return;
-            }
-        }
     }
 }
 
-static int32_t strtab_get(const uint64_t *tab, size_t mask, const uint8_t *pool, const uint32_t *off,
-                          const uint32_t *len, const uint8_t *s, size_t n) {
-    uint64_t h = qe_tok_hash(s, n);
-    uint64_t tag = h >> 32;
+static void strtab_put(qe_hent *tab, size_t mask, const uint8_t *pool, uint32_t off, uint32_t len, int32_t id) {
+    strtab_put_h(tab, mask, pool, off, len, id, qe_tok_hash(pool + off, len));
+}
+
+static int32_t strtab_get_h(const qe_hent *tab, size_t mask, const uint8_t *pool, const uint8_t *s, size_t n,
+                            uint64_t h) {
+    uint32_t tag = (uint32_t)(h >> 32);
     for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-        uint64_t e = tab[i];
-        if (e == 0) return -1;
-        if ((e >> 32) == tag) {
-            uint32_t eid = (uint32_t)e - 1;
-            if (len[eid] == n && memcmp(pool + off[eid], s, n) == 0) return (int32_t)eid;
-        }
+        const qe_hent *e = &tab[i];
+        if (e->id1 == 0) return -1;
+        if (e->tag == tag && e->len == n && memcmp(pool + e->off, s, n) == 0) return e->id1 - 1;
     }
 }
+
+int32_t qe_strtab_get(const qe_hent *tab, size_t mask, const uint8_t *pool, const uint8_t *s, size_t n) {
+    return strtab_get_h(tab, mask, pool, s, n, qe_tok_hash(s, n));
+}
+
+/* Loading is bound by cache misses on the ~4 MB tables (one per key), so
+ * keys are inserted and looked up in blocks: hash a block, prefetch its
+ * slots, then probe. */
+#define QE_BLOCK 32
 
 int32_t qe_tok_str_lookup(const qembed_tokenizer *t, const uint8_t *s, size_t n) {
-    return strtab_get(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off, t->str_len, s,
-                      n);
+    return qe_strtab_get(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, s, n);
 }
 
 static inline size_t merge_slot(uint64_t key, size_t mask) {
@@ -126,10 +136,13 @@ static void merge_put(qembed_tokenizer *t, uint64_t key, uint64_t val) {
 /* JSON helpers                                                             */
 /* ------------------------------------------------------------------------ */
 
+struct big_parts;
 typedef struct loader {
     qembed_tokenizer *t;
     const char *file; /* for messages */
     qembed_error *err;
+    struct big_parts *big; /* model.vocab and model.merges, parsed apart */
+    const char *buf;       /* the file's text */
 } loader;
 
 static int jbool(const cJSON *obj, const char *key, int dflt) {
@@ -291,6 +304,7 @@ static qembed_status load_pre_tokenizer(loader *L, const cJSON *p) {
 }
 
 static qembed_status push_ids(loader *L, int32_t **arr, size_t *n, const int32_t *ids, size_t k, int front) {
+    if (k == 0) return QEMBED_OK;
     int32_t *a = realloc(*arr, (*n + k + 1) * sizeof *a);
     if (!a) QE_FAIL(L->err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", L->file);
     if (front) {
@@ -495,6 +509,304 @@ static qembed_status read_file(const char *path, char **buf, size_t *len, qembed
     return QEMBED_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* The two big members, parsed without cJSON                                */
+/* ------------------------------------------------------------------------ */
+
+/* Why by hand: model.vocab (~150k entries) and model.merges (~150k pairs)
+ * are nearly all of tokenizer.json. cJSON would build ~600k nodes for them
+ * (about 120 ms and 50 MB of small allocations, over the 150 ms load budget
+ * on its own). A scanner finds their byte ranges, the two parsers below read
+ * them in place (strings without escapes are not even copied), and cJSON
+ * parses the rest of the file with them replaced by {} and []. */
+typedef struct jscan {
+    const char *p, *end;
+} jscan;
+
+typedef struct vocab_entry {
+    const char *s;
+    uint32_t len;
+    int32_t id;
+} vocab_entry;
+
+typedef struct big_parts {
+    const char *vocab, *merges; /* spans in the file buffer, NULL when absent */
+    size_t vocab_len, merges_len;
+    vocab_entry *v;
+    size_t n;
+    char *arena; /* unescaped strings */
+} big_parts;
+
+static void js_ws(jscan *s) {
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t')) s->p++;
+}
+
+static int js_skip_string(jscan *s) {
+    s->p++;
+    while (s->p < s->end) {
+        char c = *s->p++;
+        if (c == '\\') {
+            if (s->p >= s->end) return -1;
+            s->p++;
+        } else if (c == '"') {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Skips one value (brackets are balanced; cJSON or the parsers below check
+ * the rest). */
+static int js_skip(jscan *s) {
+    js_ws(s);
+    if (s->p >= s->end) return -1;
+    char c = *s->p;
+    if (c == '"') return js_skip_string(s);
+    if (c == '{' || c == '[') {
+        int depth = 0;
+        while (s->p < s->end) {
+            c = *s->p;
+            if (c == '"') {
+                if (js_skip_string(s)) return -1;
+                continue;
+            }
+            if (c == '{' || c == '[') depth++;
+            else if ((c == '}' || c == ']') && --depth == 0) {
+                s->p++;
+                return 0;
+            }
+            s->p++;
+        }
+        return -1;
+    }
+    const char *st = s->p;
+    while (s->p < s->end && !strchr(",}] \n\r\t", *s->p)) s->p++;
+    return s->p > st ? 0 : -1;
+}
+
+static int js_hex4(const char *p, const char *end, uint32_t *v) {
+    if (end - p < 4) return -1;
+    uint32_t x = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        x <<= 4;
+        if (c >= '0' && c <= '9') x |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') x |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') x |= (uint32_t)(c - 'A' + 10);
+        else return -1;
+    }
+    *v = x;
+    return 0;
+}
+
+/* The JSON string at s->p: in place when it has no escapes, else unescaped
+ * into *arena (never longer than its JSON form). */
+static int js_string(jscan *s, char **arena, const char **out, size_t *len) {
+    js_ws(s);
+    if (s->p >= s->end || *s->p != '"') return -1;
+    const char *start = ++s->p, *q = start;
+    while (q < s->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
+    if (q < s->end && *q == '"') {
+        *out = start;
+        *len = (size_t)(q - start);
+        s->p = q + 1;
+        return 0;
+    }
+    char *o = *arena, *w = o + (q - start);
+    memcpy(o, start, (size_t)(q - start));
+    while (q < s->end) {
+        unsigned char c = (unsigned char)*q;
+        if (c == '"') {
+            *out = o;
+            *len = (size_t)(w - o);
+            *arena = w;
+            s->p = q + 1;
+            return 0;
+        }
+        if (c < 0x20) return -1;
+        if (c != '\\') {
+            *w++ = (char)c;
+            q++;
+            continue;
+        }
+        if (++q >= s->end) return -1;
+        switch (*q) {
+        case '"': *w++ = '"'; break;
+        case '\\': *w++ = '\\'; break;
+        case '/': *w++ = '/'; break;
+        case 'b': *w++ = '\b'; break;
+        case 'f': *w++ = '\f'; break;
+        case 'n': *w++ = '\n'; break;
+        case 'r': *w++ = '\r'; break;
+        case 't': *w++ = '\t'; break;
+        case 'u': {
+            uint32_t cp, lo;
+            if (js_hex4(q + 1, s->end, &cp)) return -1;
+            q += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (s->end - q < 7 || q[1] != '\\' || q[2] != 'u' || js_hex4(q + 3, s->end, &lo) ||
+                    lo < 0xDC00 || lo > 0xDFFF)
+                    return -1;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                q += 6;
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                return -1;
+            }
+            w += qe_utf8_enc(cp, (uint8_t *)w);
+            break;
+        }
+        default: return -1;
+        }
+        q++;
+    }
+    return -1;
+}
+
+static int js_expect(jscan *s, char c) {
+    js_ws(s);
+    if (s->p < s->end && *s->p == c) {
+        s->p++;
+        return 0;
+    }
+    return -1;
+}
+
+/* Finds model.vocab and model.merges in the top-level object. */
+static int js_locate(const char *buf, size_t n, big_parts *b) {
+    jscan s = {buf, buf + n};
+    char *noarena = NULL;
+    if (js_expect(&s, '{')) return -1;
+    js_ws(&s);
+    if (s.p < s.end && *s.p == '}') return 0;
+    for (;;) {
+        const char *k;
+        size_t kl;
+        js_ws(&s);
+        if (s.p >= s.end || *s.p != '"') return -1;
+        const char *kq = s.p;
+        if (js_skip_string(&s)) return -1;
+        k = kq + 1;
+        kl = (size_t)(s.p - kq - 2);
+        if (js_expect(&s, ':')) return -1;
+        if (kl == 5 && memcmp(k, "model", 5) == 0) {
+            js_ws(&s);
+            if (s.p < s.end && *s.p == '{') {
+                s.p++;
+                js_ws(&s);
+                if (s.p < s.end && *s.p == '}') s.p++;
+                else
+                    for (;;) {
+                        const char *mk;
+                        size_t mkl;
+                        (void)noarena;
+                        js_ws(&s);
+                        if (s.p >= s.end || *s.p != '"') return -1;
+                        const char *mq = s.p;
+                        if (js_skip_string(&s)) return -1;
+                        mk = mq + 1;
+                        mkl = (size_t)(s.p - mq - 2);
+                        if (js_expect(&s, ':')) return -1;
+                        js_ws(&s);
+                        const char *vs = s.p;
+                        if (js_skip(&s)) return -1;
+                        if (mkl == 5 && memcmp(mk, "vocab", 5) == 0 && *vs == '{') {
+                            b->vocab = vs;
+                            b->vocab_len = (size_t)(s.p - vs);
+                        } else if (mkl == 6 && memcmp(mk, "merges", 6) == 0 && *vs == '[') {
+                            b->merges = vs;
+                            b->merges_len = (size_t)(s.p - vs);
+                        }
+                        js_ws(&s);
+                        if (s.p < s.end && *s.p == ',') {
+                            s.p++;
+                            continue;
+                        }
+                        if (js_expect(&s, '}')) return -1;
+                        break;
+                    }
+            } else if (js_skip(&s)) {
+                return -1;
+            }
+        } else if (js_skip(&s)) {
+            return -1;
+        }
+        js_ws(&s);
+        if (s.p < s.end && *s.p == ',') {
+            s.p++;
+            continue;
+        }
+        return js_expect(&s, '}');
+    }
+}
+
+/* model.vocab: {"token": id, ...} into b->v. Returns 0, or the byte offset
+ * (within the span, + 1) where it is not of that form. */
+static size_t js_parse_vocab(big_parts *b) {
+    jscan s = {b->vocab, b->vocab + b->vocab_len};
+    size_t cap = b->vocab_len / 8 + 16; /* an entry takes at least 6 bytes: "":0, */
+    b->v = malloc(cap * sizeof *b->v);
+    b->arena = malloc(b->vocab_len + 1);
+    if (!b->v || !b->arena) return (size_t)-1;
+    char *arena = b->arena;
+    s.p++;
+    js_ws(&s);
+    if (s.p < s.end && *s.p == '}') return 0;
+    for (;;) {
+        const char *str;
+        size_t sl;
+        if (js_string(&s, &arena, &str, &sl) || js_expect(&s, ':')) break;
+        js_ws(&s);
+        uint64_t id = 0;
+        const char *d0 = s.p;
+        while (s.p < s.end && *s.p >= '0' && *s.p <= '9' && id < QE_MAX_IDS) id = id * 10 + (uint64_t)(*s.p++ - '0');
+        if (s.p == d0 || id >= QE_MAX_IDS || (s.p < s.end && (*s.p == '.' || *s.p == 'e' || *s.p == 'E'))) break;
+        if (b->n == cap) break; /* cannot happen given the size bound */
+        b->v[b->n].s = str;
+        b->v[b->n].len = (uint32_t)sl;
+        b->v[b->n].id = (int32_t)id;
+        b->n++;
+        js_ws(&s);
+        if (s.p < s.end && *s.p == ',') {
+            s.p++;
+            continue;
+        }
+        if (js_expect(&s, '}') == 0) return 0;
+        break;
+    }
+    return (size_t)(s.p - b->vocab) + 1;
+}
+
+/* Next entry of model.merges: ["a", "b"] or "a b". Returns 1 with a merge,
+ * 0 at the end of the array, -1 when malformed. */
+static int js_next_merge(jscan *s, char **arena, int *first, const char **a, size_t *la, const char **b,
+                         size_t *lb) {
+    js_ws(s);
+    if (*first) {
+        *first = 0;
+        if (s->p < s->end && *s->p == ']') return 0;
+    } else {
+        if (s->p < s->end && *s->p == ']') return 0;
+        if (js_expect(s, ',')) return -1;
+        js_ws(s);
+    }
+    if (s->p < s->end && *s->p == '[') {
+        s->p++;
+        if (js_string(s, arena, a, la) || js_expect(s, ',') || js_string(s, arena, b, lb) || js_expect(s, ']'))
+            return -1;
+        return 1;
+    }
+    const char *str;
+    size_t sl;
+    if (js_string(s, arena, &str, &sl)) return -1;
+    const char *sp = memchr(str, ' ', sl);
+    if (!sp || memchr(sp + 1, ' ', sl - (size_t)(sp + 1 - str))) return -1;
+    *a = str;
+    *la = (size_t)(sp - str);
+    *b = sp + 1;
+    *lb = sl - *la - 1;
+    return 1;
+}
+
 static qembed_status build(loader *L, const cJSON *root) {
     qembed_tokenizer *t = L->t;
     const char *file = L->file;
@@ -520,27 +832,24 @@ static qembed_status build(loader *L, const cJSON *root) {
     t->fuse_unk = jbool(model, "fuse_unk", 0);
     t->ignore_merges = jbool(model, "ignore_merges", 0);
 
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    big_parts *big = L->big;
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
-    if (!cJSON_IsObject(vocab)) QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab is not an object", file);
-    if (merges && !cJSON_IsArray(merges))
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.merges is not an array", file);
+    if (!big->vocab) QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab is not an object", file);
     if (added && !cJSON_IsNull(added) && !cJSON_IsArray(added))
         QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: added_tokens is not an array", file);
+    size_t bad = js_parse_vocab(big);
+    if (bad == (size_t)-1) QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
+    if (bad)
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: not a {\"token\": id} object with integer ids in "
+                "[0, %u) (near byte %zu of the file)", file, QE_MAX_IDS, (size_t)(big->vocab - L->buf) + bad - 1);
 
     /* Pass 1: sizes, ids, string pool size. */
-    size_t n_vocab = 0, pool = 0;
+    size_t n_vocab = big->n, pool = 0;
     int32_t max_id = -1;
     const cJSON *e;
-    cJSON_ArrayForEach(e, vocab) {
-        int32_t id;
-        if (!jid(e, &id))
-            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab[\"%.60s\"]: id is not an integer in [0, %u)",
-                    file, e->string, QE_MAX_IDS);
-        if (id > max_id) max_id = id;
-        pool += strlen(e->string);
-        n_vocab++;
+    for (size_t i = 0; i < n_vocab; i++) {
+        if (big->v[i].id > max_id) max_id = big->v[i].id;
+        pool += big->v[i].len;
     }
     size_t n_added = 0;
     added_src *as = NULL;
@@ -585,8 +894,8 @@ static qembed_status build(loader *L, const cJSON *root) {
     t->raw_len = calloc(N, sizeof *t->raw_len);
     t->flags = calloc(N, 1);
     t->memo = calloc(N, sizeof *t->memo);
-    t->str_mask = table_size(n_vocab + n_added) - 1;
-    t->raw_mask = table_size(n_vocab) - 1;
+    t->str_mask = strtab_size(n_vocab + n_added) - 1;
+    t->raw_mask = strtab_size(n_vocab) - 1;
     t->str_hash = calloc(t->str_mask + 1, sizeof *t->str_hash);
     t->raw_hash = calloc(t->raw_mask + 1, sizeof *t->raw_hash);
     if (!t->str_pool || !t->str_off || !t->str_len || !t->raw_pool || !t->raw_off || !t->raw_len || !t->flags ||
@@ -628,26 +937,43 @@ static qembed_status build(loader *L, const cJSON *root) {
         pure_out = pure_;                                                                           \
     } while (0)
 
-    cJSON_ArrayForEach(e, vocab) {
-        int32_t id = (int32_t)e->valuedouble;
-        size_t l = strlen(e->string);
+    for (size_t vi = 0; vi < n_vocab; vi++) {
+        int32_t id = big->v[vi].id;
+        const char *str = big->v[vi].s;
+        size_t l = big->v[vi].len;
         int pure_out = 0;
         if (t->flags[id] & QE_TOK_PRESENT) {
             free(as);
             QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: id %d is used twice (\"%.60s\")", file, id,
-                    e->string);
+                    t->str_pool + t->str_off[id]);
         }
-        if (!utf8_valid(e->string, l)) {
+        if (!utf8_valid(str, l)) {
             free(as);
             QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: token with id %d is not valid UTF-8", file, id);
         }
-        STORE_TOKEN(id, e->string, l);
+        STORE_TOKEN(id, str, l);
         t->flags[id] = QE_TOK_PRESENT;
-        strtab_put(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off, t->str_len,
-                   (const uint8_t *)e->string, l, id);
-        if (pure_out)
-            strtab_put(t->raw_hash, t->raw_mask, t->raw_pool, t->raw_off, t->raw_len,
-                       t->raw_pool + t->raw_off[id], t->raw_len[id], id);
+        if (pure_out) t->flags[id] |= QE_TOK_PURE;
+    }
+    for (size_t b0 = 0; b0 < n_vocab; b0 += QE_BLOCK) {
+        size_t nb = n_vocab - b0 < QE_BLOCK ? n_vocab - b0 : QE_BLOCK;
+        uint64_t hs[QE_BLOCK], hr[QE_BLOCK];
+        for (size_t j = 0; j < nb; j++) {
+            int32_t id = big->v[b0 + j].id;
+            hs[j] = qe_tok_hash((const uint8_t *)t->str_pool + t->str_off[id], t->str_len[id]);
+            __builtin_prefetch(&t->str_hash[hs[j] & t->str_mask], 1);
+            if (t->flags[id] & QE_TOK_PURE) {
+                hr[j] = qe_tok_hash(t->raw_pool + t->raw_off[id], t->raw_len[id]);
+                __builtin_prefetch(&t->raw_hash[hr[j] & t->raw_mask], 1);
+            }
+        }
+        for (size_t j = 0; j < nb; j++) {
+            int32_t id = big->v[b0 + j].id;
+            strtab_put_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off[id], t->str_len[id], id,
+                         hs[j]);
+            if (t->flags[id] & QE_TOK_PURE)
+                strtab_put_h(t->raw_hash, t->raw_mask, t->raw_pool, t->raw_off[id], t->raw_len[id], id, hr[j]);
+        }
     }
 
     for (int b = 0; b < 256; b++) {
@@ -666,67 +992,110 @@ static qembed_status build(loader *L, const cJSON *root) {
         }
     }
 
-    /* Merges: ["a", "b"] pairs or legacy "a b" strings; rank = position. */
-    size_t n_merges = merges ? (size_t)cJSON_GetArraySize(merges) : 0;
+    /* Merges: ["a", "b"] pairs or legacy "a b" strings; rank = position.
+     * Parsed into a list first (to size the table), then inserted in blocks. */
+    typedef struct mpair {
+        const char *a, *b;
+        uint32_t la, lb;
+    } mpair;
+    size_t n_merges = 0, mcap = big->merges_len / 6 + 16; /* an entry takes >= 6 bytes: "a b", */
+    mpair *mp = malloc(mcap * sizeof *mp);
+    char *marena = malloc(big->merges_len + 1);
+    if (!marena || !mp) {
+        free(as);
+        free(marena);
+        free(mp);
+        QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
+    }
+    if (big->merges) {
+        jscan ms = {big->merges + 1, big->merges + big->merges_len};
+        int first = 1, r;
+        char *ar = marena;
+        const char *a, *b;
+        size_t la, lb;
+        while (n_merges < mcap && (r = js_next_merge(&ms, &ar, &first, &a, &la, &b, &lb)) == 1) {
+            mp[n_merges].a = a;
+            mp[n_merges].b = b;
+            mp[n_merges].la = (uint32_t)la;
+            mp[n_merges].lb = (uint32_t)lb;
+            n_merges++;
+        }
+        if (r != 0) {
+            free(as);
+            free(marena);
+            free(mp);
+            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.merges[%zu] is neither [\"a\", \"b\"] nor \"a b\" "
+                    "(near byte %zu of the file)", file, n_merges, (size_t)(ms.p - L->buf));
+        }
+    }
     t->merge_mask = table_size(n_merges) - 1;
     t->merge_keys = malloc((t->merge_mask + 1) * sizeof *t->merge_keys);
     t->merge_vals = malloc((t->merge_mask + 1) * sizeof *t->merge_vals);
     if (!t->merge_keys || !t->merge_vals) {
         free(as);
+        free(marena);
+        free(mp);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu merges", file, n_merges);
     }
     memset(t->merge_keys, 0xFF, (t->merge_mask + 1) * sizeof *t->merge_keys);
-    char *cat = NULL;
-    size_t cat_cap = 0;
-    uint32_t rank = 0;
-    if (merges) {
-        cJSON_ArrayForEach(e, merges) {
-            const char *a, *b;
-            size_t la, lb;
-            if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) &&
-                cJSON_IsString(e->child->next)) {
-                a = e->child->valuestring;
-                b = e->child->next->valuestring;
-                la = strlen(a);
-                lb = strlen(b);
-            } else if (cJSON_IsString(e) && strchr(e->valuestring, ' ') &&
-                       !strchr(strchr(e->valuestring, ' ') + 1, ' ')) {
-                a = e->valuestring;
-                la = (size_t)(strchr(a, ' ') - a);
-                b = a + la + 1;
-                lb = strlen(b);
-            } else {
-                free(as);
-                free(cat);
-                QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.merges[%u] is neither [\"a\", \"b\"] nor \"a b\"",
-                        file, rank);
+    for (size_t b0 = 0; b0 < n_merges; b0 += QE_BLOCK) {
+        size_t nb = n_merges - b0 < QE_BLOCK ? n_merges - b0 : QE_BLOCK;
+        uint64_t ha[QE_BLOCK], hb[QE_BLOCK], hn[QE_BLOCK], key[QE_BLOCK];
+        int32_t ia[QE_BLOCK], ib[QE_BLOCK], inew[QE_BLOCK];
+        char cat[QE_BLOCK][64];
+        const mpair *m = mp + b0;
+        for (size_t j = 0; j < nb; j++) {
+            ha[j] = qe_tok_hash((const uint8_t *)m[j].a, m[j].la);
+            hb[j] = qe_tok_hash((const uint8_t *)m[j].b, m[j].lb);
+            __builtin_prefetch(&t->str_hash[ha[j] & t->str_mask]);
+            __builtin_prefetch(&t->str_hash[hb[j] & t->str_mask]);
+        }
+        for (size_t j = 0; j < nb; j++) {
+            ia[j] = strtab_get_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, (const uint8_t *)m[j].a,
+                                 m[j].la, ha[j]);
+            ib[j] = strtab_get_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, (const uint8_t *)m[j].b,
+                                 m[j].lb, hb[j]);
+            if (m[j].la + m[j].lb <= sizeof cat[0]) {
+                memcpy(cat[j], m[j].a, m[j].la);
+                memcpy(cat[j] + m[j].la, m[j].b, m[j].lb);
+                hn[j] = qe_tok_hash((const uint8_t *)cat[j], m[j].la + m[j].lb);
+                __builtin_prefetch(&t->str_hash[hn[j] & t->str_mask]);
             }
-            int32_t ia = qe_tok_str_lookup(t, (const uint8_t *)a, la);
-            int32_t ib = qe_tok_str_lookup(t, (const uint8_t *)b, lb);
-            if (la + lb > cat_cap) {
-                cat_cap = (la + lb) * 2;
-                char *nc = realloc(cat, cat_cap);
-                if (!nc) {
-                    free(as);
-                    free(cat);
-                    QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
+        }
+        for (size_t j = 0; j < nb; j++) {
+            size_t ln = (size_t)m[j].la + m[j].lb;
+            if (ln <= sizeof cat[0]) {
+                inew[j] = strtab_get_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool,
+                                       (const uint8_t *)cat[j], ln, hn[j]);
+            } else { /* a long merged token: rare, done directly */
+                char *c = malloc(ln);
+                inew[j] = -1;
+                if (c) {
+                    memcpy(c, m[j].a, m[j].la);
+                    memcpy(c + m[j].la, m[j].b, m[j].lb);
+                    inew[j] = qe_tok_str_lookup(t, (const uint8_t *)c, ln);
+                    free(c);
                 }
-                cat = nc;
             }
-            memcpy(cat, a, la);
-            memcpy(cat + la, b, lb);
-            int32_t inew = qe_tok_str_lookup(t, (const uint8_t *)cat, la + lb);
-            if (ia < 0 || ib < 0 || inew < 0) {
+            key[j] = ((uint64_t)(uint32_t)ia[j] << 32) | (uint32_t)ib[j];
+            __builtin_prefetch(&t->merge_keys[merge_slot(key[j], t->merge_mask)], 1);
+        }
+        for (size_t j = 0; j < nb; j++) {
+            if (ia[j] < 0 || ib[j] < 0 || inew[j] < 0) {
+                qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                         "%s: model.merges[%zu]: \"%.*s\" + \"%.*s\": %s is not in the vocabulary", file, b0 + j,
+                         (int)(m[j].la < 40 ? m[j].la : 40), m[j].a, (int)(m[j].lb < 40 ? m[j].lb : 40), m[j].b,
+                         ia[j] < 0 ? "the left part" : ib[j] < 0 ? "the right part" : "the merged token");
                 free(as);
-                free(cat);
-                QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.merges[%u]: \"%.40s\" + \"%.40s\": %s is not in "
-                        "the vocabulary", file, rank, a, b, ia < 0 ? "the left part" : ib < 0 ? "the right part" : "the merged token");
+                free(marena);
+                free(mp);
+                return QEMBED_ERR_MODEL_FORMAT;
             }
-            merge_put(t, ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib, ((uint64_t)rank << 32) | (uint32_t)inew);
-            rank++;
+            merge_put(t, key[j], ((uint64_t)(b0 + j) << 32) | (uint32_t)inew[j]);
         }
     }
-    free(cat);
+    free(marena);
+    free(mp);
 
     /* Normalizer before added tokens: normalized tokens match in normalized form. */
     qembed_status st = load_normalizer(L, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer");
@@ -778,8 +1147,7 @@ static qembed_status build(loader *L, const cJSON *root) {
                 (void)pure_out;
             }
             t->flags[a->id] |= QE_TOK_PRESENT | QE_TOK_ADDED | (a->special ? QE_TOK_SPECIAL : 0);
-            strtab_put(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off, t->str_len,
-                       (const uint8_t *)t->str_pool + t->str_off[a->id], t->str_len[a->id], a->id);
+            strtab_put(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off[a->id], t->str_len[a->id], a->id);
             if (nb) {
                 st = nl ? addset_push(L, &t->norm, nb, nl, a) : QEMBED_OK;
                 free(nb);
@@ -889,22 +1257,61 @@ qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qe
     char *buf;
     size_t len;
     QE_TRY(read_file(file, &buf, &len, err));
+    big_parts big;
+    memset(&big, 0, sizeof big);
+    cJSON *root = NULL;
     const char *ep = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &ep, 0);
+    if (js_locate(buf, len, &big) == 0) {
+        /* The rest of the file, with the two big members emptied. */
+        const char *sp[2] = {big.vocab, big.merges};
+        size_t sl[2] = {big.vocab_len, big.merges_len};
+        if (sp[0] && sp[1] && sp[1] < sp[0]) {
+            const char *x = sp[0]; sp[0] = sp[1]; sp[1] = x;
+            size_t y = sl[0]; sl[0] = sl[1]; sl[1] = y;
+        }
+        char *rest = malloc(len + 1);
+        if (rest) {
+            size_t rn = 0, from = 0;
+            for (int k = 0; k < 2; k++) {
+                if (!sp[k]) continue;
+                size_t at = (size_t)(sp[k] - buf);
+                memcpy(rest + rn, buf + from, at - from);
+                rn += at - from;
+                rest[rn++] = sp[k][0];
+                rest[rn++] = sp[k][0] == '{' ? '}' : ']';
+                from = at + sl[k];
+            }
+            memcpy(rest + rn, buf + from, len - from);
+            rn += len - from;
+            root = cJSON_ParseWithLengthOpts(rest, rn, &ep, 0);
+            free(rest);
+            if (!root) ep = NULL; /* its offsets are not the file's: report cJSON's on the whole file */
+        }
+    }
     if (!root) {
+        cJSON *whole = cJSON_ParseWithLengthOpts(buf, len, &ep, 0);
         size_t off = ep && ep >= buf ? (size_t)(ep - buf) : 0;
         free(buf);
+        free(big.v);
+        free(big.arena);
+        if (whole) { /* valid JSON that the scanner did not follow: cannot happen for an object */
+            cJSON_Delete(whole);
+            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: top level is not a JSON object", file);
+        }
         QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: not valid JSON (near byte %zu)", file, off);
     }
-    free(buf);
     qembed_tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
         cJSON_Delete(root);
+        free(buf);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
     }
-    loader L = {t, file, err};
+    loader L = {t, file, err, &big, buf};
     qembed_status s = build(&L, root);
     cJSON_Delete(root);
+    free(big.v);
+    free(big.arena);
+    free(buf);
     if (s == QEMBED_OK) s = check_config(t, config, err);
     if (s != QEMBED_OK) {
         qembed_tokenizer_free(t);

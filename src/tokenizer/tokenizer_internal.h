@@ -12,7 +12,7 @@
 
 #include "qembed.h"
 
-enum { QE_TOK_PRESENT = 1, QE_TOK_ADDED = 2, QE_TOK_SPECIAL = 4 };
+enum { QE_TOK_PRESENT = 1, QE_TOK_ADDED = 2, QE_TOK_SPECIAL = 4, QE_TOK_PURE = 8 /* only byte-level chars */ };
 
 typedef struct qe_added {
     uint8_t *content; /* as matched: normalized tokens hold their normalized form */
@@ -40,6 +40,12 @@ typedef struct qe_split {
     size_t lit_len;
 } qe_split;
 
+typedef struct qe_hent {
+    uint32_t tag;  /* high bits of the hash */
+    int32_t id1;   /* id + 1; 0: empty slot */
+    uint32_t off, len; /* the key in the table's pool */
+} qe_hent;
+
 struct qembed_tokenizer {
     size_t n_ids; /* highest id + 1 */
 
@@ -55,10 +61,11 @@ struct qembed_tokenizer {
     /* Open-addressing tables. str: token string -> id (added tokens win over
      * the model's, as in the reference). raw: bytes -> id of model tokens
      * made only of byte-level characters, for the whole-piece shortcut.
-     * Entries are (hash high 32 bits << 32) | (id + 1); 0 is empty. */
-    uint64_t *str_hash;
+     * Entries carry the key's place in its pool, so a probe touches the
+     * table and the key only (load time is mostly these probes). */
+    qe_hent *str_hash;
     size_t str_mask;
-    uint64_t *raw_hash;
+    qe_hent *raw_hash;
     size_t raw_mask;
 
     /* Merges: key (left id << 32 | right id) -> (rank << 32 | new id).
@@ -88,6 +95,7 @@ struct qembed_tokenizer {
 };
 
 uint64_t qe_tok_hash(const uint8_t *p, size_t n);
+int32_t qe_strtab_get(const qe_hent *tab, size_t mask, const uint8_t *pool, const uint8_t *s, size_t n);
 /* Model or added token id of a string, or -1. */
 int32_t qe_tok_str_lookup(const qembed_tokenizer *t, const uint8_t *s, size_t n);
 
