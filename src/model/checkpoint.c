@@ -296,8 +296,13 @@ qembed_status qe_checkpoint_add_file(qe_checkpoint *ck, const char *path, qembed
     close(fd); /* the mapping keeps the file alive */
     if (map == MAP_FAILED) QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot mmap %zu bytes: %s", path, size, strerror(e));
 #ifdef MADV_HUGEPAGE
-    /* Weights are streamed at memory bandwidth; 2 MB pages cut TLB misses
-     * where the kernel supports file-backed THP. Advisory: failure is fine. */
+    /* Weights are streamed at memory bandwidth; 2 MB pages cut TLB misses.
+     * Measured on the dev VM (kernel 6.18): the page cache already uses large
+     * folios and maps this file with PMDs without being asked (FilePmdMapped =
+     * whole 0.6b file, same read speed with or without this call). On kernels
+     * where file THP needs khugepaged (CONFIG_READ_ONLY_THP_FOR_FS, e.g. 6.1)
+     * VM_HUGEPAGE is what makes it collapse the mapping. Advisory: failure is
+     * fine, and the call is free. */
     (void)madvise(map, size, MADV_HUGEPAGE);
 #endif
 
