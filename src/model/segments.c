@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -266,6 +267,49 @@ static qembed_status open_segments(const char *dir, const cJSON *root, const cha
 
     /* Sizes and hashes (the hash streams each file once: see the log line). */
     double t0 = now_ms();
+    /* config.json and the tokenizer files beside the segments are what the
+     * loader reads: they must be the ones the manifest lists. */
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
+    cJSON_ArrayForEach(it, files) {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(it, "sha256");
+        int64_t bytes = 0;
+        if (!cJSON_IsString(nm) || !cJSON_IsString(h) || strchr(nm->valuestring, '/') ||
+            !strcmp(nm->valuestring, "..")) {
+            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                          "%s: an entry of \"files\" lacks a plain \"name\" or a \"sha256\"", mpath);
+            goto fail;
+        }
+        if ((st = get_int_field(it, "bytes", mpath, &bytes, err))) goto fail;
+        seg_entry fe = {nm->valuestring, 0, 1, 0, 0, (uint64_t)bytes, h->valuestring};
+        char path[4200];
+        snprintf(path, sizeof path, "%.4000s/%s", dir, fe.file);
+        struct stat fst;
+        if (stat(path, &fst) != 0) {
+            st = qe_error(err, QEMBED_ERR_IO, "%s: %s, listed in the manifest, is missing: %s", dir,
+                          fe.file, strerror(errno));
+            goto fail;
+        }
+        if ((uint64_t)fst.st_size != fe.bytes || verify) {
+            uint8_t d[QE_SHA256_LEN];
+            char hex[QE_SHA256_HEX_LEN];
+            if ((uint64_t)fst.st_size != fe.bytes) {
+                st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                              "%s: %s has %" PRIu64 " bytes, the manifest says %" PRIu64
+                              " (changed after the split)",
+                              dir, fe.file, (uint64_t)fst.st_size, fe.bytes);
+                goto fail;
+            }
+            if ((st = qe_sha256_file(path, d, err))) goto fail;
+            qe_sha256_hex(d, hex);
+            if (strcasecmp(hex, fe.sha256) != 0) {
+                st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                              "%s: %s does not match the manifest's SHA-256 (changed after the split)",
+                              dir, fe.file);
+                goto fail;
+            }
+        }
+    }
     uint64_t total = 0;
     for (i = 0; i < n; i++) {
         char where[4300];
