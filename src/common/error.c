@@ -50,7 +50,12 @@ qembed_status qe_error_prefix(qembed_error *err, qembed_status code, const char 
         memcpy(old, err->message, sizeof old);
         old[sizeof old - 1] = '\0';
         err->code = code;
-        snprintf(err->message, sizeof err->message, "%s%s", prefix, old);
+        /* The prefix goes first; what does not fit of the old message is cut. */
+        size_t np = strlen(prefix);
+        memcpy(err->message, prefix, np + 1);
+        if (np + 1 < sizeof err->message)
+            memcpy(err->message + np, old, strnlen(old, sizeof err->message - np - 1));
+        err->message[np + strnlen(old, sizeof err->message - np - 1)] = '\0';
     }
     return code;
 }
