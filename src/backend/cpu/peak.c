@@ -1,0 +1,201 @@
+/* Peak microbenchmarks (see peak.h). Each thread runs the same independent
+ * instruction stream; the figure is total work over the wall time of the
+ * slowest thread, best of the rounds that fit in the budget. */
+#include "peak.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "matmul_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Each loop body issues NACC independent accumulations (enough to cover the
+ * latency of two pipes: 4-5 cycles x 2 per cycle) and returns a value that
+ * depends on all of them, so nothing can be optimized away. */
+#define NACC 12
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static float loop_avx2(long iters) {
+    __m256 acc[NACC];
+    for (int i = 0; i < NACC; i++) acc[i] = _mm256_set1_ps((float)i * 1e-3f);
+    __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(1e-4f);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < NACC; i++) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+    }
+    __m256 s = acc[0];
+    for (int i = 1; i < NACC; i++) s = _mm256_add_ps(s, acc[i]);
+    return _mm256_cvtss_f32(s);
+}
+
+__attribute__((target("avx512f"))) static float loop_avx512(long iters) {
+    __m512 acc[NACC];
+    for (int i = 0; i < NACC; i++) acc[i] = _mm512_set1_ps((float)i * 1e-3f);
+    __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-4f);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < NACC; i++) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+    }
+    __m512 s = acc[0];
+    for (int i = 1; i < NACC; i++) s = _mm512_add_ps(s, acc[i]);
+    return _mm512_reduce_add_ps(s);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) static float loop_bf16(long iters) {
+    __m512 acc[NACC];
+    for (int i = 0; i < NACC; i++) acc[i] = _mm512_set1_ps((float)i * 1e-3f);
+    __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3800);
+    for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < NACC; i++) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+    }
+    __m512 s = acc[0];
+    for (int i = 1; i < NACC; i++) s = _mm512_add_ps(s, acc[i]);
+    return _mm512_reduce_add_ps(s);
+}
+#endif
+
+static float loop_scalar(long iters) {
+    volatile float seed = 0.999f;
+    float acc[NACC], a = seed, b = 1e-4f;
+    for (int i = 0; i < NACC; i++) acc[i] = (float)i * 1e-3f;
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < NACC; i++) acc[i] = acc[i] * a + b; /* fmaf would be a libm call */
+    float s = 0;
+    for (int i = 0; i < NACC; i++) s += acc[i];
+    return s;
+}
+
+typedef struct flop_job {
+    qe_isa isa;
+    long iters;
+    volatile float sink;
+} flop_job;
+
+static void flop_task(void *arg, int task, int thread) {
+    flop_job *j = arg;
+    float r = 0;
+    switch (j->isa) {
+#if defined(__x86_64__)
+    case QE_ISA_AVX512_BF16: r = loop_bf16(j->iters); break;
+    case QE_ISA_AVX512: r = loop_avx512(j->iters); break;
+    case QE_ISA_AVX2: r = loop_avx2(j->iters); break;
+#endif
+    default: r = loop_scalar(j->iters); break;
+    }
+    j->sink = r;
+}
+
+static double flops_per_iter(qe_isa isa) {
+    switch (isa) {
+    case QE_ISA_AVX512_BF16: return NACC * 16.0 * 4.0;
+    case QE_ISA_AVX512: return NACC * 16.0 * 2.0;
+    case QE_ISA_AVX2: return NACC * 8.0 * 2.0;
+    case QE_ISA_SCALAR: break;
+    }
+    return NACC * 2.0;
+}
+
+double qe_peak_gflops(qe_pool *pool, qe_isa isa, double budget_ms) {
+    qe_isa hw = qe_cpu_isa_hw();
+    if (isa > hw) isa = hw;
+#if !defined(__x86_64__)
+    isa = QE_ISA_SCALAR;
+#endif
+    int threads = qe_pool_size(pool);
+    flop_job job = {isa, 1000, 0};
+    /* calibrate: grow the round until it lasts ~1/8 of the budget */
+    double round_s = budget_ms > 0 ? budget_ms * 1e-3 / 8 : 0.0125;
+    double t = 0;
+    for (;;) {
+        double t0 = now_s();
+        qe_pool_run(pool, flop_task, &job, threads);
+        t = now_s() - t0;
+        if (t >= round_s * 0.5 || job.iters > (1L << 40)) break;
+        job.iters *= t > 1e-6 ? (long)fmax(2.0, round_s / t) : 16;
+    }
+    double best = job.iters * flops_per_iter(isa) * threads / t;
+    double end = now_s() + budget_ms * 1e-3 * 0.75;
+    while (now_s() < end) {
+        double t0 = now_s();
+        qe_pool_run(pool, flop_task, &job, threads);
+        double g = job.iters * flops_per_iter(isa) * threads / (now_s() - t0);
+        if (g > best) best = g;
+    }
+    return best * 1e-9;
+}
+
+typedef struct read_job {
+    const uint64_t *buf;
+    size_t n_words;
+    int n_tasks;
+    uint64_t sink[64];
+} read_job;
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static uint64_t read_avx2(const uint64_t *p, size_t n) {
+    __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+    for (size_t i = 0; i + 16 <= n; i += 16) {
+        a = _mm256_xor_si256(a, _mm256_load_si256((const __m256i *)(p + i)));
+        b = _mm256_xor_si256(b, _mm256_load_si256((const __m256i *)(p + i + 4)));
+        c = _mm256_xor_si256(c, _mm256_load_si256((const __m256i *)(p + i + 8)));
+        d = _mm256_xor_si256(d, _mm256_load_si256((const __m256i *)(p + i + 12)));
+    }
+    a = _mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d));
+    return (uint64_t)_mm256_extract_epi64(a, 0) ^ (uint64_t)_mm256_extract_epi64(a, 3);
+}
+#endif
+
+static void read_task(void *arg, int task, int thread) {
+    read_job *j = arg;
+    size_t per = j->n_words / (size_t)j->n_tasks / 16 * 16;
+    const uint64_t *p = j->buf + per * (size_t)task;
+    uint64_t x = 0;
+#if defined(__x86_64__)
+    if (qe_cpu_isa_hw() >= QE_ISA_AVX2) {
+        x = read_avx2(p, per);
+    } else
+#endif
+    {
+        for (size_t i = 0; i < per; i++) x ^= p[i];
+    }
+    j->sink[task & 63] = x;
+}
+
+double qe_peak_dram_read_gbs(qe_pool *pool, int huge_pages, double budget_ms) {
+    const size_t bytes = (size_t)64 << 20;
+    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return 0;
+#ifdef MADV_HUGEPAGE
+    if (huge_pages) madvise(mem, bytes, MADV_HUGEPAGE);
+#endif
+    memset(mem, 1, bytes); /* real pages, not the shared zero page */
+    int threads = qe_pool_size(pool);
+    read_job job = {mem, bytes / 8, threads, {0}};
+    double best = 0;
+    double end = now_s() + budget_ms * 1e-3;
+    int rounds = 0;
+    while (rounds < 2 || (now_s() < end && rounds < 100)) {
+        double t0 = now_s();
+        qe_pool_run(pool, read_task, &job, threads);
+        double t = now_s() - t0;
+        double per = (double)(bytes / 8 / (size_t)threads / 16 * 16) * 8.0 * threads;
+        if (t > 0 && per / t > best) best = per / t;
+        rounds++;
+    }
+    munmap(mem, bytes);
+    return best * 1e-9;
+}
