@@ -64,9 +64,9 @@ static int push(scratch *sc, int32_t id) {
 static inline int merge_get(const qembed_tokenizer *t, int32_t a, int32_t b, uint32_t *rank, int32_t *new_id) {
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     for (size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & t->merge_mask;; i = (i + 1) & t->merge_mask) {
-        uint64_t k = t->merge_keys[i];
+        uint64_t k = t->merges[i].key;
         if (k == key) {
-            uint64_t v = t->merge_vals[i];
+            uint64_t v = t->merges[i].val;
             *rank = (uint32_t)(v >> 32);
             *new_id = (int32_t)(uint32_t)v;
             return 1;

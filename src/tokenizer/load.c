@@ -124,9 +124,9 @@ static inline size_t merge_slot(uint64_t key, size_t mask) {
 /* Later duplicates win, as in the reference's HashMap collect. */
 static void merge_put(qembed_tokenizer *t, uint64_t key, uint64_t val) {
     for (size_t i = merge_slot(key, t->merge_mask);; i = (i + 1) & t->merge_mask) {
-        if (t->merge_keys[i] == UINT64_MAX || t->merge_keys[i] == key) {
-            t->merge_keys[i] = key;
-            t->merge_vals[i] = val;
+        if (t->merges[i].key == UINT64_MAX || t->merges[i].key == key) {
+            t->merges[i].key = key;
+            t->merges[i].val = val;
             return;
         }
     }
@@ -1029,15 +1029,14 @@ static qembed_status build(loader *L, const cJSON *root) {
         }
     }
     t->merge_mask = table_size(n_merges) - 1;
-    t->merge_keys = malloc((t->merge_mask + 1) * sizeof *t->merge_keys);
-    t->merge_vals = malloc((t->merge_mask + 1) * sizeof *t->merge_vals);
-    if (!t->merge_keys || !t->merge_vals) {
+    t->merges = malloc((t->merge_mask + 1) * sizeof *t->merges);
+    if (!t->merges) {
         free(as);
         free(marena);
         free(mp);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu merges", file, n_merges);
     }
-    memset(t->merge_keys, 0xFF, (t->merge_mask + 1) * sizeof *t->merge_keys);
+    memset(t->merges, 0xFF, (t->merge_mask + 1) * sizeof *t->merges);
     for (size_t b0 = 0; b0 < n_merges; b0 += QE_BLOCK) {
         size_t nb = n_merges - b0 < QE_BLOCK ? n_merges - b0 : QE_BLOCK;
         uint64_t ha[QE_BLOCK], hb[QE_BLOCK], hn[QE_BLOCK], key[QE_BLOCK];
@@ -1078,7 +1077,7 @@ static qembed_status build(loader *L, const cJSON *root) {
                 }
             }
             key[j] = ((uint64_t)(uint32_t)ia[j] << 32) | (uint32_t)ib[j];
-            __builtin_prefetch(&t->merge_keys[merge_slot(key[j], t->merge_mask)], 1);
+            __builtin_prefetch(&t->merges[merge_slot(key[j], t->merge_mask)], 1);
         }
         for (size_t j = 0; j < nb; j++) {
             if (ia[j] < 0 || ib[j] < 0 || inew[j] < 0) {
@@ -1222,8 +1221,7 @@ void qembed_tokenizer_free(qembed_tokenizer *t) {
     free(t->memo);
     free(t->str_hash);
     free(t->raw_hash);
-    free(t->merge_keys);
-    free(t->merge_vals);
+    free(t->merges);
     qe_addset *sets[2] = {&t->plain, &t->norm};
     for (int k = 0; k < 2; k++) {
         for (size_t i = 0; i < sets[k]->n; i++) free(sets[k]->v[i].content);

@@ -60,13 +60,9 @@ static uint32_t compose(uint32_t a, uint32_t b) {
     return 0;
 }
 
-int qe_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) {
-    /* A code point decomposes into at most 18 (U+FDFA is compatibility, not
-     * canonical; canonical maxima are 4), and never more than 1 per byte
-     * times 4: n * 4 bounds the code points. */
-    uint32_t *cps = malloc((n + 1) * 4 * sizeof *cps);
-    uint8_t *o = malloc(n * 3 + 4); /* NFC never grows UTF-8 more than 3x */
-    if (!cps || !o) { free(cps); free(o); return -1; }
+/* Full NFC of one span (valid UTF-8) appended at o; returns the bytes
+ * written. cps has room for 4 code points per input byte. */
+static size_t nfc_span(const uint8_t *s, size_t n, uint32_t *cps, uint8_t *o) {
     size_t m = 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp, dl;
@@ -79,8 +75,12 @@ int qe_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) {
             continue;
         }
         const uint32_t *d = cp >= 0xC0 ? decomp_of(cp, &dl) : NULL;
-        if (d) { memcpy(cps + m, d, dl * sizeof *d); m += dl; }
-        else cps[m++] = cp;
+        if (d) {
+            memcpy(cps + m, d, dl * sizeof *d);
+            m += dl;
+        } else {
+            cps[m++] = cp;
+        }
     }
     /* Canonical ordering: stable insertion sort of each run of non-starters. */
     for (size_t i = 1; i < m; i++) {
@@ -117,7 +117,55 @@ int qe_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) {
     }
     size_t ol = 0;
     for (size_t i = 0; i < w; i++) ol += (size_t)qe_utf8_enc(cps[i], o + ol);
-    free(cps);
+    return ol;
+}
+
+/* Only the spans around unstable code points are normalized: text can be cut
+ * before any stable code point (class 0, unchanged by NFC, never the second
+ * of a composition), so a span runs from the last stable code point before
+ * an unstable run (which may compose with it) to the next stable one. */
+int qe_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) {
+    uint8_t *o = malloc(n * 3 + 4); /* NFC never grows UTF-8 more than 3x */
+    uint32_t small[256];
+    uint32_t *cps = small;
+    size_t cps_cap = sizeof small / sizeof small[0];
+    if (!o) return -1;
+    size_t ol = 0, seg = 0, last_stable = 0, i = 0;
+    while (i < n) {
+        uint32_t cp;
+        int l = s[i] < 0x80 ? (cp = s[i], 1) : qe_utf8_dec(s, i, &cp);
+        if (!qe_nfc_unstable(cp)) {
+            last_stable = i;
+            i += (size_t)l;
+            continue;
+        }
+        size_t st = last_stable > seg ? last_stable : seg;
+        size_t j = i + (size_t)l;
+        while (j < n) {
+            uint32_t c2;
+            int l2 = qe_utf8_dec(s, j, &c2);
+            if (!qe_nfc_unstable(c2)) break;
+            j += (size_t)l2;
+        }
+        memcpy(o + ol, s + seg, st - seg);
+        ol += st - seg;
+        if ((j - st) * 4 > cps_cap) {
+            uint32_t *nc = malloc((j - st) * 4 * sizeof *nc);
+            if (!nc) {
+                if (cps != small) free(cps);
+                free(o);
+                return -1;
+            }
+            if (cps != small) free(cps);
+            cps = nc;
+            cps_cap = (j - st) * 4;
+        }
+        ol += nfc_span(s + st, j - st, cps, o + ol);
+        seg = i = j;
+    }
+    memcpy(o + ol, s + seg, n - seg);
+    ol += n - seg;
+    if (cps != small) free(cps);
     *out = o;
     *out_len = ol;
     return 0;

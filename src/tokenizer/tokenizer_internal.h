@@ -46,6 +46,10 @@ typedef struct qe_hent {
     uint32_t off, len; /* the key in the table's pool */
 } qe_hent;
 
+typedef struct qe_merge {
+    uint64_t key, val;
+} qe_merge;
+
 struct qembed_tokenizer {
     size_t n_ids; /* highest id + 1 */
 
@@ -68,9 +72,10 @@ struct qembed_tokenizer {
     qe_hent *raw_hash;
     size_t raw_mask;
 
-    /* Merges: key (left id << 32 | right id) -> (rank << 32 | new id).
-     * Empty keys are UINT64_MAX. */
-    uint64_t *merge_keys, *merge_vals;
+    /* Merges: key (left id << 32 | right id) -> (rank << 32 | new id),
+     * side by side so that a probe is one cache miss. Empty keys are
+     * UINT64_MAX. */
+    qe_merge *merges;
     size_t merge_mask;
 
     int32_t byte_id[256]; /* id of each byte's byte-level character, or -1 */
