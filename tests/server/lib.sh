@@ -14,6 +14,8 @@ command -v curl >/dev/null || { echo "FAIL: curl is missing (scripts/deps.sh ins
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/qembed-server-test.XXXXXX")
 PIDS=()
+SERVER_PIDS=()
+SERVER_NAMES=()
 FAILS=0
 
 cleanup() {
@@ -31,7 +33,21 @@ trap 'exit 130' INT TERM
 
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
 ok() { echo "ok: $*"; }
+# Stops every server still running with SIGTERM and checks that it exits 0
+# (under AddressSanitizer this is also where leaks are reported).
+stop_servers() {
+    local i
+    for i in "${!SERVER_PIDS[@]}"; do
+        local p=${SERVER_PIDS[$i]} n=${SERVER_NAMES[$i]}
+        kill -0 "$p" 2>/dev/null || continue
+        kill -TERM "$p"
+        local rc=0
+        wait "$p" || rc=$?
+        if [ "$rc" = 0 ]; then ok "server $n: SIGTERM -> exit 0"; else fail "server $n: exit status $rc after SIGTERM (see $n.log)"; fi
+    done
+}
 finish() {
+    stop_servers
     if [ "$FAILS" -ne 0 ]; then echo "$FAILS check(s) failed" >&2; exit 1; fi
     echo "all checks passed"
 }
@@ -46,6 +62,8 @@ start_server() {
     "$QEMBED" serve -m "$MODEL" --port 0 --port-file "$pf" "$@" >"$TMP/$name.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
+    SERVER_PIDS+=("$pid")
+    SERVER_NAMES+=("$name")
     local i port=""
     for i in $(seq 1 600); do
         if ! kill -0 "$pid" 2>/dev/null; then
