@@ -490,8 +490,16 @@ qembed_status qe_checkpoint_open_dir(const char *dir, qe_checkpoint **out, qembe
         ck->source = strdup(index);
         st = open_index(ck, dir, index, err);
     } else {
-        st = qe_error(err, QEMBED_ERR_IO,
-                      "%s: no model.safetensors or model.safetensors.index.json in the model directory", dir);
+        char bin[4096];
+        snprintf(bin, sizeof bin, "%s/pytorch_model.bin", dir);
+        if (access(bin, F_OK) == 0)
+            st = qe_error(err, QEMBED_ERR_UNSUPPORTED,
+                          "%s: only pytorch_model.bin here; qembed reads safetensors only (model.safetensors or "
+                          "model.safetensors.index.json): convert the checkpoint to safetensors",
+                          dir);
+        else
+            st = qe_error(err, QEMBED_ERR_IO,
+                          "%s: no model.safetensors or model.safetensors.index.json in the model directory", dir);
     }
     if (st == QEMBED_OK && ck->n_tensors == 0)
         st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: the checkpoint holds no tensors", ck->source ? ck->source : dir);

@@ -324,6 +324,12 @@ static void mk_no_weights(const char *d) {
     path_join(p, sizeof p, d, "model.safetensors");
     unlink(p);
 }
+static void mk_pytorch_bin(const char *d) {
+    mk_no_weights(d);
+    char p[2048];
+    path_join(p, sizeof p, d, "pytorch_model.bin");
+    spit(p, "PK", 2);
+}
 static void mk_st_tiny_file(const char *d) { raw_model_file(d, "\x10\0\0", 3); }
 static void mk_st_empty(const char *d) { raw_model_file(d, "", 0); }
 static void mk_st_truncated(const char *d) {
@@ -547,6 +553,7 @@ static const bad_case BAD[] = {
      {"model.safetensors", "layers.1.", "num_hidden_layers = 1"}},
     /* model.safetensors */
     {"weights missing", mk_no_weights, QEMBED_ERR_IO, {"model.safetensors", "model.safetensors.index.json"}},
+    {"only pytorch_model.bin", mk_pytorch_bin, QEMBED_ERR_UNSUPPORTED, {"pytorch_model.bin", "safetensors"}},
     {"file of 3 bytes", mk_st_tiny_file, QEMBED_ERR_MODEL_FORMAT, {"model.safetensors", "too short"}},
     {"empty file", mk_st_empty, QEMBED_ERR_MODEL_FORMAT, {"model.safetensors", "0 bytes"}},
     {"truncated data", mk_st_truncated, QEMBED_ERR_MODEL_FORMAT,
