@@ -70,7 +70,15 @@ start_server() {
             echo "FAIL: server $name exited during start-up" >&2; tail -n 20 "$TMP/$name.log" >&2; exit 1
         fi
         if [ -z "$port" ] && [ -s "$pf" ]; then port=$(cat "$pf"); fi
-        if [ -n "$port" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")" = 200 ]; then
+        local hs=000
+        [ -n "$port" ] && hs=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health" || echo 000)
+        case $hs in
+            000) ;;
+            503) printf -v "LOADING503_$name" '%s' 1 ;;
+            200) ;;
+            *) fail "server $name: /health answered $hs during start-up (want 503 then 200)" ;;
+        esac
+        if [ "$hs" = 200 ]; then
             printf -v "PORT_$name" '%s' "$port"
             printf -v "PID_$name" '%s' "$pid"
             printf -v "URL_$name" '%s' "http://127.0.0.1:$port"

@@ -124,7 +124,7 @@ int cmd_serve(int argc, char **argv)
     } while (0)
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(serve_help, stdout);
-            fputs("\nShared options:\n", stdout);
+            fputs("\n", stdout);
             fputs(qe_settings_help, stdout);
             return 0;
         } else if (strcmp(a, "--host") == 0) {
