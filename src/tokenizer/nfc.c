@@ -61,7 +61,8 @@ static uint32_t compose(uint32_t a, uint32_t b) {
 }
 
 /* Full NFC of one span (valid UTF-8) appended at o; returns the bytes
- * written. cps has room for 4 code points per input byte. */
+ * written, or (size_t)-1 when out of memory. cps has room for 4 code points
+ * per input byte. */
 static size_t nfc_span(const uint8_t *s, size_t n, uint32_t *cps, uint8_t *o) {
     size_t m = 0;
     for (size_t i = 0; i < n;) {
@@ -82,19 +83,38 @@ static size_t nfc_span(const uint8_t *s, size_t n, uint32_t *cps, uint8_t *o) {
             cps[m++] = cp;
         }
     }
-    /* Canonical ordering: stable insertion sort of each run of non-starters. */
-    for (size_t i = 1; i < m; i++) {
-        int c = qe_nfc_ccc(cps[i]);
-        if (c == 0) continue;
-        uint32_t x = cps[i];
-        size_t j = i;
-        while (j > 0) {
-            int pc = qe_nfc_ccc(cps[j - 1]);
-            if (pc <= c) break;
-            cps[j] = cps[j - 1];
-            j--;
+    /* Canonical ordering: a stable sort by class of each run of non-starters;
+     * insertion sort for short runs, counting sort for long ones (a run of
+     * alternating marks would make insertion sort quadratic: untrusted input). */
+    for (size_t a = 0; a < m;) {
+        if (qe_nfc_ccc(cps[a]) == 0) {
+            a++;
+            continue;
         }
-        cps[j] = x;
+        size_t b = a;
+        while (b < m && qe_nfc_ccc(cps[b]) != 0) b++;
+        if (b - a <= 32) {
+            for (size_t i = a + 1; i < b; i++) {
+                uint32_t x = cps[i];
+                int c = qe_nfc_ccc(x);
+                size_t j = i;
+                while (j > a && qe_nfc_ccc(cps[j - 1]) > c) {
+                    cps[j] = cps[j - 1];
+                    j--;
+                }
+                cps[j] = x;
+            }
+        } else {
+            size_t count[257] = {0};
+            uint32_t *tmp = malloc((b - a) * sizeof *tmp);
+            if (!tmp) return (size_t)-1;
+            for (size_t i = a; i < b; i++) count[qe_nfc_ccc(cps[i]) + 1]++;
+            for (int c = 1; c < 257; c++) count[c] += count[c - 1];
+            for (size_t i = a; i < b; i++) tmp[count[qe_nfc_ccc(cps[i])]++] = cps[i];
+            memcpy(cps + a, tmp, (b - a) * sizeof *tmp);
+            free(tmp);
+        }
+        a = b;
     }
     /* Canonical composition (UAX #15 sample algorithm). */
     size_t w = 0;
@@ -160,7 +180,13 @@ int qe_nfc(const uint8_t *s, size_t n, uint8_t **out, size_t *out_len) {
             cps = nc;
             cps_cap = (j - st) * 4;
         }
-        ol += nfc_span(s + st, j - st, cps, o + ol);
+        size_t w = nfc_span(s + st, j - st, cps, o + ol);
+        if (w == (size_t)-1) {
+            if (cps != small) free(cps);
+            free(o);
+            return -1;
+        }
+        ol += w;
         seg = i = j;
     }
     memcpy(o + ol, s + seg, n - seg);
