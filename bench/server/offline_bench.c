@@ -1,10 +1,11 @@
 /* The in-process side of bench/server/bench_server.sh, on the public API only:
  *  - offline batch throughput: the texts (one per line in TEXTS_FILE), all in
  *    one qembed_ctx_embed_tokens call (as `qembed bench` batches them),
- *    repeated for SECONDS; prints texts/s;
+ *    REPS times after one untimed warm-up pass; prints texts/s;
  *  - in-process latency of one short text through qembed_ctx_embed
- *    (tokenization included, as the CLI does); prints the p50 in ms.
- * usage: bench_server_offline MODEL_DIR TEXTS_FILE SHORT_TEXT SECONDS */
+ *    (tokenization included, as the CLI does), LAT_RUNS times; prints the
+ *    p50 in ms.
+ * usage: bench_server_offline MODEL_DIR TEXTS_FILE SHORT_TEXT REPS LAT_RUNS */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +28,15 @@ static int cmp_d(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s MODEL_DIR TEXTS_FILE SHORT_TEXT SECONDS\n", argv[0]);
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s MODEL_DIR TEXTS_FILE SHORT_TEXT REPS LAT_RUNS\n", argv[0]);
         return 1;
     }
-    double secs = atof(argv[4]);
+    int reps_want = atoi(argv[4]), lat_runs = atoi(argv[5]);
+    if (reps_want < 1)
+        reps_want = 1;
+    if (lat_runs < 1 || lat_runs > 2000)
+        lat_runs = 2000;
     FILE *f = fopen(argv[2], "r");
     if (!f) {
         fprintf(stderr, "cannot open %s\n", argv[2]);
@@ -82,10 +87,8 @@ int main(int argc, char **argv)
     }
     double t0 = now();
     size_t reps = 0;
-    do {
+    for (; reps < (size_t)reps_want; reps++)
         qembed_ctx_embed_tokens(ctx, pids, nids, n, &o, out, &err);
-        reps++;
-    } while (now() - t0 < secs);
     double tp = (double)(reps * n) / (now() - t0);
     printf("offline_batch_texts %zu\noffline_avg_tokens %.1f\noffline_texts_per_s %.2f\n", n,
            (double)tokens / (double)n, tp);
@@ -96,8 +99,8 @@ int main(int argc, char **argv)
     qembed_model_tokenize(m, short_text, strlen(short_text), &o, &sids, &sn, &err);
     double lat[2000];
     size_t k = 0;
-    t0 = now();
-    while (k < 2000 && (k < 20 || now() - t0 < secs)) {
+    qembed_ctx_embed(ctx, &short_text, NULL, 1, &o, out, &err); /* warm-up */
+    while (k < (size_t)lat_runs) {
         double a = now();
         qembed_ctx_embed(ctx, &short_text, NULL, 1, &o, out, &err);
         lat[k++] = now() - a;

@@ -33,6 +33,17 @@ expect_status "metrics after a full queue" 200 GET "$URL_q/metrics"
 body_has "rejections counted" 'qembed_rejected_queue_full_total 4'
 body_has "queue empty again" 'qembed_queue_depth 0'
 
+# ---- a client that hangs up while its request is queued ----
+c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 0.3 -H 'Content-Type: application/json' -d '{"input":"gone"}' "$URL_q/v1/embeddings" || true)
+[ "$c" = 000 ] && ok "client gave up while queued" || fail "client that gave up got HTTP $c"
+expect_status "serving after a client hung up" 200 POST "$URL_q/v1/embeddings" -H 'Content-Type: application/json' -d '{"input":"after"}'
+for _ in $(seq 1 50); do
+    [ "$(curl -s "$URL_q/metrics" | awk '/^qembed_requests_in_flight / {print $2}')" = 1 ] && break
+    sleep 0.1
+done
+expect_status "metrics after a hang-up" 200 GET "$URL_q/metrics"
+body_has "the abandoned request was completed and freed" '^qembed_requests_in_flight 1$'
+
 # ---- request timeout ----
 start_server t --request-timeout 0.3 --batch-wait-ms 1000
 expect_status "request past --request-timeout" 504 POST "$URL_t/v1/embeddings" -H 'Content-Type: application/json' -d '{"input":"slow"}'
