@@ -25,7 +25,7 @@ static const char *const vars[] = {
     "QEMBED_MODEL", "PAPR_COREML_MODEL", "PAPR_EMBEDDING_MODEL", "QEMBED_COMPUTE_UNITS",
     "PAPR_COREML_COMPUTE_UNITS", "PAPR_ENABLE_COREML", "QEMBED_CPU_MEMORY_LIMIT",
     "QEMBED_GPU_MEMORY_LIMIT", "QEMBED_SIM_ACCEL_MEMORY", "QEMBED_MAX_BATCH_TOKENS",
-    "QEMBED_THREADS", "HF_HOME", "HF_HUB_CACHE", "XDG_CACHE_HOME"};
+    "QEMBED_THREADS", "QEMBED_NO_VERIFY", "HF_HOME", "HF_HUB_CACHE", "XDG_CACHE_HOME"};
 
 static char empty_home[256];
 
@@ -207,6 +207,17 @@ static void test_sizes_and_numbers(void) {
         CHECK(run_case(&s, NONE, E(bad_flags[i][0], bad_flags[i][1])) == -1, "%s %s accepted",
               bad_flags[i][0], bad_flags[i][1]);
     CHECK(run_case(&s, NONE, E("--unknown")) == 0, "unknown flags are left to the command");
+
+    run_case(&s, NONE, NONE);
+    CHECK(!s.no_verify && !qe_settings_model_params(&s).no_verify, "verify by default");
+    run_case(&s, E("QEMBED_NO_VERIFY=1"), NONE);
+    CHECK(s.no_verify && !strcmp(s.verify_src, "QEMBED_NO_VERIFY") &&
+              qe_settings_model_params(&s).no_verify,
+          "QEMBED_NO_VERIFY=1");
+    run_case(&s, E("QEMBED_NO_VERIFY=0"), NONE);
+    CHECK(!s.no_verify, "QEMBED_NO_VERIFY=0");
+    run_case(&s, NONE, E("--no-verify"));
+    CHECK(s.no_verify && !strcmp(s.verify_src, "--no-verify"), "--no-verify");
 }
 
 static void test_print(void) {

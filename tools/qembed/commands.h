@@ -35,6 +35,8 @@ typedef struct qe_settings {
     int quiet;                 /* -q: log WARN and above only */
     char error[256];           /* an invalid environment value ("QEMBED_THREADS=x is not ...");
                                   qe_settings_load_model reports it and fails */
+    int no_verify;             const char *verify_src; /* --no-verify, QEMBED_NO_VERIFY=1: skip the
+                                                          SHA-256 check of split segments */
 } qe_settings;
 
 /* Fills defaults, then applies environment variables. */
@@ -42,7 +44,7 @@ void qe_settings_init(qe_settings *s);
 
 /* If argv[*i] is one of the shared flags (-m/--model, --compute-units,
  * --cpu-memory-limit, --gpu-memory-limit, --sim-accel-memory,
- * --max-batch-tokens, -t/--threads, -v, -q), consumes it (and its value,
+ * --max-batch-tokens, -t/--threads, --no-verify, -v, -q), consumes it (and its value,
  * advancing *i) and returns 1; returns 0 if it is not a shared flag; returns
  * -1 and prints a usage error to stderr when its value is invalid. */
 int qe_settings_flag(qe_settings *s, int argc, char **argv, int *i);

@@ -43,6 +43,8 @@ const char *const qe_settings_help =
     "      --max-batch-tokens N    tokens per forward pass; activation memory is planned for it\n"
     "                              (QEMBED_MAX_BATCH_TOKENS; default 16384)\n"
     "  -t, --threads N             worker threads, 0 = every core (QEMBED_THREADS)\n"
+    "      --no-verify             skip the SHA-256 check of a split directory's segments\n"
+    "                              (order, ranges, sizes still checked; QEMBED_NO_VERIFY=1)\n"
     "  -v                          verbose log (DEBUG)\n"
     "  -q                          quiet log (warnings and errors only)\n"
     "  Byte sizes take K, M, G, T suffixes (powers of 1024).\n";
@@ -167,6 +169,7 @@ void qe_settings_init(qe_settings *s) {
     s->max_batch_tokens = DEFAULT_MAX_BATCH_TOKENS;
     s->max_batch_src = "default";
     s->threads_src = "default";
+    s->verify_src = "default";
 
     /* Model: QEMBED_MODEL > PAPR_COREML_MODEL (path) > PAPR_EMBEDDING_MODEL
      * (repo id) > the real model in the HF cache > the generated synthetic one. */
@@ -221,6 +224,10 @@ void qe_settings_init(qe_settings *s) {
             set_error(s, "%s=%s is not a token count (1 to 16777216)", "QEMBED_MAX_BATCH_TOKENS", v);
         }
     }
+    if ((v = env("QEMBED_NO_VERIFY"))) {
+        s->no_verify = !is_false(v);
+        s->verify_src = "QEMBED_NO_VERIFY";
+    }
     if ((v = env("QEMBED_THREADS"))) {
         if (parse_int(v, 0, 4096, &n) == 0) {
             s->n_threads = (int)n;
@@ -258,6 +265,11 @@ int qe_settings_flag(qe_settings *s, int argc, char **argv, int *i) {
     const char *a = argv[*i];
     if (!strcmp(a, "-v")) {
         s->verbose = 1;
+        return 1;
+    }
+    if (!strcmp(a, "--no-verify")) {
+        s->no_verify = 1;
+        s->verify_src = "--no-verify";
         return 1;
     }
     if (!strcmp(a, "-q")) {
@@ -355,6 +367,7 @@ qembed_model_params qe_settings_model_params(const qe_settings *s) {
     p.cpu_memory_limit = s->cpu_memory_limit;
     p.gpu_memory_limit = s->gpu_memory_limit;
     p.sim_accel_memory = s->sim_accel_memory;
+    p.no_verify = s->no_verify;
     p.log_fn = log_stderr;
     p.log_user = NULL;
     p.log_level = s->verbose ? QEMBED_LOG_DEBUG : s->quiet ? QEMBED_LOG_WARN : QEMBED_LOG_INFO;
@@ -423,5 +436,7 @@ void qe_settings_print(const qe_settings *s, FILE *f) {
     else
         snprintf(b, sizeof b, "0 (every core)");
     fprintf(f, "  %-18s %-40s (%s)\n", "threads", b, s->threads_src);
+    fprintf(f, "  %-18s %-40s (%s)\n", "verify segments",
+            s->no_verify ? "no (SHA-256 skipped)" : "yes (SHA-256)", s->verify_src);
     if (s->error[0]) fprintf(f, "  error: %s\n", s->error);
 }
