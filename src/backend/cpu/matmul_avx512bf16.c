@@ -1,7 +1,0 @@
-/* avx512bf16 variant of qe_matmul: not written yet; the dispatcher falls back. */
-#include "matmul_internal.h"
-
-int qe_matmul_avx512bf16(const qe_mm_args *a) {
-    (void)a;
-    return -1;
-}
