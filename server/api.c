@@ -689,10 +689,10 @@ void qs_render_info(qe_server *srv, qs_buf *o)
     qs_buf_printf(o,
                   ",\"limits\":{\"max_body_bytes\":%zu,\"max_inputs\":%zu,\"max_tokens\":%zu,"
                   "\"max_batch_tokens\":%zu,\"max_queue\":%zu,\"max_queue_tokens\":%zu,"
-                  "\"request_timeout_s\":%g,\"batch_wait_ms\":%g}",
+                  "\"request_timeout_s\":%g,\"batch_wait_ms\":%g,\"max_body_memory\":%zu}",
                   srv->cfg.max_body_bytes, srv->cfg.max_inputs, srv->max_tokens, srv->max_batch_tokens,
                   srv->cfg.max_queue, srv->max_queue_tokens, srv->cfg.request_timeout_s,
-                  srv->cfg.batch_wait_ms);
+                  srv->cfg.batch_wait_ms, srv->cfg.max_body_memory);
     /* TEI's /info field names, for clients that read them. */
     qs_buf_printf(o, ",\"max_client_batch_size\":%zu,\"max_input_length\":%zu,\"max_batch_tokens\":%zu",
                   srv->cfg.max_inputs, srv->max_tokens, srv->max_batch_tokens);

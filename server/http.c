@@ -29,6 +29,8 @@ typedef struct qs_req {
     char *body;
     size_t len, cap;
     int too_big;
+    int overloaded;      /* the server-wide body budget was exhausted */
+    size_t charged;      /* bytes of body buffer counted in srv->body_mem */
     qs_job *job;         /* queued (or refused) embedding job */
     int enqueued;
     qs_req_opts ro;
@@ -59,6 +61,29 @@ static int route(const char *url)
         if (strcmp(url, tab[i].path) == 0)
             return tab[i].ep;
     return QS_EP_OTHER;
+}
+
+/* Request bodies are buffered whole; all of them together stay under
+ * --max-body-memory so that many slow uploads cannot exhaust memory. */
+static int body_charge(qe_server *srv, qs_req *r, size_t new_cap)
+{
+    size_t delta = new_cap - r->charged;
+    size_t before = atomic_fetch_add(&srv->body_mem, delta);
+    if (before + delta > srv->cfg.max_body_memory) {
+        atomic_fetch_sub(&srv->body_mem, delta);
+        return -1;
+    }
+    r->charged = new_cap;
+    return 0;
+}
+
+static void body_release(qe_server *srv, qs_req *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = r->cap = 0;
+    atomic_fetch_sub(&srv->body_mem, r->charged);
+    r->charged = 0;
 }
 
 static int is_post_ep(int ep)
@@ -189,9 +214,7 @@ static enum MHD_Result dispatch(qe_server *srv, struct MHD_Connection *c, qs_req
     if (qs_parse_embed_request(srv, r->ep == QS_EP_EMBED, r->body, r->len, &job, &r->ro, &e) != 0)
         return send_error(srv, c, r, &e);
     /* The body is no longer needed while the job waits. */
-    free(r->body);
-    r->body = NULL;
-    r->len = r->cap = 0;
+    body_release(srv, r);
     job->conn = c;
     job->refs = 2; /* this request + the queue */
     job->deadline = r->t0 + srv->cfg.request_timeout_s;
@@ -279,11 +302,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (r->too_big || r->len + n > srv->cfg.max_body_bytes) {
+        if (r->too_big || r->overloaded || r->len + n > srv->cfg.max_body_bytes) {
             /* Chunked bodies have no Content-Length: drop the rest as it comes. */
-            r->too_big = 1;
-            free(r->body);
-            r->body = NULL;
+            if (!r->overloaded)
+                r->too_big = 1;
+            body_release(srv, r);
             return MHD_YES;
         }
         if (r->len + n > r->cap) {
@@ -292,6 +315,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 cap *= 2;
             if (cap > srv->cfg.max_body_bytes)
                 cap = srv->cfg.max_body_bytes;
+            if (body_charge(srv, r, cap) != 0) {
+                r->overloaded = 1;
+                body_release(srv, r);
+                return MHD_YES;
+            }
             char *p = realloc(r->body, cap);
             if (!p)
                 return MHD_NO;
@@ -304,6 +332,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->job)
         return on_resumed(srv, c, r);
+    if (r->overloaded) {
+        qs_apierr e;
+        qs_err_set(&e, 503, "server_error", "overloaded", "Overloaded", NULL,
+                   "too many request bodies are being received at once (--max-body-memory %zu): "
+                   "retry later", srv->cfg.max_body_memory);
+        return send_error(srv, c, r, &e);
+    }
     if (r->too_big) {
         qs_apierr e;
         qs_err_set(&e, 413, "invalid_request_error", "request_too_large", "Validation", NULL,
@@ -325,7 +360,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         qs_metrics_request(&srv->metrics, r->ep, r->status, qs_now() - r->t0);
     if (r->job)
         qs_job_release(srv, r->job);
-    free(r->body);
+    body_release(srv, r);
     free(r);
     atomic_fetch_sub(&srv->inflight, 1);
 }
@@ -351,6 +386,7 @@ void qe_server_default_config(qe_server_config *cfg)
     cfg->http_threads = 2;
     cfg->max_connections = 1024;
     cfg->max_body_bytes = 8u << 20;
+    cfg->max_body_memory = (size_t)256 << 20;
     cfg->max_inputs = 2048;
     cfg->max_queue = 256;
     cfg->request_timeout_s = 60;
@@ -362,8 +398,9 @@ int qe_server_create(const qe_server_config *cfg, qe_server **out, char *err, si
 {
     *out = NULL;
     if (cfg->max_inputs == 0 || cfg->max_queue == 0 || cfg->max_body_bytes == 0 ||
+        cfg->max_body_memory < cfg->max_body_bytes ||
         cfg->request_timeout_s <= 0 || cfg->http_threads < 1) {
-        snprintf(err, errlen, "invalid server limits (max_inputs, max_queue, max_body_bytes, "
+        snprintf(err, errlen, "invalid server limits (max_inputs, max_queue, max_body_bytes (at most max_body_memory), "
                  "request_timeout and http_threads must be positive)");
         return -1;
     }

@@ -136,6 +136,7 @@ struct qe_server {
     atomic_int ready;
     atomic_int stopping;
     atomic_long inflight;   /* requests begun and not completed (MHD notify) */
+    atomic_size_t body_mem; /* bytes of request bodies buffered now */
 
     pthread_mutex_t mu;
     pthread_cond_t cv_work;   /* batcher waits for work */

@@ -30,6 +30,7 @@ typedef struct qe_server_config {
     const char *served_model_name; /* name reported in responses; NULL: model path */
     const char *default_instruction; /* NULL: none */
     size_t max_body_bytes;       /* 413 above; default 8 MiB */
+    size_t max_body_memory;      /* all bodies being received together; 503 above; default 256 MiB */
     size_t max_inputs;           /* inputs per request; default 2048 */
     size_t max_tokens;           /* tokens per input (with <|endoftext|>); 0: the model's */
     size_t max_batch_tokens;     /* tokens per forward pass; 0: the model's (16384) */

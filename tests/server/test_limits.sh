@@ -44,6 +44,20 @@ done
 expect_status "metrics after a hang-up" 200 GET "$URL_q/metrics"
 body_has "the abandoned request was completed and freed" '^qembed_requests_in_flight 1$'
 
+# ---- all bodies together stay under --max-body-memory ----
+start_server m --max-body-bytes 64K --max-body-memory 64K
+{ printf '{"truncate":true,"input":"'; head -c 50000 /dev/zero | tr '\0' 'a'; printf '"}'; } >"$TMP/body50k.json"
+# A uploads slowly (about 2.5 s); B arrives meanwhile and does not fit beside it.
+curl -s -o "$TMP/a.body" -w '%{http_code}' --limit-rate 20K -H 'Content-Type: application/json' \
+    --data-binary @"$TMP/body50k.json" "$URL_m/v1/embeddings" >"$TMP/a.code" &
+A=$!; PIDS+=($A)
+sleep 1
+expect_status "second large body while the first uploads" 503 POST "$URL_m/v1/embeddings" -H 'Content-Type: application/json' --data-binary @"$TMP/body50k.json"
+body_has "503 names --max-body-memory" 'max-body-memory'
+wait $A || true
+[ "$(cat "$TMP/a.code")" = 200 ] && ok "the first slow upload was served" || fail "slow upload got HTTP $(cat "$TMP/a.code"): $(head -c 200 "$TMP/a.body")"
+expect_status "a large body fits again" 200 POST "$URL_m/v1/embeddings" -H 'Content-Type: application/json' --data-binary @"$TMP/body50k.json"
+
 # ---- request timeout ----
 start_server t --request-timeout 0.3 --batch-wait-ms 1000
 expect_status "request past --request-timeout" 504 POST "$URL_t/v1/embeddings" -H 'Content-Type: application/json' -d '{"input":"slow"}'

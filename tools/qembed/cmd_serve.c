@@ -33,6 +33,8 @@ static const char serve_help[] =
     "                           as special tokens (default: plain text)\n"
     "Limits:\n"
     "  --max-body-bytes N       request body size (default 8M; larger: 413)\n"
+    "  --max-body-memory N      bodies being received at once, all together (default\n"
+    "                           256M; beyond: 503 with Retry-After)\n"
     "  --max-inputs N           inputs per request (default 2048; more: 413)\n"
     "  --max-tokens N           tokens per input, <|endoftext|> included (default: the\n"
     "                           model's, at most --max-batch-tokens; more: 400 unless the\n"
@@ -157,6 +159,7 @@ int cmd_serve(int argc, char **argv)
             cfg.log_requests = 1;
         } else if (strcmp(a, "--http-threads") == 0 || strcmp(a, "--max-connections") == 0 ||
                    strcmp(a, "--max-body-bytes") == 0 || strcmp(a, "--max-inputs") == 0 ||
+                   strcmp(a, "--max-body-memory") == 0 ||
                    strcmp(a, "--max-tokens") == 0 || strcmp(a, "--max-queue") == 0 ||
                    strcmp(a, "--max-queue-tokens") == 0) {
             NEED_VALUE();
@@ -172,6 +175,8 @@ int cmd_serve(int argc, char **argv)
                 cfg.max_connections = (unsigned)z;
             else if (strcmp(a, "--max-body-bytes") == 0)
                 cfg.max_body_bytes = z;
+            else if (strcmp(a, "--max-body-memory") == 0)
+                cfg.max_body_memory = z;
             else if (strcmp(a, "--max-inputs") == 0)
                 cfg.max_inputs = z;
             else if (strcmp(a, "--max-tokens") == 0)
