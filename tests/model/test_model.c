@@ -895,6 +895,16 @@ static void test_synth(const char *synth) {
     run_cmd("'%s' -q --preset tiny --prefix model. -o '%s'", synth, px);
     run_cmd("'%s' -q --preset tiny --dtype f16 -o '%s'", synth, f16);
     run_cmd("'%s' -q --preset tiny --dtype f32 -o '%s'", synth, f32);
+    /* the SIMD generator and the scalar reference give the same bits (f32:
+     * no rounding to hide a last-bit difference) */
+    char f32s[2048];
+    path_join(f32s, sizeof f32s, g_tmp, "synth-f32-scalar");
+    run_cmd("rm -rf '%s' && QEMBED_SYNTH_SCALAR=1 '%s' -q --preset tiny --dtype f32 -o '%s'", f32s, synth, f32s);
+    char h1[65], h2[65];
+    sha_of(f32, "model.safetensors", h1);
+    sha_of(f32s, "model.safetensors", h2);
+    CHECK(!strcmp(h1, h2), "SIMD and scalar generators differ: %s vs %s", h1, h2);
+    run_cmd("rm -rf '%s'", f32s);
 
     /* the same files as the shared model, except the (random) weights */
     same_json(a, g_shared, "tokenizer.json");

@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/sha256.h"
+#include "normals.h"
 #include "rng.h"
 #include "qembed.h"
 
@@ -162,6 +163,8 @@ static void of_write(out_file *f, const void *p, size_t n) {
     }
 }
 
+static qs_normals_fn g_normals; /* chosen once in main */
+
 /* One worker's share of a chunk: elements [i0, i1) of the tensor (i0 even)
  * written to dst. Normals are made a block at a time into floats, then
  * converted in a separate, branch-free loop the compiler vectorises. */
@@ -175,16 +178,13 @@ typedef struct gen_job {
 
 static void *gen_run(void *arg) {
     const gen_job *g = arg;
-    enum { BLK = 4096 };
+    enum { BLK = 4096 }; /* even */
     float v[BLK];
     for (uint64_t i = g->i0; i < g->i1; i += BLK) {
         uint64_t m = g->i1 - i < BLK ? g->i1 - i : BLK;
-        for (uint64_t k = 0; k < m; k += 2) {
-            float z[2];
-            qs_normal_pair(g->key, (i + k) >> 1, z);
-            v[k] = g->shift + g->scale * z[0];
-            if (k + 1 < m) v[k + 1] = g->shift + g->scale * z[1];
-        }
+        /* i is even: element i + k is half k & 1 of pair (i + k) / 2 */
+        g_normals(g->key, i >> 1, (size_t)((m + 1) >> 1), v);
+        for (uint64_t k = 0; k < m; k++) v[k] = g->shift + g->scale * v[k];
         unsigned char *d = g->dst + (i - g->i0) * (g->dtype == DT_F32 ? 4 : 2);
         if (g->dtype == DT_F32) {
             memcpy(d, v, m * 4);
@@ -616,7 +616,8 @@ static void write_manifest(const opts *o, const tensor_spec *t, size_t n, int n_
                             "element i of tensor T: pair j = i/2 takes r = splitmix64 output of counter j under "
                             "key mix64(seed ^ fnv1a64(T without prefix)); u1 = ((r>>40)+1)/2^24, u2 = ((r>>16) & "
                             "0xffffff)/2^24; Box-Muller in float: even i -> sqrt(-2 ln u1) cos(2 pi u2), odd i -> "
-                            "sin");
+                            "sin; ln, sin, cos by Cephes float polynomials (tools/synth/rng.h), bit-identical on "
+                            "every CPU");
     cJSON *init = cJSON_AddObjectToObject(m, "init");
     cJSON_AddStringToObject(init, "matrices", "N(0, 0.02)");
     cJSON_AddStringToObject(init, "norms", "1 + 0.1*N(0,1)");
@@ -762,6 +763,8 @@ int main(int argc, char **argv) {
     }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) die("%s: cannot create: %s", dir, strerror(errno));
 
+    const char *simd = "";
+    g_normals = qs_pick_normals(&simd);
     double t0 = now_s();
     /* Tokenizer first: a missing tokenizer fails before minutes of writing. */
     write_tokenizer(&o);
@@ -785,9 +788,10 @@ int main(int argc, char **argv) {
     uint64_t bytes = 0;
     for (int s = 0; s < n_shards; s++) bytes += so[s].bytes;
     if (!quiet)
-        fprintf(stderr, "qembed-synth: wrote %s (preset %s, %s, %d file%s, %.1f MB of weights) in %.1f s; random "
-                "weights: vectors carry no meaning\n",
-                o.out, o.p->name, dt_st(o.dtype), n_shards, n_shards > 1 ? "s" : "", bytes / 1e6, secs);
+        fprintf(stderr, "qembed-synth: wrote %s (preset %s, %s, %d file%s, %.1f MB of weights) in %.1f s (%d "
+                "threads, %s); random weights: vectors carry no meaning\n",
+                o.out, o.p->name, dt_st(o.dtype), n_shards, n_shards > 1 ? "s" : "", bytes / 1e6, secs, g_threads,
+                simd);
     free(so);
     free(t);
     return 0;
