@@ -47,6 +47,10 @@ static int is_embed(const char *name) {
     return !strcmp(name, "embed_tokens.weight") || !strcmp(name, "model.embed_tokens.weight");
 }
 
+static int is_final_norm(const char *name) {
+    return !strcmp(name, "norm.weight") || !strcmp(name, "model.norm.weight");
+}
+
 static const char *base_name(const char *path) {
     const char *b = strrchr(path, '/');
     return b ? b + 1 : path;
@@ -348,14 +352,21 @@ static qembed_status open_segments(const char *dir, const cJSON *root, const cha
         for (i = 0; i < n; i++)
             if (!strcmp(e[i].file, file)) s = i;
         int layer = qe_tensor_layer(t->name);
-        int ok = s >= 0 && (layer >= 0 ? layer >= e[s].first && layer < e[s].end
-                                       : !is_embed(t->name) || e[s].embedding);
+        int ok = s >= 0 && (layer >= 0             ? layer >= e[s].first && layer < e[s].end
+                            : is_embed(t->name)      ? e[s].embedding
+                            : is_final_norm(t->name) ? e[s].final_norm
+                                                     : 1);
         if (!ok) {
+            char owner[32];
+            if (layer >= 0)
+                snprintf(owner, sizeof owner, "layer %d", layer);
+            else
+                snprintf(owner, sizeof owner, "the %s segment", is_embed(t->name) ? "first" : "last");
             st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
-                          "%s: segment %s holds tensor \"%.200s\" which belongs to %s%d, outside its "
+                          "%s: segment %s holds tensor \"%.200s\" which belongs to %s, outside its "
                           "layers %d-%d (segment files swapped?)",
-                          dir, file, t->name, layer >= 0 ? "layer " : "the first segment", 
-                          layer >= 0 ? layer : 0, s >= 0 ? e[s].first : -1, s >= 0 ? e[s].end - 1 : -1);
+                          dir, file, t->name, owner, s >= 0 ? e[s].first : -1,
+                          s >= 0 ? e[s].end - 1 : -1);
             qe_checkpoint_free(ck);
             goto fail;
         }

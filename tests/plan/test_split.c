@@ -195,9 +195,11 @@ static void split_and_compare(const char *model, const char *out, int n_segments
 
 /* ---- damaging a split directory ---- */
 
+static int g_no_verify = 0;
 static void expect_load_error(const char *dir, qembed_status want, const char *must1,
                               const char *must2, const char *what) {
     qembed_model_params p = mparams(0);
+    p.no_verify = g_no_verify;
     qembed_model *m = NULL;
     qembed_error e;
     memset(&e, 0, sizeof e);
@@ -313,6 +315,25 @@ static void damage_tests(const char *model, const char *work) {
        dir, "");
     expect_load_error(dir, QEMBED_ERR_MODEL_FORMAT, "segment-00-of-02.safetensors", "bytes",
                       "swapped files");
+
+    /* The same swap with the manifest's sizes edited to match and hashing
+     * off: the per-tensor range check still names the swapped files. */
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    cJSON *jm = read_json(path);
+    if (jm) {
+        cJSON *segs = cJSON_GetObjectItem(jm, "segments");
+        cJSON *b0 = cJSON_GetObjectItem(cJSON_GetArrayItem(segs, 0), "bytes");
+        cJSON *b1 = cJSON_GetObjectItem(cJSON_GetArrayItem(segs, 1), "bytes");
+        double t = b0->valuedouble;
+        cJSON_SetNumberValue(b0, b1->valuedouble);
+        cJSON_SetNumberValue(b1, t);
+        write_json(path, jm);
+        cJSON_Delete(jm);
+    }
+    g_no_verify = 1;
+    expect_load_error(dir, QEMBED_ERR_MODEL_FORMAT, "segment files swapped", NULL,
+                      "swapped files, sizes edited, no_verify");
+    g_no_verify = 0;
 
     /* config.json edited after the split. */
     snprintf(dir, sizeof dir, "%s/config-edited", work);
