@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "qembed.h"
@@ -410,6 +411,51 @@ static void test_load_errors(void) {
     qembed_tokenizer_free(NULL);
 }
 
+/* A directory with tokenizer.json and a tokenizer_config.json that agrees,
+ * then one that does not. */
+static void test_dir_and_config(void) {
+    char dir[128], path[256];
+    snprintf(dir, sizeof dir, "/tmp/qembed-tok-unit-dir-%d", (int)getpid());
+    if (mkdir(dir, 0700) != 0) {
+        CHECK(0, "mkdir %s", dir);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    FILE *f = fopen(path, "wb");
+    fputs("{\"added_tokens\":[{\"id\":7,\"content\":\"<s>\",\"special\":true,\"normalized\":false}],"
+          "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"use_regex\":false},\"decoder\":{\"type\":\"ByteLevel\"},"
+          "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<s>\"}},"
+          "{\"Sequence\":{\"id\":\"A\"}}],\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[7]}}},"
+          "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[]}}", f);
+    fclose(f);
+    char cfg[256];
+    snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", dir);
+    for (int bad = 0; bad < 2; bad++) {
+        f = fopen(cfg, "wb");
+        fprintf(f, "{\"added_tokens_decoder\":{\"7\":{\"content\":\"%s\"}}}", bad ? "<x>" : "<s>");
+        fclose(f);
+        qembed_tokenizer *t = NULL;
+        qembed_error err;
+        qembed_status s = qembed_tokenizer_load(dir, &t, &err);
+        if (!bad) {
+            CHECK(s == QEMBED_OK, "directory load: %s", err.message);
+            int32_t *ids;
+            size_t n;
+            if (s == QEMBED_OK && qembed_tokenizer_encode(t, "ab", 2, NULL, &ids, &n, &err) == QEMBED_OK) {
+                CHECK(n == 3 && ids[0] == 7 && ids[1] == 0 && ids[2] == 1, "template prefix: got %zu ids", n);
+                qembed_free(ids);
+            }
+        } else {
+            CHECK(s == QEMBED_ERR_MODEL_FORMAT && strstr(err.message, "added_tokens_decoder"),
+                  "conflicting tokenizer_config.json: %s", err.message);
+        }
+        qembed_tokenizer_free(t);
+    }
+    unlink(cfg);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s tokenizer.json (Qwen3)\n", argv[0]);
@@ -429,6 +475,7 @@ int main(int argc, char **argv) {
     test_utf8_errors(tok);
     test_merges();
     test_load_errors();
+    test_dir_and_config();
     qembed_tokenizer_free(tok);
     if (failures) {
         printf("FAIL: %d checks failed\n", failures);
