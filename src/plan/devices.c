@@ -166,7 +166,7 @@ qembed_status qe_devices_discover(const qembed_model_params *params, const qe_lo
     cpu->can_compute = 1;
     snprintf(cpu->detail, sizeof cpu->detail, "%d cores, %s, %s available", online_cores(),
              qe_isa_name(qe_cpu_isa()), qe_fmt_bytes(avail, b1, sizeof b1));
-    QE_INFO(lg, "device: cpu (%s); budget %s (%s)", cpu->detail,
+    QE_DEBUG(lg, "discovered: cpu (%s); budget %s (%s)", cpu->detail,
             qe_fmt_bytes(cpu->budget, b2, sizeof b2), cpu->budget_src);
 
     /* CUDA GPUs: reported, but no CUDA backend is built, so they hold no
@@ -187,8 +187,7 @@ qembed_status qe_devices_discover(const qembed_model_params *params, const qe_lo
                         : fr[i];
         g->budget_src = params->gpu_memory_limit ? "gpu_memory_limit" : "free memory";
         g->can_compute = 0;
-        QE_INFO(lg, "device: %s (%s); no CUDA backend in this build: not used for layers",
-                g->name, g->detail);
+        QE_DEBUG(lg, "discovered: %s (%s); no CUDA backend in this build", g->name, g->detail);
     }
 
     if (params->sim_accel_memory > 0 && out->n < QE_MAX_DEVICES) {
@@ -199,8 +198,7 @@ qembed_status qe_devices_discover(const qembed_model_params *params, const qe_lo
         s->budget = params->sim_accel_memory;
         s->budget_src = "sim_accel_memory";
         s->can_compute = 1;
-        QE_INFO(lg, "device: %s; budget %s", s->name,
-                qe_fmt_bytes(s->budget, b1, sizeof b1));
+        QE_DEBUG(lg, "discovered: %s; budget %s", s->name, qe_fmt_bytes(s->budget, b1, sizeof b1));
     }
     return QEMBED_OK;
 }

@@ -54,7 +54,8 @@ typedef struct qe_devices {
 
 /* Discovers the CPU (always), CUDA GPUs (only when libcuda can be dlopen'ed;
  * none is a normal outcome, not an error) and the simulated accelerator
- * (params->sim_accel_memory > 0). Logs one INFO line per device. */
+ * (params->sim_accel_memory > 0). Logs at DEBUG only: qe_plan_make lists the
+ * devices at INFO after "Requesting compute units", so the log reads in order. */
 qembed_status qe_devices_discover(const qembed_model_params *params, const qe_logger *lg,
                                   qe_devices *out, qembed_error *err);
 

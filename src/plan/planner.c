@@ -112,6 +112,13 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
     out->units = units;
     const char *uname = qembed_compute_units_name(units);
     QE_INFO(lg, "Requesting compute units: %s", uname);
+    for (int i = 0; i < devs->n; i++) {
+        const qe_device *d = &devs->dev[i];
+        char b[32];
+        QE_INFO(lg, "device: %s (%s); budget %s (%s)%s", d->name, d->detail,
+                qe_fmt_bytes(d->budget, b, sizeof b), d->budget_src ? d->budget_src : "given",
+                d->can_compute ? "" : "; no backend in this build: holds no layers");
+    }
 
     int n_cuda = 0, n_cuda_usable = 0, n_sim = 0;
     for (int i = 0; i < devs->n; i++) {
