@@ -432,9 +432,22 @@ qembed_status qembed_tokenizer_encode(const qembed_tokenizer *t, const char *tex
     int r = 0;
     if (o.add_special_tokens)
         for (size_t i = 0; i < t->n_prefix && !r; i++) r = push(&sc, t->prefix[i]);
+    size_t model_start = sc.n;
     if (!r && len)
         r = split_added(t, &sc, &t->plain, !o.parse_special, s, len,
                         o.parse_special ? part_keep_special : part_skip_special);
+    if (!r && t->trunc_max >= 0) {
+        /* The reference truncates before the post-processor, leaving room
+         * for the ids the template adds. */
+        size_t added = o.add_special_tokens ? t->n_prefix + t->n_suffix : 0;
+        size_t limit = (size_t)t->trunc_max > added ? (size_t)t->trunc_max - added : 0;
+        size_t n_model = sc.n - model_start;
+        if (n_model > limit) {
+            if (t->trunc_left)
+                memmove(sc.out + model_start, sc.out + sc.n - limit, limit * sizeof *sc.out);
+            sc.n = model_start + limit;
+        }
+    }
     if (!r && o.add_special_tokens)
         for (size_t i = 0; i < t->n_suffix && !r; i++) r = push(&sc, t->suffix[i]);
     free(sc.sym);

@@ -439,6 +439,33 @@ static qembed_status load_decoder(loader *L, const cJSON *d, const char *where) 
             L->file, where, type ? type : "null");
 }
 
+/* truncation applies inside the reference's encode, so it is honoured;
+ * padding changes a single encoding only with a fixed length or a multiple,
+ * which qembed refuses rather than ignore. */
+static qembed_status load_trunc_pad(loader *L, const cJSON *root) {
+    qembed_tokenizer *t = L->t;
+    t->trunc_max = -1;
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(root, "truncation");
+    if (tr && !cJSON_IsNull(tr)) {
+        int32_t max;
+        const cJSON *dir = cJSON_GetObjectItemCaseSensitive(tr, "direction");
+        if (!jid(cJSON_GetObjectItemCaseSensitive(tr, "max_length"), &max))
+            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: truncation.max_length is not a non-negative integer", L->file);
+        t->trunc_max = max;
+        t->trunc_left = cJSON_IsString(dir) && strcmp(dir->valuestring, "Left") == 0;
+    }
+    const cJSON *pad = cJSON_GetObjectItemCaseSensitive(root, "padding");
+    if (pad && !cJSON_IsNull(pad)) {
+        const cJSON *strat = cJSON_GetObjectItemCaseSensitive(pad, "strategy");
+        const cJSON *mult = cJSON_GetObjectItemCaseSensitive(pad, "pad_to_multiple_of");
+        if (!(cJSON_IsString(strat) && strcmp(strat->valuestring, "BatchLongest") == 0) ||
+            (mult && !cJSON_IsNull(mult)))
+            QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: padding to a fixed length or a multiple is not supported "
+                    "(an embedding input is never padded)", L->file);
+    }
+    return QEMBED_OK;
+}
+
 typedef struct added_src {
     const char *content;
     int32_t id;
@@ -1166,6 +1193,7 @@ static qembed_status build(loader *L, const cJSON *root) {
     QE_TRY(load_pre_tokenizer(L, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer")));
     QE_TRY(load_post(L, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), "post_processor"));
     QE_TRY(load_decoder(L, cJSON_GetObjectItemCaseSensitive(root, "decoder"), "decoder"));
+    QE_TRY(load_trunc_pad(L, root));
     for (size_t i = 0; i < t->n_prefix; i++)
         QE_FAIL_IF((size_t)t->prefix[i] >= N || !(t->flags[t->prefix[i]] & QE_TOK_PRESENT), err,
                    QEMBED_ERR_MODEL_FORMAT, "%s: post_processor adds id %d, which has no token", file, t->prefix[i]);

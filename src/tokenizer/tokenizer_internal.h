@@ -97,6 +97,9 @@ struct qembed_tokenizer {
 
     int32_t *prefix, *suffix; /* the post-processor's single-sequence template */
     size_t n_prefix, n_suffix;
+
+    int32_t trunc_max; /* tokenizer.json "truncation".max_length, or -1 */
+    int trunc_left;    /* direction Left: keep the last ids */
 };
 
 uint64_t qe_tok_hash(const uint8_t *p, size_t n);

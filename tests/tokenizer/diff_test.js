@@ -15,7 +15,8 @@
 // With --variant, each file is replaced by a variant written to a
 // temporary file: added tokens with lstrip, rstrip, single_word and
 // normalized set, and two new normalized added tokens (so every added-token
-// rule of the reference is exercised, which the Qwen files alone do not).
+// rule of the reference is exercised, which the Qwen files alone do not),
+// and truncation to 48 ids from the left.
 // Exits 1 on any mismatch, printing the first ones in full.
 'use strict';
 const { execFileSync } = require('child_process');
@@ -100,6 +101,7 @@ function writeVariant(file) {
   const next = Math.max(...j.added_tokens.map((t) => t.id)) + 1;
   const tok = (id, content) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: true, special: false });
   j.added_tokens.push(tok(next, 'cafe\u0301'), tok(next + 1, '\u212b'));
+  j.truncation = { direction: 'Left', max_length: 48, strategy: 'LongestFirst', stride: 0 };
   const out = path.join(os.tmpdir(), `qembed-tok-variant-${process.pid}.json`);
   fs.writeFileSync(out, JSON.stringify(j));
   return out;
