@@ -1,6 +1,7 @@
 /* qembed_model: load (resolve, config, checkpoint, tokenizer, placement,
  * weights), info and free. */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,8 +215,10 @@ qembed_status qembed_model_load(const char *path, const qembed_model_params *par
     }
     QE_INFO(&m->log, "Model loaded successfully with %s in %.0f ms",
             qembed_compute_units_name(m->params.compute_units), qe_now_ms() - t0);
+    /* INFO, not WARN: front ends say it in their own words (the CLI prints
+     * a plain warning, the server reports it in /info). */
     if (m->synthetic)
-        QE_WARN(&m->log, "%s is a synthetic checkpoint (random weights): its vectors carry no meaning",
+        QE_INFO(&m->log, "%s is a synthetic checkpoint (random weights): its vectors carry no meaning",
                 m->resolved);
     *out = m;
     return QEMBED_OK;
@@ -238,7 +241,9 @@ void qembed_model_get_info(const qembed_model *m, qembed_model_info *info) {
     snprintf(info->name, sizeof info->name, "%s", m->name);
     snprintf(info->resolved_path, sizeof info->resolved_path, "%s", m->resolved);
     snprintf(info->architecture, sizeof info->architecture, "%s", m->cfg.architecture);
+    /* "bf16", "f16", "f32", as the header documents */
     snprintf(info->dtype, sizeof info->dtype, "%s", qe_dtype_name(m->w.embed.dtype));
+    for (char *d = info->dtype; *d; d++) *d = (char)tolower((unsigned char)*d);
     info->hidden_size = m->cfg.hidden_size;
     info->n_layers = m->cfg.n_layers;
     info->n_heads = m->cfg.n_heads;
