@@ -118,19 +118,7 @@ static void resume_and_release(qe_server *srv, qs_job **list, size_t n)
     }
 }
 
-typedef struct batch {
-    qs_job **job;        /* (n) owner of each unit */
-    size_t *unit;        /* (n) unit index in its job */
-    const int32_t **ids; /* (n) */
-    size_t *n_ids;       /* (n) */
-    size_t n, cap, tokens;
-    qs_job **done;       /* jobs to resume after this round */
-    size_t n_done, cap_done;
-    float *out;          /* (n, hidden) */
-    size_t out_cap;
-} batch;
-
-static int batch_grow(batch *b)
+static int batch_grow(qs_batch *b)
 {
     size_t cap = b->cap ? b->cap * 2 : 64;
     void *p1 = realloc(b->job, cap * sizeof *b->job);
@@ -147,7 +135,7 @@ static int batch_grow(batch *b)
     return 0;
 }
 
-static int done_push(batch *b, qs_job *j)
+static int done_push(qs_batch *b, qs_job *j)
 {
     if (b->n_done == b->cap_done) {
         size_t cap = b->cap_done ? b->cap_done * 2 : 64;
@@ -163,7 +151,7 @@ static int done_push(batch *b, qs_job *j)
 
 /* Jobs not started before their deadline are answered 504 now. Called with
  * srv->mu held. */
-static void expire_locked(qe_server *srv, batch *b, double now)
+static void expire_locked(qe_server *srv, qs_batch *b, double now)
 {
     qs_job *j = srv->head;
     while (j) {
@@ -193,7 +181,7 @@ static size_t pending_tokens_locked(qe_server *srv, size_t cap)
 }
 
 /* Oldest unit first, then first-fit in arrival order (see the file comment). */
-static void select_locked(qe_server *srv, batch *b)
+void qs_select_locked(qe_server *srv, qs_batch *b)
 {
     size_t budget = srv->max_batch_tokens, scanned = 0;
     b->n = 0;
@@ -272,7 +260,7 @@ static int status_for(qembed_status s)
     }
 }
 
-static void run_batch(qe_server *srv, qembed_ctx *ctx, batch *b)
+static void run_batch(qe_server *srv, qembed_ctx *ctx, qs_batch *b)
 {
     size_t hidden = (size_t)srv->info.hidden_size;
     if (b->out_cap < b->n * hidden) {
@@ -370,7 +358,7 @@ static void *batcher_main(void *arg)
     else
         ok = warm_up(srv, ctx) == 0;
 
-    batch b = {0};
+    qs_batch b = {0};
     /* expire_locked pushes without growing, so keep room for every job. */
     b.cap_done = srv->cfg.max_queue + 1;
     b.done = malloc(b.cap_done * sizeof *b.done);
@@ -412,7 +400,7 @@ static void *batcher_main(void *arg)
         }
         b.n_done = 0;
         expire_locked(srv, &b, qs_now());
-        select_locked(srv, &b);
+        qs_select_locked(srv, &b);
         pthread_mutex_unlock(&srv->mu);
 
         if (b.n) {
@@ -441,12 +429,7 @@ static void *batcher_main(void *arg)
         resume_and_release(srv, b.done, b.n_done);
     }
 
-    free(b.job);
-    free(b.unit);
-    free(b.ids);
-    free(b.n_ids);
-    free(b.done);
-    free(b.out);
+    qs_batch_free(&b);
     qembed_ctx_free(ctx);
     return NULL;
 }
@@ -470,6 +453,17 @@ int qs_batcher_start(qe_server *srv, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+void qs_batch_free(qs_batch *b)
+{
+    free(b->job);
+    free(b->unit);
+    free(b->ids);
+    free(b->n_ids);
+    free(b->done);
+    free(b->out);
+    memset(b, 0, sizeof *b);
 }
 
 void qs_batcher_stop(qe_server *srv)

@@ -163,6 +163,24 @@ int qs_enqueue(qe_server *srv, qs_job *job, qs_apierr *e);
 void qs_job_release(qe_server *srv, qs_job *job); /* drops one ref, frees at 0 */
 void qs_job_free(qs_job *job);
 
+/* One forward pass being formed (batcher.c). */
+typedef struct qs_batch {
+    qs_job **job;        /* (n) owner of each unit */
+    size_t *unit;        /* (n) unit index in its job */
+    const int32_t **ids; /* (n) */
+    size_t *n_ids;       /* (n) */
+    size_t n, cap, tokens;
+    qs_job **done;       /* jobs to resume after this round */
+    size_t n_done, cap_done;
+    float *out;          /* (n, hidden) */
+    size_t out_cap;
+} qs_batch;
+/* Picks the next forward pass from the pending jobs (srv->mu held): the oldest
+ * waiting input first, then first-fit in arrival order up to
+ * srv->max_batch_tokens. Exposed for the unit test. */
+void qs_select_locked(qe_server *srv, qs_batch *b);
+void qs_batch_free(qs_batch *b);
+
 /* api.c: request bodies -> jobs, jobs -> response bodies. */
 typedef struct qs_req_opts {
     int tei;               /* error style + response shape */

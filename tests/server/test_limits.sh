@@ -58,6 +58,8 @@ wait $A || true
 [ "$(cat "$TMP/a.code")" = 200 ] && ok "the first slow upload was served" || fail "slow upload got HTTP $(cat "$TMP/a.code"): $(head -c 200 "$TMP/a.body")"
 expect_status "a large body fits again" 200 POST "$URL_m/v1/embeddings" -H 'Content-Type: application/json' --data-binary @"$TMP/body50k.json"
 
+# (The batching policy itself is unit-tested in server.batching.)
+
 # ---- request timeout ----
 start_server t --request-timeout 0.3 --batch-wait-ms 1000
 expect_status "request past --request-timeout" 504 POST "$URL_t/v1/embeddings" -H 'Content-Type: application/json' -d '{"input":"slow"}'
