@@ -627,6 +627,32 @@ static void test_bad(void) {
     st = load_dir(dir, &cfg, &err);
     CHECK(st == QEMBED_OK, "sharded base model: %s", err.message);
 
+    /* accepted variations: an lm_head (ignored), and mixed dtypes per tensor */
+    base_model(dir);
+    {
+        cJSON *h = cJSON_Duplicate(g_hdr, 1);
+        cJSON *lm = cJSON_Duplicate(tensor(h, "embed_tokens.weight"), 1);
+        cJSON_AddItemToObject(h, "lm_head.weight", lm);
+        cJSON *q = tensor(h, "layers.0.self_attn.q_norm.weight");
+        cJSON_ReplaceItemInObject(q, "dtype", cJSON_CreateString("F32"));
+        set_offsets(q, (double)g_data_size, (double)g_data_size + 64); /* 16 x 4 bytes, appended */
+        path_join(p, sizeof p, dir, "model.safetensors");
+        write_st(p, h, g_data_size + 64);
+        cJSON_Delete(h);
+        qe_checkpoint *ck = NULL;
+        st = qe_config_load(strcat(strcpy(p, dir), "/config.json"), &cfg, &err);
+        if (!st) st = qe_checkpoint_open_dir(dir, &ck, &err);
+        qe_weights w;
+        if (!st) st = qe_weights_bind(ck, &cfg, &w, &err);
+        CHECK(st == QEMBED_OK, "lm_head + mixed dtypes: %s", err.message);
+        if (!st) {
+            CHECK(w.layers[0].q_norm.dtype == QE_F32 && w.layers[0].k_norm.dtype == QE_BF16, "mixed dtypes bound");
+            CHECK(qe_layer_bytes_bound(&w.layers[0]) == qe_layer_bytes(&cfg, QE_BF16) + 32, "bound bytes");
+            qe_weights_release(&w);
+        }
+        qe_checkpoint_free(ck);
+    }
+
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
         const bad_case *bc = &BAD[i];
         base_model(dir);
