@@ -38,6 +38,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--qembed", required=True)
     ap.add_argument("--model", required=True)
+    ap.add_argument("--part", choices=["usage", "io"], required=True,
+                    help="usage: help, exit codes, messages; io: formats, inputs, limits")
     a = ap.parse_args()
     Q = a.qembed
     M = ["-m", a.model, "-q"]
@@ -45,6 +47,17 @@ def main():
         sys.exit("model directory missing: " + a.model)
     tmp = tempfile.mkdtemp(prefix="qembed-cli-")
 
+    if a.part == "usage":
+        part_usage(a, M, tmp)
+    else:
+        part_io(a, M, tmp)
+    if failures:
+        print("%d failure(s)" % len(failures))
+        return 1
+    return 0
+
+
+def part_usage(a, M, tmp):
     # ---- help and usage errors ----
     for cmd in (["--help"], ["embed", "--help"], ["tokenize", "--help"], ["info", "--help"]):
         rc, out, _ = run(cmd)
@@ -99,6 +112,9 @@ def main():
     check(rc == 0 and "synthetic" in err and "no meaning" in err, "synthetic model warning on stderr")
     check(b"synthetic" not in out, "warning not on stdout")
 
+
+
+def part_io(a, M, tmp):
     # ---- formats ----
     texts = ["Hello world", "second text", "北京", "line with \"quotes\" and \\ backslash"]
     rc, out, err = run(["embed"] + M + texts)
@@ -133,20 +149,20 @@ def main():
 
     # ---- inputs: text file, JSONL with newlines, stdin; streaming over chunks ----
     many = os.path.join(tmp, "many.txt")
-    lines = ["sentence number %d about %s" % (i, ["cats", "rust", "北京", "tea"][i % 4]) for i in range(600)]
+    lines = ["sentence number %d about %s" % (i, ["cats", "rust", "北京", "tea"][i % 4]) for i in range(300)]
     with open(many, "w") as f:
         f.write("\n".join(lines) + "\n")
     out_npy = os.path.join(tmp, "many.npy")
     rc, out, err = run(["embed", "--input", many, "-o", out_npy] + M)
     v = np.load(out_npy) if rc == 0 else None
-    check(v is not None and v.shape == (600, 64), "600 lines stream to .npy (shape %s)" % (None if v is None else v.shape,))
+    check(v is not None and v.shape == (300, 64), "300 lines (two chunks) stream to .npy (shape %s)" % (None if v is None else v.shape,))
     rc, out, err = run(["embed", "--input", many, "--format", "npy"] + M)
     v2 = np.load(io.BytesIO(out)) if rc == 0 else None
-    check(v2 is not None and v2.shape == (600, 64) and np.allclose(v, v2), "npy to a pipe from a file (counted first)")
-    rc, out, err = run(["embed"] + M + [lines[299], lines[599]])
+    check(v2 is not None and v2.shape == (300, 64) and np.allclose(v, v2), "npy to a pipe from a file (counted first)")
+    rc, out, err = run(["embed"] + M + [lines[255], lines[299]])
     one = vecs_jsonl(out)
-    check(v is not None and np.allclose(v[299], one[0], atol=1e-5) and np.allclose(v[599], one[1], atol=1e-5),
-          "line 300 and 600 equal their embedding alone")
+    check(v is not None and np.allclose(v[255], one[0], atol=1e-5) and np.allclose(v[299], one[1], atol=1e-5),
+          "lines 256 and 300 (second chunk) equal their embedding alone")
     rc, out, err = run(["embed", "--input", "-"] + M, stdin="\n".join(texts).encode() + b"\n")
     check(rc == 0 and np.allclose(vecs_jsonl(out), base, atol=1e-7), "stdin input")
     jl = os.path.join(tmp, "nl.jsonl")
@@ -197,10 +213,6 @@ def main():
     check(rc == 0 and "hidden_size" in o and "parameters" in o and "synthetic" in o and "placement" in o
           and "(--model)" in o, "info prints config, size, placement, settings with sources")
 
-    if failures:
-        print("%d failure(s)" % len(failures))
-        return 1
-    return 0
 
 
 if __name__ == "__main__":
