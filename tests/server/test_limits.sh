@@ -45,7 +45,7 @@ expect_status "metrics after a hang-up" 200 GET "$URL_q/metrics"
 body_has "the abandoned request was completed and freed" '^qembed_requests_in_flight 1$'
 
 # ---- all bodies together stay under --max-body-memory ----
-start_server m --max-body-bytes 64K --max-body-memory 64K
+start_server m --max-body-bytes 64K --max-body-memory 64K --max-tokens 64
 { printf '{"truncate":true,"input":"'; head -c 50000 /dev/zero | tr '\0' 'a'; printf '"}'; } >"$TMP/body50k.json"
 # A uploads slowly (about 2.5 s); B arrives meanwhile and does not fit beside it.
 curl -s -o "$TMP/a.body" -w '%{http_code}' --limit-rate 20K -H 'Content-Type: application/json' \
