@@ -390,6 +390,7 @@ void qe_server_default_config(qe_server_config *cfg)
     cfg->max_inputs = 2048;
     cfg->max_queue = 256;
     cfg->request_timeout_s = 60;
+    cfg->idle_timeout_s = 60;
 }
 
 static char *dup_or_null(const char *s) { return s && s[0] ? strdup(s) : NULL; }
@@ -448,7 +449,7 @@ int qe_server_start(qe_server *srv, char *err, size_t errlen)
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg.http_threads,
         MHD_OPTION_CONNECTION_LIMIT, srv->cfg.max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg.idle_timeout_s,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,

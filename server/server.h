@@ -37,6 +37,8 @@ typedef struct qe_server_config {
     size_t max_queue;            /* requests accepted and not yet answered; default 256 */
     size_t max_queue_tokens;     /* tokens of those; 0: 4 * max_batch_tokens */
     double request_timeout_s;    /* 504 when a request waited longer; default 60 */
+    unsigned idle_timeout_s;     /* close connections silent this long (not while a request
+                                    is being computed); default 60 */
     double batch_wait_ms;        /* how long an idle batcher waits for more requests; default 0 */
     int parse_special;           /* 1: "<|endoftext|>" in user text is the special token; default 0 */
     int n_threads;               /* ctx threads; 0: the model's */

@@ -6,7 +6,9 @@
 source "$(dirname "$0")/lib.sh" "$@"
 
 # ---- queue full ----
-start_server q --max-queue 2 --batch-wait-ms 2000
+# (--idle-timeout 1: the two accepted requests wait 2 s in the queue and must
+# still be answered: a request being computed is not an idle connection.)
+start_server q --max-queue 2 --batch-wait-ms 2000 --idle-timeout 1
 CURLS=()
 for i in 1 2 3 4 5 6; do
     curl -s -o "$TMP/q$i.body" -D "$TMP/q$i.hdr" -w '%{http_code}' -H 'Content-Type: application/json' \
@@ -26,7 +28,7 @@ for i in 1 2 3 4 5 6; do
         *) fail "queued request $i: HTTP $c" ;;
     esac
 done
-[ "$n200" = 2 ] && ok "2 requests fit the queue (--max-queue 2)" || fail "$n200 requests answered 200, want 2"
+[ "$n200" = 2 ] && ok "2 requests fit the queue (--max-queue 2) and were answered after 2 s (> --idle-timeout)" || fail "$n200 requests answered 200, want 2"
 [ "$n503" = 4 ] && ok "4 requests refused 503 + Retry-After" || fail "$n503 requests refused, want 4"
 expect_status "serving after a full queue" 200 POST "$URL_q/v1/embeddings" -H 'Content-Type: application/json' -d '{"input":"after"}'
 expect_status "metrics after a full queue" 200 GET "$URL_q/metrics"

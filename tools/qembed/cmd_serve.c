@@ -44,6 +44,8 @@ static const char serve_help[] =
     "  --max-queue-tokens N     tokens of those requests (default 4 x --max-batch-tokens)\n"
     "  --request-timeout S      answer 504 when a request waited S seconds in the queue\n"
     "                           without starting (default 60)\n"
+    "  --idle-timeout S         close a connection that sends nothing for S seconds\n"
+    "                           (default 60; a request being computed is not idle)\n"
     "  --batch-wait-ms MS       let an idle batcher wait MS for more requests to fill a\n"
     "                           batch (default 0: run at once; batches form while busy)\n"
     "  --shutdown-grace S       on SIGTERM/SIGINT wait at most S seconds for accepted\n"
@@ -185,6 +187,11 @@ int cmd_serve(int argc, char **argv)
                 cfg.max_queue = z;
             else
                 cfg.max_queue_tokens = z;
+        } else if (strcmp(a, "--idle-timeout") == 0) {
+            NEED_VALUE();
+            if (parse_size(a, v, &z) != 0)
+                return 1;
+            cfg.idle_timeout_s = (unsigned)(z > 86400 ? 86400 : z);
         } else if (strcmp(a, "--request-timeout") == 0 || strcmp(a, "--batch-wait-ms") == 0 ||
                    strcmp(a, "--shutdown-grace") == 0) {
             NEED_VALUE();
