@@ -53,6 +53,30 @@ expect invalid-flag "$tmp.err" "valid: ALL, CPU_AND_GPU, CPU_AND_NE, CPU_ONLY"
 expect too-big "$tmp.err" "placement impossible: placement: the model needs"
 expect too-big-budget "$tmp.err" "cpu 1.00 MiB"
 
+# qembed split through the binary: usage errors (exit 1), a missing model (exit 2), and a split
+# that embeds exactly as its source does (36.78M puts layer 0 on the sim-accel today; test_split
+# asserts the two-device placement with budgets computed from the planner).
+"$Q" split -m "$M" --max-segments 2 >"$tmp.out" 2>"$tmp.err"; rc=$?
+[ $rc -eq 1 ] || { echo "FAIL: split without -o: exit $rc"; fail=1; }
+expect split-no-o "$tmp.err" "-o DIR is required"
+"$Q" split -m "$M" -o "$tmp.split" --max-segments 2 --max-segment-bytes 1G >"$tmp.out" 2>"$tmp.err"; rc=$?
+[ $rc -eq 1 ] || { echo "FAIL: split with both limits: exit $rc"; fail=1; }
+"$Q" split -m "$M" -o "$tmp.split" --max-segments 0 >"$tmp.out" 2>"$tmp.err"; rc=$?
+[ $rc -eq 1 ] || { echo "FAIL: split --max-segments 0: exit $rc"; fail=1; }
+"$Q" split -m "$tmp.nonexistent" -o "$tmp.split" --max-segments 2 >"$tmp.out" 2>"$tmp.err"; rc=$?
+[ $rc -eq 2 ] || { echo "FAIL: split of a missing model: exit $rc"; fail=1; }
+"$Q" split -m "$M" -o "$tmp.split" --max-segments 2 >"$tmp.out" 2>"$tmp.err" || { echo "FAIL: split"; cat "$tmp.err"; fail=1; }
+expect split-log "$tmp.err" "segment-01-of-02.safetensors: layers 1-1 + final norm"
+[ -f "$tmp.split/manifest.json" ] && [ -f "$tmp.split/tokenizer.json" ] || { echo "FAIL: split wrote no manifest/tokenizer"; fail=1; }
+"$Q" embed -q -t 1 -m "$M" "hello world" "zwei Sätze" >"$tmp.a" 2>/dev/null
+"$Q" embed -t 1 -m "$tmp.split" --sim-accel-memory 36.78M "hello world" "zwei Sätze" >"$tmp.b" 2>"$tmp.err"
+cmp -s "$tmp.a" "$tmp.b" || { echo "FAIL: split and unsplit vectors differ"; fail=1; }
+expect split-verified "$tmp.err" "SHA-256 verified"
+"$Q" split -m "$M" -o "$tmp.split" --max-segments 2 >"$tmp.out" 2>"$tmp.err"; rc=$?
+[ $rc -eq 2 ] || { echo "FAIL: split over an existing split: exit $rc"; fail=1; }
+expect split-exists "$tmp.err" "already exists"
+rm -rf "$tmp.split" "$tmp.a" "$tmp.b"
+
 rm -f "$tmp.out" "$tmp.err"
 [ $fail -eq 0 ] && echo "cli env: all checks passed"
 exit $fail
