@@ -556,13 +556,39 @@ typedef struct vocab_entry {
     int32_t id;
 } vocab_entry;
 
+typedef struct mpair {
+    const char *a, *b;
+    uint32_t la, lb;
+} mpair;
+
+/* Filled by js_locate, which parses the two members where it finds them. */
 typedef struct big_parts {
     const char *vocab, *merges; /* spans in the file buffer, NULL when absent */
     size_t vocab_len, merges_len;
-    vocab_entry *v;
-    size_t n;
-    char *arena; /* unescaped strings */
+    vocab_entry *v; /* model.vocab */
+    size_t n, cap;
+    char *arena; /* its unescaped strings */
+    size_t vocab_err; /* 0; or 1 + offset in the span where it is not {"token": id}; (size_t)-1: no memory */
+    mpair *mp; /* model.merges */
+    size_t n_merges, mcap;
+    char *marena;
+    size_t merges_err; /* 0; or 1 + offset in the file where an entry is malformed; (size_t)-1: no memory */
 } big_parts;
+
+static void big_free(big_parts *b) {
+    free(b->v);
+    free(b->arena);
+    free(b->mp);
+    free(b->marena);
+    b->v = NULL;
+    b->arena = NULL;
+    b->mp = NULL;
+    b->marena = NULL;
+    b->n = b->cap = b->n_merges = b->mcap = 0;
+}
+
+static size_t js_parse_vocab(big_parts *b, const char *start, const char *end, const char **endp);
+static size_t js_parse_merges(big_parts *b, const char *start, const char *end, const char **endp);
 
 static void js_ws(jscan *s) {
     while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t')) s->p++;
@@ -734,12 +760,23 @@ static int js_locate(const char *buf, size_t n, big_parts *b) {
                         mkl = (size_t)(s.p - mq - 2);
                         if (js_expect(&s, ':')) return -1;
                         js_ws(&s);
-                        const char *vs = s.p;
-                        if (js_skip(&s)) return -1;
-                        if (mkl == 5 && memcmp(mk, "vocab", 5) == 0 && *vs == '{') {
+                        const char *vs = s.p, *ve = NULL;
+                        int is_vocab = mkl == 5 && memcmp(mk, "vocab", 5) == 0 && vs < s.end && *vs == '{';
+                        int is_merges = mkl == 6 && memcmp(mk, "merges", 6) == 0 && vs < s.end && *vs == '[';
+                        /* Parsed where found (no second pass over ~10 MB); on a
+                         * parse error the error is kept and the value skipped. */
+                        if (is_vocab) {
+                            b->vocab_err = js_parse_vocab(b, vs, s.end, &ve);
+                        } else if (is_merges) {
+                            b->merges_err = js_parse_merges(b, vs, s.end, &ve);
+                            if (b->merges_err && b->merges_err != (size_t)-1) b->merges_err += (size_t)(vs - buf);
+                        }
+                        if (ve) s.p = ve;
+                        else if (js_skip(&s)) return -1;
+                        if (is_vocab) {
                             b->vocab = vs;
                             b->vocab_len = (size_t)(s.p - vs);
-                        } else if (mkl == 6 && memcmp(mk, "merges", 6) == 0 && *vs == '[') {
+                        } else if (is_merges) {
                             b->merges = vs;
                             b->merges_len = (size_t)(s.p - vs);
                         }
@@ -766,18 +803,25 @@ static int js_locate(const char *buf, size_t n, big_parts *b) {
     }
 }
 
-/* model.vocab: {"token": id, ...} into b->v. Returns 0, or the byte offset
- * (within the span, + 1) where it is not of that form. */
-static size_t js_parse_vocab(big_parts *b) {
-    jscan s = {b->vocab, b->vocab + b->vocab_len};
-    size_t cap = b->vocab_len / 8 + 16; /* an entry takes at least 6 bytes: "":0, */
-    b->v = malloc(cap * sizeof *b->v);
-    b->arena = malloc(b->vocab_len + 1);
+/* model.vocab: {"token": id, ...} from start (at '{') into b->v. Returns 0
+ * with *endp after the object, or 1 + the offset from start where it is not
+ * of that form, or (size_t)-1 when out of memory. */
+static size_t js_parse_vocab(big_parts *b, const char *start, const char *end, const char **endp) {
+    jscan s = {start, end};
+    free(b->v);
+    free(b->arena);
+    b->n = 0;
+    b->cap = 1 << 16;
+    b->v = malloc(b->cap * sizeof *b->v);
+    b->arena = malloc((size_t)(end - start) + 1); /* only touched for escaped strings */
     if (!b->v || !b->arena) return (size_t)-1;
     char *arena = b->arena;
     s.p++;
     js_ws(&s);
-    if (s.p < s.end && *s.p == '}') return 0;
+    if (s.p < s.end && *s.p == '}') {
+        *endp = s.p + 1;
+        return 0;
+    }
     for (;;) {
         const char *str;
         size_t sl;
@@ -787,7 +831,12 @@ static size_t js_parse_vocab(big_parts *b) {
         const char *d0 = s.p;
         while (s.p < s.end && *s.p >= '0' && *s.p <= '9' && id < QE_MAX_IDS) id = id * 10 + (uint64_t)(*s.p++ - '0');
         if (s.p == d0 || id >= QE_MAX_IDS || (s.p < s.end && (*s.p == '.' || *s.p == 'e' || *s.p == 'E'))) break;
-        if (b->n == cap) break; /* cannot happen given the size bound */
+        if (b->n == b->cap) {
+            vocab_entry *nv = realloc(b->v, b->cap * 2 * sizeof *nv);
+            if (!nv) return (size_t)-1;
+            b->v = nv;
+            b->cap *= 2;
+        }
         b->v[b->n].s = str;
         b->v[b->n].len = (uint32_t)sl;
         b->v[b->n].id = (int32_t)id;
@@ -797,10 +846,13 @@ static size_t js_parse_vocab(big_parts *b) {
             s.p++;
             continue;
         }
-        if (js_expect(&s, '}') == 0) return 0;
+        if (js_expect(&s, '}') == 0) {
+            *endp = s.p;
+            return 0;
+        }
         break;
     }
-    return (size_t)(s.p - b->vocab) + 1;
+    return (size_t)(s.p - start) + 1;
 }
 
 /* Next entry of model.merges: ["a", "b"] or "a b". Returns 1 with a merge,
@@ -834,6 +886,45 @@ static int js_next_merge(jscan *s, char **arena, int *first, const char **a, siz
     return 1;
 }
 
+/* model.merges from start (at '[') into b->mp: 0 with *endp after the
+ * array, or 1 + the offset from start of the malformed entry, or (size_t)-1
+ * when out of memory. */
+static size_t js_parse_merges(big_parts *b, const char *start, const char *end, const char **endp) {
+    jscan ms = {start + 1, end};
+    free(b->mp);
+    free(b->marena);
+    b->n_merges = 0;
+    b->mcap = 1 << 16;
+    b->mp = malloc(b->mcap * sizeof *b->mp);
+    b->marena = malloc((size_t)(end - start) + 1); /* only touched for escaped strings */
+    if (!b->mp || !b->marena) return (size_t)-1;
+    int first = 1, r;
+    char *ar = b->marena;
+    const char *a, *bb;
+    size_t la, lb;
+    for (;;) {
+        const char *at = ms.p;
+        r = js_next_merge(&ms, &ar, &first, &a, &la, &bb, &lb);
+        if (r == 0) {
+            ms.p++; /* the closing ']' */
+            *endp = ms.p;
+            return 0;
+        }
+        if (r < 0) return (size_t)(at - start) + 1;
+        if (b->n_merges == b->mcap) {
+            mpair *nm = realloc(b->mp, b->mcap * 2 * sizeof *nm);
+            if (!nm) return (size_t)-1;
+            b->mp = nm;
+            b->mcap *= 2;
+        }
+        b->mp[b->n_merges].a = a;
+        b->mp[b->n_merges].b = bb;
+        b->mp[b->n_merges].la = (uint32_t)la;
+        b->mp[b->n_merges].lb = (uint32_t)lb;
+        b->n_merges++;
+    }
+}
+
 static qembed_status build(loader *L, const cJSON *root) {
     qembed_tokenizer *t = L->t;
     const char *file = L->file;
@@ -864,7 +955,7 @@ static qembed_status build(loader *L, const cJSON *root) {
     if (!big->vocab) QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab is not an object", file);
     if (added && !cJSON_IsNull(added) && !cJSON_IsArray(added))
         QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: added_tokens is not an array", file);
-    size_t bad = js_parse_vocab(big);
+    size_t bad = big->vocab_err;
     if (bad == (size_t)-1) QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
     if (bad)
         QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: not a {\"token\": id} object with integer ids in "
@@ -1020,47 +1111,22 @@ static qembed_status build(loader *L, const cJSON *root) {
     }
 
     /* Merges: ["a", "b"] pairs or legacy "a b" strings; rank = position.
-     * Parsed into a list first (to size the table), then inserted in blocks. */
-    typedef struct mpair {
-        const char *a, *b;
-        uint32_t la, lb;
-    } mpair;
-    size_t n_merges = 0, mcap = big->merges_len / 6 + 16; /* an entry takes >= 6 bytes: "a b", */
-    mpair *mp = malloc(mcap * sizeof *mp);
-    char *marena = malloc(big->merges_len + 1);
-    if (!marena || !mp) {
+     * js_locate parsed them into a list; inserted here in blocks. */
+    if (big->merges_err == (size_t)-1) {
         free(as);
-        free(marena);
-        free(mp);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
     }
-    if (big->merges) {
-        jscan ms = {big->merges + 1, big->merges + big->merges_len};
-        int first = 1, r;
-        char *ar = marena;
-        const char *a, *b;
-        size_t la, lb;
-        while (n_merges < mcap && (r = js_next_merge(&ms, &ar, &first, &a, &la, &b, &lb)) == 1) {
-            mp[n_merges].a = a;
-            mp[n_merges].b = b;
-            mp[n_merges].la = (uint32_t)la;
-            mp[n_merges].lb = (uint32_t)lb;
-            n_merges++;
-        }
-        if (r != 0) {
-            free(as);
-            free(marena);
-            free(mp);
-            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.merges[%zu] is neither [\"a\", \"b\"] nor \"a b\" "
-                    "(near byte %zu of the file)", file, n_merges, (size_t)(ms.p - L->buf));
-        }
+    if (big->merges_err) {
+        free(as);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.merges[%zu] is neither [\"a\", \"b\"] nor \"a b\" "
+                "(near byte %zu of the file)", file, big->n_merges, big->merges_err - 1);
     }
+    size_t n_merges = big->n_merges;
+    const mpair *mp = big->mp;
     t->merge_mask = table_size(n_merges) - 1;
     t->merges = malloc((t->merge_mask + 1) * sizeof *t->merges);
     if (!t->merges) {
         free(as);
-        free(marena);
-        free(mp);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu merges", file, n_merges);
     }
     memset(t->merges, 0xFF, (t->merge_mask + 1) * sizeof *t->merges);
@@ -1113,15 +1179,11 @@ static qembed_status build(loader *L, const cJSON *root) {
                          (int)(m[j].la < 40 ? m[j].la : 40), m[j].a, (int)(m[j].lb < 40 ? m[j].lb : 40), m[j].b,
                          ia[j] < 0 ? "the left part" : ib[j] < 0 ? "the right part" : "the merged token");
                 free(as);
-                free(marena);
-                free(mp);
                 return QEMBED_ERR_MODEL_FORMAT;
             }
             merge_put(t, key[j], ((uint64_t)(b0 + j) << 32) | (uint32_t)inew[j]);
         }
     }
-    free(marena);
-    free(mp);
 
     /* Normalizer before added tokens: normalized tokens match in normalized form. */
     qembed_status st = load_normalizer(L, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer");
@@ -1318,8 +1380,7 @@ qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qe
         cJSON *whole = cJSON_ParseWithLengthOpts(buf, len, &ep, 0);
         size_t off = ep && ep >= buf ? (size_t)(ep - buf) : 0;
         free(buf);
-        free(big.v);
-        free(big.arena);
+        big_free(&big);
         if (whole) { /* valid JSON that the scanner did not follow: cannot happen for an object */
             cJSON_Delete(whole);
             QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: top level is not a JSON object", file);
@@ -1330,13 +1391,13 @@ qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qe
     if (!t) {
         cJSON_Delete(root);
         free(buf);
+        big_free(&big);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
     }
     loader L = {t, file, err, &big, buf};
     qembed_status s = build(&L, root);
     cJSON_Delete(root);
-    free(big.v);
-    free(big.arena);
+    big_free(&big);
     free(buf);
     if (s == QEMBED_OK) s = check_config(t, config, err);
     if (s != QEMBED_OK) {
