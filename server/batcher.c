@@ -1,12 +1,15 @@
 /* The batching thread: the only thread that touches the qembed_ctx.
  *
  * Requests are queued as jobs (one unit per input, already tokenized by the
- * I/O thread). Each round takes the oldest waiting unit first (so nothing
- * starves), then fills the rest of --max-batch-tokens first-fit from the
- * following units in arrival order: short inputs that arrive behind a long
- * one ride along in the same forward pass instead of waiting, and a long input
- * that does not fit this round is the oldest one next round. The engine costs
- * what the tokens cost (no padding), so no length sorting is needed beyond
+ * I/O thread). A pass is filled round-robin over the waiting requests in
+ * arrival order: each round gives every request its first waiting input that
+ * still fits (first-fit), until the pass holds --max-batch-tokens or nothing
+ * more fits. So the oldest input always goes first (nothing starves), a small
+ * request arriving behind a 2000-input one rides in the very next pass instead
+ * of waiting for all of it, and short inputs behind a long one that does not
+ * fit go ahead of it; the long one is the oldest next pass. The engine costs
+ * what the tokens cost (no padding), so a pass that is not quite full costs
+ * little, and no length sorting is needed beyond
  * that. Finished jobs go back to their connection with MHD_resume_connection.
  */
 #include <errno.h>
@@ -180,38 +183,47 @@ static size_t pending_tokens_locked(qe_server *srv, size_t cap)
     return t;
 }
 
-/* Oldest unit first, then first-fit in arrival order (see the file comment). */
+/* Round-robin over the pending requests in arrival order, one input per
+ * request per round, each the request's first waiting input that still fits
+ * (first-fit); rounds repeat until the pass is full or nothing more fits (see
+ * the file comment). */
 void qs_select_locked(qe_server *srv, qs_batch *b)
 {
     size_t budget = srv->max_batch_tokens, scanned = 0;
     b->n = 0;
     b->tokens = 0;
-    for (qs_job *j = srv->head; j && scanned < QS_SCAN_MAX && b->tokens < budget;) {
-        qs_job *next = j->next;
-        for (size_t u = 0; u < j->n_units && scanned < QS_SCAN_MAX; u++) {
-            qs_unit *un = &j->units[u];
-            if (un->taken)
-                continue;
-            scanned++;
-            if (b->tokens + un->n_ids > budget)
-                continue;
-            if (b->n == b->cap && batch_grow(b) != 0)
-                return;
-            un->taken = 1;
-            j->n_untaken--;
-            j->started = 1;
-            b->job[b->n] = j;
-            b->unit[b->n] = u;
-            b->ids[b->n] = un->ids;
-            b->n_ids[b->n] = un->n_ids;
-            b->n++;
-            b->tokens += un->n_ids;
-            if (b->tokens >= budget)
-                break;
+    int progress = 1;
+    while (progress && b->tokens < budget && scanned < QS_SCAN_MAX) {
+        progress = 0;
+        for (qs_job *j = srv->head; j && b->tokens < budget && scanned < QS_SCAN_MAX;) {
+            qs_job *next = j->next;
+            while (j->cursor < j->n_units && j->units[j->cursor].taken)
+                j->cursor++; /* inputs before the cursor are all taken */
+            for (size_t u = j->cursor; u < j->n_units && scanned < QS_SCAN_MAX; u++) {
+                qs_unit *un = &j->units[u];
+                if (un->taken)
+                    continue;
+                scanned++;
+                if (b->tokens + un->n_ids > budget)
+                    continue;
+                if (b->n == b->cap && batch_grow(b) != 0)
+                    return;
+                un->taken = 1;
+                j->n_untaken--;
+                j->started = 1;
+                b->job[b->n] = j;
+                b->unit[b->n] = u;
+                b->ids[b->n] = un->ids;
+                b->n_ids[b->n] = un->n_ids;
+                b->n++;
+                b->tokens += un->n_ids;
+                progress = 1;
+                break; /* one input per request per round */
+            }
+            if (j->n_untaken == 0)
+                list_remove_locked(srv, j);
+            j = next;
         }
-        if (j->n_untaken == 0)
-            list_remove_locked(srv, j);
-        j = next;
     }
 }
 

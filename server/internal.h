@@ -109,6 +109,7 @@ typedef struct qs_job {
     int refs;               /* the connection + the queue */
     int state;
     size_t n_untaken, n_done;
+    size_t cursor;          /* units before it are all taken (selection hint) */
     int started;            /* at least one unit is in a forward pass */
     struct qs_job *next, *prev; /* pending list: jobs with untaken units */
     /* written by the batcher only (before state leaves QUEUED) */
@@ -175,9 +176,9 @@ typedef struct qs_batch {
     float *out;          /* (n, hidden) */
     size_t out_cap;
 } qs_batch;
-/* Picks the next forward pass from the pending jobs (srv->mu held): the oldest
- * waiting input first, then first-fit in arrival order up to
- * srv->max_batch_tokens. Exposed for the unit test. */
+/* Picks the next forward pass from the pending jobs (srv->mu held):
+ * round-robin over the jobs in arrival order, each job's first waiting input
+ * that fits, up to srv->max_batch_tokens. Exposed for the unit test. */
 void qs_select_locked(qe_server *srv, qs_batch *b);
 void qs_batch_free(qs_batch *b);
 
