@@ -469,7 +469,7 @@ int qe_server_start(qe_server *srv, char *err, size_t errlen)
 
 int qe_server_port(const qe_server *srv) { return srv->port; }
 
-int qe_server_attach_model(qe_server *srv, const qembed_model *model, char *err, size_t errlen)
+int qs_bind_model(qe_server *srv, const qembed_model *model, char *err, size_t errlen)
 {
     srv->model = model;
     srv->tok = qembed_model_tokenizer(model);
@@ -502,6 +502,13 @@ int qe_server_attach_model(qe_server *srv, const qembed_model *model, char *err,
         }
     }
     qs_load_prompts(srv);
+    return 0;
+}
+
+int qe_server_attach_model(qe_server *srv, const qembed_model *model, char *err, size_t errlen)
+{
+    if (qs_bind_model(srv, model, err, errlen) != 0)
+        return -1;
     if (qs_batcher_start(srv, err, errlen) != 0)
         return -1;
     atomic_store(&srv->ready, 1);

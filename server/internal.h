@@ -156,6 +156,10 @@ struct qe_server {
 void qs_log(qe_server *srv, qembed_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* http.c: takes the model's tokenizer, info and limits (attach without the
+ * batcher; the fuzzer uses it alone). */
+int qs_bind_model(qe_server *srv, const qembed_model *model, char *err, size_t errlen);
+
 /* batcher.c */
 int qs_batcher_start(qe_server *srv, char *err, size_t errlen);
 void qs_batcher_stop(qe_server *srv);
