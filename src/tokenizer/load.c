@@ -1062,8 +1062,8 @@ static qembed_status build(loader *L, const cJSON *root) {
         int pure_out = 0;
         if (t->flags[id] & QE_TOK_PRESENT) {
             free(as);
-            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: id %d is used twice (\"%.60s\")", file, id,
-                    t->str_pool + t->str_off[id]);
+            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: id %d is used twice (\"%.*s\")", file, id,
+                    (int)(t->str_len[id] < 60 ? t->str_len[id] : 60), t->str_pool + t->str_off[id]);
         }
         if (!utf8_valid(str, l)) {
             free(as);
