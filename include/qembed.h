@@ -282,6 +282,31 @@ QEMBED_API qembed_status qembed_model_tokenize(const qembed_model *model, const 
                                                size_t len, const qembed_embed_options *opts,
                                                int32_t **ids, size_t *n_ids, qembed_error *err);
 
+/* ------------------------------------------------------------------------- */
+/* Machine limits (for benchmarks)                                           */
+/* ------------------------------------------------------------------------- */
+
+/* This machine's limits, measured by short microbenchmarks of the same
+ * instructions the CPU matrix products use, over n_threads threads. A bench
+ * reports its achieved GFLOP/s as a fraction of compute_gflops. On a machine
+ * shared with other work the figures are lower bounds of the true peaks. */
+typedef struct qembed_machine_peak {
+    char isa[32];                  /* kernel family in use: "avx512bf16", "avx512", "avx2", "scalar"
+                                      (QEMBED_ISA caps it) */
+    int n_threads;
+    double compute_gflops;         /* peak of the instructions the products run in the requested
+                                      mode: vdpbf16ps for bf16 mode on AVX512_BF16, else f32 FMA */
+    double f32_fma_gflops;         /* widest f32 FMA (zmm or ymm) */
+    double bf16_dot_gflops;        /* zmm vdpbf16ps; 0 when the CPU lacks AVX512_BF16 */
+    double dram_read_gbs;          /* reading 64 MiB, 4 KiB pages (1e9 bytes/s) */
+    double dram_read_hugepage_gbs; /* the same with transparent huge pages advised */
+} qembed_machine_peak;
+
+/* Takes about 0.5 s. n_threads <= 0: every core. exact: the mode whose
+ * instructions count for compute_gflops (as qembed_model_params.exact). */
+QEMBED_API qembed_status qembed_measure_peak(int n_threads, int exact, qembed_machine_peak *out,
+                                             qembed_error *err);
+
 #ifdef __cplusplus
 }
 #endif

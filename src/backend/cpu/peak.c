@@ -199,3 +199,29 @@ double qe_peak_dram_read_gbs(qe_pool *pool, int huge_pages, double budget_ms) {
     munmap(mem, bytes);
     return best * 1e-9;
 }
+
+/* ---- public: qembed_measure_peak (include/qembed.h) ---- */
+#include <stdio.h>
+
+#include "common/error.h"
+
+qembed_status qembed_measure_peak(int n_threads, int exact, qembed_machine_peak *out,
+                                  qembed_error *err) {
+    QE_FAIL_IF(!out, err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_measure_peak: out is NULL");
+    memset(out, 0, sizeof *out);
+    qe_pool *pool = qe_pool_create(n_threads);
+    QE_FAIL_IF(!pool, err, QEMBED_ERR_OUT_OF_MEMORY,
+               "qembed_measure_peak: cannot create a pool of %d threads", n_threads);
+    qe_isa isa = qe_cpu_isa();
+    snprintf(out->isa, sizeof out->isa, "%s", qe_isa_name(isa));
+    out->n_threads = qe_pool_size(pool);
+    qe_isa fma_isa = isa >= QE_ISA_AVX512 ? QE_ISA_AVX512 : isa;
+    out->f32_fma_gflops = qe_peak_gflops(pool, fma_isa, 150);
+    if (isa >= QE_ISA_AVX512_BF16) out->bf16_dot_gflops = qe_peak_gflops(pool, QE_ISA_AVX512_BF16, 150);
+    /* what the products run: vdpbf16ps only in bf16 mode (bf16 weights) */
+    out->compute_gflops = (!exact && isa >= QE_ISA_AVX512_BF16) ? out->bf16_dot_gflops : out->f32_fma_gflops;
+    out->dram_read_gbs = qe_peak_dram_read_gbs(pool, 0, 100);
+    out->dram_read_hugepage_gbs = qe_peak_dram_read_gbs(pool, 1, 100);
+    qe_pool_free(pool);
+    return QEMBED_OK;
+}
