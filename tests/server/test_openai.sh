@@ -49,6 +49,27 @@ EOF
     then ok "curl $fmt equals qembed embed"; else fail "curl $fmt differs from qembed embed"; fi
 done
 
+# ---- curl, TEI /embed: plain, and prompt_name "query" (the model's
+# sentence-transformers prompt is "Instruct: <task>\nQuery:", so it must
+# equal `qembed embed --instruct <task>`) ----
+cmp_tei() { # cmp_tei WHAT REQUEST_JSON REF
+    local code
+    code=$(curl -s -o "$TMP/tei.json" -w '%{http_code}' -H 'Authorization: Bearer k3y' -H 'Content-Type: application/json' \
+        --data-binary "$2" "$U/embed" || echo 000)
+    [ "$code" = 200 ] || { fail "$1: HTTP $code"; return; }
+    if "$PY" - "$TMP/tei.json" "$3" <<'EOF2'
+import json, math, sys
+got = json.load(open(sys.argv[1])); ref = json.load(open(sys.argv[2]))
+assert len(got) == len(ref)
+w = min(sum(a * b for a, b in zip(v, r)) / math.sqrt(sum(a * a for a in v) * sum(b * b for b in r)) for v, r in zip(got, ref))
+print("min cosine %.7f" % w); sys.exit(0 if w >= 0.99999 else 1)
+EOF2
+    then ok "$1 equals qembed embed"; else fail "$1 differs from qembed embed"; fi
+}
+cmp_tei "TEI /embed" "$("$PY" -c 'import json,sys; print(json.dumps({"inputs": json.load(open(sys.argv[1]))}))' "$TMP/texts.json")" "$TMP/ref.json"
+cmp_tei "TEI /embed prompt_name=query" "$("$PY" -c 'import json,sys; print(json.dumps({"inputs": json.load(open(sys.argv[1])), "prompt_name": "query"}))' "$TMP/texts.json")" "$TMP/ref_instr.json"
+grep -q 'retrieve relevant passages' "$MODEL/config_sentence_transformers.json" || fail "the model's query prompt is not the task this test assumes"
+
 # ---- the openai client ----
 if node "$(dirname "$0")/openai_client.mjs" "$NM" "$U/v1" k3y "$TMP"; then ok "openai client"; else fail "openai client"; fi
 
