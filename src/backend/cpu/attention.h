@@ -29,6 +29,7 @@ typedef struct qe_attn_args {
                           where only the pooled token matters); other rows are left as they are */
     int *tile_off;     /* scratch, n_seq+1 ints */
     float *scratch;    /* qe_attn_scratch_floats(head_dim) floats per pool thread */
+    qe_isa isa;        /* picks the dot/axpy bodies (scalar, AVX2+FMA, AVX-512) */
 } qe_attn_args;
 
 /* Per-thread scratch size in floats. */

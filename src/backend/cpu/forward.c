@@ -258,7 +258,8 @@ void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
     qe_attn_args a = {.q = st->q, .ldq = QD, .k = st->k, .v = st->v, .ldkv = KD,
                       .seq_off = st->seq_off, .n_seq = st->n_seq, .n_heads = cfg->n_heads,
                       .n_kv_heads = cfg->n_kv_heads, .head_dim = D, .last_only = last,
-                      .tile_off = st->tile_off, .scratch = st->attn_scratch};
+                      .tile_off = st->tile_off, .scratch = st->attn_scratch,
+                      .isa = st->isa};
     qe_attention(st->pool, &a);
 
     if (last) {
