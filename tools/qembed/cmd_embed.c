@@ -192,8 +192,12 @@ int cmd_embed(int argc, char **argv) {
         fprintf(stderr, "qembed embed: %s\n", rd.err);
         goto out;
     }
+    int bar = show_progress >= 0 ? show_progress : (input && isatty(2) && !s.quiet);
     qembed_model_params mp = qe_settings_model_params(&s);
     mp.exact = exact;
+    /* The bar redraws one terminal line; per-pass INFO lines would break it
+     * (-v still shows them). */
+    if (bar && !s.verbose && mp.log_level < QEMBED_LOG_WARN) mp.log_level = QEMBED_LOG_WARN;
     model = qe_settings_load_model(&s, &mp);
     if (!model) goto out;
     qembed_model_info info;
@@ -225,7 +229,6 @@ int cmd_embed(int argc, char **argv) {
         fprintf(stderr, "qembed embed: %s\n", err.message);
         goto out;
     }
-    int bar = show_progress >= 0 ? show_progress : (input && isatty(2) && !s.quiet);
     long total = -1;
     if (fmt == QE_OUT_NPY || bar) {
         total = qe_reader_count(&rd);
@@ -245,7 +248,8 @@ int cmd_embed(int argc, char **argv) {
     uint64_t tokens = 0;
     double t0 = now_s();
     for (;;) {
-        int k = qe_reader_chunk(&rd, &chunk, CHUNK_TEXTS, done);
+        /* smaller chunks with the bar, so it moves on big models */
+        int k = qe_reader_chunk(&rd, &chunk, bar ? CHUNK_TEXTS / 4 : CHUNK_TEXTS, done);
         if (k < 0) {
             fprintf(stderr, "qembed embed: %s\n", rd.err);
             goto out;
