@@ -241,12 +241,14 @@ TGT static void task(void *arg, int t, int thread) {
     const char *wbase = a->w;
     _Alignas(64) unsigned char tail[TC][STEP * 4];
 
-    for (int pc = 0; pc < a->k; pc += KC) {
-        int kc = a->k - pc < KC ? a->k - pc : KC;
-        int full = kc / STEP, rem = kc % STEP;
-        int kcp = (full + (rem > 0)) * STEP;
-        for (int ic = 0; ic < a->m; ic += QE_MM_MC) {
-            int mc = a->m - ic < QE_MM_MC ? a->m - ic : QE_MM_MC;
+    /* row blocks outside k-blocks: the block of y being summed over k
+     * (64 rows x the task's columns) stays in cache between k-blocks */
+    for (int ic = 0; ic < a->m; ic += QE_MM_MC) {
+        int mc = a->m - ic < QE_MM_MC ? a->m - ic : QE_MM_MC;
+        for (int pc = 0; pc < a->k; pc += KC) {
+            int kc = a->k - pc < KC ? a->k - pc : KC;
+            int full = kc / STEP, rem = kc % STEP;
+            int kcp = (full + (rem > 0)) * STEP;
             jb->pack(a, ic, mc, pc, kc, kcp, jb->perm, xs);
             for (int jt = j0; jt < j1; jt += TC) {
                 int nc = j1 - jt < TC ? j1 - jt : TC;
