@@ -247,6 +247,8 @@ TGT static void task(void *arg, int t, int thread) {
 }
 
 int qe_matmul_avx2(const qe_mm_args *a) {
+    /* many rows (batches): the packed-weights form wins (see its file) */
+    if (a->m >= QE_MM_GEMM_MIN_M && qe_matmul_avx2_gemm(a) == 0) return 0;
     job jb = {a, qe_mm_n_tasks(a, TC), NULL, NULL, NULL};
     switch (a->wt) {
     case QE_BF16: jb.kt = kt_bf16; jb.k1 = k1_bf16; break;

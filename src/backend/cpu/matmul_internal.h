@@ -55,6 +55,10 @@ int qe_mm_n_tasks(const qe_mm_args *a, int align);
  * scalar variant, which needs no memory. */
 void qe_matmul_scalar(const qe_mm_args *a);
 int qe_matmul_avx2(const qe_mm_args *a);
+/* AVX2 in the broadcast (packed-weights) form, used by qe_matmul_avx2 from
+ * QE_MM_GEMM_MIN_M activation rows on (matmul_avx2_gemm.c). */
+#define QE_MM_GEMM_MIN_M 128
+int qe_matmul_avx2_gemm(const qe_mm_args *a);
 int qe_matmul_avx512(const qe_mm_args *a);
 int qe_matmul_avx512bf16(const qe_mm_args *a);
 

@@ -1,0 +1,228 @@
+/* AVX2 + FMA product for many activation rows (m >= QE_MM_GEMM_MIN_M: batches
+ * of texts), in the classic GEMM "broadcast" form, chosen by qe_matmul_avx2.
+ *
+ * Why a second form: the dot form of matmul_avx2.c reads weights as stored
+ * and never repacks them, which is what a short query wants (every weight
+ * read once), but it spends loads and a horizontal sum per output. With
+ * hundreds of rows the weights can afford a repack, and then the inner loop
+ * is pure FMA: per k, 2 weight vectors (16 outputs) and 6 broadcast
+ * activations feed 12 FMAs, no reductions.
+ *
+ * Per task (a range of weight rows = output columns, multiples of 16):
+ *   for each block of MC activation rows and KC of k:
+ *     pack the activations into 6-row micro-panels [p][6] (bf16-rounded in
+ *       BF16 mode; rows past m are zero);
+ *     for each 16 weight rows: pack them transposed to f32 [p][16] (16 KiB,
+ *       stays in L1), then run the 6x16 kernel down all the rows of the block,
+ *       adding into y (the first k-block stores).
+ * Scratch: MC*KC + 16*KC floats = 256 KiB, the pool's per-thread block. */
+#include "matmul_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+#define INL TGT static inline __attribute__((always_inline))
+
+#define MR 6    /* rows per micro-tile: 12 accumulators + 2 weights + 1 broadcast */
+#define NR 16   /* columns per micro-tile: two ymm */
+#define KCG 256 /* k per block: a packed weight panel is 256 x 16 f32 = 16 KiB */
+#define MCG 240 /* rows per block, a multiple of MR: 240 x 256 f32 = 240 KiB */
+
+_Static_assert((MCG * KCG + NR * KCG) * sizeof(float) <= QE_MM_SCRATCH, "scratch too small");
+
+INL __m256 round_bf16(__m256 v) {
+    __m256i u = _mm256_castps_si256(v);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+    r = _mm256_and_si256(r, _mm256_set1_epi32((int)0xffff0000u));
+    __m256i q = _mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32((int)0xffff0000u)),
+                                _mm256_set1_epi32(0x00400000));
+    __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    return _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(q), nan);
+}
+
+/* x[i0 .. i0+mc)[p0 .. p0+kc) -> micro-panels: panel t holds rows 6t..6t+5 as
+ * dst[t*kc*6 + p*6 + r]. Rows past mc are zero. */
+TGT static void pack_x(const qe_mm_args *a, int i0, int mc, int p0, int kc, float *dst) {
+    const int round = a->mode == QE_MM_BF16;
+    for (int t = 0; t * MR < mc; t++) {
+        float *d = dst + (size_t)t * kc * MR;
+        for (int r = 0; r < MR; r++) {
+            int i = t * MR + r;
+            if (i >= mc) {
+                for (int p = 0; p < kc; p++) d[p * MR + r] = 0.0f;
+                continue;
+            }
+            const float *src = a->x + (size_t)(i0 + i) * a->ldx + p0;
+            int p = 0;
+            if (round) {
+                for (; p + 8 <= kc; p += 8) {
+                    float t8[8];
+                    _mm256_storeu_ps(t8, round_bf16(_mm256_loadu_ps(src + p)));
+                    for (int q = 0; q < 8; q++) d[(p + q) * MR + r] = t8[q];
+                }
+                for (; p < kc; p++) d[p * MR + r] = qe_bf16_to_f32(qe_f32_to_bf16(src[p]));
+            } else {
+                for (; p < kc; p++) d[p * MR + r] = src[p];
+            }
+        }
+    }
+}
+
+/* 8x8 transpose of r[0..7] in place */
+INL void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* 8 consecutive weights of row `row` from column p, widened to f32 */
+INL __m256 load8(const qe_mm_args *a, int row, int p) {
+    size_t off = (size_t)row * (size_t)a->k + (size_t)p;
+    switch (a->wt) {
+    case QE_BF16:
+        return _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)a->w + off))), 16));
+    case QE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)a->w + off)));
+    case QE_F32: break;
+    }
+    return _mm256_loadu_ps((const float *)a->w + off);
+}
+
+/* W rows [j, j+nc) (nc <= 16), columns [p0, p0+kc) -> dst[p*16 + c], f32,
+ * columns c >= nc zero. Full 8x8 blocks are transposed in registers. */
+TGT static void pack_w(const qe_mm_args *a, int j, int nc, int p0, int kc, float *dst) {
+    for (int g = 0; g < 2; g++) {
+        int rows = nc - g * 8; /* valid rows in this group of 8 */
+        if (rows > 8) rows = 8;
+        int p = 0;
+        if (rows == 8) {
+            for (; p + 8 <= kc; p += 8) {
+                __m256 r[8];
+                for (int q = 0; q < 8; q++) r[q] = load8(a, j + g * 8 + q, p0 + p);
+                transpose8(r);
+                for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (size_t)(p + q) * NR + g * 8, r[q]);
+            }
+        }
+        for (; p < kc; p++)
+            for (int c = 0; c < 8; c++) {
+                int row = g * 8 + c;
+                dst[(size_t)p * NR + row] =
+                    row < nc ? qe_tensor_get_f32(a->w, a->wt, (size_t)(j + row) * (size_t)a->k + (size_t)(p0 + p))
+                             : 0.0f;
+            }
+    }
+}
+
+/* acc(6x16) = sum_p xp[p][r] * wp[p][c]; then y (+)= acc for rows < mr, cols < nc */
+TGT static void kernel(int kc, const float *xp, const float *wp, float *y, size_t ldy, int mr, int nc,
+                       int accumulate) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int p = 0; p < kc; p++) {
+        __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + 8);
+        __m256 b;
+        b = _mm256_broadcast_ss(xp + 0); c00 = _mm256_fmadd_ps(b, w0, c00); c01 = _mm256_fmadd_ps(b, w1, c01);
+        b = _mm256_broadcast_ss(xp + 1); c10 = _mm256_fmadd_ps(b, w0, c10); c11 = _mm256_fmadd_ps(b, w1, c11);
+        b = _mm256_broadcast_ss(xp + 2); c20 = _mm256_fmadd_ps(b, w0, c20); c21 = _mm256_fmadd_ps(b, w1, c21);
+        b = _mm256_broadcast_ss(xp + 3); c30 = _mm256_fmadd_ps(b, w0, c30); c31 = _mm256_fmadd_ps(b, w1, c31);
+        b = _mm256_broadcast_ss(xp + 4); c40 = _mm256_fmadd_ps(b, w0, c40); c41 = _mm256_fmadd_ps(b, w1, c41);
+        b = _mm256_broadcast_ss(xp + 5); c50 = _mm256_fmadd_ps(b, w0, c50); c51 = _mm256_fmadd_ps(b, w1, c51);
+        xp += MR;
+        wp += NR;
+    }
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    if (nc == NR) {
+        for (int r = 0; r < mr; r++) {
+            float *yr = y + (size_t)r * ldy;
+            if (accumulate) {
+                acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_loadu_ps(yr));
+                acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(yr + 8));
+            }
+            _mm256_storeu_ps(yr, acc[r][0]);
+            _mm256_storeu_ps(yr + 8, acc[r][1]);
+        }
+    } else {
+        for (int r = 0; r < mr; r++) {
+            float t[NR];
+            _mm256_storeu_ps(t, acc[r][0]);
+            _mm256_storeu_ps(t + 8, acc[r][1]);
+            float *yr = y + (size_t)r * ldy;
+            for (int c = 0; c < nc; c++) yr[c] = accumulate ? yr[c] + t[c] : t[c];
+        }
+    }
+}
+
+typedef struct job {
+    const qe_mm_args *a;
+    int n_tasks;
+    float *own_scratch; /* set when there is no pool (one task) */
+} job;
+
+TGT static void task(void *arg, int t, int thread) {
+    const job *jb = arg;
+    const qe_mm_args *a = jb->a;
+    int j0, j1;
+    qe_mm_split(a->n, jb->n_tasks, NR, t, &j0, &j1);
+    if (j0 >= j1) return;
+    float *xs = jb->own_scratch ? jb->own_scratch : qe_pool_thread_scratch(a->pool, thread);
+    float *ws = xs + (size_t)MCG * KCG;
+    for (int ic = 0; ic < a->m; ic += MCG) {
+        int mc = a->m - ic < MCG ? a->m - ic : MCG;
+        for (int pc = 0; pc < a->k; pc += KCG) {
+            int kc = a->k - pc < KCG ? a->k - pc : KCG;
+            pack_x(a, ic, mc, pc, kc, xs);
+            for (int jc = j0; jc < j1; jc += NR) {
+                int nc = j1 - jc < NR ? j1 - jc : NR;
+                pack_w(a, jc, nc, pc, kc, ws);
+                for (int ir = 0; ir < mc; ir += MR) {
+                    int mr = mc - ir < MR ? mc - ir : MR;
+                    kernel(kc, xs + (size_t)(ir / MR) * kc * MR, ws,
+                           a->y + (size_t)(ic + ir) * a->ldy + jc, a->ldy, mr, nc, pc > 0);
+                }
+            }
+        }
+    }
+}
+
+int qe_matmul_avx2_gemm(const qe_mm_args *a) {
+    job jb = {a, qe_mm_n_tasks(a, NR), NULL};
+    if (a->pool) {
+        qe_pool_run(a->pool, task, &jb, jb.n_tasks);
+        return 0;
+    }
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, QE_MM_SCRATCH) != 0) return -1;
+    jb.own_scratch = mem;
+    task(&jb, 0, 0);
+    free(mem);
+    return 0;
+}
+
+#else
+int qe_matmul_avx2_gemm(const qe_mm_args *a) {
+    (void)a;
+    return -1;
+}
+#endif
