@@ -45,7 +45,8 @@ echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg),
 echo "== in-process (public API, same texts) =="
 "$OFF" "$M" "$TMP/texts.txt" "$short" "$ROUNDS" "$LAT" | tee "$TMP/off.txt"
 
-"$QE" serve -m "$M" --port 0 --port-file "$TMP/port" -q >"$TMP/serve.log" 2>&1 &
+# (--idle-timeout: with a slow engine a client may wait minutes between requests.)
+"$QE" serve -m "$M" --port 0 --port-file "$TMP/port" -q --idle-timeout 3600 >"$TMP/serve.log" 2>&1 &
 SRV=$!
 for _ in $(seq 1 3000); do
     [ -s "$TMP/port" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(cat "$TMP/port")/health")" = 200 ] && break

@@ -32,7 +32,11 @@ def throughput(url, texts_file, clients, rounds):
     def worker(i):
         c, path = conn(url)
         post(c, path, texts[i % len(texts)])  # warm-up round, untimed
+        c.close()
         start.wait()
+        # A fresh connection: the one above may have idled while the others
+        # finished their warm-up.
+        c, path = conn(url)
         for r in range(rounds):
             tokens[i] += post(c, path, texts[(i + r) % len(texts)])
         done.wait()
