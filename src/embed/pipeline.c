@@ -102,6 +102,18 @@ static qembed_status tokenize_one(const qembed_model *m, const char *text, size_
         ids = grown;
         ids[n++] = m->eos_id;
     }
+    /* A tokenizer with more ids than the checkpoint's embedding rows (a
+     * mismatched tokenizer.json) must not index past the table. */
+    for (size_t k = 0; k < n; k++) {
+        if (ids[k] < 0 || ids[k] >= m->cfg.vocab_size) {
+            int32_t bad = ids[k];
+            qembed_free(ids);
+            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
+                    "input %zu: token %zu has id %d, outside the model's vocabulary (vocab_size %d "
+                    "in config.json): tokenizer.json does not match the checkpoint",
+                    index, k, (int)bad, m->cfg.vocab_size);
+        }
+    }
     if (n > max_tokens) {
         if (!o->truncate) {
             qembed_free(ids);
