@@ -10,8 +10,8 @@
  *
  * Per task (a range of weight rows = output columns, multiples of 16):
  *   for each block of MC activation rows and KC of k:
- *     pack the activations into 6-row micro-panels [p][6] (bf16-rounded in
- *       BF16 mode; rows past m are zero);
+ *     in BF16 mode, round the activation block to bf16 into scratch (EXACT
+ *       mode reads it in place: broadcasts need no layout change);
  *     for each 16 weight rows: pack them transposed to f32 [p][16] (16 KiB,
  *       stays in L1), then run the 6x16 kernel down all the rows of the block,
  *       adding into y (the first k-block stores).
@@ -45,31 +45,15 @@ INL __m256 round_bf16(__m256 v) {
     return _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(q), nan);
 }
 
-/* x[i0 .. i0+mc)[p0 .. p0+kc) -> micro-panels: panel t holds rows 6t..6t+5 as
- * dst[t*kc*6 + p*6 + r]. Rows past mc are zero. */
-TGT static void pack_x(const qe_mm_args *a, int i0, int mc, int p0, int kc, float *dst) {
-    const int round = a->mode == QE_MM_BF16;
-    for (int t = 0; t * MR < mc; t++) {
-        float *d = dst + (size_t)t * kc * MR;
-        for (int r = 0; r < MR; r++) {
-            int i = t * MR + r;
-            if (i >= mc) {
-                for (int p = 0; p < kc; p++) d[p * MR + r] = 0.0f;
-                continue;
-            }
-            const float *src = a->x + (size_t)(i0 + i) * a->ldx + p0;
-            int p = 0;
-            if (round) {
-                for (; p + 8 <= kc; p += 8) {
-                    float t8[8];
-                    _mm256_storeu_ps(t8, round_bf16(_mm256_loadu_ps(src + p)));
-                    for (int q = 0; q < 8; q++) d[(p + q) * MR + r] = t8[q];
-                }
-                for (; p < kc; p++) d[p * MR + r] = qe_bf16_to_f32(qe_f32_to_bf16(src[p]));
-            } else {
-                for (; p < kc; p++) d[p * MR + r] = src[p];
-            }
-        }
+/* BF16 mode: x[i0 .. i0+mc)[p0 .. p0+kc) rounded to bf16, rows of kc floats.
+ * (EXACT mode reads the activations where they are: no copy.) */
+TGT static void round_x(const qe_mm_args *a, int i0, int mc, int p0, int kc, float *dst) {
+    for (int r = 0; r < mc; r++) {
+        const float *src = a->x + (size_t)(i0 + r) * a->ldx + p0;
+        float *d = dst + (size_t)r * kc;
+        int p = 0;
+        for (; p + 8 <= kc; p += 8) _mm256_storeu_ps(d + p, round_bf16(_mm256_loadu_ps(src + p)));
+        for (; p < kc; p++) d[p] = qe_bf16_to_f32(qe_f32_to_bf16(src[p]));
     }
 }
 
@@ -135,21 +119,25 @@ TGT static void pack_w(const qe_mm_args *a, int j, int nc, int p0, int kc, float
     }
 }
 
-/* acc(6x16) = sum_p xp[p][r] * wp[p][c]; then y (+)= acc for rows < mr, cols < nc */
-TGT static void kernel(int kc, const float *xp, const float *wp, float *y, size_t ldy, int mr, int nc,
-                       int accumulate) {
+/* acc(6x16) = sum_p x_r[p] * wp[p][c], x_r = x + r*ldx (rows past mr repeat
+ * the last valid row: in bounds, results discarded); then y (+)= acc for
+ * rows < mr, cols < nc */
+TGT static void kernel(int kc, const float *x, size_t ldx, const float *wp, float *y, size_t ldy,
+                       int mr, int nc, int accumulate) {
+    const float *x0 = x, *x1 = x + (size_t)(mr > 1 ? 1 : 0) * ldx, *x2 = x + (size_t)(mr > 2 ? 2 : mr - 1) * ldx,
+                *x3 = x + (size_t)(mr > 3 ? 3 : mr - 1) * ldx, *x4 = x + (size_t)(mr > 4 ? 4 : mr - 1) * ldx,
+                *x5 = x + (size_t)(mr > 5 ? 5 : mr - 1) * ldx;
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     for (int p = 0; p < kc; p++) {
         __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + 8);
         __m256 b;
-        b = _mm256_broadcast_ss(xp + 0); c00 = _mm256_fmadd_ps(b, w0, c00); c01 = _mm256_fmadd_ps(b, w1, c01);
-        b = _mm256_broadcast_ss(xp + 1); c10 = _mm256_fmadd_ps(b, w0, c10); c11 = _mm256_fmadd_ps(b, w1, c11);
-        b = _mm256_broadcast_ss(xp + 2); c20 = _mm256_fmadd_ps(b, w0, c20); c21 = _mm256_fmadd_ps(b, w1, c21);
-        b = _mm256_broadcast_ss(xp + 3); c30 = _mm256_fmadd_ps(b, w0, c30); c31 = _mm256_fmadd_ps(b, w1, c31);
-        b = _mm256_broadcast_ss(xp + 4); c40 = _mm256_fmadd_ps(b, w0, c40); c41 = _mm256_fmadd_ps(b, w1, c41);
-        b = _mm256_broadcast_ss(xp + 5); c50 = _mm256_fmadd_ps(b, w0, c50); c51 = _mm256_fmadd_ps(b, w1, c51);
-        xp += MR;
+        b = _mm256_broadcast_ss(x0 + p); c00 = _mm256_fmadd_ps(b, w0, c00); c01 = _mm256_fmadd_ps(b, w1, c01);
+        b = _mm256_broadcast_ss(x1 + p); c10 = _mm256_fmadd_ps(b, w0, c10); c11 = _mm256_fmadd_ps(b, w1, c11);
+        b = _mm256_broadcast_ss(x2 + p); c20 = _mm256_fmadd_ps(b, w0, c20); c21 = _mm256_fmadd_ps(b, w1, c21);
+        b = _mm256_broadcast_ss(x3 + p); c30 = _mm256_fmadd_ps(b, w0, c30); c31 = _mm256_fmadd_ps(b, w1, c31);
+        b = _mm256_broadcast_ss(x4 + p); c40 = _mm256_fmadd_ps(b, w0, c40); c41 = _mm256_fmadd_ps(b, w1, c41);
+        b = _mm256_broadcast_ss(x5 + p); c50 = _mm256_fmadd_ps(b, w0, c50); c51 = _mm256_fmadd_ps(b, w1, c51);
         wp += NR;
     }
     __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
@@ -188,18 +176,29 @@ TGT static void task(void *arg, int t, int thread) {
     if (j0 >= j1) return;
     float *xs = jb->own_scratch ? jb->own_scratch : qe_pool_thread_scratch(a->pool, thread);
     float *ws = xs + (size_t)MCG * KCG;
-    for (int ic = 0; ic < a->m; ic += MCG) {
-        int mc = a->m - ic < MCG ? a->m - ic : MCG;
+    /* equal row blocks of at most MCG (no small last block re-packing every
+     * weight panel for a few rows) */
+    int n_blocks = (a->m + MCG - 1) / MCG;
+    int mb = (a->m + n_blocks - 1) / n_blocks;
+    mb = (mb + MR - 1) / MR * MR;
+    for (int ic = 0; ic < a->m; ic += mb) {
+        int mc = a->m - ic < mb ? a->m - ic : mb;
         for (int pc = 0; pc < a->k; pc += KCG) {
             int kc = a->k - pc < KCG ? a->k - pc : KCG;
-            pack_x(a, ic, mc, pc, kc, xs);
+            const float *xb = a->x + (size_t)ic * a->ldx + pc;
+            size_t ldxb = a->ldx;
+            if (a->mode == QE_MM_BF16) {
+                round_x(a, ic, mc, pc, kc, xs);
+                xb = xs;
+                ldxb = (size_t)kc;
+            }
             for (int jc = j0; jc < j1; jc += NR) {
                 int nc = j1 - jc < NR ? j1 - jc : NR;
                 pack_w(a, jc, nc, pc, kc, ws);
                 for (int ir = 0; ir < mc; ir += MR) {
                     int mr = mc - ir < MR ? mc - ir : MR;
-                    kernel(kc, xs + (size_t)(ir / MR) * kc * MR, ws,
-                           a->y + (size_t)(ic + ir) * a->ldy + jc, a->ldy, mr, nc, pc > 0);
+                    kernel(kc, xb + (size_t)ir * ldxb, ldxb, ws, a->y + (size_t)(ic + ir) * a->ldy + jc,
+                           a->ldy, mr, nc, pc > 0);
                 }
             }
         }
@@ -208,6 +207,10 @@ TGT static void task(void *arg, int t, int thread) {
 
 int qe_matmul_avx2_gemm(const qe_mm_args *a) {
     job jb = {a, qe_mm_n_tasks(a, NR), NULL};
+    /* each task packs every activation block itself: fewer, larger tasks
+     * than the dot form (2 per thread, still some balance on a shared machine) */
+    int threads = qe_pool_size(a->pool);
+    if (jb.n_tasks > threads * 2) jb.n_tasks = threads * 2;
     if (a->pool) {
         qe_pool_run(a->pool, task, &jb, jb.n_tasks);
         return 0;
