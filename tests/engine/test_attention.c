@@ -46,7 +46,7 @@ static void naive(const float *q, const float *k, const float *v, const int *off
 }
 
 int main(void) {
-    const int lens[] = {1, 31, 32, 33, 64, 65, 150, 7};
+    const int lens[] = {1, 31, 63, 64, 65, 129, 150, 7};
     const int n_seq = sizeof lens / sizeof lens[0];
     const int nh = 4, nkv = 2, hd = 24; /* hd not a multiple of 16: the tails run too */
     int off[16], T = 0;
@@ -71,7 +71,7 @@ int main(void) {
         for (int threads = 1; threads <= 2; threads++)
             for (int last_only = 0; last_only <= 1; last_only++) {
                 qe_pool *pool = qe_pool_create(threads);
-                float *scratch = malloc((size_t)threads * qe_attn_scratch_floats(hd) * sizeof(float));
+                float *scratch = malloc((size_t)threads * qe_attn_scratch_floats(hd, nh / nkv) * sizeof(float));
                 memcpy(got, q, (size_t)T * QD * sizeof(float));
                 qe_attn_args a = {.q = got, .ldq = QD, .k = k, .v = v, .ldkv = KD, .seq_off = off,
                                   .n_seq = n_seq, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd,

@@ -12,7 +12,7 @@
 
 #include "backend/cpu/kernels.h"
 
-#define QE_ATTN_TILE_Q 32
+#define QE_ATTN_TILE_Q 64
 #define QE_ATTN_TILE_K 64
 
 typedef struct qe_attn_args {
@@ -28,12 +28,12 @@ typedef struct qe_attn_args {
     int last_only;     /* 1: only each sequence's last row is computed (the last layer,
                           where only the pooled token matters); other rows are left as they are */
     int *tile_off;     /* scratch, n_seq+1 ints */
-    float *scratch;    /* qe_attn_scratch_floats(head_dim) floats per pool thread */
-    qe_isa isa;        /* picks the dot/axpy bodies (scalar, AVX2+FMA, AVX-512) */
+    float *scratch;    /* qe_attn_scratch_floats(head_dim, group) floats per pool thread */
+    qe_isa isa;        /* picks the inner-loop bodies (scalar, AVX2+FMA) */
 } qe_attn_args;
 
-/* Per-thread scratch size in floats. */
-size_t qe_attn_scratch_floats(int head_dim);
+/* Per-thread scratch size in floats; group = n_heads / n_kv_heads. */
+size_t qe_attn_scratch_floats(int head_dim, int group);
 
 void qe_attention(qe_pool *pool, const qe_attn_args *a);
 

@@ -63,7 +63,8 @@ static void state_sizes(const qe_config *cfg, int cap, int n_threads, size_t sz[
     sz[6] = sz[5];                  /* up */
     sz[7] = C * (D / 2);            /* rope_cos */
     sz[8] = C * (D / 2);            /* rope_sin */
-    sz[9] = (size_t)(n_threads > 0 ? n_threads : 1) * qe_attn_scratch_floats((int)D);
+    sz[9] = (size_t)(n_threads > 0 ? n_threads : 1) *
+            qe_attn_scratch_floats((int)D, cfg->n_heads / cfg->n_kv_heads);
 }
 
 uint64_t qe_fwd_state_bytes(const qe_config *cfg, int cap, int n_threads) {
