@@ -286,7 +286,11 @@ int cmd_embed(int argc, char **argv) {
     if (qe_writer_close(&wr) != 0) goto out;
     rc = 0;
 out:
-    if (writer_open) qe_writer_close(&wr);
+    if (writer_open) {
+        qe_writer_close(&wr);
+        /* no half-written output file left behind to be mistaken for a result */
+        if (output && strcmp(output, "-") != 0) unlink(output);
+    }
     free(vec);
     qe_chunk_free(&chunk);
     qe_reader_close(&rd);
