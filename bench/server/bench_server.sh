@@ -54,15 +54,31 @@ for _ in $(seq 1 3000); do
     sleep 0.1
 done
 U="http://127.0.0.1:$(cat "$TMP/port")/v1/embeddings"
+MET="${U%/v1/embeddings}/metrics"
+m() { curl -s "$MET" | awk -v k="$1" '$1 == k {print $2}'; }
+snap() { # snap PREFIX: inference seconds, forward passes, request seconds, requests
+    printf '%s_inf %s\n%s_passes %s\n%s_req %s\n%s_n %s\n' "$1" "$(m qembed_inference_seconds_sum)" "$1" "$(m qembed_batches_total)" \
+        "$1" "$(m 'qembed_request_duration_seconds_sum{endpoint="/v1/embeddings"}')" "$1" "$(m 'qembed_request_duration_seconds_count{endpoint="/v1/embeddings"}')"
+}
 echo "== server: 32 concurrent clients, one ~64-token text per request =="
 "$PY" "$HERE/client.py" tp "$U" "$TMP/texts.txt" 32 "$ROUNDS" | tee "$TMP/tp.txt"
-curl -s "${U%/v1/embeddings}/metrics" | grep -E '^qembed_batch_size_(sum|count)' | tr '\n' ' '; echo
 echo "== server: idle, one 16-token request at a time =="
+snap lat0 >"$TMP/m_lat0.txt"
 "$PY" "$HERE/client.py" lat "$U" "$short" "$LAT" | tee "$TMP/lat.txt"
+snap lat1 >"$TMP/m_lat1.txt"
+echo "== in-process latency again (the machine is shared: the two sides are measured close together) =="
+"$OFF" "$M" "$TMP/texts.txt" "$short" 0 "$LAT" | awk '$1 == "inproc_p50_ms" {print "inproc2_p50_ms", $2}' | tee "$TMP/off2.txt"
 
 v() { awk -v k="$1" '$1 == k {print $2}' "$TMP"/*.txt; }
 echo "== summary =="
 awk -v s="$(v server_texts_per_s)" -v o="$(v offline_texts_per_s)" \
-    'BEGIN {printf "throughput: server %.2f texts/s, offline batch %.2f texts/s: %.1f%%\n", s, o, 100*s/o}'
-awk -v s="$(v server_p50_ms)" -v i="$(v inproc_p50_ms)" -v n="$(v inproc_short_tokens)" \
-    'BEGIN {printf "p50 latency (%d tokens): server %.2f ms, in-process %.2f ms: %+.1f%%\n", n, s, i, 100*(s-i)/i}'
+    'BEGIN {printf "throughput: server %.3f texts/s, offline batch %.3f texts/s: %.1f%%\n", s, o, 100*s/o}'
+# How much of the timed wall time the batcher spent in forward passes, and the
+# engine's own rate inside the server (texts per second of forward pass).
+awk -v b="$(v server_busy_s)" -v w="$(v server_seconds)" -v p="$(v server_passes)" -v n="$(v server_requests)" -v o="$(v offline_texts_per_s)" \
+    'BEGIN {printf "  server: forward passes busy %.1f%% of the wall time, %d passes (%.1f texts each); %.3f texts per second of forward pass (%.1f%% of offline)\n", 100*b/w, p, n/p, n/b, 100*(n/b)/o}'
+i1=$(v inproc_p50_ms); i2=$(v inproc2_p50_ms)
+awk -v s="$(v server_p50_ms)" -v i1="$i1" -v i2="$i2" -v n="$(v inproc_short_tokens)" \
+    'BEGIN {i=(i1+i2)/2; printf "p50 latency (%d tokens): server %.2f ms, in-process %.2f ms (%.2f before, %.2f after): %+.1f%%\n", n, s, i, i1, i2, 100*(s-i)/i}'
+awk -v r0="$(v lat0_req)" -v r1="$(v lat1_req)" -v n0="$(v lat0_n)" -v n1="$(v lat1_n)" -v f0="$(v lat0_inf)" -v f1="$(v lat1_inf)" \
+    'BEGIN {n=n1-n0; printf "  server overhead per idle request (request time - forward pass, from /metrics): %.2f ms of %.2f ms\n", 1000*((r1-r0)-(f1-f0))/n, 1000*(r1-r0)/n}'

@@ -23,6 +23,17 @@ def post(c, path, text):
     return json.loads(data)["usage"]["prompt_tokens"]
 
 
+def metric(url, key):
+    c, _ = conn(url)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    for line in text.split("\n"):
+        if line.startswith(key + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
 def throughput(url, texts_file, clients, rounds):
     texts = [t for t in open(texts_file).read().split("\n") if t]
     start = threading.Barrier(clients + 1)
@@ -46,13 +57,18 @@ def throughput(url, texts_file, clients, rounds):
         t.start()
     start.wait()
     t0 = time.monotonic()
+    busy0, passes0 = metric(url, "qembed_inference_seconds_sum"), metric(url, "qembed_batches_total")
     done.wait()
     dt = time.monotonic() - t0
+    busy1, passes1 = metric(url, "qembed_inference_seconds_sum"), metric(url, "qembed_batches_total")
     for t in th:
         t.join()
     n = clients * rounds
-    print("server_requests %d\nserver_avg_tokens %.1f\nserver_seconds %.3f\nserver_texts_per_s %.2f"
+    print("server_requests %d\nserver_avg_tokens %.1f\nserver_seconds %.3f\nserver_texts_per_s %.3f"
           % (n, sum(tokens) / n, dt, n / dt))
+    # Forward-pass time inside the timed window (a pass straddling its start
+    # is counted whole, so this can slightly exceed the wall time).
+    print("server_busy_s %.3f\nserver_passes %d" % (busy1 - busy0, passes1 - passes0))
 
 
 def latency(url, text, runs):

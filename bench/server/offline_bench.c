@@ -33,8 +33,8 @@ int main(int argc, char **argv)
         return 1;
     }
     int reps_want = atoi(argv[4]), lat_runs = atoi(argv[5]);
-    if (reps_want < 1)
-        reps_want = 1;
+    if (reps_want < 0)
+        reps_want = 0; /* 0: latency only */
     if (lat_runs < 1 || lat_runs > 2000)
         lat_runs = 2000;
     FILE *f = fopen(argv[2], "r");
@@ -80,6 +80,8 @@ int main(int argc, char **argv)
     }
     float *out = malloc(n * (size_t)mi.hidden_size * sizeof *out);
     const int32_t *const *pids = (const int32_t *const *)ids;
+    if (reps_want == 0)
+        goto latency;
     /* warm-up */
     if (qembed_ctx_embed_tokens(ctx, pids, nids, n, &o, out, &err) != QEMBED_OK) {
         fprintf(stderr, "embed: %s\n", err.message);
@@ -93,6 +95,7 @@ int main(int argc, char **argv)
     printf("offline_batch_texts %zu\noffline_avg_tokens %.1f\noffline_texts_per_s %.2f\n", n,
            (double)tokens / (double)n, tp);
 
+latency:;
     const char *short_text = argv[3];
     int32_t *sids = NULL;
     size_t sn = 0;
