@@ -173,16 +173,6 @@ static void expire_locked(qe_server *srv, qs_batch *b, double now)
     }
 }
 
-static size_t pending_tokens_locked(qe_server *srv, size_t cap)
-{
-    size_t t = 0;
-    for (qs_job *j = srv->head; j && t < cap; j = j->next)
-        for (size_t u = 0; u < j->n_units && t < cap; u++)
-            if (!j->units[u].taken)
-                t += j->units[u].n_ids;
-    return t;
-}
-
 /* Round-robin over the pending requests in arrival order, one input per
  * request per round, each the request's first waiting input that still fits
  * (first-fit); rounds repeat until the pass is full or nothing more fits (see
@@ -327,6 +317,34 @@ static void run_batch(qe_server *srv, qembed_ctx *ctx, qs_batch *b)
     }
 }
 
+/* Waits on cv_work (srv->mu held) until `inputs` inputs or a full pass of
+ * tokens are pending, the batcher is stopped, or `seconds` have passed. */
+static void wait_for_inputs(qe_server *srv, size_t inputs, double seconds)
+{
+    double until = qs_now() + seconds;
+    for (;;) {
+        size_t n = 0, t = 0;
+        for (qs_job *j = srv->head; j && n < inputs && t < srv->max_batch_tokens; j = j->next)
+            for (size_t u = j->cursor; u < j->n_units && n < inputs && t < srv->max_batch_tokens; u++)
+                if (!j->units[u].taken) {
+                    n++;
+                    t += j->units[u].n_ids;
+                }
+        if (srv->batcher_stop || n >= inputs || t >= srv->max_batch_tokens)
+            return;
+        double left = until - qs_now();
+        if (left <= 0)
+            return;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double at = (double)ts.tv_sec + ts.tv_nsec * 1e-9 + left;
+        ts.tv_sec = (time_t)at;
+        ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
+        if (pthread_cond_timedwait(&srv->cv_work, &srv->mu, &ts) == ETIMEDOUT)
+            return;
+    }
+}
+
 static int warm_up(qe_server *srv, qembed_ctx *ctx)
 {
     qembed_embed_options o = qembed_embed_default_options();
@@ -385,6 +403,8 @@ static void *batcher_main(void *arg)
     pthread_cond_broadcast(&srv->cv_state);
     pthread_mutex_unlock(&srv->mu);
 
+    size_t last_n = 0;   /* inputs in the previous pass */
+    double last_dt = 0;  /* its duration, seconds */
     while (ok) {
         pthread_mutex_lock(&srv->mu);
         while (!srv->head && !srv->batcher_stop)
@@ -395,28 +415,27 @@ static void *batcher_main(void *arg)
         }
         if (srv->cfg.batch_wait_ms > 0) {
             /* Optional: let an idle server gather a fuller batch. */
-            double until = qs_now() + srv->cfg.batch_wait_ms * 1e-3;
-            while (!srv->batcher_stop &&
-                   pending_tokens_locked(srv, srv->max_batch_tokens) < srv->max_batch_tokens) {
-                double left = until - qs_now();
-                if (left <= 0)
-                    break;
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                double t = (double)ts.tv_sec + ts.tv_nsec * 1e-9 + left;
-                ts.tv_sec = (time_t)t;
-                ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
-                if (pthread_cond_timedwait(&srv->cv_work, &srv->mu, &ts) == ETIMEDOUT)
-                    break;
-            }
+            wait_for_inputs(srv, SIZE_MAX, srv->cfg.batch_wait_ms * 1e-3);
+        } else if (last_n > 1) {
+            /* Under load, the clients of the pass that just ended send their
+             * next requests within a few milliseconds: wait that long (at most
+             * a tenth of the last pass, at most 20 ms) for as many inputs as
+             * it held, so that passes stay full instead of alternating between
+             * a lone early request and everything else. An idle server (last
+             * pass of one input) never waits. */
+            double w = last_dt * 0.1;
+            wait_for_inputs(srv, last_n, w < 0.020 ? w : 0.020);
         }
         b.n_done = 0;
         expire_locked(srv, &b, qs_now());
         qs_select_locked(srv, &b);
         pthread_mutex_unlock(&srv->mu);
 
+        last_n = b.n;
         if (b.n) {
+            double t0 = qs_now();
             run_batch(srv, ctx, &b);
+            last_dt = qs_now() - t0;
             pthread_mutex_lock(&srv->mu);
             for (size_t i = 0; i < b.n; i++) {
                 qs_job *j = b.job[i];
