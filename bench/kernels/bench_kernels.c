@@ -2,7 +2,10 @@
  * the Qwen3-Embedding-0.6B shapes, in one run; prints GFLOP/s (best and
  * median of repeated calls) beside this machine's measured peaks.
  *
- *   bench_kernels [--seconds S] [--threads N]
+ *   bench_kernels [--seconds S] [--threads N] [--qembed-only]
+ *
+ * --qembed-only: peaks and qembed's rows only (no oneDNN/OpenBLAS), for quick
+ * A/B runs of the kernels.
  *
  * y (m x n, f32) = x (m x k) W^T, W (n x k) as stored in the checkpoint.
  * Fairness notes, printed with the results:
@@ -222,16 +225,18 @@ static void header(void) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 0, blas_only = 0;
+    int threads = 0, blas_only = 0, qe_only = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
             g_seconds = atof(argv[++i]);
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             threads = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--qembed-only") == 0) {
+            qe_only = 1;
         } else if (strcmp(argv[i], "--openblas-only") == 0) {
             blas_only = 1;
         } else {
-            fprintf(stderr, "usage: %s [--seconds S] [--threads N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--seconds S] [--threads N] [--qembed-only]\n", argv[0]);
             return 1;
         }
     }
@@ -336,10 +341,12 @@ int main(int argc, char **argv) {
                     g_seconds = save;
                 }
 #ifdef QE_HAVE_DNNL
+                if (!qe_only) {
                 bench_dnnl(eng, st, sn, m, k, n, dnnl_bf16, 0, xb, wb, y);
                 bench_dnnl(eng, st, sn, m, k, n, dnnl_bf16, 1, xb, wb, y);
                 bench_dnnl(eng, st, sn, m, k, n, dnnl_f32, 0, x, wf, y);
                 bench_dnnl(eng, st, sn, m, k, n, dnnl_f32, 1, x, wf, y);
+                }
 #endif
             } else {
 #ifdef QE_HAVE_OPENBLAS
@@ -370,7 +377,7 @@ int main(int argc, char **argv) {
 #endif
     qe_pool_free(pool);
 
-    if (!blas_only) {
+    if (!blas_only && !qe_only) {
 #ifdef QE_HAVE_OPENBLAS
         printf("\nOpenBLAS %s; cblas_sbgemm %s in this libopenblas\n", OPENBLAS_VERSION,
                sb ? "present" : "absent (Debian builds it without BUILD_BFLOAT16)");

@@ -32,7 +32,7 @@
 #define KCG 256 /* k per block: a packed weight panel is 256 x 16 f32 = 16 KiB */
 #define MCG 240 /* rows per block, a multiple of MR: 240 x 256 f32 = 240 KiB */
 
-_Static_assert((MCG * KCG + NR * KCG) * sizeof(float) <= QE_MM_SCRATCH, "scratch too small");
+_Static_assert((MCG * KCG + 16 + NR * KCG) * sizeof(float) <= QE_MM_SCRATCH, "scratch too small");
 
 INL __m256 round_bf16(__m256 v) {
     __m256i u = _mm256_castps_si256(v);
@@ -43,18 +43,6 @@ INL __m256 round_bf16(__m256 v) {
                                 _mm256_set1_epi32(0x00400000));
     __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
     return _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(q), nan);
-}
-
-/* BF16 mode: x[i0 .. i0+mc)[p0 .. p0+kc) rounded to bf16, rows of kc floats.
- * (EXACT mode reads the activations where they are: no copy.) */
-TGT static void round_x(const qe_mm_args *a, int i0, int mc, int p0, int kc, float *dst) {
-    for (int r = 0; r < mc; r++) {
-        const float *src = a->x + (size_t)(i0 + r) * a->ldx + p0;
-        float *d = dst + (size_t)r * kc;
-        int p = 0;
-        for (; p + 8 <= kc; p += 8) _mm256_storeu_ps(d + p, round_bf16(_mm256_loadu_ps(src + p)));
-        for (; p < kc; p++) d[p] = qe_bf16_to_f32(qe_f32_to_bf16(src[p]));
-    }
 }
 
 /* 8x8 transpose of r[0..7] in place */
@@ -79,6 +67,42 @@ INL void transpose8(__m256 r[8]) {
     r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
     r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
     r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* Activation rows [i0, i0+mc) x columns [p0, p0+kc) -> dst as MR-row
+ * micro-panels: panel q holds rows i0+q*MR .. +MR as [p][MR] (rows past mc
+ * zero), rounded to bf16 in BF16 mode. Why pack: the rows of x are k floats
+ * apart, 4 KiB for k = 1024 (8 and 12 KiB for 2048, 3072), so the six rows a
+ * micro-kernel broadcasts from all fall in the same L1 set and evicted each
+ * other and the weight panel; packed, they are one sequential stream.
+ * Full 8-column groups are transposed in registers: 8 rows (the 6 of the
+ * panel + 2 zero) -> 8 vectors [r0..r7] per column, stored MR floats apart in
+ * ascending order so each store's 2 extra lanes are overwritten by the next
+ * (the last spills 2 floats past the panel: dst has 8 floats of slack). */
+TGT static void pack_a(const qe_mm_args *a, int i0, int mc, int p0, int kc, float *dst) {
+    const int rnd = a->mode == QE_MM_BF16;
+    for (int ir = 0; ir < mc; ir += MR) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        const float *src[MR];
+        for (int r = 0; r < MR; r++) src[r] = a->x + (size_t)(i0 + ir + (r < mr ? r : 0)) * a->ldx + p0;
+        float *d = dst + (size_t)ir * kc; /* panel ir/MR: MR*kc floats */
+        int p = 0;
+        for (; p + 8 <= kc; p += 8) {
+            __m256 r[8];
+            for (int q = 0; q < MR; q++) {
+                r[q] = q < mr ? _mm256_loadu_ps(src[q] + p) : _mm256_setzero_ps();
+                if (rnd) r[q] = round_bf16(r[q]);
+            }
+            r[6] = r[7] = _mm256_setzero_ps();
+            transpose8(r);
+            for (int q = 0; q < 8; q++) _mm256_storeu_ps(d + (size_t)(p + q) * MR, r[q]);
+        }
+        for (; p < kc; p++)
+            for (int q = 0; q < MR; q++) {
+                float v = q < mr ? src[q][p] : 0.0f;
+                d[(size_t)p * MR + q] = rnd ? qe_bf16_to_f32(qe_f32_to_bf16(v)) : v;
+            }
+    }
 }
 
 /* 8 consecutive weights of row `row` from column p, widened to f32 */
@@ -119,26 +143,25 @@ TGT static void pack_w(const qe_mm_args *a, int j, int nc, int p0, int kc, float
     }
 }
 
-/* acc(6x16) = sum_p x_r[p] * wp[p][c], x_r = x + r*ldx (rows past mr repeat
- * the last valid row: in bounds, results discarded); then y (+)= acc for
- * rows < mr, cols < nc */
-TGT static void kernel(int kc, const float *x, size_t ldx, const float *wp, float *y, size_t ldy,
-                       int mr, int nc, int accumulate) {
-    const float *x0 = x, *x1 = x + (size_t)(mr > 1 ? 1 : 0) * ldx, *x2 = x + (size_t)(mr > 2 ? 2 : mr - 1) * ldx,
-                *x3 = x + (size_t)(mr > 3 ? 3 : mr - 1) * ldx, *x4 = x + (size_t)(mr > 4 ? 4 : mr - 1) * ldx,
-                *x5 = x + (size_t)(mr > 5 ? 5 : mr - 1) * ldx;
+/* acc(6x16) = sum_p ap[p][r] * wp[p][c] (ap: a packed micro-panel, rows
+ * past mr zero); then y (+)= acc for rows < mr, cols < nc. Per k: 2 weight
+ * loads and 6 broadcasts from one sequential stream feed 12 FMAs. */
+TGT static void kernel(int kc, const float *ap, const float *wp, float *y, size_t ldy, int mr, int nc,
+                       int accumulate) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 4
     for (int p = 0; p < kc; p++) {
         __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + 8);
         __m256 b;
-        b = _mm256_broadcast_ss(x0 + p); c00 = _mm256_fmadd_ps(b, w0, c00); c01 = _mm256_fmadd_ps(b, w1, c01);
-        b = _mm256_broadcast_ss(x1 + p); c10 = _mm256_fmadd_ps(b, w0, c10); c11 = _mm256_fmadd_ps(b, w1, c11);
-        b = _mm256_broadcast_ss(x2 + p); c20 = _mm256_fmadd_ps(b, w0, c20); c21 = _mm256_fmadd_ps(b, w1, c21);
-        b = _mm256_broadcast_ss(x3 + p); c30 = _mm256_fmadd_ps(b, w0, c30); c31 = _mm256_fmadd_ps(b, w1, c31);
-        b = _mm256_broadcast_ss(x4 + p); c40 = _mm256_fmadd_ps(b, w0, c40); c41 = _mm256_fmadd_ps(b, w1, c41);
-        b = _mm256_broadcast_ss(x5 + p); c50 = _mm256_fmadd_ps(b, w0, c50); c51 = _mm256_fmadd_ps(b, w1, c51);
+        b = _mm256_broadcast_ss(ap + 0); c00 = _mm256_fmadd_ps(b, w0, c00); c01 = _mm256_fmadd_ps(b, w1, c01);
+        b = _mm256_broadcast_ss(ap + 1); c10 = _mm256_fmadd_ps(b, w0, c10); c11 = _mm256_fmadd_ps(b, w1, c11);
+        b = _mm256_broadcast_ss(ap + 2); c20 = _mm256_fmadd_ps(b, w0, c20); c21 = _mm256_fmadd_ps(b, w1, c21);
+        b = _mm256_broadcast_ss(ap + 3); c30 = _mm256_fmadd_ps(b, w0, c30); c31 = _mm256_fmadd_ps(b, w1, c31);
+        b = _mm256_broadcast_ss(ap + 4); c40 = _mm256_fmadd_ps(b, w0, c40); c41 = _mm256_fmadd_ps(b, w1, c41);
+        b = _mm256_broadcast_ss(ap + 5); c50 = _mm256_fmadd_ps(b, w0, c50); c51 = _mm256_fmadd_ps(b, w1, c51);
         wp += NR;
+        ap += MR;
     }
     __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     if (nc == NR) {
@@ -175,7 +198,7 @@ TGT static void task(void *arg, int t, int thread) {
     qe_mm_split(a->n, jb->n_tasks, NR, t, &j0, &j1);
     if (j0 >= j1) return;
     float *xs = jb->own_scratch ? jb->own_scratch : qe_pool_thread_scratch(a->pool, thread);
-    float *ws = xs + (size_t)MCG * KCG;
+    float *ws = xs + (size_t)MCG * KCG + 16; /* 8 floats of pack_a slack, 64-byte aligned */
     /* equal row blocks of at most MCG (no small last block re-packing every
      * weight panel for a few rows) */
     int n_blocks = (a->m + MCG - 1) / MCG;
@@ -185,20 +208,14 @@ TGT static void task(void *arg, int t, int thread) {
         int mc = a->m - ic < mb ? a->m - ic : mb;
         for (int pc = 0; pc < a->k; pc += KCG) {
             int kc = a->k - pc < KCG ? a->k - pc : KCG;
-            const float *xb = a->x + (size_t)ic * a->ldx + pc;
-            size_t ldxb = a->ldx;
-            if (a->mode == QE_MM_BF16) {
-                round_x(a, ic, mc, pc, kc, xs);
-                xb = xs;
-                ldxb = (size_t)kc;
-            }
+            pack_a(a, ic, mc, pc, kc, xs);
             for (int jc = j0; jc < j1; jc += NR) {
                 int nc = j1 - jc < NR ? j1 - jc : NR;
                 pack_w(a, jc, nc, pc, kc, ws);
                 for (int ir = 0; ir < mc; ir += MR) {
                     int mr = mc - ir < MR ? mc - ir : MR;
-                    kernel(kc, xb + (size_t)ir * ldxb, ldxb, ws, a->y + (size_t)(ic + ir) * a->ldy + jc,
-                           a->ldy, mr, nc, pc > 0);
+                    kernel(kc, xs + (size_t)ir * kc, ws, a->y + (size_t)(ic + ir) * a->ldy + jc, a->ldy, mr,
+                           nc, pc > 0);
                 }
             }
         }
