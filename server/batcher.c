@@ -418,13 +418,13 @@ static void *batcher_main(void *arg)
             wait_for_inputs(srv, SIZE_MAX, srv->cfg.batch_wait_ms * 1e-3);
         } else if (last_n > 1) {
             /* Under load, the clients of the pass that just ended send their
-             * next requests within a few milliseconds: wait that long (at most
-             * a tenth of the last pass, at most 20 ms) for as many inputs as
-             * it held, so that passes stay full instead of alternating between
+             * next requests soon after: wait for them (at most a tenth of the
+             * last pass, at most 100 ms) until as many inputs as it held are
+             * waiting, so that passes stay full instead of alternating between
              * a lone early request and everything else. An idle server (last
              * pass of one input) never waits. */
             double w = last_dt * 0.1;
-            wait_for_inputs(srv, last_n, w < 0.020 ? w : 0.020);
+            wait_for_inputs(srv, last_n, w < 0.100 ? w : 0.100);
         }
         b.n_done = 0;
         expire_locked(srv, &b, qs_now());

@@ -62,6 +62,7 @@ snap() { # snap PREFIX: inference seconds, forward passes, request seconds, requ
 }
 echo "== server: 32 concurrent clients, one ~64-token text per request =="
 "$PY" "$HERE/client.py" tp "$U" "$TMP/texts.txt" 32 "$ROUNDS" | tee "$TMP/tp.txt"
+curl -s "$MET" | grep -E '^qembed_batch_size_bucket' | awk '{printf "%s ", $2} END {print "(passes by size, cumulative: le 1 2 4 8 16 32 ...; warm-up included)"}'
 echo "== server: idle, one 16-token request at a time =="
 snap lat0 >"$TMP/m_lat0.txt"
 "$PY" "$HERE/client.py" lat "$U" "$short" "$LAT" | tee "$TMP/lat.txt"
