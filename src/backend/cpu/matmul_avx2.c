@@ -36,6 +36,7 @@
 #define STEP 16 /* k elements per kernel step */
 #define KC QE_MM_KC /* k-block: 64 x 512 packed f32 = 128 KiB; 1024 measured no better here */
 #define TR 2    /* activation rows per tile */
+#define AVX2_GEMM_MIN_M 32 /* from this many rows on, the GEMM form (qe_matmul_avx2) */
 #define TC 4    /* weight rows per tile (the reduction assumes 4): 8 accumulators
                  * + 4 activation vectors + 2 weight vectors + 1 = 15 ymm */
 
@@ -247,8 +248,12 @@ TGT static void task(void *arg, int t, int thread) {
 }
 
 int qe_matmul_avx2(const qe_mm_args *a) {
-    /* many rows (batches): the packed-weights form wins (see its file) */
-    if (a->m >= QE_MM_GEMM_MIN_M && qe_matmul_avx2_gemm(a) == 0) return 0;
+    /* many rows: the packed-weights form wins (see its file). Since it packs
+     * its activations into micro-panels it wins from 32 rows on here (Zen 3,
+     * 2 threads, 2026-11-25: m = 32..96 gave ~120-160 GFLOP/s against
+     * ~100 for this dot form; at m = 16 the two were level within noise),
+     * so the threshold is lower than QE_MM_GEMM_MIN_M. */
+    if (a->m >= AVX2_GEMM_MIN_M && qe_matmul_avx2_gemm(a) == 0) return 0;
     job jb = {a, qe_mm_n_tasks(a, TC), NULL, NULL, NULL};
     switch (a->wt) {
     case QE_BF16: jb.kt = kt_bf16; jb.k1 = k1_bf16; break;

@@ -1,5 +1,5 @@
-/* AVX2 + FMA product for many activation rows (m >= QE_MM_GEMM_MIN_M: batches
- * of texts), in the classic GEMM "broadcast" form, chosen by qe_matmul_avx2.
+/* AVX2 + FMA product for many activation rows (m >= 32, AVX2_GEMM_MIN_M in
+ * matmul_avx2.c: batches of texts), in the classic GEMM "broadcast" form.
  *
  * Why a second form: the dot form of matmul_avx2.c reads weights as stored
  * and never repacks them, which is what a short query wants (every weight
@@ -10,8 +10,9 @@
  *
  * Per task (a range of weight rows = output columns, multiples of 16):
  *   for each block of MC activation rows and KC of k:
- *     in BF16 mode, round the activation block to bf16 into scratch (EXACT
- *       mode reads it in place: broadcasts need no layout change);
+ *     pack the activation block into 6-row micro-panels [p][6] in scratch
+ *       (rounded to bf16 in BF16 mode; see pack_a for why even EXACT mode
+ *       copies: rows 4 KiB apart thrashed one L1 set);
  *     for each 16 weight rows: pack them transposed to f32 [p][16] (16 KiB,
  *       stays in L1), then run the 6x16 kernel down all the rows of the block,
  *       adding into y (the first k-block stores).
