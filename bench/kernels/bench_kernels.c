@@ -50,7 +50,7 @@ static const shape g_shapes[] = {
     {"gate 1024->3072", 1024, 3072}, {"o    2048->1024", 2048, 1024},
     {"down 3072->1024", 3072, 1024},
 };
-static const int g_ms[] = {16, 128, 512};
+static const int g_ms[] = {16, 64, 128, 512};
 #define N_SHAPES (int)(sizeof g_shapes / sizeof g_shapes[0])
 #define N_MS (int)(sizeof g_ms / sizeof g_ms[0])
 
