@@ -40,7 +40,17 @@ def throughput(url, texts_file, clients, rounds):
     done = threading.Barrier(clients + 1)
     tokens = [0] * clients
 
+    failed = []
+
     def worker(i):
+        try:
+            work(i)
+        except BaseException as e:  # a failed client must not leave the others waiting
+            failed.append("client %d: %r" % (i, e))
+            start.abort()
+            done.abort()
+
+    def work(i):
         c, path = conn(url)
         post(c, path, texts[i % len(texts)])  # warm-up round, untimed
         c.close()
@@ -55,14 +65,22 @@ def throughput(url, texts_file, clients, rounds):
     th = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
     for t in th:
         t.start()
-    start.wait()
+    try:
+        start.wait()
+    except threading.BrokenBarrierError:
+        pass
     t0 = time.monotonic()
     busy0, passes0 = metric(url, "qembed_inference_seconds_sum"), metric(url, "qembed_batches_total")
-    done.wait()
+    try:
+        done.wait()
+    except threading.BrokenBarrierError:
+        pass
     dt = time.monotonic() - t0
     busy1, passes1 = metric(url, "qembed_inference_seconds_sum"), metric(url, "qembed_batches_total")
     for t in th:
         t.join()
+    if failed:
+        raise SystemExit("throughput run failed: " + "; ".join(failed[:3]))
     n = clients * rounds
     print("server_requests %d\nserver_avg_tokens %.1f\nserver_seconds %.3f\nserver_texts_per_s %.3f"
           % (n, sum(tokens) / n, dt, n / dt))
