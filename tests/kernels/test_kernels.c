@@ -315,7 +315,7 @@ static void test_matmul(void) {
             }
     /* a k longer than one 512-block with a tail in the last block, and the
      * model's largest k */
-    /* ... and for the AVX2 GEMM form (m >= 128): several row blocks (240
+    /* ... and for the AVX2 GEMM form (m >= 32): several row blocks (240
      * max, rows not a multiple of its 6-row micro-panels), k-blocks of 256
      * with a tail that is not a multiple of 8, columns not a multiple of 16 */
     shape extra[] = {{5, 1537, 9}, {4, 3072, 6}, {2, 2048, 35}, {250, 300, 37}, {487, 523, 21},
