@@ -20,6 +20,15 @@ FAILS=0
 
 cleanup() {
     local rc=$?
+    # TERM first: a SIGKILLed nginx master leaves its workers behind as orphans.
+    local p t
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for t in $(seq 1 30); do
+        local alive=0
+        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive -eq 0 ] && break
+        sleep 0.1
+    done
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     if [ $rc -ne 0 ] || [ "$FAILS" -ne 0 ]; then
