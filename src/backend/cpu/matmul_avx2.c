@@ -167,7 +167,7 @@ typedef struct job {
     const qe_mm_args *a;
     int n_tasks;
     kern_fn kt, k1;
-    float *own_scratch; /* set when there is no pool (one task) */
+    void *own_scratch; /* set by qe_mm_run when there is no pool (one task) */
 } job;
 
 TGT static void task(void *arg, int t, int thread) {
@@ -261,18 +261,7 @@ int qe_matmul_avx2(const qe_mm_args *a) {
     case QE_F32: jb.kt = kt_f32; jb.k1 = k1_f32; break;
     default: return -1;
     }
-    if (a->pool) {
-        qe_pool_run(a->pool, task, &jb, jb.n_tasks);
-        return 0;
-    }
-    /* No pool: one task on this thread, with a scratch block allocated for
-     * this call (pass a pool to keep allocation out of the hot path). */
-    void *mem = NULL;
-    if (posix_memalign(&mem, 64, QE_MM_SCRATCH) != 0) return -1;
-    jb.own_scratch = mem;
-    task(&jb, 0, 0);
-    free(mem);
-    return 0;
+    return qe_mm_run(a->pool, task, &jb, jb.n_tasks, &jb.own_scratch);
 }
 
 #else

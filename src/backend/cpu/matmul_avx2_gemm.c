@@ -189,7 +189,7 @@ TGT static void kernel(int kc, const float *ap, const float *wp, float *y, size_
 typedef struct job {
     const qe_mm_args *a;
     int n_tasks;
-    float *own_scratch; /* set when there is no pool (one task) */
+    void *own_scratch; /* set by qe_mm_run when there is no pool (one task) */
 } job;
 
 TGT static void task(void *arg, int t, int thread) {
@@ -229,16 +229,7 @@ int qe_matmul_avx2_gemm(const qe_mm_args *a) {
      * than the dot form (2 per thread, still some balance on a shared machine) */
     int threads = qe_pool_size(a->pool);
     if (jb.n_tasks > threads * 2) jb.n_tasks = threads * 2;
-    if (a->pool) {
-        qe_pool_run(a->pool, task, &jb, jb.n_tasks);
-        return 0;
-    }
-    void *mem = NULL;
-    if (posix_memalign(&mem, 64, QE_MM_SCRATCH) != 0) return -1;
-    jb.own_scratch = mem;
-    task(&jb, 0, 0);
-    free(mem);
-    return 0;
+    return qe_mm_run(a->pool, task, &jb, jb.n_tasks, &jb.own_scratch);
 }
 
 #else

@@ -227,7 +227,7 @@ typedef struct job {
     pack_fn pack;
     size_t xes;         /* bytes per packed activation element (4 or 2) */
     int perm;
-    void *own_scratch;  /* set when there is no pool (one task) */
+    void *own_scratch;  /* set by qe_mm_run when there is no pool (one task) */
 } job;
 
 TGT static void task(void *arg, int t, int thread) {
@@ -294,17 +294,7 @@ TGT static void task(void *arg, int t, int thread) {
 
 static int run(job *jb) {
     jb->n_tasks = qe_mm_n_tasks(jb->a, TC);
-    if (jb->a->pool) {
-        qe_pool_run(jb->a->pool, task, jb, jb->n_tasks);
-        return 0;
-    }
-    /* no pool: one task, a packing block allocated for this call */
-    void *mem = NULL;
-    if (posix_memalign(&mem, 64, QE_MM_SCRATCH) != 0) return -1;
-    jb->own_scratch = mem;
-    task(jb, 0, 0);
-    free(mem);
-    return 0;
+    return qe_mm_run(jb->a->pool, task, jb, jb->n_tasks, &jb->own_scratch);
 }
 
 int qe_matmul_avx512(const qe_mm_args *a) {

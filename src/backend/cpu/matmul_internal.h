@@ -49,6 +49,12 @@ void qe_mm_split(int n, int n_tasks, int align, int t, int *j0, int *j1);
 /* Number of column tasks for a pool: a few per thread so that a thread slowed
  * by another process on this shared machine does not hold the others up. */
 int qe_mm_n_tasks(const qe_mm_args *a, int align);
+/* Runs fn(job, t, thread) for t in [0, n_tasks) on `pool`, whose threads each
+ * have a planned scratch block. Without a pool it runs task 0 alone on this
+ * thread with a QE_MM_SCRATCH block allocated for the call, stored in
+ * *own_scratch while it runs (pass a pool to keep allocation out of the hot
+ * path). Returns 0, or -1 when that block cannot be allocated. */
+int qe_mm_run(qe_pool *pool, qe_task_fn fn, void *job, int n_tasks, void **own_scratch);
 
 /* The variants. Each returns 0 when done, -1 when it could not run (no
  * scratch memory, or not compiled for this target): the caller then uses the
