@@ -10,16 +10,7 @@
 
 #include "commands.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            failures++;                                                      \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);  \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-        }                                                                    \
-    } while (0)
+#include "check.h"
 
 static const char *const vars[] = {
     "QEMBED_MODEL", "PAPR_COREML_MODEL", "PAPR_EMBEDDING_MODEL", "QEMBED_COMPUTE_UNITS",
