@@ -295,7 +295,7 @@ static void test_matmul(void) {
                hw < QE_ISA_AVX512 ? "avx512 " : "", "avx512bf16");
     qe_pool *pool2 = qe_pool_create(2);
     CHECK(pool2 != NULL, "pool");
-    static const int ms[] = {1, 3, 16, 17, 64, 129};
+    static const int ms[] = {1, 2, 3, 4, 5, 16, 17, 31, 32, 64, 129};
     static const int ks[] = {1, 15, 16, 17, 64, 1000, 1024};
     static const int ns[] = {1, 7, 33, 1024};
     int n_shapes = 0;
@@ -314,12 +314,14 @@ static void test_matmul(void) {
                 n_shapes++;
             }
     /* a k longer than one 512-block with a tail in the last block, and the
-     * model's largest k */
+     * model's largest k; for the dot form (m < 32) a k longer than its
+     * k-block (the packed rows fill the scratch: 2144 for 31 rows) ending in
+     * a partial step */
     /* ... and for the AVX2 GEMM form (m >= 32): several row blocks (240
      * max, rows not a multiple of its 6-row micro-panels), k-blocks of 256
      * with a tail that is not a multiple of 8, columns not a multiple of 16 */
     shape extra[] = {{5, 1537, 9}, {4, 3072, 6}, {2, 2048, 35}, {250, 300, 37}, {487, 523, 21},
-                     {128, 1031, 33}};
+                     {128, 1031, 33}, {31, 3000, 9}};
     for (size_t e = 0; e < sizeof extra / sizeof *extra; e++)
         for (int dt = 0; dt < 3; dt++) test_shape(extra[e], (qe_dtype)dt, pool2, hw);
     printf("kernels: %d shapes x 3 dtypes x 2 modes x %d variants x 2 thread counts\n",

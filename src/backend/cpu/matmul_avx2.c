@@ -7,16 +7,19 @@
  *   are read as stored (bf16/f16/f32, memory-mapped) and widened in
  *   registers; each output is a horizontal sum at the end of a k-block.
  * Blocking: a task owns a range of weight rows (output columns). For each
- *   k-block of KC and row block of QE_MM_MC activations, it packs the
- *   activation block into its thread's scratch (contiguous, zero-padded to
- *   the k step, bf16-rounded in BF16 mode) and then, for each tile of 4
- *   weight rows, multiplies it by every 2-row tile of the block: the 4 weight
- *   rows (4 x 512 elements) stay in L1 (the next tile's are prefetched), the
- *   packed block (64 x 512 f32 = 128 KiB) in L2. With one row block (m <= 64:
- *   queries) every weight is read from memory exactly once per call.
- * Measured on the build machine (Zen 3, 1 thread, thread CPU time, loaded
- *   machine): ~70 GFLOP/s of a 102 GFLOP/s ymm FMA peak; 4x3 tiles with the
- *   activations as memory operands gave ~60.
+ *   row block of QE_MM_MC activations and k-block (as long as the packed
+ *   block fits the thread's scratch, in L2: all of k for a query), it packs
+ *   the activation block into its thread's scratch (contiguous, zero-padded
+ *   to the k step, bf16-rounded in BF16 mode) and then, for each tile of 4
+ *   weight rows, multiplies it by every tile of 3 (or 2, 1) rows of the
+ *   block: the 4 weight rows stay in L1/L2 (the next tile's are prefetched).
+ *   With one row block (m <= 64: queries) every weight is read from memory
+ *   exactly once per call.
+ * Measured on the build machine (Zen 3, 1 thread, 17 rows, the 28 layers of
+ *   0.6B shapes with distinct weights): 3 x 4 tiles with the activations in
+ *   registers ~55-60 GFLOP/s of a ~100 GFLOP/s ymm FMA peak, against ~40-45
+ *   for the former 2 x 4 tiles; 3 x 4 with activations as memory operands
+ *   (what the compiler does when a 17th register is needed) ~48.
  * bf16 trick: one 256-bit load holds 16 bf16 weights; `<< 16` widens the
  *   even-indexed ones and `& 0xffff0000` the odd-indexed ones, each into 8
  *   f32 lanes, with no shuffles. The packed activations are permuted to match
@@ -34,11 +37,11 @@
 #define INL TGT static inline __attribute__((always_inline))
 
 #define STEP 16 /* k elements per kernel step */
-#define KC QE_MM_KC /* k-block: 64 x 512 packed f32 = 128 KiB; 1024 measured no better here */
-#define TR 2    /* activation rows per tile */
-#define AVX2_GEMM_MIN_M 32 /* from this many rows on, the GEMM form (qe_matmul_avx2) */
-#define TC 4    /* weight rows per tile (the reduction assumes 4): 8 accumulators
-                 * + 4 activation vectors + 2 weight vectors + 1 = 15 ymm */
+#define KC QE_MM_KC /* smallest k-block */
+#define TR 3    /* activation rows per tile, at most (tiles of 3, 2 or 1 rows) */
+#define AVX2_GEMM_MIN_M 80 /* from this many rows on, the GEMM form (qe_matmul_avx2) */
+#define TC 4    /* weight rows per tile (the reduction assumes 4): 12 accumulators
+                 * + 3 activation vectors + 1 weight vector = 16 ymm */
 
 /* bf16 rounding (RNE) of 8 floats, as qe_f32_to_bf16 then back to f32.
  * NaN stays NaN (quieted), matching the scalar conversion. */
@@ -90,27 +93,36 @@ TGT static void pack_x(const qe_mm_args *a, int i0, int mc, int p0, int kc, int 
     }
 }
 
-/* Widens STEP weights at w (dtype dt) into two vectors matching the packed
- * activation layout: lanes of w0 go with x[p..p+8), w1 with x[p+8..p+16). */
-INL void load_w(const void *w, qe_dtype dt, __m256 *w0, __m256 *w1) {
+static const _Alignas(32) uint32_t g_odd_mask[8] = {0xffff0000u, 0xffff0000u, 0xffff0000u, 0xffff0000u,
+                                                  0xffff0000u, 0xffff0000u, 0xffff0000u, 0xffff0000u};
+
+/* Half h (0 or 1) of the STEP weights at w (dtype dt), widened to match the
+ * packed activations: lanes of half 0 go with x[p..p+8), half 1 with
+ * x[p+8..p+16) (for bf16 these are the even- and odd-indexed weights). */
+INL __m256 load_w_half(const void *w, qe_dtype dt, int h) {
     if (dt == QE_BF16) {
         __m256i v = _mm256_loadu_si256((const __m256i *)w);
-        *w0 = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-        *w1 = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0xffff0000u)));
-    } else if (dt == QE_F16) {
-        *w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w));
-        *w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + 8)));
-    } else {
-        *w0 = _mm256_loadu_ps((const float *)w);
-        *w1 = _mm256_loadu_ps((const float *)w + 8);
+        if (h == 0) return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+        /* the mask is re-loaded (volatile) rather than held: with 12
+         * accumulators and 3 activation vectors, a 17th register would make
+         * the compiler take the activations as memory operands instead,
+         * 24 loads per step where the L1 delivers 2 per cycle */
+        return _mm256_castsi256_ps(_mm256_and_si256(v, *(const volatile __m256i *)&g_odd_mask));
     }
+    if (dt == QE_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + 8 * h)));
+    return _mm256_loadu_ps((const float *)w + 8 * h);
 }
 
 /* out[r][c] = sum over `steps` steps of xp row r (stride ldxp) . w[c].
- * R and dt are compile-time constants at every call: the loops unroll and
- * the accumulators live in registers. Per step a tile loads its 2R
- * activation vectors once and each weight vector once (8 loads for 16 FMAs
- * at R=2): few enough loads per FMA for the two FMA pipes to stay busy. */
+ * R (1..3) and dt are compile-time constants at every call: the loops unroll
+ * and the 12 accumulators live in registers. A step is two half-steps of 8
+ * k: the R activation vectors of the half are loaded once, then each weight
+ * vector is widened once and feeds R FMAs. Why 3 x 4 and half-steps: with
+ * whole steps (x0 and x1 of every row held at once) only 2 x 4 tiles fit the
+ * 16 ymm registers, and their 8 accumulators each took 2 dependent FMAs per
+ * step, which on Zen 3 (4-cycle FMA latency, 2 pipes) is exactly the FMA
+ * pipes' throughput: any stall lost cycles. 12 accumulators leave slack, and
+ * the weights' loads and widening are shared by 3 rows instead of 2. */
 INL void kernel(int R, qe_dtype dt, int steps, const float *xp, size_t ldxp,
                 const void *const *w, float out[TR][TC]) {
     __m256 acc[TR][TC];
@@ -121,37 +133,38 @@ INL void kernel(int R, qe_dtype dt, int steps, const float *xp, size_t ldxp,
         for (int c = 0; c < TC; c++) acc[r][c] = _mm256_setzero_ps();
     for (int s = 0; s < steps; s++) {
         const float *xs = xp + (size_t)s * STEP;
-        __m256 x0[TR], x1[TR];
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m256 xv[TR];
 #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            x0[r] = _mm256_loadu_ps(xs + r * ldxp);
-            x1[r] = _mm256_loadu_ps(xs + r * ldxp + 8);
-        }
+            for (int r = 0; r < R; r++) xv[r] = _mm256_loadu_ps(xs + r * ldxp + h * 8);
 #pragma GCC unroll 4
-        for (int c = 0; c < TC; c++) {
-            __m256 w0, w1;
-            load_w((const char *)w[c] + (size_t)s * STEP * es, dt, &w0, &w1);
+            for (int c = 0; c < TC; c++) {
+                const char *wp = (const char *)w[c] + (size_t)s * STEP * es;
+                __m256 wv = load_w_half(wp, dt, h);
 #pragma GCC unroll 4
-            for (int r = 0; r < R; r++) {
-                acc[r][c] = _mm256_fmadd_ps(x0[r], w0, acc[r][c]);
-                acc[r][c] = _mm256_fmadd_ps(x1[r], w1, acc[r][c]);
+                for (int r = 0; r < R; r++) acc[r][c] = _mm256_fmadd_ps(xv[r], wv, acc[r][c]);
             }
         }
     }
     /* the 4 column sums of a row in one go: 3 hadds + 1 cross-lane add */
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
-        __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(acc[r][0], acc[r][1]),
-                                  _mm256_hadd_ps(acc[r][2], acc[r][3]));
-        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        __m256 hs = _mm256_hadd_ps(_mm256_hadd_ps(acc[r][0], acc[r][1]),
+                                   _mm256_hadd_ps(acc[r][2], acc[r][3]));
+        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(hs), _mm256_extractf128_ps(hs, 1));
         _mm_storeu_ps(out[r], s4);
     }
 }
 
 #define DEF_KERNELS(DT, SUF)                                                                       \
-    TGT static void kt_##SUF(int steps, const float *xp, size_t ldxp, const void *const *w,       \
+    TGT static void k3_##SUF(int steps, const float *xp, size_t ldxp, const void *const *w,       \
                              float out[TR][TC]) {                                                  \
-        kernel(TR, DT, steps, xp, ldxp, w, out);                                                   \
+        kernel(3, DT, steps, xp, ldxp, w, out);                                                    \
+    }                                                                                              \
+    TGT static void k2_##SUF(int steps, const float *xp, size_t ldxp, const void *const *w,       \
+                             float out[TR][TC]) {                                                  \
+        kernel(2, DT, steps, xp, ldxp, w, out);                                                    \
     }                                                                                              \
     TGT static void k1_##SUF(int steps, const float *xp, size_t ldxp, const void *const *w,       \
                              float out[TR][TC]) {                                                  \
@@ -166,7 +179,7 @@ typedef void (*kern_fn)(int, const float *, size_t, const void *const *, float[T
 typedef struct job {
     const qe_mm_args *a;
     int n_tasks;
-    kern_fn kt, k1;
+    kern_fn k[TR + 1]; /* k[R]: the kernel for tiles of R rows */
     void *own_scratch; /* set by qe_mm_run when there is no pool (one task) */
 } job;
 
@@ -187,8 +200,13 @@ TGT static void task(void *arg, int t, int thread) {
      * (64 rows x the task's columns) stays in cache between k-blocks */
     for (int ic = 0; ic < a->m; ic += QE_MM_MC) {
         int mc = a->m - ic < QE_MM_MC ? a->m - ic : QE_MM_MC;
-        for (int pc = 0; pc < a->k; pc += KC) {
-            int kc = a->k - pc < KC ? a->k - pc : KC;
+        /* k-block: as long as the packed block still fits the scratch (in
+         * L2): a query's 17 rows take all of k = 3072 at once, so each
+         * kernel call runs 4-6x longer between its reductions and stores */
+        int kb = (int)((QE_MM_SCRATCH / sizeof(float)) / (size_t)mc) / STEP * STEP;
+        if (kb < KC) kb = KC;
+        for (int pc = 0; pc < a->k; pc += kb) {
+            int kc = a->k - pc < kb ? a->k - pc : kb;
             int full = kc / STEP, rem = kc % STEP;
             int kcp = (full + (rem > 0)) * STEP;
             pack_x(a, ic, mc, pc, kc, kcp, perm, xs);
@@ -218,29 +236,23 @@ TGT static void task(void *arg, int t, int thread) {
                     }
                 }
                 float out[TR][TC], o2[TR][TC];
-                int it = 0;
-                for (; it + TR <= mc; it += TR) {
+                for (int it = 0; it < mc;) {
+                    /* tiles of 3 rows, ending with 2+2 rather than 3+1 (a
+                     * 1-row tile costs as much time as a 3-row one) */
+                    int left = mc - it;
+                    int R = left >= 3 && left != 4 ? 3 : left >= 2 ? 2 : 1;
                     const float *xr = xs + (size_t)it * kcp;
-                    jb->kt(full, xr, (size_t)kcp, wr, out);
+                    jb->k[R](full, xr, (size_t)kcp, wr, out);
                     if (rem) {
-                        jb->kt(1, xr + (size_t)full * STEP, (size_t)kcp, wt, o2);
-                        for (int r = 0; r < TR; r++)
+                        jb->k[R](1, xr + (size_t)full * STEP, (size_t)kcp, wt, o2);
+                        for (int r = 0; r < R; r++)
                             for (int c = 0; c < nc; c++) out[r][c] += o2[r][c];
                     }
-                    for (int r = 0; r < TR; r++) {
+                    for (int r = 0; r < R; r++) {
                         float *yr = a->y + (size_t)(ic + it + r) * a->ldy + jt;
                         for (int c = 0; c < nc; c++) yr[c] = pc ? yr[c] + out[r][c] : out[r][c];
                     }
-                }
-                for (; it < mc; it++) {
-                    const float *xr = xs + (size_t)it * kcp;
-                    jb->k1(full, xr, (size_t)kcp, wr, out);
-                    if (rem) {
-                        jb->k1(1, xr + (size_t)full * STEP, (size_t)kcp, wt, o2);
-                        for (int c = 0; c < nc; c++) out[0][c] += o2[0][c];
-                    }
-                    float *yr = a->y + (size_t)(ic + it) * a->ldy + jt;
-                    for (int c = 0; c < nc; c++) yr[c] = pc ? yr[c] + out[0][c] : out[0][c];
+                    it += R;
                 }
             }
         }
@@ -248,17 +260,16 @@ TGT static void task(void *arg, int t, int thread) {
 }
 
 int qe_matmul_avx2(const qe_mm_args *a) {
-    /* many rows: the packed-weights form wins (see its file). Since it packs
-     * its activations into micro-panels it wins from 32 rows on here (Zen 3,
-     * 2 threads, 2026-11-25: m = 32..96 gave ~120-160 GFLOP/s against
-     * ~100 for this dot form; at m = 16 the two were level within noise),
-     * so the threshold is lower than QE_MM_GEMM_MIN_M. */
+    /* many rows: the packed-weights form wins (see its file). Measured
+     * here (Zen 3, 1 thread, the 0.6B shapes, 2026-11-25), dot form against
+     * GEMM form in GFLOP/s: m = 32: 62/51, 64: 66/58, 80: 60/59, 96: 59/71,
+     * 128: 59/66. */
     if (a->m >= AVX2_GEMM_MIN_M && qe_matmul_avx2_gemm(a) == 0) return 0;
-    job jb = {a, qe_mm_n_tasks(a, TC), NULL, NULL, NULL};
+    job jb = {a, qe_mm_n_tasks(a, TC), {NULL}, NULL};
     switch (a->wt) {
-    case QE_BF16: jb.kt = kt_bf16; jb.k1 = k1_bf16; break;
-    case QE_F16: jb.kt = kt_f16; jb.k1 = k1_f16; break;
-    case QE_F32: jb.kt = kt_f32; jb.k1 = k1_f32; break;
+    case QE_BF16: jb.k[1] = k1_bf16; jb.k[2] = k2_bf16; jb.k[3] = k3_bf16; break;
+    case QE_F16: jb.k[1] = k1_f16; jb.k[2] = k2_f16; jb.k[3] = k3_f16; break;
+    case QE_F32: jb.k[1] = k1_f32; jb.k[2] = k2_f32; jb.k[3] = k3_f32; break;
     default: return -1;
     }
     return qe_mm_run(a->pool, task, &jb, jb.n_tasks, &jb.own_scratch);

@@ -1,4 +1,4 @@
-/* AVX2 + FMA product for many activation rows (m >= 32, AVX2_GEMM_MIN_M in
+/* AVX2 + FMA product for many activation rows (m >= 80, AVX2_GEMM_MIN_M in
  * matmul_avx2.c: batches of texts), in the classic GEMM "broadcast" form.
  *
  * Why a second form: the dot form of matmul_avx2.c reads weights as stored

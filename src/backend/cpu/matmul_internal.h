@@ -62,8 +62,7 @@ int qe_mm_run(qe_pool *pool, qe_task_fn fn, void *job, int n_tasks, void **own_s
 void qe_matmul_scalar(const qe_mm_args *a);
 int qe_matmul_avx2(const qe_mm_args *a);
 /* AVX2 in the broadcast (packed-weights) form, used by qe_matmul_avx2 from
- * QE_MM_GEMM_MIN_M activation rows on (matmul_avx2_gemm.c). */
-#define QE_MM_GEMM_MIN_M 128
+ * AVX2_GEMM_MIN_M activation rows on (matmul_avx2.c, matmul_avx2_gemm.c). */
 int qe_matmul_avx2_gemm(const qe_mm_args *a);
 int qe_matmul_avx512(const qe_mm_args *a);
 int qe_matmul_avx512bf16(const qe_mm_args *a);
