@@ -249,6 +249,10 @@ QEMBED_API qembed_status qembed_ctx_create(const qembed_model *model,
                                            const qembed_ctx_params *params, qembed_ctx **out,
                                            qembed_error *err);
 QEMBED_API void qembed_ctx_free(qembed_ctx *ctx);
+/* The bytes of activation memory the context planned at creation (for its
+ * max_batch_tokens and threads): the most a forward pass adds to the weights,
+ * however long its inputs (attention runs in tiles; nothing is n x n). */
+QEMBED_API uint64_t qembed_ctx_activation_bytes(const qembed_ctx *ctx);
 
 typedef struct qembed_embed_options {
     const char *instruction; /* non-NULL: texts become "Instruct: {instruction}\nQuery:{text}" */

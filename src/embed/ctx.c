@@ -53,6 +53,14 @@ qembed_status qembed_ctx_create(const qembed_model *model, const qembed_ctx_para
     return QEMBED_OK;
 }
 
+uint64_t qembed_ctx_activation_bytes(const qembed_ctx *c) {
+    if (!c) return 0;
+    return qe_fwd_state_bytes(&c->model->cfg, c->cap, qe_pool_size(c->pool)) +
+           (uint64_t)c->cap * sizeof(int32_t) +
+           (uint64_t)QE_MAX_SEQ_PER_PASS * (uint64_t)c->model->cfg.hidden_size * sizeof(float) +
+           (uint64_t)qe_pool_scratch_bytes(c->pool);
+}
+
 void qembed_ctx_free(qembed_ctx *c) {
     if (!c) return;
     qe_fwd_state_free(&c->st);

@@ -16,6 +16,8 @@ typedef struct qe_pool qe_pool;
 qe_pool *qe_pool_create(int n_threads);
 void qe_pool_free(qe_pool *pool);
 int qe_pool_size(const qe_pool *pool);
+/* Bytes the pool allocated for its threads' packing blocks. */
+size_t qe_pool_scratch_bytes(const qe_pool *pool);
 
 /* Runs fn(arg, task, thread) for task in [0, n_tasks) on the pool's threads
  * (the caller's thread included) and returns when all are done. */

@@ -181,6 +181,8 @@ void qe_pool_free(qe_pool *p) {
 
 int qe_pool_size(const qe_pool *p) { return p ? p->n_threads : 1; }
 
+size_t qe_pool_scratch_bytes(const qe_pool *p) { return p ? (size_t)p->n_threads * QE_MM_SCRATCH : 0; }
+
 void qe_pool_run(qe_pool *p, qe_task_fn fn, void *arg, int n_tasks) {
     if (n_tasks <= 0) return;
     if (!p || p->n_threads == 1 || n_tasks == 1) {
