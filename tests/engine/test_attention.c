@@ -1,7 +1,9 @@
 /* The tiled online-softmax attention against a direct softmax over the full
- * score row, on random packed batches: several sequence lengths (one token,
- * tile edges, several tiles), grouped-query heads, every ISA body the CPU
- * has, last_only mode, and 1 vs 2 threads. */
+ * score row, on random packed batches: sequence lengths around the tile
+ * edges (63/64/65 keys, 127/128/129 queries) and shorter than a 6-vector
+ * micro-tile, GQA groups 1 to 4, head dims from 2 (the least a config allows)
+ * to 128, every ISA body the CPU has, last_only mode, 1 vs 2 threads, and a
+ * NaN in a key or value: it reaches the rows that see it and no other. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,14 +47,31 @@ static void naive(const float *q, const float *k, const float *v, const int *off
             }
 }
 
-int main(void) {
-    const int lens[] = {1, 31, 63, 64, 65, 129, 150, 7};
-    const int n_seq = sizeof lens / sizeof lens[0];
-    const int nh = 4, nkv = 2, hd = 24; /* hd not a multiple of 16: the tails run too */
-    int off[16], T = 0;
-    for (int s = 0; s < n_seq; s++) {
-        off[s] = T;
-        T += lens[s];
+typedef struct attn_case {
+    int nh, nkv, hd;
+    int lens[12]; /* ends at 0 */
+    int nan_k, nan_v; /* a token whose key (kv head 1 % nkv) / value (kv head 0) is NaN; -1: none */
+} attn_case;
+
+static const attn_case cases[] = {
+    {4, 2, 24, {1, 31, 63, 64, 65, 129, 150, 7}, -1, -1},
+    {2, 2, 16, {2, 5, 6, 127, 128, 129, 3}, -1, -1},
+    {16, 8, 128, {1, 130, 260}, -1, -1},
+    {8, 2, 64, {200, 1, 65}, -1, -1},
+    {3, 1, 2, {70, 4}, -1, -1},
+    {6, 3, 36, {66, 13, 140}, -1, -1},
+    {4, 2, 24, {70, 9}, 68, 69}, /* NaN key, NaN value: only later rows see them */
+};
+
+static int nan_of(double x) { return x != x; }
+
+/* 0: every ISA, thread count and last_only mode agree with naive() */
+static int run_case(const attn_case *c) {
+    const int nh = c->nh, nkv = c->nkv, hd = c->hd;
+    int off[13], n_seq = 0, T = 0;
+    for (; c->lens[n_seq]; n_seq++) {
+        off[n_seq] = T;
+        T += c->lens[n_seq];
     }
     off[n_seq] = T;
     size_t QD = (size_t)nh * hd, KD = (size_t)nkv * hd;
@@ -62,10 +81,12 @@ int main(void) {
     for (size_t i = 0; i < (size_t)T * QD; i++) q[i] = 2.0f * frand();
     for (size_t i = 0; i < (size_t)T * KD; i++) k[i] = 2.0f * frand();
     for (size_t i = 0; i < (size_t)T * KD; i++) v[i] = frand();
+    if (c->nan_k >= 0) k[(size_t)c->nan_k * KD + (size_t)(1 % nkv) * hd + 3 % hd] = NAN;
+    if (c->nan_v >= 0) v[(size_t)c->nan_v * KD + 1 % hd] = NAN;
     naive(q, k, v, off, n_seq, nh, nkv, hd, want);
 
     int failures = 0;
-    int tile_off[17];
+    int tile_off[13];
     qe_isa best = qe_cpu_isa();
     for (int isa = QE_ISA_SCALAR; isa <= (int)best; isa++)
         for (int threads = 1; threads <= 2; threads++)
@@ -79,22 +100,30 @@ int main(void) {
                                   .isa = (qe_isa)isa};
                 qe_attention(pool, &a);
                 double worst = 0;
+                int nan_wrong = 0;
                 for (int s = 0; s < n_seq; s++)
                     for (int i = off[s]; i < off[s + 1]; i++) {
                         int is_last = i == off[s + 1] - 1;
                         for (size_t x = 0; x < QD; x++) {
                             float expect = last_only && !is_last ? q[(size_t)i * QD + x] : want[(size_t)i * QD + x];
-                            double d = fabs((double)got[(size_t)i * QD + x] - expect);
+                            float g = got[(size_t)i * QD + x];
+                            if (nan_of(expect) || nan_of(g)) {
+                                nan_wrong += nan_of(expect) != nan_of(g);
+                                continue;
+                            }
+                            double d = fabs((double)g - expect);
                             if (d > worst) worst = d;
                         }
                     }
-                if (worst > 2e-5) {
+                char what[160];
+                snprintf(what, sizeof what, "heads %d/%d hd %d isa %s threads %d last_only %d", nh, nkv, hd,
+                         qe_isa_name((qe_isa)isa), threads, last_only);
+                if (worst > 2e-5 || nan_wrong) {
                     failures++;
-                    fprintf(stderr, "FAIL isa %s threads %d last_only %d: max error %.3g\n",
-                            qe_isa_name((qe_isa)isa), threads, last_only, worst);
+                    fprintf(stderr, "FAIL %s: max error %.3g, %d values NaN where they should not be or not NaN where they should\n",
+                            what, worst, nan_wrong);
                 } else {
-                    printf("ok isa %s threads %d last_only %d: max error %.3g\n", qe_isa_name((qe_isa)isa),
-                           threads, last_only, worst);
+                    printf("ok %s: max error %.3g\n", what, worst);
                 }
                 free(scratch);
                 qe_pool_free(pool);
@@ -104,5 +133,11 @@ int main(void) {
     free(v);
     free(want);
     free(got);
+    return failures;
+}
+
+int main(void) {
+    int failures = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) failures += run_case(&cases[i]);
     return failures ? 1 : 0;
 }

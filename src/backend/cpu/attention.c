@@ -8,32 +8,70 @@
 #define QE_X86 1
 #endif
 
-/* Work per (query tile, head), flash-attention style:
- *   Kt   = the key tile transposed, (head_dim, TILE_K): each query row's
- *          scores are then TILE_K-wide vector FMAs with no horizontal sums;
- *   s    = q_i Kt * scale, masked causally, folded into the running max and
- *          sum (online softmax, f32);
- *   acc += p V_tile, a block of acc kept in registers across the keys.
- * The two inner loops have a plain C body (the reference) and an AVX2+FMA
- * body, chosen once per call from the ISA the kernels detected. Machines with
+/* Work per task = (query tile, kv head), flash-attention style. The task's
+ * query vectors (TILE_Q rows x the `group` query heads sharing the kv head)
+ * are handled together, GEMM-style, for each key tile of TILE_K keys:
+ *   S (nvec x TILE_K)  = Q Kt                  micro-tiles of MR x NR scores;
+ *   per row: scale, causal mask, online softmax (running max and sum, f32);
+ *   O (nvec x head_dim) = O * corr + P V_tile  micro-tiles of MR x NR outputs.
+ * Why blocked: one query row at a time did one load per FMA from a 32 KiB
+ * key tile and a 32 KiB value tile (more than L1 together), so it ran at
+ * about 30% of the FMA peak. A 6 x 16 micro-tile does 12 FMAs per 2 vector
+ * loads + 6 broadcasts, the vector operand panel (16 keys or 16 columns of
+ * V) staying in L1 while the broadcast operand streams.
+ *
+ * Packed layouts (all in the per-thread scratch):
+ *   qp: query vectors in MR-vector panels, panel b = [d][MR] (one sequential
+ *       broadcast stream; vectors past nvec zero). Vector v is row r0 + v /
+ *       group of head kvh*group + v % group: row-major, so the rows a key
+ *       tile hides (causal) form a prefix and the panels a mask touches are
+ *       few.
+ *   kp: key tile transposed in NR-key panels, panel jp = [d][NR] (keys past
+ *       the tile's end zero).
+ *   vp: value tile in NR-column panels, panel dp = [key][NR] (columns past
+ *       head_dim zero).
+ *   s:  scores, then probabilities, [v][TILE_K].
+ * The micro-kernels have a plain C body (the reference) and an AVX2+FMA body
+ * with the same summation order per output (so the two agree closely),
+ * chosen once per call from the ISA the kernels detected. Machines with
  * AVX-512 run the AVX2 body (no AVX-512 body: none could be tested here). */
+
+#define MR 6  /* query vectors per micro-tile: 12 accumulators + 2 loads + 1 broadcast */
+#define NR 16 /* keys (scores) or output columns (P V) per micro-tile: two ymm */
+#define TK QE_ATTN_TILE_K
+
+#if QE_ATTN_TILE_K % 16 != 0
+#error "key tiles must be whole NR-key panels"
+#endif
+_Static_assert(sizeof(int) == sizeof(float), "vis: one int in each float of its scratch room");
+
+static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
 size_t qe_attn_scratch_floats(int head_dim, int group) {
     const size_t Q = (size_t)QE_ATTN_TILE_Q * (size_t)group; /* query vectors per task */
-    /* q vectors, accumulators, running max and sum, one score row,
-     * the transposed key tile and the contiguous value tile */
-    return Q * (size_t)head_dim * 2 + 2 * Q + QE_ATTN_TILE_K +
-           2 * (size_t)head_dim * QE_ATTN_TILE_K;
+    const size_t QP = round_up(Q, MR);                        /* ... in whole panels */
+    const size_t D = (size_t)head_dim;
+    return QP * D                   /* qp */
+           + Q * D                  /* o: output accumulators (nvec, head_dim) */
+           + 4 * Q                  /* running max, running sum, rescale factor, visible keys */
+           + QP * TK                /* s */
+           + TK * D                 /* kp */
+           + TK * round_up(D, NR);  /* vp */
 }
 
 typedef struct attn_vec {
-    /* s[j] = sum_d q[d] * kt[d*TILE_K + j] for j < TILE_K */
-    void (*scores)(const float *q, const float *kt, int hd, float *s);
-    /* acc[d] += sum_j p[j] * v[j*ldv + d] for j < n */
-    void (*pv)(float *acc, const float *p, const float *v, size_t ldv, int n, int hd);
+    /* s[r*TK + c] = sum_d qp[d*MR + r] * kp[d*NR + c], r < MR, c < NR, d in order */
+    void (*qk)(const float *qp, const float *kp, int hd, float *s);
+    /* o[r*ldo + c] = o[r*ldo + c] * corr[r] + sum_j p[r*TK + j] * vp[j*NR + c]
+     * for r < MR, c < NR, j in order over keys j < jf (every row) and then
+     * jf <= j < min(jm, nv[r]) (the causal diagonal: per row). */
+    void (*pv)(float *o, size_t ldo, const float *corr, const float *p, const float *vp, const int *nv,
+               int jf, int jm);
     /* s[j] = exp(s[j]*scale - m_new) for j < n, where m_new = max(m_old,
      * max_j s[j]*scale); returns the sum of the new s[j]. NaN propagates. */
     float (*softmax)(float *s, int n, float scale, float m_old, float *m_new);
+    /* kp[(j/NR)*NR*hd + d*NR + j%NR] = k[j*ld + d] for j < nk, 0 for nk <= j < TK */
+    void (*pack_k)(const float *k, size_t ld, int nk, int hd, float *kp);
 } attn_vec;
 
 static float softmax_scalar(float *s, int n, float scale, float m_old, float *m_new) {
@@ -52,93 +90,160 @@ static float softmax_scalar(float *s, int n, float scale, float m_old, float *m_
     return ps;
 }
 
-static void scores_scalar(const float *q, const float *kt, int hd, float *s) {
-    for (int j = 0; j < QE_ATTN_TILE_K; j++) s[j] = 0.0f;
-    for (int d = 0; d < hd; d++) {
-        const float qd = q[d];
-        const float *row = kt + (size_t)d * QE_ATTN_TILE_K;
-        for (int j = 0; j < QE_ATTN_TILE_K; j++) s[j] += qd * row[j];
+static void qk_scalar(const float *qp, const float *kp, int hd, float *s) {
+    float acc[MR][NR] = {{0}};
+    for (int d = 0; d < hd; d++)
+        for (int r = 0; r < MR; r++)
+            for (int c = 0; c < NR; c++) acc[r][c] += qp[d * MR + r] * kp[d * NR + c];
+    for (int r = 0; r < MR; r++) memcpy(s + (size_t)r * TK, acc[r], sizeof acc[r]);
+}
+
+static void pv_scalar(float *o, size_t ldo, const float *corr, const float *p, const float *vp, const int *nv,
+                      int jf, int jm) {
+    for (int r = 0; r < MR; r++) {
+        const int n = nv[r] < jm ? (nv[r] > jf ? nv[r] : jf) : jm;
+        for (int c = 0; c < NR; c++) {
+            float a = o[(size_t)r * ldo + c] * corr[r];
+            for (int j = 0; j < n; j++) a += p[r * TK + j] * vp[j * NR + c];
+            o[(size_t)r * ldo + c] = a;
+        }
     }
 }
 
-static void pv_scalar(float *acc, const float *p, const float *v, size_t ldv, int n, int hd) {
-    for (int j = 0; j < n; j++) {
-        const float pj = p[j];
-        const float *vj = v + (size_t)j * ldv;
-        for (int d = 0; d < hd; d++) acc[d] += pj * vj[d];
+static void pack_k_scalar(const float *k, size_t ld, int nk, int hd, float *kp) {
+    for (int j = 0; j < TK; j++) {
+        float *kpj = kp + (size_t)(j / NR) * NR * hd + j % NR;
+        const float *kj = k + (size_t)j * ld;
+        for (int d = 0; d < hd; d++) kpj[(size_t)d * NR] = j < nk ? kj[d] : 0.0f;
     }
 }
 
 #ifdef QE_X86
-#if QE_ATTN_TILE_K != 64
-#error "scores_avx2 assumes 64-key tiles (8 accumulators)"
-#endif
-__attribute__((target("avx2,fma"))) static void scores_avx2(const float *q, const float *kt, int hd,
-                                                             float *s) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
-           a3 = _mm256_setzero_ps(), a4 = _mm256_setzero_ps(), a5 = _mm256_setzero_ps(),
-           a6 = _mm256_setzero_ps(), a7 = _mm256_setzero_ps();
+#define TGT __attribute__((target("avx2,fma")))
+
+TGT static void qk_avx2(const float *qp, const float *kp, int hd, float *s) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 4
     for (int d = 0; d < hd; d++) {
-        const __m256 b = _mm256_set1_ps(q[d]);
-        const float *r = kt + (size_t)d * 64;
-        a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r), a0);
-        a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r + 8), a1);
-        a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r + 16), a2);
-        a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r + 24), a3);
-        a4 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r + 32), a4);
-        a5 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r + 40), a5);
-        a6 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r + 48), a6);
-        a7 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r + 56), a7);
+        const __m256 w0 = _mm256_loadu_ps(kp), w1 = _mm256_loadu_ps(kp + 8);
+        __m256 b;
+        b = _mm256_broadcast_ss(qp + 0); c00 = _mm256_fmadd_ps(b, w0, c00); c01 = _mm256_fmadd_ps(b, w1, c01);
+        b = _mm256_broadcast_ss(qp + 1); c10 = _mm256_fmadd_ps(b, w0, c10); c11 = _mm256_fmadd_ps(b, w1, c11);
+        b = _mm256_broadcast_ss(qp + 2); c20 = _mm256_fmadd_ps(b, w0, c20); c21 = _mm256_fmadd_ps(b, w1, c21);
+        b = _mm256_broadcast_ss(qp + 3); c30 = _mm256_fmadd_ps(b, w0, c30); c31 = _mm256_fmadd_ps(b, w1, c31);
+        b = _mm256_broadcast_ss(qp + 4); c40 = _mm256_fmadd_ps(b, w0, c40); c41 = _mm256_fmadd_ps(b, w1, c41);
+        b = _mm256_broadcast_ss(qp + 5); c50 = _mm256_fmadd_ps(b, w0, c50); c51 = _mm256_fmadd_ps(b, w1, c51);
+        kp += NR;
+        qp += MR;
     }
-    _mm256_storeu_ps(s, a0);
-    _mm256_storeu_ps(s + 8, a1);
-    _mm256_storeu_ps(s + 16, a2);
-    _mm256_storeu_ps(s + 24, a3);
-    _mm256_storeu_ps(s + 32, a4);
-    _mm256_storeu_ps(s + 40, a5);
-    _mm256_storeu_ps(s + 48, a6);
-    _mm256_storeu_ps(s + 56, a7);
+    _mm256_storeu_ps(s + 0 * TK, c00); _mm256_storeu_ps(s + 0 * TK + 8, c01);
+    _mm256_storeu_ps(s + 1 * TK, c10); _mm256_storeu_ps(s + 1 * TK + 8, c11);
+    _mm256_storeu_ps(s + 2 * TK, c20); _mm256_storeu_ps(s + 2 * TK + 8, c21);
+    _mm256_storeu_ps(s + 3 * TK, c30); _mm256_storeu_ps(s + 3 * TK + 8, c31);
+    _mm256_storeu_ps(s + 4 * TK, c40); _mm256_storeu_ps(s + 4 * TK + 8, c41);
+    _mm256_storeu_ps(s + 5 * TK, c50); _mm256_storeu_ps(s + 5 * TK + 8, c51);
 }
 
-__attribute__((target("avx2,fma"))) static void pv_avx2(float *acc, const float *p, const float *v,
-                                                         size_t ldv, int n, int hd) {
-    int d0 = 0;
-    /* 64 accumulators at a time stay in 8 registers across all keys */
-    for (; d0 + 64 <= hd; d0 += 64) {
-        float *o = acc + d0;
-        __m256 a0 = _mm256_loadu_ps(o), a1 = _mm256_loadu_ps(o + 8), a2 = _mm256_loadu_ps(o + 16),
-               a3 = _mm256_loadu_ps(o + 24), a4 = _mm256_loadu_ps(o + 32),
-               a5 = _mm256_loadu_ps(o + 40), a6 = _mm256_loadu_ps(o + 48),
-               a7 = _mm256_loadu_ps(o + 56);
-        for (int j = 0; j < n; j++) {
-            const __m256 b = _mm256_set1_ps(p[j]);
-            const float *r = v + (size_t)j * ldv + d0;
-            a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r), a0);
-            a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r + 8), a1);
-            a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r + 16), a2);
-            a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r + 24), a3);
-            a4 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r + 32), a4);
-            a5 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r + 40), a5);
-            a6 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r + 48), a6);
-            a7 = _mm256_fmadd_ps(b, _mm256_loadu_ps(r + 56), a7);
+/* row r's accumulators += p[r][j] * (w0, w1) */
+#define PV_ROW(r, c0, c1)                                          \
+    do {                                                           \
+        const __m256 b = _mm256_broadcast_ss(p + (r) * TK + j);    \
+        c0 = _mm256_fmadd_ps(b, w0, c0);                           \
+        c1 = _mm256_fmadd_ps(b, w1, c1);                           \
+    } while (0)
+
+TGT static void pv_avx2(float *o, size_t ldo, const float *corr, const float *p, const float *vp, const int *nv,
+                        int jf, int jm) {
+#define PV_LOAD(r, c0, c1)                                                              \
+    const __m256 k##r = _mm256_broadcast_ss(corr + (r));                                \
+    __m256 c0 = _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)(r) * ldo), k##r);            \
+    __m256 c1 = _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)(r) * ldo + 8), k##r)
+    PV_LOAD(0, c00, c01);
+    PV_LOAD(1, c10, c11);
+    PV_LOAD(2, c20, c21);
+    PV_LOAD(3, c30, c31);
+    PV_LOAD(4, c40, c41);
+    PV_LOAD(5, c50, c51);
+#undef PV_LOAD
+    int j = 0;
+#pragma GCC unroll 4
+    for (; j < jf; j++) {
+        const __m256 w0 = _mm256_loadu_ps(vp + j * NR), w1 = _mm256_loadu_ps(vp + j * NR + 8);
+        PV_ROW(0, c00, c01);
+        PV_ROW(1, c10, c11);
+        PV_ROW(2, c20, c21);
+        PV_ROW(3, c30, c31);
+        PV_ROW(4, c40, c41);
+        PV_ROW(5, c50, c51);
+    }
+    /* the causal diagonal: a masked key must not reach a row at all (0 * an
+     * Inf or NaN value would), so it is skipped, not multiplied by zero */
+    for (; j < jm; j++) {
+        const __m256 w0 = _mm256_loadu_ps(vp + j * NR), w1 = _mm256_loadu_ps(vp + j * NR + 8);
+        if (j < nv[0]) PV_ROW(0, c00, c01);
+        if (j < nv[1]) PV_ROW(1, c10, c11);
+        if (j < nv[2]) PV_ROW(2, c20, c21);
+        if (j < nv[3]) PV_ROW(3, c30, c31);
+        if (j < nv[4]) PV_ROW(4, c40, c41);
+        if (j < nv[5]) PV_ROW(5, c50, c51);
+    }
+    _mm256_storeu_ps(o + 0 * ldo, c00); _mm256_storeu_ps(o + 0 * ldo + 8, c01);
+    _mm256_storeu_ps(o + 1 * ldo, c10); _mm256_storeu_ps(o + 1 * ldo + 8, c11);
+    _mm256_storeu_ps(o + 2 * ldo, c20); _mm256_storeu_ps(o + 2 * ldo + 8, c21);
+    _mm256_storeu_ps(o + 3 * ldo, c30); _mm256_storeu_ps(o + 3 * ldo + 8, c31);
+    _mm256_storeu_ps(o + 4 * ldo, c40); _mm256_storeu_ps(o + 4 * ldo + 8, c41);
+    _mm256_storeu_ps(o + 5 * ldo, c50); _mm256_storeu_ps(o + 5 * ldo + 8, c51);
+}
+#undef PV_ROW
+
+/* 8x8 transpose of r[0..7] in place (as in matmul_avx2_gemm.c, which keeps
+ * its copy static) */
+TGT static inline void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* pack_k_scalar's result, 8 keys x 8 dims per register transpose: a scalar
+ * transpose cost an eighth of the FMA work it feeds */
+TGT static void pack_k_avx2(const float *k, size_t ld, int nk, int hd, float *kp) {
+    int j0 = 0;
+    for (; j0 + 8 <= nk; j0 += 8) {
+        float *dst = kp + (size_t)(j0 / NR) * NR * hd + j0 % NR;
+        const float *src = k + (size_t)j0 * ld;
+        int d = 0;
+        for (; d + 8 <= hd; d += 8) {
+            __m256 r[8];
+            for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(src + q * ld + d);
+            transpose8(r);
+            for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (size_t)(d + q) * NR, r[q]);
         }
-        _mm256_storeu_ps(o, a0);
-        _mm256_storeu_ps(o + 8, a1);
-        _mm256_storeu_ps(o + 16, a2);
-        _mm256_storeu_ps(o + 24, a3);
-        _mm256_storeu_ps(o + 32, a4);
-        _mm256_storeu_ps(o + 40, a5);
-        _mm256_storeu_ps(o + 48, a6);
-        _mm256_storeu_ps(o + 56, a7);
+        for (; d < hd; d++)
+            for (int q = 0; q < 8; q++) dst[(size_t)d * NR + q] = src[q * ld + d];
     }
-    for (; d0 + 8 <= hd; d0 += 8) {
-        __m256 a = _mm256_loadu_ps(acc + d0);
-        for (int j = 0; j < n; j++)
-            a = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + (size_t)j * ldv + d0), a);
-        _mm256_storeu_ps(acc + d0, a);
+    for (; j0 < TK; j0++) {
+        float *kpj = kp + (size_t)(j0 / NR) * NR * hd + j0 % NR;
+        const float *kj = k + (size_t)j0 * ld;
+        for (int d = 0; d < hd; d++) kpj[(size_t)d * NR] = j0 < nk ? kj[d] : 0.0f;
     }
-    for (; d0 < hd; d0++)
-        for (int j = 0; j < n; j++) acc[d0] += p[j] * v[(size_t)j * ldv + d0];
 }
 
 /* exp(x) for x <= 0 as in Cephes expf (range reduction by ln 2, degree-5
@@ -202,12 +307,13 @@ __attribute__((target("avx2,fma"))) static float softmax_avx2(float *s, int n, f
 #endif
 
 static attn_vec pick_vec(qe_isa isa) {
-    attn_vec v = {scores_scalar, pv_scalar, softmax_scalar};
+    attn_vec v = {qk_scalar, pv_scalar, softmax_scalar, pack_k_scalar};
 #ifdef QE_X86
     if (isa >= QE_ISA_AVX2) {
-        v.scores = scores_avx2;
+        v.qk = qk_avx2;
         v.pv = pv_avx2;
         v.softmax = softmax_avx2;
+        v.pack_k = pack_k_avx2;
     }
 #endif
     return v;
@@ -217,17 +323,137 @@ static attn_vec pick_vec(qe_isa isa) {
 typedef struct attn_call {
     const qe_attn_args *a;
     attn_vec vec;
+    int n_tasks;
 } attn_call;
 
-/* Task t = (query tile, kv head): the TILE_Q rows of one sequence for every
+/* One task's geometry: which rows, which heads, where its scratch lies. */
+typedef struct attn_tile {
+    int hd, group, nvec, np; /* np: MR-vector panels, the last may be partial */
+    int r0;                  /* first query row, within the sequence */
+    int c0, nk;              /* the current key tile: keys [c0, c0+nk) */
+    float *qp, *o, *mx, *sum, *corr, *s, *kp, *vp;
+    int *vis; /* (nvec) keys of the current tile each vector sees, <= 0: none */
+    /* the next key tile, fetched into cache while this one is computed */
+    const float *next_k, *next_v;
+    size_t ld;
+    int next_lines, next_done, next_step; /* cache lines in all, issued, per kernel call */
+} attn_tile;
+
+/* Issues the next step of prefetches of the next tile's key and value rows.
+ * Why: rows of one kv head are a few hundred bytes every ldkv floats, out in
+ * L3 or memory, and packing them waited on each miss in turn (a fifth of
+ * the time); spread over this tile's kernel calls they arrive meanwhile. */
+static void prefetch_next(attn_tile *t) {
+    const int per_row = (int)round_up((size_t)t->hd * sizeof(float), 64) / 64;
+    const int end = t->next_done + t->next_step < t->next_lines ? t->next_done + t->next_step : t->next_lines;
+    for (; t->next_done < end; t->next_done++) {
+        const int l = t->next_done / 2, row = l / per_row;
+        const int col = l % per_row * 16 < t->hd ? l % per_row * 16 : t->hd - 1; /* stays in the row */
+        const float *base = t->next_done % 2 ? t->next_v : t->next_k;
+        __builtin_prefetch(base + (size_t)row * t->ld + col, 0, 2);
+    }
+}
+
+/* Keys of the current tile that vector v sees (causal: row r sees keys
+ * 0..r), <= 0 when none; 0 for the padding past nvec. */
+static int n_visible(const attn_tile *t, int v) { return v < t->nvec ? t->vis[v] : 0; }
+
+/* Keys [c0, c0+nk) of kv head kvh (rows ld floats apart, often 4 KiB, which
+ * thrashes L1 sets when walked directly) into kp and vp, and each vector's
+ * visible keys into vis. Keys past nk and columns past hd are zero: the
+ * kernels compute them, nothing reads them. */
+static void pack_kv(attn_tile *t, const attn_vec *vec, const float *k, const float *v, size_t ld) {
+    const int hd = t->hd, nd = (int)round_up((size_t)hd, NR) / NR;
+    vec->pack_k(k, ld, t->nk, hd, t->kp);
+    for (int j = 0; j < t->nk; j++) { /* vp rows past nk: no kernel reads them */
+        const float *vj = v + (size_t)j * ld;
+        for (int dp = 0; dp < nd; dp++) {
+            const int n = hd - dp * NR < NR ? hd - dp * NR : NR;
+            float *dst = t->vp + ((size_t)dp * TK + j) * NR;
+            if (n == NR) /* a constant size: inlined as vector moves */
+                memcpy(dst, vj + dp * NR, NR * sizeof(float));
+            else
+                for (int c = 0; c < NR; c++) dst[c] = c < n ? vj[dp * NR + c] : 0.0f;
+        }
+    }
+    const int c1 = t->c0 + t->nk;
+    for (int i = 0; i * t->group < t->nvec; i++) {
+        const int r = t->r0 + i;
+        const int n = (c1 < r + 1 ? c1 : r + 1) - t->c0;
+        for (int g = 0; g < t->group; g++) t->vis[i * t->group + g] = n;
+    }
+}
+
+/* One key tile for all the task's vectors: S, softmax, O. */
+static void attend_tile(attn_tile *t, const attn_vec *vec, float scale) {
+    const int hd = t->hd, nd = (int)round_up((size_t)hd, NR) / NR;
+    /* S = Q Kt, key panel outermost: its 16 x hd floats stay in L1 while
+     * the query panels stream past. Key panels a whole query panel cannot
+     * see are skipped (the causal diagonal); nothing reads those scores. */
+    for (int jp = 0; jp * NR < t->nk; jp++)
+        for (int b = 0; b < t->np; b++) {
+            const int last = (b + 1) * MR < t->nvec ? (b + 1) * MR - 1 : t->nvec - 1;
+            if (n_visible(t, last) <= jp * NR) continue; /* rows grow with v: last sees most */
+            vec->qk(t->qp + (size_t)b * MR * hd, t->kp + (size_t)jp * NR * hd, hd,
+                    t->s + (size_t)b * MR * TK + jp * NR);
+            prefetch_next(t);
+        }
+    for (int v = 0; v < t->nvec; v++) {
+        const int nv = n_visible(t, v);
+        if (nv <= 0) { /* no visible key: the row is left as it is */
+            t->corr[v] = 1.0f;
+            continue;
+        }
+        float mnew;
+        const float ps = vec->softmax(t->s + (size_t)v * TK, nv, scale, t->mx[v], &mnew);
+        /* first tile: nothing to rescale (exp(-inf) would be 0 anyway) */
+        const float corr = t->mx[v] == -INFINITY ? 0.0f : expf(t->mx[v] - mnew);
+        t->corr[v] = corr;
+        t->sum[v] = t->sum[v] * corr + ps;
+        t->mx[v] = mnew;
+    }
+    /* O = O * corr + P V, value panel outermost (16 columns x TK keys, in L1) */
+    for (int dp = 0; dp < nd; dp++) {
+        const float *vp = t->vp + (size_t)dp * TK * NR;
+        const int nc = hd - dp * NR < NR ? hd - dp * NR : NR;
+        for (int b = 0; b < t->np; b++) {
+            const int v0 = b * MR, mr = t->nvec - v0 < MR ? t->nvec - v0 : MR;
+            int nv[MR], jf = TK, jm = 0;
+            float corr[MR];
+            for (int r = 0; r < MR; r++) {
+                nv[r] = r < mr ? n_visible(t, v0 + r) : 0;
+                if (nv[r] < 0) nv[r] = 0;
+                if (r < mr && nv[r] < jf) jf = nv[r];
+                if (nv[r] > jm) jm = nv[r];
+                corr[r] = r < mr ? t->corr[v0 + r] : 0.0f;
+            }
+            if (jm == 0) continue; /* no row sees a key: corr is 1 for all */
+            float *o = t->o + (size_t)v0 * hd + dp * NR;
+            const float *p = t->s + (size_t)v0 * TK;
+            if (mr == MR && nc == NR) {
+                vec->pv(o, (size_t)hd, corr, p, vp, nv, jf, jm);
+                continue;
+            }
+            /* a partial block: through a full one (rows past nvec, columns
+             * past hd are the padding and are not copied back) */
+            float blk[MR * NR] = {0};
+            for (int r = 0; r < mr; r++) memcpy(blk + r * NR, o + (size_t)r * hd, (size_t)nc * sizeof(float));
+            vec->pv(blk, NR, corr, p, vp, nv, jf, jm);
+            for (int r = 0; r < mr; r++) memcpy(o + (size_t)r * hd, blk + r * NR, (size_t)nc * sizeof(float));
+        }
+    }
+}
+
+/* Task = (query tile, kv head): the TILE_Q rows of one sequence for every
  * query head sharing that kv head (GQA group), so each key/value tile is
- * transposed/copied once for TILE_Q x group query vectors. The tile index
- * t / n_kv_heads is found in tile_off by binary search (tile_off[s] = first
- * tile of sequence s). */
+ * packed once for TILE_Q x group query vectors. Tasks run largest first (the
+ * pool hands them out in order; a causal tile's cost grows with its index),
+ * so the last ones to finish are short. The tile index is found in tile_off
+ * by binary search (tile_off[s] = first tile of sequence s). */
 static void attn_task(void *arg, int task, int thread) {
     const attn_call *call = arg;
     const qe_attn_args *a = call->a;
-    const attn_vec vec = call->vec;
+    task = call->n_tasks - 1 - task;
     const int hd = a->head_dim;
     const int group = a->n_heads / a->n_kv_heads;
     const int kvh = task % a->n_kv_heads;
@@ -249,65 +475,56 @@ static void attn_task(void *arg, int task, int thread) {
         r0 = (tile - a->tile_off[s]) * QE_ATTN_TILE_Q;
         r1 = r0 + QE_ATTN_TILE_Q < len ? r0 + QE_ATTN_TILE_Q : len;
     }
-    const int nq = r1 - r0;
-    const int nvec = nq * group; /* vector v: head kvh*group + v / nq, row r0 + v % nq */
+    attn_tile t = {.hd = hd, .group = group, .nvec = (r1 - r0) * group, .r0 = r0, .ld = a->ldkv};
+    t.np = (t.nvec + MR - 1) / MR;
+    const size_t Q = (size_t)QE_ATTN_TILE_Q * group;
+    t.qp = a->scratch + (size_t)thread * qe_attn_scratch_floats(hd, group);
+    t.o = t.qp + round_up(Q, MR) * hd; /* (nvec, hd) */
+    t.mx = t.o + Q * hd;               /* (nvec) */
+    t.sum = t.mx + Q;                  /* (nvec) */
+    t.corr = t.sum + Q;                /* (nvec) */
+    t.vis = (int *)(t.corr + Q);       /* (nvec) ints in a float's room */
+    t.s = t.corr + 2 * Q;              /* (np*MR, TK) */
+    t.kp = t.s + round_up(Q, MR) * TK; /* (TK/NR, hd, NR) */
+    t.vp = t.kp + (size_t)TK * hd;     /* (ceil(hd/NR), TK, NR) */
+
+    /* vector v = row r0 + v/group, head kvh*group + v%group: the group's heads
+     * are adjacent in a row of q, so vector v starts v*hd floats into it */
+    const float *qrow0 = a->q + (base + r0) * a->ldq + (size_t)kvh * group * hd;
+    for (int v = 0; v < t.np * MR; v++) {
+        float *dst = t.qp + (size_t)(v / MR) * MR * hd + v % MR;
+        if (v >= t.nvec) {
+            for (int d = 0; d < hd; d++) dst[(size_t)d * MR] = 0.0f;
+            continue;
+        }
+        const float *src = qrow0 + (size_t)(v / group) * a->ldq + (size_t)(v % group) * hd;
+        for (int d = 0; d < hd; d++) dst[(size_t)d * MR] = src[d];
+        memset(t.o + (size_t)v * hd, 0, (size_t)hd * sizeof(float));
+        t.mx[v] = -INFINITY;
+        t.sum[v] = 0.0f;
+    }
     const float scale = 1.0f / sqrtf((float)hd);
-
-    float *qt = a->scratch + (size_t)thread * qe_attn_scratch_floats(hd, group);
-    float *acc = qt + (size_t)QE_ATTN_TILE_Q * group * hd; /* (TILE_Q*group, hd) */
-    float *mx = acc + (size_t)QE_ATTN_TILE_Q * group * hd; /* (TILE_Q*group) */
-    float *sum = mx + (size_t)QE_ATTN_TILE_Q * group;      /* (TILE_Q*group) */
-    float *si = sum + (size_t)QE_ATTN_TILE_Q * group;      /* (TILE_K) one score row */
-    float *kt = si + QE_ATTN_TILE_K;                       /* (hd, TILE_K) */
-    float *vt = kt + (size_t)hd * QE_ATTN_TILE_K;          /* (TILE_K, hd) */
-
-    for (int v = 0; v < nvec; v++) {
-        const int h = kvh * group + v / nq, r = r0 + v % nq;
-        memcpy(qt + (size_t)v * hd, a->q + (base + r) * a->ldq + (size_t)h * hd,
-               (size_t)hd * sizeof(float));
-        memset(acc + (size_t)v * hd, 0, (size_t)hd * sizeof(float));
-        mx[v] = -INFINITY;
-        sum[v] = 0.0f;
-    }
     /* Causal: query row r sees keys 0..r; the tile needs keys [0, r1). */
-    for (int c0 = 0; c0 < r1; c0 += QE_ATTN_TILE_K) {
-        const int c1 = c0 + QE_ATTN_TILE_K < r1 ? c0 + QE_ATTN_TILE_K : r1;
-        const int nk = c1 - c0;
-        const float *kbase = a->k + (base + c0) * a->ldkv + (size_t)kvh * hd;
-        const float *vbase = a->v + (base + c0) * a->ldkv + (size_t)kvh * hd;
-        /* Key tile transposed, value tile made contiguous: rows of k and v
-         * lie ldkv floats apart (often 4 KiB), which thrashes L1 sets when
-         * walked directly. Columns past nk are zero and never read back. */
-        for (int j = 0; j < nk; j++) {
-            const float *kj = kbase + (size_t)j * a->ldkv;
-            for (int d = 0; d < hd; d++) kt[(size_t)d * QE_ATTN_TILE_K + j] = kj[d];
-            memcpy(vt + (size_t)j * hd, vbase + (size_t)j * a->ldkv, (size_t)hd * sizeof(float));
+    for (t.c0 = 0; t.c0 < r1; t.c0 += TK) {
+        t.nk = t.c0 + TK < r1 ? TK : r1 - t.c0;
+        const size_t off = (base + t.c0) * a->ldkv + (size_t)kvh * hd;
+        pack_kv(&t, &call->vec, a->k + off, a->v + off, a->ldkv);
+        const int next_nk = r1 - (t.c0 + TK) < TK ? r1 - (t.c0 + TK) : TK; /* <= 0: none */
+        t.next_lines = 0;
+        if (next_nk > 0) {
+            t.next_k = a->k + off + TK * a->ldkv;
+            t.next_v = a->v + off + TK * a->ldkv;
+            t.next_lines = 2 * next_nk * (int)(round_up((size_t)hd * sizeof(float), 64) / 64);
         }
-        for (int d = 0; d < hd; d++)
-            for (int j = nk; j < QE_ATTN_TILE_K; j++) kt[(size_t)d * QE_ATTN_TILE_K + j] = 0.0f;
-        for (int v = 0; v < nvec; v++) {
-            const int r = r0 + v % nq;
-            const int nvis = (c1 < r + 1 ? c1 : r + 1) - c0; /* keys [c0, c0+nvis) visible */
-            if (nvis <= 0) continue;
-            vec.scores(qt + (size_t)v * hd, kt, hd, si);
-            float mnew;
-            const float ps = vec.softmax(si, nvis, scale, mx[v], &mnew);
-            /* first tile: nothing to rescale (exp(-inf) would be 0 anyway) */
-            const float corr = mx[v] == -INFINITY ? 0.0f : expf(mx[v] - mnew);
-            float *av = acc + (size_t)v * hd;
-            if (corr != 1.0f)
-                for (int d = 0; d < hd; d++) av[d] *= corr;
-            vec.pv(av, si, vt, (size_t)hd, nvis, hd);
-            sum[v] = sum[v] * corr + ps;
-            mx[v] = mnew;
-        }
+        t.next_done = 0;
+        t.next_step = t.next_lines / (t.np * (TK / NR)) + 1;
+        attend_tile(&t, &call->vec, scale);
     }
-    for (int v = 0; v < nvec; v++) {
-        const int h = kvh * group + v / nq, r = r0 + v % nq;
-        float *o = a->q + (base + r) * a->ldq + (size_t)h * hd;
-        const float inv = 1.0f / sum[v];
-        const float *av = acc + (size_t)v * hd;
-        for (int d = 0; d < hd; d++) o[d] = av[d] * inv;
+    for (int v = 0; v < t.nvec; v++) {
+        float *out = a->q + (base + r0 + v / group) * a->ldq + (size_t)(kvh * group + v % group) * hd;
+        const float inv = 1.0f / t.sum[v];
+        const float *ov = t.o + (size_t)v * hd;
+        for (int d = 0; d < hd; d++) out[d] = ov[d] * inv;
     }
 }
 
@@ -319,6 +536,6 @@ void qe_attention(qe_pool *pool, const qe_attn_args *a) {
         tiles += a->last_only ? 1 : (len + QE_ATTN_TILE_Q - 1) / QE_ATTN_TILE_Q;
     }
     a->tile_off[a->n_seq] = tiles;
-    attn_call call = {a, pick_vec(a->isa)};
-    qe_pool_run(pool, attn_task, &call, tiles * a->n_kv_heads);
+    attn_call call = {a, pick_vec(a->isa), tiles * a->n_kv_heads};
+    qe_pool_run(pool, attn_task, &call, call.n_tasks);
 }

@@ -12,7 +12,12 @@
 
 #include "backend/cpu/kernels.h"
 
-#define QE_ATTN_TILE_Q 64
+/* Query rows per task and keys per tile. 128 rows: each key/value tile is
+ * gathered (from rows ldkv apart, in L3 or memory for long inputs) and packed
+ * once per 128 x group query vectors (with 64 rows, gathering and packing
+ * took about a fifth of the time on 2048 tokens; see attention.c). The per-thread scratch is ~390 KiB at head_dim 128,
+ * group 2 (qe_attn_scratch_floats), still inside a 512 KiB L2. */
+#define QE_ATTN_TILE_Q 128
 #define QE_ATTN_TILE_K 64
 
 typedef struct qe_attn_args {

@@ -1,0 +1,78 @@
+/* Causal attention speed on one long sequence, the 0.6b model's shape
+ * (16 query heads, 8 kv heads, head_dim 128) unless told otherwise:
+ *   bench_attention [tokens...] [-t threads] [-r runs] [-s scalar]
+ * Prints GFLOP/s, counting 2 FLOPs per multiply-add of Q K^T and P V over
+ * the causal triangle: n_heads * 2 * 2 * head_dim * L(L+1)/2, per second of
+ * wall time and per second of CPU time of all threads (cpu GFLOP/s: less
+ * disturbed by other processes on a shared machine; idle pool threads spin
+ * a little, which counts). The best of `runs` is reported. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/cpu/attention.h"
+
+static double clock_s(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    int lens[16], n_lens = 0, threads = 2, runs = 3, nh = 16, nkv = 8, hd = 128;
+    qe_isa isa = qe_cpu_isa();
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-r") && i + 1 < argc) runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-s")) isa = QE_ISA_SCALAR;
+        else if (n_lens < 16) lens[n_lens++] = atoi(argv[i]);
+    }
+    if (n_lens == 0) {
+        lens[0] = 2048;
+        lens[1] = 4096;
+        n_lens = 2;
+    }
+    qe_pool *pool = qe_pool_create(threads);
+    if (!pool) return 1;
+    unsigned x = 12345;
+    for (int li = 0; li < n_lens; li++) {
+        const int L = lens[li];
+        const size_t QD = (size_t)nh * hd, KD = (size_t)nkv * hd;
+        float *q = malloc((size_t)L * QD * sizeof(float)), *q0 = malloc((size_t)L * QD * sizeof(float));
+        float *k = malloc((size_t)L * KD * sizeof(float)), *v = malloc((size_t)L * KD * sizeof(float));
+        float *scratch = malloc((size_t)threads * qe_attn_scratch_floats(hd, nh / nkv) * sizeof(float));
+        if (!q || !q0 || !k || !v || !scratch) return 1;
+        for (size_t i = 0; i < (size_t)L * QD; i++) q0[i] = (float)((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+        for (size_t i = 0; i < (size_t)L * KD; i++) k[i] = (float)((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+        for (size_t i = 0; i < (size_t)L * KD; i++) v[i] = (float)((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+        int off[2] = {0, L}, tile_off[2];
+        double best = 1e30, best_cpu = 1e30;
+        for (int r = 0; r < runs; r++) {
+            memcpy(q, q0, (size_t)L * QD * sizeof(float));
+            qe_attn_args a = {.q = q, .ldq = QD, .k = k, .v = v, .ldkv = KD, .seq_off = off, .n_seq = 1,
+                              .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd, .tile_off = tile_off,
+                              .scratch = scratch, .isa = isa};
+            double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+            qe_attention(pool, &a);
+            double dt = clock_s(CLOCK_MONOTONIC) - t0, dc = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+            if (dt < best) best = dt;
+            if (dc < best_cpu) best_cpu = dc;
+        }
+        double flops = (double)nh * 2 * 2 * hd * ((double)L * (L + 1) / 2);
+        double sum = 0;
+        for (size_t i = 0; i < (size_t)L * QD; i++) sum += q[i];
+        printf("L %5d  %s  threads %d  best of %d: %8.3f ms  %6.1f GFLOP/s  per cpu-s %6.1f GFLOP"
+               "  (checksum %.6g)\n",
+               L, qe_isa_name(isa), threads, runs, best * 1e3, flops / best * 1e-9,
+               flops / best_cpu * 1e-9, sum);
+        free(q);
+        free(q0);
+        free(k);
+        free(v);
+        free(scratch);
+    }
+    qe_pool_free(pool);
+    return 0;
+}
