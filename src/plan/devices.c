@@ -166,6 +166,7 @@ qembed_status qe_devices_discover(const qembed_model_params *params, const qe_lo
     cpu->can_compute = 1;
     snprintf(cpu->detail, sizeof cpu->detail, "%d cores, %s, %s available", online_cores(),
              qe_isa_name(qe_cpu_isa()), qe_fmt_bytes(avail, b1, sizeof b1));
+    if (qe_cpu_isa_note()[0]) QE_WARN(lg, "cpu: %s", qe_cpu_isa_note());
     QE_DEBUG(lg, "discovered: cpu (%s); budget %s (%s)", cpu->detail,
             qe_fmt_bytes(cpu->budget, b2, sizeof b2), cpu->budget_src);
 

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/isa_check.h"
 #include "backend/cpu/kernels.h"
 
 static int g_fail = 0;
@@ -329,6 +330,43 @@ static void test_matmul(void) {
     qe_pool_free(pool2);
 }
 
+/* ---- the run-time check that gates each SIMD level ---- */
+static int scalar_variant(const qe_mm_args *a) {
+    qe_matmul_scalar(a);
+    return 0;
+}
+/* right everywhere but one output, off by 1e-3 of its scale */
+static int off_by_a_little(const qe_mm_args *a) {
+    qe_matmul_scalar(a);
+    float *last = a->y + (size_t)(a->m - 1) * a->ldy + (size_t)(a->n - 1);
+    *last += 1e-3f * (fabsf(*last) + 1e-3f);
+    return 0;
+}
+static int writes_nan(const qe_mm_args *a) {
+    qe_matmul_scalar(a);
+    a->y[0] = NAN;
+    return 0;
+}
+static int skips_a_row(const qe_mm_args *a) {
+    qe_mm_args b = *a;
+    if (b.m > 1) b.m--; /* the last row keeps the NaN the check pre-fills */
+    qe_matmul_scalar(&b);
+    return 0;
+}
+
+static void test_isa_check(void) {
+    CHECK(qe_mm_variant_check(scalar_variant) == 0, "the scalar reference against itself");
+    CHECK(qe_mm_variant_check(off_by_a_little) == -1, "a product off by 1e-3 passed the check");
+    CHECK(qe_mm_variant_check(writes_nan) == -1, "a NaN passed the check");
+    CHECK(qe_mm_variant_check(skips_a_row) == -1, "an unwritten row passed the check");
+    /* every level this CPU offers passed at start-up (or it would not be used
+     * and the note would say why) */
+    CHECK(qe_cpu_isa_note()[0] == '\0', "start-up check: %s", qe_cpu_isa_note());
+    for (int l = QE_ISA_AVX2; l <= (int)qe_cpu_isa(); l++)
+        CHECK(qe_isa_check((qe_isa)l) == 0, "level %s fails the check", qe_isa_name((qe_isa)l));
+    printf("kernels: run-time check passes %s and rejects 3 wrong products\n", qe_isa_name(qe_cpu_isa()));
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--isa-cap") == 0) {
         /* run with QEMBED_ISA set: the cap must be applied */
@@ -342,6 +380,7 @@ int main(int argc, char **argv) {
     }
     test_convert();
     test_pool();
+    test_isa_check();
     test_matmul();
     if (g_fail) {
         fprintf(stderr, "kernels: %d failure(s)\n", g_fail);

@@ -5,9 +5,16 @@
  *
  * QEMBED_ISA=scalar|avx2|avx512|avx512bf16 caps the level (never raises it
  * above what the CPU supports): to compare variants or to work around a
- * suspected kernel bug without rebuilding. An unknown value is ignored. */
+ * suspected kernel bug without rebuilding. An unknown value is ignored.
+ *
+ * Before a SIMD level is used its products are checked once against the
+ * scalar reference on this CPU (isa_check.c); a level that disagrees is
+ * skipped for the next lower one and reported by qe_cpu_isa_note. */
+#include "isa_check.h"
 #include "kernels.h"
 #include "matmul_internal.h"
+
+#include <stdio.h>
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -50,9 +57,26 @@ static qe_isa detect_hw(void) { return QE_ISA_SCALAR; }
 
 static qe_isa g_hw = QE_ISA_SCALAR, g_capped = QE_ISA_SCALAR;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static char g_note[256];
 
 static void detect_once(void) {
     g_hw = detect_hw();
+    /* the self-check: g_hw is lowered past any level that fails, so that no
+     * caller (not even one forcing a level, as the tests do) can reach it */
+    qe_isa found = g_hw;
+    while (g_hw > QE_ISA_SCALAR && qe_isa_check(g_hw) < 0) {
+        size_t used = strlen(g_note);
+        snprintf(g_note + used, sizeof g_note - used, "%s%s", used ? ", " : "", qe_isa_name(g_hw));
+        g_hw = (qe_isa)(g_hw - 1);
+    }
+    if (g_note[0]) {
+        char failed[sizeof g_note];
+        memcpy(failed, g_note, sizeof failed);
+        snprintf(g_note, sizeof g_note,
+                 "the CPU offers %s, but the %s matrix products disagree with the scalar reference on it: "
+                 "using %s",
+                 qe_isa_name(found), failed, qe_isa_name(g_hw));
+    }
     g_capped = g_hw;
     const char *env = getenv("QEMBED_ISA");
     if (env && *env) {
@@ -64,6 +88,11 @@ static void detect_once(void) {
 qe_isa qe_cpu_isa(void) {
     pthread_once(&g_once, detect_once);
     return g_capped;
+}
+
+const char *qe_cpu_isa_note(void) {
+    pthread_once(&g_once, detect_once);
+    return g_note;
 }
 
 qe_isa qe_cpu_isa_hw(void) {

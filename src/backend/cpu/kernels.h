@@ -32,11 +32,15 @@ typedef enum qe_isa {
     QE_ISA_AVX512_BF16 = 3 /* + AVX512_BF16 (vdpbf16ps) */
 } qe_isa;
 
-/* Best level this CPU (and OS: XCR0) supports, capped by the environment
+/* Best level this CPU (and OS: XCR0) supports and whose products pass a
+ * check against the scalar reference at first use, capped by the environment
  * variable QEMBED_ISA=scalar|avx2|avx512|avx512bf16 when set (a cap never
  * raises the level; an unknown value is ignored). Detected once. */
 qe_isa qe_cpu_isa(void);
 const char *qe_isa_name(qe_isa isa);
+/* "" normally; otherwise why a level the CPU offers is not used (its
+ * products failed the run-time check against the scalar reference). */
+const char *qe_cpu_isa_note(void);
 
 /* Matrix-product modes. EXACT keeps activations in f32 (weights widened to
  * f32); BF16 rounds activations to bf16 to use the bf16 dot-product units. */
