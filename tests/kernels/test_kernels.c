@@ -320,9 +320,12 @@ static void test_matmul(void) {
      * a partial step */
     /* ... and for the AVX2 GEMM form (m >= 32): several row blocks (240
      * max, rows not a multiple of its 6-row micro-panels), k-blocks of 256
-     * with a tail that is not a multiple of 8, columns not a multiple of 16 */
+     * with a tail that is not a multiple of 8, columns not a multiple of 16;
+     * enough rows for a task per row block */
     shape extra[] = {{5, 1537, 9}, {4, 3072, 6}, {2, 2048, 35}, {250, 300, 37}, {487, 523, 21},
-                     {128, 1031, 33}, {31, 3000, 9}};
+                     {128, 1031, 33}, {31, 3000, 9},
+                     /* GEMM form split by row blocks (>= 4 per thread) */
+                     {1931, 40, 19}};
     for (size_t e = 0; e < sizeof extra / sizeof *extra; e++)
         for (int dt = 0; dt < 3; dt++) test_shape(extra[e], (qe_dtype)dt, pool2, hw);
     printf("kernels: %d shapes x 3 dtypes x 2 modes x %d variants x 2 thread counts\n",
