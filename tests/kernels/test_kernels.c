@@ -25,16 +25,7 @@
 #include "backend/cpu/isa_check.h"
 #include "backend/cpu/kernels.h"
 
-static int g_fail = 0;
-#define CHECK(cond, ...)                                               \
-    do {                                                               \
-        if (!(cond)) {                                                 \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);       \
-            fprintf(stderr, __VA_ARGS__);                              \
-            fprintf(stderr, "\n");                                     \
-            g_fail++;                                                  \
-        }                                                              \
-    } while (0)
+#include "check.h"
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd32(void) {
@@ -379,14 +370,14 @@ int main(int argc, char **argv) {
         /* a capped level still computes correctly */
         test_shape((shape){3, 17, 7}, QE_BF16, NULL, qe_cpu_isa());
         printf("kernels: QEMBED_ISA cap -> %s\n", qe_isa_name(qe_cpu_isa()));
-        return g_fail ? 1 : 0;
+        return failures ? 1 : 0;
     }
     test_convert();
     test_pool();
     test_isa_check();
     test_matmul();
-    if (g_fail) {
-        fprintf(stderr, "kernels: %d failure(s)\n", g_fail);
+    if (failures) {
+        fprintf(stderr, "kernels: %d failure(s)\n", failures);
         return 1;
     }
     printf("kernels: all passed\n");

@@ -29,19 +29,10 @@
 #include "model/resolve.h"
 #include "model/weights.h"
 
-static int g_fail = 0;
 static char g_shared[1024]; /* the shared tiny model */
 static char g_tmp[1024];
 
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fputc('\n', stderr);                                           \
-            g_fail++;                                                      \
-        }                                                                  \
-    } while (0)
+#include "check.h"
 
 /* ---- small file helpers (test code: failures are fatal) ---- */
 
@@ -1044,9 +1035,9 @@ int main(int argc, char **argv) {
     const char *mode = argv[1];
     if (!strcmp(mode, "check")) {
         test_check(argv[2], argc > 3 ? argv[3] : "");
-        if (g_fail) fprintf(stderr, "%d check(s) failed\n", g_fail);
+        if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
         else printf("all passed\n");
-        return g_fail ? 1 : 0;
+        return failures ? 1 : 0;
     }
     int synth = !strcmp(mode, "synth");
     const char *shared = argv[synth ? 3 : 2];
@@ -1073,7 +1064,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "test_model: unknown mode %s\n", mode);
         return 1;
     }
-    if (g_fail) fprintf(stderr, "%d check(s) failed\n", g_fail);
+    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     else printf("all passed\n");
-    return g_fail ? 1 : 0;
+    return failures ? 1 : 0;
 }

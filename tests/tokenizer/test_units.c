@@ -15,16 +15,7 @@
 #include "tokenizer/nfc.h"
 #include "tokenizer/pretok.h"
 
-static int failures;
-#define CHECK(cond, ...)                                  \
-    do {                                                  \
-        if (!(cond)) {                                    \
-            failures++;                                   \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);   \
-            printf(__VA_ARGS__);                          \
-            printf("\n");                                 \
-        }                                                 \
-    } while (0)
+#include "check.h"
 
 #define END ((int32_t)-999)
 #define MAXP 8
