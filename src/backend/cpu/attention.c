@@ -5,6 +5,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+
+#include "backend/cpu/avx2_util.h"
 #define QE_X86 1
 #endif
 
@@ -197,31 +199,6 @@ TGT static void pv_avx2(float *o, size_t ldo, const float *corr, const float *p,
 }
 #undef PV_ROW
 
-/* 8x8 transpose of r[0..7] in place (as in matmul_avx2_gemm.c, which keeps
- * its copy static) */
-TGT static inline void transpose8(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
-
 /* pack_k_scalar's result, 8 keys x 8 dims per register transpose: a scalar
  * transpose cost an eighth of the FMA work it feeds */
 TGT static void pack_k_avx2(const float *k, size_t ld, int nk, int hd, float *kp) {
@@ -233,7 +210,7 @@ TGT static void pack_k_avx2(const float *k, size_t ld, int nk, int hd, float *kp
         for (; d + 8 <= hd; d += 8) {
             __m256 r[8];
             for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(src + q * ld + d);
-            transpose8(r);
+            qe_transpose8(r);
             for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (size_t)(d + q) * NR, r[q]);
         }
         for (; d < hd; d++)

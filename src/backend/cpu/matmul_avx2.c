@@ -33,6 +33,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "avx2_util.h"
+
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define INL TGT static inline __attribute__((always_inline))
 
@@ -42,19 +44,6 @@
 #define AVX2_GEMM_MIN_M 80 /* from this many rows on, the GEMM form (qe_matmul_avx2) */
 #define TC 4    /* weight rows per tile (the reduction assumes 4): 12 accumulators
                  * + 3 activation vectors + 1 weight vector = 16 ymm */
-
-/* bf16 rounding (RNE) of 8 floats, as qe_f32_to_bf16 then back to f32.
- * NaN stays NaN (quieted), matching the scalar conversion. */
-INL __m256 round_bf16(__m256 v) {
-    __m256i u = _mm256_castps_si256(v);
-    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
-    r = _mm256_and_si256(r, _mm256_set1_epi32((int)0xffff0000u));
-    __m256i q = _mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32((int)0xffff0000u)),
-                                _mm256_set1_epi32(0x00400000));
-    __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-    return _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(q), nan);
-}
 
 /* Packs x[i0 .. i0+mc)[p0 .. p0+kc) into dst, rows of kcp floats (kc rounded
  * up to STEP, the rest zero). perm: the even/odd order of the bf16 kernel. */
@@ -68,8 +57,8 @@ TGT static void pack_x(const qe_mm_args *a, int i0, int mc, int p0, int kc, int 
         for (int p = 0; p < full; p += STEP) {
             __m256 lo = _mm256_loadu_ps(src + p), hi = _mm256_loadu_ps(src + p + 8);
             if (round) {
-                lo = round_bf16(lo);
-                hi = round_bf16(hi);
+                lo = qe_round_bf16(lo);
+                hi = qe_round_bf16(hi);
             }
             if (perm) {
                 __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));

@@ -26,6 +26,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "avx2_util.h"
+
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define INL TGT static inline __attribute__((always_inline))
 
@@ -35,41 +37,6 @@
 #define MCG 240 /* rows per block, a multiple of MR: 240 x 256 f32 = 240 KiB */
 
 _Static_assert((MCG * KCG + 16 + NR * KCG) * sizeof(float) <= QE_MM_SCRATCH, "scratch too small");
-
-INL __m256 round_bf16(__m256 v) {
-    __m256i u = _mm256_castps_si256(v);
-    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
-    r = _mm256_and_si256(r, _mm256_set1_epi32((int)0xffff0000u));
-    __m256i q = _mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32((int)0xffff0000u)),
-                                _mm256_set1_epi32(0x00400000));
-    __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-    return _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(q), nan);
-}
-
-/* 8x8 transpose of r[0..7] in place */
-INL void transpose8(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0));
-    __m256 s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
 
 /* Activation rows [i0, i0+mc) x columns [p0, p0+kc) -> dst as MR-row
  * micro-panels: panel q holds rows i0+q*MR .. +MR as [p][MR] (rows past mc
@@ -93,10 +60,10 @@ TGT static void pack_a(const qe_mm_args *a, int i0, int mc, int p0, int kc, floa
             __m256 r[8];
             for (int q = 0; q < MR; q++) {
                 r[q] = q < mr ? _mm256_loadu_ps(src[q] + p) : _mm256_setzero_ps();
-                if (rnd) r[q] = round_bf16(r[q]);
+                if (rnd) r[q] = qe_round_bf16(r[q]);
             }
             r[6] = r[7] = _mm256_setzero_ps();
-            transpose8(r);
+            qe_transpose8(r);
             for (int q = 0; q < 8; q++) _mm256_storeu_ps(d + (size_t)(p + q) * MR, r[q]);
         }
         for (; p < kc; p++)
@@ -131,7 +98,7 @@ TGT static void pack_w(const qe_mm_args *a, int j, int nc, int p0, int kc, float
             for (; p + 8 <= kc; p += 8) {
                 __m256 r[8];
                 for (int q = 0; q < 8; q++) r[q] = load8(a, j + g * 8 + q, p0 + p);
-                transpose8(r);
+                qe_transpose8(r);
                 for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (size_t)(p + q) * NR + g * 8, r[q]);
             }
         }
