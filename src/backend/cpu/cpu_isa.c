@@ -64,14 +64,13 @@ static void detect_once(void) {
     /* the self-check: g_hw is lowered past any level that fails, so that no
      * caller (not even one forcing a level, as the tests do) can reach it */
     qe_isa found = g_hw;
+    char failed[64] = ""; /* at most "avx512bf16, avx512, avx2" */
     while (g_hw > QE_ISA_SCALAR && qe_isa_check(g_hw) < 0) {
-        size_t used = strlen(g_note);
-        snprintf(g_note + used, sizeof g_note - used, "%s%s", used ? ", " : "", qe_isa_name(g_hw));
+        size_t used = strlen(failed);
+        snprintf(failed + used, sizeof failed - used, "%s%s", used ? ", " : "", qe_isa_name(g_hw));
         g_hw = (qe_isa)(g_hw - 1);
     }
-    if (g_note[0]) {
-        char failed[sizeof g_note];
-        memcpy(failed, g_note, sizeof failed);
+    if (failed[0]) {
         snprintf(g_note, sizeof g_note,
                  "the CPU offers %s, but the %s matrix products disagree with the scalar reference on it: "
                  "using %s",
