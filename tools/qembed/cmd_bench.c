@@ -53,22 +53,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* /proc/self/status field in bytes (VmRSS, VmHWM), 0 if unknown */
-static double status_bytes(const char *field) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return 0;
-    char line[256];
-    double kb = 0;
-    size_t n = strlen(field);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, field, n) == 0 && line[n] == ':') {
-            kb = strtod(line + n + 1, NULL);
-            break;
-        }
-    fclose(f);
-    return kb * 1024.0;
-}
-
 static void cpu_model(char *buf, size_t n) {
     snprintf(buf, n, "unknown");
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -295,6 +279,19 @@ static cold run_cold(const qe_settings *s, int exact) {
     return c;
 }
 
+/* One throughput figure of the --json output (batch, documents). */
+static void add_throughput(cJSON *root, const char *name, double texts, double tokens, double seconds,
+                           double gflops, double peak_gflops) {
+    cJSON *o = cJSON_AddObjectToObject(root, name);
+    cJSON_AddNumberToObject(o, "texts", texts);
+    cJSON_AddNumberToObject(o, "tokens", tokens);
+    cJSON_AddNumberToObject(o, "seconds", seconds);
+    cJSON_AddNumberToObject(o, "tokens_per_s", seconds > 0 ? tokens / seconds : 0);
+    cJSON_AddNumberToObject(o, "texts_per_s", seconds > 0 ? texts / seconds : 0);
+    cJSON_AddNumberToObject(o, "gflops", gflops);
+    cJSON_AddNumberToObject(o, "fraction_of_peak", gflops / peak_gflops);
+}
+
 int cmd_bench(int argc, char **argv) {
     qe_settings s;
     qe_settings_init(&s);
@@ -423,14 +420,14 @@ int cmd_bench(int argc, char **argv) {
     fprintf(stderr, "bench: %ld documents x ~2000 tokens...\n", docs);
     double td = docs ? timed_embed(ctx, docv, (size_t)docs, dims, "documents") : 0;
     if (td < 0) goto out;
-    double rss_before_long = status_bytes("VmHWM");
+    double rss_before_long = (double)qe_proc_status_bytes("VmHWM");
     double tlong = 0;
     if (longt) {
         fprintf(stderr, "bench: one %zu-token input...\n", long_tok);
         if ((tlong = timed_embed_max(ctx, &longt, 1, dims, "long input", long_tok > 8192 ? long_tok : 0)) < 0)
             goto out;
     }
-    double hwm = status_bytes("VmHWM");
+    double hwm = (double)qe_proc_status_bytes("VmHWM");
 
     fprintf(stderr, "bench: measuring this machine's peak...\n");
     qembed_machine_peak pk;
@@ -539,22 +536,8 @@ int cmd_bench(int argc, char **argv) {
         cJSON_AddNumberToObject(q, "p99_ms", pct(qt, (int)query_runs, 99) * 1e3);
         cJSON_AddNumberToObject(q, "min_ms", qt[0] * 1e3);
         cJSON_AddNumberToObject(q, "gflops_best", g_q);
-        cJSON *b = cJSON_AddObjectToObject(root, "batch");
-        cJSON_AddNumberToObject(b, "texts", (double)batch_texts);
-        cJSON_AddNumberToObject(b, "tokens", (double)batch_tok);
-        cJSON_AddNumberToObject(b, "seconds", tb);
-        cJSON_AddNumberToObject(b, "tokens_per_s", tb > 0 ? batch_tok / tb : 0);
-        cJSON_AddNumberToObject(b, "texts_per_s", tb > 0 ? batch_texts / tb : 0);
-        cJSON_AddNumberToObject(b, "gflops", g_b);
-        cJSON_AddNumberToObject(b, "fraction_of_peak", g_b / pk.compute_gflops);
-        cJSON *d = cJSON_AddObjectToObject(root, "documents");
-        cJSON_AddNumberToObject(d, "texts", (double)docs);
-        cJSON_AddNumberToObject(d, "tokens", (double)doc_tok);
-        cJSON_AddNumberToObject(d, "seconds", td);
-        cJSON_AddNumberToObject(d, "tokens_per_s", td > 0 ? doc_tok / td : 0);
-        cJSON_AddNumberToObject(d, "texts_per_s", td > 0 ? docs / td : 0);
-        cJSON_AddNumberToObject(d, "gflops", g_d);
-        cJSON_AddNumberToObject(d, "fraction_of_peak", g_d / pk.compute_gflops);
+        add_throughput(root, "batch", (double)batch_texts, (double)batch_tok, tb, g_b, pk.compute_gflops);
+        add_throughput(root, "documents", (double)docs, (double)doc_tok, td, g_d, pk.compute_gflops);
         if (longt) {
             cJSON *l = cJSON_AddObjectToObject(root, "long_input");
             cJSON_AddNumberToObject(l, "tokens", (double)long_tok);

@@ -17,22 +17,6 @@ static const char *const info_help =
     "\n"
     "Exit status: 0 success, 1 usage error, 2 model error.\n";
 
-/* Resident memory of this process in bytes (/proc/self/status VmRSS). */
-static unsigned long long rss_bytes(const char *field) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return 0;
-    char line[256];
-    unsigned long long kb = 0;
-    size_t n = strlen(field);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, field, n) == 0) {
-            kb = strtoull(line + n, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return kb * 1024;
-}
-
 static void mib(char *buf, size_t n, unsigned long long b) {
     snprintf(buf, n, "%.1f MiB (%llu bytes)", (double)b / (1024.0 * 1024.0), b);
 }
@@ -78,8 +62,8 @@ int cmd_info(int argc, char **argv) {
            (double)in.n_params / 1e9);
     mib(b1, sizeof b1, in.weights_bytes);
     printf("weights:                 %s, memory-mapped\n", b1);
-    mib(b1, sizeof b1, rss_bytes("VmRSS:"));
-    mib(b2, sizeof b2, rss_bytes("VmHWM:"));
+    mib(b1, sizeof b1, qe_proc_status_bytes("VmRSS"));
+    mib(b2, sizeof b2, qe_proc_status_bytes("VmHWM"));
     printf("resident memory now:     %s (peak %s)\n", b1, b2);
     printf("placement:\n");
     const char *pl = qembed_model_placement(model);

@@ -18,6 +18,10 @@ int cmd_split(int argc, char **argv);    /* cmd_split.c */
 int cmd_serve(int argc, char **argv);    /* cmd_serve.c */
 int cmd_bench(int argc, char **argv);    /* cmd_bench.c */
 
+/* A /proc/self/status field (without its colon: "VmRSS", "VmHWM") in bytes;
+ * 0 when unknown (proc_status.c). */
+unsigned long long qe_proc_status_bytes(const char *field);
+
 /* ---- settings shared by every command (settings.c) ----
  * Each value remembers where it came from, for `qembed info` and the logs.
  * Precedence: flag > QEMBED_* variable > PAPR_* variable > default. */
