@@ -55,9 +55,7 @@ qembed_status qembed_ctx_create(const qembed_model *model, const qembed_ctx_para
 
 uint64_t qembed_ctx_activation_bytes(const qembed_ctx *c) {
     if (!c) return 0;
-    return qe_fwd_state_bytes(&c->model->cfg, c->cap, qe_pool_size(c->pool)) +
-           (uint64_t)c->cap * sizeof(int32_t) +
-           (uint64_t)QE_MAX_SEQ_PER_PASS * (uint64_t)c->model->cfg.hidden_size * sizeof(float) +
+    return qe_plan_cpu_workspace_bytes(&c->model->cfg, (size_t)c->cap, qe_pool_size(c->pool)) +
            (uint64_t)qe_pool_scratch_bytes(c->pool);
 }
 

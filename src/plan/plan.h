@@ -91,6 +91,10 @@ typedef struct qe_plan {
 
 /* Bytes of one device's activation workspace for T tokens (see plan.h). */
 uint64_t qe_plan_workspace_bytes(const qe_config *cfg, size_t max_batch_tokens, int n_threads);
+/* The same for the CPU kernels, exactly as a context allocates it
+ * (activations, id and pooled-output staging); qembed_ctx_activation_bytes
+ * adds the thread pool's packing blocks. */
+uint64_t qe_plan_cpu_workspace_bytes(const qe_config *cfg, size_t max_batch_tokens, int n_threads);
 /* Embedding table and final norm in their stored dtype. */
 uint64_t qe_plan_embed_bytes(const qe_config *cfg, qe_dtype dt);
 uint64_t qe_plan_norm_bytes(const qe_config *cfg, qe_dtype dt);

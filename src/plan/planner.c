@@ -48,10 +48,14 @@ uint64_t qe_plan_workspace_bytes(const qe_config *cfg, size_t max_batch_tokens, 
  * exactly (qe_fwd_state_bytes: activations for T tokens, MLP in row chunks)
  * plus the context's id and pooled-output staging; a GPU has no backend yet,
  * so the upper-bound formula above stands in for it. */
-static uint64_t device_workspace(qe_device_kind kind, const qe_config *cfg, size_t T, int threads) {
-    if (kind == QE_DEV_CUDA) return qe_plan_workspace_bytes(cfg, T, threads);
+uint64_t qe_plan_cpu_workspace_bytes(const qe_config *cfg, size_t T, int threads) {
     return qe_fwd_state_bytes(cfg, (int)T, threads) + (uint64_t)T * sizeof(int32_t) +
            (uint64_t)QE_PLAN_MAX_SEQ * (uint64_t)cfg->hidden_size * sizeof(float);
+}
+
+static uint64_t device_workspace(qe_device_kind kind, const qe_config *cfg, size_t T, int threads) {
+    if (kind == QE_DEV_CUDA) return qe_plan_workspace_bytes(cfg, T, threads);
+    return qe_plan_cpu_workspace_bytes(cfg, T, threads);
 }
 
 uint64_t qe_plan_embed_bytes(const qe_config *cfg, qe_dtype dt) {
