@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 APT_PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev libfuzzer-14-dev
   libpcre2-dev libcjson-dev libmicrohttpd-dev
-  libdnnl-dev libopenblas-dev libssl-dev
+  libdnnl-dev libopenblas-dev libssl-dev libcurl4-openssl-dev
   python3-numpy curl wrk nginx
 )
 

@@ -116,7 +116,10 @@ qembed_status qe_resolve_model_path(const char *name, char *out, size_t out_size
         int w = snprintf(looked + ll, sizeof looked - ll, "%s%s", ll ? ", " : "", repo);
         if (w > 0) ll = (ll + (size_t)w < sizeof looked) ? ll + (size_t)w : sizeof looked - 1;
     }
+    /* The one command that fixes it, spelled out (`qembed pull` writes the
+     * first of these caches). */
     QE_FAIL(err, QEMBED_ERR_NOT_FOUND,
-            "model \"%s\" is neither a directory nor in the Hugging Face cache (looked in: %s)", name,
-            ll ? looked : "no cache: HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME and HOME are unset");
+            "model \"%s\" is neither a directory nor in the Hugging Face cache; download it with: qembed pull %s "
+            "(looked in: %s)",
+            name, name, ll ? looked : "no cache: HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME and HOME are unset");
 }

@@ -382,9 +382,9 @@ qembed_model *qe_settings_load_model(const qe_settings *s, const qembed_model_pa
     if (!s->model[0]) {
         fprintf(stderr,
                 "qembed: error: no model: pass -m/--model DIR|REPO or set QEMBED_MODEL (none in the "
-                "Hugging Face cache as %s, and no %s; generate one with: qembed-synth --preset "
-                "0.6b -o %s)\n",
-                DEFAULT_REPO, DEFAULT_SYNTH_DIR, DEFAULT_SYNTH_DIR);
+                "Hugging Face cache as %s: download it with: qembed pull %s; and no %s: generate one "
+                "with: qembed-synth --preset 0.6b -o %s)\n",
+                DEFAULT_REPO, DEFAULT_REPO, DEFAULT_SYNTH_DIR, DEFAULT_SYNTH_DIR);
         return NULL;
     }
     qembed_model_params mp = p ? *p : qe_settings_model_params(s);
