@@ -15,7 +15,7 @@ Errors as the Hub words them: 401 (no or wrong token when --token is set),
 404 with X-Error-Code RepositoryNotFound / RevisionNotFound / EntryNotFound.
 
   mirror.py --root DIR --port-file F --log F [--token T] [--drop-once PATH:BYTES]
-            [--corrupt PATH] [--fail-first N]
+            [--corrupt PATH] [--fail-first N] [--cdn-host NAME]
 
 DIR holds one folder per repo: DIR/{org}/{name}/... (files or symlinks). A
 file is LFS when it is a .safetensors file or at least 1 MiB (as the Hub's
@@ -177,7 +177,7 @@ class H(BaseHTTPRequestHandler):
         common = [("X-Repo-Commit", r["sha"])]
         if f["lfs"]:
             host, port = self.server.server_address[:2]
-            loc = "http://%s:%d/cdn/%s" % (host, port, f["sha256"])
+            loc = "http://%s:%d/cdn/%s" % (A.cdn_host or host, port, f["sha256"])
             return self.reply(302, common + [("Location", loc), ("X-Linked-Etag", '"%s"' % f["sha256"]),
                                              ("X-Linked-Size", str(f["size"])), ("ETag", '"%s"' % f["git"])],
                               b"", body)
@@ -242,6 +242,7 @@ def main():
     ap.add_argument("--token")
     ap.add_argument("--drop-once", help="PATH:BYTES: cut the first GET of PATH after BYTES")
     ap.add_argument("--corrupt", help="PATH: serve PATH with one byte changed")
+    ap.add_argument("--cdn-host", help="host name in the CDN redirects (another name for loopback: another origin)")
     ap.add_argument("--fail-first", type=int, default=0, help="answer the first N requests with 503")
     A = ap.parse_args()
     scan(A.root)

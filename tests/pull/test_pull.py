@@ -144,11 +144,6 @@ def check_layout(cache, files, commit, what, only=None):
           what + ": lock files in .locks/%s/<etag>.lock" % FOLDER)
 
 
-def commit_of(m):
-    r = [x for x in m.requests() if x["path"].startswith("/api/models/")]
-    return r
-
-
 def part_fresh(a, tmp, root, files):
     m = Mirror(tmp, root)
     cache = os.path.join(tmp, "fresh", "hub")
@@ -167,7 +162,6 @@ def part_fresh(a, tmp, root, files):
     check_layout(cache, files, commit, "fresh")
 
     # Offline, with the server gone: embed from the cache equals embed from the folder.
-    m2_dummy = None
     m.stop()
     off = base_env(cache)
     off["HF_HUB_OFFLINE"] = "1"
@@ -189,8 +183,8 @@ def part_fresh(a, tmp, root, files):
     # A second pull: the API is asked (the revision may have moved), no file is fetched.
     m = Mirror(tmp, root)
     env = base_env(cache, m.url)
-    before = {p: os.stat(os.path.join(cache, FOLDER, "blobs", b)).st_mtime_ns
-              for p, b in ((x, x) for x in os.listdir(os.path.join(cache, FOLDER, "blobs")))}
+    before = {b: os.stat(os.path.join(cache, FOLDER, "blobs", b)).st_mtime_ns
+              for b in os.listdir(os.path.join(cache, FOLDER, "blobs"))}
     rc, out, err = run(["pull", REPO], env)
     reqs = m.requests()
     check(rc == 0 and out.strip() == snap, "second pull exits 0 with the same snapshot")
@@ -211,9 +205,10 @@ def part_fresh(a, tmp, root, files):
     # --include / --exclude into a fresh cache.
     cache2 = os.path.join(tmp, "filter", "hub")
     m.clear()
-    rc, out, err = run(["pull", REPO, "--include", "*.json", "--exclude", "tokenizer*"], base_env(cache2, m.url))
+    rc, out, err = run(["pull", REPO, "--include", "*.json", "--exclude", "tokenizer*", "--progress"], base_env(cache2, m.url))
     sel = {p for p in files if p.endswith(".json") and not p.startswith("tokenizer")}
     check(rc == 0, "--include '*.json' --exclude 'tokenizer*' exits 0 (%s)" % err.strip()[-200:])
+    check("\r\033[K[1/5] " in err and "total 100%" in err, "--progress draws the per-file and overall bars")
     check("1_Pooling/config.json" in sel, "(the selection includes a file in a folder: '*' crosses '/')")
     check_layout(cache2, files, commit, "filtered", only=sel)
     check(not any(r["path"].startswith("/cdn/") or r["path"].endswith((".safetensors", "tokenizer.json"))
@@ -320,7 +315,8 @@ def part_errors(a, tmp, root, files):
         m.stop()
 
     # Tokens.
-    m = Mirror(tmp, root, "--token", "hf_secret123")
+    # (the CDN redirects name "localhost": another origin, which must not get the token)
+    m = Mirror(tmp, root, "--token", "hf_secret123", "--cdn-host", "localhost")
     cache = os.path.join(tmp, "auth", "hub")
     env = base_env(cache, m.url)
     rc, out, err = run(["pull", REPO, "--include", "config.json"], env)
@@ -342,6 +338,8 @@ def part_errors(a, tmp, root, files):
     shutil.rmtree(cache)
     rc, out, err = run(["pull", REPO, "--include", "*.json"], env)
     check(rc == 0 and os.path.exists(os.path.join(out.strip(), "config.json")), "token file $HF_HOME/token: success (%s)" % err.strip()[-200:])
+    cdn = [r for r in m.requests() if r["path"].startswith("/cdn/")]
+    check(cdn and not any(r["auth"] for r in cdn), "the token was not sent to the CDN's host (%d CDN requests)" % len(cdn))
     m.stop()
 
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -36,7 +37,8 @@ static const char *const pull_usage =
     "Variables: HF_ENDPOINT (a mirror; default https://huggingface.co), HF_TOKEN, HF_TOKEN_PATH\n"
     "(default $HF_HOME/token, which `huggingface-cli login` writes), HF_HUB_CACHE, HF_HOME,\n"
     "HF_HUB_OFFLINE=1 (no network: succeeds only when the revision is cached),\n"
-    "HF_HUB_DOWNLOAD_TIMEOUT (seconds without a byte before a retry, default 10), and libcurl's\n"
+    "HF_HUB_DOWNLOAD_TIMEOUT (seconds without a byte before a retry, default 10),\n"
+    "HF_HUB_DISABLE_PROGRESS_BARS=1, and libcurl's "
     "https_proxy, http_proxy, all_proxy, no_proxy.\n"
     "Exit status: 0 success, 1 usage error, 2 download error (one line on stderr).\n";
 
@@ -224,7 +226,12 @@ int cmd_pull(int argc, char **argv) {
         }
     }
 
-    qh_progress prog = {.enabled = progress < 0 ? (!quiet && isatty(2)) : progress, .count = n_todo,
+    if (progress < 0) {
+        const char *d = getenv("HF_HUB_DISABLE_PROGRESS_BARS");
+        int off = d && (!strcasecmp(d, "1") || !strcasecmp(d, "true") || !strcasecmp(d, "yes") || !strcasecmp(d, "on"));
+        progress = !quiet && !off && isatty(2);
+    }
+    qh_progress prog = {.enabled = progress, .count = n_todo,
                         .total_bytes = need, .t0 = qh_now()};
     int64_t downloaded = 0;
     size_t n_dl = 0, n_resumed = 0;

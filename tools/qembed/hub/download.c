@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +52,14 @@ static int is_hex64(const char *s) {
     for (; *s; s++)
         if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'))) return 0;
     return 1;
+}
+
+/* scheme://host[:port] of a and b are the same. */
+static int same_origin(const char *a, const char *b) {
+    const char *pa = strstr(a, "://"), *pb = strstr(b, "://");
+    if (!pa || !pb) return 0;
+    size_t la = strcspn(pa + 3, "/?#") + (size_t)(pa + 3 - a), lb = strcspn(pb + 3, "/?#") + (size_t)(pb + 3 - b);
+    return la == lb && !strncasecmp(a, b, la);
 }
 
 /* The file's hash as hex: SHA-256 of the bytes, or (git=1) the git blob
@@ -215,6 +224,11 @@ int qh_fetch_file(const qh_client *c, const qh_repo_cache *rc, const char *repo,
     const char *dl_url = (r.status >= 300 && r.location[0] && strstr(r.location, "://")) ? r.location : url;
     char dl[4800];
     snprintf(dl, sizeof dl, "%s", dl_url);
+    /* The token is for the Hub: a CDN on another host gets a signed URL and
+     * no Authorization header. */
+    qh_client nc = *c;
+    if (!same_origin(dl, c->endpoint)) nc.auth_header = NULL;
+    c = &nc;
 
     char blobs[4200], blob[4500], inc[4600];
     snprintf(blobs, sizeof blobs, "%s/blobs", rc->root);
