@@ -180,6 +180,10 @@ def part_fresh(a, tmp, root, files):
     check(rc == 2 and "qembed pull Some-Org/not-pulled" in err,
           "embed -m of an uncached repo says: qembed pull Some-Org/not-pulled (%s)" % err.strip()[-200:])
 
+    rc, out, err = run(["serve", "-m", "Some-Org/not-pulled", "--port", "0"], off, timeout=60)
+    check(rc == 2 and "qembed pull Some-Org/not-pulled" in err,
+          "serve -m of an uncached repo says: qembed pull Some-Org/not-pulled (rc %d)" % rc)
+
     # A second pull: the API is asked (the revision may have moved), no file is fetched.
     m = Mirror(tmp, root)
     env = base_env(cache, m.url)

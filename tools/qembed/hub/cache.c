@@ -157,9 +157,15 @@ int qh_write_ref(const qh_repo_cache *rc, const char *revision, const char *comm
     char tmp[4900];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
-    if (!f || fputs(commit, f) < 0 || fclose(f) != 0) {
+    if (!f) {
         snprintf(err, err_size, "cannot write %s: %s", tmp, strerror(errno));
-        if (f) unlink(tmp);
+        return -1;
+    }
+    int bad = fputs(commit, f) < 0;
+    if (fclose(f) != 0) bad = 1;
+    if (bad) {
+        snprintf(err, err_size, "cannot write %s: %s", tmp, strerror(errno));
+        unlink(tmp);
         return -1;
     }
     if (rename(tmp, path) != 0) {

@@ -254,9 +254,11 @@ int qh_fetch_file(const qh_client *c, const qh_repo_cache *rc, const char *repo,
         off_t end = lseek(fd, 0, SEEK_END);
         if (end < 0) end = 0;
         if (size >= 0 && end > size) { /* longer than the file: not a prefix of it */
-            if (ftruncate(fd, 0) != 0) end = -1;
+            if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
+                snprintf(err, err_size, "cannot truncate %s: %s", inc, strerror(errno));
+                goto out;
+            }
             end = 0;
-            lseek(fd, 0, SEEK_SET);
         }
         if (size >= 0 && end == size && end > 0) break; /* complete already; check it below */
         xfer x = {.fd = fd, .offset = end, .name = f->path, .size = size, .p = p};
