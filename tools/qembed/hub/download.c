@@ -19,10 +19,6 @@
 
 #include "hub.h"
 
-/* http.c's shared pieces (not in hub.h: only this file needs them). */
-CURL *qh_easy(const qh_client *c, const char *url, qh_response *resp, struct curl_slist **hdrs);
-int qh_curl_is_transient(int code);
-
 double qh_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

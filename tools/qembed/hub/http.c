@@ -167,8 +167,7 @@ static int header_value(const char *line, size_t n, const char *name, char *out,
     return 1;
 }
 
-size_t qh_header_cb(char *buf, size_t size, size_t nitems, void *user);
-size_t qh_header_cb(char *buf, size_t size, size_t nitems, void *user) {
+static size_t header_cb(char *buf, size_t size, size_t nitems, void *user) {
     qh_response *r = user;
     size_t n = size * nitems;
     char tmp[64];
@@ -195,10 +194,7 @@ size_t qh_header_cb(char *buf, size_t size, size_t nitems, void *user) {
     return n;
 }
 
-/* A handle with the settings every request shares. *hdrs gets the header
- * list to free after the transfer. */
-CURL *qh_easy(const qh_client *c, const char *url, qh_response *resp, struct curl_slist **hdrs);
-CURL *qh_easy(const qh_client *c, const char *url, qh_response *resp, struct curl_slist **hdrs) {
+void *qh_easy(const qh_client *c, const char *url, qh_response *resp, struct curl_slist **hdrs) {
     CURL *h = curl_easy_init();
     if (!h) return NULL;
     *hdrs = NULL;
@@ -206,7 +202,7 @@ CURL *qh_easy(const qh_client *c, const char *url, qh_response *resp, struct cur
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
     curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, qh_header_cb);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
     /* A transfer that moves nothing for timeout_s is stalled: give up on it
@@ -221,8 +217,6 @@ CURL *qh_easy(const qh_client *c, const char *url, qh_response *resp, struct cur
     return h;
 }
 
-/* Transport failures worth another try (the network, not the request). */
-int qh_curl_is_transient(int code);
 int qh_curl_is_transient(int code) {
     switch ((CURLcode)code) {
     case CURLE_COULDNT_RESOLVE_HOST:

@@ -111,6 +111,14 @@ int qh_status_is_transient(long status);
 /* Sleeps before retry number attempt (1, 2, ...): 1 s, 2 s, 4 s ... capped at 30 s. */
 void qh_backoff(int attempt);
 
+/* For download.c: a libcurl easy handle (CURL *) for url with the settings
+ * every request shares (token, user agent, timeouts, header capture into
+ * *resp); *hdrs is the header list to free after the transfer. */
+struct curl_slist;
+void *qh_easy(const qh_client *c, const char *url, qh_response *resp, struct curl_slist **hdrs);
+/* 1 for a libcurl result (CURLcode) worth retrying: the network, not the request. */
+int qh_curl_is_transient(int code);
+
 /* Percent-encodes s into out: keep_slash leaves '/' as it is (file paths in
  * URLs), otherwise it is encoded too (a revision such as refs/pr/1). */
 int qh_url_escape(const char *s, int keep_slash, char *out, size_t out_size);
