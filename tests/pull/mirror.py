@@ -11,11 +11,12 @@ loopback only.
                        redirect is), X-Linked-Etag "<sha256>", X-Linked-Size, X-Repo-Commit
   GET  /cdn/{sha256}   the bytes; honours "Range: bytes=N-" with 206
 
-Errors as the Hub words them: 401 (no or wrong token when --token is set),
+Errors as the Hub words them: 401 (no or wrong token when --token is set), 403
+GatedRepo (--gated: a valid token without access),
 404 with X-Error-Code RepositoryNotFound / RevisionNotFound / EntryNotFound.
 
   mirror.py --root DIR --port-file F --log F [--token T] [--drop-once PATH:BYTES]
-            [--corrupt PATH] [--fail-first N] [--cdn-host NAME]
+            [--corrupt PATH] [--fail-first N] [--cdn-host NAME] [--gated]
 
 DIR holds one folder per repo: DIR/{org}/{name}/... (files or symlinks). A
 file is LFS when it is a .safetensors file or at least 1 MiB (as the Hub's
@@ -101,6 +102,10 @@ class H(BaseHTTPRequestHandler):
         if not A.token:
             return True
         if self.headers.get("Authorization") == "Bearer " + A.token:
+            if A.gated:  # a valid token whose account has not accepted the repo's conditions
+                self.error(403, "GatedRepo", "Access to this model is restricted. You must have access to it "
+                           "and be authenticated to access it.", send_body)
+                return False
             return True
         # the Hub answers 401 for a private repo without (or with a bad) token
         self.error(401, "", "Invalid credentials in Authorization header", send_body)
@@ -243,6 +248,7 @@ def main():
     ap.add_argument("--drop-once", help="PATH:BYTES: cut the first GET of PATH after BYTES")
     ap.add_argument("--corrupt", help="PATH: serve PATH with one byte changed")
     ap.add_argument("--cdn-host", help="host name in the CDN redirects (another name for loopback: another origin)")
+    ap.add_argument("--gated", action="store_true", help="with --token: the token is valid but gets 403")
     ap.add_argument("--fail-first", type=int, default=0, help="answer the first N requests with 503")
     A = ap.parse_args()
     scan(A.root)

@@ -18,7 +18,8 @@ only, HF_ENDPOINT pointed at it), serving a small synthetic model:
           503 is retried; a full disk is reported as one
   errors  a corrupted LFS file and a corrupted regular file are refused and not
           kept; 401 without a token (the message says how to pass one),
-          success with HF_TOKEN and with the token file, a wrong token refused
+          success with HF_TOKEN and with the token file, a wrong token refused,
+          no token sent to a CDN on another host, 403 for a gated repo
 
   test_pull.py --qembed BIN --model DIR --part fresh|resume|errors
 """
@@ -344,6 +345,13 @@ def part_errors(a, tmp, root, files):
     check(rc == 0 and os.path.exists(os.path.join(out.strip(), "config.json")), "token file $HF_HOME/token: success (%s)" % err.strip()[-200:])
     cdn = [r for r in m.requests() if r["path"].startswith("/cdn/")]
     check(cdn and not any(r["auth"] for r in cdn), "the token was not sent to the CDN's host (%d CDN requests)" % len(cdn))
+    m.stop()
+
+    # A gated repo: the token is valid, its account has no access.
+    m = Mirror(tmp, root, "--token", "hf_secret123", "--gated")
+    rc, out, err = run(["pull", REPO], dict(base_env(os.path.join(tmp, "gated", "hub"), m.url), HF_TOKEN="hf_secret123"))
+    check(rc == 2 and "403" in err and "accept its conditions" in err and "HF_TOKEN" in err,
+          "403 gated: says to accept the conditions and names the token's source (%s)" % err.strip())
     m.stop()
 
 

@@ -395,9 +395,10 @@ void qh_http_error(const qh_client *c, const qh_response *r, const char *repo, c
                      repo, what, r->status, repo);
     } else if (r->status == 403) {
         snprintf(err, err_size,
-                 "%s: %s: HTTP 403: access denied with the token from %s%s%s. For a gated repo, accept its conditions at "
-                 "%s/%s and use a token of that account with read access",
-                 repo, what, c->token_src, hub_msg ? ": " : "", hub_msg ? hub_msg : "", c->endpoint, repo);
+                 "%s: %s: HTTP 403: access denied with the token from %s%s%s%s. For a gated repo, accept its "
+                 "conditions at %s/%s and use a token of that account with read access",
+                 repo, what, c->token_src, hub_msg ? " (the Hub says: \"" : "", hub_msg ? hub_msg : "",
+                 hub_msg ? "\")" : "", c->endpoint, repo);
     } else if (r->status == 404) {
         if (!strcmp(r->error_code, "RevisionNotFound"))
             snprintf(err, err_size, "%s: no revision \"%s\" (branch, tag or commit) in this repo (HTTP 404)", repo,
