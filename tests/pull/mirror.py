@@ -143,7 +143,7 @@ class H(BaseHTTPRequestHandler):
         if r is None:
             self.error(404, "RepositoryNotFound", "Repository not found", body)
             return None
-        if rev not in ("main", r["sha"]):
+        if rev not in ("main", "v1.0", "refs/pr/1", r["sha"]):  # every name points at the one commit
             self.error(404, "RevisionNotFound", "Invalid rev id: " + rev, body)
             return None
         return r

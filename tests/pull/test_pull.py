@@ -9,7 +9,8 @@ only, HF_ENDPOINT pointed at it), serving a small synthetic model:
           refs/main = the commit without a newline, .locks/; then `qembed
           embed -m REPO` offline, with the server gone, gives the vectors of the
           original folder; a second pull downloads nothing; HF_HUB_OFFLINE;
-          --include/--exclude; 404 for a repo and a revision; the message
+          --revision with a tag and refs/pr/1 (refs/<revision>); --include/--exclude;
+          404 for a repo and a revision; the message
           `embed -m` gives for a repo not in the cache
   resume  the server cuts the connection in the middle of the weights file:
           with --retries 0 the pull fails and keeps blobs/<etag>.incomplete; the
@@ -206,6 +207,16 @@ def part_fresh(a, tmp, root, files):
     check(rc == 0 and out.strip() == snap and not os.path.exists(os.path.join(cache, FOLDER, "refs", commit)),
           "--revision <commit>: same snapshot, no ref named by a hash (as huggingface_hub)")
     check(all(not r["path"].startswith(("/cdn", "/" + REPO)) for r in m.requests()), "--revision <commit>: no file fetched")
+
+    # A tag and a pull-request ref: refs/<revision> written as huggingface_hub does (refs/refs/pr/1).
+    for rev in ("v1.0", "refs/pr/1"):
+        m.clear()
+        rc, out, err = run(["pull", REPO, "--revision", rev], env)
+        ref = os.path.join(cache, FOLDER, "refs", rev)
+        check(rc == 0 and out.strip() == snap and os.path.isfile(ref) and open(ref, "rb").read() == commit.encode(),
+              "--revision %s: refs/%s holds the commit (%s)" % (rev, rev, err.strip()[-200:]))
+        want = "/api/models/%s/revision/%s?blobs=true" % (REPO, rev.replace("/", "%2F"))
+        check([r["path"] for r in m.requests()] == [want], "--revision %s: asks %s and fetches nothing" % (rev, want))
 
     # --include / --exclude into a fresh cache.
     cache2 = os.path.join(tmp, "filter", "hub")
