@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/sha256.h"
 #include "model/resolve.h"
 
@@ -69,45 +70,6 @@ static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static char *read_file(const char *path, size_t max, size_t *len, qembed_error *err,
-                       qembed_status *st) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *st = qe_error(err, QEMBED_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t n = 0;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long sz = ftell(f);
-        if (sz < 0 || (size_t)sz > max) {
-            *st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: %ld bytes, more than the %zu allowed",
-                           path, sz, max);
-            fclose(f);
-            return NULL;
-        }
-        rewind(f);
-        buf = malloc((size_t)sz + 1);
-        if (!buf) {
-            *st = qe_error(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: cannot allocate %ld bytes", path, sz);
-            fclose(f);
-            return NULL;
-        }
-        n = fread(buf, 1, (size_t)sz, f);
-        if (n != (size_t)sz) {
-            *st = qe_error(err, QEMBED_ERR_IO, "%s: short read (%zu of %ld bytes)", path, n, sz);
-            free(buf);
-            fclose(f);
-            return NULL;
-        }
-        buf[n] = '\0';
-    }
-    fclose(f);
-    if (!buf) *st = qe_error(err, QEMBED_ERR_IO, "%s: cannot read", path);
-    if (len) *len = n;
-    return buf;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -455,8 +417,8 @@ qembed_status qe_segments_open(const char *dir, int verify, const qe_logger *lg,
     snprintf(mpath, sizeof mpath, "%s/%s", dir, QE_SPLIT_MANIFEST);
     qembed_status st = QEMBED_OK;
     size_t len = 0;
-    char *text = read_file(mpath, MANIFEST_MAX, &len, err, &st);
-    if (!text) return st;
+    char *text = NULL;
+    QE_TRY(qe_read_file(mpath, MANIFEST_MAX, &text, &len, err));
     cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root) {
         const char *ep = cJSON_GetErrorPtr();
@@ -634,8 +596,8 @@ static qembed_status copy_file(const char *src, const char *dst, cJSON *files, c
     qembed_status st = QEMBED_OK;
     size_t len = 0;
     /* Tokenizer files are ~11 MB; 256 MiB bounds a hostile source. */
-    char *data = read_file(src, 256u << 20, &len, err, &st);
-    if (!data) return st;
+    char *data = NULL;
+    QE_TRY(qe_read_file(src, 256u << 20, &data, &len, err));
     uint8_t d[QE_SHA256_LEN];
     char hex[QE_SHA256_HEX_LEN];
     st = qe_sha256_buf(data, len, d, err);
@@ -833,8 +795,8 @@ qembed_status qembed_model_split(const char *model, const char *out_dir,
     {
         size_t len = 0;
         snprintf(path, sizeof path, "%s/config.json", dir);
-        char *ctext = read_file(path, CONFIG_MAX, &len, err, &st);
-        if (!ctext) goto done;
+        char *ctext = NULL;
+        if ((st = qe_read_file(path, CONFIG_MAX, &ctext, &len, err))) goto done;
         cJSON *c = cJSON_ParseWithLength(ctext, len);
         free(ctext);
         if (!c) {

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "common/error.h"
+#include "common/file.h"
 #include "tokenizer/nfc.h"
 #include "tokenizer/pretok.h"
 #include "tokenizer/tokenizer_internal.h"
@@ -508,33 +509,6 @@ static void addset_finish(qe_addset *set) {
 /* ------------------------------------------------------------------------ */
 /* Whole file                                                               */
 /* ------------------------------------------------------------------------ */
-
-static qembed_status read_file(const char *path, char **buf, size_t *len, qembed_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        QE_FAIL(err, QEMBED_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)st.st_size;
-    char *b = malloc(n + 1);
-    if (!b) {
-        fclose(f);
-        QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory reading %zu bytes", path, n);
-    }
-    size_t got = fread(b, 1, n, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (got != n || bad) {
-        free(b);
-        QE_FAIL(err, QEMBED_ERR_IO, "%s: read %zu of %zu bytes", path, got, n);
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    return QEMBED_OK;
-}
 
 /* ------------------------------------------------------------------------ */
 /* The two big members, parsed without cJSON                                */
@@ -1274,7 +1248,7 @@ static qembed_status check_config(const qembed_tokenizer *t, const char *path, q
     if (stat(path, &st) != 0) return QEMBED_OK;
     char *buf;
     size_t len;
-    QE_TRY(read_file(path, &buf, &len, err));
+    QE_TRY(qe_read_file(path, SIZE_MAX, &buf, &len, err));
     cJSON *root = cJSON_ParseWithLength(buf, len);
     free(buf);
     if (!root) QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: not valid JSON", path);
@@ -1344,7 +1318,7 @@ qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qe
     }
     char *buf;
     size_t len;
-    QE_TRY(read_file(file, &buf, &len, err));
+    QE_TRY(qe_read_file(file, SIZE_MAX, &buf, &len, err));
     big_parts big;
     memset(&big, 0, sizeof big);
     cJSON *root = NULL;
