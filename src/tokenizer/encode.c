@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/utf8.h"
 #include "tokenizer/nfc.h"
 #include "tokenizer/pretok.h"
 #include "tokenizer/tokenizer_internal.h"
-#include "tokenizer/utf8.h"
 
 /* A piece longer than this is refused (BPE positions are int32). */
 #define QE_MAX_PIECE ((size_t)1 << 30)

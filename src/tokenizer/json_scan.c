@@ -2,9 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "tokenizer/json_scan.h"
 #include "tokenizer/tokenizer_internal.h"
-#include "tokenizer/utf8.h"
 
 /* Why by hand: model.vocab (~150k entries) and model.merges (~150k pairs)
  * are nearly all of tokenizer.json. cJSON would build ~600k nodes for them

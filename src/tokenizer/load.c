@@ -18,11 +18,11 @@
 
 #include "common/error.h"
 #include "common/file.h"
+#include "common/utf8.h"
 #include "tokenizer/hashtab.h"
 #include "tokenizer/load_internal.h"
 #include "tokenizer/nfc.h"
 #include "tokenizer/tokenizer_internal.h"
-#include "tokenizer/utf8.h"
 
 /* ------------------------------------------------------------------------ */
 /* Byte-level alphabet (GPT-2's bytes_to_unicode)                           */

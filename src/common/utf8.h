@@ -1,4 +1,4 @@
-/* UTF-8 helpers for the tokenizer. Decoding functions assume text that
+/* UTF-8 helpers (the tokenizer, the loader). Decoding functions assume text that
  * qe_utf8_validate accepted. */
 #ifndef QE_UTF8_H
 #define QE_UTF8_H
