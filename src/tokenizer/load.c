@@ -45,15 +45,6 @@ static void byte_level_map(uint32_t cp_of_byte[256], int16_t byte_of_cp[324]) {
  * slots, then probe. */
 #define QE_BLOCK 32
 
-static int utf8_valid(const char *s, size_t n) {
-    for (size_t i = 0; i < n;) {
-        int l = qe_utf8_check((const uint8_t *)s, n, i);
-        if (l < 0) return 0;
-        i += (size_t)l;
-    }
-    return 1;
-}
-
 typedef struct added_src {
     const char *content;
     int32_t id;
@@ -233,7 +224,7 @@ static qembed_status build(loader *L, const cJSON *root) {
             QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: id %d is used twice (\"%.*s\")", file, id,
                     (int)(t->str_len[id] < 60 ? t->str_len[id] : 60), t->str_pool + t->str_off[id]);
         }
-        if (!utf8_valid(str, l)) {
+        if (qe_utf8_first_invalid((const uint8_t *)str, l) != l) {
             free(as);
             QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: token with id %d is not valid UTF-8", file, id);
         }
@@ -370,7 +361,7 @@ static qembed_status build(loader *L, const cJSON *root) {
             if ((pass == 0) != (a->special != 0)) continue;
             size_t l = strlen(a->content);
             int32_t vid = qe_tok_str_lookup(t, (const uint8_t *)a->content, l);
-            if (!utf8_valid(a->content, l)) {
+            if (qe_utf8_first_invalid((const uint8_t *)a->content, l) != l) {
                 st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: added token id %d is not valid UTF-8", file, a->id);
                 break;
             }
