@@ -7,10 +7,11 @@
 #include <time.h>
 
 #include "internal.h"
-/* The library's validator, so that the server accepts exactly the text the
- * tokenizer does: a header-only, dependency-free helper, the one file of
- * src/common/ the server sees (CMakeLists.txt); everything else it gets from
- * qembed.h. */
+/* Two header-only, dependency-free helpers of src/common/, the only ones the
+ * server sees (CMakeLists.txt): the library's UTF-8 validator, so that the
+ * server accepts exactly the text the tokenizer does, and its monotonic
+ * clock. Everything else comes from qembed.h. */
+#include "clock.h"
 #include "utf8.h"
 
 void qs_buf_reserve(qs_buf *b, size_t extra)
@@ -151,9 +152,7 @@ long qs_utf8_invalid_at(const char *str, size_t n)
 
 double qs_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return qe_now_s();
 }
 
 /* Runs over every byte of `expected` whatever `given` is, so the time taken

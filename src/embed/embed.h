@@ -59,6 +59,4 @@ struct qembed_ctx {
  * Logs "inference #N completed in X ms (batch=B, tokens=T)". */
 void qe_ctx_forward(qembed_ctx *ctx, const int32_t *ids, const size_t *lens, int n_seq);
 
-double qe_now_ms(void);
-
 #endif

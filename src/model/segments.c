@@ -1,6 +1,7 @@
 /* Split directories at load: the manifest checked (format, order, layer
  * ranges, sizes, SHA-256) and the segments opened as one checkpoint. See
  * segments.h for the layout; the writer (`qembed split`) is segments_write.c. */
+#include "common/clock.h"
 #include "model/segments.h"
 
 #include <cjson/cJSON.h>
@@ -52,12 +53,6 @@ int qe_segments_is_split_dir(const char *dir) {
     snprintf(p, sizeof p, "%.4000s/%s", dir, QE_SPLIT_MANIFEST);
     struct stat st;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 typedef struct seg_entry {
@@ -282,7 +277,7 @@ static qembed_status open_segments(const char *dir, const cJSON *root, const cha
     }
 
     /* Sizes, then hashes (each file streamed once, in parallel: see the log line). */
-    double t0 = now_ms();
+    double t0 = qe_now_ms();
     /* config.json and the tokenizer files beside the segments are what the
      * loader reads: they must be the ones the manifest lists. */
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
@@ -338,7 +333,7 @@ static qembed_status open_segments(const char *dir, const cJSON *root, const cha
     snprintf(b, sizeof b, "%.2f GiB", (double)total / (1u << 30));
     if (verify)
         QE_INFO(lg, "split directory %s: %d segments, %s, SHA-256 verified in %.0f ms", dir, n, b,
-                now_ms() - t0);
+                qe_now_ms() - t0);
     else
         QE_WARN(lg, "split directory %s: %d segments, %s, SHA-256 NOT verified (no_verify)", dir, n, b);
 
