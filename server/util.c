@@ -7,6 +7,12 @@
 #include <time.h>
 
 #include "internal.h"
+/* Two header-only, dependency-free helpers of src/common/, the only ones the
+ * server sees (CMakeLists.txt): the library's UTF-8 validator, so that the
+ * server accepts exactly the text the tokenizer does, and its monotonic
+ * clock. Everything else comes from qembed.h. */
+#include "clock.h"
+#include "utf8.h"
 
 void qs_buf_reserve(qs_buf *b, size_t extra)
 {
@@ -140,44 +146,13 @@ void qs_buf_free(qs_buf *b)
 
 long qs_utf8_invalid_at(const char *str, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        unsigned cp, min;
-        if ((c & 0xE0) == 0xC0) {
-            need = 1; cp = c & 0x1F; min = 0x80;
-        } else if ((c & 0xF0) == 0xE0) {
-            need = 2; cp = c & 0x0F; min = 0x800;
-        } else if ((c & 0xF8) == 0xF0) {
-            need = 3; cp = c & 0x07; min = 0x10000;
-        } else {
-            return (long)i;
-        }
-        if (i + need >= n)
-            return (long)i; /* truncated sequence */
-        for (size_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return (long)i;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return (long)i;
-        i += need + 1;
-    }
-    return -1;
+    size_t bad = qe_utf8_first_invalid((const uint8_t *)str, n);
+    return bad < n ? (long)bad : -1;
 }
 
 double qs_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return qe_now_s();
 }
 
 /* Runs over every byte of `expected` whatever `given` is, so the time taken

@@ -13,12 +13,7 @@
 #include <time.h>
 
 #include "backend/cpu/attention.h"
-
-static double clock_s(clockid_t id) {
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "common/clock.h"
 
 int main(int argc, char **argv) {
     int lens[16], n_lens = 0, threads = 2, runs = 3, nh = 16, nkv = 8, hd = 128;
@@ -54,9 +49,9 @@ int main(int argc, char **argv) {
             qe_attn_args a = {.q = q, .ldq = QD, .k = k, .v = v, .ldkv = KD, .seq_off = off, .n_seq = 1,
                               .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd, .tile_off = tile_off,
                               .scratch = scratch, .isa = isa};
-            double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+            double t0 = qe_clock_s(CLOCK_MONOTONIC), c0 = qe_clock_s(CLOCK_PROCESS_CPUTIME_ID);
             qe_attention(pool, &a);
-            double dt = clock_s(CLOCK_MONOTONIC) - t0, dc = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+            double dt = qe_clock_s(CLOCK_MONOTONIC) - t0, dc = qe_clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
             if (dt < best) best = dt;
             if (dc < best_cpu) best_cpu = dc;
         }

@@ -30,6 +30,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/peak.h"
+#include "common/clock.h"
 
 #ifdef QE_HAVE_DNNL
 #include <dnnl.h>
@@ -56,12 +57,6 @@ static const int g_ms[] = {16, 64, 128, 512};
 
 static double g_seconds = 0.25; /* per measurement */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -76,11 +71,11 @@ static void measure(const char *shape_name, int m, const char *impl, double flop
     double times[4096];
     int n = 0;
     fn(ctx);
-    double end = now_s() + g_seconds;
-    while (n < 3 || (now_s() < end && n < 4096)) {
-        double t0 = now_s();
+    double end = qe_now_s() + g_seconds;
+    while (n < 3 || (qe_now_s() < end && n < 4096)) {
+        double t0 = qe_now_s();
         fn(ctx);
-        times[n++] = now_s() - t0;
+        times[n++] = qe_now_s() - t0;
     }
     qsort(times, (size_t)n, sizeof times[0], cmp_d);
     double best = times[0], med = times[n / 2];

@@ -16,12 +16,7 @@
 #include <time.h>
 
 #include "backend/cpu/kernels.h"
-
-static double clock_s(clockid_t c) {
-    struct timespec t;
-    clock_gettime(c, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+#include "common/clock.h"
 
 int main(int argc, char **argv) {
     int m = 17, threads = 1, reps = 3, layers = 28;
@@ -52,7 +47,7 @@ int main(int argc, char **argv) {
     const double flop = 2.0 * m * (double)per_layer * layers;
     double best = 1e30, best_cpu = 1e30;
     for (int r = 0; r < reps; r++) {
-        double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+        double t0 = qe_clock_s(CLOCK_MONOTONIC), c0 = qe_clock_s(CLOCK_THREAD_CPUTIME_ID);
         size_t off = 0;
         for (int l = 0; l < layers; l++)
             for (int i = 0; i < 7; i++) {
@@ -60,7 +55,7 @@ int main(int argc, char **argv) {
                           sh[i][1], y, (size_t)sh[i][1]);
                 off += (size_t)sh[i][0] * (size_t)sh[i][1];
             }
-        double t = clock_s(CLOCK_MONOTONIC) - t0, c = clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+        double t = qe_clock_s(CLOCK_MONOTONIC) - t0, c = qe_clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
         if (t < best) best = t;
         if (c < best_cpu) best_cpu = c;
     }

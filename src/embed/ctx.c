@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "embed/embed.h"
 
 qembed_ctx_params qembed_ctx_default_params(void) {

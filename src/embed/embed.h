@@ -5,7 +5,11 @@
  * logger. Any number of threads may share it.
  * qembed_ctx is one worker's state: the thread pool, the activation buffers
  * planned once for max_batch_tokens, the batch staging buffers and an
- * inference counter. One thread at a time. */
+ * inference counter. One thread at a time.
+ *
+ * The folder's files depend one way: model.c (the model) <- ctx.c (a
+ * context on a model) <- pipeline.c (embedding through a context) <- load.c
+ * (qembed_model_load: open, then warm up through a context). */
 #ifndef QE_EMBED_H
 #define QE_EMBED_H
 
@@ -59,6 +63,9 @@ struct qembed_ctx {
  * Logs "inference #N completed in X ms (batch=B, tokens=T)". */
 void qe_ctx_forward(qembed_ctx *ctx, const int32_t *ids, const size_t *lens, int n_seq);
 
-double qe_now_ms(void);
+/* qembed_model_load without the warm-up and the closing log lines (model.c;
+ * load.c adds them). */
+qembed_status qe_model_open(const char *path, const qembed_model_params *params, qembed_model **out,
+                            qembed_error *err);
 
 #endif

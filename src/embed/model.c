@@ -1,21 +1,14 @@
-/* qembed_model: load (resolve, config, checkpoint, tokenizer, placement,
- * weights), info and free. */
+/* qembed_model: open (resolve, config, checkpoint, tokenizer, placement,
+ * weights), info and free. The warm-up is load.c's. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "embed/embed.h"
 #include "model/resolve.h"
 #include "model/segments.h"
-
-double qe_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 #define QE_DEFAULT_MAX_TOKENS 8192
 
@@ -121,28 +114,6 @@ static qembed_status plan_placement(qembed_model *m, qembed_error *err) {
     return QEMBED_OK;
 }
 
-static qembed_status warmup(qembed_model *m, qembed_error *err) {
-    qembed_ctx_params cp = qembed_ctx_default_params();
-    cp.max_batch_tokens = 16;
-    qembed_ctx *ctx = NULL;
-    QE_TRY(qembed_ctx_create(m, &cp, &ctx, err));
-    int32_t id = m->eos_id;
-    const int32_t *ids[1] = {&id};
-    size_t n = 1;
-    float *out = malloc((size_t)m->cfg.hidden_size * sizeof(float));
-    qembed_status s = QEMBED_ERR_OUT_OF_MEMORY;
-    if (out) {
-        qembed_embed_options o = qembed_embed_default_options();
-        s = qembed_ctx_embed_tokens(ctx, ids, &n, 1, &o, out, err);
-        if (s != QEMBED_OK) qe_error_prefix(err, s, "warm-up inference: ");
-    } else {
-        qe_error(err, s, "out of memory for the warm-up inference");
-    }
-    free(out);
-    qembed_ctx_free(ctx);
-    return s;
-}
-
 static qembed_status load(qembed_model *m, const char *path, qembed_error *err) {
     const qembed_model_params *p = &m->params;
     QE_TRY(qe_resolve_model_path(path, m->resolved, sizeof m->resolved, err));
@@ -187,13 +158,15 @@ static qembed_status load(qembed_model *m, const char *path, qembed_error *err) 
     return QEMBED_OK;
 }
 
-qembed_status qembed_model_load(const char *path, const qembed_model_params *params,
-                                qembed_model **out, qembed_error *err) {
+/* qembed_model_load but the warm-up and the closing log lines: load.c adds
+ * them on top of a context, so that this file depends on neither ctx.c nor
+ * pipeline.c. On failure *out is NULL and nothing is left allocated. */
+qembed_status qe_model_open(const char *path, const qembed_model_params *params, qembed_model **out,
+                            qembed_error *err) {
     QE_FAIL_IF(!out, err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_model_load: out is NULL");
     *out = NULL;
     QE_FAIL_IF(!path || !*path, err, QEMBED_ERR_INVALID_ARGUMENT,
                "qembed_model_load: no model path or repo id given");
-    double t0 = qe_now_ms();
     qembed_model *m = calloc(1, sizeof *m);
     QE_FAIL_IF(!m, err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
     m->params = params ? *params : qembed_model_default_params();
@@ -204,22 +177,10 @@ qembed_status qembed_model_load(const char *path, const qembed_model_params *par
     snprintf(m->name, sizeof m->name, "%s", path);
 
     qembed_status s = load(m, path, err);
-    if (s == QEMBED_OK && m->params.warmup) {
-        double tw = qe_now_ms();
-        s = warmup(m, err);
-        if (s == QEMBED_OK) QE_INFO(&m->log, "warm-up inference completed in %.1f ms", qe_now_ms() - tw);
-    }
     if (s != QEMBED_OK) {
         qembed_model_free(m);
         return s;
     }
-    QE_INFO(&m->log, "Model loaded successfully with %s in %.0f ms",
-            qembed_compute_units_name(m->params.compute_units), qe_now_ms() - t0);
-    /* INFO, not WARN: front ends say it in their own words (the CLI prints
-     * a plain warning, the server reports it in /info). */
-    if (m->synthetic)
-        QE_INFO(&m->log, "%s is a synthetic checkpoint (random weights): its vectors carry no meaning",
-                m->resolved);
     *out = m;
     return QEMBED_OK;
 }

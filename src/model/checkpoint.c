@@ -20,6 +20,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/file.h"
+
 /* The reference implementation refuses headers over 100 MB. */
 #define QE_ST_MAX_HEADER (100u << 20)
 /* Any single dimension above this is nonsense for a weight (and keeps the
@@ -372,37 +374,6 @@ oom:
     QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
 }
 
-static char *read_small_file(const char *path, size_t max, size_t *len, qembed_error *err, qembed_status *st) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *st = qe_error(err, QEMBED_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || (size_t)sb.st_size > max) {
-        fclose(f);
-        *st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: not a regular file of at most %zu bytes", path, max);
-        return NULL;
-    }
-    size_t n = (size_t)sb.st_size;
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        fclose(f);
-        *st = qe_error(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes", path, n + 1);
-        return NULL;
-    }
-    if (fread(buf, 1, n, f) != n) {
-        fclose(f);
-        free(buf);
-        *st = qe_error(err, QEMBED_ERR_IO, "%s: short read", path);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 /* A shard name from index.json must be a plain file name in the model
  * directory: never a path that leaves it. */
 static int safe_shard_name(const char *s) {
@@ -412,8 +383,8 @@ static int safe_shard_name(const char *s) {
 static qembed_status open_index(qe_checkpoint *ck, const char *dir, const char *ipath, qembed_error *err) {
     qembed_status st = QEMBED_OK;
     size_t len = 0;
-    char *text = read_small_file(ipath, QE_INDEX_MAX_BYTES, &len, err, &st);
-    if (!text) return st;
+    char *text = NULL;
+    if ((st = qe_read_file(ipath, QE_INDEX_MAX_BYTES, &text, &len, err))) return st;
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
     if (!root) QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: not valid JSON", ipath);

@@ -12,6 +12,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/file.h"
+
 /* Largest config.json accepted: real ones are under 2 KB. */
 #define QE_CONFIG_MAX_BYTES (1 << 20)
 
@@ -217,31 +219,9 @@ qembed_status qe_config_parse(const char *json, size_t len, const char *origin, 
 
 qembed_status qe_config_load(const char *path, qe_config *cfg, qembed_error *err) {
     if (!path || !cfg) QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qe_config_load: no path given");
-    FILE *f = fopen(path, "rb");
-    if (!f) QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        QE_FAIL(err, QEMBED_ERR_IO, "%s: not a regular file", path);
-    }
-    if (sb.st_size > QE_CONFIG_MAX_BYTES) {
-        fclose(f);
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: %lld bytes, expected a config.json under %d bytes", path,
-                (long long)sb.st_size, QE_CONFIG_MAX_BYTES);
-    }
-    size_t n = (size_t)sb.st_size;
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        fclose(f);
-        QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes", path, n + 1);
-    }
-    size_t got = fread(buf, 1, n, f);
-    fclose(f);
-    if (got != n) {
-        free(buf);
-        QE_FAIL(err, QEMBED_ERR_IO, "%s: short read (%zu of %zu bytes)", path, got, n);
-    }
-    buf[n] = '\0';
+    char *buf = NULL;
+    size_t n = 0;
+    QE_TRY(qe_read_file(path, QE_CONFIG_MAX_BYTES, &buf, &n, err));
     qembed_status st = qe_config_parse(buf, n, path, cfg, err);
     free(buf);
     return st;

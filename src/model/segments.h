@@ -15,7 +15,8 @@
  * the last the final norm and any tensor that belongs to no layer (lm_head).
  * config.json and the tokenizer files are copied beside the segments, so the
  * directory loads anywhere a model directory does.
- * (Owned by the planner area; a new file in src/model by agreement.) */
+ * segments.c reads and checks one at load; segments_write.c writes one.
+ * (Owned by the planner area; new files in src/model by agreement.) */
 #ifndef QE_SEGMENTS_H
 #define QE_SEGMENTS_H
 
@@ -41,5 +42,10 @@ qembed_status qe_segments_open(const char *dir, int verify, const qe_logger *lg,
 /* Layer index of a tensor name ("model.layers.12.mlp.up_proj.weight" -> 12),
  * -1 for a tensor outside the layers. */
 int qe_tensor_layer(const char *name);
+
+/* 1 for the token embedding / the final norm, under either spelling (with or
+ * without the "model." prefix). */
+int qe_tensor_is_embed(const char *name);
+int qe_tensor_is_final_norm(const char *name);
 
 #endif

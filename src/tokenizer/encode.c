@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/utf8.h"
 #include "tokenizer/nfc.h"
 #include "tokenizer/pretok.h"
 #include "tokenizer/tokenizer_internal.h"
-#include "tokenizer/utf8.h"
 
 /* A piece longer than this is refused (BPE positions are int32). */
 #define QE_MAX_PIECE ((size_t)1 << 30)
@@ -394,25 +394,6 @@ qembed_encode_options qembed_encode_default_options(void) {
     return o;
 }
 
-/* Byte offset of the first ill-formed sequence, or n. */
-static size_t utf8_first_invalid(const uint8_t *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        if (i + 8 <= n) {
-            uint64_t v;
-            memcpy(&v, s + i, 8);
-            if (!(v & 0x8080808080808080ull)) {
-                i += 8;
-                continue;
-            }
-        }
-        int l = qe_utf8_check(s, n, i);
-        if (l < 0) return i;
-        i += (size_t)l;
-    }
-    return n;
-}
-
 qembed_status qembed_tokenizer_encode(const qembed_tokenizer *t, const char *text, size_t len,
                                       const qembed_encode_options *opts, int32_t **ids, size_t *n_ids,
                                       qembed_error *err) {
@@ -423,7 +404,7 @@ qembed_status qembed_tokenizer_encode(const qembed_tokenizer *t, const char *tex
                 "and text unless len is 0");
     qembed_encode_options o = opts ? *opts : qembed_encode_default_options();
     const uint8_t *s = (const uint8_t *)text;
-    size_t bad = utf8_first_invalid(s, len);
+    size_t bad = qe_utf8_first_invalid(s, len);
     if (bad < len)
         QE_FAIL(err, QEMBED_ERR_INVALID_UTF8, "text is not valid UTF-8 at byte offset %zu (byte 0x%02X)", bad, s[bad]);
 

@@ -1,9 +1,14 @@
 /* Loading a Hugging Face tokenizer.json (byte-level BPE) into the immutable
- * qembed_tokenizer. Everything that defines the ids comes from the file:
- * vocabulary, merges, added tokens and their flags, normalizer,
- * pre-tokenizer, post-processor template, decoder. Parts of the format that
- * qembed does not implement are refused with QEMBED_ERR_UNSUPPORTED naming
- * the field, never silently ignored. */
+ * qembed_tokenizer: this file reads the file, builds the BPE model (the
+ * vocabulary, merges and added tokens with their flags) and calls the other
+ * parts in order. Everything that defines the ids comes from the file.
+ * Parts of the format that qembed does not implement are refused with
+ * QEMBED_ERR_UNSUPPORTED naming the field, never silently ignored.
+ *
+ * The loader's other files: json_scan.c (model.vocab and model.merges,
+ * parsed without cJSON), hashtab.[ch] (the lookup tables), load_sections.c
+ * (normalizer, pre-tokenizer, post-processor, decoder, truncation/padding),
+ * config_check.c (tokenizer_config.json). */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -12,33 +17,12 @@
 #include <sys/stat.h>
 
 #include "common/error.h"
+#include "common/file.h"
+#include "common/utf8.h"
+#include "tokenizer/hashtab.h"
+#include "tokenizer/load_internal.h"
 #include "tokenizer/nfc.h"
-#include "tokenizer/pretok.h"
 #include "tokenizer/tokenizer_internal.h"
-#include "tokenizer/utf8.h"
-
-/* Ids beyond this are refused: they would only come from a malformed file
- * and would make us allocate per-id arrays of absurd size. */
-#define QE_MAX_IDS (1u << 24)
-
-uint64_t qe_tok_hash(const uint8_t *p, size_t n) {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
-    while (n >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        h = (h ^ v) * 0xBF58476D1CE4E5B9ull;
-        h ^= h >> 31;
-        p += 8;
-        n -= 8;
-    }
-    uint64_t v = 0;
-    if (n) memcpy(&v, p, n);
-    h = (h ^ v) * 0x94D049BB133111EBull;
-    h ^= h >> 29;
-    h *= 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 32;
-    return h;
-}
 
 /* ------------------------------------------------------------------------ */
 /* Byte-level alphabet (GPT-2's bytes_to_unicode)                           */
@@ -56,415 +40,10 @@ static void byte_level_map(uint32_t cp_of_byte[256], int16_t byte_of_cp[324]) {
     }
 }
 
-/* ------------------------------------------------------------------------ */
-/* Hash tables                                                              */
-/* ------------------------------------------------------------------------ */
-
-static size_t table_size(size_t n) {
-    size_t s = 1024;
-    while (s < n * 2) s <<= 1;
-    return s;
-}
-
-static size_t strtab_size(size_t n) {
-    size_t s = 1024;
-    while (s < n + n / 2) s <<= 1;
-    return s;
-}
-
-/* Inserts id under the key pool[off..off+len) (replacing an entry with equal
- * bytes); h is qe_tok_hash of the key. */
-static void strtab_put_h(qe_hent *tab, size_t mask, const uint8_t *pool, uint32_t off, uint32_t len, int32_t id,
-                         uint64_t h) {
-    const uint8_t *s = pool + off;
-    uint32_t tag = (uint32_t)(h >> 32);
-    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-        qe_hent *e = &tab[i];
-        if (e->id1 == 0 || (e->tag == tag && e->len == len && memcmp(pool + e->off, s, len) == 0)) {
-            e->tag = tag;
-            e->id1 = id + 1;
-            e->off = off;
-            e->len = len;
-            return;
-        }
-    }
-}
-
-static void strtab_put(qe_hent *tab, size_t mask, const uint8_t *pool, uint32_t off, uint32_t len, int32_t id) {
-    strtab_put_h(tab, mask, pool, off, len, id, qe_tok_hash(pool + off, len));
-}
-
-static int32_t strtab_get_h(const qe_hent *tab, size_t mask, const uint8_t *pool, const uint8_t *s, size_t n,
-                            uint64_t h) {
-    uint32_t tag = (uint32_t)(h >> 32);
-    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-        const qe_hent *e = &tab[i];
-        if (e->id1 == 0) return -1;
-        if (e->tag == tag && e->len == n && memcmp(pool + e->off, s, n) == 0) return e->id1 - 1;
-    }
-}
-
-int32_t qe_strtab_get(const qe_hent *tab, size_t mask, const uint8_t *pool, const uint8_t *s, size_t n) {
-    return strtab_get_h(tab, mask, pool, s, n, qe_tok_hash(s, n));
-}
-
 /* Loading is bound by cache misses on the ~4 MB tables (one per key), so
  * keys are inserted and looked up in blocks: hash a block, prefetch its
  * slots, then probe. */
 #define QE_BLOCK 32
-
-int32_t qe_tok_str_lookup(const qembed_tokenizer *t, const uint8_t *s, size_t n) {
-    return qe_strtab_get(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, s, n);
-}
-
-static inline size_t merge_slot(uint64_t key, size_t mask) {
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & mask;
-}
-
-/* Later duplicates win, as in the reference's HashMap collect. */
-static void merge_put(qembed_tokenizer *t, uint64_t key, uint64_t val) {
-    for (size_t i = merge_slot(key, t->merge_mask);; i = (i + 1) & t->merge_mask) {
-        if (t->merges[i].key == UINT64_MAX || t->merges[i].key == key) {
-            t->merges[i].key = key;
-            t->merges[i].val = val;
-            return;
-        }
-    }
-}
-
-/* ------------------------------------------------------------------------ */
-/* JSON helpers                                                             */
-/* ------------------------------------------------------------------------ */
-
-struct big_parts;
-typedef struct loader {
-    qembed_tokenizer *t;
-    const char *file; /* for messages */
-    qembed_error *err;
-    struct big_parts *big; /* model.vocab and model.merges, parsed apart */
-    const char *buf;       /* the file's text */
-} loader;
-
-static int jbool(const cJSON *obj, const char *key, int dflt) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (cJSON_IsBool(v)) return cJSON_IsTrue(v);
-    return dflt;
-}
-
-static const char *jtype(const cJSON *obj) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "type");
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-/* A JSON number that is an integer id in [0, QE_MAX_IDS). */
-static int jid(const cJSON *v, int32_t *out) {
-    if (!cJSON_IsNumber(v)) return 0;
-    double d = v->valuedouble;
-    if (!(d >= 0 && d < QE_MAX_IDS) || d != (double)(int64_t)d) return 0;
-    *out = (int32_t)d;
-    return 1;
-}
-
-static int utf8_valid(const char *s, size_t n) {
-    for (size_t i = 0; i < n;) {
-        int l = qe_utf8_check((const uint8_t *)s, n, i);
-        if (l < 0) return 0;
-        i += (size_t)l;
-    }
-    return 1;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Sections                                                                 */
-/* ------------------------------------------------------------------------ */
-
-static qembed_status load_normalizer(loader *L, const cJSON *n, const char *where) {
-    if (!n || cJSON_IsNull(n)) return QEMBED_OK;
-    const char *type = jtype(n);
-    if (!type) QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s has no \"type\"", L->file, where);
-    if (strcmp(type, "NFC") == 0) {
-        L->t->nfc = 1;
-        return QEMBED_OK;
-    }
-    if (strcmp(type, "Sequence") == 0) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        if (!cJSON_IsArray(list))
-            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.normalizers is not an array", L->file, where);
-        int i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, list) {
-            char sub[128];
-            snprintf(sub, sizeof sub, "%s.normalizers[%d]", where, i++);
-            QE_TRY(load_normalizer(L, e, sub));
-        }
-        return QEMBED_OK;
-    }
-    QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
-            "%s: %s type \"%s\" is not supported (qembed implements NFC and Sequence)", L->file, where,
-            type);
-}
-
-static qembed_status add_split(loader *L, int kind, const char *pattern, size_t plen, const char *where) {
-    qembed_tokenizer *t = L->t;
-    qe_split *ns = realloc(t->splits, (t->n_splits + 1) * sizeof *ns);
-    if (!ns) QE_FAIL(L->err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", L->file);
-    t->splits = ns;
-    qe_split *sp = &t->splits[t->n_splits];
-    memset(sp, 0, sizeof *sp);
-    if (kind == QE_SPLIT_STRING) {
-        if (plen == 0) QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s: empty split string", L->file, where);
-        sp->lit = malloc(plen);
-        if (!sp->lit) QE_FAIL(L->err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", L->file);
-        memcpy(sp->lit, pattern, plen);
-        sp->lit_len = plen;
-    } else if (plen == strlen(qe_qwen_pattern) && memcmp(pattern, qe_qwen_pattern, plen) == 0) {
-        sp->kind = QE_SPLIT_QWEN;
-    } else {
-        /* Any other pattern: PCRE2 (UTF + Unicode properties), close to the
-         * reference's Oniguruma for the patterns tokenizers use; only the
-         * Qwen pattern above is proven identical by the differential test. */
-        int ec;
-        PCRE2_SIZE eo;
-        sp->re = pcre2_compile((PCRE2_SPTR)pattern, plen, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
-        if (!sp->re) {
-            PCRE2_UCHAR msg[256];
-            pcre2_get_error_message(ec, msg, sizeof msg);
-            QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: %s: regex does not compile at offset %zu: %s",
-                    L->file, where, (size_t)eo, (const char *)msg);
-        }
-        pcre2_jit_compile(sp->re, PCRE2_JIT_COMPLETE); /* optional: falls back to the interpreter */
-        sp->kind = QE_SPLIT_PCRE2;
-    }
-    t->n_splits++;
-    return QEMBED_OK;
-}
-
-/* GPT-2's pattern, used by ByteLevel when use_regex is true. */
-static const char gpt2_pattern[] =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-
-static qembed_status load_pre_one(loader *L, const cJSON *p, const char *where, int *seen_bytelevel) {
-    const char *type = jtype(p);
-    if (!type) QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s has no \"type\"", L->file, where);
-    if (*seen_bytelevel)
-        QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: %s: qembed needs ByteLevel to be the last pre-tokenizer",
-                L->file, where);
-    if (strcmp(type, "ByteLevel") == 0) {
-        if (jbool(p, "add_prefix_space", 0))
-            QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: %s.add_prefix_space true is not supported", L->file,
-                    where);
-        if (jbool(p, "use_regex", 1)) QE_TRY(add_split(L, QE_SPLIT_PCRE2, gpt2_pattern, strlen(gpt2_pattern), where));
-        *seen_bytelevel = 1;
-        return QEMBED_OK;
-    }
-    if (strcmp(type, "Split") == 0) {
-        const cJSON *beh = cJSON_GetObjectItemCaseSensitive(p, "behavior");
-        if (!cJSON_IsString(beh) || strcmp(beh->valuestring, "Isolated") != 0)
-            QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: %s.behavior \"%s\" is not supported (only Isolated)",
-                    L->file, where, cJSON_IsString(beh) ? beh->valuestring : "?");
-        if (jbool(p, "invert", 0))
-            QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: %s.invert true is not supported", L->file, where);
-        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
-        const cJSON *re = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
-        const cJSON *str = cJSON_GetObjectItemCaseSensitive(pat, "String");
-        if (cJSON_IsString(re)) return add_split(L, QE_SPLIT_PCRE2, re->valuestring, strlen(re->valuestring), where);
-        if (cJSON_IsString(str))
-            return add_split(L, QE_SPLIT_STRING, str->valuestring, strlen(str->valuestring), where);
-        QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.pattern has neither Regex nor String", L->file, where);
-    }
-    QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
-            "%s: %s type \"%s\" is not supported (qembed implements Split, ByteLevel, Sequence)", L->file,
-            where, type);
-}
-
-static qembed_status load_pre_tokenizer(loader *L, const cJSON *p) {
-    int seen = 0;
-    if (!p || cJSON_IsNull(p))
-        QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: pre_tokenizer is null; qembed needs a ByteLevel one",
-                L->file);
-    const char *type = jtype(p);
-    if (type && strcmp(type, "Sequence") == 0) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
-        if (!cJSON_IsArray(list))
-            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: pre_tokenizer.pretokenizers is not an array", L->file);
-        int i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, list) {
-            char where[64];
-            snprintf(where, sizeof where, "pre_tokenizer.pretokenizers[%d]", i++);
-            QE_TRY(load_pre_one(L, e, where, &seen));
-        }
-    } else {
-        QE_TRY(load_pre_one(L, p, "pre_tokenizer", &seen));
-    }
-    if (!seen)
-        QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: pre_tokenizer has no ByteLevel step; qembed implements "
-                "byte-level BPE only", L->file);
-    return QEMBED_OK;
-}
-
-static qembed_status push_ids(loader *L, int32_t **arr, size_t *n, const int32_t *ids, size_t k, int front) {
-    if (k == 0) return QEMBED_OK;
-    int32_t *a = realloc(*arr, (*n + k + 1) * sizeof *a);
-    if (!a) QE_FAIL(L->err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", L->file);
-    if (front) {
-        memmove(a + k, a, *n * sizeof *a);
-        memcpy(a, ids, k * sizeof *a);
-    } else {
-        memcpy(a + *n, ids, k * sizeof *a);
-    }
-    *arr = a;
-    *n += k;
-    return QEMBED_OK;
-}
-
-/* Appends (front = 0) or prepends the ids of a token given by name. */
-static qembed_status special_by_name(loader *L, const cJSON *pair, const char *where, int front,
-                                     int32_t **arr, size_t *n) {
-    /* BertProcessing / RobertaProcessing: ["</s>", 2] */
-    const cJSON *id = cJSON_GetArrayItem(pair, 1);
-    int32_t v;
-    if (!cJSON_IsArray(pair) || !jid(id, &v))
-        QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s is not a [token, id] pair", L->file, where);
-    return push_ids(L, arr, n, &v, 1, front);
-}
-
-static qembed_status load_template(loader *L, const cJSON *p, int32_t **pre, size_t *npre, int32_t **suf,
-                                   size_t *nsuf, const char *where) {
-    const cJSON *single = cJSON_GetObjectItemCaseSensitive(p, "single");
-    const cJSON *specials = cJSON_GetObjectItemCaseSensitive(p, "special_tokens");
-    if (!cJSON_IsArray(single))
-        QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.single is not an array", L->file, where);
-    int seen_a = 0, i = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, single) {
-        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(e, "Sequence");
-        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(e, "SpecialToken");
-        if (seq) {
-            const cJSON *sid = cJSON_GetObjectItemCaseSensitive(seq, "id");
-            if (!cJSON_IsString(sid) || strcmp(sid->valuestring, "A") != 0 || seen_a)
-                QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
-                        "%s: %s.single[%d]: only one Sequence \"A\" is supported in a single template", L->file,
-                        where, i);
-            seen_a = 1;
-        } else if (sp) {
-            const cJSON *name = cJSON_GetObjectItemCaseSensitive(sp, "id");
-            const cJSON *def = cJSON_IsString(name) ? cJSON_GetObjectItemCaseSensitive(specials, name->valuestring)
-                                                    : NULL;
-            const cJSON *ids = cJSON_GetObjectItemCaseSensitive(def, "ids");
-            if (!cJSON_IsArray(ids))
-                QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT,
-                        "%s: %s.single[%d]: special token \"%s\" has no ids in special_tokens", L->file, where,
-                        i, cJSON_IsString(name) ? name->valuestring : "?");
-            const cJSON *x;
-            cJSON_ArrayForEach(x, ids) {
-                int32_t v;
-                if (!jid(x, &v))
-                    QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.special_tokens: bad id", L->file, where);
-                if (seen_a) QE_TRY(push_ids(L, suf, nsuf, &v, 1, 0));
-                else QE_TRY(push_ids(L, pre, npre, &v, 1, 0));
-            }
-        } else {
-            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.single[%d] is neither Sequence nor SpecialToken",
-                    L->file, where, i);
-        }
-        i++;
-    }
-    if (!seen_a)
-        QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.single has no Sequence \"A\"", L->file, where);
-    return QEMBED_OK;
-}
-
-/* Processors in a Sequence apply in order, each wrapping the previous
- * result: the later one's prefix goes in front. */
-static qembed_status load_post(loader *L, const cJSON *p, const char *where) {
-    qembed_tokenizer *t = L->t;
-    if (!p || cJSON_IsNull(p)) return QEMBED_OK;
-    const char *type = jtype(p);
-    if (!type) QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s has no \"type\"", L->file, where);
-    if (strcmp(type, "ByteLevel") == 0) return QEMBED_OK; /* only trims offsets; ids unchanged */
-    if (strcmp(type, "Sequence") == 0) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "processors");
-        if (!cJSON_IsArray(list))
-            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.processors is not an array", L->file, where);
-        int i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, list) {
-            char sub[128];
-            snprintf(sub, sizeof sub, "%s.processors[%d]", where, i++);
-            QE_TRY(load_post(L, e, sub));
-        }
-        return QEMBED_OK;
-    }
-    if (strcmp(type, "TemplateProcessing") == 0) {
-        int32_t *pre = NULL, *suf = NULL;
-        size_t npre = 0, nsuf = 0;
-        qembed_status st = load_template(L, p, &pre, &npre, &suf, &nsuf, where);
-        if (st == QEMBED_OK) st = push_ids(L, &t->prefix, &t->n_prefix, pre, npre, 1);
-        if (st == QEMBED_OK) st = push_ids(L, &t->suffix, &t->n_suffix, suf, nsuf, 0);
-        free(pre);
-        free(suf);
-        return st;
-    }
-    if (strcmp(type, "BertProcessing") == 0 || strcmp(type, "RobertaProcessing") == 0) {
-        char sub[160];
-        snprintf(sub, sizeof sub, "%s.cls", where);
-        QE_TRY(special_by_name(L, cJSON_GetObjectItemCaseSensitive(p, "cls"), sub, 1, &t->prefix, &t->n_prefix));
-        snprintf(sub, sizeof sub, "%s.sep", where);
-        return special_by_name(L, cJSON_GetObjectItemCaseSensitive(p, "sep"), sub, 0, &t->suffix, &t->n_suffix);
-    }
-    QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
-            "%s: %s type \"%s\" is not supported (qembed implements ByteLevel, TemplateProcessing, "
-            "BertProcessing, RobertaProcessing, Sequence)",
-            L->file, where, type);
-}
-
-static qembed_status load_decoder(loader *L, const cJSON *d, const char *where) {
-    const char *type = d && !cJSON_IsNull(d) ? jtype(d) : NULL;
-    if (type && strcmp(type, "ByteLevel") == 0) return QEMBED_OK;
-    if (type && strcmp(type, "Sequence") == 0) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(d, "decoders");
-        int i = 0;
-        const cJSON *e;
-        if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0)
-            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.decoders is not a non-empty array", L->file, where);
-        cJSON_ArrayForEach(e, list) {
-            char sub[128];
-            snprintf(sub, sizeof sub, "%s.decoders[%d]", where, i++);
-            QE_TRY(load_decoder(L, e, sub));
-        }
-        return QEMBED_OK;
-    }
-    QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: %s type \"%s\" is not supported (qembed decodes ByteLevel only)",
-            L->file, where, type ? type : "null");
-}
-
-/* truncation applies inside the reference's encode, so it is honoured;
- * padding changes a single encoding only with a fixed length or a multiple,
- * which qembed refuses rather than ignore. */
-static qembed_status load_trunc_pad(loader *L, const cJSON *root) {
-    qembed_tokenizer *t = L->t;
-    t->trunc_max = -1;
-    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(root, "truncation");
-    if (tr && !cJSON_IsNull(tr)) {
-        int32_t max;
-        const cJSON *dir = cJSON_GetObjectItemCaseSensitive(tr, "direction");
-        if (!jid(cJSON_GetObjectItemCaseSensitive(tr, "max_length"), &max))
-            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: truncation.max_length is not a non-negative integer", L->file);
-        t->trunc_max = max;
-        t->trunc_left = cJSON_IsString(dir) && strcmp(dir->valuestring, "Left") == 0;
-    }
-    const cJSON *pad = cJSON_GetObjectItemCaseSensitive(root, "padding");
-    if (pad && !cJSON_IsNull(pad)) {
-        const cJSON *strat = cJSON_GetObjectItemCaseSensitive(pad, "strategy");
-        const cJSON *mult = cJSON_GetObjectItemCaseSensitive(pad, "pad_to_multiple_of");
-        if (!(cJSON_IsString(strat) && strcmp(strat->valuestring, "BatchLongest") == 0) ||
-            (mult && !cJSON_IsNull(mult)))
-            QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: padding to a fixed length or a multiple is not supported "
-                    "(an embedding input is never padded)", L->file);
-    }
-    return QEMBED_OK;
-}
 
 typedef struct added_src {
     const char *content;
@@ -504,426 +83,6 @@ static void addset_finish(qe_addset *set) {
     if (distinct != 1) set->only_first = -1;
 }
 
-
-/* ------------------------------------------------------------------------ */
-/* Whole file                                                               */
-/* ------------------------------------------------------------------------ */
-
-static qembed_status read_file(const char *path, char **buf, size_t *len, qembed_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        QE_FAIL(err, QEMBED_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)st.st_size;
-    char *b = malloc(n + 1);
-    if (!b) {
-        fclose(f);
-        QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory reading %zu bytes", path, n);
-    }
-    size_t got = fread(b, 1, n, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (got != n || bad) {
-        free(b);
-        QE_FAIL(err, QEMBED_ERR_IO, "%s: read %zu of %zu bytes", path, got, n);
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    return QEMBED_OK;
-}
-
-/* ------------------------------------------------------------------------ */
-/* The two big members, parsed without cJSON                                */
-/* ------------------------------------------------------------------------ */
-
-/* Why by hand: model.vocab (~150k entries) and model.merges (~150k pairs)
- * are nearly all of tokenizer.json. cJSON would build ~600k nodes for them
- * (about 120 ms and 50 MB of small allocations, over the 150 ms load budget
- * on its own). A scanner finds their byte ranges, the two parsers below read
- * them in place (strings without escapes are not even copied), and cJSON
- * parses the rest of the file with them replaced by {} and []. */
-typedef struct jscan {
-    const char *p, *end;
-} jscan;
-
-typedef struct vocab_entry {
-    const char *s;
-    uint32_t len;
-    int32_t id;
-} vocab_entry;
-
-typedef struct mpair {
-    const char *a, *b;
-    uint32_t la, lb;
-} mpair;
-
-/* Filled by js_locate, which parses the two members where it finds them. */
-typedef struct big_parts {
-    const char *vocab, *merges; /* spans in the file buffer, NULL when absent */
-    size_t vocab_len, merges_len;
-    vocab_entry *v; /* model.vocab */
-    size_t n, cap;
-    char *arena; /* its unescaped strings */
-    size_t vocab_err; /* 0; or 1 + offset in the span where it is not {"token": id}; (size_t)-1: no memory */
-    mpair *mp; /* model.merges */
-    size_t n_merges, mcap;
-    char *marena;
-    size_t merges_err; /* 0; or 1 + offset in the file where an entry is malformed; (size_t)-1: no memory */
-} big_parts;
-
-static void big_free(big_parts *b) {
-    free(b->v);
-    free(b->arena);
-    free(b->mp);
-    free(b->marena);
-    b->v = NULL;
-    b->arena = NULL;
-    b->mp = NULL;
-    b->marena = NULL;
-    b->n = b->cap = b->n_merges = b->mcap = 0;
-}
-
-static size_t js_parse_vocab(big_parts *b, const char *start, const char *end, const char **endp);
-static size_t js_parse_merges(big_parts *b, const char *start, const char *end, const char **endp);
-
-static void js_ws(jscan *s) {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t')) s->p++;
-}
-
-static int js_skip_string(jscan *s) {
-    s->p++;
-    while (s->p < s->end) {
-        char c = *s->p++;
-        if (c == '\\') {
-            if (s->p >= s->end) return -1;
-            s->p++;
-        } else if (c == '"') {
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* Skips one value (brackets are balanced; cJSON or the parsers below check
- * the rest). */
-static int js_skip(jscan *s) {
-    js_ws(s);
-    if (s->p >= s->end) return -1;
-    char c = *s->p;
-    if (c == '"') return js_skip_string(s);
-    if (c == '{' || c == '[') {
-        int depth = 0;
-        while (s->p < s->end) {
-            c = *s->p;
-            if (c == '"') {
-                if (js_skip_string(s)) return -1;
-                continue;
-            }
-            if (c == '{' || c == '[') depth++;
-            else if ((c == '}' || c == ']') && --depth == 0) {
-                s->p++;
-                return 0;
-            }
-            s->p++;
-        }
-        return -1;
-    }
-    const char *st = s->p;
-    while (s->p < s->end && !strchr(",}] \n\r\t", *s->p)) s->p++;
-    return s->p > st ? 0 : -1;
-}
-
-static int js_hex4(const char *p, const char *end, uint32_t *v) {
-    if (end - p < 4) return -1;
-    uint32_t x = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        x <<= 4;
-        if (c >= '0' && c <= '9') x |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f') x |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') x |= (uint32_t)(c - 'A' + 10);
-        else return -1;
-    }
-    *v = x;
-    return 0;
-}
-
-/* The JSON string at s->p: in place when it has no escapes, else unescaped
- * into *arena (never longer than its JSON form). */
-static int js_string(jscan *s, char **arena, const char **out, size_t *len) {
-    js_ws(s);
-    if (s->p >= s->end || *s->p != '"') return -1;
-    const char *start = ++s->p, *q = start;
-    while (q < s->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20) q++;
-    if (q < s->end && *q == '"') {
-        *out = start;
-        *len = (size_t)(q - start);
-        s->p = q + 1;
-        return 0;
-    }
-    char *o = *arena, *w = o + (q - start);
-    memcpy(o, start, (size_t)(q - start));
-    while (q < s->end) {
-        unsigned char c = (unsigned char)*q;
-        if (c == '"') {
-            *out = o;
-            *len = (size_t)(w - o);
-            *arena = w;
-            s->p = q + 1;
-            return 0;
-        }
-        if (c < 0x20) return -1;
-        if (c != '\\') {
-            *w++ = (char)c;
-            q++;
-            continue;
-        }
-        if (++q >= s->end) return -1;
-        switch (*q) {
-        case '"': *w++ = '"'; break;
-        case '\\': *w++ = '\\'; break;
-        case '/': *w++ = '/'; break;
-        case 'b': *w++ = '\b'; break;
-        case 'f': *w++ = '\f'; break;
-        case 'n': *w++ = '\n'; break;
-        case 'r': *w++ = '\r'; break;
-        case 't': *w++ = '\t'; break;
-        case 'u': {
-            uint32_t cp, lo;
-            if (js_hex4(q + 1, s->end, &cp)) return -1;
-            q += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (s->end - q < 7 || q[1] != '\\' || q[2] != 'u' || js_hex4(q + 3, s->end, &lo) ||
-                    lo < 0xDC00 || lo > 0xDFFF)
-                    return -1;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                q += 6;
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                return -1;
-            }
-            w += qe_utf8_enc(cp, (uint8_t *)w);
-            break;
-        }
-        default: return -1;
-        }
-        q++;
-    }
-    return -1;
-}
-
-static int js_expect(jscan *s, char c) {
-    js_ws(s);
-    if (s->p < s->end && *s->p == c) {
-        s->p++;
-        return 0;
-    }
-    return -1;
-}
-
-/* Finds model.vocab and model.merges in the top-level object. */
-static int js_locate(const char *buf, size_t n, big_parts *b) {
-    jscan s = {buf, buf + n};
-    char *noarena = NULL;
-    if (js_expect(&s, '{')) return -1;
-    js_ws(&s);
-    if (s.p < s.end && *s.p == '}') return 0;
-    for (;;) {
-        const char *k;
-        size_t kl;
-        js_ws(&s);
-        if (s.p >= s.end || *s.p != '"') return -1;
-        const char *kq = s.p;
-        if (js_skip_string(&s)) return -1;
-        k = kq + 1;
-        kl = (size_t)(s.p - kq - 2);
-        if (js_expect(&s, ':')) return -1;
-        if (kl == 5 && memcmp(k, "model", 5) == 0) {
-            js_ws(&s);
-            if (s.p < s.end && *s.p == '{') {
-                s.p++;
-                js_ws(&s);
-                if (s.p < s.end && *s.p == '}') s.p++;
-                else
-                    for (;;) {
-                        const char *mk;
-                        size_t mkl;
-                        (void)noarena;
-                        js_ws(&s);
-                        if (s.p >= s.end || *s.p != '"') return -1;
-                        const char *mq = s.p;
-                        if (js_skip_string(&s)) return -1;
-                        mk = mq + 1;
-                        mkl = (size_t)(s.p - mq - 2);
-                        if (js_expect(&s, ':')) return -1;
-                        js_ws(&s);
-                        const char *vs = s.p, *ve = NULL;
-                        int is_vocab = mkl == 5 && memcmp(mk, "vocab", 5) == 0 && vs < s.end && *vs == '{';
-                        int is_merges = mkl == 6 && memcmp(mk, "merges", 6) == 0 && vs < s.end && *vs == '[';
-                        /* Parsed where found (no second pass over ~10 MB); on a
-                         * parse error the error is kept and the value skipped. */
-                        if (is_vocab) {
-                            b->vocab_err = js_parse_vocab(b, vs, s.end, &ve);
-                        } else if (is_merges) {
-                            b->merges_err = js_parse_merges(b, vs, s.end, &ve);
-                            if (b->merges_err && b->merges_err != (size_t)-1) b->merges_err += (size_t)(vs - buf);
-                        }
-                        if (ve) s.p = ve;
-                        else if (js_skip(&s)) return -1;
-                        if (is_vocab) {
-                            b->vocab = vs;
-                            b->vocab_len = (size_t)(s.p - vs);
-                        } else if (is_merges) {
-                            b->merges = vs;
-                            b->merges_len = (size_t)(s.p - vs);
-                        }
-                        js_ws(&s);
-                        if (s.p < s.end && *s.p == ',') {
-                            s.p++;
-                            continue;
-                        }
-                        if (js_expect(&s, '}')) return -1;
-                        break;
-                    }
-            } else if (js_skip(&s)) {
-                return -1;
-            }
-        } else if (js_skip(&s)) {
-            return -1;
-        }
-        js_ws(&s);
-        if (s.p < s.end && *s.p == ',') {
-            s.p++;
-            continue;
-        }
-        return js_expect(&s, '}');
-    }
-}
-
-/* model.vocab: {"token": id, ...} from start (at '{') into b->v. Returns 0
- * with *endp after the object, or 1 + the offset from start where it is not
- * of that form, or (size_t)-1 when out of memory. */
-static size_t js_parse_vocab(big_parts *b, const char *start, const char *end, const char **endp) {
-    jscan s = {start, end};
-    free(b->v);
-    free(b->arena);
-    b->n = 0;
-    b->cap = 1 << 16;
-    b->v = malloc(b->cap * sizeof *b->v);
-    b->arena = malloc((size_t)(end - start) + 1); /* only touched for escaped strings */
-    if (!b->v || !b->arena) return (size_t)-1;
-    char *arena = b->arena;
-    s.p++;
-    js_ws(&s);
-    if (s.p < s.end && *s.p == '}') {
-        *endp = s.p + 1;
-        return 0;
-    }
-    for (;;) {
-        const char *str;
-        size_t sl;
-        if (js_string(&s, &arena, &str, &sl) || js_expect(&s, ':')) break;
-        js_ws(&s);
-        uint64_t id = 0;
-        const char *d0 = s.p;
-        while (s.p < s.end && *s.p >= '0' && *s.p <= '9' && id < QE_MAX_IDS) id = id * 10 + (uint64_t)(*s.p++ - '0');
-        if (s.p == d0 || id >= QE_MAX_IDS || (s.p < s.end && (*s.p == '.' || *s.p == 'e' || *s.p == 'E'))) break;
-        if (b->n == b->cap) {
-            vocab_entry *nv = realloc(b->v, b->cap * 2 * sizeof *nv);
-            if (!nv) return (size_t)-1;
-            b->v = nv;
-            b->cap *= 2;
-        }
-        b->v[b->n].s = str;
-        b->v[b->n].len = (uint32_t)sl;
-        b->v[b->n].id = (int32_t)id;
-        b->n++;
-        js_ws(&s);
-        if (s.p < s.end && *s.p == ',') {
-            s.p++;
-            continue;
-        }
-        if (js_expect(&s, '}') == 0) {
-            *endp = s.p;
-            return 0;
-        }
-        break;
-    }
-    return (size_t)(s.p - start) + 1;
-}
-
-/* Next entry of model.merges: ["a", "b"] or "a b". Returns 1 with a merge,
- * 0 at the end of the array, -1 when malformed. */
-static int js_next_merge(jscan *s, char **arena, int *first, const char **a, size_t *la, const char **b,
-                         size_t *lb) {
-    js_ws(s);
-    if (*first) {
-        *first = 0;
-        if (s->p < s->end && *s->p == ']') return 0;
-    } else {
-        if (s->p < s->end && *s->p == ']') return 0;
-        if (js_expect(s, ',')) return -1;
-        js_ws(s);
-    }
-    if (s->p < s->end && *s->p == '[') {
-        s->p++;
-        if (js_string(s, arena, a, la) || js_expect(s, ',') || js_string(s, arena, b, lb) || js_expect(s, ']'))
-            return -1;
-        return 1;
-    }
-    const char *str;
-    size_t sl;
-    if (js_string(s, arena, &str, &sl)) return -1;
-    const char *sp = memchr(str, ' ', sl);
-    if (!sp || memchr(sp + 1, ' ', sl - (size_t)(sp + 1 - str))) return -1;
-    *a = str;
-    *la = (size_t)(sp - str);
-    *b = sp + 1;
-    *lb = sl - *la - 1;
-    return 1;
-}
-
-/* model.merges from start (at '[') into b->mp: 0 with *endp after the
- * array, or 1 + the offset from start of the malformed entry, or (size_t)-1
- * when out of memory. */
-static size_t js_parse_merges(big_parts *b, const char *start, const char *end, const char **endp) {
-    jscan ms = {start + 1, end};
-    free(b->mp);
-    free(b->marena);
-    b->n_merges = 0;
-    b->mcap = 1 << 16;
-    b->mp = malloc(b->mcap * sizeof *b->mp);
-    b->marena = malloc((size_t)(end - start) + 1); /* only touched for escaped strings */
-    if (!b->mp || !b->marena) return (size_t)-1;
-    int first = 1, r;
-    char *ar = b->marena;
-    const char *a, *bb;
-    size_t la, lb;
-    for (;;) {
-        const char *at = ms.p;
-        r = js_next_merge(&ms, &ar, &first, &a, &la, &bb, &lb);
-        if (r == 0) {
-            ms.p++; /* the closing ']' */
-            *endp = ms.p;
-            return 0;
-        }
-        if (r < 0) return (size_t)(at - start) + 1;
-        if (b->n_merges == b->mcap) {
-            mpair *nm = realloc(b->mp, b->mcap * 2 * sizeof *nm);
-            if (!nm) return (size_t)-1;
-            b->mp = nm;
-            b->mcap *= 2;
-        }
-        b->mp[b->n_merges].a = a;
-        b->mp[b->n_merges].b = bb;
-        b->mp[b->n_merges].la = (uint32_t)la;
-        b->mp[b->n_merges].lb = (uint32_t)lb;
-        b->n_merges++;
-    }
-}
 
 static qembed_status build(loader *L, const cJSON *root) {
     qembed_tokenizer *t = L->t;
@@ -1012,8 +171,8 @@ static qembed_status build(loader *L, const cJSON *root) {
     t->raw_len = calloc(N, sizeof *t->raw_len);
     t->flags = calloc(N, 1);
     t->memo = calloc(N, sizeof *t->memo);
-    t->str_mask = strtab_size(n_vocab + n_added) - 1;
-    t->raw_mask = strtab_size(n_vocab) - 1;
+    t->str_mask = qe_strtab_size(n_vocab + n_added) - 1;
+    t->raw_mask = qe_strtab_size(n_vocab) - 1;
     t->str_hash = calloc(t->str_mask + 1, sizeof *t->str_hash);
     t->raw_hash = calloc(t->raw_mask + 1, sizeof *t->raw_hash);
     if (!t->str_pool || !t->str_off || !t->str_len || !t->raw_pool || !t->raw_off || !t->raw_len || !t->flags ||
@@ -1065,7 +224,7 @@ static qembed_status build(loader *L, const cJSON *root) {
             QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: id %d is used twice (\"%.*s\")", file, id,
                     (int)(t->str_len[id] < 60 ? t->str_len[id] : 60), t->str_pool + t->str_off[id]);
         }
-        if (!utf8_valid(str, l)) {
+        if (qe_utf8_first_invalid((const uint8_t *)str, l) != l) {
             free(as);
             QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: token with id %d is not valid UTF-8", file, id);
         }
@@ -1087,10 +246,10 @@ static qembed_status build(loader *L, const cJSON *root) {
         }
         for (size_t j = 0; j < nb; j++) {
             int32_t id = big->v[b0 + j].id;
-            strtab_put_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off[id], t->str_len[id], id,
+            qe_strtab_put_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off[id], t->str_len[id], id,
                          hs[j]);
             if (t->flags[id] & QE_TOK_PURE)
-                strtab_put_h(t->raw_hash, t->raw_mask, t->raw_pool, t->raw_off[id], t->raw_len[id], id, hr[j]);
+                qe_strtab_put_h(t->raw_hash, t->raw_mask, t->raw_pool, t->raw_off[id], t->raw_len[id], id, hr[j]);
         }
     }
 
@@ -1111,7 +270,7 @@ static qembed_status build(loader *L, const cJSON *root) {
     }
 
     /* Merges: ["a", "b"] pairs or legacy "a b" strings; rank = position.
-     * js_locate parsed them into a list; inserted here in blocks. */
+     * qe_js_locate parsed them into a list; inserted here in blocks. */
     if (big->merges_err == (size_t)-1) {
         free(as);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
@@ -1123,7 +282,7 @@ static qembed_status build(loader *L, const cJSON *root) {
     }
     size_t n_merges = big->n_merges;
     const mpair *mp = big->mp;
-    t->merge_mask = table_size(n_merges) - 1;
+    t->merge_mask = qe_table_size(n_merges) - 1;
     t->merges = malloc((t->merge_mask + 1) * sizeof *t->merges);
     if (!t->merges) {
         free(as);
@@ -1143,9 +302,9 @@ static qembed_status build(loader *L, const cJSON *root) {
             __builtin_prefetch(&t->str_hash[hb[j] & t->str_mask]);
         }
         for (size_t j = 0; j < nb; j++) {
-            ia[j] = strtab_get_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, (const uint8_t *)m[j].a,
+            ia[j] = qe_strtab_get_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, (const uint8_t *)m[j].a,
                                  m[j].la, ha[j]);
-            ib[j] = strtab_get_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, (const uint8_t *)m[j].b,
+            ib[j] = qe_strtab_get_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, (const uint8_t *)m[j].b,
                                  m[j].lb, hb[j]);
             if (m[j].la + m[j].lb <= sizeof cat[0]) {
                 memcpy(cat[j], m[j].a, m[j].la);
@@ -1157,7 +316,7 @@ static qembed_status build(loader *L, const cJSON *root) {
         for (size_t j = 0; j < nb; j++) {
             size_t ln = (size_t)m[j].la + m[j].lb;
             if (ln <= sizeof cat[0]) {
-                inew[j] = strtab_get_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool,
+                inew[j] = qe_strtab_get_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool,
                                        (const uint8_t *)cat[j], ln, hn[j]);
             } else { /* a long merged token: rare, done directly */
                 char *c = malloc(ln);
@@ -1170,7 +329,7 @@ static qembed_status build(loader *L, const cJSON *root) {
                 }
             }
             key[j] = ((uint64_t)(uint32_t)ia[j] << 32) | (uint32_t)ib[j];
-            __builtin_prefetch(&t->merges[merge_slot(key[j], t->merge_mask)], 1);
+            __builtin_prefetch(&t->merges[qe_merge_slot(key[j], t->merge_mask)], 1);
         }
         for (size_t j = 0; j < nb; j++) {
             if (ia[j] < 0 || ib[j] < 0 || inew[j] < 0) {
@@ -1181,12 +340,12 @@ static qembed_status build(loader *L, const cJSON *root) {
                 free(as);
                 return QEMBED_ERR_MODEL_FORMAT;
             }
-            merge_put(t, key[j], ((uint64_t)(b0 + j) << 32) | (uint32_t)inew[j]);
+            qe_merge_put(t, key[j], ((uint64_t)(b0 + j) << 32) | (uint32_t)inew[j]);
         }
     }
 
     /* Normalizer before added tokens: normalized tokens match in normalized form. */
-    qembed_status st = load_normalizer(L, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer");
+    qembed_status st = qe_tok_load_normalizer(L, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer");
     if (st != QEMBED_OK) {
         free(as);
         return st;
@@ -1202,7 +361,7 @@ static qembed_status build(loader *L, const cJSON *root) {
             if ((pass == 0) != (a->special != 0)) continue;
             size_t l = strlen(a->content);
             int32_t vid = qe_tok_str_lookup(t, (const uint8_t *)a->content, l);
-            if (!utf8_valid(a->content, l)) {
+            if (qe_utf8_first_invalid((const uint8_t *)a->content, l) != l) {
                 st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: added token id %d is not valid UTF-8", file, a->id);
                 break;
             }
@@ -1235,7 +394,7 @@ static qembed_status build(loader *L, const cJSON *root) {
                 (void)pure_out;
             }
             t->flags[a->id] |= QE_TOK_PRESENT | QE_TOK_ADDED | (a->special ? QE_TOK_SPECIAL : 0);
-            strtab_put(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off[a->id], t->str_len[a->id], a->id);
+            qe_strtab_put(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off[a->id], t->str_len[a->id], a->id);
             if (nb) {
                 st = nl ? addset_push(L, &t->norm, nb, nl, a) : QEMBED_OK;
                 free(nb);
@@ -1252,10 +411,10 @@ static qembed_status build(loader *L, const cJSON *root) {
     addset_finish(&t->plain);
     addset_finish(&t->norm);
 
-    QE_TRY(load_pre_tokenizer(L, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer")));
-    QE_TRY(load_post(L, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), "post_processor"));
-    QE_TRY(load_decoder(L, cJSON_GetObjectItemCaseSensitive(root, "decoder"), "decoder"));
-    QE_TRY(load_trunc_pad(L, root));
+    QE_TRY(qe_tok_load_pre_tokenizer(L, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer")));
+    QE_TRY(qe_tok_load_post(L, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), "post_processor"));
+    QE_TRY(qe_tok_load_decoder(L, cJSON_GetObjectItemCaseSensitive(root, "decoder"), "decoder"));
+    QE_TRY(qe_tok_load_trunc_pad(L, root));
     for (size_t i = 0; i < t->n_prefix; i++)
         QE_FAIL_IF((size_t)t->prefix[i] >= N || !(t->flags[t->prefix[i]] & QE_TOK_PRESENT), err,
                    QEMBED_ERR_MODEL_FORMAT, "%s: post_processor adds id %d, which has no token", file, t->prefix[i]);
@@ -1263,40 +422,6 @@ static qembed_status build(loader *L, const cJSON *root) {
         QE_FAIL_IF((size_t)t->suffix[i] >= N || !(t->flags[t->suffix[i]] & QE_TOK_PRESENT), err,
                    QEMBED_ERR_MODEL_FORMAT, "%s: post_processor adds id %d, which has no token", file, t->suffix[i]);
     return QEMBED_OK;
-}
-
-/* tokenizer_config.json is optional: the reference's ids do not depend on
- * it. When present it must be JSON, and its added_tokens_decoder must agree
- * with tokenizer.json (a mismatch means the two files do not belong
- * together). */
-static qembed_status check_config(const qembed_tokenizer *t, const char *path, qembed_error *err) {
-    struct stat st;
-    if (stat(path, &st) != 0) return QEMBED_OK;
-    char *buf;
-    size_t len;
-    QE_TRY(read_file(path, &buf, &len, err));
-    cJSON *root = cJSON_ParseWithLength(buf, len);
-    free(buf);
-    if (!root) QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: not valid JSON", path);
-    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(root, "added_tokens_decoder");
-    const cJSON *e;
-    qembed_status s = QEMBED_OK;
-    cJSON_ArrayForEach(e, dec) {
-        char *end;
-        long id = strtol(e->string, &end, 10);
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
-        if (*end || id < 0 || !cJSON_IsString(c)) continue;
-        size_t l = strlen(c->valuestring);
-        if ((size_t)id >= t->n_ids || t->str_len[id] != l ||
-            memcmp(t->str_pool + t->str_off[id], c->valuestring, l) != 0) {
-            s = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
-                         "%s: added_tokens_decoder[\"%ld\"] is \"%.60s\", which tokenizer.json does not have at "
-                         "that id", path, id, c->valuestring);
-            break;
-        }
-    }
-    cJSON_Delete(root);
-    return s;
 }
 
 void qembed_tokenizer_free(qembed_tokenizer *t) {
@@ -1344,12 +469,12 @@ qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qe
     }
     char *buf;
     size_t len;
-    QE_TRY(read_file(file, &buf, &len, err));
+    QE_TRY(qe_read_file(file, SIZE_MAX, &buf, &len, err));
     big_parts big;
     memset(&big, 0, sizeof big);
     cJSON *root = NULL;
     const char *ep = NULL;
-    if (js_locate(buf, len, &big) == 0) {
+    if (qe_js_locate(buf, len, &big) == 0) {
         /* The rest of the file, with the two big members emptied. */
         const char *sp[2] = {big.vocab, big.merges};
         size_t sl[2] = {big.vocab_len, big.merges_len};
@@ -1380,7 +505,7 @@ qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qe
         cJSON *whole = cJSON_ParseWithLengthOpts(buf, len, &ep, 0);
         size_t off = ep && ep >= buf ? (size_t)(ep - buf) : 0;
         free(buf);
-        big_free(&big);
+        qe_big_free(&big);
         if (whole) { /* valid JSON that the scanner did not follow: cannot happen for an object */
             cJSON_Delete(whole);
             QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: top level is not a JSON object", file);
@@ -1391,15 +516,15 @@ qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qe
     if (!t) {
         cJSON_Delete(root);
         free(buf);
-        big_free(&big);
+        qe_big_free(&big);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
     }
     loader L = {t, file, err, &big, buf};
     qembed_status s = build(&L, root);
     cJSON_Delete(root);
-    big_free(&big);
+    qe_big_free(&big);
     free(buf);
-    if (s == QEMBED_OK) s = check_config(t, config, err);
+    if (s == QEMBED_OK) s = qe_tok_check_config(t, config, err);
     if (s != QEMBED_OK) {
         qembed_tokenizer_free(t);
         return s;
@@ -1407,3 +532,4 @@ qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qe
     *out = t;
     return QEMBED_OK;
 }
+

@@ -17,7 +17,7 @@
  * order as the regex engine would (leftmost-first, greedy). */
 #include "pretok.h"
 
-#include "utf8.h"
+#include "common/utf8.h"
 
 const char qe_qwen_pattern[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"

@@ -12,6 +12,10 @@
 
 #include "qembed.h"
 
+/* Ids beyond this are refused: they would only come from a malformed file
+ * and would make us allocate per-id arrays of absurd size. */
+#define QE_MAX_IDS (1u << 24)
+
 enum { QE_TOK_PRESENT = 1, QE_TOK_ADDED = 2, QE_TOK_SPECIAL = 4, QE_TOK_PURE = 8 /* only byte-level chars */ };
 
 typedef struct qe_added {

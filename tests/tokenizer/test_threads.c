@@ -1,7 +1,11 @@
 /* One tokenizer shared by several threads: every thread encodes the whole
  * corpus (in a different order) and must get exactly the single-threaded
  * ids. Exercises the BPE memo's concurrent first writes.
- *   tok_test_threads <tokenizer.json> <corpus.jsonl> */
+ *   tok_test_threads <tokenizer.json> <corpus.jsonl> [min_texts]
+ * The corpus must give texts to encode: an empty or unreadable corpus, a
+ * line that is not a JSON object, fewer than min_texts texts (default 1) or
+ * texts that encode to no ids at all fail the test rather than pass it
+ * vacuously. Lines without "text" (the corpus's decode cases) are skipped. */
 #include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -35,10 +39,12 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s tokenizer.json corpus.jsonl\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s tokenizer.json corpus.jsonl [min_texts]\n", argv[0]);
         return 2;
     }
+    size_t min_texts = argc == 4 ? strtoul(argv[3], NULL, 10) : 1;
+    if (min_texts == 0) min_texts = 1;
     qembed_error err;
     qembed_tokenizer *t;
     if (qembed_tokenizer_load(argv[1], &t, &err) != QEMBED_OK) {
@@ -53,8 +59,14 @@ int main(int argc, char **argv) {
     char *line = NULL;
     size_t cap = 0, tcap = 0;
     ssize_t got;
+    size_t lineno = 0;
     while ((got = getline(&line, &cap, f)) > 0) {
+        lineno++;
         cJSON *j = cJSON_ParseWithLength(line, (size_t)got);
+        if (!cJSON_IsObject(j)) {
+            fprintf(stderr, "FAIL: %s:%zu is not a JSON object\n", argv[2], lineno);
+            return 1;
+        }
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "text");
         if (cJSON_IsString(s)) {
             if (n_texts == tcap) {
@@ -67,6 +79,10 @@ int main(int argc, char **argv) {
     }
     free(line);
     fclose(f);
+    if (n_texts < min_texts) {
+        fprintf(stderr, "FAIL: %s has %zu texts, fewer than the %zu required\n", argv[2], n_texts, min_texts);
+        return 1;
+    }
     /* The reference ids: a fresh tokenizer (empty memo), one thread. */
     qembed_tokenizer *t1;
     if (qembed_tokenizer_load(argv[1], &t1, &err) != QEMBED_OK) return 1;
@@ -78,6 +94,12 @@ int main(int argc, char **argv) {
             return 1;
         }
     qembed_tokenizer_free(t1);
+    size_t total_ids = 0;
+    for (size_t i = 0; i < n_texts; i++) total_ids += want_n[i];
+    if (total_ids == 0) {
+        fprintf(stderr, "FAIL: the %zu texts encode to no ids: nothing for the threads to compare\n", n_texts);
+        return 1;
+    }
     tok = t;
     pthread_t th[N_THREADS];
     for (size_t k = 0; k < N_THREADS; k++) pthread_create(&th[k], NULL, worker, (void *)k);
@@ -99,6 +121,6 @@ int main(int argc, char **argv) {
         printf("FAIL: %zu mismatches across %d threads\n", bad, N_THREADS);
         return 1;
     }
-    printf("PASS: %zu texts x %d threads, identical ids\n", n_texts, N_THREADS);
+    printf("PASS: %zu texts (%zu ids) x %d threads, identical ids\n", n_texts, total_ids, N_THREADS);
     return 0;
 }

@@ -21,6 +21,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/clock.h"
 #include "common/sha256.h"
 #include "normals.h"
 #include "rng.h"
@@ -665,12 +666,6 @@ static uint64_t parse_bytes(const char *s) {
     return v * mul;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int main(int argc, char **argv) {
     opts o = {.seed = 20250605, .dtype = DT_BF16, .prefix = ""};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -765,7 +760,7 @@ int main(int argc, char **argv) {
 
     const char *simd = "";
     g_normals = qs_pick_normals(&simd);
-    double t0 = now_s();
+    double t0 = qe_now_s();
     /* Tokenizer first: a missing tokenizer fails before minutes of writing. */
     write_tokenizer(&o);
     size_t n = 0;
@@ -783,7 +778,7 @@ int main(int argc, char **argv) {
     if (n_shards > 1) write_index(&o, t, n, so);
     write_config(&o);
     write_st_files(&o);
-    double secs = now_s() - t0;
+    double secs = qe_now_s() - t0;
     write_manifest(&o, t, n, n_shards, so, secs);
     uint64_t bytes = 0;
     for (int s = 0; s < n_shards; s++) bytes += so[s].bytes;

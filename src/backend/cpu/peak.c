@@ -1,6 +1,7 @@
 /* Peak microbenchmarks (see peak.h). Each thread runs the same independent
  * instruction stream; the figure is total work over the wall time of the
  * slowest thread, best of the rounds that fit in the budget. */
+#include "common/clock.h"
 #include "peak.h"
 
 #include <math.h>
@@ -15,12 +16,6 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Each loop body issues NACC independent accumulations (enough to cover the
  * latency of two pipes: 4-5 cycles x 2 per cycle) and returns a value that
@@ -121,18 +116,18 @@ double qe_peak_gflops(qe_pool *pool, qe_isa isa, double budget_ms) {
     double round_s = budget_ms > 0 ? budget_ms * 1e-3 / 8 : 0.0125;
     double t = 0;
     for (;;) {
-        double t0 = now_s();
+        double t0 = qe_now_s();
         qe_pool_run(pool, flop_task, &job, threads);
-        t = now_s() - t0;
+        t = qe_now_s() - t0;
         if (t >= round_s * 0.5 || job.iters > (1L << 40)) break;
         job.iters *= t > 1e-6 ? (long)fmax(2.0, round_s / t) : 16;
     }
     double best = job.iters * flops_per_iter(isa) * threads / t;
-    double end = now_s() + budget_ms * 1e-3 * 0.75;
-    while (now_s() < end) {
-        double t0 = now_s();
+    double end = qe_now_s() + budget_ms * 1e-3 * 0.75;
+    while (qe_now_s() < end) {
+        double t0 = qe_now_s();
         qe_pool_run(pool, flop_task, &job, threads);
-        double g = job.iters * flops_per_iter(isa) * threads / (now_s() - t0);
+        double g = job.iters * flops_per_iter(isa) * threads / (qe_now_s() - t0);
         if (g > best) best = g;
     }
     return best * 1e-9;
@@ -186,12 +181,12 @@ double qe_peak_dram_read_gbs(qe_pool *pool, int huge_pages, double budget_ms) {
     int threads = qe_pool_size(pool);
     read_job job = {mem, bytes / 8, threads, {0}};
     double best = 0;
-    double end = now_s() + budget_ms * 1e-3;
+    double end = qe_now_s() + budget_ms * 1e-3;
     int rounds = 0;
-    while (rounds < 2 || (now_s() < end && rounds < 100)) {
-        double t0 = now_s();
+    while (rounds < 2 || (qe_now_s() < end && rounds < 100)) {
+        double t0 = qe_now_s();
         qe_pool_run(pool, read_task, &job, threads);
-        double t = now_s() - t0;
+        double t = qe_now_s() - t0;
         double per = (double)(bytes / 8 / (size_t)threads / 16 * 16) * 8.0 * threads;
         if (t > 0 && per / t > best) best = per / t;
         rounds++;

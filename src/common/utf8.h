@@ -1,10 +1,13 @@
-/* UTF-8 helpers for the tokenizer. Decoding functions assume text that
- * qe_utf8_validate accepted. */
+/* UTF-8 helpers: decoding and encoding code points, and the validator.
+ * Header-only and dependency-free (the standard C headers only): besides the
+ * library, the server includes it for qe_utf8_first_invalid. Decoding
+ * functions assume text that qe_utf8_first_invalid accepted. */
 #ifndef QE_UTF8_H
 #define QE_UTF8_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Decodes the code point at s[i] (valid UTF-8); returns its byte length. */
 static inline int qe_utf8_dec(const uint8_t *s, size_t i, uint32_t *cp) {
@@ -65,6 +68,30 @@ static inline int qe_utf8_check(const uint8_t *s, size_t n, size_t i) {
         k++;
     }
     return need + 1;
+}
+
+/* Byte offset of the first ill-formed sequence of s[0..n), or n when all of
+ * it is well-formed UTF-8 (Table 3-7: no overlongs, no surrogates, nothing
+ * above U+10FFFF). The one validator of the project: the tokenizer's input
+ * check, the loader's token strings and the server's request fields, so the
+ * server accepts exactly what the library does. ASCII is skipped eight bytes
+ * at a time (most text is ASCII; inputs run to megabytes). */
+static inline size_t qe_utf8_first_invalid(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (!(v & 0x8080808080808080ull)) {
+                i += 8;
+                continue;
+            }
+        }
+        int l = qe_utf8_check(s, n, i);
+        if (l < 0) return i;
+        i += (size_t)l;
+    }
+    return n;
 }
 
 #endif
