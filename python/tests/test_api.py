@@ -208,3 +208,18 @@ def test_tokenize(model):
     assert model.tokenize("Hello world") == {"input_ids": [[9707, 1879, 151643]]}
     with pytest.raises(ValueError, match="input 1: the text is empty"):
         model.tokenize(["a", ""])
+
+
+def test_truncate_like_sentence_transformers_and_the_cli(model_dir, cli):
+    long = "word " * 9000  # more than the 8192-token default limit
+    m = qembed.Model(model_dir, truncate=True)
+    try:
+        ids = m.tokenize(long)["input_ids"][0]
+        assert len(ids) == m.max_seq_length and ids[-1] == 151643
+        v = m.encode(["short", long])
+        assert np.array_equal(v, cli_embed(cli, model_dir, ["short", long], "--truncate"))
+        m.truncate = False
+        with pytest.raises(ValueError, match="input 1 has"):
+            m.encode(["short", long])
+    finally:
+        m.close()

@@ -147,6 +147,11 @@ class Model:
             config_sentence_transformers.json.
         default_prompt_name: the prompt used when encode() is given none
             (default: the config's default_prompt_name, usually None).
+        truncate: False (default, qembed's rule): an input longer than
+            max_seq_length tokens is a ValueError naming it. True: keep its
+            first max_seq_length - 1 tokens and <|endoftext|>, as
+            sentence-transformers (its tokenizer truncates) does. Settable
+            later as the attribute `truncate`.
 
     Raises:
         ValueError: a bad argument (unknown compute units, negative threads).
@@ -160,7 +165,7 @@ class Model:
     def __init__(self, model_name_or_path: Union[str, "os.PathLike[str]"], compute_units: str = "ALL",
                  threads: Optional[int] = None, max_batch_tokens: int = 16384, *,
                  max_contexts: Optional[int] = None, prompts: Optional[Dict[str, str]] = None,
-                 default_prompt_name: Optional[str] = None):
+                 default_prompt_name: Optional[str] = None, truncate: bool = False):
         self._handle = None
         self._pool: Optional[_ContextPool] = None
         if not isinstance(compute_units, str):
@@ -183,6 +188,7 @@ class Model:
         out = ffi.new("qembed_model **")
         check(lib.qembed_model_load(os.fsencode(model_name_or_path), ffi.addressof(p), out, err), err)
         self._handle = out[0]
+        self.truncate: bool = bool(truncate)
 
         raw = ffi.new("qembed_model_info *")
         lib.qembed_model_get_info(self._handle, raw)
@@ -384,7 +390,7 @@ class Model:
                 truncate_dim; the message names the input's index.
             qembed.Error: the model failed (for example a non-finite vector).
         """
-        handle = self._live()
+        self._live()
         single = isinstance(texts, str)
         items = [texts] if single else self._texts(texts)
         prompt = self._resolve_prompt(prompt_name, prompt)
@@ -394,6 +400,7 @@ class Model:
         encoded = self._utf8(items, prompt)
 
         opts = lib.qembed_embed_default_options()
+        opts.truncate = 1 if self.truncate else 0
         # sentence-transformers order: modules (Normalize) -> truncate -> normalise.
         slice_after = not normalize_embeddings and self._st_normalizes and dims != self._hidden
         opts.normalize = 1 if (normalize_embeddings or self._st_normalizes) else 0
@@ -422,7 +429,6 @@ class Model:
         finally:
             if bar:
                 bar.close()
-        del handle
         if slice_after:
             out = np.ascontiguousarray(out[:, :dims])  # the one copy this mode needs
         if single:
@@ -431,13 +437,15 @@ class Model:
 
     def tokenize(self, texts: Union[str, Sequence[str]]) -> Dict[str, List[List[int]]]:
         """The ids the model sees for each text (with the appended
-        <|endoftext|>, no prompt): {"input_ids": [[...], ...]}, one list per
-        text, unpadded (qembed packs batches, so there is no attention mask).
+        <|endoftext|>, no prompt, truncated when `truncate` is set):
+        {"input_ids": [[...], ...]}, one list per text, unpadded (qembed packs
+        batches, so there is no attention mask).
         """
         handle = self._live()
         items = [texts] if isinstance(texts, str) else self._texts(texts)
         encoded = self._utf8(items, None)
         opts = lib.qembed_embed_default_options()
+        opts.truncate = 1 if self.truncate else 0
         ids = ffi.new("int32_t **")
         n = ffi.new("size_t *")
         err = ffi.new("qembed_error *")
