@@ -62,7 +62,7 @@ def main():
         dist.append(len(texts) / (time.perf_counter() - t0))
         cos = (got * ref).sum(1).min()
         print("round %d: single %.1f texts/s, cluster %.1f texts/s (min cosine %.7f)"
-              % (r + 1, single[-1], dist[-1], cos))
+              % (r + 1, single[-1], dist[-1], cos), flush=True)
     print("cores %d, workers %d x %d library threads, %d partitions, %d texts"
           % (cores, a.workers, per_worker, parts, len(texts)))
     print("cluster start %.2f s; first job (model load on each worker) %.2f s" % (t_start, t_first))
