@@ -9,6 +9,9 @@ APT_PACKAGES=(
   libpcre2-dev libcjson-dev libmicrohttpd-dev
   libdnnl-dev libopenblas-dev libssl-dev libcurl4-openssl-dev
   python3-numpy curl wrk nginx
+  # the Python package (python/): build (CFFI, setuptools, headers), tests, venv install, Dask
+  python3-dev python3-cffi python3-setuptools python3-pip python3-venv python3-pytest
+  python3-dask python3-distributed python3-pandas python3-cloudpickle
 )
 
 missing=()
