@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "cli_io.h"
 #include "commands.h"
 
@@ -40,6 +41,35 @@ static const char *const embed_help =
     "  -h, --help              this help\n"
     "\n"
     "Exit status: 0 success, 1 usage error, 2 input or model error.\n";
+
+enum {
+    OPT_INPUT_FORMAT = 256,
+    OPT_INSTRUCT,
+    OPT_DIMS,
+    OPT_MAX_TOKENS,
+    OPT_TRUNCATE,
+    OPT_EXACT,
+    OPT_NO_SPECIAL,
+    OPT_PROGRESS,
+    OPT_NO_PROGRESS,
+};
+
+static const qe_optdef embed_opts[] = {
+    {"help", 'h', 0},
+    {"input", 'i', 1},
+    {"input-format", OPT_INPUT_FORMAT, 1},
+    {"output", 'o', 1},
+    {"format", 'f', 1},
+    {"instruct", OPT_INSTRUCT, 1},
+    {"dims", OPT_DIMS, 1},
+    {"max-tokens", OPT_MAX_TOKENS, 1},
+    {"truncate", OPT_TRUNCATE, 0},
+    {"exact", OPT_EXACT, 0},
+    {"no-special", OPT_NO_SPECIAL, 0},
+    {"progress", OPT_PROGRESS, 0},
+    {"no-progress", OPT_NO_PROGRESS, 0},
+    {NULL, 0, 0},
+};
 
 static int parse_size(const char *s, long lo, long hi, long *out) {
     if (!s || !*s) return -1;
@@ -86,7 +116,7 @@ int cmd_embed(int argc, char **argv) {
     long dims = 0, max_tokens = 0;
     int exact = 0, show_progress = -1;
     char **texts = calloc((size_t)argc + 1, sizeof *texts);
-    int n_texts = 0, rc = 1, only_texts = 0;
+    int n_texts = 0, rc = 1;
     if (!texts) {
         fprintf(stderr, "qembed embed: out of memory\n");
         return 2;
@@ -102,65 +132,42 @@ int cmd_embed(int argc, char **argv) {
     int writer_open = 0;
     float *vec = NULL;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_texts || a[0] != '-' || strcmp(a, "-") == 0) {
-            texts[n_texts++] = argv[i];
-            continue;
-        }
-        if (strcmp(a, "--") == 0) { only_texts = 1; continue; }
-        int k = qe_settings_flag(&s, argc, argv, &i);
-        if (k < 0) goto out;
-        if (k > 0) continue;
-#define VALUE()                                                                      \
-    (i + 1 < argc ? argv[++i]                                                        \
-                  : (fprintf(stderr, "qembed embed: %s needs a value (see --help)\n", a), \
-                     (char *)NULL))
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+    qe_args ap;
+    qe_args_init(&ap, "embed", argc, argv, embed_opts, &s);
+    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
+        const char *v = ap.value;
+        switch (k) {
+        case QE_ARG_ERROR: goto out;
+        case QE_ARG_OPERAND: texts[n_texts++] = (char *)v; break;
+        case 'h':
             fputs(embed_help, stdout);
             fputc('\n', stdout);
             fputs(qe_settings_help, stdout);
             rc = 0;
             goto out;
-        } else if (!strcmp(a, "-i") || !strcmp(a, "--input")) {
-            if (!(input = VALUE())) goto out;
-        } else if (!strcmp(a, "--input-format")) {
-            if (!(input_format = VALUE())) goto out;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            if (!(output = VALUE())) goto out;
-        } else if (!strcmp(a, "-f") || !strcmp(a, "--format")) {
-            if (!(format = VALUE())) goto out;
-        } else if (!strcmp(a, "--instruct")) {
-            if (!(opts.instruction = VALUE())) goto out;
-        } else if (!strcmp(a, "--dims")) {
-            const char *v = VALUE();
-            if (!v) goto out;
+        case 'i': input = v; break;
+        case OPT_INPUT_FORMAT: input_format = v; break;
+        case 'o': output = v; break;
+        case 'f': format = v; break;
+        case OPT_INSTRUCT: opts.instruction = v; break;
+        case OPT_DIMS:
             if (parse_size(v, 1, 1 << 20, &dims) != 0) {
                 fprintf(stderr, "qembed embed: --dims '%s': expected a whole number (32..hidden size)\n", v);
                 goto out;
             }
-        } else if (!strcmp(a, "--max-tokens")) {
-            const char *v = VALUE();
-            if (!v) goto out;
+            break;
+        case OPT_MAX_TOKENS:
             if (parse_size(v, 1, 1 << 24, &max_tokens) != 0) {
                 fprintf(stderr, "qembed embed: --max-tokens '%s': expected a positive whole number\n", v);
                 goto out;
             }
-        } else if (!strcmp(a, "--truncate")) {
-            opts.truncate = 1;
-        } else if (!strcmp(a, "--exact")) {
-            exact = 1;
-        } else if (!strcmp(a, "--no-special")) {
-            opts.parse_special = 0;
-        } else if (!strcmp(a, "--progress")) {
-            show_progress = 1;
-        } else if (!strcmp(a, "--no-progress")) {
-            show_progress = 0;
-        } else {
-            fprintf(stderr, "qembed embed: unknown option '%s' (see qembed embed --help)\n", a);
-            goto out;
+            break;
+        case OPT_TRUNCATE: opts.truncate = 1; break;
+        case OPT_EXACT: exact = 1; break;
+        case OPT_NO_SPECIAL: opts.parse_special = 0; break;
+        case OPT_PROGRESS: show_progress = 1; break;
+        case OPT_NO_PROGRESS: show_progress = 0; break;
         }
-#undef VALUE
     }
     if (!input && n_texts == 0) {
         fprintf(stderr, "qembed embed: no input: give texts as arguments or --input FILE (see --help)\n");
