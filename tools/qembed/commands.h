@@ -17,6 +17,7 @@ int cmd_info(int argc, char **argv);     /* cmd_info.c */
 int cmd_split(int argc, char **argv);    /* cmd_split.c */
 int cmd_serve(int argc, char **argv);    /* cmd_serve.c */
 int cmd_bench(int argc, char **argv);    /* cmd_bench.c */
+int cmd_merge(int argc, char **argv);    /* cmd_merge.c */
 
 /* A /proc/self/status field (without its colon: "VmRSS", "VmHWM") in bytes;
  * 0 when unknown (proc_status.c). */
