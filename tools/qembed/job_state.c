@@ -21,7 +21,10 @@ void qe_job_state_path(char *buf, size_t n, const char *output) {
 
 static int num(const cJSON *o, const char *key, double *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0) return -1;
+    /* a whole number a double holds exactly; anything else would overflow the casts */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > 9007199254740992.0 ||
+        v->valuedouble != (double)(long long)v->valuedouble)
+        return -1;
     *out = v->valuedouble;
     return 0;
 }
@@ -43,8 +46,13 @@ int qe_job_load(const char *path, qe_job *j, char *err, size_t n) {
         return -1;
     }
     buf[len] = '\0';
+    return qe_job_parse(buf, len, path, j, err, n);
+}
+
+int qe_job_parse(const char *buf, size_t len, const char *path, qe_job *j, char *err, size_t n) {
+    memset(j, 0, sizeof *j);
     cJSON *o = cJSON_ParseWithLength(buf, len);
-    double d[11];
+    double d[11] = {0};
     static const char *const keys[] = {"version", "input_size", "input_mtime_s", "shard_i", "shard_n",
                                        "input_offset", "input_line", "texts", "rows",
                                        "output_bytes", "report_bytes"};
@@ -52,12 +60,11 @@ int qe_job_load(const char *path, qe_job *j, char *err, size_t n) {
     for (int k = 0; !bad && k < 11; k++) bad = num(o, keys[k], &d[k]) != 0;
     const cJSON *opt = bad ? NULL : cJSON_GetObjectItemCaseSensitive(o, "options");
     const cJSON *in = bad ? NULL : cJSON_GetObjectItemCaseSensitive(o, "input");
-    const cJSON *sk = bad ? NULL : cJSON_GetObjectItemCaseSensitive(o, "skipped");
-    const cJSON *ns = bad ? NULL : cJSON_GetObjectItemCaseSensitive(o, "input_mtime_ns");
+    double sk, ns;
+    bad = bad || num(o, "skipped", &sk) != 0 || num(o, "input_mtime_ns", &ns) != 0;
     const cJSON *done = bad ? NULL : cJSON_GetObjectItemCaseSensitive(o, "complete");
-    if (bad || !cJSON_IsString(opt) || !cJSON_IsString(in) || !cJSON_IsNumber(sk) || sk->valuedouble < 0 ||
-        !cJSON_IsNumber(ns) || ns->valuedouble < 0 || ns->valuedouble >= 1e9 ||
-        !cJSON_IsBool(done) || d[0] != STATE_VERSION || d[4] < 1 || d[3] >= d[4]) {
+    if (bad || !cJSON_IsString(opt) || !cJSON_IsString(in) || ns >= 1e9 || d[2] >= 9e9 ||
+        !cJSON_IsBool(done) || d[0] != STATE_VERSION || d[4] < 1 || d[4] > 65536 || d[3] >= d[4]) {
         cJSON_Delete(o);
         snprintf(err, n, "%s: not a qembed state file (or another version); remove it to start over",
                  path);
@@ -66,7 +73,7 @@ int qe_job_load(const char *path, qe_job *j, char *err, size_t n) {
     snprintf(j->options, sizeof j->options, "%s", opt->valuestring);
     snprintf(j->input, sizeof j->input, "%s", in->valuestring);
     j->input_size = (long long)d[1];
-    j->input_mtime = (long long)d[2] * 1000000000LL + (long long)ns->valuedouble;
+    j->input_mtime = (long long)d[2] * 1000000000LL + (long long)ns;
     j->shard_i = (int)d[3];
     j->shard_n = (int)d[4];
     j->input_offset = (long long)d[5];
@@ -75,7 +82,7 @@ int qe_job_load(const char *path, qe_job *j, char *err, size_t n) {
     j->rows = (size_t)d[8];
     j->output_bytes = (long long)d[9];
     j->report_bytes = (long long)d[10];
-    j->skipped = (size_t)sk->valuedouble;
+    j->skipped = (size_t)sk;
     j->complete = cJSON_IsTrue(done);
     cJSON_Delete(o);
     return 1;

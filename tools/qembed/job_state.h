@@ -43,6 +43,9 @@ void qe_job_state_path(char *buf, size_t n, const char *output);
 /* 1: loaded; 0: no state file; -1: unreadable or not a state file (err). */
 int qe_job_load(const char *path, qe_job *j, char *err, size_t n);
 
+/* The same from the file's bytes (path for messages): 1, or -1 (err). */
+int qe_job_parse(const char *buf, size_t len, const char *path, qe_job *j, char *err, size_t n);
+
 /* Replaces the state file atomically and durably; 0 or -1 (err). */
 int qe_job_save(const char *path, const qe_job *j, char *err, size_t n);
 
