@@ -59,6 +59,11 @@ struct qembed_ctx {
  * Logs "inference #N completed in X ms (batch=B, tokens=T)". */
 void qe_ctx_forward(qembed_ctx *ctx, const int32_t *ids, const size_t *lens, int n_seq);
 
+/* The library's defaults (qembed_params_init, params.c). */
+qembed_model_params qe_model_defaults(void);
+qembed_ctx_params qe_ctx_defaults(void);
+qembed_embed_options qe_embed_defaults(void);
+
 double qe_now_ms(void);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/params.h"
 #include "embed/embed.h"
 #include "model/resolve.h"
 #include "model/segments.h"
@@ -19,7 +20,7 @@ double qe_now_ms(void) {
 
 #define QE_DEFAULT_MAX_TOKENS 8192
 
-qembed_model_params qembed_model_default_params(void) {
+qembed_model_params qe_model_defaults(void) {
     qembed_model_params p;
     memset(&p, 0, sizeof p);
     p.compute_units = QEMBED_UNITS_ALL;
@@ -193,10 +194,14 @@ qembed_status qembed_model_load(const char *path, const qembed_model_params *par
     *out = NULL;
     QE_FAIL_IF(!path || !*path, err, QEMBED_ERR_INVALID_ARGUMENT,
                "qembed_model_load: no model path or repo id given");
+    static const size_t sizes[] = {QE_SIZE_UPTO(qembed_model_params, no_verify),
+                                   sizeof(qembed_model_params)};
+    qembed_model_params mp = qe_model_defaults();
+    QE_TRY(qe_params_copy(&mp, sizeof mp, params, sizes, 2, "qembed_model_params", err));
     double t0 = qe_now_ms();
     qembed_model *m = calloc(1, sizeof *m);
     QE_FAIL_IF(!m, err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
-    m->params = params ? *params : qembed_model_default_params();
+    m->params = mp;
     if (m->params.max_batch_tokens == 0) m->params.max_batch_tokens = 16384;
     m->log.fn = m->params.log_fn;
     m->log.user = m->params.log_user;

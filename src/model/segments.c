@@ -2,6 +2,8 @@
  * segments.h for the layout. */
 #include "model/segments.h"
 
+#include "common/params.h"
+
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -475,7 +477,7 @@ qembed_status qe_segments_open(const char *dir, int verify, const qe_logger *lg,
 /* Writing                                                                    */
 /* ------------------------------------------------------------------------- */
 
-qembed_split_params qembed_split_default_params(void) {
+qembed_split_params qe_split_defaults(void) {
     qembed_split_params p;
     memset(&p, 0, sizeof p);
     p.max_segments = 0;
@@ -715,6 +717,11 @@ qembed_status qembed_model_split(const char *model, const char *out_dir,
                                  const qembed_split_params *params, qembed_error *err) {
     QE_FAIL_IF(!model || !out_dir || !params, err, QEMBED_ERR_INVALID_ARGUMENT,
                "split: NULL argument");
+    static const size_t sizes[] = {QE_SIZE_UPTO(qembed_split_params, log_level),
+                                   sizeof(qembed_split_params)};
+    qembed_split_params p = qe_split_defaults();
+    QE_TRY(qe_params_copy(&p, sizeof p, params, sizes, 2, "qembed_split_params", err));
+    params = &p;
     QE_FAIL_IF(params->max_segments < 0 || (params->max_segments == 0 && params->max_segment_bytes == 0),
                err, QEMBED_ERR_INVALID_ARGUMENT,
                "split: give max_segments (>= 1) or max_segment_bytes (> 0)");

@@ -42,4 +42,7 @@ qembed_status qe_segments_open(const char *dir, int verify, const qe_logger *lg,
  * -1 for a tensor outside the layers. */
 int qe_tensor_layer(const char *name);
 
+/* The defaults of qembed_split_params (qembed_params_init). */
+qembed_split_params qe_split_defaults(void);
+
 #endif

@@ -15,6 +15,7 @@
  * <|endoftext|>). The FLOP count of a sequence of L tokens is
  *   2 L (linear weights per layer) x layers  +  4 L(L+1)/2 heads head_dim x layers
  * (the matrix products, and causal attention's QK^T and AV). */
+#define QEMBED_TEST_AND_BENCH_API /* qembed_measure_peak */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
