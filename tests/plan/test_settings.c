@@ -239,6 +239,7 @@ static void test_forms(void) {
     CHECK(run_case(&s, NONE, E("--threads=")) == -1, "--threads= (empty value)");
     CHECK(run_case(&s, NONE, E("-x")) == -1, "unknown short option");
     CHECK(run_case(&s, NONE, E("-qx")) == -1, "unknown short option in a cluster");
+    CHECK(run_case(&s, NONE, E("--no-verify", "-xq")) == -1, "unknown short option first in a cluster");
 }
 
 static void test_print(void) {

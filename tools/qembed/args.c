@@ -49,6 +49,14 @@ static int is_shared(int key) {
     return 0;
 }
 
+/* getopt reports "--flag=value" with optopt = the flag's key (a long option
+ * without a value), an unknown short option with optopt = its letter (no key). */
+static int takes_no_value(const qe_args *a, int key) {
+    for (const struct option *o = a->longs; o->name; o++)
+        if (o->val == key && o->has_arg == no_argument) return 1;
+    return 0;
+}
+
 /* "--name=value" -> "--name" for messages */
 static int name_len(const char *arg) {
     const char *eq = strchr(arg, '=');
@@ -82,13 +90,13 @@ int qe_args_next(qe_args *a) {
                 fprintf(stderr, "qembed %s: %.*s needs a value (see qembed %s --help)\n", a->cmd,
                         is_long ? name_len(el) : 2, is_long ? el : (char[]){'-', (char)optopt, 0},
                         a->cmd);
-            else if (is_long && optopt && strchr(el, '='))
-                fprintf(stderr, "qembed %s: %.*s takes no value (see qembed %s --help)\n", a->cmd,
-                        name_len(el), el, a->cmd);
-            else if (is_long || !optopt)
+            else if (!optopt) /* an unknown or ambiguous long option (its element is el) */
                 fprintf(stderr, "qembed %s: unknown option '%.*s' (see qembed %s --help)\n", a->cmd,
                         name_len(el), el, a->cmd);
-            else
+            else if (takes_no_value(a, optopt)) /* "--flag=value" */
+                fprintf(stderr, "qembed %s: %.*s takes no value (see qembed %s --help)\n", a->cmd,
+                        name_len(el), el, a->cmd);
+            else /* an unknown short option, maybe inside a cluster: el is not its element */
                 fprintf(stderr, "qembed %s: unknown option '-%c' (see qembed %s --help)\n", a->cmd,
                         optopt, a->cmd);
             return QE_ARG_ERROR;
