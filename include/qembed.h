@@ -10,7 +10,8 @@
  *    wrong and where (file, tensor, field, input index, byte offset).
  *  - The library never exits, aborts or prints on its own: logging goes through
  *    the optional log callback in the params structs.
- *  - Params structs come from *_default_params(); fields are only ever appended.
+ *  - Params and options structs come from their *_default_*() constructor and
+ *    grow safely: see "Structs that grow" below. Fields are only ever appended.
  *  - Status codes are never renumbered.
  *
  * Threading
@@ -41,6 +42,40 @@ extern "C" {
 #else
 #define QEMBED_API __attribute__((visibility("default")))
 #endif
+
+/* ---- Structs that grow ----
+ * Every params/options struct (qembed_encode_options, qembed_model_params,
+ * qembed_split_params, qembed_ctx_params, qembed_embed_options) starts with
+ * `size`: the sizeof the caller was compiled with. The *_default_*()
+ * constructors are static inline below, so they run with the caller's header:
+ * they set `size` to the caller's sizeof and call qembed_params_init, which
+ * fills in the library's defaults for those bytes only (a constructor
+ * exported by value would write a newer, larger struct into an older
+ * caller's smaller one). The library reads only `size` bytes of a struct and
+ * gives the fields appended since their defaults, so a program built against
+ * an older header keeps working with a newer library. Any other size (0 or
+ * garbage: a struct not made by its constructor; larger than the library's:
+ * a newer header than the library) is QEMBED_ERR_INVALID_ARGUMENT naming the
+ * struct. Fields are only appended; a release that appends one keeps its
+ * previous size among the sizes the library accepts. */
+typedef enum qembed_params_kind {
+    QEMBED_PARAMS_ENCODE = 0, /* qembed_encode_options */
+    QEMBED_PARAMS_MODEL = 1,  /* qembed_model_params */
+    QEMBED_PARAMS_SPLIT = 2,  /* qembed_split_params */
+    QEMBED_PARAMS_CTX = 3,    /* qembed_ctx_params */
+    QEMBED_PARAMS_EMBED = 4   /* qembed_embed_options */
+} qembed_params_kind;
+
+/* Fills the first `size` bytes of *params (a struct of that kind) with the
+ * library's defaults and sets params->size = size. */
+QEMBED_API void qembed_params_init(qembed_params_kind kind, void *params, size_t size);
+
+#define QEMBED_DEFAULTS_(type, kind)                         \
+    {                                                        \
+        type v_;                                             \
+        qembed_params_init((kind), &v_, sizeof v_);          \
+        return v_;                                           \
+    }
 
 /* Run-time version, to compare against the macros the caller compiled with. */
 QEMBED_API const char *qembed_version(void);
@@ -105,13 +140,15 @@ QEMBED_API qembed_status qembed_tokenizer_load(const char *path, qembed_tokenize
 QEMBED_API void qembed_tokenizer_free(qembed_tokenizer *tok);
 
 typedef struct qembed_encode_options {
+    size_t size;            /* sizeof, set by qembed_encode_default_options() ("Structs that grow") */
     int add_special_tokens; /* apply the post-processor (appends <|endoftext|> for Qwen3-Embedding); default 1 */
     int parse_special;      /* match added tokens written literally in the text; default 1 (as the
                                reference does). A server sets 0 for untrusted input: then
                                "<|endoftext|>" in the text is tokenized as plain text. */
 } qembed_encode_options;
 
-QEMBED_API qembed_encode_options qembed_encode_default_options(void);
+static inline qembed_encode_options qembed_encode_default_options(void)
+    QEMBED_DEFAULTS_(qembed_encode_options, QEMBED_PARAMS_ENCODE)
 
 /* Encodes `len` bytes of UTF-8 `text` (len may be 0). On success *ids is a
  * malloc'ed array of *n_ids ids owned by the caller (free with qembed_free).
@@ -154,14 +191,17 @@ QEMBED_API qembed_status qembed_compute_units_parse(const char *s, qembed_comput
 QEMBED_API const char *qembed_compute_units_name(qembed_compute_units u);
 
 typedef struct qembed_model_params {
+    size_t size;                        /* sizeof, set by qembed_model_default_params() */
     qembed_compute_units compute_units; /* default ALL */
     int n_threads;                      /* default 0: every core */
     size_t max_batch_tokens;            /* activation memory is planned for this; default 16384 */
     size_t max_tokens;                  /* default max input length; 0 = 8192 capped by the model */
     uint64_t cpu_memory_limit;          /* bytes; 0 = the machine's available memory */
     uint64_t gpu_memory_limit;          /* bytes per GPU; 0 = the device's free memory */
-    uint64_t sim_accel_memory;          /* bytes of the simulated accelerator (a test device that
-                                           computes with the CPU kernels); 0 = none */
+    uint64_t sim_accel_memory;          /* TEST HOOK, not for production: bytes of the simulated
+                                           accelerator (a test device that computes with the CPU
+                                           kernels); 0 = none. Kept here, not moved to the test
+                                           section below, because fields never move (append-only). */
     int exact;                          /* 1: f32 activations everywhere (slower, the reference);
                                            0 (default): bf16 activations in the matrix products */
     int warmup;                         /* run one warm-up inference at load; default 0 */
@@ -173,7 +213,8 @@ typedef struct qembed_model_params {
                                            default 0: verify */
 } qembed_model_params;
 
-QEMBED_API qembed_model_params qembed_model_default_params(void);
+static inline qembed_model_params qembed_model_default_params(void)
+    QEMBED_DEFAULTS_(qembed_model_params, QEMBED_PARAMS_MODEL)
 
 /* `path` is a Hugging Face model directory, a split directory (manifest.json,
  * see `qembed split`), or a repo id ("Qwen/Qwen3-Embedding-0.6B") resolved in
@@ -213,6 +254,7 @@ QEMBED_API const char *qembed_model_placement(const qembed_model *model);
 /* ---- Split directories (`qembed split`) ---- */
 
 typedef struct qembed_split_params {
+    size_t size;                /* sizeof, set by qembed_split_default_params() */
     int max_segments;           /* cut into this many segments of contiguous layers, balanced by
                                    bytes (capped at the number of layers) ... */
     uint64_t max_segment_bytes; /* ... or (when max_segments is 0) as few segments as keep each
@@ -222,7 +264,8 @@ typedef struct qembed_split_params {
     qembed_log_level log_level; /* default INFO */
 } qembed_split_params;
 
-QEMBED_API qembed_split_params qembed_split_default_params(void);
+static inline qembed_split_params qembed_split_default_params(void)
+    QEMBED_DEFAULTS_(qembed_split_params, QEMBED_PARAMS_SPLIT)
 
 /* Writes `out_dir` (created if absent; must not already hold a manifest.json):
  * self-contained safetensors segment files of contiguous layers (the first
@@ -240,11 +283,13 @@ QEMBED_API qembed_status qembed_model_split(const char *model, const char *out_d
 typedef struct qembed_ctx qembed_ctx;
 
 typedef struct qembed_ctx_params {
+    size_t size;             /* sizeof, set by qembed_ctx_default_params() */
     int n_threads;           /* 0: the model's n_threads */
     size_t max_batch_tokens; /* 0: the model's max_batch_tokens */
 } qembed_ctx_params;
 
-QEMBED_API qembed_ctx_params qembed_ctx_default_params(void);
+static inline qembed_ctx_params qembed_ctx_default_params(void)
+    QEMBED_DEFAULTS_(qembed_ctx_params, QEMBED_PARAMS_CTX)
 QEMBED_API qembed_status qembed_ctx_create(const qembed_model *model,
                                            const qembed_ctx_params *params, qembed_ctx **out,
                                            qembed_error *err);
@@ -255,6 +300,7 @@ QEMBED_API void qembed_ctx_free(qembed_ctx *ctx);
 QEMBED_API uint64_t qembed_ctx_activation_bytes(const qembed_ctx *ctx);
 
 typedef struct qembed_embed_options {
+    size_t size;             /* sizeof, set by qembed_embed_default_options() */
     const char *instruction; /* non-NULL: texts become "Instruct: {instruction}\nQuery:{text}" */
     int dims;                /* 0: hidden size; else 32..hidden (Matryoshka: slice, re-normalise) */
     int normalize;           /* default 1: L2-normalise */
@@ -263,7 +309,8 @@ typedef struct qembed_embed_options {
     int parse_special;       /* default 1, as qembed_encode_options */
 } qembed_embed_options;
 
-QEMBED_API qembed_embed_options qembed_embed_default_options(void);
+static inline qembed_embed_options qembed_embed_default_options(void)
+    QEMBED_DEFAULTS_(qembed_embed_options, QEMBED_PARAMS_EMBED)
 
 /* Embeds n texts (lens may be NULL for NUL-terminated texts). `out` holds
  * n * dims floats, row i for text i. A batch of mixed lengths costs what its
@@ -287,8 +334,19 @@ QEMBED_API qembed_status qembed_model_tokenize(const qembed_model *model, const 
                                                int32_t **ids, size_t *n_ids, qembed_error *err);
 
 /* ------------------------------------------------------------------------- */
-/* Machine limits (for benchmarks)                                           */
+/* Test and bench hooks: NOT part of the stable contract                     */
 /* ------------------------------------------------------------------------- */
+/* What only tests and benchmarks need, kept apart from user options as zstd
+ * keeps its ZSTD_STATIC_LINKING_ONLY section: visible only to a caller that
+ * defines QEMBED_TEST_AND_BENCH_API before including this header, and free to
+ * change or go between releases. The hooks that live elsewhere because a
+ * struct's fields never move (append-only ABI) are listed here too:
+ *  - qembed_model_params.sim_accel_memory: the simulated accelerator, a test
+ *    device (CLI --sim-accel-memory, QEMBED_SIM_ACCEL_MEMORY);
+ *  - the QEMBED_ISA environment variable: caps the CPU kernels' instruction
+ *    set (scalar, avx2, avx512, avx512bf16), for tests of every kernel family
+ *    on one machine and for the peak measurement below. */
+#ifdef QEMBED_TEST_AND_BENCH_API
 
 /* This machine's limits, measured by short microbenchmarks of the same
  * instructions the CPU matrix products use, over n_threads threads. A bench
@@ -310,6 +368,7 @@ typedef struct qembed_machine_peak {
  * instructions count for compute_gflops (as qembed_model_params.exact). */
 QEMBED_API qembed_status qembed_measure_peak(int n_threads, int exact, qembed_machine_peak *out,
                                              qembed_error *err);
+#endif /* QEMBED_TEST_AND_BENCH_API */
 
 #ifdef __cplusplus
 }

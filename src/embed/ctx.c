@@ -3,9 +3,10 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/params.h"
 #include "embed/embed.h"
 
-qembed_ctx_params qembed_ctx_default_params(void) {
+qembed_ctx_params qe_ctx_defaults(void) {
     qembed_ctx_params p;
     memset(&p, 0, sizeof p);
     return p;
@@ -16,7 +17,10 @@ qembed_status qembed_ctx_create(const qembed_model *model, const qembed_ctx_para
     QE_FAIL_IF(!out, err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_ctx_create: out is NULL");
     *out = NULL;
     QE_FAIL_IF(!model, err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_ctx_create: model is NULL");
-    qembed_ctx_params p = params ? *params : qembed_ctx_default_params();
+    static const size_t sizes[] = {QE_SIZE_UPTO(qembed_ctx_params, max_batch_tokens),
+                                   sizeof(qembed_ctx_params)};
+    qembed_ctx_params p = qe_ctx_defaults();
+    QE_TRY(qe_params_copy(&p, sizeof p, params, sizes, 2, "qembed_ctx_params", err));
     int n_threads = p.n_threads > 0 ? p.n_threads : model->params.n_threads;
     size_t cap = p.max_batch_tokens ? p.max_batch_tokens : model->params.max_batch_tokens;
     /* One input of the model's maximum length must always fit in one pass. */

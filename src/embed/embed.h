@@ -67,5 +67,10 @@ void qe_ctx_forward(qembed_ctx *ctx, const int32_t *ids, const size_t *lens, int
  * load.c adds them). */
 qembed_status qe_model_open(const char *path, const qembed_model_params *params, qembed_model **out,
                             qembed_error *err);
+/* The library's defaults (qembed_params_init, params.c). */
+qembed_model_params qe_model_defaults(void);
+qembed_ctx_params qe_ctx_defaults(void);
+qembed_embed_options qe_embed_defaults(void);
+
 
 #endif

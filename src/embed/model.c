@@ -6,13 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/params.h"
 #include "embed/embed.h"
 #include "model/resolve.h"
 #include "model/segments.h"
 
 #define QE_DEFAULT_MAX_TOKENS 8192
 
-qembed_model_params qembed_model_default_params(void) {
+qembed_model_params qe_model_defaults(void) {
     qembed_model_params p;
     memset(&p, 0, sizeof p);
     p.compute_units = QEMBED_UNITS_ALL;
@@ -167,9 +168,13 @@ qembed_status qe_model_open(const char *path, const qembed_model_params *params,
     *out = NULL;
     QE_FAIL_IF(!path || !*path, err, QEMBED_ERR_INVALID_ARGUMENT,
                "qembed_model_load: no model path or repo id given");
+    static const size_t sizes[] = {QE_SIZE_UPTO(qembed_model_params, no_verify),
+                                   sizeof(qembed_model_params)};
+    qembed_model_params mp = qe_model_defaults();
+    QE_TRY(qe_params_copy(&mp, sizeof mp, params, sizes, 2, "qembed_model_params", err));
     qembed_model *m = calloc(1, sizeof *m);
     QE_FAIL_IF(!m, err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
-    m->params = params ? *params : qembed_model_default_params();
+    m->params = mp;
     if (m->params.max_batch_tokens == 0) m->params.max_batch_tokens = 16384;
     m->log.fn = m->params.log_fn;
     m->log.user = m->params.log_user;

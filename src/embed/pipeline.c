@@ -28,9 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/params.h"
 #include "embed/embed.h"
 
-qembed_embed_options qembed_embed_default_options(void) {
+qembed_embed_options qe_embed_defaults(void) {
     qembed_embed_options o;
     memset(&o, 0, sizeof o);
     o.instruction = NULL;
@@ -40,6 +41,14 @@ qembed_embed_options qembed_embed_default_options(void) {
     o.max_tokens = 0;
     o.parse_special = 1;
     return o;
+}
+
+/* The caller's options over the defaults, as far as its size goes. */
+static qembed_status embed_options_in(qembed_embed_options *o, const qembed_embed_options *opts,
+                                      qembed_error *err) {
+    static const size_t sizes[] = {QE_SIZE_UPTO(qembed_embed_options, parse_special),
+                                   sizeof(qembed_embed_options)};
+    return qe_params_copy(o, sizeof *o, opts, sizes, 2, "qembed_embed_options", err);
 }
 
 static qembed_status check_options(const qembed_model *m, const qembed_embed_options *o,
@@ -135,7 +144,8 @@ qembed_status qembed_model_tokenize(const qembed_model *m, const char *text, siz
                                     size_t *n_ids, qembed_error *err) {
     QE_FAIL_IF(!m || !ids || !n_ids, err, QEMBED_ERR_INVALID_ARGUMENT,
                "qembed_model_tokenize: model, ids and n_ids must not be NULL");
-    qembed_embed_options o = opts ? *opts : qembed_embed_default_options();
+    qembed_embed_options o = qe_embed_defaults();
+    QE_TRY(embed_options_in(&o, opts, err));
     size_t max_tokens;
     int dims;
     QE_TRY(check_options(m, &o, &max_tokens, &dims, err));
@@ -209,7 +219,8 @@ static qembed_status run(qembed_ctx *c, const source *src, size_t n,
     QE_FAIL_IF(n == 0, err, QEMBED_ERR_EMPTY_INPUT, "embed: the batch is empty (no inputs)");
     QE_FAIL_IF(!out, err, QEMBED_ERR_INVALID_ARGUMENT, "embed: out is NULL");
     const qembed_model *m = c->model;
-    qembed_embed_options o = opts ? *opts : qembed_embed_default_options();
+    qembed_embed_options o = qe_embed_defaults();
+    QE_TRY(embed_options_in(&o, opts, err));
     size_t max_tokens;
     int dims;
     QE_TRY(check_options(m, &o, &max_tokens, &dims, err));

@@ -4,6 +4,8 @@
 #include "common/clock.h"
 #include "model/segments.h"
 
+#include "common/params.h"
+
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>

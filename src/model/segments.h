@@ -47,5 +47,7 @@ int qe_tensor_layer(const char *name);
  * without the "model." prefix). */
 int qe_tensor_is_embed(const char *name);
 int qe_tensor_is_final_norm(const char *name);
+/* The defaults of qembed_split_params (qembed_params_init). */
+qembed_split_params qe_split_defaults(void);
 
 #endif

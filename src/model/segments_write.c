@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/file.h"
+#include "common/params.h"
 #include "common/sha256.h"
 #include "model/resolve.h"
 
@@ -32,7 +33,7 @@ static const char *const optional_files[] = {"synth_manifest.json", "modules.jso
                                              "config_sentence_transformers.json",
                                              "special_tokens_map.json", "generation_config.json"};
 
-qembed_split_params qembed_split_default_params(void) {
+qembed_split_params qe_split_defaults(void) {
     qembed_split_params p;
     memset(&p, 0, sizeof p);
     p.max_segments = 0;
@@ -272,6 +273,11 @@ qembed_status qembed_model_split(const char *model, const char *out_dir,
                                  const qembed_split_params *params, qembed_error *err) {
     QE_FAIL_IF(!model || !out_dir || !params, err, QEMBED_ERR_INVALID_ARGUMENT,
                "split: NULL argument");
+    static const size_t sizes[] = {QE_SIZE_UPTO(qembed_split_params, log_level),
+                                   sizeof(qembed_split_params)};
+    qembed_split_params p = qe_split_defaults();
+    QE_TRY(qe_params_copy(&p, sizeof p, params, sizes, 2, "qembed_split_params", err));
+    params = &p;
     QE_FAIL_IF(params->max_segments < 0 || (params->max_segments == 0 && params->max_segment_bytes == 0),
                err, QEMBED_ERR_INVALID_ARGUMENT,
                "split: give max_segments (>= 1) or max_segment_bytes (> 0)");

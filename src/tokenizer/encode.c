@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/utf8.h"
+#include "common/params.h"
 #include "tokenizer/nfc.h"
 #include "tokenizer/pretok.h"
 #include "tokenizer/tokenizer_internal.h"
@@ -386,7 +387,7 @@ static int part_skip_special(const qembed_tokenizer *t, scratch *sc, const uint8
 /* Public API                                                               */
 /* ------------------------------------------------------------------------ */
 
-qembed_encode_options qembed_encode_default_options(void) {
+qembed_encode_options qe_encode_defaults(void) {
     qembed_encode_options o;
     memset(&o, 0, sizeof o);
     o.add_special_tokens = 1;
@@ -402,7 +403,10 @@ qembed_status qembed_tokenizer_encode(const qembed_tokenizer *t, const char *tex
     if (!t || !ids || !n_ids || (!text && len))
         QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_tokenizer_encode: tokenizer, ids and n_ids are required, "
                 "and text unless len is 0");
-    qembed_encode_options o = opts ? *opts : qembed_encode_default_options();
+    static const size_t sizes[] = {QE_SIZE_UPTO(qembed_encode_options, parse_special),
+                                   sizeof(qembed_encode_options)};
+    qembed_encode_options o = qe_encode_defaults();
+    QE_TRY(qe_params_copy(&o, sizeof o, opts, sizes, 2, "qembed_encode_options", err));
     const uint8_t *s = (const uint8_t *)text;
     size_t bad = qe_utf8_first_invalid(s, len);
     if (bad < len)

@@ -111,4 +111,7 @@ int32_t qe_strtab_get(const qe_hent *tab, size_t mask, const uint8_t *pool, cons
 /* Model or added token id of a string, or -1. */
 int32_t qe_tok_str_lookup(const qembed_tokenizer *t, const uint8_t *s, size_t n);
 
+/* The defaults of qembed_encode_options (qembed_params_init). */
+qembed_encode_options qe_encode_defaults(void);
+
 #endif

@@ -79,6 +79,42 @@ def part_usage(a, M, tmp):
         rc, out, err = run(args)
         check(rc == 1 and err.strip() != "", "%s: exit 1 with a message (rc=%d: %s)" % (what, rc, err.strip()[-120:]))
 
+    # ---- one parser for every command: the same forms everywhere ----
+    for args, what in ((["embed", "--truncate=1"] + M + ["x"], "a flag given a value"),
+                       (["embed", "--dim", "40"] + M + ["x"], "an abbreviated option"),
+                       (["embed", "-z"] + M + ["x"], "an unknown short option"),
+                       (["embed", "-qz"] + M + ["x"], "an unknown short option in a cluster"),
+                       (["tokenize", "--max-tokens"], "tokenize: a value missing at the end"),
+                       (["tokenize", "-f", "npy"] + M + ["x"], "tokenize: npy is for vectors"),
+                       (["tokenize", "--decode", "-f", "tsv"] + M + ["x"], "tokenize: --decode as tsv"),
+                       (["split", "-m", a.model, "-o", os.path.join(tmp, "s"), "stray"], "split stray argument"),
+                       (["serve", "stray"], "serve stray argument"),
+                       (["bench", "--docs"], "bench: a value missing")):
+        rc, out, err = run(args)
+        check(rc == 1 and err.strip() != "", "%s: exit 1 with a message (rc=%d: %s)" % (what, rc, err.strip()[-120:]))
+    rc, ref, _ = run(["embed", "--format", "json", "--dims", "32"] + M + ["alpha"])
+    for args, what in ((["embed", "--format=json", "--dims=32"], "--x=v"),
+                       (["embed", "-fjson", "--dims", "32"], "-xv"),
+                       (["embed", "-qfjson", "--dims=32"], "clustered -qfjson"),
+                       (["embed", "--dims", "32", "-m" + a.model, "-f", "json"], "-mDIR")):
+        rc, out, err = run(args + M + ["alpha"])
+        check(rc == 0 and out == ref, "embed %s gives the same output as the long forms" % what)
+    rc, out, err = run(["embed", "-f", "json"] + M + ["--", "-beta", "--dims"])
+    check(rc == 0 and len(json.loads(out)) == 2, "after --, '-beta' and '--dims' are texts (%s)" % err.strip()[-100:])
+    rc, out, err = run(["embed", "alpha", "-f", "json"] + M + ["beta"])
+    check(rc == 0 and len(json.loads(out)) == 2, "texts before and after options")
+    rc, out, err = run(["info", "--threads=1", "-t1"] + M)
+    check(rc == 0 and "(--threads)" in out.decode(), "info --threads=1 -t1")
+    rc, out, err = run(["tokenize", "-fjson"] + M + ["Hello world", "hi"])
+    j = json.loads(out) if rc == 0 else None
+    check(j is not None and j[0] == [9707, 1879, 151643] and len(j) == 2, "tokenize -fjson: one array of rows")
+    rc, out, err = run(["tokenize", "--format=tsv"] + M + ["Hello world"])
+    check(rc == 0 and out == b"9707\t1879\t151643\n", "tokenize --format=tsv (%r)" % out)
+    rc, out, err = run(["tokenize", "--format", "jsonl"] + M + ["Hello world"])
+    check(rc == 0 and json.loads(out) == [9707, 1879, 151643], "tokenize --format jsonl (the default)")
+    rc, out, err = run(["tokenize", "-f", "json", "--decode"] + M + ["Hello world"])
+    check(rc == 0 and json.loads(out) == ["Hello world<|endoftext|>"], "tokenize --decode -f json")
+
     # ---- input and model errors: exit 2, one clear line ----
     bad = os.path.join(tmp, "bad.txt")
     with open(bad, "wb") as f:

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "commands.h"
 
 #include "check.h"
@@ -20,7 +21,9 @@ static const char *const vars[] = {
 
 static char empty_home[256];
 
-/* env: "NAME=value" strings; argv: flags. Returns qe_settings_flag's worst result. */
+/* env: "NAME=value" strings; argv: flags, parsed by the CLI's parser (args.c)
+ * with no command options of its own. Returns 1 when every flag was taken,
+ * -1 on a usage error, 0 when an operand was left over. */
 static int run_case(qe_settings *s, const char *const *env, const char *const *flags) {
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) unsetenv(vars[i]);
     /* No Hugging Face cache and no ./models unless a case makes one. */
@@ -38,10 +41,13 @@ static int run_case(qe_settings *s, const char *const *env, const char *const *f
     argv[argc++] = (char *)"test";
     for (; flags && *flags && argc < 31; flags++) argv[argc++] = (char *)*flags;
     argv[argc] = NULL;
-    int worst = 1;
-    for (int i = 1; i < argc; i++) {
-        int r = qe_settings_flag(s, argc, argv, &i);
-        if (r < worst) worst = r;
+    static const qe_optdef none[] = {{NULL, 0, 0}};
+    qe_args a;
+    qe_args_init(&a, "test", argc, argv, none, s);
+    int worst = 1, k;
+    while ((k = qe_args_next(&a)) != QE_ARG_END) {
+        if (k == QE_ARG_ERROR) return -1;
+        if (k == QE_ARG_OPERAND) worst = 0;
     }
     return worst;
 }
@@ -197,7 +203,10 @@ static void test_sizes_and_numbers(void) {
     for (size_t i = 0; i < 5; i++)
         CHECK(run_case(&s, NONE, E(bad_flags[i][0], bad_flags[i][1])) == -1, "%s %s accepted",
               bad_flags[i][0], bad_flags[i][1]);
-    CHECK(run_case(&s, NONE, E("--unknown")) == 0, "unknown flags are left to the command");
+    /* One parser for every command: an option neither the command nor the
+     * shared table knows is a usage error (it used to be left to the command,
+     * which then refused it). */
+    CHECK(run_case(&s, NONE, E("--unknown")) == -1, "unknown flags are a usage error");
 
     run_case(&s, NONE, NONE);
     CHECK(!s.no_verify && !qe_settings_model_params(&s).no_verify, "verify by default");
@@ -209,6 +218,28 @@ static void test_sizes_and_numbers(void) {
     CHECK(!s.no_verify, "QEMBED_NO_VERIFY=0");
     run_case(&s, NONE, E("--no-verify"));
     CHECK(s.no_verify && !strcmp(s.verify_src, "--no-verify"), "--no-verify");
+}
+
+/* The forms every command accepts (args.c over getopt_long). */
+static void test_forms(void) {
+    qe_settings s;
+    CHECK(run_case(&s, NONE, E("-t2", "-mmodels/x", "-qv")) == 1 && s.n_threads == 2 &&
+              !strcmp(s.model, "models/x") && s.quiet && s.verbose,
+          "-t2 -mDIR -qv: %d %s", s.n_threads, s.model);
+    CHECK(run_case(&s, NONE, E("--threads=3", "--model", "m")) == 1 && s.n_threads == 3 &&
+              !strcmp(s.model, "m") && !strcmp(s.threads_src, "--threads"),
+          "--threads=3 --model m");
+    CHECK(run_case(&s, NONE, E("-t", "4", "--", "-t", "5")) == 0 && s.n_threads == 4,
+          "after --, -t 5 is an operand: %d", s.n_threads);
+    CHECK(run_case(&s, NONE, E("text", "-t", "6", "-")) == 0 && s.n_threads == 6,
+          "operands before and after options; '-' is an operand");
+    CHECK(run_case(&s, NONE, E("--thread", "2")) == -1, "abbreviations are refused");
+    CHECK(run_case(&s, NONE, E("--no-verify=1")) == -1, "a flag given a value is refused");
+    CHECK(run_case(&s, NONE, E("-t")) == -1, "-t without a value");
+    CHECK(run_case(&s, NONE, E("--threads=")) == -1, "--threads= (empty value)");
+    CHECK(run_case(&s, NONE, E("-x")) == -1, "unknown short option");
+    CHECK(run_case(&s, NONE, E("-qx")) == -1, "unknown short option in a cluster");
+    CHECK(run_case(&s, NONE, E("--no-verify", "-xq")) == -1, "unknown short option first in a cluster");
 }
 
 static void test_print(void) {
@@ -233,6 +264,7 @@ int main(void) {
     test_compute_units_precedence();
     test_model_precedence();
     test_sizes_and_numbers();
+    test_forms();
     test_print();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", empty_home);

@@ -45,6 +45,7 @@ int qe_reader_open(qe_reader *r, const char *path, const char *format, char **ar
         return -1;
     }
     r->own = 1;
+    if (fstat(fileno(r->f), &sb) == 0 && S_ISREG(sb.st_mode)) r->size = (long long)sb.st_size;
     return 0;
 }
 
@@ -55,7 +56,26 @@ void qe_reader_close(qe_reader *r) {
     r->buf = NULL;
 }
 
-/* 1: a text; 0: end; -1: error. *text is malloc'ed (NUL-terminated). */
+/* A line that cannot be a text: an error, or with skip_bad a text with a
+ * reason (r->err) and an empty body, so the job goes on and records it. */
+static int bad_line(qe_reader *r, const char *reason, char **text, size_t *len, size_t *line) {
+    if (!r->skip_bad) {
+        snprintf(r->err, sizeof r->err, "%s: line %zu: %s", r->name, r->line, reason);
+        return -1;
+    }
+    snprintf(r->err, sizeof r->err, "%s", reason);
+    *text = strdup("");
+    *len = 0;
+    *line = r->line;
+    if (!*text) {
+        snprintf(r->err, sizeof r->err, "out of memory");
+        return -1;
+    }
+    return 2;
+}
+
+/* 1: a text; 2: a bad line with skip_bad (r->err says why); 0: end; -1:
+ * error. *text is malloc'ed (NUL-terminated). */
 static int next_text(qe_reader *r, char **text, size_t *len, size_t *line) {
     if (!r->f) {
         if (r->next_arg >= r->n_args) return 0;
@@ -86,11 +106,7 @@ static int next_text(qe_reader *r, char **text, size_t *len, size_t *line) {
         if (!r->jsonl) {
             /* getline keeps NUL bytes; the text is what precedes the first one
              * only if there is one, which we reject rather than cut silently. */
-            if (strlen(r->buf) != l) {
-                snprintf(r->err, sizeof r->err, "%s: line %zu: contains a NUL byte", r->name,
-                         r->line);
-                return -1;
-            }
+            if (strlen(r->buf) != l) return bad_line(r, "contains a NUL byte", text, len, line);
             *text = malloc(l + 1);
             if (!*text) {
                 snprintf(r->err, sizeof r->err, "out of memory");
@@ -106,10 +122,11 @@ static int next_text(qe_reader *r, char **text, size_t *len, size_t *line) {
         if (!*p) continue; /* blank JSONL line */
         cJSON *j = cJSON_ParseWithLength(r->buf, l);
         if (!j || !cJSON_IsString(j)) {
-            snprintf(r->err, sizeof r->err, "%s: line %zu: expected one JSON string per line%s",
-                     r->name, r->line, j ? " (found another JSON value)" : " (not valid JSON)");
+            int other = j != NULL;
             cJSON_Delete(j);
-            return -1;
+            return bad_line(r, other ? "expected one JSON string per line (found another JSON value)"
+                                     : "expected one JSON string per line (not valid JSON)",
+                            text, len, line);
         }
         *text = strdup(j->valuestring);
         cJSON_Delete(j);
@@ -134,7 +151,7 @@ long qe_reader_count(qe_reader *r) {
     char *t;
     size_t len, line;
     int k;
-    while ((k = next_text(r, &t, &len, &line)) == 1) {
+    while ((k = next_text(r, &t, &len, &line)) >= 1) {
         free(t);
         n++;
     }
@@ -145,8 +162,55 @@ long qe_reader_count(qe_reader *r) {
     return n;
 }
 
+long long qe_reader_tell(qe_reader *r) {
+    return r->f ? (long long)ftello(r->f) : -1;
+}
+
+int qe_reader_seek(qe_reader *r, long long offset, size_t line) {
+    if (!r->f || fseeko(r->f, (off_t)offset, SEEK_SET) != 0) {
+        snprintf(r->err, sizeof r->err, "%s: cannot seek to byte %lld to resume", r->name
+                 ? r->name : "input", offset);
+        return -1;
+    }
+    r->line = line;
+    return 0;
+}
+
+long qe_reader_skip(qe_reader *r, size_t max) {
+    if (!r->f) { /* arguments */
+        long n = 0;
+        while ((size_t)n < max && r->next_arg < r->n_args) r->next_arg++, n++;
+        return n;
+    }
+    long n = 0;
+    while ((size_t)n < max) {
+        ssize_t got = getline(&r->buf, &r->buf_cap, r->f);
+        if (got < 0) {
+            if (ferror(r->f)) {
+                snprintf(r->err, sizeof r->err, "%s: read error after line %zu", r->name, r->line);
+                return -1;
+            }
+            break;
+        }
+        r->line++;
+        if (r->jsonl) { /* a blank line is no text (as in next_text) */
+            ssize_t i = 0;
+            while (i < got && isspace((unsigned char)r->buf[i])) i++;
+            if (i == got) continue;
+        }
+        n++;
+    }
+    return n;
+}
+
 int qe_reader_chunk(qe_reader *r, qe_chunk *c, size_t max, size_t first) {
-    for (size_t i = 0; i < c->n; i++) free(c->texts[i]);
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->texts[i]);
+        if (c->why) {
+            free(c->why[i]);
+            c->why[i] = NULL;
+        }
+    }
     c->n = 0;
     c->first = first;
     if (c->cap < max) {
@@ -156,7 +220,12 @@ int qe_reader_chunk(qe_reader *r, qe_chunk *c, size_t max, size_t first) {
         if (l) c->lens = l;
         size_t *ln = realloc(c->lines, max * sizeof *ln);
         if (ln) c->lines = ln;
-        if (!t || !l || !ln) {
+        char **w = realloc(c->why, max * sizeof *w);
+        if (w) {
+            c->why = w;
+            for (size_t i = c->cap; i < max; i++) w[i] = NULL;
+        }
+        if (!t || !l || !ln || !w) {
             snprintf(r->err, sizeof r->err, "out of memory");
             return -1;
         }
@@ -166,13 +235,22 @@ int qe_reader_chunk(qe_reader *r, qe_chunk *c, size_t max, size_t first) {
         int k = next_text(r, &c->texts[c->n], &c->lens[c->n], &c->lines[c->n]);
         if (k < 0) return -1;
         if (k == 0) break;
+        if (k == 2 && !(c->why[c->n] = strdup(r->err))) {
+            free(c->texts[c->n]);
+            snprintf(r->err, sizeof r->err, "out of memory");
+            return -1;
+        }
         c->n++;
     }
     return c->n > 0;
 }
 
 void qe_chunk_free(qe_chunk *c) {
-    for (size_t i = 0; i < c->n; i++) free(c->texts[i]);
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->texts[i]);
+        if (c->why) free(c->why[i]);
+    }
+    free(c->why);
     free(c->texts);
     free(c->lens);
     free(c->lines);
@@ -227,11 +305,14 @@ void qe_fmt_float(char *buf, size_t n, float v) {
 #define NPY_HEADER 128 /* fixed size, so the final shape can be patched in place */
 
 static int npy_header(qe_writer *w, size_t rows) {
+    return qe_npy_header(w->f, rows, w->dims);
+}
+
+static int npy_header_bytes(unsigned char h[NPY_HEADER], size_t rows, int dims) {
     char dict[NPY_HEADER];
     int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %d), }",
-                     rows, w->dims);
+                     rows, dims);
     if (n < 0 || n > NPY_HEADER - 11) return -1;
-    unsigned char h[NPY_HEADER];
     memcpy(h, "\x93NUMPY\x01\x00", 8);
     unsigned hl = NPY_HEADER - 10;
     h[8] = (unsigned char)(hl & 0xff);
@@ -239,7 +320,26 @@ static int npy_header(qe_writer *w, size_t rows) {
     memset(h + 10, ' ', hl);
     memcpy(h + 10, dict, (size_t)n);
     h[NPY_HEADER - 1] = '\n';
-    return fwrite(h, 1, NPY_HEADER, w->f) == NPY_HEADER ? 0 : -1;
+    return 0;
+}
+
+int qe_npy_header(FILE *f, size_t rows, int dims) {
+    unsigned char h[NPY_HEADER];
+    if (npy_header_bytes(h, rows, dims) != 0) return -1;
+    return fwrite(h, 1, NPY_HEADER, f) == NPY_HEADER ? 0 : -1;
+}
+
+int qe_npy_read_header(FILE *f, size_t *rows, int *dims) {
+    unsigned char h[NPY_HEADER + 1];
+    if (fread(h, 1, NPY_HEADER, f) != NPY_HEADER || memcmp(h, "\x93NUMPY\x01\x00", 8) != 0 ||
+        h[8] + 256u * h[9] != NPY_HEADER - 10)
+        return -1;
+    h[NPY_HEADER] = '\0';
+    const char *shape = strstr((const char *)h + 10, "'shape': (");
+    if (!strstr((const char *)h + 10, "'descr': '<f4', 'fortran_order': False") || !shape ||
+        sscanf(shape, "'shape': (%zu, %d)", rows, dims) != 2 || *dims < 1)
+        return -1;
+    return 0;
 }
 
 int qe_writer_open(qe_writer *w, const char *path, qe_out_fmt fmt, int dims, long expect_rows) {
@@ -310,6 +410,78 @@ int qe_writer_rows(qe_writer *w, const float *v, size_t n) {
     return ferror(w->f) ? -1 : 0;
 }
 
+int qe_writer_gap(qe_writer *w) {
+    switch (w->fmt) {
+    case QE_OUT_NPY: {
+        float nan = __builtin_nanf("");
+        for (int j = 0; j < w->dims; j++)
+            if (fwrite(&nan, sizeof nan, 1, w->f) != 1) return -1;
+        break;
+    }
+    case QE_OUT_TSV:
+        for (int j = 0; j < w->dims; j++) fputs(j + 1 < w->dims ? "nan\t" : "nan\n", w->f);
+        break;
+    case QE_OUT_JSON:
+        fputs(w->rows ? ",\nnull" : "\nnull", w->f);
+        break;
+    case QE_OUT_JSONL:
+        fputs("null\n", w->f);
+        break;
+    }
+    w->rows++;
+    return ferror(w->f) ? -1 : 0;
+}
+
+int qe_writer_reopen(qe_writer *w, const char *path, qe_out_fmt fmt, int dims, size_t rows,
+                     long long bytes) {
+    if (bytes == 0) return qe_writer_open(w, path, fmt, dims, -1);
+    memset(w, 0, sizeof *w);
+    w->fmt = fmt;
+    w->dims = dims;
+    w->expect_rows = -1;
+    w->rows = rows;
+    w->f = fopen(path, "r+b");
+    if (!w->f) {
+        fprintf(stderr, "qembed: %s: cannot reopen the output to resume: %m\n", path);
+        return -1;
+    }
+    w->own = 1;
+    w->seekable = 1;
+    struct stat sb;
+    if (fstat(fileno(w->f), &sb) != 0 || (long long)sb.st_size < bytes) {
+        fprintf(stderr, "qembed: %s: shorter (%lld bytes) than its state file says was committed "
+                        "(%lld): the output was changed since; remove both to start over\n",
+                path, (long long)sb.st_size, bytes);
+        fclose(w->f);
+        w->f = NULL;
+        return -1;
+    }
+    /* what was written after the last commit is redone */
+    if (ftruncate(fileno(w->f), (off_t)bytes) != 0 || fseeko(w->f, 0, SEEK_END) != 0) {
+        fprintf(stderr, "qembed: %s: cannot cut back to the committed %lld bytes: %m\n", path, bytes);
+        fclose(w->f);
+        w->f = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int qe_writer_commit(qe_writer *w, long long *bytes) {
+    if (fflush(w->f) != 0 || ferror(w->f)) return -1;
+    if (w->fmt == QE_OUT_NPY && w->seekable) {
+        /* the shape so far, so a killed job's output is a valid .npy of its committed rows */
+        unsigned char h[NPY_HEADER];
+        if (npy_header_bytes(h, w->rows, w->dims) != 0 ||
+            pwrite(fileno(w->f), h, NPY_HEADER, 0) != NPY_HEADER)
+            return -1;
+    }
+    if (fsync(fileno(w->f)) != 0) return -1;
+    off_t end = ftello(w->f);
+    if (end < 0) return -1;
+    *bytes = (long long)end;
+    return 0;
+}
+
 int qe_writer_close(qe_writer *w) {
     int rc = 0;
     if (w->fmt == QE_OUT_JSON) fputs(w->rows ? "\n]\n" : "]\n", w->f);
@@ -322,6 +494,7 @@ int qe_writer_close(qe_writer *w) {
         }
     }
     if (fflush(w->f) != 0 || ferror(w->f)) rc = -1;
+    if (w->own && w->seekable && fsync(fileno(w->f)) != 0) rc = -1; /* durable, as commits are */
     if (w->own && fclose(w->f) != 0) rc = -1;
     if (rc) fprintf(stderr, "qembed: error writing the output\n");
     return rc;

@@ -24,6 +24,8 @@ typedef struct qe_reader {
     int n_args;
     int next_arg;
     size_t line;      /* lines read so far */
+    int skip_bad;     /* --on-error skip: a bad line is a text with a reason (qe_chunk.why), not an error */
+    long long size;   /* the input file's size in bytes; 0 when not a regular file */
     char *buf;        /* getline buffer */
     size_t buf_cap;
     char err[600];
@@ -32,16 +34,26 @@ typedef struct qe_reader {
 /* path NULL: the texts are args[0..n_args). Returns 0, or -1 with r->err. */
 int qe_reader_open(qe_reader *r, const char *path, const char *format, char **args, int n_args);
 void qe_reader_close(qe_reader *r);
-/* Rewinds a file input to count its texts first (for the .npy header and the
- * progress bar's ETA): returns the count, or -1 when the input cannot be
- * rewound (a pipe) or is invalid (r->err is then set only for invalid data). */
+/* Rewinds a file input to count its texts first (only for a .npy header
+ * written to a pipe, which cannot be patched at the end): returns the count,
+ * or -1 when the input cannot be rewound (a pipe) or is invalid (r->err is
+ * then set only for invalid data). */
 long qe_reader_count(qe_reader *r);
+/* Byte offset of the next unread line of a file input (-1 for arguments or
+ * when unknown); qe_reader_seek goes back there with the line count then. */
+long long qe_reader_tell(qe_reader *r);
+int qe_reader_seek(qe_reader *r, long long offset, size_t line);
+/* Passes over up to max texts without parsing them (another shard's): every
+ * line of a text file, every non-blank line of JSONL. Returns the count (0 at
+ * the end), or -1 on a read error (r->err). */
+long qe_reader_skip(qe_reader *r, size_t max);
 
 /* A chunk of texts (owned), with each one's input index and line. */
 typedef struct qe_chunk {
     char **texts;
     size_t *lens;
     size_t *lines;  /* line in the file (0 for arguments) */
+    char **why;     /* with skip_bad: why texts[i] is unusable (owned), else NULL; texts[i] is then "" */
     size_t first;   /* input index of texts[0] */
     size_t n;
     size_t cap;
@@ -80,6 +92,21 @@ typedef struct qe_writer {
  * message printed. */
 int qe_writer_open(qe_writer *w, const char *path, qe_out_fmt fmt, int dims, long expect_rows);
 int qe_writer_rows(qe_writer *w, const float *v, size_t n);
+/* A gap for an input skipped with --on-error skip, so row k stays input k: a
+ * row of NaN (npy, tsv) or null (json, jsonl). */
+int qe_writer_gap(qe_writer *w);
+/* Resumable jobs: reopens an existing output, cut back to the committed
+ * `bytes` holding `rows` rows (bytes 0: created afresh, as qe_writer_open).
+ * Returns 0 or -1 with a message printed. */
+int qe_writer_reopen(qe_writer *w, const char *path, qe_out_fmt fmt, int dims, size_t rows,
+                     long long bytes);
+/* Makes what is written so far durable: the .npy header's shape brought up to
+ * date, flushed, fsynced. *bytes: the file's committed length. 0 or -1. */
+int qe_writer_commit(qe_writer *w, long long *bytes);
+/* The fixed 128-byte .npy header (float32, C order) for rows x dims. */
+int qe_npy_header(FILE *f, size_t rows, int dims);
+/* Reads a .npy header written by qe_npy_header: its rows and dims; 0 or -1. */
+int qe_npy_read_header(FILE *f, size_t *rows, int *dims);
 /* Finishes (JSON's closing bracket, the .npy header's final shape); 0 or -1. */
 int qe_writer_close(qe_writer *w);
 

@@ -15,6 +15,7 @@
  * <|endoftext|>). The FLOP count of a sequence of L tokens is
  *   2 L (linear weights per layer) x layers  +  4 L(L+1)/2 heads head_dim x layers
  * (the matrix products, and causal attention's QK^T and AV). */
+#define QEMBED_TEST_AND_BENCH_API /* qembed_measure_peak */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "args.h"
 #include "commands.h"
 
 static const char *const bench_help =
@@ -46,6 +48,32 @@ static const char *const bench_help =
     "  -h, --help              this help\n"
     "\n"
     "Exit status: 0 success, 1 usage error, 2 model error.\n";
+
+enum {
+    OPT_JSON = 256,
+    OPT_EXACT,
+    OPT_COLD_CHILD,
+    OPT_NO_COLD,
+    OPT_QUICK,
+    OPT_QUERY_RUNS,
+    OPT_BATCH_TEXTS,
+    OPT_DOCS,
+    OPT_LONG_TOKENS,
+};
+
+static const qe_optdef bench_opts[] = {
+    {"help", 'h', 0},
+    {"json", OPT_JSON, 1},
+    {"exact", OPT_EXACT, 0},
+    {"cold-child", OPT_COLD_CHILD, 0}, /* internal: the cold-start child process */
+    {"no-cold", OPT_NO_COLD, 0},
+    {"quick", OPT_QUICK, 0},
+    {"query-runs", OPT_QUERY_RUNS, 1},
+    {"batch-texts", OPT_BATCH_TEXTS, 1},
+    {"docs", OPT_DOCS, 1},
+    {"long-tokens", OPT_LONG_TOKENS, 1},
+    {NULL, 0, 0},
+};
 
 static double now_s(void) {
     struct timespec ts;
@@ -298,49 +326,44 @@ int cmd_bench(int argc, char **argv) {
     const char *json_path = NULL;
     int exact = 0, child = 0, no_cold = 0, quick = 0;
     long query_runs = 60, batch_texts = 64, docs = 8, long_tokens = 8192;
-    for (int i = 1; i < argc; i++) {
-        int k = qe_settings_flag(&s, argc, argv, &i);
-        if (k < 0) return 1;
-        if (k > 0) continue;
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+    qe_args ap;
+    qe_args_init(&ap, "bench", argc, argv, bench_opts, &s);
+    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
+        const char *val = ap.value;
+        switch (k) {
+        case QE_ARG_ERROR: return 1;
+        case QE_ARG_OPERAND:
+            fprintf(stderr, "qembed bench: unknown argument '%s' (see qembed bench --help)\n", val);
+            return 1;
+        case 'h':
             fputs(bench_help, stdout);
             fputc('\n', stdout);
             fputs(qe_settings_help, stdout);
             return 0;
-        } else if (!strcmp(a, "--json") && val) {
-            json_path = val;
-            i++;
-        } else if (!strcmp(a, "--exact")) {
-            exact = 1;
-        } else if (!strcmp(a, "--cold-child")) {
-            child = 1;
-        } else if (!strcmp(a, "--no-cold")) {
-            no_cold = 1;
-        } else if (!strcmp(a, "--quick")) {
+        case OPT_JSON: json_path = val; break;
+        case OPT_EXACT: exact = 1; break;
+        case OPT_COLD_CHILD: child = 1; break;
+        case OPT_NO_COLD: no_cold = 1; break;
+        case OPT_QUICK:
             quick = 1;
             query_runs = 20;
             batch_texts = 8;
             docs = 1;
             long_tokens = 1024;
-        } else if ((!strcmp(a, "--query-runs") || !strcmp(a, "--batch-texts") || !strcmp(a, "--docs") ||
-                    !strcmp(a, "--long-tokens")) &&
-                   val) {
+            break;
+        default: { /* the four counts */
             char *end = NULL;
             long v = strtol(val, &end, 10);
-            if (!end || *end || v < 0 || v > 1000000) {
-                fprintf(stderr, "qembed bench: %s wants a count, got '%s'\n", a, val);
+            if (!*val || !end || *end || v < 0 || v > 1000000) {
+                fprintf(stderr, "qembed bench: %s wants a count, got '%s'\n", ap.spelled, val);
                 return 1;
             }
-            if (!strcmp(a, "--query-runs")) query_runs = v;
-            else if (!strcmp(a, "--batch-texts")) batch_texts = v;
-            else if (!strcmp(a, "--docs")) docs = v;
+            if (k == OPT_QUERY_RUNS) query_runs = v;
+            else if (k == OPT_BATCH_TEXTS) batch_texts = v;
+            else if (k == OPT_DOCS) docs = v;
             else long_tokens = v;
-            i++;
-        } else {
-            fprintf(stderr, "qembed bench: unknown argument '%s' (see qembed bench --help)\n", a);
-            return 1;
+            break;
+        }
         }
     }
     if (child) return cold_child(&s, exact);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "commands.h"
 
 static const char *const info_help =
@@ -21,20 +22,22 @@ static void mib(char *buf, size_t n, unsigned long long b) {
     snprintf(buf, n, "%.1f MiB (%llu bytes)", (double)b / (1024.0 * 1024.0), b);
 }
 
+static const qe_optdef info_opts[] = {{"help", 'h', 0}, {NULL, 0, 0}};
+
 int cmd_info(int argc, char **argv) {
     qe_settings s;
     qe_settings_init(&s);
-    for (int i = 1; i < argc; i++) {
-        int k = qe_settings_flag(&s, argc, argv, &i);
-        if (k < 0) return 1;
-        if (k > 0) continue;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+    qe_args ap;
+    qe_args_init(&ap, "info", argc, argv, info_opts, &s);
+    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
+        if (k == QE_ARG_ERROR) return 1;
+        if (k == 'h') {
             fputs(info_help, stdout);
             fputc('\n', stdout);
             fputs(qe_settings_help, stdout);
             return 0;
         }
-        fprintf(stderr, "qembed info: unknown argument '%s' (see qembed info --help)\n", argv[i]);
+        fprintf(stderr, "qembed info: unknown argument '%s' (see qembed info --help)\n", ap.value);
         return 1;
     }
     qembed_model_params mp = qe_settings_model_params(&s);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "args.h"
 #include "commands.h"
 #include "server.h"
 
@@ -52,6 +53,54 @@ static const char serve_help[] =
     "  --shutdown-grace S       on SIGTERM/SIGINT wait at most S seconds for accepted\n"
     "                           requests to finish (default 120)\n"
     "  --log-requests           one log line per request\n";
+
+enum {
+    OPT_HOST = 256,
+    OPT_PORT,
+    OPT_PORT_FILE,
+    OPT_API_KEY,
+    OPT_SERVED_MODEL_NAME,
+    OPT_INSTRUCTION,
+    OPT_PARSE_SPECIAL,
+    OPT_LOG_REQUESTS,
+    OPT_HTTP_THREADS,
+    OPT_MAX_CONNECTIONS,
+    OPT_MAX_BODY_BYTES,
+    OPT_MAX_BODY_MEMORY,
+    OPT_MAX_INPUTS,
+    OPT_MAX_TOKENS,
+    OPT_MAX_QUEUE,
+    OPT_MAX_QUEUE_TOKENS,
+    OPT_IDLE_TIMEOUT,
+    OPT_REQUEST_TIMEOUT,
+    OPT_BATCH_WAIT_MS,
+    OPT_SHUTDOWN_GRACE,
+};
+
+static const qe_optdef serve_opts[] = {
+    {"help", 'h', 0},
+    {"host", OPT_HOST, 1},
+    {"port", OPT_PORT, 1},
+    {"port-file", OPT_PORT_FILE, 1},
+    {"api-key", OPT_API_KEY, 1},
+    {"served-model-name", OPT_SERVED_MODEL_NAME, 1},
+    {"instruction", OPT_INSTRUCTION, 1},
+    {"parse-special", OPT_PARSE_SPECIAL, 0},
+    {"log-requests", OPT_LOG_REQUESTS, 0},
+    {"http-threads", OPT_HTTP_THREADS, 1},
+    {"max-connections", OPT_MAX_CONNECTIONS, 1},
+    {"max-body-bytes", OPT_MAX_BODY_BYTES, 1},
+    {"max-body-memory", OPT_MAX_BODY_MEMORY, 1},
+    {"max-inputs", OPT_MAX_INPUTS, 1},
+    {"max-tokens", OPT_MAX_TOKENS, 1},
+    {"max-queue", OPT_MAX_QUEUE, 1},
+    {"max-queue-tokens", OPT_MAX_QUEUE_TOKENS, 1},
+    {"idle-timeout", OPT_IDLE_TIMEOUT, 1},
+    {"request-timeout", OPT_REQUEST_TIMEOUT, 1},
+    {"batch-wait-ms", OPT_BATCH_WAIT_MS, 1},
+    {"shutdown-grace", OPT_SHUTDOWN_GRACE, 1},
+    {NULL, 0, 0},
+};
 
 typedef struct serve_log {
     qembed_log_level min;
@@ -109,111 +158,109 @@ int cmd_serve(int argc, char **argv)
     const char *port_file = NULL;
     double grace = 120;
 
-    for (int i = 1; i < argc; i++) {
-        int sh = qe_settings_flag(&s, argc, argv, &i);
-        if (sh < 0)
-            return 1;
-        if (sh > 0)
-            continue;
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    qe_args ap;
+    qe_args_init(&ap, "serve", argc, argv, serve_opts, &s);
+    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
+        const char *a = ap.spelled;
+        const char *v = ap.value;
         size_t z;
         double d;
-#define NEED_VALUE()                                                           \
-    do {                                                                       \
-        if (!v) {                                                              \
-            fprintf(stderr, "qembed serve: %s needs a value\n", a);            \
-            return 1;                                                          \
-        }                                                                      \
-        i++;                                                                   \
-    } while (0)
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+        switch (k) {
+        case QE_ARG_ERROR:
+            return 1;
+        case QE_ARG_OPERAND:
+            fprintf(stderr, "qembed serve: unexpected argument '%s' (see qembed serve --help)\n", v);
+            return 1;
+        case 'h':
             fputs(serve_help, stdout);
             fputs("\n", stdout);
             fputs(qe_settings_help, stdout);
             return 0;
-        } else if (strcmp(a, "--host") == 0) {
-            NEED_VALUE();
+        case OPT_HOST:
             cfg.host = v;
-        } else if (strcmp(a, "--port") == 0) {
-            NEED_VALUE();
+            break;
+        case OPT_PORT: {
             char *end;
             long p = strtol(v, &end, 10);
-            if (*end || p < 0 || p > 65535) {
+            if (!*v || *end || p < 0 || p > 65535) {
                 fprintf(stderr, "qembed serve: --port needs 0..65535, got '%s'\n", v);
                 return 1;
             }
             cfg.port = (int)p;
-        } else if (strcmp(a, "--port-file") == 0) {
-            NEED_VALUE();
+            break;
+        }
+        case OPT_PORT_FILE:
             port_file = v;
-        } else if (strcmp(a, "--api-key") == 0) {
-            NEED_VALUE();
+            break;
+        case OPT_API_KEY:
             cfg.api_key = v;
-        } else if (strcmp(a, "--served-model-name") == 0) {
-            NEED_VALUE();
+            break;
+        case OPT_SERVED_MODEL_NAME:
             cfg.served_model_name = v;
-        } else if (strcmp(a, "--instruction") == 0) {
-            NEED_VALUE();
+            break;
+        case OPT_INSTRUCTION:
             cfg.default_instruction = v;
-        } else if (strcmp(a, "--parse-special") == 0) {
+            break;
+        case OPT_PARSE_SPECIAL:
             cfg.parse_special = 1;
-        } else if (strcmp(a, "--log-requests") == 0) {
+            break;
+        case OPT_LOG_REQUESTS:
             cfg.log_requests = 1;
-        } else if (strcmp(a, "--http-threads") == 0 || strcmp(a, "--max-connections") == 0 ||
-                   strcmp(a, "--max-body-bytes") == 0 || strcmp(a, "--max-inputs") == 0 ||
-                   strcmp(a, "--max-body-memory") == 0 ||
-                   strcmp(a, "--max-tokens") == 0 || strcmp(a, "--max-queue") == 0 ||
-                   strcmp(a, "--max-queue-tokens") == 0) {
-            NEED_VALUE();
+            break;
+        case OPT_HTTP_THREADS:
+        case OPT_MAX_CONNECTIONS:
+        case OPT_MAX_BODY_BYTES:
+        case OPT_MAX_BODY_MEMORY:
+        case OPT_MAX_INPUTS:
+        case OPT_MAX_TOKENS:
+        case OPT_MAX_QUEUE:
+        case OPT_MAX_QUEUE_TOKENS:
             if (parse_size(a, v, &z) != 0)
                 return 1;
-            if (z == 0 && strcmp(a, "--max-tokens") != 0) {
+            if (z == 0 && k != OPT_MAX_TOKENS) {
                 fprintf(stderr, "qembed serve: %s must be positive\n", a);
                 return 1;
             }
-            if (strcmp(a, "--http-threads") == 0)
+            if (k == OPT_HTTP_THREADS)
                 cfg.http_threads = z > 256 ? 256 : (int)z;
-            else if (strcmp(a, "--max-connections") == 0)
+            else if (k == OPT_MAX_CONNECTIONS)
                 cfg.max_connections = (unsigned)z;
-            else if (strcmp(a, "--max-body-bytes") == 0)
+            else if (k == OPT_MAX_BODY_BYTES)
                 cfg.max_body_bytes = z;
-            else if (strcmp(a, "--max-body-memory") == 0)
+            else if (k == OPT_MAX_BODY_MEMORY)
                 cfg.max_body_memory = z;
-            else if (strcmp(a, "--max-inputs") == 0)
+            else if (k == OPT_MAX_INPUTS)
                 cfg.max_inputs = z;
-            else if (strcmp(a, "--max-tokens") == 0)
+            else if (k == OPT_MAX_TOKENS)
                 cfg.max_tokens = z;
-            else if (strcmp(a, "--max-queue") == 0)
+            else if (k == OPT_MAX_QUEUE)
                 cfg.max_queue = z;
             else
                 cfg.max_queue_tokens = z;
-        } else if (strcmp(a, "--idle-timeout") == 0) {
-            NEED_VALUE();
+            break;
+        case OPT_IDLE_TIMEOUT:
             if (parse_size(a, v, &z) != 0)
                 return 1;
             cfg.idle_timeout_s = (unsigned)(z > 86400 ? 86400 : z);
-        } else if (strcmp(a, "--request-timeout") == 0 || strcmp(a, "--batch-wait-ms") == 0 ||
-                   strcmp(a, "--shutdown-grace") == 0) {
-            NEED_VALUE();
+            break;
+        case OPT_REQUEST_TIMEOUT:
+        case OPT_BATCH_WAIT_MS:
+        case OPT_SHUTDOWN_GRACE:
             if (parse_double(a, v, &d) != 0)
                 return 1;
-            if (strcmp(a, "--request-timeout") == 0) {
+            if (k == OPT_REQUEST_TIMEOUT) {
                 if (d <= 0) {
                     fprintf(stderr, "qembed serve: --request-timeout must be positive\n");
                     return 1;
                 }
                 cfg.request_timeout_s = d;
-            } else if (strcmp(a, "--batch-wait-ms") == 0) {
+            } else if (k == OPT_BATCH_WAIT_MS) {
                 cfg.batch_wait_ms = d;
             } else {
                 grace = d;
             }
-        } else {
-            fprintf(stderr, "qembed serve: unknown option '%s' (see qembed serve --help)\n", a);
-            return 1;
+            break;
         }
-#undef NEED_VALUE
     }
 
     serve_log lg = {s.verbose ? QEMBED_LOG_DEBUG : s.quiet ? QEMBED_LOG_WARN : QEMBED_LOG_INFO};

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "commands.h"
 
 static const char *const split_usage =
@@ -21,6 +22,16 @@ static const char *const split_usage =
     "      --max-segment-bytes B   as few segments as keep each file at most B (e.g. 512M)\n"
     "\n";
 
+enum { OPT_MAX_SEGMENTS = 256, OPT_MAX_SEGMENT_BYTES };
+
+static const qe_optdef split_opts[] = {
+    {"help", 'h', 0},
+    {"output", 'o', 1},
+    {"max-segments", OPT_MAX_SEGMENTS, 1},
+    {"max-segment-bytes", OPT_MAX_SEGMENT_BYTES, 1},
+    {NULL, 0, 0},
+};
+
 static void log_stderr(qembed_log_level level, const char *line, void *user) {
     (void)user;
     static const char *const tag[] = {"DEBUG", "INFO", "WARN", "ERROR"};
@@ -32,35 +43,35 @@ int cmd_split(int argc, char **argv) {
     qe_settings_init(&s);
     const char *out = NULL;
     qembed_split_params p = qembed_split_default_params();
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+    qe_args ap;
+    qe_args_init(&ap, "split", argc, argv, split_opts, &s);
+    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
+        const char *v = ap.value;
+        switch (k) {
+        case QE_ARG_ERROR: return 1;
+        case 'h':
             fputs(split_usage, stdout);
             fputs(qe_settings_help, stdout);
             return 0;
-        }
-        int r = qe_settings_flag(&s, argc, argv, &i);
-        if (r < 0) return 1;
-        if (r > 0) continue;
-        if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(a, "--max-segments") && i + 1 < argc) {
+        case 'o': out = v; break;
+        case OPT_MAX_SEGMENTS: {
             char *end = NULL;
-            long n = strtol(argv[++i], &end, 10);
-            if (!*argv[i] || *end || n < 1 || n > 1024) {
-                fprintf(stderr, "qembed split: --max-segments: '%s' is not a count (1 to 1024)\n",
-                        argv[i]);
+            long n = strtol(v, &end, 10);
+            if (!*v || *end || n < 1 || n > 1024) {
+                fprintf(stderr, "qembed split: --max-segments: '%s' is not a count (1 to 1024)\n", v);
                 return 1;
             }
             p.max_segments = (int)n;
-        } else if (!strcmp(a, "--max-segment-bytes") && i + 1 < argc) {
-            if (qe_parse_bytes(argv[++i], &p.max_segment_bytes) != 0 || !p.max_segment_bytes) {
-                fprintf(stderr, "qembed split: --max-segment-bytes: '%s' is not a byte size (e.g. 512M)\n",
-                        argv[i]);
+            break;
+        }
+        case OPT_MAX_SEGMENT_BYTES:
+            if (qe_parse_bytes(v, &p.max_segment_bytes) != 0 || !p.max_segment_bytes) {
+                fprintf(stderr, "qembed split: --max-segment-bytes: '%s' is not a byte size (e.g. 512M)\n", v);
                 return 1;
             }
-        } else {
-            fprintf(stderr, "qembed split: unknown or incomplete option '%s' (see qembed split --help)\n", a);
+            break;
+        default: /* an operand */
+            fprintf(stderr, "qembed split: unexpected argument '%s' (see qembed split --help)\n", v);
             return 1;
         }
     }

@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "args.h"
 #include "cli_io.h"
 #include "commands.h"
 
@@ -22,10 +23,45 @@ static const char *const tokenize_help =
     "      --max-tokens N      longest input (default 8192, counting <|endoftext|>)\n"
     "      --truncate          truncate longer inputs instead of failing\n"
     "      --no-special        treat special-token text as plain text\n"
-    "      --decode            print each input's ids decoded back to text (a JSON string per line)\n"
+    "  -f, --format F          jsonl (default): one JSON array of ids per line; json: one array\n"
+    "                          of those arrays; tsv: the ids separated by tabs, one input a line\n"
+    "      --decode            print each input's ids decoded back to text (a JSON string per\n"
+    "                          line, or a JSON array of strings with --format json)\n"
     "  -h, --help              this help\n"
     "\n"
     "Exit status: 0 success, 1 usage error, 2 input or model error.\n";
+
+enum {
+    OPT_INPUT_FORMAT = 256,
+    OPT_INSTRUCT,
+    OPT_MAX_TOKENS,
+    OPT_TRUNCATE,
+    OPT_NO_SPECIAL,
+    OPT_DECODE,
+};
+
+static const qe_optdef tokenize_opts[] = {
+    {"help", 'h', 0},
+    {"input", 'i', 1},
+    {"input-format", OPT_INPUT_FORMAT, 1},
+    {"format", 'f', 1},
+    {"instruct", OPT_INSTRUCT, 1},
+    {"max-tokens", OPT_MAX_TOKENS, 1},
+    {"truncate", OPT_TRUNCATE, 0},
+    {"no-special", OPT_NO_SPECIAL, 0},
+    {"decode", OPT_DECODE, 0},
+    {NULL, 0, 0},
+};
+
+/* Rows: jsonl and tsv one input per line; json one array of the rows, its
+ * brackets written by row_start (input i) and after the last row. */
+static void row_end(qe_out_fmt fmt) {
+    if (fmt != QE_OUT_JSON) putchar('\n');
+}
+
+static void row_start(qe_out_fmt fmt, size_t i) {
+    if (fmt == QE_OUT_JSON) fputs(i ? ",\n" : "[\n", stdout);
+}
 
 int cmd_tokenize(int argc, char **argv) {
     qe_settings s;
@@ -33,7 +69,8 @@ int cmd_tokenize(int argc, char **argv) {
     const char *input = NULL, *input_format = NULL;
     qembed_embed_options opts = qembed_embed_default_options();
     long max_tokens = 0;
-    int decode = 0, only_texts = 0, rc = 1, n_texts = 0;
+    int decode = 0, rc = 1, n_texts = 0;
+    const char *format = NULL;
     char **texts = calloc((size_t)argc + 1, sizeof *texts);
     if (!texts) return 2;
     qembed_model *model = NULL;
@@ -42,55 +79,36 @@ int cmd_tokenize(int argc, char **argv) {
     qe_chunk chunk;
     memset(&chunk, 0, sizeof chunk);
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_texts || a[0] != '-' || strcmp(a, "-") == 0) {
-            texts[n_texts++] = argv[i];
-            continue;
-        }
-        if (strcmp(a, "--") == 0) { only_texts = 1; continue; }
-        int k = qe_settings_flag(&s, argc, argv, &i);
-        if (k < 0) goto out;
-        if (k > 0) continue;
-        const char *v = NULL;
-        int needs = !strcmp(a, "-i") || !strcmp(a, "--input") || !strcmp(a, "--input-format") ||
-                    !strcmp(a, "--instruct") || !strcmp(a, "--max-tokens");
-        if (needs) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "qembed tokenize: %s needs a value (see --help)\n", a);
-                goto out;
-            }
-            v = argv[++i];
-        }
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+    qe_args ap;
+    qe_args_init(&ap, "tokenize", argc, argv, tokenize_opts, &s);
+    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
+        const char *v = ap.value;
+        switch (k) {
+        case QE_ARG_ERROR: goto out;
+        case QE_ARG_OPERAND: texts[n_texts++] = (char *)v; break;
+        case 'h':
             fputs(tokenize_help, stdout);
             fputc('\n', stdout);
             fputs(qe_settings_help, stdout);
             rc = 0;
             goto out;
-        } else if (!strcmp(a, "-i") || !strcmp(a, "--input")) {
-            input = v;
-        } else if (!strcmp(a, "--input-format")) {
-            input_format = v;
-        } else if (!strcmp(a, "--instruct")) {
-            opts.instruction = v;
-        } else if (!strcmp(a, "--max-tokens")) {
+        case 'i': input = v; break;
+        case 'f': format = v; break;
+        case OPT_INPUT_FORMAT: input_format = v; break;
+        case OPT_INSTRUCT: opts.instruction = v; break;
+        case OPT_MAX_TOKENS: {
             char *end;
             errno = 0;
             max_tokens = strtol(v, &end, 10);
-            if (errno || *end || max_tokens < 1) {
+            if (errno || !*v || *end || max_tokens < 1) {
                 fprintf(stderr, "qembed tokenize: --max-tokens '%s': expected a positive whole number\n", v);
                 goto out;
             }
-        } else if (!strcmp(a, "--truncate")) {
-            opts.truncate = 1;
-        } else if (!strcmp(a, "--no-special")) {
-            opts.parse_special = 0;
-        } else if (!strcmp(a, "--decode")) {
-            decode = 1;
-        } else {
-            fprintf(stderr, "qembed tokenize: unknown option '%s' (see qembed tokenize --help)\n", a);
-            goto out;
+            break;
+        }
+        case OPT_TRUNCATE: opts.truncate = 1; break;
+        case OPT_NO_SPECIAL: opts.parse_special = 0; break;
+        case OPT_DECODE: decode = 1; break;
         }
     }
     if (!input && n_texts == 0) {
@@ -99,6 +117,15 @@ int cmd_tokenize(int argc, char **argv) {
     }
     if (input && n_texts > 0) {
         fprintf(stderr, "qembed tokenize: give texts as arguments or --input FILE, not both\n");
+        goto out;
+    }
+    qe_out_fmt fmt = QE_OUT_JSONL;
+    if (format && (qe_out_fmt_parse(format, &fmt) != 0 || fmt == QE_OUT_NPY)) {
+        fprintf(stderr, "qembed tokenize: --format '%s': expected jsonl, json or tsv\n", format);
+        goto out;
+    }
+    if (decode && fmt == QE_OUT_TSV) {
+        fprintf(stderr, "qembed tokenize: --decode writes JSON strings: use --format jsonl or json\n");
         goto out;
     }
     if (input_format && strcmp(input_format, "text") && strcmp(input_format, "jsonl")) {
@@ -143,6 +170,7 @@ int cmd_tokenize(int argc, char **argv) {
                 qe_report_input_error("tokenize", &rd, &one, &err);
                 goto out;
             }
+            row_start(fmt, done + j);
             if (decode) {
                 char *text = NULL;
                 size_t len = 0;
@@ -154,19 +182,23 @@ int cmd_tokenize(int argc, char **argv) {
                 }
                 cJSON *js = cJSON_CreateString(text);
                 char *p = js ? cJSON_PrintUnformatted(js) : NULL;
-                if (p) puts(p);
+                if (p) fputs(p, stdout);
+                row_end(fmt);
                 free(p);
                 cJSON_Delete(js);
                 qembed_free(text);
             } else {
-                putchar('[');
-                for (size_t t = 0; t < n; t++) printf(t ? ",%d" : "%d", (int)ids[t]);
-                fputs("]\n", stdout);
+                const char *sep = fmt == QE_OUT_TSV ? "\t%d" : ",%d";
+                if (fmt != QE_OUT_TSV) putchar('[');
+                for (size_t t = 0; t < n; t++) printf(t ? sep : "%d", (int)ids[t]);
+                if (fmt != QE_OUT_TSV) putchar(']');
+                row_end(fmt);
             }
             qembed_free(ids);
         }
         done += chunk.n;
     }
+    if (fmt == QE_OUT_JSON) fputs(done ? "\n]\n" : "[]\n", stdout);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "qembed tokenize: error writing the output\n");
         goto out;

@@ -18,6 +18,7 @@ int cmd_split(int argc, char **argv);    /* cmd_split.c */
 int cmd_serve(int argc, char **argv);    /* cmd_serve.c */
 int cmd_bench(int argc, char **argv);    /* cmd_bench.c */
 int cmd_pull(int argc, char **argv);     /* cmd_pull.c (client in hub/) */
+int cmd_merge(int argc, char **argv);    /* cmd_merge.c */
 
 /* A /proc/self/status field (without its colon: "VmRSS", "VmHWM") in bytes;
  * 0 when unknown (proc_status.c). */
@@ -47,12 +48,22 @@ typedef struct qe_settings {
 /* Fills defaults, then applies environment variables. */
 void qe_settings_init(qe_settings *s);
 
-/* If argv[*i] is one of the shared flags (-m/--model, --compute-units,
- * --cpu-memory-limit, --gpu-memory-limit, --sim-accel-memory,
- * --max-batch-tokens, -t/--threads, --no-verify, -v, -q), consumes it (and its value,
- * advancing *i) and returns 1; returns 0 if it is not a shared flag; returns
- * -1 and prints a usage error to stderr when its value is invalid. */
-int qe_settings_flag(qe_settings *s, int argc, char **argv, int *i);
+/* The shared options' table (-m/--model, --compute-units, --cpu-memory-limit,
+ * --gpu-memory-limit, --sim-accel-memory, --max-batch-tokens, -t/--threads,
+ * --no-verify, -v, -q), which args.c (qe_args_next) adds to every command's.
+ * A key below 128 is also the short option -key; keys from 256 up are long
+ * only (a command's own 256..999, the shared ones 1000 and up). A table
+ * ends with {NULL, 0, 0}; a NULL name is a short-only option. */
+typedef struct qe_optdef {
+    const char *name; /* long name without "--" */
+    int key;
+    int has_value;    /* 1: takes a value */
+} qe_optdef;
+extern const qe_optdef qe_settings_opts[];
+
+/* Applies one shared option (its key in qe_settings_opts) with its value:
+ * 0, or -1 with a usage error printed to stderr when the value is invalid. */
+int qe_settings_set(qe_settings *s, int key, const char *value);
 
 /* Help text for the shared flags, for each command's --help. */
 extern const char *const qe_settings_help;

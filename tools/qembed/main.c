@@ -17,6 +17,7 @@ static const char *const usage =
     "  split      cut a model into segment files for several devices\n"
     "  serve      run the HTTP embedding service\n"
     "  bench      measure throughput and latency\n"
+    "  merge      join the parts of a sharded bulk job (embed --shard I/N)\n"
     "  pull       download a model from the Hugging Face Hub into the shared cache\n"
     "\n"
     "Run 'qembed COMMAND --help' for a command's options. 'qembed --version' prints the version.\n"
@@ -30,6 +31,7 @@ typedef struct command {
 static const command commands[] = {
     {"embed", cmd_embed}, {"tokenize", cmd_tokenize}, {"info", cmd_info},
     {"split", cmd_split}, {"serve", cmd_serve},       {"bench", cmd_bench},
+    {"merge", cmd_merge},
     {"pull", cmd_pull},
 };
 

@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "args.h"
 #include "commands.h"
 
 #define DEFAULT_MAX_BATCH_TOKENS 16384
@@ -239,97 +240,76 @@ void qe_settings_init(qe_settings *s) {
     }
 }
 
-/* "--flag value" or "--flag=value"; NULL (and *bad set) when the value is missing. */
-static const char *flag_value(int argc, char **argv, int *i, const char *lng, const char *shrt,
-                              int *matched, int *bad) {
-    const char *a = argv[*i];
-    size_t ll = strlen(lng);
-    *matched = 0;
-    if (!strncmp(a, lng, ll) && a[ll] == '=') {
-        *matched = 1;
-        return a + ll + 1;
-    }
-    if (!strcmp(a, lng) || (shrt && !strcmp(a, shrt))) {
-        *matched = 1;
-        if (*i + 1 >= argc) {
-            fprintf(stderr, "qembed: %s needs a value\n", a);
-            *bad = 1;
-            return NULL;
-        }
-        return argv[++*i];
-    }
-    return NULL;
-}
+/* The shared options, parsed by args.c for every command. Long-only keys are
+ * 1000 and up so they never meet a command's own (256..999). */
+enum {
+    OPT_COMPUTE_UNITS = 1000,
+    OPT_CPU_LIMIT,
+    OPT_GPU_LIMIT,
+    OPT_SIM_ACCEL,
+    OPT_MAX_BATCH,
+    OPT_NO_VERIFY,
+};
 
-int qe_settings_flag(qe_settings *s, int argc, char **argv, int *i) {
-    const char *a = argv[*i];
-    if (!strcmp(a, "-v")) {
-        s->verbose = 1;
-        return 1;
-    }
-    if (!strcmp(a, "--no-verify")) {
+const qe_optdef qe_settings_opts[] = {
+    {"model", 'm', 1},
+    {"compute-units", OPT_COMPUTE_UNITS, 1},
+    {"cpu-memory-limit", OPT_CPU_LIMIT, 1},
+    {"gpu-memory-limit", OPT_GPU_LIMIT, 1},
+    {"sim-accel-memory", OPT_SIM_ACCEL, 1},
+    {"max-batch-tokens", OPT_MAX_BATCH, 1},
+    {"threads", 't', 1},
+    {"no-verify", OPT_NO_VERIFY, 0},
+    {NULL, 'v', 0},
+    {NULL, 'q', 0},
+    {NULL, 0, 0},
+};
+
+int qe_settings_set(qe_settings *s, int key, const char *v) {
+    long n;
+    switch (key) {
+    case 'v': s->verbose = 1; return 0;
+    case 'q': s->quiet = 1; return 0;
+    case OPT_NO_VERIFY:
         s->no_verify = 1;
         s->verify_src = "--no-verify";
-        return 1;
-    }
-    if (!strcmp(a, "-q")) {
-        s->quiet = 1;
-        return 1;
-    }
-    int m = 0, bad = 0;
-    const char *v;
-    long n;
-
-    v = flag_value(argc, argv, i, "--model", "-m", &m, &bad);
-    if (m) {
-        if (bad) return -1;
+        return 0;
+    case 'm':
         if (!*v) {
             fprintf(stderr, "qembed: --model needs a directory or a repo id\n");
             return -1;
         }
         snprintf(s->model, sizeof s->model, "%s", v);
         s->model_src = "--model";
-        return 1;
-    }
-    v = flag_value(argc, argv, i, "--compute-units", NULL, &m, &bad);
-    if (m) {
-        if (bad) return -1;
+        return 0;
+    case OPT_COMPUTE_UNITS: {
         qembed_error e;
         if (qembed_compute_units_parse(v, &s->units, &e) != QEMBED_OK) {
             fprintf(stderr, "qembed: --compute-units: %s\n", e.message);
             return -1;
         }
         s->units_src = "--compute-units";
-        return 1;
+        return 0;
     }
-    static const struct {
-        const char *flag;
-        size_t off, src_off;
-    } byte_flags[] = {
-        {"--cpu-memory-limit", offsetof(qe_settings, cpu_memory_limit),
-         offsetof(qe_settings, cpu_limit_src)},
-        {"--gpu-memory-limit", offsetof(qe_settings, gpu_memory_limit),
-         offsetof(qe_settings, gpu_limit_src)},
-        {"--sim-accel-memory", offsetof(qe_settings, sim_accel_memory),
-         offsetof(qe_settings, sim_accel_src)},
-    };
-    for (size_t k = 0; k < sizeof byte_flags / sizeof byte_flags[0]; k++) {
-        v = flag_value(argc, argv, i, byte_flags[k].flag, NULL, &m, &bad);
-        if (!m) continue;
-        if (bad) return -1;
+    case OPT_CPU_LIMIT:
+    case OPT_GPU_LIMIT:
+    case OPT_SIM_ACCEL: {
+        const char *flag = key == OPT_CPU_LIMIT   ? "--cpu-memory-limit"
+                           : key == OPT_GPU_LIMIT ? "--gpu-memory-limit"
+                                                  : "--sim-accel-memory";
         uint64_t b;
         if (qe_parse_bytes(v, &b) != 0) {
-            fprintf(stderr, "qembed: %s: '%s' is not a byte size (e.g. 512M, 3G)\n",
-                    byte_flags[k].flag, v);
+            fprintf(stderr, "qembed: %s: '%s' is not a byte size (e.g. 512M, 3G)\n", flag, v);
             return -1;
         }
-        *(uint64_t *)((char *)s + byte_flags[k].off) = b;
-        *(const char **)((char *)s + byte_flags[k].src_off) = byte_flags[k].flag;
-        return 1;
+        if (key == OPT_CPU_LIMIT) s->cpu_memory_limit = b;
+        else if (key == OPT_GPU_LIMIT) s->gpu_memory_limit = b;
+        else s->sim_accel_memory = b;
+        *(key == OPT_CPU_LIMIT ? &s->cpu_limit_src
+          : key == OPT_GPU_LIMIT ? &s->gpu_limit_src : &s->sim_accel_src) = flag;
+        return 0;
     }
-    v = flag_value(argc, argv, i, "--max-batch-tokens", NULL, &m, &bad);
-    if (m) {
-        if (bad) return -1;
+    case OPT_MAX_BATCH:
         if (parse_int(v, 1, MAX_BATCH_TOKENS_LIMIT, &n) != 0) {
             fprintf(stderr, "qembed: --max-batch-tokens: '%s' is not a token count (1 to 16777216)\n",
                     v);
@@ -337,20 +317,18 @@ int qe_settings_flag(qe_settings *s, int argc, char **argv, int *i) {
         }
         s->max_batch_tokens = (size_t)n;
         s->max_batch_src = "--max-batch-tokens";
-        return 1;
-    }
-    v = flag_value(argc, argv, i, "--threads", "-t", &m, &bad);
-    if (m) {
-        if (bad) return -1;
+        return 0;
+    case 't':
         if (parse_int(v, 0, 4096, &n) != 0) {
             fprintf(stderr, "qembed: --threads: '%s' is not a thread count (0 = every core)\n", v);
             return -1;
         }
         s->n_threads = (int)n;
         s->threads_src = "--threads";
-        return 1;
+        return 0;
+    default:
+        return -1;
     }
-    return 0;
 }
 
 static void log_stderr(qembed_log_level level, const char *line, void *user) {

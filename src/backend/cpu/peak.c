@@ -1,6 +1,7 @@
 /* Peak microbenchmarks (see peak.h). Each thread runs the same independent
  * instruction stream; the figure is total work over the wall time of the
  * slowest thread, best of the rounds that fit in the budget. */
+#define QEMBED_TEST_AND_BENCH_API /* qembed_measure_peak */
 #include "common/clock.h"
 #include "peak.h"
 
