@@ -3,7 +3,6 @@
  * huggingface_hub lays it out, so Python tools and qembed share the files and
  * `qembed embed -m REPO` then works offline. The client is in hub/. */
 #include <fnmatch.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "commands.h"
 #include "hub/hub.h"
 
@@ -71,28 +71,32 @@ int cmd_pull(int argc, char **argv) {
         return 2;
     }
     enum { O_CACHE = 256, O_TOKEN, O_RETRIES, O_PROGRESS, O_NO_PROGRESS };
-    static const struct option lo[] = {
-        {"revision", required_argument, NULL, 'r'}, {"include", required_argument, NULL, 'I'},
-        {"exclude", required_argument, NULL, 'X'},  {"cache-dir", required_argument, NULL, O_CACHE},
-        {"token", required_argument, NULL, O_TOKEN}, {"retries", required_argument, NULL, O_RETRIES},
-        {"progress", no_argument, NULL, O_PROGRESS}, {"no-progress", no_argument, NULL, O_NO_PROGRESS},
-        {"quiet", no_argument, NULL, 'q'},          {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    optind = 1;
-    opterr = 0;
-    int o;
-    while ((o = getopt_long(argc, argv, ":r:I:X:qh", lo, NULL)) != -1) {
+    static const qe_optdef pull_opts[] = {
+        {"revision", 'r', 1}, {"include", 'I', 1},       {"exclude", 'X', 1},
+        {"cache-dir", O_CACHE, 1}, {"token", O_TOKEN, 1}, {"retries", O_RETRIES, 1},
+        {"progress", O_PROGRESS, 0}, {"no-progress", O_NO_PROGRESS, 0},
+        {"quiet", 'q', 0},     {"help", 'h', 0},          {NULL, 0, 0}};
+    const char *repo = NULL;
+    int n_repos = 0;
+    qe_args ap;
+    qe_args_init(&ap, "pull", argc, argv, pull_opts, NULL);
+    for (int o; (o = qe_args_next(&ap)) != QE_ARG_END;) {
+        const char *optarg_ = ap.value;
         switch (o) {
-        case 'r': revision = optarg; break;
-        case 'I': inc[n_inc++] = optarg; break;
-        case 'X': exc[n_exc++] = optarg; break;
-        case O_CACHE: cache_override = optarg; break;
-        case O_TOKEN: token = optarg; break;
+        case QE_ARG_ERROR: goto done;
+        case QE_ARG_OPERAND:
+            if (n_repos++ == 0) repo = optarg_;
+            break;
+        case 'r': revision = optarg_; break;
+        case 'I': inc[n_inc++] = (char *)optarg_; break;
+        case 'X': exc[n_exc++] = (char *)optarg_; break;
+        case O_CACHE: cache_override = optarg_; break;
+        case O_TOKEN: token = optarg_; break;
         case O_RETRIES: {
             char *end;
-            long v = strtol(optarg, &end, 10);
-            if (!*optarg || *end || v < 0 || v > 100) {
-                fprintf(stderr, "qembed pull: --retries: '%s' is not a count (0 to 100)\n", optarg);
+            long v = strtol(optarg_, &end, 10);
+            if (!*optarg_ || *end || v < 0 || v > 100) {
+                fprintf(stderr, "qembed pull: --retries: '%s' is not a count (0 to 100)\n", optarg_);
                 goto done;
             }
             retries = (int)v;
@@ -105,21 +109,15 @@ int cmd_pull(int argc, char **argv) {
             fputs(pull_usage, stdout);
             rc = 0;
             goto done;
-        case ':':
-            fprintf(stderr, "qembed pull: %s needs a value (see qembed pull --help)\n", argv[optind - 1]);
-            goto done;
-        default:
-            fprintf(stderr, "qembed pull: unknown option '%s' (see qembed pull --help)\n", argv[optind - 1]);
-            goto done;
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, optind >= argc ? "qembed pull: name one repo (org/name); see qembed pull --help\n"
-                                       : "qembed pull: one repo at a time (got '%s' and more)\n",
-                optind < argc ? argv[optind] : "");
+    if (n_repos != 1) {
+        if (n_repos == 0)
+            fprintf(stderr, "qembed pull: name one repo (org/name); see qembed pull --help\n");
+        else
+            fprintf(stderr, "qembed pull: one repo at a time (got '%s' and more)\n", repo);
         goto done;
     }
-    const char *repo = argv[optind];
     if (!qh_repo_id_is_valid(repo)) {
         fprintf(stderr, "qembed pull: '%s' is not a repo id (org/name, letters, digits, '-', '_', '.')\n", repo);
         goto done;
