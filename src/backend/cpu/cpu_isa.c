@@ -3,7 +3,7 @@
  * report AVX-512 in cpuid yet leave the ZMM state disabled in XCR0; then the
  * instructions fault, so XCR0 decides).
  *
- * QEMBED_ISA=scalar|avx2|avx512|avx512bf16 caps the level (never raises it
+ * QEMBED_ISA=scalar|avx2|avx512|avx512bf16|amx caps the level (never raises it
  * above what the CPU supports): to compare variants or to work around a
  * suspected kernel bug without rebuilding. An unknown value is ignored.
  *
@@ -44,12 +44,17 @@ static qe_isa detect_hw(void) {
     /* opmask, ZMM0-15 upper halves and ZMM16-31 state */
     if ((xcr0 & 0xe0) != 0xe0 || !(avx512f && avx512bw && avx512vl)) return QE_ISA_AVX2;
     unsigned max7 = a; /* leaf 7 subleaf 0: eax = highest subleaf */
+    int amx = ((d >> 22) & 1) && ((d >> 24) & 1); /* AMX-BF16 and AMX-TILE */
     int bf16 = 0;
     if (max7 >= 1) {
         __cpuid_count(7, 1, a, b, c, d);
         bf16 = (a >> 5) & 1;
     }
-    return bf16 ? QE_ISA_AVX512_BF16 : QE_ISA_AVX512;
+    if (!bf16) return QE_ISA_AVX512;
+    /* XTILECFG and XTILEDATA state (Linux also wants a per-process request,
+     * which oneDNN makes), and the library that drives the tiles */
+    if (amx && (xcr0 & 0x60000) == 0x60000 && qe_onednn_available()) return QE_ISA_AMX;
+    return QE_ISA_AVX512_BF16;
 }
 #else
 static qe_isa detect_hw(void) { return QE_ISA_SCALAR; }
@@ -64,7 +69,7 @@ static void detect_once(void) {
     /* the self-check: g_hw is lowered past any level that fails, so that no
      * caller (not even one forcing a level, as the tests do) can reach it */
     qe_isa found = g_hw;
-    char failed[64] = ""; /* at most "avx512bf16, avx512, avx2" */
+    char failed[64] = ""; /* at most "amx, avx512bf16, avx512, avx2" */
     while (g_hw > QE_ISA_SCALAR && qe_isa_check(g_hw) < 0) {
         size_t used = strlen(failed);
         snprintf(failed + used, sizeof failed - used, "%s%s", used ? ", " : "", qe_isa_name(g_hw));
@@ -105,12 +110,13 @@ const char *qe_isa_name(qe_isa isa) {
     case QE_ISA_AVX2: return "avx2";
     case QE_ISA_AVX512: return "avx512";
     case QE_ISA_AVX512_BF16: return "avx512bf16";
+    case QE_ISA_AMX: return "amx";
     }
     return "unknown";
 }
 
 int qe_isa_parse(const char *s, qe_isa *out) {
-    static const qe_isa all[] = {QE_ISA_SCALAR, QE_ISA_AVX2, QE_ISA_AVX512, QE_ISA_AVX512_BF16};
+    static const qe_isa all[] = {QE_ISA_SCALAR, QE_ISA_AVX2, QE_ISA_AVX512, QE_ISA_AVX512_BF16, QE_ISA_AMX};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (strcmp(s, qe_isa_name(all[i])) == 0) {
             *out = all[i];

@@ -125,6 +125,10 @@ void qe_matmul(qe_pool *pool, qe_isa isa, qe_mm_mode mode, const float *x, size_
     if (isa > hw) isa = hw; /* forcing a level the CPU lacks must not fault */
     int done = -1;
     switch (isa) {
+    case QE_ISA_AMX:
+        done = qe_matmul_onednn(&a);
+        if (done == 0) break;
+        /* fall through */
     case QE_ISA_AVX512_BF16:
         done = qe_matmul_avx512bf16(&a);
         if (done == 0) break;
