@@ -1,4 +1,5 @@
-/* Internal to the CPU kernels (threadpool.c, cpu_isa.c, matmul*.c, peak.c):
+/* Internal to the CPU kernels (threadpool.c, cpu_*.c, mm_common.c, matmul*.c,
+ * isa_check.c, peak.c; their dependency order is in mm_common.c):
  * the per-variant entry points and the packing helpers they share. Not for
  * the forward pass: it calls qe_matmul() in kernels.h. */
 #ifndef QE_MATMUL_INTERNAL_H
@@ -9,6 +10,10 @@
 
 #include "kernels.h"
 
+/* Highest of scalar..avx512bf16 that the CPU and OS offer (cpuid, XCR0),
+ * and in *amx (may be NULL) whether AMX-BF16 tiles are usable too; no
+ * self-check, no cap (cpu_features.c, the bottom of the folder's order). */
+qe_isa qe_cpu_features(int *amx);
 /* What the hardware supports, ignoring the QEMBED_ISA cap: qe_matmul clamps a
  * requested variant to this so that forcing one can never fault. */
 qe_isa qe_cpu_isa_hw(void);
@@ -29,7 +34,7 @@ int qe_isa_parse(const char *s, qe_isa *out);
 void *qe_pool_thread_scratch(qe_pool *pool, int thread);
 /* Per-pool block for the oneDNN variant's bf16 copy of a chunk of activation
  * rows: QE_MM_CONV bytes, 64-byte aligned, allocated with the pool when the
- * CPU's level is QE_ISA_AMX (counted in qe_pool_scratch_bytes), else NULL. */
+ * CPU has AMX tiles (counted in qe_pool_scratch_bytes), else NULL. */
 #define QE_MM_CONV ((size_t)4 << 20)
 void *qe_pool_conv_block(qe_pool *pool);
 

@@ -142,7 +142,9 @@ qe_pool *qe_pool_create(int n_threads) {
         return NULL;
     }
     p->scratch = scratch;
-    if (qe_cpu_isa() >= QE_ISA_AMX && posix_memalign(&p->conv, 64, QE_MM_CONV) != 0) {
+    int amx = 0;
+    qe_cpu_features(&amx); /* not qe_cpu_isa(): its self-check runs on pools */
+    if (amx && posix_memalign(&p->conv, 64, QE_MM_CONV) != 0) {
         p->conv = NULL;
         qe_pool_free(p);
         return NULL;
