@@ -65,6 +65,7 @@ static struct {
     dnnl_status_t (*mem_destroy)(dnnl_memory_t);
     dnnl_status_t (*execute)(const_dnnl_primitive_t, dnnl_stream_t, int, const dnnl_exec_arg_t *);
     dnnl_status_t (*stream_wait)(dnnl_stream_t);
+    dnnl_status_t (*set_cache_capacity)(int);
     void (*omp_set_num_threads)(int); /* libgomp, loaded with oneDNN; may be absent */
 } g_fn;
 
@@ -96,7 +97,11 @@ static void load_once(void) {
     SYM(mem_destroy, "dnnl_memory_destroy");
     SYM(execute, "dnnl_primitive_execute");
     SYM(stream_wait, "dnnl_stream_wait");
+    SYM(set_cache_capacity, "dnnl_set_primitive_cache_capacity");
 #undef SYM
+    /* this file keeps its own bounded cache (below); oneDNN's own (1024
+     * primitives by default) would keep every shape ever seen alive too */
+    g_fn.set_cache_capacity(0);
     /* libgomp, loaded with oneDNN: each call runs on one OpenMP thread (the
      * pool's thread that makes it); without it oneDNN would start its own
      * team, whose static split stalls whenever another process takes a core */
@@ -115,7 +120,7 @@ int qe_onednn_available(void) {
  * An entry (primitive, its stream and memory objects) is used by one thread
  * at a time (`busy`), so concurrent calls (two pools, two threads of one
  * pool) never share a primitive's scratchpad or memory objects. */
-#define CACHE 64
+#define CACHE 32 /* 4-8 shapes x 2 column widths per row count: a few row counts */
 typedef struct entry {
     int m, k, n;
     size_t ldy;
