@@ -276,7 +276,10 @@ int main(int argc, char **argv) {
         for (int i = QE_ISA_AVX2; i <= (int)isa; i++)
             printf("  %-12s %8.1f GFLOP/s  (%s)\n", qe_isa_name((qe_isa)i),
                    qe_peak_gflops(pool, (qe_isa)i, 150),
-                   i == QE_ISA_AVX512_BF16 ? "zmm vdpbf16ps" : i == QE_ISA_AVX512 ? "zmm f32 FMA" : "ymm f32 FMA");
+                   i == QE_ISA_AMX           ? "AMX tdpbf16ps tiles, what oneDNN runs for bf16"
+                   : i == QE_ISA_AVX512_BF16 ? "zmm vdpbf16ps"
+                   : i == QE_ISA_AVX512      ? "zmm f32 FMA"
+                                             : "ymm f32 FMA");
         printf("  DRAM read    %8.1f GB/s (4 KiB pages), %.1f GB/s (huge pages advised)\n\n",
                qe_peak_dram_read_gbs(pool, 0, 150), qe_peak_dram_read_gbs(pool, 1, 150));
         header();

@@ -24,6 +24,7 @@
 
 #include "backend/cpu/isa_check.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/ops.h"
 
 #include "check.h"
 
@@ -282,6 +283,7 @@ static void test_matmul(void) {
     qe_isa hw = qe_cpu_isa();
     printf("kernels: this CPU runs variants up to %s; testing scalar..%s\n", qe_isa_name(hw),
            qe_isa_name(hw));
+    if (hw < QE_ISA_AMX) printf("kernels: level amx not offered here (needs AMX-BF16 and libdnnl.so.2)\n");
     if (hw < QE_ISA_AVX512_BF16)
         printf("kernels: NOT TESTED here (CPU lacks them): %s%s\n",
                hw < QE_ISA_AVX512 ? "avx512 " : "", "avx512bf16");
@@ -322,6 +324,101 @@ static void test_matmul(void) {
     printf("kernels: %d shapes x 3 dtypes x 2 modes x %d variants x 2 thread counts\n",
            n_shapes + (int)(sizeof extra / sizeof *extra), (int)hw + 1);
     qe_pool_free(pool2);
+}
+
+/* ---- the oneDNN variant (level amx) called directly ----
+ * Through qe_matmul a variant that declines falls back silently, and the
+ * shapes above (row stride n+5) mostly get oneDNN's plain gemm, not its AMX
+ * kernels: so here it is called itself, with contiguous y (as the forward
+ * pass does), must run (return 0) and agree with the reference. m = 700 with
+ * k = 3072 is two row chunks of the conversion block. */
+static void test_onednn(qe_pool *pool2) {
+    if (qe_cpu_isa() < QE_ISA_AMX) {
+        printf("kernels: NOT TESTED here: amx (oneDNN) variant (%s)\n",
+               qe_onednn_available() ? "CPU lacks AMX-BF16" : "libdnnl.so.2 not loadable");
+        return;
+    }
+    static const shape shapes[] = {{1, 67, 9}, {17, 1024, 192}, {33, 1000, 130}, {129, 2048, 64}, {700, 3072, 65}};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const shape s = shapes[si];
+        size_t ldx = (size_t)s.k + 3, ldy = (size_t)s.n;
+        float *x = malloc(sizeof(float) * (size_t)s.m * ldx), *wf = malloc(sizeof(float) * (size_t)s.n * s.k);
+        float *yr = malloc(sizeof(float) * (size_t)s.m * ldy), *y = malloc(sizeof(float) * (size_t)s.m * ldy);
+        for (size_t i = 0; i < (size_t)s.m * ldx; i++) x[i] = rnd_unit() * 2.0f;
+        void *w = make_weights(QE_BF16, s.n, s.k, wf);
+        qe_mm_args a = {NULL, QE_MM_BF16, x, ldx, s.m, s.k, w, QE_BF16, s.n, yr, ldy};
+        qe_matmul_scalar(&a);
+        for (int threads = 1; threads <= 2; threads++) {
+            a.pool = threads == 1 ? NULL : pool2;
+            a.y = y;
+            for (size_t i = 0; i < (size_t)s.m * ldy; i++) y[i] = NAN;
+            CHECK(qe_matmul_onednn(&a) == 0, "onednn m=%d k=%d n=%d threads=%d did not run", s.m, s.k, s.n,
+                  threads);
+            int bad = 0;
+            for (int i = 0; i < s.m && !bad; i++)
+                for (int j = 0; j < s.n && !bad; j++) {
+                    double b = 0;
+                    for (int p = 0; p < s.k; p++)
+                        b += fabs((double)qe_bf16_to_f32(qe_f32_to_bf16(x[(size_t)i * ldx + p])) *
+                                  wf[(size_t)j * s.k + p]);
+                    double err = fabs((double)y[(size_t)i * ldy + j] - yr[(size_t)i * ldy + j]);
+                    if (!(err <= 1e-5 * b + 1e-30)) {
+                        CHECK(0, "onednn m=%d k=%d n=%d threads=%d: y[%d][%d] = %.9g, ref %.9g", s.m, s.k, s.n,
+                              threads, i, j, y[(size_t)i * ldy + j], yr[(size_t)i * ldy + j]);
+                        bad = 1;
+                    }
+                }
+        }
+        a.mode = QE_MM_EXACT; /* f32 activations: not this variant's */
+        CHECK(qe_matmul_onednn(&a) == -1, "onednn took an exact-mode product");
+        free(x);
+        free(wf);
+        free(yr);
+        free(y);
+        free(w);
+    }
+    printf("kernels: amx (oneDNN) variant run directly on %zu shapes\n", sizeof shapes / sizeof *shapes);
+}
+
+/* ---- SwiGLU's SIMD body against qe_op_swiglu (libm expf) ----
+ * Every length 0..70 (tails of 16), values over the range where silu
+ * changes shape, and the edges: large |x| (exp overflows or vanishes), 0,
+ * -0, NaN. Agreement within 4 ulp-ish of the result's scale. */
+static void test_swiglu(void) {
+    qe_isa hw = qe_cpu_isa();
+    int checked = 0;
+    for (int isa = QE_ISA_AVX2; isa <= (int)hw; isa++) {
+        for (size_t n = 0; n <= 70; n++) {
+            float g[70], g2[70], u[70];
+            for (size_t i = 0; i < n; i++) {
+                g[i] = (rnd_unit() * 2.0f - 1.0f) * 20.0f;
+                u[i] = rnd_unit() * 2.0f - 1.0f;
+            }
+            if (n > 5) {
+                g[0] = 100.0f;
+                g[1] = -100.0f;
+                g[2] = 0.0f;
+                g[3] = -0.0f;
+                g[4] = NAN;
+                g[5] = -87.0f;
+            }
+            memcpy(g2, g, sizeof g);
+            qe_op_swiglu(g, u, n);
+            qe_op_swiglu_isa((qe_isa)isa, g2, u, n);
+            for (size_t i = 0; i < n; i++) {
+                if (isnan(g[i]) || isnan(g2[i])) {
+                    CHECK(isnan(g[i]) && isnan(g2[i]), "swiglu %s n=%zu [%zu]: %g vs %g", qe_isa_name((qe_isa)isa),
+                          n, i, g2[i], g[i]);
+                    continue;
+                }
+                float tol = 4e-7f * fabsf(g[i]) + 1e-30f;
+                CHECK(fabsf(g2[i] - g[i]) <= tol, "swiglu %s n=%zu [%zu]: %.9g vs %.9g", qe_isa_name((qe_isa)isa),
+                      n, i, g2[i], g[i]);
+                checked++;
+            }
+        }
+    }
+    printf("kernels: swiglu SIMD bodies up to %s agree with libm on %d values\n", qe_isa_name(hw), checked);
 }
 
 /* ---- the run-time check that gates each SIMD level ---- */
@@ -375,7 +472,14 @@ int main(int argc, char **argv) {
     test_convert();
     test_pool();
     test_isa_check();
+    test_swiglu();
     test_matmul();
+    {
+        qe_pool *pool2 = qe_pool_create(2);
+        CHECK(pool2 != NULL, "pool");
+        if (pool2) test_onednn(pool2);
+        qe_pool_free(pool2);
+    }
     if (failures) {
         fprintf(stderr, "kernels: %d failure(s)\n", failures);
         return 1;

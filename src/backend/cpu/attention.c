@@ -35,8 +35,9 @@
  *   s:  scores, then probabilities, [v][TILE_K].
  * The micro-kernels have a plain C body (the reference) and an AVX2+FMA body
  * with the same summation order per output (so the two agree closely),
- * chosen once per call from the ISA the kernels detected. Machines with
- * AVX-512 run the AVX2 body (no AVX-512 body: none could be tested here). */
+ * chosen once per call from the ISA the kernels detected, and an AVX-512F
+ * body (one zmm per panel row; run and tested on an AVX-512 machine,
+ * 2026-12-06). Attention stays f32 in both modes. */
 
 #define MR 6  /* query vectors per micro-tile: 12 accumulators + 2 loads + 1 broadcast */
 #define NR 16 /* keys (scores) or output columns (P V) per micro-tile: two ymm */
@@ -281,6 +282,116 @@ __attribute__((target("avx2,fma"))) static float softmax_avx2(float *s, int n, f
     *m_new = m;
     return ps;
 }
+
+/* AVX-512F bodies: an NR = 16 panel row is one zmm, so a micro-tile is 6
+ * accumulators, one vector load and 6 broadcasts per step: half the AVX2
+ * body's instructions for the same FMAs, with the same summation order per
+ * output (each output one FMA chain over d or j in order), so exact and bf16
+ * mode both keep the AVX2 body's results. pack_k stays AVX2 (a copy). */
+#define TGT5 __attribute__((target("avx512f,avx2,fma")))
+
+TGT5 static void qk_avx512(const float *qp, const float *kp, int hd, float *s) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+#pragma GCC unroll 4
+    for (int d = 0; d < hd; d++) {
+        const __m512 w = _mm512_loadu_ps(kp);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(qp[0]), w, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(qp[1]), w, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(qp[2]), w, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(qp[3]), w, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(qp[4]), w, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(qp[5]), w, c5);
+        kp += NR;
+        qp += MR;
+    }
+    _mm512_storeu_ps(s + 0 * TK, c0);
+    _mm512_storeu_ps(s + 1 * TK, c1);
+    _mm512_storeu_ps(s + 2 * TK, c2);
+    _mm512_storeu_ps(s + 3 * TK, c3);
+    _mm512_storeu_ps(s + 4 * TK, c4);
+    _mm512_storeu_ps(s + 5 * TK, c5);
+}
+
+TGT5 static void pv_avx512(float *o, size_t ldo, const float *corr, const float *p, const float *vp, const int *nv,
+                           int jf, int jm) {
+    __m512 c[MR];
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++) c[r] = _mm512_mul_ps(_mm512_loadu_ps(o + (size_t)r * ldo), _mm512_set1_ps(corr[r]));
+    int j = 0;
+#pragma GCC unroll 4
+    for (; j < jf; j++) {
+        const __m512 w = _mm512_loadu_ps(vp + j * NR);
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; r++) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(p[r * TK + j]), w, c[r]);
+    }
+    /* the causal diagonal: masked keys are skipped, as in pv_avx2 */
+    for (; j < jm; j++) {
+        const __m512 w = _mm512_loadu_ps(vp + j * NR);
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; r++)
+            if (j < nv[r]) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(p[r * TK + j]), w, c[r]);
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++) _mm512_storeu_ps(o + (size_t)r * ldo, c[r]);
+}
+
+/* exp_avx2's Cephes expf, 16 lanes */
+TGT5 static __m512 exp_avx512(__m512 x) {
+    x = _mm512_min_ps(_mm512_set1_ps(88.3762626647949f), x);
+    x = _mm512_max_ps(_mm512_set1_ps(-87.3365447504f), x);
+    __m512 fx = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f));
+    fx = _mm512_roundscale_ps(fx, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    __m512i n = _mm512_add_epi32(_mm512_cvttps_epi32(fx), _mm512_set1_epi32(127));
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32(n, 23)));
+}
+
+TGT5 static float softmax_avx512(float *s, int n, float scale, float m_old, float *m_new) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 x = _mm512_mul_ps(_mm512_loadu_ps(s + j), vs);
+        _mm512_storeu_ps(s + j, x);
+        vmax = _mm512_max_ps(vmax, x);
+    }
+    /* reduced as in softmax_avx2 */
+    float tmp[16];
+    _mm512_storeu_ps(tmp, vmax);
+    float tmax = -INFINITY;
+    for (int k = 0; k < 16; k++)
+        if (tmp[k] > tmax) tmax = tmp[k];
+    for (; j < n; j++) {
+        s[j] *= scale;
+        if (s[j] > tmax) tmax = s[j];
+    }
+    const float m = m_old > tmax ? m_old : tmax;
+    const __m512 vm = _mm512_set1_ps(m);
+    __m512 vsum = _mm512_setzero_ps();
+    j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(s + j), vm));
+        _mm512_storeu_ps(s + j, e);
+        vsum = _mm512_add_ps(vsum, e);
+    }
+    _mm512_storeu_ps(tmp, vsum);
+    float ps = 0.0f;
+    for (int k = 0; k < 16; k += 4) ps += (tmp[k] + tmp[k + 1]) + (tmp[k + 2] + tmp[k + 3]);
+    for (; j < n; j++) {
+        s[j] = expf(s[j] - m);
+        ps += s[j];
+    }
+    *m_new = m;
+    return ps;
+}
 #endif
 
 static attn_vec pick_vec(qe_isa isa) {
@@ -291,6 +402,11 @@ static attn_vec pick_vec(qe_isa isa) {
         v.pv = pv_avx2;
         v.softmax = softmax_avx2;
         v.pack_k = pack_k_avx2;
+    }
+    if (isa >= QE_ISA_AVX512) {
+        v.qk = qk_avx512;
+        v.pv = pv_avx512;
+        v.softmax = softmax_avx512;
     }
 #endif
     return v;

@@ -165,6 +165,30 @@ static void rmsnorm_task(void *arg, int task, int thread) {
                        (float)j->fw->cfg->rms_norm_eps);
 }
 
+/* The residual add (x += delta) over the pool, and when w is given the next
+ * RMSNorm of the same rows in the same task (dst = norm(x)): one pass and one
+ * hand-off instead of a single-threaded add then a pooled norm. The same
+ * arithmetic per element as qe_op_add then qe_op_rmsnorm_rows. */
+static void add_rmsnorm_task(void *arg, int task, int thread) {
+    (void)thread;
+    const row_job *j = arg;
+    int r0, r1;
+    chunk_range(j, task, &r0, &r1);
+    const int H = j->fw->cfg->hidden_size;
+    float *x = j->st->x;
+    qe_op_add(x + (size_t)r0 * H, j->src + (size_t)r0 * H, (size_t)(r1 - r0) * H);
+    if (j->w)
+        qe_op_rmsnorm_rows(x, (size_t)H, j->dst, (size_t)H, (size_t)r0, (size_t)r1, H, j->w,
+                           (float)j->fw->cfg->rms_norm_eps);
+}
+
+static void add_rmsnorm_rows(qe_fwd_state *st, const qe_fwd_weights *fw, const float *delta, float *dst,
+                             const float *w, int rows) {
+    row_job j = {.st = st, .fw = fw, .src = delta, .dst = dst, .w = w, .rows = rows,
+                 .n_chunks = n_chunks_for(st, rows)};
+    qe_pool_run(st->pool, add_rmsnorm_task, &j, j.n_chunks);
+}
+
 static void rmsnorm_rows(qe_fwd_state *st, const qe_fwd_weights *fw, const float *src, float *dst,
                          const float *w, int rows) {
     row_job j = {.st = st, .fw = fw, .src = src, .dst = dst, .w = w, .rows = rows,
@@ -199,6 +223,7 @@ static void qk_norm_rope_task(void *arg, int task, int thread) {
 /* silu(gate) * up over rows of the MLP chunk: tens of millions of expf per
  * layer on long batches, so it is spread over the pool too. */
 typedef struct swiglu_job {
+    qe_isa isa;
     float *g;
     const float *u;
     size_t n;
@@ -211,7 +236,7 @@ static void swiglu_task(void *arg, int task, int thread) {
     size_t a = (size_t)task * per, b = a + per;
     if (a > j->n) a = j->n;
     if (b > j->n) b = j->n;
-    qe_op_swiglu(j->g + a, j->u + a, b - a);
+    qe_op_swiglu_isa(j->isa, j->g + a, j->u + a, b - a);
 }
 
 /* ----------------------------------------------------------------- passes */
@@ -280,22 +305,23 @@ void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
     }
 
     matmul(st, st->q, QD, T, (int)QD, &lw->wo, st->xn, (size_t)H);
-    qe_op_add(st->x, st->xn, (size_t)T * H);
+    /* x += o-projection, then the MLP's norm of x into xn (row by row: a
+     * row's norm reads only its own, already added, row) */
+    add_rmsnorm_rows(st, fw, st->xn, st->xn, ln->ffn, T);
 
     /* MLP block, in chunks of rows so gate/up stay small */
-    rmsnorm_rows(st, fw, st->x, st->xn, ln->ffn, T);
     for (int r0 = 0; r0 < T; r0 += st->mlp_rows) {
         int m = T - r0 < st->mlp_rows ? T - r0 : st->mlp_rows;
         float *xin = st->xn + (size_t)r0 * H;
         matmul(st, xin, (size_t)H, m, H, &lw->w_gate, st->gate, (size_t)I);
         matmul(st, xin, (size_t)H, m, H, &lw->w_up, st->up, (size_t)I);
-        swiglu_job sj = {.g = st->gate, .u = st->up, .n = (size_t)m * I,
+        swiglu_job sj = {.isa = st->isa, .g = st->gate, .u = st->up, .n = (size_t)m * I,
                          .n_chunks = qe_pool_size(st->pool) * 4};
         qe_pool_run(st->pool, swiglu_task, &sj, sj.n_chunks);
         /* xin is consumed: the down projection's output reuses its rows */
         matmul(st, st->gate, (size_t)I, m, I, &lw->w_down, xin, (size_t)H);
     }
-    qe_op_add(st->x, st->xn, (size_t)T * H);
+    add_rmsnorm_rows(st, fw, st->xn, NULL, NULL, T);
 }
 
 void qe_fwd_end(qe_fwd_state *st, const qe_fwd_weights *fw, float *out) {

@@ -63,6 +63,7 @@ static int check_one(qe_mm_variant variant, const shape *s, qe_dtype dt, qe_mm_m
 
 int qe_isa_check(qe_isa isa) {
     switch (isa) {
+    case QE_ISA_AMX: return qe_mm_variant_check(qe_matmul_onednn);
     case QE_ISA_AVX512_BF16: return qe_mm_variant_check(qe_matmul_avx512bf16);
     case QE_ISA_AVX512: return qe_mm_variant_check(qe_matmul_avx512);
     case QE_ISA_AVX2: return qe_mm_variant_check(qe_matmul_avx2);

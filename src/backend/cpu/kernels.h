@@ -29,12 +29,15 @@ typedef enum qe_isa {
     QE_ISA_SCALAR = 0,
     QE_ISA_AVX2 = 1,       /* AVX2 + FMA + F16C */
     QE_ISA_AVX512 = 2,     /* AVX-512 F/BW/VL */
-    QE_ISA_AVX512_BF16 = 3 /* + AVX512_BF16 (vdpbf16ps) */
+    QE_ISA_AVX512_BF16 = 3, /* + AVX512_BF16 (vdpbf16ps) */
+    QE_ISA_AMX = 4          /* + AMX-BF16 tiles, through oneDNN (libdnnl.so.2 loaded at run
+                             * time, matmul_onednn.c) for bf16-mode products on bf16
+                             * weights; everything else runs the avx512bf16 level */
 } qe_isa;
 
 /* Best level this CPU (and OS: XCR0) supports and whose products pass a
  * check against the scalar reference at first use, capped by the environment
- * variable QEMBED_ISA=scalar|avx2|avx512|avx512bf16 when set (a cap never
+ * variable QEMBED_ISA=scalar|avx2|avx512|avx512bf16|amx when set (a cap never
  * raises the level; an unknown value is ignored). Detected once. */
 qe_isa qe_cpu_isa(void);
 const char *qe_isa_name(qe_isa isa);

@@ -1,4 +1,5 @@
-/* Internal to the CPU kernels (threadpool.c, cpu_isa.c, matmul*.c, peak.c):
+/* Internal to the CPU kernels (threadpool.c, cpu_*.c, mm_common.c, matmul*.c,
+ * isa_check.c, peak.c; their dependency order is in mm_common.c):
  * the per-variant entry points and the packing helpers they share. Not for
  * the forward pass: it calls qe_matmul() in kernels.h. */
 #ifndef QE_MATMUL_INTERNAL_H
@@ -9,6 +10,10 @@
 
 #include "kernels.h"
 
+/* Highest of scalar..avx512bf16 that the CPU and OS offer (cpuid, XCR0),
+ * and in *amx (may be NULL) whether AMX-BF16 tiles are usable too; no
+ * self-check, no cap (cpu_features.c, the bottom of the folder's order). */
+qe_isa qe_cpu_features(int *amx);
 /* What the hardware supports, ignoring the QEMBED_ISA cap: qe_matmul clamps a
  * requested variant to this so that forcing one can never fault. */
 qe_isa qe_cpu_isa_hw(void);
@@ -27,6 +32,11 @@ int qe_isa_parse(const char *s, qe_isa *out);
  * allocates nothing). thread in [0, qe_pool_size). NULL for a NULL pool. */
 #define QE_MM_SCRATCH ((size_t)QE_MM_MC * 1024 * sizeof(float) + 4096)
 void *qe_pool_thread_scratch(qe_pool *pool, int thread);
+/* Per-pool block for the oneDNN variant's bf16 copy of a chunk of activation
+ * rows: QE_MM_CONV bytes, 64-byte aligned, allocated with the pool when the
+ * CPU has AMX tiles (counted in qe_pool_scratch_bytes), else NULL. */
+#define QE_MM_CONV ((size_t)4 << 20)
+void *qe_pool_conv_block(qe_pool *pool);
 
 
 /* One product, as handed to a variant. */
@@ -66,5 +76,10 @@ int qe_matmul_avx2(const qe_mm_args *a);
 int qe_matmul_avx2_gemm(const qe_mm_args *a);
 int qe_matmul_avx512(const qe_mm_args *a);
 int qe_matmul_avx512bf16(const qe_mm_args *a);
+/* BF16 mode on bf16 weights through oneDNN (matmul_onednn.c); -1 for other
+ * modes and dtypes or when libdnnl.so.2 cannot be loaded. */
+int qe_matmul_onednn(const qe_mm_args *a);
+/* 1 when libdnnl.so.2 loads and has what qe_matmul_onednn calls. */
+int qe_onednn_available(void);
 
 #endif

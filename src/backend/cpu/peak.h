@@ -11,6 +11,7 @@
 
 /* GFLOP/s of the compute instructions of `isa`'s matmul variant, counting a
  * multiply-add as 2 flops (vdpbf16ps: 2 pairs per lane = 4 flops per lane):
+ *   QE_ISA_AMX: AMX tdpbf16ps (16x16x32 per tile product; what oneDNN runs);
  *   QE_ISA_AVX512_BF16: zmm vdpbf16ps;  QE_ISA_AVX512: zmm vfmadd (f32);
  *   QE_ISA_AVX2: ymm vfmadd (f32);       QE_ISA_SCALAR: scalar f32 multiply + add.
  * isa is lowered to what the CPU supports. 0 on failure. */

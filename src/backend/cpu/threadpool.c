@@ -53,6 +53,8 @@ struct qe_pool {
     /* n_threads * QE_MM_SCRATCH bytes: each thread's packed-activation
      * block (qe_pool_thread_scratch), allocated once here. */
     unsigned char *scratch;
+    /* QE_MM_CONV bytes for the oneDNN variant (qe_pool_conv_block), or NULL */
+    void *conv;
 };
 
 static void run_tasks(qe_pool *p, int thread) {
@@ -140,6 +142,13 @@ qe_pool *qe_pool_create(int n_threads) {
         return NULL;
     }
     p->scratch = scratch;
+    int amx = 0;
+    qe_cpu_features(&amx); /* not qe_cpu_isa(): its self-check runs on pools */
+    if (amx && posix_memalign(&p->conv, 64, QE_MM_CONV) != 0) {
+        p->conv = NULL;
+        qe_pool_free(p);
+        return NULL;
+    }
     if (n_threads > 1) {
         p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
         if (!p->threads) {
@@ -176,12 +185,17 @@ void qe_pool_free(qe_pool *p) {
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p->scratch);
+    free(p->conv);
     free(p);
 }
 
 int qe_pool_size(const qe_pool *p) { return p ? p->n_threads : 1; }
 
-size_t qe_pool_scratch_bytes(const qe_pool *p) { return p ? (size_t)p->n_threads * QE_MM_SCRATCH : 0; }
+size_t qe_pool_scratch_bytes(const qe_pool *p) {
+    return p ? (size_t)p->n_threads * QE_MM_SCRATCH + (p->conv ? QE_MM_CONV : 0) : 0;
+}
+
+void *qe_pool_conv_block(qe_pool *p) { return p ? p->conv : NULL; }
 
 void qe_pool_run(qe_pool *p, qe_task_fn fn, void *arg, int n_tasks) {
     if (n_tasks <= 0) return;
