@@ -689,10 +689,15 @@ void qs_render_info(qe_server *srv, qs_buf *o)
     qs_buf_printf(o,
                   ",\"limits\":{\"max_body_bytes\":%zu,\"max_inputs\":%zu,\"max_tokens\":%zu,"
                   "\"max_batch_tokens\":%zu,\"max_queue\":%zu,\"max_queue_tokens\":%zu,"
-                  "\"request_timeout_s\":%g,\"batch_wait_ms\":%g,\"max_body_memory\":%zu}",
+                  "\"request_timeout_s\":%g,\"batch_wait_ms\":%g,\"max_body_memory\":%zu,"
+                  "\"max_request_tokens\":%zu,\"pass_seconds\":%g,\"pass_tokens\":%zu,"
+                  "\"warm_tokens_per_s\":%.0f,\"header_timeout_s\":%g,\"min_body_rate\":%zu,"
+                  "\"max_response_memory\":%zu}",
                   srv->cfg.max_body_bytes, srv->cfg.max_inputs, srv->max_tokens, srv->max_batch_tokens,
                   srv->cfg.max_queue, srv->max_queue_tokens, srv->cfg.request_timeout_s,
-                  srv->cfg.batch_wait_ms, srv->cfg.max_body_memory);
+                  srv->cfg.batch_wait_ms, srv->cfg.max_body_memory, srv->max_request_tokens,
+                  srv->cfg.pass_seconds, srv->pass_tokens, srv->warm_tokens_per_s,
+                  srv->cfg.header_timeout_s, srv->cfg.min_body_rate, srv->cfg.max_response_memory);
     /* TEI's /info field names, for clients that read them. */
     qs_buf_printf(o, ",\"max_client_batch_size\":%zu,\"max_input_length\":%zu,\"max_batch_tokens\":%zu",
                   srv->cfg.max_inputs, srv->max_tokens, srv->max_batch_tokens);

@@ -131,18 +131,35 @@ void qs_metrics_render(qe_server *srv, qs_buf *o)
                   "qembed_inputs_embedded_total %llu\n"
                   "# HELP qembed_batches_total Forward passes run.\n"
                   "# TYPE qembed_batches_total counter\n"
-                  "qembed_batches_total %llu\n"
+                  "qembed_batches_total %llu\n",
+                  (unsigned long long)m->tokens_embedded, (unsigned long long)m->inputs_embedded,
+                  (unsigned long long)m->batches);
+    pthread_mutex_unlock(&m->mu);
+    /* The two older names stay for existing dashboards. */
+    qs_buf_printf(o,
                   "# HELP qembed_rejected_queue_full_total Requests refused with 503 because the "
                   "queue was full.\n"
                   "# TYPE qembed_rejected_queue_full_total counter\n"
                   "qembed_rejected_queue_full_total %llu\n"
                   "# HELP qembed_request_timeouts_total Requests answered 504.\n"
                   "# TYPE qembed_request_timeouts_total counter\n"
-                  "qembed_request_timeouts_total %llu\n",
-                  (unsigned long long)m->tokens_embedded, (unsigned long long)m->inputs_embedded,
-                  (unsigned long long)m->batches, (unsigned long long)m->rejected_full,
-                  (unsigned long long)m->timeouts);
-    pthread_mutex_unlock(&m->mu);
+                  "qembed_request_timeouts_total %llu\n"
+                  "# HELP qembed_rejected_total Requests and connections refused or closed, by reason.\n"
+                  "# TYPE qembed_rejected_total counter\n",
+                  (unsigned long long)atomic_load(&srv->rejected[QS_REJ_QUEUE_FULL]),
+                  (unsigned long long)atomic_load(&srv->rejected[QS_REJ_TIMEOUT]));
+    for (int k = 0; k < QS_REJ_COUNT; k++)
+        qs_buf_printf(o, "qembed_rejected_total{reason=\"%s\"} %llu\n", qs_reject_names[k],
+                      (unsigned long long)atomic_load(&srv->rejected[k]));
+    qs_buf_printf(o,
+                  "# HELP qembed_response_bytes_held Response bytes held for clients that have not "
+                  "read them yet.\n"
+                  "# TYPE qembed_response_bytes_held gauge\n"
+                  "qembed_response_bytes_held %zu\n"
+                  "# HELP qembed_body_bytes_held Request body bytes being received.\n"
+                  "# TYPE qembed_body_bytes_held gauge\n"
+                  "qembed_body_bytes_held %zu\n",
+                  atomic_load(&srv->resp_mem), atomic_load(&srv->body_mem));
     qs_buf_printf(o,
                   "# HELP qembed_queue_depth Embedding requests accepted and not yet answered.\n"
                   "# TYPE qembed_queue_depth gauge\n"

@@ -43,6 +43,16 @@ static const char serve_help[] =
     "                           more: 503 with Retry-After)\n"
     "  --max-queue-tokens N     tokens of those requests (default 4 x --max-batch-tokens;\n"
     "                           a request alone in the queue is always accepted)\n"
+    "  --max-request-tokens N   tokens of one request (default and at most\n"
+    "                           --max-queue-tokens; more: 413 before any compute)\n"
+    "  --pass-seconds S         target time of one forward pass, from the speed measured\n"
+    "                           at warm-up (default 0.5; 0: --max-batch-tokens only)\n"
+    "  --header-timeout S       a new connection's headers must be complete within S\n"
+    "                           seconds (default 10; later requests: --idle-timeout)\n"
+    "  --min-body-rate N        bytes/s a request body must average after\n"
+    "                           --header-timeout of grace (default 8K; 0: off)\n"
+    "  --max-response-memory N  response bytes held for clients that have not read them,\n"
+    "                           all together (default 256M; beyond: 503)\n"
     "  --request-timeout S      answer 504 when a request waited S seconds in the queue\n"
     "                           without starting (default 60)\n"
     "  --idle-timeout S         close a connection that sends nothing for S seconds\n"
@@ -164,7 +174,8 @@ int cmd_serve(int argc, char **argv)
                    strcmp(a, "--max-body-bytes") == 0 || strcmp(a, "--max-inputs") == 0 ||
                    strcmp(a, "--max-body-memory") == 0 ||
                    strcmp(a, "--max-tokens") == 0 || strcmp(a, "--max-queue") == 0 ||
-                   strcmp(a, "--max-queue-tokens") == 0) {
+                   strcmp(a, "--max-queue-tokens") == 0 || strcmp(a, "--max-request-tokens") == 0 ||
+                   strcmp(a, "--max-response-memory") == 0) {
             NEED_VALUE();
             if (parse_size(a, v, &z) != 0)
                 return 1;
@@ -186,6 +197,10 @@ int cmd_serve(int argc, char **argv)
                 cfg.max_tokens = z;
             else if (strcmp(a, "--max-queue") == 0)
                 cfg.max_queue = z;
+            else if (strcmp(a, "--max-request-tokens") == 0)
+                cfg.max_request_tokens = z;
+            else if (strcmp(a, "--max-response-memory") == 0)
+                cfg.max_response_memory = z;
             else
                 cfg.max_queue_tokens = z;
         } else if (strcmp(a, "--idle-timeout") == 0) {
@@ -193,8 +208,14 @@ int cmd_serve(int argc, char **argv)
             if (parse_size(a, v, &z) != 0)
                 return 1;
             cfg.idle_timeout_s = (unsigned)(z > 86400 ? 86400 : z);
+        } else if (strcmp(a, "--min-body-rate") == 0) {
+            NEED_VALUE();
+            if (parse_size(a, v, &z) != 0)
+                return 1;
+            cfg.min_body_rate = z;
         } else if (strcmp(a, "--request-timeout") == 0 || strcmp(a, "--batch-wait-ms") == 0 ||
-                   strcmp(a, "--shutdown-grace") == 0) {
+                   strcmp(a, "--shutdown-grace") == 0 || strcmp(a, "--pass-seconds") == 0 ||
+                   strcmp(a, "--header-timeout") == 0) {
             NEED_VALUE();
             if (parse_double(a, v, &d) != 0)
                 return 1;
@@ -206,6 +227,12 @@ int cmd_serve(int argc, char **argv)
                 cfg.request_timeout_s = d;
             } else if (strcmp(a, "--batch-wait-ms") == 0) {
                 cfg.batch_wait_ms = d;
+            } else if (strcmp(a, "--pass-seconds") == 0 || strcmp(a, "--header-timeout") == 0) {
+                if (d < 0) {
+                    fprintf(stderr, "qembed serve: %s must not be negative\n", a);
+                    return 1;
+                }
+                *(strcmp(a, "--pass-seconds") == 0 ? &cfg.pass_seconds : &cfg.header_timeout_s) = d;
             } else {
                 grace = d;
             }
