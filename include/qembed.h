@@ -261,7 +261,15 @@ typedef struct qembed_embed_options {
     int truncate;            /* default 0: longer input is an error; 1: keep the first tokens */
     size_t max_tokens;       /* 0: the model's default; counts the appended <|endoftext|> */
     int parse_special;       /* default 1, as qembed_encode_options */
+    /* Appended fields (callers that only set the ones above are unaffected). */
+    int truncation_direction; /* with truncate: QEMBED_TRUNCATE_RIGHT (default) keeps the first
+                                 tokens, QEMBED_TRUNCATE_LEFT the last; <|endoftext|> stays last */
+    size_t *n_tokens_out;     /* NULL, or n entries: each input's token count before truncation
+                                 (with <|endoftext|>); also set for the input that failed with
+                                 QEMBED_ERR_INPUT_TOO_LONG */
 } qembed_embed_options;
+
+enum { QEMBED_TRUNCATE_RIGHT = 0, QEMBED_TRUNCATE_LEFT = 1 };
 
 QEMBED_API qembed_embed_options qembed_embed_default_options(void);
 
