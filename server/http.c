@@ -241,12 +241,15 @@ static enum MHD_Result dispatch(qe_server *srv, struct MHD_Connection *c, qs_req
     case QS_EP_INFO:
         qs_render_info(srv, &b);
         return send_json(srv, c, r, 200, &b);
-    case QS_EP_TOKENIZE:
-        if (qs_handle_tokenize(srv, r->body, r->len, &b, &e) != 0) {
-            qs_buf_free(&b);
+    case QS_EP_TOKENIZE: {
+        qs_toklist t;
+        if (qs_parse_tokenize(srv, r->body, r->len, &t, &e) != 0)
             return send_error(srv, c, r, &e);
-        }
+        body_release(srv, r);
+        qs_render_tokenize(srv, &t, &b); /* out of memory: b.oom, answered 500 by send_buf */
+        qs_toklist_free(&t);
         return send_json(srv, c, r, 200, &b);
+    }
     case QS_EP_EMBEDDINGS:
     case QS_EP_EMBED:
         break;

@@ -263,7 +263,8 @@ typedef struct qs_batch {
 void qs_select_locked(qe_server *srv, qs_batch *b);
 void qs_batch_free(qs_batch *b);
 
-/* api.c: request bodies -> jobs, jobs -> response bodies. */
+/* parse.c: request bodies -> jobs (validated, tokenized); render.c: jobs ->
+ * response bodies; prompts.c: sentence-transformers prompts. */
 typedef struct qs_req_opts {
     int tei;               /* error style + response shape */
     int base64;            /* OpenAI encoding_format */
@@ -274,11 +275,20 @@ typedef struct qs_req_opts {
 int qs_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len, qs_job **job,
                            qs_req_opts *ro, qs_apierr *e);
 int qs_render_embed_response(qe_server *srv, const qs_job *job, const qs_req_opts *ro, qs_buf *out);
-int qs_handle_tokenize(qe_server *srv, const char *body, size_t len, qs_buf *out, qs_apierr *e);
+/* /tokenize: each text's ids (parse.c), then its JSON (render.c). */
+typedef struct qs_toklist {
+    int32_t **ids;         /* (count) qembed_free-able */
+    size_t *n;             /* (count) */
+    size_t count;
+} qs_toklist;
+int qs_parse_tokenize(qe_server *srv, const char *body, size_t len, qs_toklist *out, qs_apierr *e);
+int qs_render_tokenize(qe_server *srv, const qs_toklist *t, qs_buf *out);
+void qs_toklist_free(qs_toklist *t);
 void qs_render_models(qe_server *srv, qs_buf *out);
 void qs_render_info(qe_server *srv, qs_buf *out);
 void qs_render_error(const qs_apierr *e, int tei, qs_buf *out);
 int qs_load_prompts(qe_server *srv);
 void qs_free_prompts(qe_server *srv);
+const char *qs_find_prompt(const qe_server *srv, const char *name); /* NULL: none */
 
 #endif
