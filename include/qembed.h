@@ -289,7 +289,8 @@ QEMBED_API qembed_status qembed_ctx_embed_tokens(qembed_ctx *ctx, const int32_t 
                                                  qembed_error *err);
 
 /* Tokenizes as qembed_ctx_embed would (instruction, post-processor,
- * truncation) without running the model. *ids is owned by the caller. */
+ * truncation) without running the model. *ids is owned by the caller.
+ * opts->max_tokens may exceed the model's positions here (no model runs). */
 QEMBED_API qembed_status qembed_model_tokenize(const qembed_model *model, const char *text,
                                                size_t len, const qembed_embed_options *opts,
                                                int32_t **ids, size_t *n_ids, qembed_error *err);

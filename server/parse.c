@@ -393,8 +393,7 @@ out:
 
 /* POST /tokenize (TEI): each text's token ids, as /embed would tokenize it
  * (instruction or prompt, <|endoftext|> unless add_special_tokens is false),
- * through the same library call; the whole text, not truncated, up to the
- * model's positions. Returns 0 with *out filled (qs_toklist_free), or -1
+ * through the same library call; the whole text, not truncated. Returns 0 with *out filled (qs_toklist_free), or -1
  * with e filled. */
 int qs_parse_tokenize(qe_server *srv, const char *body, size_t len, qs_toklist *out, qs_apierr *e)
 {
@@ -446,8 +445,8 @@ int qs_parse_tokenize(qe_server *srv, const char *body, size_t len, qs_toklist *
         qs_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
         goto out;
     }
-    size_t positions = srv->info.max_position_embeddings > 0 ? (size_t)srv->info.max_position_embeddings
-                                                              : srv->max_tokens;
+    /* The whole text, however long (the body limit bounds it). */
+    size_t positions = SIZE_MAX;
     tok_plan tp = {.instruction = instruction, .prefix = prefix};
     for (size_t i = 0; i < n; i++) {
         const char *text = cJSON_IsString(input) ? input->valuestring

@@ -150,9 +150,9 @@ qembed_status qembed_model_tokenize(const qembed_model *m, const char *text, siz
     QE_FAIL_IF(!m || !ids || !n_ids, err, QEMBED_ERR_INVALID_ARGUMENT,
                "qembed_model_tokenize: model, ids and n_ids must not be NULL");
     qembed_embed_options o = opts ? *opts : qembed_embed_default_options();
-    size_t max_tokens;
-    int dims;
-    QE_TRY(check_options(m, &o, &max_tokens, &dims, err));
+    /* No model runs here: max_tokens may exceed the model's positions (a
+     * caller listing or counting the tokens of a long text). */
+    size_t max_tokens = o.max_tokens ? o.max_tokens : m->max_tokens;
     return tokenize_one(m, text, len, &o, max_tokens, 0, ids, n_ids, err);
 }
 
@@ -235,8 +235,8 @@ static qembed_status run(qembed_ctx *c, const source *src, size_t n,
     QE_FAIL_IF(!out, err, QEMBED_ERR_INVALID_ARGUMENT, "embed: out is NULL");
     const qembed_model *m = c->model;
     qembed_embed_options o = opts ? *opts : qembed_embed_default_options();
-    size_t max_tokens;
-    int dims;
+    size_t max_tokens = 0;
+    int dims = 0;
     QE_TRY(check_options(m, &o, &max_tokens, &dims, err));
     QE_FAIL_IF(max_tokens > (size_t)c->cap, err, QEMBED_ERR_INVALID_ARGUMENT,
                "max_tokens %zu exceeds this context's %d tokens per pass (max_batch_tokens)",
