@@ -15,6 +15,8 @@
  *    once --header-timeout has passed since its headers;
  *  - closes one whose client closed in the middle of the body (MHD would
  *    hold it, and its body memory, until the idle timeout);
+ *  - closes one whose client reset it with our answer unread (the answer's
+ *    memory comes back now, not at the idle timeout);
  *  - cancels the queued job of a client that hung up (poll(2) POLLRDHUP on
  *    the suspended socket), so its untaken inputs are never run. As nginx
  *    does (its 499), a client's end of stream while it waits counts as
@@ -207,6 +209,16 @@ static size_t sweep_locked(qe_server *srv, double now, qs_job **cancel, size_t c
                 k->job = NULL;
                 reason = QS_REJ_CLIENT_GONE;
             }
+            break;
+        }
+        case QS_PH_REPLY: {
+            /* A client that closed with our answer unread resets the
+             * connection (POLLERR/POLLHUP); MHD, blocked on a full send
+             * buffer, would hold the answer until the idle timeout. A FIN
+             * alone (POLLRDHUP) is a half-close: the client may still read. */
+            struct pollfd p = {.fd = k->fd, .events = 0};
+            if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
+                reason = QS_REJ_CLIENT_GONE;
             break;
         }
         default:

@@ -22,4 +22,12 @@ echo "RSS before ${rss0} KiB, beside 16 non-reading clients ${rss1} KiB; respons
 [ -n "$held" ] && [ "$held" -le $((8 << 20)) ] && ok "response bytes held ($held) <= --max-response-memory" || fail "response bytes held: '$held'"
 [ -n "$refused" ] && [ "$refused" -ge 1 ] && ok "$refused large answers refused 503 past the limit" || fail "no answer refused for response memory: '$refused'"
 [ $((rss1 - rss0)) -lt $((4 * 8 << 10)) ] && ok "RSS grew by $((rss1 - rss0)) KiB (< 4 x the limit)" || fail "RSS grew by $((rss1 - rss0)) KiB"
+# The clients close with the answers unread: the answers' memory comes back
+# now, not at --idle-timeout (30 s here).
+for _ in $(seq 1 50); do
+    h2=$(curl -s "$URL_u/metrics" | awk '/^qembed_response_bytes_held / {print $2}')
+    [ "$h2" = 0 ] && break
+    sleep 0.1
+done
+[ "$h2" = 0 ] && ok "no response bytes held once the clients closed" || fail "response bytes still held after the clients closed: $h2"
 finish
