@@ -8,7 +8,7 @@ APT_PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev libfuzzer-14-dev
   libpcre2-dev libcjson-dev libmicrohttpd-dev
   libdnnl-dev libopenblas-dev libssl-dev
-  python3-numpy curl wrk nginx
+  python3 python3-numpy curl wrk nginx
 )
 
 missing=()
