@@ -1,4 +1,4 @@
-/* Connection deadlines and rejection accounting: the guard thread.
+/* Connection deadlines and the rejection summary: the guard thread.
  *
  * libmicrohttpd's only clock is an idle timeout that every received byte
  * resets, so a client sending one header byte a second holds a connection
@@ -36,33 +36,6 @@
 #include <time.h>
 
 #include "internal.h"
-
-const char *const qs_reject_names[QS_REJ_COUNT] = {
-    "queue_full",    "body_memory",    "response_memory", "request_too_large", "timeout",
-    "shutting_down", "header_timeout", "slow_body",       "bad_framing",       "client_gone",
-};
-
-void qs_reject(qe_server *srv, int reason)
-{
-    if (reason >= 0 && reason < QS_REJ_COUNT)
-        atomic_fetch_add(&srv->rejected[reason], 1);
-}
-
-int qs_reject_reason(const qs_apierr *e)
-{
-    static const struct { const char *code; int reason; } tab[] = {
-        {"queue_full", QS_REJ_QUEUE_FULL},         {"overloaded", QS_REJ_BODY_MEMORY},
-        {"response_memory", QS_REJ_RESPONSE_MEMORY}, {"request_too_many_tokens", QS_REJ_REQUEST_TOO_LARGE},
-        {"timeout", QS_REJ_TIMEOUT},               {"shutting_down", QS_REJ_SHUTTING_DOWN},
-        {"bad_framing", QS_REJ_BAD_FRAMING}, /* client_gone: counted by the sweep that saw it */
-    };
-    if (!e->code)
-        return -1;
-    for (size_t i = 0; i < sizeof tab / sizeof *tab; i++)
-        if (strcmp(e->code, tab[i].code) == 0)
-            return tab[i].reason;
-    return -1;
-}
 
 /* MHD_OPTION_NOTIFY_CONNECTION: STARTED adds the connection, CLOSED removes it. */
 void qs_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context, int code)

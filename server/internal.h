@@ -82,9 +82,9 @@ typedef struct qs_metrics {
     uint64_t tokens_embedded, inputs_embedded, batches;
 } qs_metrics;
 
-/* ---- rejections (guard.c): counted for /metrics, and summarised in the log
- * at most once a second instead of one line each (a flood of refusals must
- * not become a flood of log lines). ---- */
+/* ---- rejections (metrics.c): counted for /metrics, and summarised in the
+ * log at most once a second by the guard thread instead of one line each (a
+ * flood of refusals must not become a flood of log lines). ---- */
 enum {
     QS_REJ_QUEUE_FULL, QS_REJ_BODY_MEMORY, QS_REJ_RESPONSE_MEMORY, QS_REJ_REQUEST_TOO_LARGE,
     QS_REJ_TIMEOUT, QS_REJ_SHUTTING_DOWN, QS_REJ_HEADER_TIMEOUT, QS_REJ_SLOW_BODY,
