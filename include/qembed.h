@@ -307,7 +307,15 @@ typedef struct qembed_embed_options {
     int truncate;            /* default 0: longer input is an error; 1: keep the first tokens */
     size_t max_tokens;       /* 0: the model's default; counts the appended <|endoftext|> */
     int parse_special;       /* default 1, as qembed_encode_options */
+    /* Appended fields (callers that only set the ones above are unaffected). */
+    int truncation_direction; /* with truncate: QEMBED_TRUNCATE_RIGHT (default) keeps the first
+                                 tokens, QEMBED_TRUNCATE_LEFT the last; <|endoftext|> stays last */
+    size_t *n_tokens_out;     /* NULL, or n entries: each input's token count before truncation
+                                 (with <|endoftext|>); also set for the input that failed with
+                                 QEMBED_ERR_INPUT_TOO_LONG */
 } qembed_embed_options;
+
+enum { QEMBED_TRUNCATE_RIGHT = 0, QEMBED_TRUNCATE_LEFT = 1 };
 
 static inline qembed_embed_options qembed_embed_default_options(void)
     QEMBED_DEFAULTS_(qembed_embed_options, QEMBED_PARAMS_EMBED)
@@ -328,7 +336,8 @@ QEMBED_API qembed_status qembed_ctx_embed_tokens(qembed_ctx *ctx, const int32_t 
                                                  qembed_error *err);
 
 /* Tokenizes as qembed_ctx_embed would (instruction, post-processor,
- * truncation) without running the model. *ids is owned by the caller. */
+ * truncation) without running the model. *ids is owned by the caller.
+ * opts->max_tokens may exceed the model's positions here (no model runs). */
 QEMBED_API qembed_status qembed_model_tokenize(const qembed_model *model, const char *text,
                                                size_t len, const qembed_embed_options *opts,
                                                int32_t **ids, size_t *n_ids, qembed_error *err);

@@ -8,7 +8,7 @@ APT_PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev libfuzzer-14-dev
   libpcre2-dev libcjson-dev libmicrohttpd-dev
   libdnnl-dev libopenblas-dev libssl-dev libcurl4-openssl-dev
-  python3-numpy curl wrk nginx
+  python3 python3-numpy curl wrk nginx
   # the Python package (python/): build (CFFI, setuptools, headers), tests, venv install, Dask
   python3-dev python3-cffi python3-setuptools python3-pip python3-venv python3-pytest
   python3-dask python3-distributed python3-pandas python3-cloudpickle

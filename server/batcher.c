@@ -73,9 +73,6 @@ int qs_enqueue(qe_server *srv, qs_job *job, qs_apierr *e)
         (srv->queued_requests > 0 && srv->queued_tokens + job->total_tokens > srv->max_queue_tokens)) {
         size_t q = srv->queued_requests, t = srv->queued_tokens;
         pthread_mutex_unlock(&srv->mu);
-        pthread_mutex_lock(&srv->metrics.mu);
-        srv->metrics.rejected_full++;
-        pthread_mutex_unlock(&srv->metrics.mu);
         qs_err_set(e, 503, "server_error", "queue_full", "Overloaded", NULL,
                    "the queue is full (%zu requests, %zu tokens waiting; limits --max-queue %zu, "
                    "--max-queue-tokens %zu): retry later",
@@ -152,10 +149,42 @@ static int done_push(qs_batch *b, qs_job *j)
     return 0;
 }
 
+void qs_job_cancel(qe_server *srv, qs_job *job)
+{
+    pthread_mutex_lock(&srv->mu);
+    job->cancelled = 1;
+    pthread_cond_signal(&srv->cv_work);
+    pthread_mutex_unlock(&srv->mu);
+}
+
+/* Between passes (no unit is in a forward pass, so every unfinished job is
+ * in the pending list): jobs whose client went away, and every job once the
+ * shutdown grace is over, end now without running their untaken inputs. */
+static void drop_locked(qe_server *srv, qs_batch *b)
+{
+    qs_job *j = srv->head;
+    while (j) {
+        qs_job *next = j->next;
+        if ((j->cancelled || srv->batcher_abort) && j->state == QS_JOB_QUEUED &&
+            b->n_done < b->cap_done) {
+            if (j->cancelled)
+                qs_err_set(&j->err, 499, "invalid_request_error", "client_gone", "Validation", NULL,
+                           "the client closed the connection");
+            else
+                qs_err_set(&j->err, 503, "server_error", "shutting_down", "Unhealthy", NULL,
+                           "the server is shutting down (--shutdown-grace is over)");
+            finish_locked(srv, j, QS_JOB_FAILED);
+            b->done[b->n_done++] = j;
+        }
+        j = next;
+    }
+}
+
 /* Jobs not started before their deadline are answered 504 now. Called with
  * srv->mu held. */
 static void expire_locked(qe_server *srv, qs_batch *b, double now)
 {
+    drop_locked(srv, b);
     qs_job *j = srv->head;
     while (j) {
         qs_job *next = j->next;
@@ -165,9 +194,6 @@ static void expire_locked(qe_server *srv, qs_batch *b, double now)
                        srv->cfg.request_timeout_s);
             finish_locked(srv, j, QS_JOB_FAILED);
             b->done[b->n_done++] = j;
-            pthread_mutex_lock(&srv->metrics.mu);
-            srv->metrics.timeouts++;
-            pthread_mutex_unlock(&srv->metrics.mu);
         }
         j = next;
     }
@@ -179,7 +205,7 @@ static void expire_locked(qe_server *srv, qs_batch *b, double now)
  * the file comment). */
 void qs_select_locked(qe_server *srv, qs_batch *b)
 {
-    size_t budget = srv->max_batch_tokens, scanned = 0;
+    size_t budget = srv->pass_tokens ? srv->pass_tokens : srv->max_batch_tokens, scanned = 0;
     b->n = 0;
     b->tokens = 0;
     int progress = 1;
@@ -194,7 +220,9 @@ void qs_select_locked(qe_server *srv, qs_batch *b)
                 if (un->taken)
                     continue;
                 scanned++;
-                if (b->tokens + un->n_ids > budget)
+                /* An input longer than the time budget (but within
+                 * --max-batch-tokens, as every input is) runs alone. */
+                if (b->tokens + un->n_ids > budget && b->n > 0)
                     continue;
                 if (b->n == b->cap && batch_grow(b) != 0)
                     return;
@@ -324,13 +352,13 @@ static void wait_for_inputs(qe_server *srv, size_t inputs, double seconds)
     double until = qs_now() + seconds;
     for (;;) {
         size_t n = 0, t = 0;
-        for (qs_job *j = srv->head; j && n < inputs && t < srv->max_batch_tokens; j = j->next)
-            for (size_t u = j->cursor; u < j->n_units && n < inputs && t < srv->max_batch_tokens; u++)
+        for (qs_job *j = srv->head; j && n < inputs && t < srv->pass_tokens; j = j->next)
+            for (size_t u = j->cursor; u < j->n_units && n < inputs && t < srv->pass_tokens; u++)
                 if (!j->units[u].taken) {
                     n++;
                     t += j->units[u].n_ids;
                 }
-        if (srv->batcher_stop || n >= inputs || t >= srv->max_batch_tokens)
+        if (srv->batcher_stop || srv->batcher_abort || n >= inputs || t >= srv->pass_tokens)
             return;
         double left = until - qs_now();
         if (left <= 0)
@@ -343,6 +371,90 @@ static void wait_for_inputs(qe_server *srv, size_t inputs, double seconds)
         if (pthread_cond_timedwait(&srv->cv_work, &srv->mu, &ts) == ETIMEDOUT)
             return;
     }
+}
+
+/* Measures this machine's forward-pass speed and sizes passes by time: a
+ * pass cannot be interrupted, so its length is the wait of every request
+ * that arrives while it runs. Passes of 64-token inputs, doubled until one
+ * takes 50 ms (or reaches --max-batch-tokens), then the median of three runs
+ * of that size; pass_tokens = --pass-seconds x
+ * the tokens/s measured, within [64, --max-batch-tokens]. Attention makes
+ * long inputs cost more per token than this measures, so a pass of long
+ * inputs runs somewhat over the target. On a busy machine the measurement is
+ * low and passes come out smaller than they could be (latency kept,
+ * throughput given up). Returns 0, or -1 with warm_err set. */
+static int measure_speed(qe_server *srv, qembed_ctx *ctx, const int32_t *seed, size_t n_seed)
+{
+    size_t L = srv->max_tokens < 64 ? srv->max_tokens : 64;
+    srv->pass_tokens = srv->max_batch_tokens;
+    if (srv->cfg.pass_seconds <= 0 || L == 0)
+        return 0;
+    size_t kmax = srv->max_batch_tokens / L;
+    if (kmax == 0 || n_seed == 0)
+        return 0;
+    size_t hidden = (size_t)srv->info.hidden_size;
+    int32_t *ids = malloc(L * sizeof *ids);
+    const int32_t **pid = malloc(kmax * sizeof *pid);
+    size_t *lens = malloc(kmax * sizeof *lens);
+    float *out = malloc(kmax * hidden * sizeof *out);
+    int rc = -1;
+    if (!ids || !pid || !lens || !out) {
+        snprintf(srv->warm_err, sizeof srv->warm_err, "out of memory measuring the pass speed");
+        goto out;
+    }
+    for (size_t i = 0; i < L; i++)
+        ids[i] = seed[i % n_seed];
+    for (size_t i = 0; i < kmax; i++) {
+        pid[i] = ids;
+        lens[i] = L;
+    }
+    qembed_embed_options o = qembed_embed_default_options();
+    o.max_tokens = srv->max_tokens;
+    double dt = 0, runs[3];
+    size_t k = 1;
+    int n_runs = 0;
+    for (;;) {
+        qembed_error err = {0};
+        double t0 = qs_now();
+        if (qembed_ctx_embed_tokens(ctx, pid, lens, k, &o, out, &err) != QEMBED_OK) {
+            snprintf(srv->warm_err, sizeof srv->warm_err, "warm-up inference failed: %s", err.message);
+            goto out;
+        }
+        dt = qs_now() - t0;
+        if (n_runs > 0 || dt >= 0.05 || k == kmax) {
+            /* At the final size: the median of three, as one run on a busy
+             * machine can be far off either way. */
+            runs[n_runs++] = dt;
+            if (n_runs == 3)
+                break;
+            continue;
+        }
+        k = k * 2 < kmax ? k * 2 : kmax;
+    }
+    for (int a = 0; a < 3; a++)
+        for (int b = a + 1; b < 3; b++)
+            if (runs[b] < runs[a]) {
+                double t = runs[a];
+                runs[a] = runs[b];
+                runs[b] = t;
+            }
+    dt = runs[1];
+    srv->warm_tokens_per_s = (double)(k * L) / (dt > 1e-6 ? dt : 1e-6);
+    double want = srv->cfg.pass_seconds * srv->warm_tokens_per_s;
+    size_t pt = want >= (double)srv->max_batch_tokens ? srv->max_batch_tokens : (size_t)want;
+    srv->pass_tokens = pt < 64 ? 64 : pt;
+    if (srv->pass_tokens > srv->max_batch_tokens)
+        srv->pass_tokens = srv->max_batch_tokens;
+    qs_log(srv, QEMBED_LOG_INFO, "warm-up: %zu tokens in %.1f ms (%.0f tokens/s): passes of at most %zu "
+           "tokens (--pass-seconds %.3g)", k * L, dt * 1e3, srv->warm_tokens_per_s, srv->pass_tokens,
+           srv->cfg.pass_seconds);
+    rc = 0;
+out:
+    free(ids);
+    free(pid);
+    free(lens);
+    free(out);
+    return rc;
 }
 
 static int warm_up(qe_server *srv, qembed_ctx *ctx)
@@ -364,14 +476,16 @@ static int warm_up(qe_server *srv, qembed_ctx *ctx)
                            : QEMBED_ERR_OUT_OF_MEMORY;
     double dt = qs_now() - t0;
     free(out);
-    qembed_free(ids);
     if (st != QEMBED_OK) {
+        qembed_free(ids);
         snprintf(srv->warm_err, sizeof srv->warm_err, "warm-up inference failed: %s",
                  out ? err.message : "out of memory");
         return -1;
     }
     qs_log(srv, QEMBED_LOG_INFO, "warm-up: first inference (%zu tokens) took %.2f ms", n, dt * 1e3);
-    return 0;
+    int rc = measure_speed(srv, ctx, ids, n);
+    qembed_free(ids);
+    return rc;
 }
 
 static void *batcher_main(void *arg)
@@ -495,6 +609,14 @@ void qs_batch_free(qs_batch *b)
     free(b->done);
     free(b->out);
     memset(b, 0, sizeof *b);
+}
+
+void qs_batcher_abort(qe_server *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    srv->batcher_abort = 1;
+    pthread_cond_broadcast(&srv->cv_work);
+    pthread_mutex_unlock(&srv->mu);
 }
 
 void qs_batcher_stop(qe_server *srv)

@@ -35,19 +35,9 @@ typedef struct qs_req {
     int enqueued;
     qs_req_opts ro;
     qs_apierr err;       /* set when enqueue failed after suspending */
+    int headers_seen;    /* on_request has been called once */
+    qs_framing framing;  /* the raw target's check, then the headers' */
 } qs_req;
-
-void qs_log(qe_server *srv, qembed_log_level lvl, const char *fmt, ...)
-{
-    if (!srv->cfg.log_fn)
-        return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    srv->cfg.log_fn(lvl, line, srv->cfg.log_user);
-}
 
 static int route(const char *url)
 {
@@ -91,8 +81,28 @@ static int is_post_ep(int ep)
     return ep == QS_EP_EMBEDDINGS || ep == QS_EP_EMBED || ep == QS_EP_TOKENIZE;
 }
 
+/* A response body MHD holds until the client has read it: counted in
+ * srv->resp_mem from creation to MHD's free callback. */
+typedef struct held_resp {
+    qe_server *srv;
+    char *p;
+    size_t n;
+} held_resp;
+
+static void held_free(void *cls)
+{
+    held_resp *h = cls;
+    atomic_fetch_sub(&h->srv->resp_mem, h->n);
+    free(h->p);
+    free(h);
+}
+
+/* Responses up to this size are always sent (errors, /health, a few
+ * vectors), so that the response budget never silences the small answers. */
+#define QS_SMALL_RESPONSE (64u << 10)
+
 static enum MHD_Result send_buf(qe_server *srv, struct MHD_Connection *c, qs_req *r, int status,
-                                qs_buf *b, const char *ctype, int retry_after)
+                                qs_buf *b, const char *ctype, int retry_after, int close_after)
 {
     if (b->oom) {
         qs_buf_free(b);
@@ -100,13 +110,41 @@ static enum MHD_Result send_buf(qe_server *srv, struct MHD_Connection *c, qs_req
                        "\"param\":null,\"code\":null}}");
         status = 500;
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(b->len, b->p ? (void *)b->p : (void *)"",
-                                        b->p ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    /* Clients that do not read keep their responses in memory until the idle
+     * timeout closes them: all such bytes together stay under
+     * --max-response-memory; past it a large answer is replaced by a 503. */
+    if (b->len > QS_SMALL_RESPONSE) {
+        size_t before = atomic_fetch_add(&srv->resp_mem, b->len);
+        atomic_fetch_sub(&srv->resp_mem, b->len);
+        if (before + b->len > srv->cfg.max_response_memory) {
+            qs_buf_free(b);
+            qs_apierr e;
+            qs_err_set(&e, 503, "server_error", "response_memory", "Overloaded", NULL,
+                       "responses waiting to be read hold %zu bytes (--max-response-memory %zu): "
+                       "retry later", before, srv->cfg.max_response_memory);
+            qs_reject(srv, QS_REJ_RESPONSE_MEMORY);
+            qs_render_error(&e, r->tei, b);
+            status = 503;
+            retry_after = 1;
+        }
+    }
+    held_resp *h = malloc(sizeof *h);
+    struct MHD_Response *resp = NULL;
+    if (h) {
+        h->srv = srv;
+        h->p = b->p ? b->p : strdup("");
+        h->n = b->len;
+        if (h->p)
+            resp = MHD_create_response_from_buffer_with_free_callback_cls(h->n, h->p, held_free, h);
+    }
     if (!resp) {
+        if (h && h->p != b->p)
+            free(h->p);
+        free(h);
         qs_buf_free(b);
         return MHD_NO;
     }
+    atomic_fetch_add(&srv->resp_mem, h->n);
     b->p = NULL; /* MHD owns it now */
     qs_buf_free(b);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
@@ -118,19 +156,20 @@ static enum MHD_Result send_buf(qe_server *srv, struct MHD_Connection *c, qs_req
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     /* While stopping, close keep-alive connections after this answer so that
      * clients (and proxies) reconnect to another replica. */
-    if (atomic_load(&srv->stopping))
+    if (atomic_load(&srv->stopping) || close_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     r->status = status;
     r->answered = 1;
+    qs_conn_phase(srv, c, QS_PH_REPLY, NULL);
     return ret;
 }
 
 static enum MHD_Result send_json(qe_server *srv, struct MHD_Connection *c, qs_req *r, int status,
                                  qs_buf *b)
 {
-    return send_buf(srv, c, r, status, b, "application/json", 0);
+    return send_buf(srv, c, r, status, b, "application/json", 0, 0);
 }
 
 static enum MHD_Result send_error(qe_server *srv, struct MHD_Connection *c, qs_req *r,
@@ -138,10 +177,15 @@ static enum MHD_Result send_error(qe_server *srv, struct MHD_Connection *c, qs_r
 {
     qs_buf b = {0};
     qs_render_error(e, r->tei, &b);
-    if (srv->cfg.log_requests || e->status >= 500)
+    /* Refusals under load are counted and summarised once a second by the
+     * guard thread; one line each would flood the log. */
+    int reason = qs_reject_reason(e);
+    if (reason >= 0)
+        qs_reject(srv, reason);
+    if (srv->cfg.log_requests || (e->status >= 500 && reason < 0))
         qs_log(srv, e->status >= 500 ? QEMBED_LOG_WARN : QEMBED_LOG_INFO, "%s -> %d: %s",
                qs_endpoint_names[r->ep], e->status, e->message);
-    return send_buf(srv, c, r, e->status, &b, "application/json", e->status == 503);
+    return send_buf(srv, c, r, e->status, &b, "application/json", e->status == 503, e->close);
 }
 
 static int authorized(qe_server *srv, struct MHD_Connection *c)
@@ -180,11 +224,11 @@ static enum MHD_Result dispatch(qe_server *srv, struct MHD_Connection *c, qs_req
         qs_buf_puts(&b, ok ? "{\"status\":\"ok\"}"
                            : atomic_load(&srv->stopping) ? "{\"status\":\"stopping\"}"
                                                          : "{\"status\":\"loading\"}");
-        return send_buf(srv, c, r, ok ? 200 : 503, &b, "application/json", !ok);
+        return send_buf(srv, c, r, ok ? 200 : 503, &b, "application/json", !ok, 0);
     }
     case QS_EP_METRICS:
         qs_metrics_render(srv, &b);
-        return send_buf(srv, c, r, 200, &b, "text/plain; version=0.0.4; charset=utf-8", 0);
+        return send_buf(srv, c, r, 200, &b, "text/plain; version=0.0.4; charset=utf-8", 0, 0);
     default:
         break;
     }
@@ -197,12 +241,15 @@ static enum MHD_Result dispatch(qe_server *srv, struct MHD_Connection *c, qs_req
     case QS_EP_INFO:
         qs_render_info(srv, &b);
         return send_json(srv, c, r, 200, &b);
-    case QS_EP_TOKENIZE:
-        if (qs_handle_tokenize(srv, r->body, r->len, &b, &e) != 0) {
-            qs_buf_free(&b);
+    case QS_EP_TOKENIZE: {
+        qs_toklist t;
+        if (qs_parse_tokenize(srv, r->body, r->len, &t, &e) != 0)
             return send_error(srv, c, r, &e);
-        }
+        body_release(srv, r);
+        qs_render_tokenize(srv, &t, &b); /* out of memory: b.oom, answered 500 by send_buf */
+        qs_toklist_free(&t);
         return send_json(srv, c, r, 200, &b);
+    }
     case QS_EP_EMBEDDINGS:
     case QS_EP_EMBED:
         break;
@@ -215,12 +262,22 @@ static enum MHD_Result dispatch(qe_server *srv, struct MHD_Connection *c, qs_req
         return send_error(srv, c, r, &e);
     /* The body is no longer needed while the job waits. */
     body_release(srv, r);
+    if (job->total_tokens > srv->max_request_tokens) {
+        /* More than the queue may ever hold: refused before any compute
+         * (accepted alone, it would lock every other client out). */
+        qs_err_set(&e, 413, "invalid_request_error", "request_too_many_tokens", "Validation", "input",
+                   "the request has %zu tokens; the limit is %zu per request (--max-request-tokens): "
+                   "split it", job->total_tokens, srv->max_request_tokens);
+        qs_job_free(job);
+        return send_error(srv, c, r, &e);
+    }
     job->conn = c;
     job->refs = 2; /* this request + the queue */
     job->deadline = r->t0 + srv->cfg.request_timeout_s;
     r->job = job;
     /* Suspend before queueing: the batcher may resume the connection as soon
      * as the job is in the queue. */
+    qs_conn_phase(srv, c, QS_PH_WAIT, job);
     MHD_suspend_connection(c);
     if (qs_enqueue(srv, job, &r->err) != 0) {
         job->refs = 1;
@@ -255,22 +312,55 @@ static enum MHD_Result on_resumed(qe_server *srv, struct MHD_Connection *c, qs_r
     return send_json(srv, c, r, 200, &b);
 }
 
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    qs_framing_header(cls, key, key_size, value ? value : "", value ? value_size : 0);
+    return MHD_YES;
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the first call for each request, with the
+ * target as sent (before %-decoding); what it returns becomes *con_cls. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    qe_server *srv = cls;
+    qs_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    atomic_fetch_add(&srv->inflight, 1);
+    r->t0 = qs_now();
+    if (qs_conn_poisoned(srv, c)) {
+        r->framing.status = 400;
+        snprintf(r->framing.msg, sizeof r->framing.msg,
+                 "a previous request on this connection was malformed");
+    }
+    qs_framing_uri(&r->framing, uri ? uri : "", uri ? strlen(uri) : 0);
+    return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
 {
     qe_server *srv = cls;
     qs_req *r = *con_cls;
-    if (!r) {
-        r = calloc(1, sizeof *r);
-        if (!r)
-            return MHD_NO;
-        *con_cls = r;
-        atomic_fetch_add(&srv->inflight, 1);
-        r->t0 = qs_now();
+    if (!r)
+        return MHD_NO; /* on_uri makes it; NULL only when out of memory */
+    if (!r->headers_seen) {
+        r->headers_seen = 1;
+        qs_conn_phase(srv, c, QS_PH_BODY, NULL);
         r->ep = route(url);
         r->tei = r->ep == QS_EP_EMBED || r->ep == QS_EP_TOKENIZE;
         qs_apierr e = {0};
+        MHD_get_connection_values_n(c, MHD_HEADER_KIND, framing_header, &r->framing);
+        qs_framing_finish(&r->framing);
+        if (r->framing.status) {
+            qs_err_set(&e, r->framing.status, "invalid_request_error", "bad_framing", "Validation", NULL,
+                       "%s", r->framing.msg);
+            e.close = 1; /* the rest of these bytes cannot be trusted to frame a next request */
+            return send_error(srv, c, r, &e);
+        }
         int is_post = strcmp(method, "POST") == 0;
         int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
         if (r->ep == QS_EP_OTHER) {
@@ -302,6 +392,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
+        qs_conn_body(srv, c, n);
         if (r->too_big || r->overloaded || r->len + n > srv->cfg.max_body_bytes) {
             /* Chunked bodies have no Content-Length: drop the rest as it comes. */
             if (!r->overloaded)
@@ -356,8 +447,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
+    if (!r->headers_seen && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        qs_conn_poison(srv, c); /* MHD refused it without asking us */
     if (r->status)
         qs_metrics_request(&srv->metrics, r->ep, r->status, qs_now() - r->t0);
+    /* The guard must not see the job once our reference is gone. */
+    qs_conn_phase(srv, c, QS_PH_IDLE, NULL);
     if (r->job)
         qs_job_release(srv, r->job);
     body_release(srv, r);
@@ -391,6 +486,10 @@ void qe_server_default_config(qe_server_config *cfg)
     cfg->max_queue = 256;
     cfg->request_timeout_s = 60;
     cfg->idle_timeout_s = 60;
+    cfg->pass_seconds = 0.5;
+    cfg->header_timeout_s = 10;
+    cfg->min_body_rate = 8192;
+    cfg->max_response_memory = (size_t)256 << 20;
 }
 
 static char *dup_or_null(const char *s) { return s && s[0] ? strdup(s) : NULL; }
@@ -400,7 +499,8 @@ int qe_server_create(const qe_server_config *cfg, qe_server **out, char *err, si
     *out = NULL;
     if (cfg->max_inputs == 0 || cfg->max_queue == 0 || cfg->max_body_bytes == 0 ||
         cfg->max_body_memory < cfg->max_body_bytes ||
-        cfg->request_timeout_s <= 0 || cfg->http_threads < 1) {
+        cfg->request_timeout_s <= 0 || cfg->http_threads < 1 || cfg->pass_seconds < 0 ||
+        cfg->header_timeout_s < 0) {
         snprintf(err, errlen, "invalid server limits (max_inputs, max_queue, max_body_bytes (at most max_body_memory), "
                  "request_timeout and http_threads must be positive)");
         return -1;
@@ -420,6 +520,7 @@ int qe_server_create(const qe_server_config *cfg, qe_server **out, char *err, si
     srv->cfg.default_instruction = srv->default_instruction;
     srv->cfg.served_model_name = NULL;
     pthread_mutex_init(&srv->mu, NULL);
+    pthread_mutex_init(&srv->conn_mu, NULL);
     pthread_cond_init(&srv->cv_work, NULL);
     pthread_cond_init(&srv->cv_state, NULL);
     qs_metrics_init(&srv->metrics);
@@ -452,12 +553,20 @@ int qe_server_start(qe_server *srv, char *err, size_t errlen)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg.idle_timeout_s,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, qs_conn_notify, srv,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
         MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
         snprintf(err, errlen, "cannot listen on %s:%d (address in use or not available?)", srv->host,
                  srv->cfg.port);
+        return -1;
+    }
+    if (qs_guard_start(srv) != 0) {
+        MHD_stop_daemon(srv->daemon);
+        srv->daemon = NULL;
+        snprintf(err, errlen, "cannot start the connection guard thread");
         return -1;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -494,6 +603,14 @@ int qs_bind_model(qe_server *srv, const qembed_model *model, char *err, size_t e
     }
     srv->max_queue_tokens = srv->cfg.max_queue_tokens ? srv->cfg.max_queue_tokens
                                                       : 4 * srv->max_batch_tokens;
+    srv->max_request_tokens = srv->cfg.max_request_tokens ? srv->cfg.max_request_tokens
+                                                          : srv->max_queue_tokens;
+    if (srv->max_request_tokens > srv->max_queue_tokens) {
+        qs_log(srv, QEMBED_LOG_WARN, "--max-request-tokens %zu lowered to --max-queue-tokens %zu",
+               srv->max_request_tokens, srv->max_queue_tokens);
+        srv->max_request_tokens = srv->max_queue_tokens;
+    }
+    srv->pass_tokens = srv->max_batch_tokens; /* until the warm-up measures the speed */
     if (!srv->served_name) {
         srv->served_name = strdup(srv->info.name[0] ? srv->info.name : "qembed");
         if (!srv->served_name) {
@@ -550,10 +667,13 @@ void qe_server_shutdown(qe_server *srv, double grace_s)
         if (left) {
             qs_log(srv, QEMBED_LOG_WARN, "%ld request(s) still open after %.0f s; closing them", left,
                    grace_s);
-            /* The batcher drains whatever is queued before it exits, so no
-             * job is left pointing at a connection MHD is about to free. */
+            /* Queued jobs are answered 503 at once (not run); the batcher
+             * finishes only the pass it is in (at most about --pass-seconds),
+             * so no job is left pointing at a connection MHD is about to
+             * free. Then at most 0.5 s for those answers to be written. */
+            qs_batcher_abort(srv);
             qs_batcher_stop(srv);
-            for (int i = 0; i < 100 && atomic_load(&srv->inflight); i++) {
+            for (int i = 0; i < 50 && atomic_load(&srv->inflight); i++) {
                 struct timespec ts = {0, 10 * 1000 * 1000};
                 nanosleep(&ts, NULL);
             }
@@ -563,6 +683,7 @@ void qe_server_shutdown(qe_server *srv, double grace_s)
         if (lfd != MHD_INVALID_SOCKET)
             close(lfd);
     }
+    qs_guard_stop(srv);
     qs_batcher_stop(srv);
     atomic_store(&srv->ready, 0);
     qs_log(srv, QEMBED_LOG_INFO, "stopped");
@@ -576,12 +697,14 @@ void qe_server_free(qe_server *srv)
         MHD_stop_daemon(srv->daemon);
         srv->daemon = NULL;
     }
+    qs_guard_stop(srv);
     qs_batcher_stop(srv);
     qs_free_prompts(srv);
     qs_metrics_destroy(&srv->metrics);
     pthread_cond_destroy(&srv->cv_work);
     pthread_cond_destroy(&srv->cv_state);
     pthread_mutex_destroy(&srv->mu);
+    pthread_mutex_destroy(&srv->conn_mu);
     free(srv->host);
     free(srv->api_key);
     free(srv->served_name);

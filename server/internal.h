@@ -42,6 +42,7 @@ int qs_secret_equal(const char *expected, const char *given);
 /* ---- API errors: rendered OpenAI-style or TEI-style by the endpoint ---- */
 typedef struct qs_apierr {
     int status;             /* HTTP status */
+    int close;              /* close the connection after the answer (bad framing) */
     const char *type;       /* OpenAI "type": invalid_request_error, server_error, ... */
     const char *code;       /* OpenAI "code" or NULL */
     const char *tei_type;   /* TEI "error_type": Validation, Overloaded, Unhealthy, Backend, ... */
@@ -78,8 +79,21 @@ typedef struct qs_metrics {
     qs_hist batch_seqs;                  /* inputs per forward pass */
     qs_hist batch_tokens;                /* tokens per forward pass */
     qs_hist inference;                   /* seconds per forward pass */
-    uint64_t tokens_embedded, inputs_embedded, batches, rejected_full, timeouts;
+    uint64_t tokens_embedded, inputs_embedded, batches;
 } qs_metrics;
+
+/* ---- rejections (metrics.c): counted for /metrics, and summarised in the
+ * log at most once a second by the guard thread instead of one line each (a
+ * flood of refusals must not become a flood of log lines). ---- */
+enum {
+    QS_REJ_QUEUE_FULL, QS_REJ_BODY_MEMORY, QS_REJ_RESPONSE_MEMORY, QS_REJ_REQUEST_TOO_LARGE,
+    QS_REJ_TIMEOUT, QS_REJ_SHUTTING_DOWN, QS_REJ_HEADER_TIMEOUT, QS_REJ_SLOW_BODY,
+    QS_REJ_BAD_FRAMING, QS_REJ_CLIENT_GONE, QS_REJ_COUNT
+};
+extern const char *const qs_reject_names[QS_REJ_COUNT];
+void qs_reject(qe_server *srv, int reason);
+/* The reason an error answer counts as, from its code; -1 for none. */
+int qs_reject_reason(const qs_apierr *e);
 
 void qs_metrics_init(qs_metrics *m);
 void qs_metrics_destroy(qs_metrics *m);
@@ -111,6 +125,7 @@ typedef struct qs_job {
     size_t n_untaken, n_done;
     size_t cursor;          /* units before it are all taken (selection hint) */
     int started;            /* at least one unit is in a forward pass */
+    int cancelled;          /* the client went away: drop the untaken units */
     struct qs_job *next, *prev; /* pending list: jobs with untaken units */
     /* written by the batcher only (before state leaves QUEUED) */
     float *vecs;            /* n_units * dims */
@@ -130,7 +145,10 @@ struct qe_server {
     qembed_model_info info;
     int32_t eos_id;
     size_t n_vocab;
-    size_t max_tokens, max_batch_tokens, max_queue_tokens;
+    size_t max_tokens, max_batch_tokens, max_queue_tokens, max_request_tokens;
+    size_t pass_tokens;     /* tokens per forward pass: max_batch_tokens capped by
+                               --pass-seconds x the speed measured at warm-up */
+    double warm_tokens_per_s;
     char **prompt_names, **prompt_texts; /* config_sentence_transformers.json "prompts" */
     size_t n_prompts;
 
@@ -146,13 +164,70 @@ struct qe_server {
     size_t queued_requests;   /* accepted jobs not yet answered */
     size_t queued_tokens;
     int batcher_running, batcher_stop;
+    int batcher_abort;        /* shutdown grace is over: fail what is queued, run nothing more */
     pthread_t batcher;
     int warm_state;           /* 0 pending, 1 ok, -1 failed */
     char warm_err[1024];
 
     qs_metrics metrics;
+    atomic_size_t resp_mem;   /* bytes of responses held by MHD for clients now */
+    _Atomic uint64_t rejected[QS_REJ_COUNT];
+
+    /* guard.c: every open connection, for the deadlines (conn_mu) */
+    pthread_mutex_t conn_mu;
+    struct qs_conn *conns;
+    pthread_t guard;
+    int guard_running;
+    atomic_int guard_stop;
 };
 
+/* ---- connection deadlines (guard.c) ----
+ * A connection moves HEADERS -> BODY -> WAIT (queued, suspended) -> REPLY ->
+ * IDLE (kept alive) -> BODY ... The guard thread closes (shutdown(2), which
+ * MHD then sees as the client's close) a connection whose headers are late,
+ * whose body is slower than --min-body-rate, or whose client hung up while
+ * its job waits (the job is cancelled: its untaken inputs are dropped). */
+enum { QS_PH_HEADERS, QS_PH_BODY, QS_PH_WAIT, QS_PH_REPLY, QS_PH_IDLE };
+typedef struct qs_conn {
+    int fd;
+    int phase;
+    double since;           /* qs_now() at the start of the phase */
+    size_t body_bytes;      /* received in this phase */
+    int eof_seen;           /* BODY: the client's end of stream seen at the last sweep */
+    size_t eof_bytes;       /* body_bytes then */
+    qs_job *job;            /* WAIT: the queued job (the request holds a ref) */
+    int closed_by_us;
+    int poisoned;           /* MHD refused a request here itself: what follows is not trusted */
+    struct qs_conn *next, *prev;
+} qs_conn;
+void qs_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context, int code);
+void qs_conn_phase(qe_server *srv, struct MHD_Connection *c, int phase, qs_job *job);
+void qs_conn_body(qe_server *srv, struct MHD_Connection *c, size_t n);
+/* MHD answered a request itself (malformed: e.g. "Content-Length: 1, 1") and
+ * may go on to parse its body as a next request: close the connection, and
+ * refuse any request already read from it. */
+void qs_conn_poison(qe_server *srv, struct MHD_Connection *c);
+int qs_conn_poisoned(qe_server *srv, struct MHD_Connection *c);
+int qs_guard_start(qe_server *srv);
+void qs_guard_stop(qe_server *srv);
+/* Cancels a queued job whose client went away (guard.c -> batcher.c). */
+void qs_job_cancel(qe_server *srv, qs_job *job);
+
+/* ---- strict framing (framing.c): checks MHD cannot be asked to make ---- */
+typedef struct qs_framing {
+    int n_cl, n_te, te_chunked, te_other;
+    int status;             /* 0 ok, 400 or 501 */
+    char msg[200];
+} qs_framing;
+/* The raw request target (before percent-decoding): NUL and control bytes,
+ * written raw or %-escaped, are refused. */
+void qs_framing_uri(qs_framing *f, const char *raw, size_t len);
+/* One header line as MHD parsed it (name and value with their lengths). */
+void qs_framing_header(qs_framing *f, const char *name, size_t nlen, const char *value, size_t vlen);
+/* After every header: Content-Length and Transfer-Encoding together. */
+void qs_framing_finish(qs_framing *f);
+
+/* util.c: through the configured log_fn (any thread). */
 void qs_log(qe_server *srv, qembed_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -163,6 +238,8 @@ int qs_bind_model(qe_server *srv, const qembed_model *model, char *err, size_t e
 /* batcher.c */
 int qs_batcher_start(qe_server *srv, char *err, size_t errlen);
 void qs_batcher_stop(qe_server *srv);
+/* Ends every queued job with 503 at the next pass boundary (grace is over). */
+void qs_batcher_abort(qe_server *srv);
 /* Queues a job (refs must be 2). Returns 0, or fills e (503 full, 503 stopping). */
 int qs_enqueue(qe_server *srv, qs_job *job, qs_apierr *e);
 void qs_job_release(qe_server *srv, qs_job *job); /* drops one ref, frees at 0 */
@@ -186,7 +263,8 @@ typedef struct qs_batch {
 void qs_select_locked(qe_server *srv, qs_batch *b);
 void qs_batch_free(qs_batch *b);
 
-/* api.c: request bodies -> jobs, jobs -> response bodies. */
+/* parse.c: request bodies -> jobs (validated, tokenized); render.c: jobs ->
+ * response bodies; prompts.c: sentence-transformers prompts. */
 typedef struct qs_req_opts {
     int tei;               /* error style + response shape */
     int base64;            /* OpenAI encoding_format */
@@ -197,11 +275,20 @@ typedef struct qs_req_opts {
 int qs_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len, qs_job **job,
                            qs_req_opts *ro, qs_apierr *e);
 int qs_render_embed_response(qe_server *srv, const qs_job *job, const qs_req_opts *ro, qs_buf *out);
-int qs_handle_tokenize(qe_server *srv, const char *body, size_t len, qs_buf *out, qs_apierr *e);
+/* /tokenize: each text's ids (parse.c), then its JSON (render.c). */
+typedef struct qs_toklist {
+    int32_t **ids;         /* (count) qembed_free-able */
+    size_t *n;             /* (count) */
+    size_t count;
+} qs_toklist;
+int qs_parse_tokenize(qe_server *srv, const char *body, size_t len, qs_toklist *out, qs_apierr *e);
+int qs_render_tokenize(qe_server *srv, const qs_toklist *t, qs_buf *out);
+void qs_toklist_free(qs_toklist *t);
 void qs_render_models(qe_server *srv, qs_buf *out);
 void qs_render_info(qe_server *srv, qs_buf *out);
 void qs_render_error(const qs_apierr *e, int tei, qs_buf *out);
 int qs_load_prompts(qe_server *srv);
 void qs_free_prompts(qe_server *srv);
+const char *qs_find_prompt(const qe_server *srv, const char *name); /* NULL: none */
 
 #endif

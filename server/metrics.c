@@ -1,4 +1,5 @@
-/* Prometheus text exposition (format 0.0.4) of the server's counters. */
+/* The server's counters (requests, passes, rejections by reason) and their
+ * Prometheus text exposition (format 0.0.4). */
 #include <stdio.h>
 #include <string.h>
 
@@ -7,6 +8,34 @@
 const char *const qs_endpoint_names[QS_EP_COUNT] = {
     "/v1/embeddings", "/embed", "/tokenize", "/health", "/v1/models", "/info", "/metrics", "other",
 };
+
+/* Rejections by reason (the summary line is the guard thread's). */
+const char *const qs_reject_names[QS_REJ_COUNT] = {
+    "queue_full",    "body_memory",    "response_memory", "request_too_large", "timeout",
+    "shutting_down", "header_timeout", "slow_body",       "bad_framing",       "client_gone",
+};
+
+void qs_reject(qe_server *srv, int reason)
+{
+    if (reason >= 0 && reason < QS_REJ_COUNT)
+        atomic_fetch_add(&srv->rejected[reason], 1);
+}
+
+int qs_reject_reason(const qs_apierr *e)
+{
+    static const struct { const char *code; int reason; } tab[] = {
+        {"queue_full", QS_REJ_QUEUE_FULL},         {"overloaded", QS_REJ_BODY_MEMORY},
+        {"response_memory", QS_REJ_RESPONSE_MEMORY}, {"request_too_many_tokens", QS_REJ_REQUEST_TOO_LARGE},
+        {"timeout", QS_REJ_TIMEOUT},               {"shutting_down", QS_REJ_SHUTTING_DOWN},
+        {"bad_framing", QS_REJ_BAD_FRAMING}, /* client_gone: counted by the sweep that saw it */
+    };
+    if (!e->code)
+        return -1;
+    for (size_t i = 0; i < sizeof tab / sizeof *tab; i++)
+        if (strcmp(e->code, tab[i].code) == 0)
+            return tab[i].reason;
+    return -1;
+}
 
 static const double lat_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                     0.5,   1,      2.5,   5,    10,    30,   60};
@@ -131,18 +160,35 @@ void qs_metrics_render(qe_server *srv, qs_buf *o)
                   "qembed_inputs_embedded_total %llu\n"
                   "# HELP qembed_batches_total Forward passes run.\n"
                   "# TYPE qembed_batches_total counter\n"
-                  "qembed_batches_total %llu\n"
+                  "qembed_batches_total %llu\n",
+                  (unsigned long long)m->tokens_embedded, (unsigned long long)m->inputs_embedded,
+                  (unsigned long long)m->batches);
+    pthread_mutex_unlock(&m->mu);
+    /* The two older names stay for existing dashboards. */
+    qs_buf_printf(o,
                   "# HELP qembed_rejected_queue_full_total Requests refused with 503 because the "
                   "queue was full.\n"
                   "# TYPE qembed_rejected_queue_full_total counter\n"
                   "qembed_rejected_queue_full_total %llu\n"
                   "# HELP qembed_request_timeouts_total Requests answered 504.\n"
                   "# TYPE qembed_request_timeouts_total counter\n"
-                  "qembed_request_timeouts_total %llu\n",
-                  (unsigned long long)m->tokens_embedded, (unsigned long long)m->inputs_embedded,
-                  (unsigned long long)m->batches, (unsigned long long)m->rejected_full,
-                  (unsigned long long)m->timeouts);
-    pthread_mutex_unlock(&m->mu);
+                  "qembed_request_timeouts_total %llu\n"
+                  "# HELP qembed_rejected_total Requests and connections refused or closed, by reason.\n"
+                  "# TYPE qembed_rejected_total counter\n",
+                  (unsigned long long)atomic_load(&srv->rejected[QS_REJ_QUEUE_FULL]),
+                  (unsigned long long)atomic_load(&srv->rejected[QS_REJ_TIMEOUT]));
+    for (int k = 0; k < QS_REJ_COUNT; k++)
+        qs_buf_printf(o, "qembed_rejected_total{reason=\"%s\"} %llu\n", qs_reject_names[k],
+                      (unsigned long long)atomic_load(&srv->rejected[k]));
+    qs_buf_printf(o,
+                  "# HELP qembed_response_bytes_held Response bytes held for clients that have not "
+                  "read them yet.\n"
+                  "# TYPE qembed_response_bytes_held gauge\n"
+                  "qembed_response_bytes_held %zu\n"
+                  "# HELP qembed_body_bytes_held Request body bytes being received.\n"
+                  "# TYPE qembed_body_bytes_held gauge\n"
+                  "qembed_body_bytes_held %zu\n",
+                  atomic_load(&srv->resp_mem), atomic_load(&srv->body_mem));
     qs_buf_printf(o,
                   "# HELP qembed_queue_depth Embedding requests accepted and not yet answered.\n"
                   "# TYPE qembed_queue_depth gauge\n"

@@ -45,6 +45,15 @@ typedef struct qe_server_config {
     qembed_log_fn log_fn;
     void *log_user;
     int log_requests;            /* 1: one INFO line per request */
+    /* Hostile traffic (appended fields; 0 takes the default where noted). */
+    size_t max_request_tokens;   /* tokens of one request; 0: max_queue_tokens; more: 413 */
+    double pass_seconds;         /* target time of one forward pass, measured at warm-up;
+                                    default 0.5; 0: passes sized by max_batch_tokens only */
+    double header_timeout_s;     /* a new connection's headers complete within this; default 10 */
+    size_t min_body_rate;        /* bytes/s a body must average after header_timeout_s of
+                                    grace; default 8192; 0: off */
+    size_t max_response_memory;  /* response bytes held for clients, all together; beyond: 503;
+                                    default 256 MiB */
 } qe_server_config;
 
 typedef struct qe_server qe_server;

@@ -1,10 +1,12 @@
-/* Small helpers for the server: byte buffers, JSON output, UTF-8 checks. */
+/* Small helpers for the server: byte buffers, JSON output, UTF-8 checks, the log. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <openssl/evp.h>
 
 #include "internal.h"
 /* Two header-only, dependency-free helpers of src/common/, the only ones the
@@ -105,37 +107,22 @@ void qs_buf_float(qs_buf *b, float v)
     qs_buf_put(b, tmp, (size_t)n);
 }
 
+/* RFC 4648 base64 by libcrypto (already linked for SHA-256). EVP_EncodeBlock
+ * takes an int length and writes a NUL after its output: fed in slices of a
+ * multiple of 3 bytes, so no padding appears mid-stream. */
 void qs_buf_base64(qs_buf *b, const void *data, size_t n)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const unsigned char *s = data;
-    qs_buf_reserve(b, (n + 2) / 3 * 4);
+    qs_buf_reserve(b, (n + 2) / 3 * 4 + 1);
     if (b->oom)
         return;
-    char *o = b->p + b->len;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-        *o++ = tab[v >> 18];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = tab[(v >> 6) & 63];
-        *o++ = tab[v & 63];
+    const size_t slice = (size_t)3 << 20;
+    for (size_t i = 0; i < n; i += slice) {
+        size_t m = n - i < slice ? n - i : slice;
+        int w = EVP_EncodeBlock((unsigned char *)b->p + b->len, s + i, (int)m);
+        b->len += (size_t)w;
     }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        *o++ = tab[v >> 18];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = '=';
-        *o++ = '=';
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8;
-        *o++ = tab[v >> 18];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = tab[(v >> 6) & 63];
-        *o++ = '=';
-    }
-    b->len = (size_t)(o - b->p);
-    b->p[b->len] = 0;
+    b->p[b->len] = 0; /* as every qs_buf append keeps it */
 }
 
 void qs_buf_free(qs_buf *b)
@@ -180,4 +167,16 @@ void qs_err_set(qs_apierr *e, int status, const char *type, const char *code, co
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
+}
+
+void qs_log(qe_server *srv, qembed_log_level lvl, const char *fmt, ...)
+{
+    if (!srv->cfg.log_fn)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    srv->cfg.log_fn(lvl, line, srv->cfg.log_user);
 }

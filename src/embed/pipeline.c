@@ -19,8 +19,12 @@
  *
  * Limits: max_tokens counts the appended <|endoftext|>. Longer input is
  * QEMBED_ERR_INPUT_TOO_LONG unless truncate is set; truncation keeps the first
- * max_tokens-1 tokens and then <|endoftext|>, so the pooled token is still
- * the end-of-text token the model was trained to pool.
+ * (truncation_direction right) or the last (left) max_tokens-1 tokens of the
+ * text and then <|endoftext|>, so the pooled token is still the end-of-text
+ * token the model was trained to pool (as the Hugging Face tokenizer does:
+ * it truncates before its post-processor appends the token). Caller's token
+ * ids are cut the same way but taken as they are: nothing is kept specially.
+ * n_tokens_out gives each input's length before truncation (usage counts).
  * An empty text is QEMBED_ERR_EMPTY_INPUT (the reference would embed the lone
  * <|endoftext|>; a vector of nothing is almost always a caller's bug). */
 #include <math.h>
@@ -78,6 +82,11 @@ static qembed_status tokenize_one(const qembed_model *m, const char *text, size_
     char *formatted = NULL;
     const char *src = text;
     size_t src_len = len;
+    QE_FAIL_IF(o->truncation_direction != QEMBED_TRUNCATE_RIGHT &&
+                   o->truncation_direction != QEMBED_TRUNCATE_LEFT,
+               err, QEMBED_ERR_INVALID_ARGUMENT,
+               "truncation_direction %d: expected QEMBED_TRUNCATE_RIGHT or QEMBED_TRUNCATE_LEFT",
+               o->truncation_direction);
     if (o->instruction) {
         static const char p1[] = "Instruct: ", p2[] = "\nQuery:";
         size_t il = strlen(o->instruction);
@@ -123,6 +132,8 @@ static qembed_status tokenize_one(const qembed_model *m, const char *text, size_
                     index, k, (int)bad, m->cfg.vocab_size);
         }
     }
+    if (o->n_tokens_out)
+        o->n_tokens_out[index] = n;
     if (n > max_tokens) {
         if (!o->truncate) {
             qembed_free(ids);
@@ -131,6 +142,9 @@ static qembed_status tokenize_one(const qembed_model *m, const char *text, size_
                     "(raise max_tokens or ask for truncation)",
                     index, n, max_tokens);
         }
+        /* The text's tokens are ids[0, n-1); the appended <|endoftext|> is last. */
+        if (o->truncation_direction == QEMBED_TRUNCATE_LEFT && max_tokens > 1)
+            memmove(ids, ids + (n - max_tokens), (max_tokens - 1) * sizeof *ids);
         n = max_tokens;
         ids[n - 1] = m->eos_id;
     }
@@ -146,9 +160,9 @@ qembed_status qembed_model_tokenize(const qembed_model *m, const char *text, siz
                "qembed_model_tokenize: model, ids and n_ids must not be NULL");
     qembed_embed_options o = qe_embed_defaults();
     QE_TRY(embed_options_in(&o, opts, err));
-    size_t max_tokens;
-    int dims;
-    QE_TRY(check_options(m, &o, &max_tokens, &dims, err));
+    /* No model runs here: max_tokens may exceed the model's positions (a
+     * caller listing or counting the tokens of a long text). */
+    size_t max_tokens = o.max_tokens ? o.max_tokens : m->max_tokens;
     return tokenize_one(m, text, len, &o, max_tokens, 0, ids, n_ids, err);
 }
 
@@ -201,14 +215,25 @@ static qembed_status get_ids(qembed_ctx *c, const source *src, size_t i,
                    "input %zu: token %zu has id %d, outside the vocabulary [0, %d)", i, k,
                    (int)src->ids[i][k], m->cfg.vocab_size);
     size_t len = src->n_ids[i];
+    size_t skip = 0;
+    if (o->n_tokens_out)
+        o->n_tokens_out[i] = len;
     if (len > max_tokens) {
         QE_FAIL_IF(!o->truncate, err, QEMBED_ERR_INPUT_TOO_LONG,
                    "input %zu has %zu tokens; the maximum is %zu (raise max_tokens or ask for "
                    "truncation)",
                    i, len, max_tokens);
-        len = max_tokens; /* ids are the caller's: truncation keeps the first ones as they are */
+        QE_FAIL_IF(o->truncation_direction != QEMBED_TRUNCATE_RIGHT &&
+                       o->truncation_direction != QEMBED_TRUNCATE_LEFT,
+                   err, QEMBED_ERR_INVALID_ARGUMENT,
+                   "truncation_direction %d: expected QEMBED_TRUNCATE_RIGHT or QEMBED_TRUNCATE_LEFT",
+                   o->truncation_direction);
+        /* ids are the caller's: cut as they are (no <|endoftext|> kept specially) */
+        if (o->truncation_direction == QEMBED_TRUNCATE_LEFT)
+            skip = len - max_tokens;
+        len = max_tokens;
     }
-    *ids = (int32_t *)src->ids[i];
+    *ids = (int32_t *)src->ids[i] + skip;
     *n = len;
     return QEMBED_OK;
 }
@@ -221,8 +246,8 @@ static qembed_status run(qembed_ctx *c, const source *src, size_t n,
     const qembed_model *m = c->model;
     qembed_embed_options o = qe_embed_defaults();
     QE_TRY(embed_options_in(&o, opts, err));
-    size_t max_tokens;
-    int dims;
+    size_t max_tokens = 0;
+    int dims = 0;
     QE_TRY(check_options(m, &o, &max_tokens, &dims, err));
     QE_FAIL_IF(max_tokens > (size_t)c->cap, err, QEMBED_ERR_INVALID_ARGUMENT,
                "max_tokens %zu exceeds this context's %d tokens per pass (max_batch_tokens)",

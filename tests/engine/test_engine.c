@@ -337,6 +337,46 @@ static void test_limits_and_errors(void) {
     CHECK(qembed_ctx_embed_tokens(c, &tp2, &tn, 1, &o, w, &e) == QEMBED_OK, "%s", e.message);
     CHECK(cosine(v, w, H) > 0.999999, "truncated embedding differs from its ids' embedding");
     qembed_free(tids);
+    /* left truncation keeps the last N-2 of the N-1 text tokens, then <|endoftext|>;
+     * n_tokens_out gives the length before truncation */
+    size_t full = 0;
+    lim.truncation_direction = QEMBED_TRUNCATE_LEFT;
+    lim.n_tokens_out = &full;
+    CHECK(qembed_model_tokenize(m, text, strlen(text), &lim, &tids, &tn, &e) == QEMBED_OK, "%s", e.message);
+    CHECK(tn == n - 1 && tids[tn - 1] == 151643 && memcmp(tids, ids + 1, (tn - 1) * sizeof *ids) == 0,
+          "left truncation gave %zu ids, not the last %zu text tokens", tn, n - 2);
+    CHECK(full == n, "n_tokens_out %zu, want %zu", full, n);
+    CHECK(qembed_ctx_embed(c, &tp, NULL, 1, &lim, v, &e) == QEMBED_OK, "left: %s", e.message);
+    const int32_t *const tp3 = tids;
+    CHECK(qembed_ctx_embed_tokens(c, &tp3, &tn, 1, &o, w, &e) == QEMBED_OK, "%s", e.message);
+    CHECK(cosine(v, w, H) > 0.999999, "left-truncated embedding differs from its ids' embedding");
+    qembed_free(tids);
+    /* caller's ids, cut on the left as they are */
+    size_t counts[2] = {0, 0};
+    const int32_t *idp[2] = {ids, ids};
+    size_t idn[2] = {3, n};
+    lim.n_tokens_out = counts;
+    CHECK(qembed_ctx_embed_tokens(c, idp, idn, 2, &lim, two = malloc(2 * (size_t)H * sizeof(float)), &e)
+              == QEMBED_OK, "%s", e.message);
+    const int32_t *last = ids + 1; /* n ids cut to max_tokens = n - 1 */
+    size_t lastn = n - 1;
+    CHECK(qembed_ctx_embed_tokens(c, &last, &lastn, 1, &o, w, &e) == QEMBED_OK, "%s", e.message);
+    CHECK(counts[0] == 3 && counts[1] == n, "token counts %zu %zu, want 3 %zu", counts[0], counts[1], n);
+    CHECK(cosine(two + H, w, H) > 0.999999, "ids cut on the left differ from the last ids' embedding");
+    free(two);
+    /* the count is given for the input that is too long */
+    lim.truncate = 0;
+    full = 0;
+    lim.n_tokens_out = &full;
+    CHECK(qembed_model_tokenize(m, text, strlen(text), &lim, &tids, &tn, &e) == QEMBED_ERR_INPUT_TOO_LONG,
+          "too long accepted");
+    CHECK(full == n, "n_tokens_out %zu for the too-long input, want %zu", full, n);
+    lim.truncate = 1;
+    lim.truncation_direction = 7;
+    CHECK(qembed_model_tokenize(m, text, strlen(text), &lim, &tids, &tn, &e) == QEMBED_ERR_INVALID_ARGUMENT,
+          "truncation_direction 7 accepted");
+    lim.truncation_direction = QEMBED_TRUNCATE_RIGHT;
+    lim.n_tokens_out = NULL;
     /* above max_position_embeddings */
     lim.max_tokens = 1u << 20;
     CHECK(qembed_ctx_embed(c, &tp, NULL, 1, &lim, v, &e) == QEMBED_ERR_INVALID_ARGUMENT,

@@ -1,7 +1,9 @@
 /* libFuzzer target for the server's request parsers (untrusted HTTP bodies):
- * qs_parse_embed_request (OpenAI and TEI shapes, with tokenization) and
- * qs_handle_tokenize, on the shared tiny model. The first byte picks the
- * parser; the rest is the body. Any crash, leak or sanitizer report is a bug;
+ * qs_parse_embed_request (OpenAI and TEI shapes, with tokenization),
+ * qs_parse_tokenize + qs_render_tokenize, on the shared tiny model, and the
+ * framing checks (framing.c: a request target line, then "name: value"
+ * lines). The first byte picks the parser (>= 0xf0: framing, else % 3); the
+ * rest is the body. Any crash, leak or sanitizer report is a bug;
  * errors are the expected outcome for most inputs. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,10 +49,40 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
     qs_apierr e = {0};
+    if (data[0] >= 0xf0) {
+        qs_framing f = {0};
+        const char *end = body + len, *line = body;
+        int first = 1;
+        while (line < end) {
+            const char *nl = memchr(line, '\n', (size_t)(end - line));
+            const char *le = nl ? nl : end;
+            if (first) {
+                qs_framing_uri(&f, line, (size_t)(le - line));
+                first = 0;
+            } else {
+                const char *colon = memchr(line, ':', (size_t)(le - line));
+                if (colon)
+                    qs_framing_header(&f, line, (size_t)(colon - line), colon + 1, (size_t)(le - colon - 1));
+            }
+            line = le + 1;
+        }
+        qs_framing_finish(&f);
+        if (f.status != 0 && f.status != 400 && f.status != 501)
+            abort();
+        if (f.status && (!f.msg[0] || !memchr(f.msg, 0, sizeof f.msg)))
+            abort(); /* every refusal says why */
+        return 0;
+    }
     if (data[0] % 3 == 2) {
-        qs_buf out = {0};
-        qs_handle_tokenize(srv, body, len, &out, &e);
-        qs_buf_free(&out);
+        qs_toklist t;
+        if (qs_parse_tokenize(srv, body, len, &t, &e) == 0) {
+            qs_buf out = {0};
+            qs_render_tokenize(srv, &t, &out);
+            qs_toklist_free(&t);
+            qs_buf_free(&out);
+        } else if (e.status < 400 || e.status > 599 || !e.message[0]) {
+            abort();
+        }
         return 0;
     }
     qs_job *job = NULL;

@@ -44,6 +44,16 @@ static const char serve_help[] =
     "                           more: 503 with Retry-After)\n"
     "  --max-queue-tokens N     tokens of those requests (default 4 x --max-batch-tokens;\n"
     "                           a request alone in the queue is always accepted)\n"
+    "  --max-request-tokens N   tokens of one request (default and at most\n"
+    "                           --max-queue-tokens; more: 413 before any compute)\n"
+    "  --pass-seconds S         target time of one forward pass, from the speed measured\n"
+    "                           at warm-up (default 0.5; 0: --max-batch-tokens only)\n"
+    "  --header-timeout S       a new connection's headers must be complete within S\n"
+    "                           seconds (default 10; later requests: --idle-timeout)\n"
+    "  --min-body-rate N        bytes/s a request body must average after\n"
+    "                           --header-timeout of grace (default 8K; 0: off)\n"
+    "  --max-response-memory N  response bytes held for clients that have not read them,\n"
+    "                           all together (default 256M; beyond: 503)\n"
     "  --request-timeout S      answer 504 when a request waited S seconds in the queue\n"
     "                           without starting (default 60)\n"
     "  --idle-timeout S         close a connection that sends nothing for S seconds\n"
@@ -75,6 +85,11 @@ enum {
     OPT_REQUEST_TIMEOUT,
     OPT_BATCH_WAIT_MS,
     OPT_SHUTDOWN_GRACE,
+    OPT_MAX_REQUEST_TOKENS,
+    OPT_MAX_RESPONSE_MEMORY,
+    OPT_MIN_BODY_RATE,
+    OPT_PASS_SECONDS,
+    OPT_HEADER_TIMEOUT,
 };
 
 static const qe_optdef serve_opts[] = {
@@ -99,6 +114,11 @@ static const qe_optdef serve_opts[] = {
     {"request-timeout", OPT_REQUEST_TIMEOUT, 1},
     {"batch-wait-ms", OPT_BATCH_WAIT_MS, 1},
     {"shutdown-grace", OPT_SHUTDOWN_GRACE, 1},
+    {"max-request-tokens", OPT_MAX_REQUEST_TOKENS, 1},
+    {"max-response-memory", OPT_MAX_RESPONSE_MEMORY, 1},
+    {"min-body-rate", OPT_MIN_BODY_RATE, 1},
+    {"pass-seconds", OPT_PASS_SECONDS, 1},
+    {"header-timeout", OPT_HEADER_TIMEOUT, 1},
     {NULL, 0, 0},
 };
 
@@ -215,6 +235,8 @@ int cmd_serve(int argc, char **argv)
         case OPT_MAX_TOKENS:
         case OPT_MAX_QUEUE:
         case OPT_MAX_QUEUE_TOKENS:
+        case OPT_MAX_REQUEST_TOKENS:
+        case OPT_MAX_RESPONSE_MEMORY:
             if (parse_size(a, v, &z) != 0)
                 return 1;
             if (z == 0 && k != OPT_MAX_TOKENS) {
@@ -235,6 +257,10 @@ int cmd_serve(int argc, char **argv)
                 cfg.max_tokens = z;
             else if (k == OPT_MAX_QUEUE)
                 cfg.max_queue = z;
+            else if (k == OPT_MAX_REQUEST_TOKENS)
+                cfg.max_request_tokens = z;
+            else if (k == OPT_MAX_RESPONSE_MEMORY)
+                cfg.max_response_memory = z;
             else
                 cfg.max_queue_tokens = z;
             break;
@@ -243,9 +269,16 @@ int cmd_serve(int argc, char **argv)
                 return 1;
             cfg.idle_timeout_s = (unsigned)(z > 86400 ? 86400 : z);
             break;
+        case OPT_MIN_BODY_RATE:
+            if (parse_size(a, v, &z) != 0)
+                return 1;
+            cfg.min_body_rate = z;
+            break;
         case OPT_REQUEST_TIMEOUT:
         case OPT_BATCH_WAIT_MS:
         case OPT_SHUTDOWN_GRACE:
+        case OPT_PASS_SECONDS:
+        case OPT_HEADER_TIMEOUT:
             if (parse_double(a, v, &d) != 0)
                 return 1;
             if (k == OPT_REQUEST_TIMEOUT) {
@@ -256,6 +289,10 @@ int cmd_serve(int argc, char **argv)
                 cfg.request_timeout_s = d;
             } else if (k == OPT_BATCH_WAIT_MS) {
                 cfg.batch_wait_ms = d;
+            } else if (k == OPT_PASS_SECONDS) {
+                cfg.pass_seconds = d;
+            } else if (k == OPT_HEADER_TIMEOUT) {
+                cfg.header_timeout_s = d;
             } else {
                 grace = d;
             }

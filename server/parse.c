@@ -1,7 +1,8 @@
-/* Request bodies -> jobs (validation, tokenization) and jobs -> response
- * bodies, for the OpenAI (/v1/embeddings) and TEI (/embed, /tokenize) shapes.
- * Runs on the I/O threads; uses the model and tokenizer only (both immutable,
- * so any number of threads may use them at once). */
+/* Request bodies -> work: JSON parsing and validation of /v1/embeddings,
+ * /embed and /tokenize bodies, and tokenization through the library (the
+ * prompt format and truncation live there, in qembed_model_tokenize). Runs on
+ * the I/O threads; uses the model and tokenizer only (both immutable, so any
+ * number of threads may use them at once). Rendering answers: render.c. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,75 +11,6 @@
 #include <strings.h>
 
 #include "internal.h"
-
-/* ---- prompts (sentence-transformers) ---- */
-
-int qs_load_prompts(qe_server *srv)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/config_sentence_transformers.json", srv->info.resolved_path);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0; /* optional file */
-    char *buf = NULL;
-    size_t len = 0;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        if (n > 0 && n < (1 << 20) && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n)))
-            len = fread(buf, 1, (size_t)n, f);
-    }
-    fclose(f);
-    cJSON *root = buf ? cJSON_ParseWithLength(buf, len) : NULL;
-    free(buf);
-    cJSON *prompts = cJSON_GetObjectItemCaseSensitive(root, "prompts");
-    if (!cJSON_IsObject(prompts)) {
-        if (root)
-            qs_log(srv, QEMBED_LOG_WARN, "%s: no \"prompts\" object; prompt_name will be used as "
-                   "instruction text", path);
-        cJSON_Delete(root);
-        return 0;
-    }
-    int n = cJSON_GetArraySize(prompts);
-    srv->prompt_names = calloc((size_t)n + 1, sizeof(char *));
-    srv->prompt_texts = calloc((size_t)n + 1, sizeof(char *));
-    if (!srv->prompt_names || !srv->prompt_texts) {
-        cJSON_Delete(root);
-        return -1;
-    }
-    const cJSON *it;
-    cJSON_ArrayForEach(it, prompts)
-    {
-        if (!cJSON_IsString(it) || !it->string)
-            continue;
-        srv->prompt_names[srv->n_prompts] = strdup(it->string);
-        srv->prompt_texts[srv->n_prompts] = strdup(it->valuestring);
-        if (srv->prompt_names[srv->n_prompts] && srv->prompt_texts[srv->n_prompts])
-            srv->n_prompts++;
-    }
-    cJSON_Delete(root);
-    qs_log(srv, QEMBED_LOG_INFO, "%zu prompt(s) from %s", srv->n_prompts, path);
-    return 0;
-}
-
-void qs_free_prompts(qe_server *srv)
-{
-    for (size_t i = 0; i < srv->n_prompts; i++) {
-        free(srv->prompt_names[i]);
-        free(srv->prompt_texts[i]);
-    }
-    free(srv->prompt_names);
-    free(srv->prompt_texts);
-    srv->prompt_names = srv->prompt_texts = NULL;
-    srv->n_prompts = 0;
-}
-
-static const char *find_prompt(const qe_server *srv, const char *name)
-{
-    for (size_t i = 0; i < srv->n_prompts; i++)
-        if (strcmp(srv->prompt_names[i], name) == 0)
-            return srv->prompt_texts[i];
-    return NULL;
-}
 
 /* ---- parsing helpers ---- */
 
@@ -183,35 +115,13 @@ typedef struct tok_plan {
     int left;                /* truncation_direction Left */
 } tok_plan;
 
-/* Cuts ids to `limit`, keeping the appended <|endoftext|> (as the Hugging Face
- * tokenizer does: truncation happens before the post-processor). */
-static void truncate_ids(int32_t *ids, size_t *n, size_t limit, int left, int32_t eos)
+/* Tokenizes text i with one library call: the instruction format, the
+ * appended <|endoftext|>, truncation (direction, <|endoftext|> kept) and the
+ * length before truncation all come from qembed_model_tokenize. Returns 0,
+ * or -1 with e filled. */
+static int tokenize_full(qe_server *srv, const tok_plan *tp, size_t idx, const char *text, size_t len,
+                         size_t limit, int32_t **ids_out, size_t *n_out, qs_apierr *e)
 {
-    if (*n <= limit)
-        return;
-    int keep_eos = eos >= 0 && ids[*n - 1] == eos && limit >= 1;
-    size_t body = keep_eos ? limit - 1 : limit;
-    size_t total_body = keep_eos ? *n - 1 : *n;
-    if (left)
-        memmove(ids, ids + (total_body - body), body * sizeof *ids);
-    if (keep_eos)
-        ids[body] = eos;
-    *n = limit;
-}
-
-/* Tokenizes text i. Returns 0, or -1 with e filled. */
-static int tokenize_text(qe_server *srv, const tok_plan *tp, size_t idx, const char *text, size_t len,
-                         int32_t **ids_out, size_t *n_out, qs_apierr *e)
-{
-    long bad = qs_utf8_invalid_at(text, len);
-    if (bad >= 0) {
-        QS_ERR_BAD(e, "input", "input[%zu] is not valid UTF-8 (byte offset %ld)", idx, bad);
-        return -1;
-    }
-    if (len == 0) {
-        QS_ERR_BAD(e, "input", "input[%zu] is an empty string", idx);
-        return -1;
-    }
     char *joined = NULL;
     if (tp->prefix) {
         size_t pl = strlen(tp->prefix);
@@ -228,45 +138,22 @@ static int tokenize_text(qe_server *srv, const tok_plan *tp, size_t idx, const c
     qembed_embed_options o = qembed_embed_default_options();
     o.instruction = tp->instruction;
     o.parse_special = srv->cfg.parse_special;
-    o.truncate = 0;
-    /* Tokenize in full (up to the model's positions) so that usage counts and
-     * truncation direction are ours to decide. */
-    size_t cap = srv->info.max_position_embeddings > 0 ? (size_t)srv->info.max_position_embeddings
-                                                        : srv->max_tokens;
-    o.max_tokens = cap > srv->max_tokens ? cap : srv->max_tokens;
+    o.truncate = tp->truncate;
+    o.truncation_direction = tp->left ? QEMBED_TRUNCATE_LEFT : QEMBED_TRUNCATE_RIGHT;
+    o.max_tokens = limit;
+    size_t full = 0;
+    o.n_tokens_out = &full;
     int32_t *ids = NULL;
     size_t n = 0;
     qembed_error err = {0};
     qembed_status st = qembed_model_tokenize(srv->model, text, len, &o, &ids, &n, &err);
-    if (st == QEMBED_ERR_INPUT_TOO_LONG && tp->truncate) {
-        /* Longer than the model's positions: tokenize with the bare tokenizer
-         * (same text the library would build) and cut it ourselves. */
-        qembed_encode_options eo = qembed_encode_default_options();
-        eo.parse_special = srv->cfg.parse_special;
-        char *full = NULL;
-        const char *t2 = text;
-        size_t l2 = len;
-        if (tp->instruction) {
-            size_t il = strlen(tp->instruction);
-            full = malloc(il + len + 32);
-            if (!full) {
-                free(joined);
-                qs_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
-                return -1;
-            }
-            int hl = sprintf(full, "Instruct: %s\nQuery:", tp->instruction);
-            memcpy(full + hl, text, len);
-            t2 = full;
-            l2 = (size_t)hl + len;
-        }
-        st = qembed_tokenizer_encode(srv->tok, t2, l2, &eo, &ids, &n, &err);
-        free(full);
-    }
     free(joined);
     if (st != QEMBED_OK) {
         if (st == QEMBED_ERR_INPUT_TOO_LONG)
-            QS_ERR_BAD(e, "input", "input[%zu] has more than %zu tokens (the limit is %zu; send "
-                       "\"truncate\": true to cut it)", idx, o.max_tokens, srv->max_tokens);
+            QS_ERR_BAD(e, "input", "input[%zu] has %zu tokens, more than the limit of %zu "
+                       "(%s)", idx, full, limit,
+                       limit == srv->max_tokens ? "--max-tokens; send \"truncate\": true to cut it"
+                                                : "the model's positions");
         else if (st == QEMBED_ERR_INVALID_UTF8 || st == QEMBED_ERR_EMPTY_INPUT ||
                  st == QEMBED_ERR_INVALID_ARGUMENT)
             QS_ERR_BAD(e, "input", "input[%zu]: %s", idx, err.message);
@@ -276,18 +163,24 @@ static int tokenize_text(qe_server *srv, const tok_plan *tp, size_t idx, const c
         qembed_free(ids);
         return -1;
     }
-    if (n > srv->max_tokens) {
-        if (!tp->truncate) {
-            QS_ERR_BAD(e, "input", "input[%zu] has %zu tokens, more than the limit of %zu "
-                       "(--max-tokens); send \"truncate\": true to cut it", idx, n, srv->max_tokens);
-            qembed_free(ids);
-            return -1;
-        }
-        truncate_ids(ids, &n, srv->max_tokens, tp->left, srv->eos_id);
-    }
     *ids_out = ids;
     *n_out = n;
     return 0;
+}
+
+static int tokenize_text(qe_server *srv, const tok_plan *tp, size_t idx, const char *text, size_t len,
+                         int32_t **ids_out, size_t *n_out, qs_apierr *e)
+{
+    long bad = qs_utf8_invalid_at(text, len);
+    if (bad >= 0) {
+        QS_ERR_BAD(e, "input", "input[%zu] is not valid UTF-8 (byte offset %ld)", idx, bad);
+        return -1;
+    }
+    if (len == 0) {
+        QS_ERR_BAD(e, "input", "input[%zu] is an empty string", idx);
+        return -1;
+    }
+    return tokenize_full(srv, tp, idx, text, len, srv->max_tokens, ids_out, n_out, e);
 }
 
 /* Token-id input i (an array of integers), copied into a qembed_free-able
@@ -394,7 +287,7 @@ int qs_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len
     /* Instruction precedence: prompt_name > instruction > --instruction.
      * "instruction": "" turns the default off for this request. */
     if (prompt_name) {
-        const char *p = find_prompt(srv, prompt_name);
+        const char *p = qs_find_prompt(srv, prompt_name);
         if (p) {
             if (p[0])
                 tp.prefix = p;
@@ -498,56 +391,13 @@ out:
     return rc;
 }
 
-int qs_render_embed_response(qe_server *srv, const qs_job *job, const qs_req_opts *ro, qs_buf *o)
+/* POST /tokenize (TEI): each text's token ids, as /embed would tokenize it
+ * (instruction or prompt, <|endoftext|> unless add_special_tokens is false),
+ * through the same library call; the whole text, not truncated. Returns 0 with *out filled (qs_toklist_free), or -1
+ * with e filled. */
+int qs_parse_tokenize(qe_server *srv, const char *body, size_t len, qs_toklist *out, qs_apierr *e)
 {
-    size_t d = (size_t)job->dims;
-    qs_buf_reserve(o, job->n_units * d * (ro->base64 ? 6 : 12) + 256);
-    if (ro->tei) {
-        qs_buf_put(o, "[", 1);
-        for (size_t i = 0; i < job->n_units; i++) {
-            qs_buf_puts(o, i ? ",[" : "[");
-            for (size_t k = 0; k < d; k++) {
-                if (k)
-                    qs_buf_put(o, ",", 1);
-                qs_buf_float(o, job->vecs[i * d + k]);
-            }
-            qs_buf_put(o, "]", 1);
-        }
-        qs_buf_put(o, "]", 1);
-        return o->oom ? -1 : 0;
-    }
-    qs_buf_puts(o, "{\"object\":\"list\",\"data\":[");
-    for (size_t i = 0; i < job->n_units; i++) {
-        qs_buf_printf(o, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
-        if (ro->base64) {
-            /* OpenAI's base64 is the little-endian float32 bytes; x86-64 and
-             * aarch64 are little-endian, so the memory is already that. */
-            qs_buf_put(o, "\"", 1);
-            qs_buf_base64(o, job->vecs + i * d, d * sizeof(float));
-            qs_buf_put(o, "\"", 1);
-        } else {
-            qs_buf_put(o, "[", 1);
-            for (size_t k = 0; k < d; k++) {
-                if (k)
-                    qs_buf_put(o, ",", 1);
-                qs_buf_float(o, job->vecs[i * d + k]);
-            }
-            qs_buf_put(o, "]", 1);
-        }
-        qs_buf_put(o, "}", 1);
-    }
-    qs_buf_puts(o, "],\"model\":");
-    qs_buf_json_str(o, ro->model, strlen(ro->model));
-    qs_buf_printf(o, ",\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu}}", job->total_tokens,
-                  job->total_tokens);
-    (void)srv;
-    return o->oom ? -1 : 0;
-}
-
-/* POST /tokenize (TEI): [[{"id","text","special","start","stop"}, ...], ...].
- * start/stop (character offsets) are null: the public API gives no offsets. */
-int qs_handle_tokenize(qe_server *srv, const char *body, size_t len, qs_buf *o, qs_apierr *e)
-{
+    memset(out, 0, sizeof *out);
     cJSON *root = parse_body(body, len, e, 1);
     if (!root)
         return -1;
@@ -558,16 +408,15 @@ int qs_handle_tokenize(qe_server *srv, const char *body, size_t len, qs_buf *o, 
         opt_string(root, "instruction", &instr, e) < 0 ||
         opt_string(root, "prompt_name", &prompt_name, e) < 0)
         goto out;
-    const char *prefix_fmt = NULL, *prefix_arg = NULL;
+    const char *prefix = NULL, *instruction = NULL;
     if (prompt_name) {
-        const char *p = find_prompt(srv, prompt_name);
+        const char *p = qs_find_prompt(srv, prompt_name);
         if (p)
-            prefix_fmt = "%s", prefix_arg = p;
+            prefix = p[0] ? p : NULL;
         else if (prompt_name[0])
-            prefix_fmt = "Instruct: %s\nQuery:", prefix_arg = prompt_name;
+            instruction = prompt_name;
     } else if (instr ? instr[0] : srv->default_instruction != NULL) {
-        prefix_fmt = "Instruct: %s\nQuery:";
-        prefix_arg = instr ? instr : srv->default_instruction;
+        instruction = instr ? instr : srv->default_instruction;
     }
     size_t n;
     if (cJSON_IsString(input))
@@ -590,7 +439,15 @@ int qs_handle_tokenize(qe_server *srv, const char *body, size_t len, qs_buf *o, 
                    "%zu inputs in one request; the limit is %zu (--max-inputs)", n, srv->cfg.max_inputs);
         goto out;
     }
-    qs_buf_put(o, "[", 1);
+    out->ids = calloc(n, sizeof *out->ids);
+    out->n = calloc(n, sizeof *out->n);
+    if (!out->ids || !out->n) {
+        qs_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
+        goto out;
+    }
+    /* The whole text, however long (the body limit bounds it). */
+    size_t positions = SIZE_MAX;
+    tok_plan tp = {.instruction = instruction, .prefix = prefix};
     for (size_t i = 0; i < n; i++) {
         const char *text = cJSON_IsString(input) ? input->valuestring
                                                  : cJSON_GetArrayItem(input, (int)i)->valuestring;
@@ -600,143 +457,40 @@ int qs_handle_tokenize(qe_server *srv, const char *body, size_t len, qs_buf *o, 
             QS_ERR_BAD(e, "inputs", "inputs[%zu] is not valid UTF-8 (byte offset %ld)", i, bad);
             goto out;
         }
-        qs_buf full = {0};
-        if (prefix_fmt)
-            qs_buf_printf(&full, prefix_fmt, prefix_arg);
-        qs_buf_put(&full, text, tl);
-        if (full.oom) {
-            qs_buf_free(&full);
-            qs_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
+        if (tl == 0 && !prefix && !instruction) {
+            out->count = i + 1; /* nothing to tokenize: an empty list (with add_special, <|endoftext|>) */
+            if (add_special) {
+                out->ids[i] = malloc(sizeof *out->ids[i]);
+                if (!out->ids[i]) {
+                    qs_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
+                    goto out;
+                }
+                out->ids[i][0] = srv->eos_id;
+                out->n[i] = 1;
+            }
+            continue;
+        }
+        if (tokenize_full(srv, &tp, i, text, tl, positions, &out->ids[i], &out->n[i], e) != 0)
             goto out;
-        }
-        qembed_encode_options eo = qembed_encode_default_options();
-        eo.parse_special = srv->cfg.parse_special;
-        eo.add_special_tokens = add_special;
-        int32_t *ids = NULL;
-        size_t nids = 0;
-        qembed_error err = {0};
-        qembed_status st = qembed_tokenizer_encode(srv->tok, full.p ? full.p : "", full.len, &eo, &ids,
-                                                   &nids, &err);
-        qs_buf_free(&full);
-        if (st != QEMBED_OK) {
-            QS_ERR_BAD(e, "inputs", "inputs[%zu]: %s", i, err.message);
-            goto out;
-        }
-        qs_buf_puts(o, i ? ",[" : "[");
-        for (size_t k = 0; k < nids; k++) {
-            char *t1 = NULL, *t2 = NULL;
-            size_t l1 = 0, l2 = 0;
-            qembed_tokenizer_decode(srv->tok, &ids[k], 1, 0, &t1, &l1, NULL);
-            qembed_tokenizer_decode(srv->tok, &ids[k], 1, 1, &t2, &l2, NULL);
-            int special = l1 > 0 && l2 == 0;
-            qs_buf_printf(o, "%s{\"id\":%d,\"text\":", k ? "," : "", (int)ids[k]);
-            /* A single byte-level token may be part of a UTF-8 sequence; the
-             * decoder then gives U+FFFD, which is valid JSON text. */
-            if (t1 && qs_utf8_invalid_at(t1, l1) < 0)
-                qs_buf_json_str(o, t1, l1);
-            else
-                qs_buf_puts(o, "\"\"");
-            qs_buf_printf(o, ",\"special\":%s,\"start\":null,\"stop\":null}", special ? "true" : "false");
-            qembed_free(t1);
-            qembed_free(t2);
-        }
-        qs_buf_put(o, "]", 1);
-        qembed_free(ids);
+        out->count = i + 1;
+        /* The library appends <|endoftext|> (Qwen3's post-processor: "$A
+         * <|endoftext|>", nothing else); without special tokens it is dropped. */
+        if (!add_special && out->n[i] > 0)
+            out->n[i]--;
     }
-    qs_buf_put(o, "]", 1);
-    rc = o->oom ? -1 : 0;
-    if (o->oom)
-        qs_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
+    rc = 0;
 out:
     cJSON_Delete(root);
+    if (rc != 0)
+        qs_toklist_free(out);
     return rc;
 }
 
-void qs_render_models(qe_server *srv, qs_buf *o)
+void qs_toklist_free(qs_toklist *t)
 {
-    qs_buf_puts(o, "{\"object\":\"list\",\"data\":[{\"id\":");
-    qs_buf_json_str(o, srv->served_name, strlen(srv->served_name));
-    qs_buf_printf(o, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"qembed\"}]}",
-                  (long long)srv->started_at);
-}
-
-void qs_render_info(qe_server *srv, qs_buf *o)
-{
-    const qembed_model_info *mi = &srv->info;
-    const char *placement = qembed_model_placement(srv->model);
-    qs_buf_puts(o, "{\"model_id\":");
-    qs_buf_json_str(o, srv->served_name, strlen(srv->served_name));
-    qs_buf_puts(o, ",\"model\":{\"name\":");
-    qs_buf_json_str(o, mi->name, strlen(mi->name));
-    qs_buf_puts(o, ",\"resolved_path\":");
-    qs_buf_json_str(o, mi->resolved_path, strlen(mi->resolved_path));
-    qs_buf_puts(o, ",\"architecture\":");
-    qs_buf_json_str(o, mi->architecture, strlen(mi->architecture));
-    qs_buf_puts(o, ",\"dtype\":");
-    qs_buf_json_str(o, mi->dtype, strlen(mi->dtype));
-    qs_buf_printf(o,
-                  ",\"hidden_size\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,"
-                  "\"vocab_size\":%d,\"max_position_embeddings\":%d,\"n_params\":%llu,"
-                  "\"weights_bytes\":%llu,\"synthetic\":%s}",
-                  mi->hidden_size, mi->n_layers, mi->n_heads, mi->n_kv_heads, mi->vocab_size,
-                  mi->max_position_embeddings, (unsigned long long)mi->n_params,
-                  (unsigned long long)mi->weights_bytes, mi->synthetic ? "true" : "false");
-    qs_buf_puts(o, ",\"placement\":");
-    if (placement && qs_utf8_invalid_at(placement, strlen(placement)) < 0)
-        qs_buf_json_str(o, placement, strlen(placement));
-    else
-        qs_buf_puts(o, "null");
-    qs_buf_printf(o,
-                  ",\"limits\":{\"max_body_bytes\":%zu,\"max_inputs\":%zu,\"max_tokens\":%zu,"
-                  "\"max_batch_tokens\":%zu,\"max_queue\":%zu,\"max_queue_tokens\":%zu,"
-                  "\"request_timeout_s\":%g,\"batch_wait_ms\":%g,\"max_body_memory\":%zu}",
-                  srv->cfg.max_body_bytes, srv->cfg.max_inputs, srv->max_tokens, srv->max_batch_tokens,
-                  srv->cfg.max_queue, srv->max_queue_tokens, srv->cfg.request_timeout_s,
-                  srv->cfg.batch_wait_ms, srv->cfg.max_body_memory);
-    /* TEI's /info field names, for clients that read them. */
-    qs_buf_printf(o, ",\"max_client_batch_size\":%zu,\"max_input_length\":%zu,\"max_batch_tokens\":%zu",
-                  srv->cfg.max_inputs, srv->max_tokens, srv->max_batch_tokens);
-    qs_buf_puts(o, ",\"default_instruction\":");
-    if (srv->default_instruction)
-        qs_buf_json_str(o, srv->default_instruction, strlen(srv->default_instruction));
-    else
-        qs_buf_puts(o, "null");
-    qs_buf_puts(o, ",\"prompts\":[");
-    for (size_t i = 0; i < srv->n_prompts; i++) {
-        if (i)
-            qs_buf_put(o, ",", 1);
-        qs_buf_json_str(o, srv->prompt_names[i], strlen(srv->prompt_names[i]));
-    }
-    qs_buf_printf(o, "],\"parse_special\":%s,\"auth\":%s,\"version\":\"%s\"}",
-                  srv->cfg.parse_special ? "true" : "false", srv->api_key ? "true" : "false",
-                  qembed_version());
-}
-
-void qs_render_error(const qs_apierr *e, int tei, qs_buf *o)
-{
-    if (tei) {
-        qs_buf_puts(o, "{\"error\":");
-        qs_buf_json_str(o, e->message, strlen(e->message));
-        qs_buf_puts(o, ",\"error_type\":");
-        const char *t = e->tei_type ? e->tei_type : "Validation";
-        qs_buf_json_str(o, t, strlen(t));
-        qs_buf_puts(o, "}");
-        return;
-    }
-    qs_buf_puts(o, "{\"error\":{\"message\":");
-    qs_buf_json_str(o, e->message, strlen(e->message));
-    qs_buf_puts(o, ",\"type\":");
-    const char *t = e->type ? e->type : "invalid_request_error";
-    qs_buf_json_str(o, t, strlen(t));
-    qs_buf_puts(o, ",\"param\":");
-    if (e->param[0])
-        qs_buf_json_str(o, e->param, strlen(e->param));
-    else
-        qs_buf_puts(o, "null");
-    qs_buf_puts(o, ",\"code\":");
-    if (e->code)
-        qs_buf_json_str(o, e->code, strlen(e->code));
-    else
-        qs_buf_puts(o, "null");
-    qs_buf_puts(o, "}}");
+    for (size_t i = 0; i < t->count; i++)
+        qembed_free(t->ids[i]);
+    free(t->ids);
+    free(t->n);
+    memset(t, 0, sizeof *t);
 }
