@@ -182,10 +182,17 @@ static int input_error(const qembed_error *e, size_t n, size_t *k, const char **
  * (the same batch whether or not the job was interrupted: byte-identical
  * results). Rows of marked texts are left undefined. Returns 0, or the
  * library's status with err set (err naming the input as chunk index). */
+/* Embeds the chunk's texts (in skip mode: all but the bad ones, marking each
+ * bad one and retrying). *tokens grows by the tokens embedded, as the library
+ * counts them (n_tokens_out; capped at max_tokens when truncating), for the
+ * progress bar: one tokenization per text. */
 static qembed_status embed_chunk(qembed_ctx *ctx, qe_chunk *c, const qembed_embed_options *opts,
-                                 int skip, int dims, float *vec, float *tmp, qembed_error *err) {
+                                 size_t max_tokens, int skip, int dims, float *vec, float *tmp,
+                                 uint64_t *tokens, qembed_error *err) {
     const char *ptrs[CHUNK_TEXTS];
-    size_t lens[CHUNK_TEXTS], idx[CHUNK_TEXTS];
+    size_t lens[CHUNK_TEXTS], idx[CHUNK_TEXTS], ntok[CHUNK_TEXTS];
+    qembed_embed_options o = *opts;
+    o.n_tokens_out = ntok;
     for (;;) {
         size_t m = 0;
         for (size_t i = 0; i < c->n; i++) {
@@ -195,8 +202,9 @@ static qembed_status embed_chunk(qembed_ctx *ctx, qe_chunk *c, const qembed_embe
             idx[m++] = i;
         }
         if (m == 0) return QEMBED_OK;
-        qembed_status st = qembed_ctx_embed(ctx, ptrs, lens, m, opts, skip ? tmp : vec, err);
+        qembed_status st = qembed_ctx_embed(ctx, ptrs, lens, m, &o, skip ? tmp : vec, err);
         if (st == QEMBED_OK) {
+            for (size_t j = 0; j < m; j++) *tokens += ntok[j] < max_tokens ? ntok[j] : max_tokens;
             if (skip)
                 for (size_t j = 0; j < m; j++)
                     memcpy(vec + idx[j] * (size_t)dims, tmp + j * (size_t)dims, (size_t)dims * sizeof(float));
@@ -409,6 +417,7 @@ int cmd_embed(int argc, char **argv) {
     }
     opts.max_tokens = (size_t)max_tokens;
     opts.dims = (int)dims;
+    size_t max_tokens_eff = opts.max_tokens ? opts.max_tokens : info.max_tokens;
     int out_dims = dims ? (int)dims : info.hidden_size;
 
     qembed_error err = {0};
@@ -541,8 +550,8 @@ int cmd_embed(int argc, char **argv) {
             goto out;
         }
         if (k == 0) break;
-        if (embed_chunk(ctx, &chunk, &opts, skip, out_dims, vec, vec + (size_t)CHUNK_TEXTS * out_dims,
-                        &err) != QEMBED_OK) {
+        if (embed_chunk(ctx, &chunk, &opts, max_tokens_eff, skip, out_dims, vec,
+                        vec + (size_t)CHUNK_TEXTS * out_dims, &tokens, &err) != QEMBED_OK) {
             if (bar) fputc('\n', stderr);
             qe_report_input_error("embed", &rd, &chunk, &err);
             rc = err.code == QEMBED_ERR_INVALID_ARGUMENT ? 1 : 2;
@@ -583,19 +592,7 @@ int cmd_embed(int argc, char **argv) {
                 goto out;
             }
         }
-        if (bar) {
-            /* Token counts for the bar only (a second tokenization, cheap
-             * next to the model). */
-            for (size_t j = 0; j < chunk.n; j++) {
-                int32_t *ids = NULL;
-                size_t n = 0;
-                if (qembed_model_tokenize(model, chunk.texts[j], chunk.lens[j], &opts, &ids, &n,
-                                          NULL) == QEMBED_OK)
-                    tokens += n;
-                qembed_free(ids);
-            }
-            progress(done, qe_reader_tell(&rd), rd.size, tokens, t0, 0);
-        }
+        if (bar) progress(done, qe_reader_tell(&rd), rd.size, tokens, t0, 0);
     }
     if (bar) progress(done, qe_reader_tell(&rd), rd.size, tokens, t0, 1);
     writer_open = 0;
