@@ -188,7 +188,7 @@ static void test_attention(const int *lens, int n_seq, int nh, int nkv, int D) {
     down(&bq, got, nq * 4);
     qe_pool *pool = qe_pool_create(1);
     float *scratch = malloc(qe_attn_scratch_floats(D, nh / nkv) * sizeof(float));
-    int *tile_off = malloc(((size_t)n_seq + 1) * sizeof(int));
+    int *tile_off = malloc(((size_t)T + 1) * sizeof(int)); /* as forward.c: cap+1 */
     qe_attn_args a = {.q = q, .ldq = (size_t)nh * D, .k = k, .v = v, .ldkv = (size_t)nkv * D,
                       .seq_off = off, .n_seq = n_seq, .n_heads = nh, .n_kv_heads = nkv,
                       .head_dim = D, .last_only = 0, .tile_off = tile_off, .scratch = scratch,
@@ -235,6 +235,12 @@ int main(void) {
     test_attention(l2, 4, 4, 2, 16);
     test_attention(l3, 2, 16, 8, 128);
     test_attention(l2, 4, 8, 1, 64);
+    /* one long sequence: the first shader form went wrong on lavapipe past ~1,800 keys */
+    const int l4[] = {2100};
+    test_attention(l4, 1, 4, 2, 16);
+    test_matmul(QE_BF16, 2100, 64, 192);
+    test_rmsnorm(8400, 16);
+    test_rope(2100, 4, 2, 16);
     qe_vk_close(vk);
     if (failures) return 1;
     printf("vulkan ops: all checks passed\n");
