@@ -292,14 +292,21 @@ int main(int argc, char **argv) {
     printf("device: vulkan0 (%s)\n", inf[0].name);
     setenv("QEMBED_VULKAN_SOFTWARE", "1", 1);
     make_inputs(151000);
-    test_golden(argv[1], argv[2]);
-    compare_with_cpu(argv[3], "tiny f32", 0.99999);
-    compare_with_cpu(argv[4], "tiny f16", 0.99999);
-    compare_with_cpu(argv[5], "tiny bf16", 0.99999);
-    test_split(argv[1]);
-    test_batched(argv[1]);
-    test_long(argv[1]);
-    test_software_gate(argv[1], inf[0].type == VK_PHYSICAL_DEVICE_TYPE_CPU);
+    double t0 = qe_now_ms();
+#define STEP(call)                                                              \
+    do {                                                                        \
+        call;                                                                   \
+        printf("  %-50s %.1f s\n", #call, (qe_now_ms() - t0) / 1e3);            \
+        t0 = qe_now_ms();                                                       \
+    } while (0)
+    STEP(test_golden(argv[1], argv[2]));
+    STEP(compare_with_cpu(argv[3], "tiny f32", 0.99999));
+    STEP(compare_with_cpu(argv[4], "tiny f16", 0.99999));
+    STEP(compare_with_cpu(argv[5], "tiny bf16", 0.99999));
+    STEP(test_split(argv[1]));
+    STEP(test_batched(argv[1]));
+    STEP(test_long(argv[1]));
+    STEP(test_software_gate(argv[1], inf[0].type == VK_PHYSICAL_DEVICE_TYPE_CPU));
     for (int i = 0; i < N_IN; i++) free(in_ids[i]);
     if (failures) return 1;
     printf("vulkan model: all checks passed\n");

@@ -156,7 +156,7 @@ static int vk_supports(const qe_device *dev, const qe_config *cfg, qe_dtype dt, 
         return 0;
     }
     if ((T + 15) / 16 > v->max_groups[1] || (uint64_t)cfg->n_heads > v->max_groups[1] ||
-        T > v->max_groups[0]) {
+        (T + 15) / 16 > v->max_groups[0]) {
         snprintf(why, why_size, "%zu batch tokens need more workgroups than it allows", T);
         return 0;
     }

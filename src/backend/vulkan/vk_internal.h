@@ -19,7 +19,7 @@
 #include "common/error.h"
 #include "model/tensor.h"
 
-/* Shaders built for head_dim up to this (attention keeps one query row in
+/* Shaders built for head_dim up to this (attention keeps 16 query rows in
  * shared memory and two output dimensions per invocation). */
 #define QE_VK_MAX_HEAD_DIM 128
 
@@ -133,8 +133,8 @@ qembed_status qe_vk_add(qe_vk *vk, const qe_vk_buf *y, const qe_vk_buf *x, uint3
                         qembed_error *err);
 /* Causal grouped-query attention over a packed batch, in place on q:
  * q (T, nh*D), k and v (T, nkv*D); seq_start (T) ints: the first row of each
- * row's sequence. Tiled: one workgroup per (row, head), keys in tiles of 64;
- * memory is the tile whatever the length. */
+ * row's sequence. Tiled: one workgroup per 16 rows of one head, keys in
+ * tiles of 64; memory is the tiles whatever the length. */
 qembed_status qe_vk_attention(qe_vk *vk, const qe_vk_buf *q, const qe_vk_buf *k,
                               const qe_vk_buf *v, const qe_vk_buf *seq_start, uint32_t T,
                               uint32_t nh, uint32_t nkv, uint32_t D, qembed_error *err);

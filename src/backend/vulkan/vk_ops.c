@@ -67,6 +67,6 @@ qembed_status qe_vk_attention(qe_vk *vk, const qe_vk_buf *q, const qe_vk_buf *k,
                QE_VK_MAX_HEAD_DIM, nh, nkv);
     struct { uint32_t T, nh, nkv, D; float scale; } pc = {T, nh, nkv, D, 1.0f / sqrtf((float)D)};
     const qe_vk_buf *b[4] = {q, k, v, seq_start};
-    return qe_vk_dispatch(vk, QE_VKP_ATTENTION, b, 4, &pc, sizeof pc, T, nh, err);
+    return qe_vk_dispatch(vk, QE_VKP_ATTENTION, b, 4, &pc, sizeof pc, (T + 15) / 16, nh, err);
 }
 #endif
