@@ -9,6 +9,7 @@ APT_PACKAGES=(
   libpcre2-dev libcjson-dev libmicrohttpd-dev
   libdnnl-dev libopenblas-dev libssl-dev
   python3-numpy curl wrk nginx
+  mesa-vulkan-drivers libvulkan-dev glslc vulkan-tools
 )
 
 missing=()
