@@ -261,6 +261,42 @@ static void test_long(const char *dir) {
     qembed_model_free(c);
 }
 
+/* ---- the documented CPU fall-backs: a device that fails at upload, at
+ * workspace allocation, or mid-batch (a lost device) ---- */
+static void test_faults(const char *dir) {
+    qembed_model *c = load(dir, (opts){QEMBED_UNITS_CPU_ONLY, 1, 0, 0});
+    if (!c) return;
+    int H = hidden(c);
+    float *ref = malloc((size_t)N_IN * H * 4), *got = malloc((size_t)N_IN * H * 4);
+    CHECK(embed(c, (const int32_t *const *)in_ids, in_lens, N_IN, ref), "faults: cpu embed");
+    static const char *const where[3] = {"load", "work", "run"};
+    static const char *const says[3] = {"falling back: they run on the cpu",
+                                        "falling back: layers 0-1 run on the cpu in this context",
+                                        "falling back to the cpu for every layer of this context"};
+    for (int i = 0; i < 3; i++) {
+        setenv("QEMBED_VULKAN_TEST_FAULT", where[i], 1);
+        qembed_model *g = load(dir, (opts){QEMBED_UNITS_CPU_AND_GPU, 1, 0, 0});
+        if (g) {
+            if (i == 0)
+                CHECK(strstr(qembed_model_placement(g), "fallback: layers 0-1 run on the cpu"),
+                      "fault %s: placement:\n%s", where[i], qembed_model_placement(g));
+            memset(got, 0, (size_t)N_IN * H * 4);
+            CHECK(embed(g, (const int32_t *const *)in_ids, in_lens, N_IN, got), "fault %s: embed",
+                  where[i]);
+            CHECK(strstr(warns, says[i]), "fault %s: the WARN: %s", where[i], warns);
+            for (int k = 0; k < N_IN; k++) {
+                double cs = cosine(got + (size_t)k * H, ref + (size_t)k * H, H);
+                CHECK(cs >= 0.99999, "fault %s: input %d: cosine %.8f vs cpu", where[i], k, cs);
+            }
+        }
+        qembed_model_free(g);
+    }
+    unsetenv("QEMBED_VULKAN_TEST_FAULT");
+    free(ref);
+    free(got);
+    qembed_model_free(c);
+}
+
 /* ---- a software device is not used unless asked for ---- */
 static void test_software_gate(const char *dir, int is_software) {
     if (!is_software) return;
@@ -306,6 +342,7 @@ int main(int argc, char **argv) {
     STEP(test_split(argv[1]));
     STEP(test_batched(argv[1]));
     STEP(test_long(argv[1]));
+    STEP(test_faults(argv[1]));
     STEP(test_software_gate(argv[1], inf[0].type == VK_PHYSICAL_DEVICE_TYPE_CPU));
     for (int i = 0; i < N_IN; i++) free(in_ids[i]);
     if (failures) return 1;

@@ -24,6 +24,16 @@ static int software_allowed(void) {
     return v && !strcmp(v, "1");
 }
 
+/* Test hook (documented in the README as such): QEMBED_VULKAN_TEST_FAULT=load,
+ * work or run makes that step fail as a device error would (an allocation
+ * failure, a lost device), so the tests can show each CPU fallback. */
+static int test_fault(const char *where, qembed_error *err) {
+    const char *v = getenv("QEMBED_VULKAN_TEST_FAULT");
+    if (!v || strcmp(v, where)) return 0;
+    qe_error(err, QEMBED_ERR_INTERNAL, "vulkan: injected fault (QEMBED_VULKAN_TEST_FAULT=%s)", where);
+    return 1;
+}
+
 int qe_vk_discover(const qembed_model_params *params, const qe_logger *lg, qe_devices *out) {
     qe_vk_info inf[8];
     int n = qe_vk_list(inf, 8);
@@ -218,6 +228,7 @@ static qembed_status seg_upload(vk_seg *s, qembed_error *err) {
 static qembed_status vk_seg_load(const qe_device *dev, const qe_fwd_weights *fw, int first, int end,
                                  const qe_logger *lg, void **out, qembed_error *err) {
     *out = NULL;
+    if (test_fault("load", err)) return QEMBED_ERR_INTERNAL;
     vk_seg *s = calloc(1, sizeof *s);
     QE_FAIL_IF(!s, err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
     s->fw = fw;
@@ -300,6 +311,7 @@ static qembed_status work_alloc(vk_work *w, qembed_error *err) {
 static qembed_status vk_work_create(void *seg, int cap, qe_fwd_state *host, void **out,
                                     qembed_error *err) {
     *out = NULL;
+    if (test_fault("work", err)) return QEMBED_ERR_OUT_OF_MEMORY;
     vk_work *w = calloc(1, sizeof *w);
     QE_FAIL_IF(!w, err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
     w->seg = seg;
@@ -402,6 +414,7 @@ static qembed_status run_locked(vk_work *w, qe_hidden *h, int first, int end, qe
 
 static qembed_status vk_run(void *work, qe_hidden *h, int first, int end, qembed_error *err) {
     vk_work *w = work;
+    if (test_fault("run", err)) return QEMBED_ERR_INTERNAL;
     pthread_mutex_lock(&w->seg->vk->lock);
     qembed_status s = run_locked(w, h, first, end, err);
     pthread_mutex_unlock(&w->seg->vk->lock);
