@@ -1,8 +1,9 @@
 #version 450
 // y[m][n] (=|+=) sum_k x[m][k] * W[n][k]   (y = x W^T, as torch Linear)
 // x (M, K) f32, W (N, K) stored as f32 / f16 / bf16 (WTYPE 0 / 1 / 2), y f32.
-// 16x16 output tile per workgroup; x and W tiles staged through shared
-// memory; f32 accumulation.
+// 16x16 output tile per workgroup; x and W tiles of 16 x TK staged through
+// shared memory; f32 accumulation. TK = 64: four times fewer barriers than a
+// square 16x16 step (a barrier is costly on software devices such as lavapipe).
 layout(local_size_x = 16, local_size_y = 16) in;
 layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer W { uint w[]; };
@@ -10,8 +11,9 @@ layout(std430, binding = 2) buffer Y { float y[]; };
 layout(push_constant) uniform P {
     uint M, N, K, ldx, ldy, xoff, yoff, accumulate;
 } p;
-shared float xs[16][17];
-shared float ws[16][17];
+#define TK 64u
+shared float xs[16][TK + 1u];
+shared float ws[16][TK + 1u];
 
 float wload(uint i) {
 #if WTYPE == 0
@@ -30,13 +32,15 @@ void main() {
     uint n0 = gl_WorkGroupID.x * 16u, m0 = gl_WorkGroupID.y * 16u;
     uint col = n0 + tx, row = m0 + ty;
     float acc = 0.0;
-    for (uint k0 = 0u; k0 < p.K; k0 += 16u) {
-        uint kk = k0 + tx;
-        xs[ty][tx] = (row < p.M && kk < p.K) ? x[p.xoff + row * p.ldx + kk] : 0.0;
-        uint wn = n0 + ty;
-        ws[ty][tx] = (wn < p.N && kk < p.K) ? wload(wn * p.K + kk) : 0.0;
+    uint wn = n0 + ty;
+    for (uint k0 = 0u; k0 < p.K; k0 += TK) {
+        for (uint i = 0u; i < TK; i += 16u) {
+            uint kk = k0 + i + tx;
+            xs[ty][i + tx] = (row < p.M && kk < p.K) ? x[p.xoff + row * p.ldx + kk] : 0.0;
+            ws[ty][i + tx] = (wn < p.N && kk < p.K) ? wload(wn * p.K + kk) : 0.0;
+        }
         barrier();
-        for (uint j = 0u; j < 16u; j++) acc += xs[ty][j] * ws[tx][j];
+        for (uint j = 0u; j < TK; j++) acc += xs[ty][j] * ws[tx][j];
         barrier();
     }
     if (row < p.M && col < p.N) {
