@@ -72,6 +72,8 @@ int qe_vk_discover(const qembed_model_params *params, const qe_logger *lg, qe_de
                   inf[i].type == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU ||
                   inf[i].type == VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU;
 #ifdef QE_VK_NO_SHADERS
+        (void)gpu;
+        (void)software_allowed;
         snprintf(d->unused_why, sizeof d->unused_why,
                  "this build has no Vulkan shaders (glslc was not found when it was built)");
 #else
