@@ -12,6 +12,7 @@ APT_PACKAGES=(
   # the Python package (python/): build (CFFI, setuptools, headers), tests, venv install, Dask
   python3-dev python3-cffi python3-setuptools python3-pip python3-venv python3-pytest
   python3-dask python3-distributed python3-pandas python3-cloudpickle
+  mesa-vulkan-drivers libvulkan-dev glslc vulkan-tools
 )
 
 missing=()

@@ -40,6 +40,29 @@ qembed_status qembed_ctx_create(const qembed_model *model, const qembed_ctx_para
     }
     qembed_status s = qe_fwd_state_init(&c->st, &model->fw, c->cap, c->pool,
                                         model->params.exact ? QE_MM_EXACT : QE_MM_BF16, err);
+    /* Each segment's workspace on its backend; one that cannot be had (a
+     * device out of memory) falls back to the CPU for this context, with a
+     * WARN, before any input is embedded. */
+    for (int i = 0; s == QEMBED_OK && i < model->plan.n_segments; i++) {
+        const qe_backend *be = model->seg_backend[i];
+        qembed_error e;
+        memset(&e, 0, sizeof e);
+        qembed_status ws = be->work_create(model->seg_state[i], c->cap, &c->st, &c->seg_work[i], &e);
+        if (ws != QEMBED_OK && be != &qe_backend_cpu) {
+            QE_WARN(&model->log, "%s: no workspace for %d tokens (%s); falling back: layers %d-%d run "
+                    "on the cpu in this context",
+                    model->plan.seg[i].device_name, c->cap, e.message,
+                    model->plan.seg[i].first_layer, model->plan.seg[i].end_layer - 1);
+            be = &qe_backend_cpu;
+            ws = be->work_create((void *)&model->fw, c->cap, &c->st, &c->seg_work[i], &e);
+        }
+        if (ws != QEMBED_OK) {
+            if (err) *err = e;
+            s = ws;
+            break;
+        }
+        c->seg_backend[i] = be;
+    }
     if (s == QEMBED_OK) {
         c->ids = malloc(cap * sizeof(int32_t));
         c->pooled = malloc((size_t)QE_MAX_SEQ_PER_PASS * (size_t)model->cfg.hidden_size * sizeof(float));
@@ -66,6 +89,8 @@ uint64_t qembed_ctx_activation_bytes(const qembed_ctx *c) {
 
 void qembed_ctx_free(qembed_ctx *c) {
     if (!c) return;
+    for (int i = 0; i < QE_MAX_SEGMENTS; i++)
+        if (c->seg_backend[i]) c->seg_backend[i]->work_free(c->seg_work[i]);
     qe_fwd_state_free(&c->st);
     qe_pool_free(c->pool);
     free(c->ids);
@@ -73,16 +98,62 @@ void qembed_ctx_free(qembed_ctx *c) {
     free(c);
 }
 
+/* Runs every segment on its backend; the hidden state crosses into and out
+ * of a device once per segment. A backend that fails mid-batch (a lost
+ * device) is the documented fallback: WARN, every segment of this context
+ * moves to the CPU backend for good, and the batch is rerun from the
+ * embedding, so no input is lost or half-computed. */
+static qembed_status run_segments(qembed_ctx *c, const int32_t *ids, const size_t *lens, int n_seq,
+                                  qembed_error *e) {
+    const qembed_model *m = c->model;
+    qe_fwd_begin(&c->st, &m->fw, ids, lens, n_seq);
+    qe_hidden h = {.x = c->st.x, .rows = c->st.rows, .n_tok = c->st.n_tok, .n_seq = n_seq,
+                   .seq_off = c->st.seq_off, .pos = c->st.pos, .compacted = 0};
+    for (int s = 0; s < m->plan.n_segments; s++) {
+        qembed_status st = c->seg_backend[s]->run(c->seg_work[s], &h, m->plan.seg[s].first_layer,
+                                                  m->plan.seg[s].end_layer, e);
+        if (st != QEMBED_OK) return st;
+    }
+    c->st.rows = h.rows;
+    c->st.compacted = h.compacted;
+    return QEMBED_OK;
+}
+
+static void fall_back_to_cpu(qembed_ctx *c, const char *why) {
+    const qembed_model *m = c->model;
+    QE_WARN(&m->log, "falling back to the cpu for every layer of this context: %s; the batch is "
+            "rerun", why);
+    for (int s = 0; s < m->plan.n_segments; s++) {
+        if (c->seg_backend[s] == &qe_backend_cpu) continue;
+        c->seg_backend[s]->work_free(c->seg_work[s]);
+        c->seg_work[s] = NULL;
+        c->seg_backend[s] = NULL;
+        qembed_error e;
+        if (qe_backend_cpu.work_create((void *)&m->fw, c->cap, &c->st, &c->seg_work[s], &e) ==
+            QEMBED_OK)
+            c->seg_backend[s] = &qe_backend_cpu;
+    }
+}
+
 void qe_ctx_forward(qembed_ctx *c, const int32_t *ids, const size_t *lens, int n_seq) {
     const qembed_model *m = c->model;
     double t0 = qe_now_ms();
-    qe_fwd_begin(&c->st, &m->fw, ids, lens, n_seq);
-    /* Segment by segment, as placed. CPU and sim-accel segments both run the
-     * CPU kernels on the host-resident hidden state; a device with its own
-     * memory would take x in and hand it back at its segment's ends. */
-    for (int s = 0; s < m->plan.n_segments; s++)
-        for (int l = m->plan.seg[s].first_layer; l < m->plan.seg[s].end_layer; l++)
-            qe_fwd_layer(&c->st, &m->fw, l);
+    qembed_error e;
+    memset(&e, 0, sizeof e);
+    if (run_segments(c, ids, lens, n_seq, &e) != QEMBED_OK) {
+        fall_back_to_cpu(c, e.message);
+        /* The CPU backend cannot fail (its workspace exists already); the
+         * NULL check covers an allocation of its few bytes failing. */
+        int ok = 1;
+        for (int s = 0; s < m->plan.n_segments; s++) ok = ok && c->seg_backend[s];
+        if (!ok || run_segments(c, ids, lens, n_seq, &e) != QEMBED_OK) {
+            /* Leave a pooled output the guard refuses (NaN), never garbage. */
+            for (size_t i = 0; i < (size_t)n_seq * (size_t)m->cfg.hidden_size; i++)
+                c->pooled[i] = __builtin_nanf("");
+            QE_WARN(&m->log, "the cpu fallback could not run either");
+            return;
+        }
+    }
     qe_fwd_end(&c->st, &m->fw, c->pooled);
     c->n_inference++;
     QE_INFO(&m->log, "inference #%llu completed in %.1f ms (batch=%d, tokens=%d)",

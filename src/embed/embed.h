@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "backend/backend.h"
 #include "backend/cpu/forward.h"
 #include "common/log.h"
 #include "model/checkpoint.h"
@@ -37,6 +38,11 @@ struct qembed_model {
     qembed_tokenizer *tok;
     char *placement;        /* one line per segment */
     qe_plan plan;           /* which device runs which layers (src/plan) */
+    qe_devices devs;        /* the devices the plan was made from */
+    /* one backend and its model-level state (uploaded weights) per planned
+     * segment; a segment whose device failed to load runs the CPU backend */
+    const qe_backend *seg_backend[QE_MAX_SEGMENTS];
+    void *seg_state[QE_MAX_SEGMENTS];
     size_t max_tokens;      /* effective default input limit */
     int32_t eos_id;         /* <|endoftext|> */
     int tokenizer_appends;  /* 1: the tokenizer's post-processor appends eos_id itself */
@@ -50,7 +56,9 @@ struct qembed_model {
 struct qembed_ctx {
     const qembed_model *model;
     qe_pool *pool;
-    qe_fwd_state st;
+    qe_fwd_state st;        /* the CPU state: embedding, final norm, the hand-off buffer, CPU layers */
+    const qe_backend *seg_backend[QE_MAX_SEGMENTS]; /* per segment; CPU after a fallback */
+    void *seg_work[QE_MAX_SEGMENTS];                /* per segment workspace (backend's) */
     int cap;                /* tokens per forward pass */
     int32_t *ids;           /* (cap) the pass's packed ids */
     size_t lens[QE_MAX_SEQ_PER_PASS];

@@ -107,11 +107,48 @@ static qembed_status plan_placement(qembed_model *m, qembed_error *err) {
     qembed_model_params p = m->params;
     /* A context plans for at least one input of max_tokens (ctx.c). */
     if (p.max_batch_tokens < m->max_tokens) p.max_batch_tokens = m->max_tokens;
-    qe_devices devs;
-    QE_TRY(qe_devices_discover(&p, &m->log, &devs, err));
-    QE_TRY(qe_plan_make(&m->cfg, dt, &devs, &p, &m->log, &m->plan, err));
+    QE_TRY(qe_devices_discover(&p, &m->log, &m->devs, err));
+    QE_TRY(qe_plan_make(&m->cfg, dt, &m->devs, &p, &m->log, &m->plan, err));
     m->placement = strdup(m->plan.table);
     QE_FAIL_IF(!m->placement, err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
+    return QEMBED_OK;
+}
+
+/* Each segment's backend takes its layers (uploads them to its device). A
+ * device that fails here (allocation, a shader that does not build, a lost
+ * device) is the documented fallback case: WARN, and the segment runs on the
+ * CPU backend, whose weights are the mapped checkpoint. Decided at load,
+ * before any input is embedded. */
+static qembed_status load_segments(qembed_model *m, qembed_error *err) {
+    for (int i = 0; i < m->plan.n_segments; i++) {
+        const qe_plan_segment *sg = &m->plan.seg[i];
+        const qe_device *d = &m->devs.dev[sg->device];
+        const qe_backend *be = d->backend ? d->backend : &qe_backend_cpu;
+        void *st = NULL;
+        qembed_error e;
+        memset(&e, 0, sizeof e);
+        qembed_status s = be->seg_load(d, &m->fw, sg->first_layer, sg->end_layer, &m->log, &st, &e);
+        if (s != QEMBED_OK && be != &qe_backend_cpu) {
+            QE_WARN(&m->log, "%s could not take layers %d-%d (%s); falling back: they run on the cpu",
+                    d->name, sg->first_layer, sg->end_layer - 1, e.message);
+            char line[QEMBED_ERROR_MESSAGE_MAX + 200];
+            snprintf(line, sizeof line, "  fallback: layers %d-%d run on the cpu: %s failed: %s\n",
+                     sg->first_layer, sg->end_layer - 1, d->name, e.message);
+            size_t n = strlen(m->placement), add = strlen(line);
+            char *grown = realloc(m->placement, n + add + 1);
+            QE_FAIL_IF(!grown, err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
+            memcpy(grown + n, line, add + 1);
+            m->placement = grown;
+            be = &qe_backend_cpu;
+            s = be->seg_load(d, &m->fw, sg->first_layer, sg->end_layer, &m->log, &st, &e);
+        }
+        if (s != QEMBED_OK) {
+            if (err) *err = e;
+            return s;
+        }
+        m->seg_backend[i] = be;
+        m->seg_state[i] = st;
+    }
     return QEMBED_OK;
 }
 
@@ -156,7 +193,7 @@ static qembed_status load(qembed_model *m, const char *path, qembed_error *err) 
     m->weights_bound = 1;
     QE_TRY(qe_fwd_weights_init(&m->fw, &m->cfg, &m->w, err));
     count_params(m);
-    return QEMBED_OK;
+    return load_segments(m, err);
 }
 
 /* qembed_model_load but the warm-up and the closing log lines: load.c adds
@@ -192,6 +229,8 @@ qembed_status qe_model_open(const char *path, const qembed_model_params *params,
 
 void qembed_model_free(qembed_model *m) {
     if (!m) return;
+    for (int i = 0; i < QE_MAX_SEGMENTS; i++)
+        if (m->seg_backend[i]) m->seg_backend[i]->seg_free(m->seg_state[i]);
     qe_fwd_weights_free(&m->fw);
     if (m->weights_bound) qe_weights_release(&m->w);
     qe_checkpoint_free(m->ck);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "backend/cpu/kernels.h"
+#include "backend/vulkan/vk_backend.h"
 #include "plan/plan.h"
 
 const char *qe_fmt_bytes(uint64_t b, char *buf, size_t size) {
@@ -164,6 +165,7 @@ qembed_status qe_devices_discover(const qembed_model_params *params, const qe_lo
         cpu->budget_src = avail_src;
     }
     cpu->can_compute = 1;
+    cpu->backend = &qe_backend_cpu;
     snprintf(cpu->detail, sizeof cpu->detail, "%d cores, %s, %s available", online_cores(),
              qe_isa_name(qe_cpu_isa()), qe_fmt_bytes(avail, b1, sizeof b1));
     if (qe_cpu_isa_note()[0]) QE_WARN(lg, "cpu: %s", qe_cpu_isa_note());
@@ -188,17 +190,23 @@ qembed_status qe_devices_discover(const qembed_model_params *params, const qe_lo
                         : fr[i];
         g->budget_src = params->gpu_memory_limit ? "gpu_memory_limit" : "free memory";
         g->can_compute = 0;
+        g->is_gpu = 1;
+        snprintf(g->unused_why, sizeof g->unused_why, "no CUDA backend in this build");
         QE_DEBUG(lg, "discovered: %s (%s); no CUDA backend in this build", g->name, g->detail);
     }
+
+    /* Vulkan devices: each backend lists its own. */
+    qe_vk_discover(params, lg, out);
 
     if (params->sim_accel_memory > 0 && out->n < QE_MAX_DEVICES) {
         qe_device *s = &out->dev[out->n++];
         s->kind = QE_DEV_SIM_ACCEL;
         snprintf(s->name, sizeof s->name, "sim-accel (test device)");
-        snprintf(s->detail, sizeof s->detail, "simulated accelerator, computes with the CPU kernels");
+        snprintf(s->detail, sizeof s->detail, "simulated accelerator, runs the CPU backend");
         s->budget = params->sim_accel_memory;
         s->budget_src = "sim_accel_memory";
         s->can_compute = 1;
+        s->backend = &qe_backend_cpu;
         QE_DEBUG(lg, "discovered: %s; budget %s", s->name, qe_fmt_bytes(s->budget, b1, sizeof b1));
     }
     return QEMBED_OK;

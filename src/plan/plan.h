@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/backend.h"
 #include "common/log.h"
 #include "model/config.h"
 
@@ -32,7 +33,8 @@
 typedef enum qe_device_kind {
     QE_DEV_CPU = 0,
     QE_DEV_CUDA = 1,      /* found through libcuda at run time */
-    QE_DEV_SIM_ACCEL = 2  /* test device: a memory budget, computes with the CPU kernels */
+    QE_DEV_SIM_ACCEL = 2, /* planner test device: a memory budget, runs the CPU backend */
+    QE_DEV_VULKAN = 3     /* a Vulkan physical device (backend/vulkan), loader opened at run time */
 } qe_device_kind;
 
 #define QE_MAX_DEVICES 16
@@ -45,6 +47,9 @@ typedef struct qe_device {
     uint64_t budget;         /* bytes the planner may use on it */
     const char *budget_src;  /* where the budget came from ("--cpu-memory-limit", "MemAvailable", ...) */
     int can_compute;         /* 1 when a backend can run layers on it */
+    const qe_backend *backend; /* the table that computes on it; NULL: none (CUDA today) */
+    int is_gpu;              /* counts as a GPU for ALL and CPU_AND_GPU */
+    char unused_why[160];    /* when !can_compute: why it holds no layers (shown by the planner) */
 } qe_device;
 
 typedef struct qe_devices {
@@ -53,7 +58,8 @@ typedef struct qe_devices {
 } qe_devices;
 
 /* Discovers the CPU (always), CUDA GPUs (only when libcuda can be dlopen'ed;
- * none is a normal outcome, not an error) and the simulated accelerator
+ * none is a normal outcome, not an error), Vulkan devices (only when
+ * libvulkan.so.1 can be dlopen'ed; see backend/vulkan/vk_backend.h) and the simulated accelerator
  * (params->sim_accel_memory > 0). Logs at DEBUG only: qe_plan_make lists the
  * devices at INFO after "Requesting compute units", so the log reads in order. */
 qembed_status qe_devices_discover(const qembed_model_params *params, const qe_logger *lg,

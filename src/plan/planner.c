@@ -53,9 +53,21 @@ uint64_t qe_plan_cpu_workspace_bytes(const qe_config *cfg, size_t T, int threads
            (uint64_t)QE_PLAN_MAX_SEQ * (uint64_t)cfg->hidden_size * sizeof(float);
 }
 
-static uint64_t device_workspace(qe_device_kind kind, const qe_config *cfg, size_t T, int threads) {
-    if (kind == QE_DEV_CUDA) return qe_plan_workspace_bytes(cfg, T, threads);
+/* A device with a backend says its own sizes; without one (a made-up device
+ * in the tests, a CUDA GPU before its backend) its kind decides. */
+static uint64_t device_workspace(const qe_device *d, const qe_config *cfg, size_t T, int threads) {
+    if (d->backend) return d->backend->workspace_bytes(d, cfg, T, threads);
+    if (d->kind == QE_DEV_CUDA || d->kind == QE_DEV_VULKAN)
+        return qe_plan_workspace_bytes(cfg, T, threads);
     return qe_plan_cpu_workspace_bytes(cfg, T, threads);
+}
+
+static uint64_t device_embed(const qe_device *d, const qe_config *cfg, qe_dtype dt) {
+    return d->backend ? d->backend->embed_bytes(cfg, dt) : qe_plan_embed_bytes(cfg, dt);
+}
+
+static int is_gpu(const qe_device *d) {
+    return d->is_gpu || d->kind == QE_DEV_CUDA || d->kind == QE_DEV_VULKAN;
 }
 
 uint64_t qe_plan_embed_bytes(const qe_config *cfg, qe_dtype dt) {
@@ -74,7 +86,7 @@ static int device_order(const qe_devices *devs, qembed_compute_units u, int *ord
     int n = 0;
     if (u == QEMBED_UNITS_ALL || u == QEMBED_UNITS_CPU_AND_GPU) {
         for (int i = 0; i < devs->n; i++)
-            if (devs->dev[i].kind == QE_DEV_CUDA && devs->dev[i].can_compute) order[n++] = i;
+            if (is_gpu(&devs->dev[i]) && devs->dev[i].can_compute) order[n++] = i;
         for (int i = 0; i < devs->n; i++)
             if (devs->dev[i].kind == QE_DEV_SIM_ACCEL && devs->dev[i].can_compute) order[n++] = i;
     }
@@ -119,17 +131,16 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
     for (int i = 0; i < devs->n; i++) {
         const qe_device *d = &devs->dev[i];
         char b[32];
-        QE_INFO(lg, "device: %s (%s); budget %s (%s)%s", d->name, d->detail,
+        QE_INFO(lg, "device: %s (%s); budget %s (%s)%s%s", d->name, d->detail,
                 qe_fmt_bytes(d->budget, b, sizeof b), d->budget_src ? d->budget_src : "given",
-                d->can_compute ? "" : "; no backend in this build: holds no layers");
+                d->can_compute ? "" : "; holds no layers: ",
+                d->can_compute ? "" : (d->unused_why[0] ? d->unused_why : "no backend in this build"));
     }
 
     int n_cuda = 0, n_cuda_usable = 0, n_sim = 0;
     for (int i = 0; i < devs->n; i++) {
-        if (devs->dev[i].kind == QE_DEV_CUDA) {
-            n_cuda++;
-            n_cuda_usable += devs->dev[i].can_compute;
-        }
+        if (devs->dev[i].kind == QE_DEV_CUDA) n_cuda++;
+        if (is_gpu(&devs->dev[i])) n_cuda_usable += devs->dev[i].can_compute;
         if (devs->dev[i].kind == QE_DEV_SIM_ACCEL) n_sim++;
     }
     if (units == QEMBED_UNITS_CPU_AND_NE)
@@ -157,7 +168,7 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
     const size_t T = params->max_batch_tokens ? params->max_batch_tokens : DEFAULT_MAX_BATCH_TOKENS;
     const int threads = threads_for(params);
     /* Workspace of the preferred device, for the messages. */
-    const uint64_t W = device_workspace(devs->dev[order[0]].kind, cfg, T, threads);
+    const uint64_t W = device_workspace(&devs->dev[order[0]], cfg, T, threads);
     const uint64_t whole = W + eb + (uint64_t)L * lb + nb;
     char b1[32], b2[32], b3[32], b4[32];
 
@@ -169,8 +180,16 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
     char skipped[512] = "";
     for (int oi = 0; oi < n_order && layer < L; oi++) {
         const qe_device *d = &devs->dev[order[oi]];
-        const uint64_t Wd = device_workspace(d->kind, cfg, T, threads);
-        uint64_t base = Wd + (layer == 0 ? eb : 0);
+        char why[160] = "";
+        if (d->backend && !d->backend->supports(d, cfg, dt, T, why, sizeof why)) {
+            QE_WARN(lg, "%s cannot run this model: %s; it holds no layers", d->name, why);
+            appendf(skipped, sizeof skipped, "%s%s cannot run this model (%s)",
+                    skipped[0] ? "; " : "", d->name, why);
+            continue;
+        }
+        const uint64_t Wd = device_workspace(d, cfg, T, threads);
+        const uint64_t ebd = device_embed(d, cfg, dt);
+        uint64_t base = Wd + (layer == 0 ? ebd : 0);
         uint64_t room = d->budget > base ? d->budget - base : 0;
         int k = 0;
         if (d->budget > base) {
@@ -196,7 +215,7 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
         snprintf(s->device_name, sizeof s->device_name, "%s", d->name);
         s->has_embed = layer == 0;
         s->has_final_norm = layer + k == L;
-        s->weight_bytes = (uint64_t)k * lb + (s->has_embed ? eb : 0) + (s->has_final_norm ? nb : 0);
+        s->weight_bytes = (uint64_t)k * lb + (s->has_embed ? ebd : 0) + (s->has_final_norm ? nb : 0);
         s->work_bytes = Wd;
         layer += k;
     }
@@ -253,6 +272,11 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
                 qe_fmt_bytes(s->weight_bytes, b1, sizeof b1),
                 qe_fmt_bytes(s->work_bytes, b2, sizeof b2), holds);
     }
+    /* Devices that hold nothing because they cannot compute, and why. */
+    for (int i = 0; i < devs->n; i++)
+        if (!devs->dev[i].can_compute)
+            appendf(t, ts, "  unused: %s: %s\n", devs->dev[i].name,
+                    devs->dev[i].unused_why[0] ? devs->dev[i].unused_why : "no backend in this build");
     /* Log line by line (the callback takes one line each). */
     const char *p = t;
     while (*p) {

@@ -360,7 +360,22 @@ static void test_discovery(void) {
     CHECK(sims == 0, "sim-accel present without being asked");
     char names[8][128];
     uint64_t fr[8], tot[8];
-    CHECK(d.n == 1 + qe_cuda_count(names, fr, tot, 8), "device count");
+    /* Vulkan devices (when a driver is installed) are named vulkanN (<name>);
+     * a software one computes only with QEMBED_VULKAN_SOFTWARE=1 and says so. */
+    int n_vk = 0;
+    const char *sw = getenv("QEMBED_VULKAN_SOFTWARE");
+    for (int i = 0; i < d.n; i++) {
+        const qe_device *v = &d.dev[i];
+        if (v->kind != QE_DEV_VULKAN) continue;
+        char want[32];
+        snprintf(want, sizeof want, "vulkan%d (", n_vk);
+        CHECK(!strncmp(v->name, want, strlen(want)), "vulkan device name '%s'", v->name);
+        if (strstr(v->detail, "software") && !(sw && !strcmp(sw, "1")))
+            CHECK(!v->can_compute && strstr(v->unused_why, "QEMBED_VULKAN_SOFTWARE=1"),
+                  "a software Vulkan device is unused unless asked for: '%s'", v->unused_why);
+        n_vk++;
+    }
+    CHECK(d.n == 1 + qe_cuda_count(names, fr, tot, 8) + n_vk, "device count");
 
     p.cpu_memory_limit = 5 * GiB;
     p.sim_accel_memory = 3 * GiB;

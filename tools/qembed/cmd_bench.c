@@ -478,7 +478,20 @@ int cmd_bench(int argc, char **argv) {
     printf("model    %s  %s  %d layers  hidden %d  heads %d/%d x %d  ffn %d  %.2f GB weights%s\n",
            in.name, in.dtype, in.n_layers, in.hidden_size, in.n_heads, in.n_kv_heads, in.head_dim,
            in.intermediate_size, w_bytes * 1e-9, in.synthetic ? "  (synthetic)" : "");
-    printf("mode     %s activations\n\n", exact ? "f32 (exact)" : "bf16");
+    /* Which device ran which layers: every figure below is for this placement. */
+    const char *placement = qembed_model_placement(m);
+    int on_vulkan = strstr(placement, " vulkan") != NULL;
+    for (const char *pl = placement; *pl;) {
+        const char *nl = strchr(pl, '\n');
+        int len = nl ? (int)(nl - pl) : (int)strlen(pl);
+        if (len > 2 && pl[0] == ' ' && pl[2] >= '0' && pl[2] <= '9')
+            printf("device   %.*s\n", len - 2, pl + 2);
+        pl += len + (nl ? 1 : 0);
+    }
+    if (on_vulkan)
+        printf("         (layers on a Vulkan device: the peak and the achieved percentages below are "
+               "the CPU's; on a software device such as lavapipe the figures only show the path works)\n");
+    printf("mode     %s activations\n\n", on_vulkan ? "f32 on the Vulkan device," : exact ? "f32 (exact)" : "bf16");
     printf("%-30s %s\n", "figure", "value");
     if (cs.ok)
         printf("%-30s %.3f s  (load %.3f, warm-up %.3f, first vector %.3f; rest is process start)\n",
@@ -530,6 +543,7 @@ int cmd_bench(int argc, char **argv) {
         cJSON_AddNumberToObject(mach, "peak_compute_gflops", pk.compute_gflops);
         cJSON_AddNumberToObject(mach, "dram_read_gbs", pk.dram_read_gbs);
         cJSON_AddNumberToObject(mach, "dram_read_hugepage_gbs", pk.dram_read_hugepage_gbs);
+        cJSON_AddStringToObject(root, "placement", placement);
         cJSON *mo = cJSON_AddObjectToObject(root, "model");
         cJSON_AddStringToObject(mo, "name", in.name);
         cJSON_AddStringToObject(mo, "dtype", in.dtype);
