@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-COPY = ["CMakeLists.txt", "include", "src", "server", "tools", "python"]
+COPY = ["CMakeLists.txt", "cmake", "include", "src", "server", "tools", "python"]
 
 
 def test_pip_install_into_a_venv(model_dir):
