@@ -258,17 +258,25 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
     size_t ts = sizeof out->table;
     appendf(t, ts, "placement (compute units %s, %zu batch tokens, layer %s):\n", uname, T,
             qe_fmt_bytes(lb, b1, sizeof b1));
-    appendf(t, ts, "  %-7s %-9s %-26s %12s %12s  %s\n", "segment", "layers", "device", "weights",
+    /* The device column is as wide as the longest name ("vulkan0 (<device name>)"). */
+    int dw = 26;
+    for (int i = 0; i < out->n_segments; i++)
+        if ((int)strlen(out->seg[i].device_name) > dw) dw = (int)strlen(out->seg[i].device_name);
+    appendf(t, ts, "  %-7s %-9s %-*s %12s %12s  %s\n", "segment", "layers", dw, "device", "weights",
             "workspace", "holds");
     for (int i = 0; i < out->n_segments; i++) {
         const qe_plan_segment *s = &out->seg[i];
         char layers[24];
         snprintf(layers, sizeof layers, "%d-%d", s->first_layer, s->end_layer - 1);
-        char holds[64] = "";
-        appendf(holds, sizeof holds, "%d layer%s%s%s", s->end_layer - s->first_layer,
+        /* A backend that holds no embedding (embed_bytes 0) leaves the lookup on the host. */
+        const int host_embed = s->has_embed && device_embed(&devs->dev[s->device], cfg, dt) == 0;
+        char holds[96] = "";
+        appendf(holds, sizeof holds, "%d layer%s%s%s%s", s->end_layer - s->first_layer,
                 s->end_layer - s->first_layer == 1 ? "" : "s",
-                s->has_embed ? " + embedding" : "", s->has_final_norm ? " + final norm" : "");
-        appendf(t, ts, "  %-7d %-9s %-26s %12s %12s  %s\n", i, layers, s->device_name,
+                s->has_embed && !host_embed ? " + embedding" : "",
+                s->has_final_norm ? " + final norm" : "",
+                host_embed ? "; embedding lookup on the host" : "");
+        appendf(t, ts, "  %-7d %-9s %-*s %12s %12s  %s\n", i, layers, dw, s->device_name,
                 qe_fmt_bytes(s->weight_bytes, b1, sizeof b1),
                 qe_fmt_bytes(s->work_bytes, b2, sizeof b2), holds);
     }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/vulkan/vk_backend.h"
 #include "backend/vulkan/vk_internal.h"
 #include "backend/vulkan/vk_loader.h"
 #include "check.h"
@@ -250,10 +251,61 @@ static void test_long(const char *dir) {
         for (size_t k = 0; k < n; k++) ids[k] = (int32_t)((k * 7919u + 13u) % 151000u);
         float *a = malloc((size_t)H * 4), *b = malloc((size_t)H * 4);
         const int32_t *ip[1] = {ids};
-        CHECK(embed(g, ip, &n, 1, a) && embed(c, ip, &n, 1, b), "long: embed");
-        double cs = cosine(a, b, H);
-        CHECK(cs >= 0.99999, "long input %zu tokens: cosine %.8f vulkan vs cpu", n, cs);
-        printf("long: %zu tokens, cosine %.8f\n", n, cs);
+        CHECK(embed(c, ip, &n, 1, b), "long: embed on the cpu");
+        /* One context, ten batches: the device holds what the planner planned
+         * for the segment (weights + workspace), and the hot path allocates
+         * nothing (the counts, which only grow, are the same after the first
+         * batch and after the tenth). Batches 2-9 are short ones of other
+         * shapes (the long one costs ~20 s on lavapipe); the tenth is the long
+         * one again, which also reuses the first one's descriptor sets. */
+        qembed_ctx *ctx = NULL;
+        qembed_error e;
+        CHECK(qembed_ctx_create(g, NULL, &ctx, &e) == QEMBED_OK, "long: ctx: %s", e.message);
+        qe_vk_stats s1 = {0}, s10 = {0};
+        float *sh = malloc(3 * (size_t)H * 4);
+        for (int it = 0; ctx && sh && it < 10; it++) {
+            int ok;
+            if (it == 0 || it == 9) {
+                ok = qembed_ctx_embed_tokens(ctx, ip, &n, 1, NULL, a, &e) == QEMBED_OK;
+            } else {
+                const int32_t *sp[3] = {ids + it, ids + 100 * it, ids + 7};
+                size_t sl[3] = {(size_t)(3 + it), (size_t)(40 * it), 200};
+                ok = qembed_ctx_embed_tokens(ctx, sp, sl, (size_t)(1 + it % 3), NULL, sh, &e) ==
+                     QEMBED_OK;
+            }
+            CHECK(ok, "long: batch %d on vulkan0: %s", it + 1, e.message);
+            if (!ok) break;
+            if (it == 0) {
+                double cs = cosine(a, b, H);
+                CHECK(cs >= 0.99999, "long input %zu tokens: cosine %.8f vulkan vs cpu", n, cs);
+                printf("long: %zu tokens, cosine %.8f\n", n, cs);
+                qe_vk_seg_stats(g->seg_state[0], &s1);
+            }
+            if (it == 9) qe_vk_seg_stats(g->seg_state[0], &s10);
+        }
+        free(sh);
+        qembed_ctx_free(ctx);
+        const uint64_t planned = g->plan.seg[0].weight_bytes + g->plan.seg[0].work_bytes;
+        printf("long: device memory allocated %llu bytes in %llu allocations; planned %llu "
+               "(weights %llu + workspace %llu); after the 10th batch %llu bytes, %llu "
+               "allocations; descriptor sets written %llu after batch 1, %llu after batch 10\n",
+               (unsigned long long)s1.bytes, (unsigned long long)s1.allocs,
+               (unsigned long long)planned, (unsigned long long)g->plan.seg[0].weight_bytes,
+               (unsigned long long)g->plan.seg[0].work_bytes, (unsigned long long)s10.bytes,
+               (unsigned long long)s10.allocs, (unsigned long long)s1.desc_writes,
+               (unsigned long long)s10.desc_writes);
+        CHECK(s1.bytes > 0 && s1.allocs > 0, "long: the device counted no allocation");
+        CHECK(s1.bytes <= planned, "long: %llu device bytes allocated > %llu planned",
+              (unsigned long long)s1.bytes, (unsigned long long)planned);
+        CHECK(s10.bytes == s1.bytes && s10.allocs == s1.allocs,
+              "long: the hot path allocated device memory (%llu B in %llu after batch 1, %llu B "
+              "in %llu after batch 10)", (unsigned long long)s1.bytes,
+              (unsigned long long)s1.allocs, (unsigned long long)s10.bytes,
+              (unsigned long long)s10.allocs);
+        /* The same batch shape again reuses the descriptor sets of the first. */
+        CHECK(s1.desc_writes > 0 && s10.desc_writes == s1.desc_writes,
+              "long: descriptor sets rewritten in the hot path (%llu after batch 1, %llu after "
+              "batch 10)", (unsigned long long)s1.desc_writes, (unsigned long long)s10.desc_writes);
         free(ids);
         free(a);
         free(b);

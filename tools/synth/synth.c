@@ -41,10 +41,12 @@ typedef struct preset {
 } preset;
 
 /* Shapes of the real Qwen3-Embedding checkpoints (see shared/README.md);
- * tiny is the shared test model's shape. */
+ * tiny is the shared test model's shape; 0.6b-2l is the 0.6B's widths with 2
+ * of its 28 layers (every shape a kernel sees, at a CI-sized cost). */
 static const preset PRESETS[] = {
     {"tiny", 64, 2, 4, 2, 16, 192, 151669, 32768, 1e6, 1e-6, 1},
     {"0.6b", 1024, 28, 16, 8, 128, 3072, 151669, 32768, 1e6, 1e-6, 1},
+    {"0.6b-2l", 1024, 2, 16, 8, 128, 3072, 151669, 32768, 1e6, 1e-6, 1},
     {"4b", 2560, 36, 32, 8, 128, 9728, 151669, 40960, 1e6, 1e-6, 1},
 };
 
@@ -632,12 +634,13 @@ static void write_manifest(const opts *o, const tensor_spec *t, size_t n, int n_
 }
 
 static void usage(FILE *f) {
-    fputs("usage: qembed-synth --preset tiny|0.6b|4b -o DIR [options]\n"
+    fputs("usage: qembed-synth --preset tiny|0.6b|0.6b-2l|4b -o DIR [options]\n"
           "\n"
           "Writes a deterministic random-weight Qwen3-Embedding checkpoint in Hugging Face layout.\n"
           "Its vectors carry no meaning: it is for tests and benchmarks.\n"
           "\n"
-          "  -p, --preset NAME      tiny (hidden 64, 2 layers), 0.6b or 4b (the real model shapes)\n"
+          "  -p, --preset NAME      tiny (hidden 64, 2 layers), 0.6b or 4b (the real model shapes),\n"
+          "                         0.6b-2l (the 0.6b widths, 2 layers)\n"
           "  -o, --output DIR       directory to write (created if missing)\n"
           "  -s, --seed N           RNG seed (default 20250605)\n"
           "  -d, --dtype T          bf16 (default), f16 or f32\n"
@@ -685,7 +688,7 @@ int main(int argc, char **argv) {
             for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++)
                 if (!strcmp(optarg, PRESETS[i].name)) o.p = &PRESETS[i];
             if (!o.p) {
-                fprintf(stderr, "qembed-synth: unknown preset \"%s\" (expected tiny, 0.6b or 4b)\n", optarg);
+                fprintf(stderr, "qembed-synth: unknown preset \"%s\" (expected tiny, 0.6b, 0.6b-2l or 4b)\n", optarg);
                 return 1;
             }
             break;

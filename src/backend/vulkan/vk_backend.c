@@ -251,6 +251,17 @@ static qembed_status vk_seg_load(const qe_device *dev, const qe_fwd_weights *fw,
     return QEMBED_OK;
 }
 
+void qe_vk_seg_stats(const void *seg, qe_vk_stats *out) {
+    const vk_seg *s = seg;
+    memset(out, 0, sizeof *out);
+    if (!s || !s->vk) return;
+    pthread_mutex_lock(&s->vk->lock);
+    out->bytes = s->vk->allocated;
+    out->allocs = s->vk->n_allocs;
+    out->desc_writes = s->vk->n_desc_writes;
+    pthread_mutex_unlock(&s->vk->lock);
+}
+
 /* ---- context level: the workspace ---- */
 
 typedef struct vk_work {
@@ -268,7 +279,11 @@ static void vk_work_free(void *p) {
     qe_vk *vk = w->seg->vk;
     qe_vk_buf *all[] = {&w->x, &w->xn, &w->q, &w->k, &w->v, &w->gate,
                         &w->up, &w->cs, &w->sn, &w->pos, &w->sst};
+    /* Under the lock: freeing a buffer empties the device's descriptor cache,
+     * which another context on this segment may be using. */
+    pthread_mutex_lock(&vk->lock);
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) qe_vk_buf_free(vk, all[i]);
+    pthread_mutex_unlock(&vk->lock);
     free(w->pos_h);
     free(w->sst_h);
     free(w->regions);
@@ -444,5 +459,10 @@ int qe_vk_discover(const qembed_model_params *params, const qe_logger *lg, qe_de
 }
 
 const qe_backend qe_backend_vulkan = {.api_version = QE_BACKEND_API_VERSION, .name = "vulkan"};
+
+void qe_vk_seg_stats(const void *seg, qe_vk_stats *out) {
+    (void)seg;
+    memset(out, 0, sizeof *out);
+}
 
 #endif

@@ -16,4 +16,14 @@
 /* Appends the Vulkan devices to `out`; returns how many it found. */
 int qe_vk_discover(const qembed_model_params *params, const qe_logger *lg, qe_devices *out);
 
+/* What a Vulkan segment's device handle (the model-level state seg_load
+ * returned) has done so far, each counted up only: device memory allocated
+ * (weights, every context's workspace, staging) in bytes and calls, and
+ * descriptor sets written. For the tests that hold the device to the plan and
+ * the hot path to no allocation and no re-binding. All 0 for a NULL segment. */
+typedef struct qe_vk_stats {
+    uint64_t bytes, allocs, desc_writes;
+} qe_vk_stats;
+void qe_vk_seg_stats(const void *seg, qe_vk_stats *out);
+
 #endif

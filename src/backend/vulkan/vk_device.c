@@ -14,6 +14,14 @@
 #define STAGING_BYTES ((uint64_t)16 << 20)
 #define DESC_SETS 4096
 #define MAX_BINDINGS 5
+#define DCACHE_SLOTS (2 * DESC_SETS) /* a power of two; at most half full */
+
+/* One cached descriptor set: pipeline and buffer handles -> set. */
+typedef struct qe_vk_dset {
+    int pipe; /* -1: empty slot */
+    VkBuffer bufs[MAX_BINDINGS];
+    VkDescriptorSet set;
+} qe_vk_dset;
 
 int qe_vk_list(qe_vk_info *out, int max) {
     VkInstance inst;
@@ -140,6 +148,7 @@ static qembed_status buf_create(qe_vk *vk, uint64_t bytes, int host, qe_vk_buf *
     VK_TRY(f->vkBindBufferMemory(vk->dev, b->buf, b->mem, 0), "vkBindBufferMemory");
     b->size = bytes;
     vk->allocated += req.size;
+    vk->n_allocs++;
     return QEMBED_OK;
 }
 
@@ -147,8 +156,11 @@ qembed_status qe_vk_buf_create(qe_vk *vk, uint64_t bytes, qe_vk_buf *b, qembed_e
     return buf_create(vk, bytes, 0, b, err);
 }
 
+static void dcache_clear(qe_vk *vk);
+
 void qe_vk_buf_free(qe_vk *vk, qe_vk_buf *b) {
     if (!vk || !b) return;
+    if (b->buf) dcache_clear(vk); /* sets naming it are stale; the handle may come back */
     if (b->buf) F()->vkDestroyBuffer(vk->dev, b->buf, NULL);
     if (b->mem) F()->vkFreeMemory(vk->dev, b->mem, NULL);
     memset(b, 0, sizeof *b);
@@ -264,6 +276,9 @@ static qembed_status open_device(qe_vk *vk, int index, qembed_error *err) {
                                       .pPoolSizes = &ps};
     VK_TRY(f->vkCreateDescriptorPool(vk->dev, &dpi, NULL, &vk->desc_pool), "vkCreateDescriptorPool");
     vk->desc_cap = DESC_SETS;
+    vk->dcache = malloc(DCACHE_SLOTS * sizeof *vk->dcache);
+    QE_FAIL_IF(!vk->dcache, err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
+    for (int i = 0; i < DCACHE_SLOTS; i++) vk->dcache[i].pipe = -1;
     QE_TRY(build_pipelines(vk, err));
     QE_TRY(buf_create(vk, STAGING_BYTES, 1, &vk->staging, err));
     VK_TRY(f->vkMapMemory(vk->dev, vk->staging.mem, 0, VK_WHOLE_SIZE, 0, &vk->staging_map),
@@ -303,6 +318,7 @@ void qe_vk_close(qe_vk *vk) {
         f->vkDestroyDevice(vk->dev, NULL);
     }
     pthread_mutex_destroy(&vk->lock);
+    free(vk->dcache);
     free(vk);
 }
 
@@ -311,8 +327,6 @@ void qe_vk_close(qe_vk *vk) {
 qembed_status qe_vk_begin(qe_vk *vk, qembed_error *err) {
     const qe_vk_fns *f = F();
     QE_FAIL_IF(vk->lost, err, QEMBED_ERR_INTERNAL, "vulkan: %s was lost earlier", vk->info.name);
-    VK_TRY(f->vkResetDescriptorPool(vk->dev, vk->desc_pool, 0), "vkResetDescriptorPool");
-    vk->desc_used = 0;
     VK_TRY(f->vkResetCommandBuffer(vk->cmd, 0), "vkResetCommandBuffer");
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
@@ -350,11 +364,77 @@ static void barrier(qe_vk *vk) {
                               NULL);
 }
 
-/* A recording that runs out of descriptor sets is submitted and continued. */
-static qembed_status flush_if_full(qe_vk *vk, qembed_error *err) {
-    if (vk->desc_used < vk->desc_cap) return QEMBED_OK;
-    QE_TRY(qe_vk_submit(vk, err));
-    return qe_vk_begin(vk, err);
+/* Drops every cached descriptor set (the pool is reset). Not while a
+ * recording that uses them is pending: callers are outside a recording or
+ * have just submitted it. */
+static void dcache_clear(qe_vk *vk) {
+    if (!vk->dcache || !vk->desc_pool || vk->desc_used == 0) return;
+    F()->vkResetDescriptorPool(vk->dev, vk->desc_pool, 0);
+    vk->desc_used = 0;
+    for (int i = 0; i < DCACHE_SLOTS; i++) vk->dcache[i].pipe = -1;
+}
+
+static uint32_t dcache_slot(int pipe, const qe_vk_buf *const *bufs, int n) {
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)pipe;
+    for (int i = 0; i < n; i++) {
+        uint64_t v = 0;
+        memcpy(&v, &bufs[i]->buf, sizeof bufs[i]->buf < sizeof v ? sizeof bufs[i]->buf : sizeof v);
+        h = (h ^ v) * 1099511628211ull;
+        h ^= h >> 29;
+    }
+    return (uint32_t)h & (DCACHE_SLOTS - 1);
+}
+
+/* The descriptor set of `pipe` over `bufs`: cached, or allocated and written
+ * once. A full pool submits what is recorded, empties the cache and goes on
+ * recording. */
+static qembed_status dset_get(qe_vk *vk, qe_vk_pipe pipe, const qe_vk_buf *const *bufs, int n,
+                              VkDescriptorSet *out, qembed_error *err) {
+    const qe_vk_fns *f = F();
+    uint32_t i = dcache_slot((int)pipe, bufs, n);
+    for (;; i = (i + 1) & (DCACHE_SLOTS - 1)) {
+        const qe_vk_dset *d = &vk->dcache[i];
+        if (d->pipe < 0) break;
+        if (d->pipe != (int)pipe) continue;
+        int same = 1;
+        for (int b = 0; b < n && same; b++) same = !memcmp(&d->bufs[b], &bufs[b]->buf, sizeof d->bufs[b]);
+        if (same) {
+            *out = d->set;
+            return QEMBED_OK;
+        }
+    }
+    if (vk->desc_used >= vk->desc_cap) {
+        QE_TRY(qe_vk_submit(vk, err));
+        dcache_clear(vk);
+        QE_TRY(qe_vk_begin(vk, err));
+        i = dcache_slot((int)pipe, bufs, n);
+    }
+    VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                      .descriptorPool = vk->desc_pool,
+                                      .descriptorSetCount = 1,
+                                      .pSetLayouts = &vk->dsl[pipe]};
+    VkDescriptorSet set;
+    VK_TRY(f->vkAllocateDescriptorSets(vk->dev, &ai, &set), "vkAllocateDescriptorSets");
+    vk->desc_used++;
+    vk->n_desc_writes++;
+    VkDescriptorBufferInfo bi[MAX_BINDINGS];
+    VkWriteDescriptorSet wr[MAX_BINDINGS];
+    qe_vk_dset *d = &vk->dcache[i];
+    d->pipe = (int)pipe;
+    d->set = set;
+    for (int b = 0; b < n; b++) {
+        d->bufs[b] = bufs[b]->buf;
+        bi[b] = (VkDescriptorBufferInfo){.buffer = bufs[b]->buf, .offset = 0, .range = VK_WHOLE_SIZE};
+        wr[b] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                       .dstSet = set,
+                                       .dstBinding = (uint32_t)b,
+                                       .descriptorCount = 1,
+                                       .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                       .pBufferInfo = &bi[b]};
+    }
+    f->vkUpdateDescriptorSets(vk->dev, (uint32_t)n, wr, 0, NULL);
+    *out = set;
+    return QEMBED_OK;
 }
 
 qembed_status qe_vk_dispatch(qe_vk *vk, qe_vk_pipe pipe, const qe_vk_buf *const *bufs, int n_bufs,
@@ -370,26 +450,8 @@ qembed_status qe_vk_dispatch(qe_vk *vk, qe_vk_pipe pipe, const qe_vk_buf *const 
                shaders[pipe].name, gx, gy, vk->info.name, vk->info.max_groups[0],
                vk->info.max_groups[1]);
     if (gx == 0 || gy == 0) return QEMBED_OK;
-    QE_TRY(flush_if_full(vk, err));
-    VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-                                      .descriptorPool = vk->desc_pool,
-                                      .descriptorSetCount = 1,
-                                      .pSetLayouts = &vk->dsl[pipe]};
     VkDescriptorSet set;
-    VK_TRY(f->vkAllocateDescriptorSets(vk->dev, &ai, &set), "vkAllocateDescriptorSets");
-    vk->desc_used++;
-    VkDescriptorBufferInfo bi[MAX_BINDINGS];
-    VkWriteDescriptorSet wr[MAX_BINDINGS];
-    for (int i = 0; i < n_bufs; i++) {
-        bi[i] = (VkDescriptorBufferInfo){.buffer = bufs[i]->buf, .offset = 0, .range = VK_WHOLE_SIZE};
-        wr[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-                                       .dstSet = set,
-                                       .dstBinding = (uint32_t)i,
-                                       .descriptorCount = 1,
-                                       .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                       .pBufferInfo = &bi[i]};
-    }
-    f->vkUpdateDescriptorSets(vk->dev, (uint32_t)n_bufs, wr, 0, NULL);
+    QE_TRY(dset_get(vk, pipe, bufs, n_bufs, &set, err));
     f->vkCmdBindPipeline(vk->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, vk->pipe[pipe]);
     f->vkCmdBindDescriptorSets(vk->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, vk->layout[pipe], 0, 1, &set,
                                0, NULL);

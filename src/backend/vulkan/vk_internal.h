@@ -64,8 +64,15 @@ struct qe_vk {
     VkCommandPool cmd_pool;
     VkCommandBuffer cmd;
     VkFence fence;
+    /* Descriptor sets are cached by (pipeline, buffers) and reused across
+     * batches: every binding is a whole buffer (offsets go in push
+     * constants), so a segment's sets depend only on its weights and its
+     * contexts' workspaces. The cache is emptied (pool reset) when it is full
+     * and whenever a buffer is freed (a new buffer may reuse the handle). */
     VkDescriptorPool desc_pool;
     uint32_t desc_used, desc_cap;
+    struct qe_vk_dset *dcache;  /* (2 * desc_cap) open-addressing slots */
+    uint64_t n_desc_writes;     /* descriptor sets allocated and written, counted up */
     VkDescriptorSetLayout dsl[QE_VKP_COUNT];
     VkPipelineLayout layout[QE_VKP_COUNT];
     VkPipeline pipe[QE_VKP_COUNT];
@@ -75,7 +82,11 @@ struct qe_vk {
     int recording;
     int lost;                   /* a submit failed: the device is not used again */
     pthread_mutex_t lock;
-    uint64_t allocated;         /* device bytes allocated through qe_vk_buf_create */
+    /* What this device handle has allocated (vkAllocateMemory), counted up
+     * and never down, so an allocation in the hot path shows even when it is
+     * freed again: bytes and calls. Weights, workspaces and staging. */
+    uint64_t allocated;
+    uint64_t n_allocs;
 };
 
 /* Opens physical device `index`: logical device, queue, pipelines (the
