@@ -31,6 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * alone, without qembed_params_init (which sees every layer) behind the
      * header's inline constructor. */
     qembed_encode_options o = qe_encode_defaults();
+    o.size = sizeof o; /* what qembed_params_init sets; the internal defaults leave it 0 */
     o.add_special_tokens = data[0] & 1;
     o.parse_special = (data[0] >> 1) & 1;
     int skip = (data[0] >> 2) & 1;
