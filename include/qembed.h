@@ -276,6 +276,13 @@ static inline qembed_split_params qembed_split_default_params(void)
 QEMBED_API qembed_status qembed_model_split(const char *model, const char *out_dir,
                                             const qembed_split_params *params, qembed_error *err);
 
+/* Writes `model` (anything qembed_model_load accepts) as one GGUF v3 file
+ * `out`: qwen3 metadata, the tokenizer (tokenizer.ggml.*), and the weights in
+ * `type`: "q8_0", "bf16", "f16" or "f32" (norm vectors stay f32). The file
+ * loads as a model anywhere a model is accepted. */
+QEMBED_API qembed_status qembed_model_quantize(const char *model, const char *out, const char *type,
+                                               qembed_error *err);
+
 /* ------------------------------------------------------------------------- */
 /* Context and embedding                                                     */
 /* ------------------------------------------------------------------------- */
