@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/kernels.h"
 #include "embed/embed.h"
 #include "model/gguf.h"
 #include "tokenizer/tokenizer_internal.h"
@@ -54,7 +55,7 @@ static void kv_bool(wr *w, const char *k, int v) {
 static float load_elem(const qe_tensor *t, uint64_t i) {
     switch (t->dtype) {
     case QE_F32: return ((const float *)t->data)[i];
-    case QE_F16: return (float)((const _Float16 *)t->data)[i];
+    case QE_F16: return qe_f16_to_f32(((const uint16_t *)t->data)[i]);
     case QE_BF16: {
         uint32_t b = (uint32_t)((const uint16_t *)t->data)[i] << 16;
         float f;
@@ -63,20 +64,6 @@ static float load_elem(const qe_tensor *t, uint64_t i) {
     }
     }
     return 0;
-}
-
-static uint16_t to_bf16(float f) {
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x40); /* NaN stays NaN */
-    b += 0x7fffu + ((b >> 16) & 1); /* round to nearest even */
-    return (uint16_t)(b >> 16);
-}
-static uint16_t to_f16(float f) {
-    _Float16 h = (_Float16)f;
-    uint16_t b;
-    memcpy(&b, &h, 2);
-    return b;
 }
 
 typedef struct wt {
@@ -100,7 +87,7 @@ static void put_tensor(wr *w, const wt *x) {
             }
             float d = amax / 127.f, id = d ? 1.f / d : 0.f;
             uint8_t blk[34];
-            uint16_t dh = to_f16(d);
+            uint16_t dh = qe_f32_to_f16(d);
             memcpy(blk, &dh, 2);
             for (int k = 0; k < 32; k++) blk[2 + k] = (uint8_t)(int8_t)lroundf(v[k] * id);
             put(w, blk, 34);
@@ -115,7 +102,7 @@ static void put_tensor(wr *w, const wt *x) {
             float f = load_elem(t, i + k);
             if (x->type == QE_GGML_F32) memcpy(buf + 4 * k, &f, 4);
             else {
-                uint16_t h = x->type == QE_GGML_BF16 ? to_bf16(f) : to_f16(f);
+                uint16_t h = x->type == QE_GGML_BF16 ? qe_f32_to_bf16(f) : qe_f32_to_f16(f);
                 memcpy(buf + 2 * k, &h, 2);
             }
         }

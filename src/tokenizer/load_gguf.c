@@ -34,7 +34,7 @@ static cJSON *byte_level(void) {
     return b;
 }
 
-static qembed_status from_gguf(const qe_gguf *g, const char *file, qembed_tokenizer **out, qembed_error *err) {
+qembed_status qe_tok_from_gguf(const qe_gguf *g, const char *file, qembed_tokenizer **out, qembed_error *err) {
     const char *s;
     size_t n;
     if (!qe_gguf_get_str(g, "tokenizer.ggml.model", &s, &n))
@@ -199,7 +199,7 @@ qembed_status qe_tok_load_gguf(const char *path, qembed_tokenizer **out, qembed_
     if (map == MAP_FAILED) QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot mmap: %s", path, strerror(e));
     qe_gguf *g = NULL;
     qembed_status st = qe_gguf_parse(map, size, path, &g, err);
-    if (st == QEMBED_OK) st = from_gguf(g, path, out, err);
+    if (st == QEMBED_OK) st = qe_tok_from_gguf(g, path, out, err);
     qe_gguf_free(g);
     munmap(map, size);
     return st;
