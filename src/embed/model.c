@@ -62,7 +62,7 @@ static void count_params(qembed_model *m) {
     uint64_t n = 0, b = 0;
     for (int i = 0; i < 2; i++) {
         n += tensor_elems(all[i]);
-        b += tensor_elems(all[i]) * qe_dtype_size(all[i]->dtype);
+        b += qe_dtype_bytes(all[i]->dtype, tensor_elems(all[i]));
     }
     for (int l = 0; l < m->w.n_layers; l++) {
         const qe_layer_weights *lw = &m->w.layers[l];
@@ -71,7 +71,7 @@ static void count_params(qembed_model *m) {
                                  &lw->w_gate,    &lw->w_up,     &lw->w_down};
         for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
             n += tensor_elems(ts[i]);
-            b += tensor_elems(ts[i]) * qe_dtype_size(ts[i]->dtype);
+            b += qe_dtype_bytes(ts[i]->dtype, tensor_elems(ts[i]));
         }
     }
     m->n_params = n;

@@ -52,19 +52,7 @@ static void kv_bool(wr *w, const char *k, int v) {
     put(w, &b, 1);
 }
 
-static float load_elem(const qe_tensor *t, uint64_t i) {
-    switch (t->dtype) {
-    case QE_F32: return ((const float *)t->data)[i];
-    case QE_F16: return qe_f16_to_f32(((const uint16_t *)t->data)[i]);
-    case QE_BF16: {
-        uint32_t b = (uint32_t)((const uint16_t *)t->data)[i] << 16;
-        float f;
-        memcpy(&f, &b, 4);
-        return f;
-    }
-    }
-    return 0;
-}
+static float load_elem(const qe_tensor *t, uint64_t i) { return qe_tensor_get_f32(t->data, t->dtype, (size_t)i); }
 
 typedef struct wt {
     char name[96];

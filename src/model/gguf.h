@@ -94,9 +94,8 @@ int qe_gguf_locate(const char *path, char *file, size_t file_size, qembed_error 
 
 /* Opens `path` (a .gguf) memory-mapped: checks every tensor qembed needs is
  * present with a supported type (naming the tensor and type otherwise) and
- * returns the checkpoint (HF names) and config. Q8_0 tensors are
- * dequantized to F16 at load (exact to f16 rounding), heap memory owned by
- * the checkpoint; F32/F16/BF16 stay views of the mapping. */
+ * returns the checkpoint (HF names) and config. Every tensor stays a view of
+ * the mapping, Q8_0 included (dtype QE_Q8_0: products on the int8 blocks). */
 qembed_status qe_gguf_open(const char *path, qe_checkpoint **ck, qe_config *cfg, qembed_error *err);
 
 #endif

@@ -15,8 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend/cpu/kernels.h" /* f16 conversions */
-
 static const qe_gguf_tensor *find_tensor(const qe_gguf *g, const char *name) {
     for (uint64_t i = 0; i < g->n_tensors; i++)
         if (!strcmp(g->tensors[i].name, name)) return &g->tensors[i];
@@ -219,17 +217,12 @@ qembed_status qe_gguf_open(const char *path, qe_checkpoint **out, qe_config *cfg
     }
     ts = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *ts);
     char(*names)[128] = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *names);
-    uint64_t q8_elems = 0;
-    for (uint64_t i = 0; i < g->n_tensors; i++)
-        if (g->tensors[i].type == QE_GGML_Q8_0) q8_elems += g->tensors[i].bytes / 34 * 32;
-    if (q8_elems) owned = malloc(q8_elems * 2);
-    if (!ts || !names || (q8_elems && !owned)) {
+    if (!ts || !names) {
         free(names);
         st = qe_error(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
         goto fail;
     }
     size_t n = 0;
-    uint16_t *dst = owned;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const qe_gguf_tensor *t = &g->tensors[i];
         if (!hf_name(t->name, names[n], sizeof names[n])) continue; /* output.weight, rope tables...: unused */
@@ -243,16 +236,9 @@ qembed_status qe_gguf_open(const char *path, qe_checkpoint **out, qe_config *cfg
         else x->shape[0] = t->ne[0];
         const uint8_t *src = (const uint8_t *)map + g->data_start + t->offset;
         if (t->type == QE_GGML_Q8_0) {
-            /* Dequantized once at load: d (f16) x q (int8), rounded to f16. */
-            uint64_t nb = t->bytes / 34;
-            for (uint64_t b = 0; b < nb; b++) {
-                const uint8_t *blk = src + b * 34;
-                float d = qe_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
-                for (int k = 0; k < 32; k++) dst[b * 32 + (uint64_t)k] = qe_f32_to_f16(d * (float)(int8_t)blk[2 + k]);
-            }
-            x->data = dst;
-            x->dtype = QE_F16;
-            dst += nb * 32;
+            /* as stored: products run on the int8 blocks (matmul_q8.c) */
+            x->data = src;
+            x->dtype = QE_Q8_0;
         } else {
             x->data = src;
             x->dtype = t->type == QE_GGML_F32 ? QE_F32 : t->type == QE_GGML_F16 ? QE_F16 : QE_BF16;
