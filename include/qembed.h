@@ -229,7 +229,7 @@ typedef struct qembed_model_info {
     char name[256];          /* the path or repo id as given */
     char resolved_path[1024];/* the directory actually loaded */
     char architecture[64];
-    char dtype[16];          /* "bf16", "f16", "f32" */
+    char dtype[16];          /* the embedding's: "bf16", "f16", "f32", or "q8_0" (a Q8_0 GGUF) */
     int hidden_size;
     int n_layers;
     int n_heads;

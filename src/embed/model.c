@@ -223,7 +223,7 @@ void qembed_model_get_info(const qembed_model *m, qembed_model_info *info) {
     snprintf(info->name, sizeof info->name, "%s", m->name);
     snprintf(info->resolved_path, sizeof info->resolved_path, "%s", m->resolved);
     snprintf(info->architecture, sizeof info->architecture, "%s", m->cfg.architecture);
-    /* "bf16", "f16", "f32", as the header documents */
+    /* "bf16", "f16", "f32" or "q8_0", as the header documents */
     snprintf(info->dtype, sizeof info->dtype, "%s", qe_dtype_name(m->w.embed.dtype));
     for (char *d = info->dtype; *d; d++) *d = (char)tolower((unsigned char)*d);
     info->hidden_size = m->cfg.hidden_size;
