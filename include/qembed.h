@@ -229,7 +229,7 @@ typedef struct qembed_model_info {
     char name[256];          /* the path or repo id as given */
     char resolved_path[1024];/* the directory actually loaded */
     char architecture[64];
-    char dtype[16];          /* "bf16", "f16", "f32" */
+    char dtype[16];          /* the embedding's: "bf16", "f16", "f32", or "q8_0" (a Q8_0 GGUF) */
     int hidden_size;
     int n_layers;
     int n_heads;
@@ -275,6 +275,13 @@ static inline qembed_split_params qembed_split_default_params(void)
  * files. `model` is anything qembed_model_load accepts. */
 QEMBED_API qembed_status qembed_model_split(const char *model, const char *out_dir,
                                             const qembed_split_params *params, qembed_error *err);
+
+/* Writes `model` (anything qembed_model_load accepts) as one GGUF v3 file
+ * `out`: qwen3 metadata, the tokenizer (tokenizer.ggml.*), and the weights in
+ * `type`: "q8_0", "bf16", "f16" or "f32" (norm vectors stay f32). The file
+ * loads as a model anywhere a model is accepted. */
+QEMBED_API qembed_status qembed_model_quantize(const char *model, const char *out, const char *type,
+                                               qembed_error *err);
 
 /* ------------------------------------------------------------------------- */
 /* Context and embedding                                                     */

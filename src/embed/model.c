@@ -8,6 +8,7 @@
 
 #include "common/params.h"
 #include "embed/embed.h"
+#include "model/gguf.h"
 #include "model/resolve.h"
 #include "model/segments.h"
 
@@ -61,7 +62,7 @@ static void count_params(qembed_model *m) {
     uint64_t n = 0, b = 0;
     for (int i = 0; i < 2; i++) {
         n += tensor_elems(all[i]);
-        b += tensor_elems(all[i]) * qe_dtype_size(all[i]->dtype);
+        b += qe_dtype_bytes(all[i]->dtype, tensor_elems(all[i]));
     }
     for (int l = 0; l < m->w.n_layers; l++) {
         const qe_layer_weights *lw = &m->w.layers[l];
@@ -70,7 +71,7 @@ static void count_params(qembed_model *m) {
                                  &lw->w_gate,    &lw->w_up,     &lw->w_down};
         for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
             n += tensor_elems(ts[i]);
-            b += tensor_elems(ts[i]) * qe_dtype_size(ts[i]->dtype);
+            b += qe_dtype_bytes(ts[i]->dtype, tensor_elems(ts[i]));
         }
     }
     m->n_params = n;
@@ -154,10 +155,22 @@ static qembed_status load_segments(qembed_model *m, qembed_error *err) {
 
 static qembed_status load(qembed_model *m, const char *path, qembed_error *err) {
     const qembed_model_params *p = &m->params;
-    QE_TRY(qe_resolve_model_path(path, m->resolved, sizeof m->resolved, err));
+    /* A .gguf file, or a folder holding exactly one, is a whole model:
+     * config from its metadata, tensors from its data region (gguf.c). */
+    char gguf[1024];
+    qembed_status gst;
+    int is_gguf = qe_gguf_locate(path, gguf, sizeof gguf, err, &gst);
+    QE_TRY(gst);
     char file[1200];
-    snprintf(file, sizeof file, "%s/config.json", m->resolved);
-    QE_TRY(qe_config_load(file, &m->cfg, err));
+    if (is_gguf) {
+        snprintf(m->resolved, sizeof m->resolved, "%s", gguf);
+        snprintf(file, sizeof file, "%s", gguf);
+        QE_TRY(qe_gguf_open(gguf, &m->ck, &m->cfg, err));
+    } else {
+        QE_TRY(qe_resolve_model_path(path, m->resolved, sizeof m->resolved, err));
+        snprintf(file, sizeof file, "%s/config.json", m->resolved);
+        QE_TRY(qe_config_load(file, &m->cfg, err));
+    }
 
     size_t cap = QE_DEFAULT_MAX_TOKENS;
     if ((size_t)m->cfg.max_position_embeddings < cap) cap = (size_t)m->cfg.max_position_embeddings;
@@ -172,14 +185,17 @@ static qembed_status load(qembed_model *m, const char *path, qembed_error *err) 
     QE_FAIL_IF(p->max_batch_tokens > (size_t)1 << 24, err, QEMBED_ERR_INVALID_ARGUMENT,
                "max_batch_tokens %zu is too large (at most 16777216)", p->max_batch_tokens);
 
-    /* tokenizer: a directory holding tokenizer.json (and tokenizer_config.json) */
+    /* tokenizer: a directory holding tokenizer.json (and tokenizer_config.json);
+     * for a GGUF, its own vocabulary (tokenizer.ggml.*) */
     QE_TRY(qembed_tokenizer_load(m->resolved, &m->tok, err));
     QE_TRY(probe_eos(m, err));
-    m->synthetic = read_synthetic(m->resolved);
+    if (!is_gguf) m->synthetic = read_synthetic(m->resolved);
 
     /* A split directory (qembed split) is validated segment by segment
      * (order, ranges, sizes, SHA-256) before any tensor is used. */
-    if (qe_segments_is_split_dir(m->resolved))
+    if (is_gguf)
+        ;
+    else if (qe_segments_is_split_dir(m->resolved))
         QE_TRY(qe_segments_open(m->resolved, !p->no_verify, &m->log, &m->ck, NULL, err));
     else
         QE_TRY(qe_checkpoint_open_dir(m->resolved, &m->ck, err));
@@ -246,7 +262,7 @@ void qembed_model_get_info(const qembed_model *m, qembed_model_info *info) {
     snprintf(info->name, sizeof info->name, "%s", m->name);
     snprintf(info->resolved_path, sizeof info->resolved_path, "%s", m->resolved);
     snprintf(info->architecture, sizeof info->architecture, "%s", m->cfg.architecture);
-    /* "bf16", "f16", "f32", as the header documents */
+    /* "bf16", "f16", "f32" or "q8_0", as the header documents */
     snprintf(info->dtype, sizeof info->dtype, "%s", qe_dtype_name(m->w.embed.dtype));
     for (char *d = info->dtype; *d; d++) *d = (char)tolower((unsigned char)*d);
     info->hidden_size = m->cfg.hidden_size;

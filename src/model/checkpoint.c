@@ -34,6 +34,7 @@ typedef struct ck_file {
     char *path;
     void *map;    /* the whole file, PROT_READ, MAP_PRIVATE */
     size_t size;
+    void *owned;  /* heap data some tensors point into (GGUF Q8_0 dequantized), or NULL */
 } ck_file;
 
 typedef struct ck_tensor {
@@ -57,6 +58,7 @@ void qe_checkpoint_free(qe_checkpoint *ck) {
     for (size_t i = 0; i < ck->n_tensors; i++) free((char *)ck->tensors[i].t.name);
     for (size_t i = 0; i < ck->n_files; i++) {
         if (ck->files[i].map) munmap(ck->files[i].map, ck->files[i].size);
+        free(ck->files[i].owned);
         free(ck->files[i].path);
     }
     free(ck->tensors);
@@ -372,6 +374,40 @@ oom:
     munmap(map, size);
     qe_safetensors_entries_free(ents, n);
     QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+}
+
+qembed_status qe_checkpoint_adopt(qe_checkpoint *ck, const char *path, void *map, size_t size, void *owned,
+                                  const qe_tensor *ts, size_t n, qembed_error *err) {
+    if (!ck || !path) QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qe_checkpoint_adopt: no checkpoint or path");
+    if (ck->n_tensors != 0 || ck->n_files != 0)
+        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "%s: a GGUF file is a whole model; it cannot join others", path);
+    ck->files = calloc(1, sizeof *ck->files);
+    ck->tensors = calloc(n ? n : 1, sizeof *ck->tensors);
+    char *pcopy = strdup(path);
+    ck->source = strdup(path);
+    if (!ck->files || !ck->tensors || !pcopy || !ck->source) {
+        free(pcopy);
+        QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+    }
+    ck->cap_files = 1;
+    ck->cap_tensors = n ? n : 1;
+    ck->files[0] = (ck_file){.path = pcopy, .map = map, .size = size, .owned = owned};
+    ck->n_files = 1;
+    for (size_t i = 0; i < n; i++) {
+        ck_tensor *t = &ck->tensors[ck->n_tensors];
+        t->t = ts[i];
+        t->file = 0;
+        t->t.name = strdup(ts[i].name);
+        if (!t->t.name) QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+        ck->n_tensors++;
+    }
+    ck->sorted = 0;
+    ensure_sorted(ck);
+    for (size_t i = 1; i < ck->n_tensors; i++)
+        if (!strcmp(ck->tensors[i - 1].t.name, ck->tensors[i].t.name))
+            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: tensor \"%.200s\" is given twice", path,
+                    ck->tensors[i].t.name);
+    return QEMBED_OK;
 }
 
 /* A shard name from index.json must be a plain file name in the model

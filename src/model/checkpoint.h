@@ -39,6 +39,13 @@ const char *qe_checkpoint_file_path(const qe_checkpoint *ck, size_t i);
  * pointers obtained earlier are invalid after it; bind weights after the last
  * file is added. The tensors themselves (data) stay mapped until free. */
 
+/* Takes over one mapping (munmap at free) and an optional heap block (free at
+ * free) with tensors already validated against them (a GGUF file, gguf.c);
+ * names are copied. Only into an empty checkpoint. On failure ownership has
+ * still moved: qe_checkpoint_free releases map and owned. */
+qembed_status qe_checkpoint_adopt(qe_checkpoint *ck, const char *path, void *map, size_t size, void *owned,
+                                  const qe_tensor *ts, size_t n, qembed_error *err);
+
 /* One tensor as declared by a safetensors header, already validated against
  * the file: begin/end are offsets into the data region (file offset
  * data_start + begin), end - begin == numel * dtype size, inside the file,

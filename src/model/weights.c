@@ -139,7 +139,7 @@ uint64_t qe_layer_elems(const qe_config *cfg) {
 }
 
 uint64_t qe_layer_bytes(const qe_config *cfg, qe_dtype dt) {
-    return cfg ? qe_layer_elems(cfg) * qe_dtype_size(dt) : 0;
+    return cfg ? qe_dtype_bytes(dt, qe_layer_elems(cfg)) : 0;
 }
 
 uint64_t qe_layer_bytes_bound(const qe_layer_weights *L) {
@@ -154,7 +154,7 @@ uint64_t qe_tensor_bytes(const qe_tensor *t) {
     if (!t || !t->data) return 0;
     uint64_t n = 1;
     for (int d = 0; d < t->ndim; d++) n *= (uint64_t)t->shape[d];
-    return n * qe_dtype_size(t->dtype);
+    return qe_dtype_bytes(t->dtype, n);
 }
 
 uint64_t qe_model_n_params(const qe_config *cfg) {

@@ -71,11 +71,11 @@ static int is_gpu(const qe_device *d) {
 }
 
 uint64_t qe_plan_embed_bytes(const qe_config *cfg, qe_dtype dt) {
-    return (uint64_t)cfg->vocab_size * (uint64_t)cfg->hidden_size * qe_dtype_size(dt);
+    return qe_dtype_bytes(dt, (uint64_t)cfg->vocab_size * (uint64_t)cfg->hidden_size);
 }
 
 uint64_t qe_plan_norm_bytes(const qe_config *cfg, qe_dtype dt) {
-    return (uint64_t)cfg->hidden_size * qe_dtype_size(dt);
+    return qe_dtype_bytes(dt, (uint64_t)cfg->hidden_size);
 }
 
 /* Devices allowed by the compute units, most preferred first. CoreML's

@@ -84,7 +84,7 @@ static void addset_finish(qe_addset *set) {
 }
 
 
-static qembed_status build(loader *L, const cJSON *root) {
+qembed_status qe_tok_build(loader *L, const cJSON *root) {
     qembed_tokenizer *t = L->t;
     const char *file = L->file;
     qembed_error *err = L->err;
@@ -455,6 +455,8 @@ void qembed_tokenizer_free(qembed_tokenizer *t) {
 qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qembed_error *err) {
     if (!path || !out) QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_tokenizer_load: path and out are required");
     *out = NULL;
+    size_t pl = strlen(path);
+    if (pl > 5 && !strcmp(path + pl - 5, ".gguf")) return qe_tok_load_gguf(path, out, err);
     char file[4096], config[4096];
     struct stat st;
     if (stat(path, &st) != 0) QE_FAIL(err, QEMBED_ERR_IO, "%s: %s", path, strerror(errno));
@@ -520,7 +522,7 @@ qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qe
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
     }
     loader L = {t, file, err, &big, buf};
-    qembed_status s = build(&L, root);
+    qembed_status s = qe_tok_build(&L, root);
     cJSON_Delete(root);
     qe_big_free(&big);
     free(buf);

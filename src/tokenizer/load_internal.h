@@ -48,6 +48,18 @@ qembed_status qe_tok_load_post(loader *L, const cJSON *p, const char *where);
 qembed_status qe_tok_load_decoder(loader *L, const cJSON *d, const char *where);
 qembed_status qe_tok_load_trunc_pad(loader *L, const cJSON *root);
 
+/* Builds the tokenizer from a parsed tokenizer.json (root, with model.vocab
+ * and model.merges in L->big): load.c for tokenizer.json, load_gguf.c for a
+ * GGUF's tokenizer.ggml.* translated into the same shape. */
+qembed_status qe_tok_build(loader *L, const cJSON *root);
+
+/* A .gguf file's tokenizer.ggml.* vocabulary (load_gguf.c). */
+qembed_status qe_tok_load_gguf(const char *path, qembed_tokenizer **out, qembed_error *err);
+/* The same from a parsed file (the fuzz target drives it). */
+struct qe_gguf;
+qembed_status qe_tok_from_gguf(const struct qe_gguf *g, const char *file, qembed_tokenizer **out,
+                               qembed_error *err);
+
 /* tokenizer_config.json beside tokenizer.json, when present (config_check.c). */
 qembed_status qe_tok_check_config(const qembed_tokenizer *t, const char *path, qembed_error *err);
 

@@ -458,6 +458,47 @@ static void test_isa_check(void) {
     printf("kernels: run-time check passes %s and rejects 3 wrong products\n", qe_isa_name(qe_cpu_isa()));
 }
 
+/* Q8_0 weights (matmul_q8.c): every int8 variant this CPU runs against the
+ * scalar reference (odd m and n, k of 1 to 37 blocks, alone and on a pool),
+ * the reference itself against the f32 product of the dequantized weights
+ * (the only difference is the activations' 8-bit rounding), and qe_matmul's
+ * dispatch of QE_Q8_0 at the detected level. */
+static void test_q8(qe_pool *pool2) {
+    static const char *const names[] = {"scalar", "avx2", "vnni"};
+    int ran = 0;
+    for (int v = QE_Q8_SCALAR; v <= QE_Q8_VNNI; v++) {
+        if (!qe_q8_variant_available((qe_q8_variant)v)) continue;
+        ran++;
+        CHECK(qe_q8_check((qe_q8_variant)v, NULL) == 0, "q8 %s differs from the scalar reference", names[v]);
+        CHECK(qe_q8_check((qe_q8_variant)v, pool2) == 0, "q8 %s on a pool differs", names[v]);
+    }
+    const int m = 5, k = 32 * 7, n = 11;
+    float x[5 * 224], y[5 * 11], yd[5 * 11];
+    uint8_t w[11 * 7 * 34];
+    float wd[11 * 224];
+    unsigned s = 7;
+    for (int i = 0; i < m * k; i++) x[i] = (float)((s = s * 1103515245u + 12345u) >> 9) / 8388608.f - 1.f;
+    for (int b = 0; b < n * 7; b++) {
+        uint16_t d = qe_f32_to_f16(0.004f);
+        memcpy(w + b * 34, &d, 2);
+        for (int i = 0; i < 32; i++) w[b * 34 + 2 + i] = (uint8_t)(int8_t)((int)((s = s * 1103515245u + 12345u) >> 16) % 255 - 127);
+    }
+    for (int i = 0; i < n * k; i++) wd[i] = qe_tensor_get_f32(w, QE_Q8_0, (size_t)i);
+    qe_matmul(NULL, QE_ISA_SCALAR, QE_MM_EXACT, x, (size_t)k, m, k, wd, QE_F32, n, yd, (size_t)n);
+    for (int isa = QE_ISA_SCALAR; isa <= (int)qe_cpu_isa(); isa++) {
+        qe_matmul(pool2, (qe_isa)isa, QE_MM_BF16, x, (size_t)k, m, k, w, QE_Q8_0, n, y, (size_t)n);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double bnd = 0;
+                for (int p = 0; p < k; p++) bnd += fabs((double)x[i * k + p] * wd[j * k + p]);
+                double d = fabs((double)y[i * n + j] - yd[i * n + j]);
+                CHECK(d <= 0.01 * bnd, "q8 product at %s (%d,%d): %g vs f32 %g (bound %g)",
+                      qe_isa_name((qe_isa)isa), i, j, y[i * n + j], yd[i * n + j], bnd);
+            }
+    }
+    printf("kernels: q8_0 products: %d int8 variant(s) agree with the reference\n", ran);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--isa-cap") == 0) {
         /* run with QEMBED_ISA set: the cap must be applied */
@@ -478,6 +519,7 @@ int main(int argc, char **argv) {
         qe_pool *pool2 = qe_pool_create(2);
         CHECK(pool2 != NULL, "pool");
         if (pool2) test_onednn(pool2);
+        if (pool2) test_q8(pool2);
         qe_pool_free(pool2);
     }
     if (failures) {

@@ -47,4 +47,11 @@ VK_ICD_FILENAMES=/nonexistent QEMBED_VULKAN_SOFTWARE=1 "$q" embed --compute-unit
   >"$tmp/nodrv.jsonl" 2>"$tmp/nodrv.log" || fail "without a driver: $(tail -3 "$tmp/nodrv.log")"
 grep -q "vulkan" "$tmp/nodrv.log" && fail "a Vulkan device without a driver: $(grep vulkan "$tmp/nodrv.log")"
 grep -q "no usable GPU" "$tmp/nodrv.log" || fail "CPU_AND_GPU without a GPU does not say so"
+# 4. A Q8_0 GGUF (int8 weights, CPU products only): vulkan0 is refused with the reason, the CPU computes.
+"$q" quantize -m "$m" -o "$tmp/q8.gguf" --type q8_0 >/dev/null 2>&1 || fail "quantize to q8_0"
+QEMBED_VULKAN_SOFTWARE=1 "$q" embed --compute-units CPU_AND_GPU -m "$tmp/q8.gguf" "x" >"$tmp/q8.jsonl" 2>"$tmp/q8.log" ||
+  fail "embed a Q8_0 GGUF with vulkan0 allowed: $(tail -3 "$tmp/q8.log")"
+grep -q "vulkan0 .*cannot run this model: its shaders take f32, f16 and bf16 weights, not Q8_0" "$tmp/q8.log" ||
+  fail "vulkan0 is not refused for Q8_0 weights: $(grep -i vulkan "$tmp/q8.log")"
+grep -Eq "^qembed INFO: +0 +0-[0-9]+ +cpu " "$tmp/q8.log" || fail "the Q8_0 model's layers are not on the cpu"
 echo "cli vulkan: all checks passed"

@@ -19,6 +19,7 @@ int cmd_serve(int argc, char **argv);    /* cmd_serve.c */
 int cmd_bench(int argc, char **argv);    /* cmd_bench.c */
 int cmd_pull(int argc, char **argv);     /* cmd_pull.c (client in hub/) */
 int cmd_merge(int argc, char **argv);    /* cmd_merge.c */
+int cmd_quantize(int argc, char **argv); /* cmd_quantize.c */
 
 /* A /proc/self/status field (without its colon: "VmRSS", "VmHWM") in bytes;
  * 0 when unknown (proc_status.c). */

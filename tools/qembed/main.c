@@ -15,6 +15,7 @@ static const char *const usage =
     "  tokenize   print the token ids the model sees (or --decode them)\n"
     "  info       the model's configuration, size, memory, placement and settings\n"
     "  split      cut a model into segment files for several devices\n"
+    "  quantize   write a model as one GGUF file (q8_0, bf16, f16 or f32 weights)\n"
     "  serve      run the HTTP embedding service\n"
     "  bench      measure throughput and latency\n"
     "  merge      join the parts of a sharded bulk job (embed --shard I/N)\n"
@@ -31,7 +32,7 @@ typedef struct command {
 static const command commands[] = {
     {"embed", cmd_embed}, {"tokenize", cmd_tokenize}, {"info", cmd_info},
     {"split", cmd_split}, {"serve", cmd_serve},       {"bench", cmd_bench},
-    {"merge", cmd_merge},
+    {"merge", cmd_merge},       {"quantize", cmd_quantize},
     {"pull", cmd_pull},
 };
 

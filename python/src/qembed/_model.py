@@ -134,8 +134,9 @@ class Model:
         model_name_or_path: a Hugging Face model directory, a split directory
             (`qembed split`), or a repo id ("Qwen/Qwen3-Embedding-0.6B")
             resolved in the local Hugging Face cache (nothing is downloaded).
-            Whatever `qembed_model_load` accepts; anything else (a GGUF file
-            today) is reported by the library as a `qembed.ModelError`.
+            a .gguf file (or a folder holding one). Whatever
+            `qembed_model_load` accepts; anything else (a truncated GGUF, a
+            K-quant GGUF) is reported by the library as a `qembed.ModelError`.
         compute_units: "ALL", "CPU_AND_GPU", "CPU_AND_NE" or "CPU_ONLY"
             (any case), as the CLI's --compute-units.
         threads: worker threads per context; None uses every core.

@@ -69,6 +69,10 @@ float qe_tensor_get_f32(const void *data, qe_dtype dt, size_t i) {
     case QE_F32: return ((const float *)data)[i];
     case QE_F16: return qe_f16_to_f32(((const uint16_t *)data)[i]);
     case QE_BF16: return qe_bf16_to_f32(((const uint16_t *)data)[i]);
+    case QE_Q8_0: {
+        const uint8_t *blk = (const uint8_t *)data + i / 32 * 34;
+        return qe_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8)) * (float)(int8_t)blk[2 + i % 32];
+    }
     }
     return 0.0f;
 }

@@ -61,15 +61,60 @@ static int check_one(qe_mm_variant variant, const shape *s, qe_dtype dt, qe_mm_m
     return 0;
 }
 
+int qe_q8_check(qe_q8_variant v, qe_pool *pool) {
+    static const shape q8_shapes[] = {{1, 32, 1}, {3, 96, 13}, {17, 1184, 9}, {70, 64, 33}};
+    if (!qe_q8_variant_available(v)) return 0;
+    int rc = 0;
+    for (size_t si = 0; rc == 0 && si < sizeof q8_shapes / sizeof *q8_shapes; si++) {
+        const shape *s = &q8_shapes[si];
+        const size_t nb = (size_t)s->k / 32;
+        float *x = malloc((size_t)s->m * s->k * sizeof *x);
+        uint8_t *w = malloc((size_t)s->n * nb * 34);
+        float *y = malloc((size_t)s->m * s->n * sizeof *y), *yr = malloc((size_t)s->m * s->n * sizeof *yr);
+        if (!x || !w || !y || !yr) rc = 1;
+        for (size_t i = 0; rc == 0 && i < (size_t)s->m * s->k; i++) x[i] = rnd();
+        for (size_t b = 0; rc == 0 && b < (size_t)s->n * nb; b++) {
+            uint16_t d = qe_f32_to_f16(0.001f + 0.01f * fabsf(rnd()));
+            memcpy(w + b * 34, &d, 2);
+            for (int i = 0; i < 32; i++) w[b * 34 + 2 + i] = (uint8_t)(int8_t)(int)(rnd() * 127.f);
+        }
+        if (rc == 0) {
+            qe_mm_args a = {NULL, QE_MM_EXACT, x, (size_t)s->k, s->m, s->k, w, QE_Q8_0, s->n, yr, (size_t)s->n};
+            rc = qe_matmul_q8(&a, QE_Q8_SCALAR) ? 1 : 0;
+            for (size_t i = 0; i < (size_t)s->m * s->n; i++) y[i] = NAN;
+            a.pool = pool;
+            a.y = y;
+            if (rc == 0 && qe_matmul_q8(&a, v) != 0) rc = 1;
+            for (int i = 0; rc == 0 && i < s->m; i++)
+                for (int j = 0; j < s->n; j++) {
+                    double bnd = 0;
+                    for (int p = 0; p < s->k; p++)
+                        bnd += fabs((double)x[(size_t)i * s->k + p] * qe_tensor_get_f32(w, QE_Q8_0, (size_t)j * s->k + p));
+                    double d = fabs((double)y[(size_t)i * s->n + j] - (double)yr[(size_t)i * s->n + j]);
+                    if (!(d <= 1e-5 * bnd + 1e-30)) rc = -1;
+                }
+        }
+        free(x);
+        free(w);
+        free(y);
+        free(yr);
+    }
+    return rc;
+}
+
 int qe_isa_check(qe_isa isa) {
+    int rc = 0;
     switch (isa) {
-    case QE_ISA_AMX: return qe_mm_variant_check(qe_matmul_onednn);
-    case QE_ISA_AVX512_BF16: return qe_mm_variant_check(qe_matmul_avx512bf16);
-    case QE_ISA_AVX512: return qe_mm_variant_check(qe_matmul_avx512);
-    case QE_ISA_AVX2: return qe_mm_variant_check(qe_matmul_avx2);
+    case QE_ISA_AMX: rc = qe_mm_variant_check(qe_matmul_onednn); break;
+    case QE_ISA_AVX512_BF16: rc = qe_mm_variant_check(qe_matmul_avx512bf16); break;
+    case QE_ISA_AVX512: rc = qe_mm_variant_check(qe_matmul_avx512); break;
+    case QE_ISA_AVX2: rc = qe_mm_variant_check(qe_matmul_avx2); break;
     case QE_ISA_SCALAR: break;
     }
-    return 0;
+    /* the int8 products this level would use for Q8_0 weights */
+    if (rc == 0 && isa >= QE_ISA_AVX2) rc = qe_q8_check(QE_Q8_AVX2, NULL);
+    if (rc == 0 && isa >= QE_ISA_AVX512) rc = qe_q8_check(QE_Q8_VNNI, NULL);
+    return rc;
 }
 
 int qe_mm_variant_check(qe_mm_variant variant) {

@@ -16,6 +16,10 @@ void qe_matmul(qe_pool *pool, qe_isa isa, qe_mm_mode mode, const float *x, size_
     }
     qe_isa hw = qe_cpu_isa_hw();
     if (isa > hw) isa = hw; /* forcing a level the CPU lacks must not fault */
+    if (wt == QE_Q8_0) { /* int8 blocks: their own kernels (matmul_q8.c) */
+        if (qe_matmul_q8(&a, qe_q8_best(isa)) != 0) qe_matmul_q8(&a, QE_Q8_SCALAR);
+        return;
+    }
     int done = -1;
     switch (isa) {
     case QE_ISA_AMX:

@@ -22,6 +22,9 @@ void qe_op_embed_rows(const void *E, qe_dtype dt, int hidden, const int32_t *ids
             for (int j = 0; j < hidden; j++) o[j] = qe_f16_to_f32(r[j]);
             break;
         }
+        case QE_Q8_0: /* hidden % 32 == 0 (gguf.c checks rows are whole blocks) */
+            for (int j = 0; j < hidden; j++) o[j] = qe_tensor_get_f32(E, dt, base + (size_t)j);
+            break;
         }
     }
 }

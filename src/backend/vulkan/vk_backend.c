@@ -139,6 +139,12 @@ static int vk_supports(const qe_device *dev, const qe_config *cfg, qe_dtype dt, 
         return 0;
     }
     const qe_vk_info *v = &inf[dev->index];
+    if (dt != QE_F32 && dt != QE_F16 && dt != QE_BF16) {
+        /* The shaders read f32, f16 and bf16 weights; block-quantized ones
+         * (Q8_0 from a GGUF) run on the CPU's int8 products only. */
+        snprintf(why, why_size, "its shaders take f32, f16 and bf16 weights, not %s", qe_dtype_name(dt));
+        return 0;
+    }
     if (cfg->head_dim > QE_VK_MAX_HEAD_DIM || cfg->head_dim % 2 || cfg->n_kv_heads <= 0 ||
         cfg->n_heads % cfg->n_kv_heads) {
         snprintf(why, why_size, "head_dim %d (the shaders take even values up to %d) or %d heads "

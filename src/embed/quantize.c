@@ -1,0 +1,265 @@
+/* qembed_model_quantize: writes any model qembed loads as one GGUF v3 file
+ * (alignment 32) that qembed and llama.cpp load: qwen3 metadata, the
+ * tokenizer as tokenizer.ggml.* (gpt2/qwen2, tokens, types, merges in rank
+ * order, eos/padding ids, add_eos_token), and the tensors under llama.cpp's
+ * names in the requested type. Norm vectors stay F32 (as llama.cpp writes
+ * them); matrices take the type. Q8_0 is llama.cpp's: per 32 values,
+ * d = max|x| / 127 stored as f16, q = round(x / d). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+#include "embed/embed.h"
+#include "model/gguf.h"
+#include "tokenizer/tokenizer_internal.h"
+
+typedef struct wr {
+    FILE *f;
+    int bad;
+} wr;
+
+static void put(wr *w, const void *p, size_t n) {
+    if (n && fwrite(p, 1, n, w->f) != n) w->bad = 1;
+}
+static void put_u32(wr *w, uint32_t v) { put(w, &v, 4); } /* x86-64/aarch64: little-endian */
+static void put_u64(wr *w, uint64_t v) { put(w, &v, 8); }
+static void put_str(wr *w, const char *s, size_t n) {
+    put_u64(w, n);
+    put(w, s, n);
+}
+static void kv_str(wr *w, const char *k, const char *v) {
+    put_str(w, k, strlen(k));
+    put_u32(w, QE_GGUF_STRING);
+    put_str(w, v, strlen(v));
+}
+static void kv_u32(wr *w, const char *k, uint32_t v) {
+    put_str(w, k, strlen(k));
+    put_u32(w, QE_GGUF_U32);
+    put_u32(w, v);
+}
+static void kv_f32(wr *w, const char *k, float v) {
+    put_str(w, k, strlen(k));
+    put_u32(w, QE_GGUF_F32);
+    put(w, &v, 4);
+}
+static void kv_bool(wr *w, const char *k, int v) {
+    put_str(w, k, strlen(k));
+    put_u32(w, QE_GGUF_BOOL);
+    uint8_t b = (uint8_t)(v != 0);
+    put(w, &b, 1);
+}
+
+static float load_elem(const qe_tensor *t, uint64_t i) { return qe_tensor_get_f32(t->data, t->dtype, (size_t)i); }
+
+typedef struct wt {
+    char name[96];
+    const qe_tensor *t;
+    uint32_t type;
+    uint64_t bytes, offset;
+} wt;
+
+/* Writes one tensor's data in its GGUF type, row by row. */
+static void put_tensor(wr *w, const wt *x) {
+    const qe_tensor *t = x->t;
+    uint64_t numel = 1;
+    for (int d = 0; d < t->ndim; d++) numel *= (uint64_t)t->shape[d];
+    if (x->type == QE_GGML_Q8_0) {
+        for (uint64_t b = 0; b < numel / 32; b++) {
+            float v[32], amax = 0;
+            for (int k = 0; k < 32; k++) {
+                v[k] = load_elem(t, b * 32 + (uint64_t)k);
+                if (fabsf(v[k]) > amax) amax = fabsf(v[k]);
+            }
+            float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+            uint8_t blk[34];
+            uint16_t dh = qe_f32_to_f16(d);
+            memcpy(blk, &dh, 2);
+            for (int k = 0; k < 32; k++) blk[2 + k] = (uint8_t)(int8_t)lroundf(v[k] * id);
+            put(w, blk, 34);
+        }
+        return;
+    }
+    enum { CH = 4096 };
+    uint8_t buf[CH * 4];
+    for (uint64_t i = 0; i < numel; i += CH) {
+        uint64_t n = numel - i < CH ? numel - i : CH;
+        for (uint64_t k = 0; k < n; k++) {
+            float f = load_elem(t, i + k);
+            if (x->type == QE_GGML_F32) memcpy(buf + 4 * k, &f, 4);
+            else {
+                uint16_t h = x->type == QE_GGML_BF16 ? qe_f32_to_bf16(f) : qe_f32_to_f16(f);
+                memcpy(buf + 2 * k, &h, 2);
+            }
+        }
+        put(w, buf, (size_t)n * (x->type == QE_GGML_F32 ? 4 : 2));
+    }
+}
+
+static int cmp_rank(const void *a, const void *b) {
+    uint64_t x = ((const qe_merge *)a)->val >> 32, y = ((const qe_merge *)b)->val >> 32;
+    return x < y ? -1 : x > y;
+}
+
+static qembed_status write_gguf(const qembed_model *m, const char *out, uint32_t type, qembed_error *err) {
+    const qe_config *c = &m->cfg;
+    const qembed_tokenizer *tk = m->tok;
+    size_t nt = 2 + (size_t)c->n_layers * 11;
+    wt *ts = calloc(nt, sizeof *ts);
+    qe_merge *mg = calloc(tk->merge_mask + 1, sizeof *mg);
+    if (!ts || !mg) {
+        free(ts);
+        free(mg);
+        QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    static const char *const roles[] = {"attn_norm", "attn_q", "attn_k",   "attn_v",  "attn_output", "attn_q_norm",
+                                        "attn_k_norm", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
+    size_t k = 0;
+    snprintf(ts[k].name, sizeof ts[k].name, "token_embd.weight");
+    ts[k++].t = &m->w.embed;
+    snprintf(ts[k].name, sizeof ts[k].name, "output_norm.weight");
+    ts[k++].t = &m->w.final_norm;
+    for (int l = 0; l < c->n_layers; l++) {
+        const qe_layer_weights *L = &m->w.layers[l];
+        const qe_tensor *lt[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->q_norm,
+                                 &L->k_norm, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+        for (int r = 0; r < 11; r++) {
+            snprintf(ts[k].name, sizeof ts[k].name, "blk.%d.%s.weight", l, roles[r]);
+            ts[k++].t = lt[r];
+        }
+    }
+    uint64_t off = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const qe_tensor *t = ts[i].t;
+        uint64_t numel = 1;
+        for (int d = 0; d < t->ndim; d++) numel *= (uint64_t)t->shape[d];
+        ts[i].type = t->ndim == 1 ? QE_GGML_F32 : type;
+        if (ts[i].type == QE_GGML_Q8_0 && t->shape[1] % 32) ts[i].type = QE_GGML_F16; /* rows not in blocks */
+        ts[i].bytes = ts[i].type == QE_GGML_Q8_0 ? numel / 32 * 34 : numel * (ts[i].type == QE_GGML_F32 ? 4 : 2);
+        ts[i].offset = off;
+        off = (off + ts[i].bytes + 31) / 32 * 32;
+    }
+    /* merges in rank order */
+    size_t nm = 0;
+    for (size_t i = 0; i <= tk->merge_mask; i++)
+        if (tk->merges[i].key != UINT64_MAX) mg[nm++] = tk->merges[i];
+    qsort(mg, nm, sizeof *mg, cmp_rank);
+
+    wr w = {fopen(out, "wb"), 0};
+    if (!w.f) {
+        free(ts);
+        free(mg);
+        QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot create: %s", out, strerror(errno));
+    }
+    int file_type = type == QE_GGML_F32 ? 0 : type == QE_GGML_F16 ? 1 : type == QE_GGML_Q8_0 ? 7 : 32;
+    const uint64_t n_kv = 24; /* the kv_* and put_str(key) calls below */
+    put(&w, "GGUF", 4);
+    put_u32(&w, 3);
+    put_u64(&w, nt);
+    put_u64(&w, n_kv);
+    kv_str(&w, "general.architecture", "qwen3");
+    kv_str(&w, "general.name", "qembed quantize");
+    kv_u32(&w, "general.alignment", 32);
+    kv_u32(&w, "general.file_type", (uint32_t)file_type);
+    kv_u32(&w, "qwen3.block_count", (uint32_t)c->n_layers);
+    kv_u32(&w, "qwen3.context_length", (uint32_t)c->max_position_embeddings);
+    kv_u32(&w, "qwen3.embedding_length", (uint32_t)c->hidden_size);
+    kv_u32(&w, "qwen3.feed_forward_length", (uint32_t)c->intermediate_size);
+    kv_u32(&w, "qwen3.attention.head_count", (uint32_t)c->n_heads);
+    kv_u32(&w, "qwen3.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    kv_u32(&w, "qwen3.attention.key_length", (uint32_t)c->head_dim);
+    kv_u32(&w, "qwen3.attention.value_length", (uint32_t)c->head_dim);
+    kv_f32(&w, "qwen3.attention.layer_norm_rms_epsilon", (float)c->rms_norm_eps);
+    kv_f32(&w, "qwen3.rope.freq_base", (float)c->rope_theta);
+    kv_u32(&w, "qwen3.pooling_type", 3); /* last token */
+    kv_str(&w, "tokenizer.ggml.model", "gpt2");
+    kv_str(&w, "tokenizer.ggml.pre", "qwen2");
+    /* tokens: every id below n_ids; an id the tokenizer lacks is [PADn], unused */
+    put_str(&w, "tokenizer.ggml.tokens", 21);
+    put_u32(&w, QE_GGUF_ARRAY);
+    put_u32(&w, QE_GGUF_STRING);
+    put_u64(&w, tk->n_ids);
+    for (size_t i = 0; i < tk->n_ids; i++) {
+        if (tk->flags[i] & QE_TOK_PRESENT) put_str(&w, tk->str_pool + tk->str_off[i], tk->str_len[i]);
+        else {
+            char pad[32];
+            int n = snprintf(pad, sizeof pad, "[PAD%zu]", i);
+            put_str(&w, pad, (size_t)n);
+        }
+    }
+    put_str(&w, "tokenizer.ggml.token_type", 25);
+    put_u32(&w, QE_GGUF_ARRAY);
+    put_u32(&w, QE_GGUF_I32);
+    put_u64(&w, tk->n_ids);
+    for (size_t i = 0; i < tk->n_ids; i++) {
+        uint8_t f = tk->flags[i];
+        int32_t ty = !(f & QE_TOK_PRESENT) ? 5 : !(f & QE_TOK_ADDED) ? 1 : (f & QE_TOK_SPECIAL) ? 3 : 4;
+        put(&w, &ty, 4);
+    }
+    put_str(&w, "tokenizer.ggml.merges", 21);
+    put_u32(&w, QE_GGUF_ARRAY);
+    put_u32(&w, QE_GGUF_STRING);
+    put_u64(&w, nm);
+    for (size_t i = 0; i < nm; i++) {
+        uint32_t a = (uint32_t)(mg[i].key >> 32), b = (uint32_t)mg[i].key;
+        put_u64(&w, (uint64_t)tk->str_len[a] + 1 + tk->str_len[b]);
+        put(&w, tk->str_pool + tk->str_off[a], tk->str_len[a]);
+        put(&w, " ", 1);
+        put(&w, tk->str_pool + tk->str_off[b], tk->str_len[b]);
+    }
+    kv_u32(&w, "tokenizer.ggml.eos_token_id", (uint32_t)m->eos_id);
+    kv_u32(&w, "tokenizer.ggml.padding_token_id", (uint32_t)m->eos_id);
+    kv_bool(&w, "tokenizer.ggml.add_eos_token", m->tokenizer_appends);
+    kv_bool(&w, "tokenizer.ggml.add_bos_token", 0);
+    for (size_t i = 0; i < nt; i++) {
+        const qe_tensor *t = ts[i].t;
+        put_str(&w, ts[i].name, strlen(ts[i].name));
+        put_u32(&w, (uint32_t)t->ndim);
+        /* ne[0] is the innermost (row length) */
+        if (t->ndim == 2) {
+            put_u64(&w, (uint64_t)t->shape[1]);
+            put_u64(&w, (uint64_t)t->shape[0]);
+        } else put_u64(&w, (uint64_t)t->shape[0]);
+        put_u32(&w, ts[i].type);
+        put_u64(&w, ts[i].offset);
+    }
+    static const uint8_t zeros[32];
+    long pos = ftell(w.f);
+    if (pos < 0) w.bad = 1;
+    else put(&w, zeros, (size_t)((32 - pos % 32) % 32));
+    uint64_t at = 0;
+    for (size_t i = 0; i < nt && !w.bad; i++) {
+        put(&w, zeros, (size_t)(ts[i].offset - at));
+        put_tensor(&w, &ts[i]);
+        at = ts[i].offset + ts[i].bytes;
+    }
+    int e = errno;
+    if (fclose(w.f) != 0) w.bad = 1;
+    free(ts);
+    free(mg);
+    if (w.bad) {
+        remove(out);
+        QE_FAIL(err, QEMBED_ERR_IO, "%s: write failed: %s", out, strerror(e));
+    }
+    return QEMBED_OK;
+}
+
+qembed_status qembed_model_quantize(const char *model, const char *out, const char *type, qembed_error *err) {
+    QE_FAIL_IF(!model || !out || !type, err, QEMBED_ERR_INVALID_ARGUMENT,
+               "qembed_model_quantize: model, out and type are required");
+    uint32_t gt;
+    if (!strcmp(type, "q8_0")) gt = QE_GGML_Q8_0;
+    else if (!strcmp(type, "bf16")) gt = QE_GGML_BF16;
+    else if (!strcmp(type, "f16")) gt = QE_GGML_F16;
+    else if (!strcmp(type, "f32")) gt = QE_GGML_F32;
+    else QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "quantize: type \"%s\"; expected q8_0, bf16, f16 or f32", type);
+    qembed_model_params p = qembed_model_default_params();
+    p.log_level = QEMBED_LOG_WARN;
+    qembed_model *m = NULL;
+    QE_TRY(qe_model_open(model, &p, &m, err));
+    qembed_status st = write_gguf(m, out, gt, err);
+    qembed_model_free(m);
+    return st;
+}

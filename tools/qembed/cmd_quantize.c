@@ -1,0 +1,82 @@
+/* `qembed quantize`: writes a model as one GGUF file in a chosen weight type
+ * (qembed_model_quantize). Public API only. */
+#include <stdio.h>
+#include <string.h>
+
+#include "args.h"
+#include "commands.h"
+
+static const char *const quantize_usage =
+    "usage: qembed quantize -m MODEL -o OUT.gguf --type q8_0|bf16|f16|f32\n"
+    "\n"
+    "Writes MODEL (a Hugging Face folder or repo id, a split folder, or a GGUF) as one GGUF v3\n"
+    "file: qwen3 metadata, the tokenizer, and the weight matrices in TYPE (norms stay f32).\n"
+    "OUT.gguf then loads anywhere a model does (-m OUT.gguf).\n"
+    "\n"
+    "  -o, --output FILE   the .gguf to write (replaced if it exists)\n"
+    "      --type TYPE     q8_0 (8-bit blocks of 32 with an f16 scale), bf16, f16 or f32\n"
+    "\n";
+
+enum { OPT_TYPE = 256 };
+
+static const qe_optdef quantize_opts[] = {
+    {"help", 'h', 0},
+    {"output", 'o', 1},
+    {"type", OPT_TYPE, 1},
+    {NULL, 0, 0},
+};
+
+int cmd_quantize(int argc, char **argv) {
+    qe_settings s;
+    qe_settings_init(&s);
+    const char *out = NULL, *type = NULL;
+    qe_args ap;
+    qe_args_init(&ap, "quantize", argc, argv, quantize_opts, &s);
+    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
+        const char *v = ap.value;
+        switch (k) {
+        case QE_ARG_ERROR: return 1;
+        case 'h':
+            fputs(quantize_usage, stdout);
+            fputs(qe_settings_help, stdout);
+            return 0;
+        case 'o': out = v; break;
+        case OPT_TYPE:
+            if (strcmp(v, "q8_0") && strcmp(v, "bf16") && strcmp(v, "f16") && strcmp(v, "f32")) {
+                fprintf(stderr, "qembed quantize: --type: '%s' is not one of q8_0, bf16, f16, f32\n", v);
+                return 1;
+            }
+            type = v;
+            break;
+        default:
+            fprintf(stderr, "qembed quantize: unexpected argument '%s' (see qembed quantize --help)\n", v);
+            return 1;
+        }
+    }
+    if (!out || !type) {
+        fprintf(stderr, "qembed quantize: -o OUT.gguf and --type are required (see qembed quantize --help)\n");
+        return 1;
+    }
+    size_t ol = strlen(out);
+    if (ol < 6 || strcmp(out + ol - 5, ".gguf")) {
+        fprintf(stderr, "qembed quantize: -o '%s': the output must end in .gguf\n", out);
+        return 1;
+    }
+    if (s.error[0]) {
+        fprintf(stderr, "qembed quantize: %s\n", s.error);
+        return 1;
+    }
+    if (!s.model[0]) {
+        fprintf(stderr, "qembed quantize: -m MODEL is required\n");
+        return 1;
+    }
+    qembed_error e;
+    memset(&e, 0, sizeof e);
+    qembed_status st = qembed_model_quantize(s.model, out, type, &e);
+    if (st != QEMBED_OK) {
+        fprintf(stderr, "qembed quantize: error: %s: %s\n", qembed_status_str(st), e.message);
+        return 2;
+    }
+    fprintf(stderr, "qembed quantize: wrote %s (%s)\n", out, type);
+    return 0;
+}
