@@ -109,18 +109,12 @@ static int parse_size(const char *s, long lo, long hi, long *out) {
     return 0;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* One line on stderr, redrawn in place: count, tokens/s, time left. The
  * estimate is by bytes of a file input (pos of size): the input is read once,
  * never counted first. */
 static void progress(size_t done, long long pos, long long size, uint64_t tokens, double t0,
                      int final) {
-    double el = now_s() - t0;
+    double el = cli_now_s() - t0;
     double tps = el > 0 ? (double)tokens / el : 0.0;
     double frac = size > 0 && pos >= 0 ? (double)pos / (double)size : -1.0;
     if (frac > 1.0) frac = 1.0;
@@ -529,7 +523,7 @@ int cmd_embed(int argc, char **argv) {
     }
     size_t done = job.texts, skipped = job.skipped;
     uint64_t tokens = 0;
-    double t0 = now_s();
+    double t0 = cli_now_s();
     /* bulk chunks are fixed (their boundaries make the result); a plain run
      * with the bar takes smaller ones so the bar moves on big models */
     size_t chunk_max = bulk || !bar ? CHUNK_TEXTS : CHUNK_TEXTS / 4;

@@ -230,7 +230,7 @@ int cmd_pull(int argc, char **argv) {
         progress = !quiet && !off && isatty(2);
     }
     qh_progress prog = {.enabled = progress, .count = n_todo,
-                        .total_bytes = need, .t0 = qh_now()};
+                        .total_bytes = need, .t0 = cli_now_s()};
     int64_t downloaded = 0;
     size_t n_dl = 0, n_resumed = 0;
     for (size_t k = 0; k < n_todo; k++) {

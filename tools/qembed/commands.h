@@ -79,6 +79,9 @@ qembed_model *qe_settings_load_model(const qe_settings *s, const qembed_model_pa
 /* Parses "512M", "3G", "1024" (bytes; K/M/G/T suffixes are powers of 1024). */
 int qe_parse_bytes(const char *s, uint64_t *out);
 
+/* Monotonic seconds, for durations (clock.c: the CLI's one clock). */
+double cli_now_s(void);
+
 /* Prints the effective configuration, each value with its source, for
  * `qembed info` (settings.c). */
 void qe_settings_print(const qe_settings *s, FILE *f);

@@ -17,13 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../commands.h" /* cli_now_s */
 #include "hub.h"
-
-double qh_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 void qh_fmt_bytes(double b, char *out, size_t n) {
     static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -121,7 +116,7 @@ typedef struct xfer {
 static void draw(xfer *x, int final) {
     qh_progress *p = x->p;
     if (!p || !p->enabled) return;
-    double now = qh_now();
+    double now = cli_now_s();
     if (!final && now - x->last_draw < 0.1) return;
     x->last_draw = now;
     int64_t have = x->offset + x->written;

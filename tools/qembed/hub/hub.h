@@ -190,8 +190,6 @@ typedef struct qh_fetch_result {
 int qh_fetch_file(const qh_client *c, const qh_repo_cache *rc, const char *repo, const char *commit,
                   const qh_file *f, qh_progress *p, qh_fetch_result *res, char *err, size_t err_size);
 
-/* Monotonic seconds. */
-double qh_now(void);
 /* "1.5 GiB", "340 KiB". */
 void qh_fmt_bytes(double b, char *out, size_t out_size);
 
