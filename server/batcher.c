@@ -36,7 +36,7 @@ void qs_job_free(qs_job *job)
     free(job);
 }
 
-void qs_job_release(qe_server *srv, qs_job *job)
+void qs_job_release(qs_server *srv, qs_job *job)
 {
     pthread_mutex_lock(&srv->mu);
     int left = --job->refs;
@@ -45,7 +45,7 @@ void qs_job_release(qe_server *srv, qs_job *job)
         qs_job_free(job);
 }
 
-static void list_remove_locked(qe_server *srv, qs_job *j)
+static void list_remove_locked(qs_server *srv, qs_job *j)
 {
     if (j->prev)
         j->prev->next = j->next;
@@ -58,7 +58,7 @@ static void list_remove_locked(qe_server *srv, qs_job *j)
     j->next = j->prev = NULL;
 }
 
-int qs_enqueue(qe_server *srv, qs_job *job, qs_apierr *e)
+int qs_enqueue(qs_server *srv, qs_job *job, qs_apierr *e)
 {
     pthread_mutex_lock(&srv->mu);
     if (srv->batcher_stop || !srv->batcher_running) {
@@ -98,7 +98,7 @@ int qs_enqueue(qe_server *srv, qs_job *job, qs_apierr *e)
 
 /* A job leaves the queue: the caller resumes its connection after unlocking
  * (MHD takes its own locks) and then drops the queue's reference. */
-static void finish_locked(qe_server *srv, qs_job *j, int state)
+static void finish_locked(qs_server *srv, qs_job *j, int state)
 {
     if (j->n_untaken)
         list_remove_locked(srv, j);
@@ -110,7 +110,7 @@ static void finish_locked(qe_server *srv, qs_job *j, int state)
         pthread_cond_broadcast(&srv->cv_state);
 }
 
-static void resume_and_release(qe_server *srv, qs_job **list, size_t n)
+static void resume_and_release(qs_server *srv, qs_job **list, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         MHD_resume_connection(list[i]->conn);
@@ -149,7 +149,7 @@ static int done_push(qs_batch *b, qs_job *j)
     return 0;
 }
 
-void qs_job_cancel(qe_server *srv, qs_job *job)
+void qs_job_cancel(qs_server *srv, qs_job *job)
 {
     pthread_mutex_lock(&srv->mu);
     job->cancelled = 1;
@@ -160,7 +160,7 @@ void qs_job_cancel(qe_server *srv, qs_job *job)
 /* Between passes (no unit is in a forward pass, so every unfinished job is
  * in the pending list): jobs whose client went away, and every job once the
  * shutdown grace is over, end now without running their untaken inputs. */
-static void drop_locked(qe_server *srv, qs_batch *b)
+static void drop_locked(qs_server *srv, qs_batch *b)
 {
     qs_job *j = srv->head;
     while (j) {
@@ -182,7 +182,7 @@ static void drop_locked(qe_server *srv, qs_batch *b)
 
 /* Jobs not started before their deadline are answered 504 now. Called with
  * srv->mu held. */
-static void expire_locked(qe_server *srv, qs_batch *b, double now)
+static void expire_locked(qs_server *srv, qs_batch *b, double now)
 {
     drop_locked(srv, b);
     qs_job *j = srv->head;
@@ -203,7 +203,7 @@ static void expire_locked(qe_server *srv, qs_batch *b, double now)
  * request per round, each the request's first waiting input that still fits
  * (first-fit); rounds repeat until the pass is full or nothing more fits (see
  * the file comment). */
-void qs_select_locked(qe_server *srv, qs_batch *b)
+void qs_select_locked(qs_server *srv, qs_batch *b)
 {
     size_t budget = srv->pass_tokens ? srv->pass_tokens : srv->max_batch_tokens, scanned = 0;
     b->n = 0;
@@ -290,7 +290,7 @@ static int status_for(qembed_status s)
     }
 }
 
-static void run_batch(qe_server *srv, qembed_ctx *ctx, qs_batch *b)
+static void run_batch(qs_server *srv, qembed_ctx *ctx, qs_batch *b)
 {
     size_t hidden = (size_t)srv->info.hidden_size;
     if (b->out_cap < b->n * hidden) {
@@ -347,7 +347,7 @@ static void run_batch(qe_server *srv, qembed_ctx *ctx, qs_batch *b)
 
 /* Waits on cv_work (srv->mu held) until `inputs` inputs or a full pass of
  * tokens are pending, the batcher is stopped, or `seconds` have passed. */
-static void wait_for_inputs(qe_server *srv, size_t inputs, double seconds)
+static void wait_for_inputs(qs_server *srv, size_t inputs, double seconds)
 {
     double until = qs_now() + seconds;
     for (;;) {
@@ -383,7 +383,7 @@ static void wait_for_inputs(qe_server *srv, size_t inputs, double seconds)
  * inputs runs somewhat over the target. On a busy machine the measurement is
  * low and passes come out smaller than they could be (latency kept,
  * throughput given up). Returns 0, or -1 with warm_err set. */
-static int measure_speed(qe_server *srv, qembed_ctx *ctx, const int32_t *seed, size_t n_seed)
+static int measure_speed(qs_server *srv, qembed_ctx *ctx, const int32_t *seed, size_t n_seed)
 {
     size_t L = srv->max_tokens < 64 ? srv->max_tokens : 64;
     srv->pass_tokens = srv->max_batch_tokens;
@@ -457,7 +457,7 @@ out:
     return rc;
 }
 
-static int warm_up(qe_server *srv, qembed_ctx *ctx)
+static int warm_up(qs_server *srv, qembed_ctx *ctx)
 {
     qembed_embed_options o = qembed_embed_default_options();
     o.parse_special = 0;
@@ -490,7 +490,7 @@ static int warm_up(qe_server *srv, qembed_ctx *ctx)
 
 static void *batcher_main(void *arg)
 {
-    qe_server *srv = arg;
+    qs_server *srv = arg;
     qembed_ctx_params cp = qembed_ctx_default_params();
     cp.n_threads = srv->cfg.n_threads;
     cp.max_batch_tokens = srv->max_batch_tokens;
@@ -579,7 +579,7 @@ static void *batcher_main(void *arg)
     return NULL;
 }
 
-int qs_batcher_start(qe_server *srv, char *err, size_t errlen)
+int qs_batcher_start(qs_server *srv, char *err, size_t errlen)
 {
     srv->warm_state = 0;
     srv->batcher_stop = 0;
@@ -611,7 +611,7 @@ void qs_batch_free(qs_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-void qs_batcher_abort(qe_server *srv)
+void qs_batcher_abort(qs_server *srv)
 {
     pthread_mutex_lock(&srv->mu);
     srv->batcher_abort = 1;
@@ -619,7 +619,7 @@ void qs_batcher_abort(qe_server *srv)
     pthread_mutex_unlock(&srv->mu);
 }
 
-void qs_batcher_stop(qe_server *srv)
+void qs_batcher_stop(qs_server *srv)
 {
     pthread_mutex_lock(&srv->mu);
     int running = srv->batcher_running;

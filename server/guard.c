@@ -40,7 +40,7 @@
 /* MHD_OPTION_NOTIFY_CONNECTION: STARTED adds the connection, CLOSED removes it. */
 void qs_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context, int code)
 {
-    qe_server *srv = cls;
+    qs_server *srv = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         qs_conn *k = calloc(1, sizeof *k);
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -82,7 +82,7 @@ static qs_conn *conn_of(struct MHD_Connection *c)
     return ci ? ci->socket_context : NULL;
 }
 
-void qs_conn_phase(qe_server *srv, struct MHD_Connection *c, int phase, qs_job *job)
+void qs_conn_phase(qs_server *srv, struct MHD_Connection *c, int phase, qs_job *job)
 {
     qs_conn *k = conn_of(c);
     if (!k)
@@ -96,7 +96,7 @@ void qs_conn_phase(qe_server *srv, struct MHD_Connection *c, int phase, qs_job *
     pthread_mutex_unlock(&srv->conn_mu);
 }
 
-void qs_conn_poison(qe_server *srv, struct MHD_Connection *c)
+void qs_conn_poison(qs_server *srv, struct MHD_Connection *c)
 {
     qs_conn *k = conn_of(c);
     if (!k)
@@ -111,7 +111,7 @@ void qs_conn_poison(qe_server *srv, struct MHD_Connection *c)
     qs_reject(srv, QS_REJ_BAD_FRAMING);
 }
 
-int qs_conn_poisoned(qe_server *srv, struct MHD_Connection *c)
+int qs_conn_poisoned(qs_server *srv, struct MHD_Connection *c)
 {
     qs_conn *k = conn_of(c);
     if (!k)
@@ -122,7 +122,7 @@ int qs_conn_poisoned(qe_server *srv, struct MHD_Connection *c)
     return p;
 }
 
-void qs_conn_body(qe_server *srv, struct MHD_Connection *c, size_t n)
+void qs_conn_body(qs_server *srv, struct MHD_Connection *c, size_t n)
 {
     qs_conn *k = conn_of(c);
     if (!k)
@@ -135,10 +135,10 @@ void qs_conn_body(qe_server *srv, struct MHD_Connection *c, size_t n)
 /* One sweep over the connections (conn_mu held). Jobs to cancel are
  * collected, not cancelled here: cancelling takes srv->mu, which is never
  * taken inside conn_mu elsewhere, but keeping the order one-way is simpler. */
-static size_t sweep_locked(qe_server *srv, double now, qs_job **cancel, size_t cap)
+static size_t sweep_locked(qs_server *srv, double now, qs_job **cancel, size_t cap)
 {
     size_t n_cancel = 0;
-    const qe_server_config *cfg = &srv->cfg;
+    const qs_server_config *cfg = &srv->cfg;
     for (qs_conn *k = srv->conns; k; k = k->next) {
         if (k->closed_by_us)
             continue;
@@ -206,7 +206,7 @@ static size_t sweep_locked(qe_server *srv, double now, qs_job **cancel, size_t c
     return n_cancel;
 }
 
-static void log_summary(qe_server *srv, uint64_t *last)
+static void log_summary(qs_server *srv, uint64_t *last)
 {
     char line[768];
     size_t len = 0;
@@ -230,7 +230,7 @@ static void log_summary(qe_server *srv, uint64_t *last)
 
 static void *guard_main(void *arg)
 {
-    qe_server *srv = arg;
+    qs_server *srv = arg;
     uint64_t last[QS_REJ_COUNT] = {0};
     double next_log = qs_now() + 1;
     qs_job *cancel[64];
@@ -254,7 +254,7 @@ static void *guard_main(void *arg)
     return NULL;
 }
 
-int qs_guard_start(qe_server *srv)
+int qs_guard_start(qs_server *srv)
 {
     atomic_store(&srv->guard_stop, 0);
     if (pthread_create(&srv->guard, NULL, guard_main, srv) != 0)
@@ -263,7 +263,7 @@ int qs_guard_start(qe_server *srv)
     return 0;
 }
 
-void qs_guard_stop(qe_server *srv)
+void qs_guard_stop(qs_server *srv)
 {
     if (!srv->guard_running)
         return;

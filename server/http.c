@@ -55,7 +55,7 @@ static int route(const char *url)
 
 /* Request bodies are buffered whole; all of them together stay under
  * --max-body-memory so that many slow uploads cannot exhaust memory. */
-static int body_charge(qe_server *srv, qs_req *r, size_t new_cap)
+static int body_charge(qs_server *srv, qs_req *r, size_t new_cap)
 {
     size_t delta = new_cap - r->charged;
     size_t before = atomic_fetch_add(&srv->body_mem, delta);
@@ -67,7 +67,7 @@ static int body_charge(qe_server *srv, qs_req *r, size_t new_cap)
     return 0;
 }
 
-static void body_release(qe_server *srv, qs_req *r)
+static void body_release(qs_server *srv, qs_req *r)
 {
     free(r->body);
     r->body = NULL;
@@ -84,7 +84,7 @@ static int is_post_ep(int ep)
 /* A response body MHD holds until the client has read it: counted in
  * srv->resp_mem from creation to MHD's free callback. */
 typedef struct held_resp {
-    qe_server *srv;
+    qs_server *srv;
     char *p;
     size_t n;
 } held_resp;
@@ -101,7 +101,7 @@ static void held_free(void *cls)
  * vectors), so that the response budget never silences the small answers. */
 #define QS_SMALL_RESPONSE (64u << 10)
 
-static enum MHD_Result send_buf(qe_server *srv, struct MHD_Connection *c, qs_req *r, int status,
+static enum MHD_Result send_buf(qs_server *srv, struct MHD_Connection *c, qs_req *r, int status,
                                 qs_buf *b, const char *ctype, int retry_after, int close_after)
 {
     if (b->oom) {
@@ -166,13 +166,13 @@ static enum MHD_Result send_buf(qe_server *srv, struct MHD_Connection *c, qs_req
     return ret;
 }
 
-static enum MHD_Result send_json(qe_server *srv, struct MHD_Connection *c, qs_req *r, int status,
+static enum MHD_Result send_json(qs_server *srv, struct MHD_Connection *c, qs_req *r, int status,
                                  qs_buf *b)
 {
     return send_buf(srv, c, r, status, b, "application/json", 0, 0);
 }
 
-static enum MHD_Result send_error(qe_server *srv, struct MHD_Connection *c, qs_req *r,
+static enum MHD_Result send_error(qs_server *srv, struct MHD_Connection *c, qs_req *r,
                                   const qs_apierr *e)
 {
     qs_buf b = {0};
@@ -188,7 +188,7 @@ static enum MHD_Result send_error(qe_server *srv, struct MHD_Connection *c, qs_r
     return send_buf(srv, c, r, e->status, &b, "application/json", e->status == 503, e->close);
 }
 
-static int authorized(qe_server *srv, struct MHD_Connection *c)
+static int authorized(qs_server *srv, struct MHD_Connection *c)
 {
     if (!srv->api_key)
         return 1;
@@ -201,7 +201,7 @@ static int authorized(qe_server *srv, struct MHD_Connection *c)
     return qs_secret_equal(srv->api_key, h);
 }
 
-static enum MHD_Result not_ready(qe_server *srv, struct MHD_Connection *c, qs_req *r)
+static enum MHD_Result not_ready(qs_server *srv, struct MHD_Connection *c, qs_req *r)
 {
     qs_apierr e;
     if (atomic_load(&srv->stopping))
@@ -214,7 +214,7 @@ static enum MHD_Result not_ready(qe_server *srv, struct MHD_Connection *c, qs_re
 }
 
 /* The body is complete: answer what needs no model, or queue the job. */
-static enum MHD_Result dispatch(qe_server *srv, struct MHD_Connection *c, qs_req *r)
+static enum MHD_Result dispatch(qs_server *srv, struct MHD_Connection *c, qs_req *r)
 {
     qs_apierr e = {0};
     qs_buf b = {0};
@@ -289,7 +289,7 @@ static enum MHD_Result dispatch(qe_server *srv, struct MHD_Connection *c, qs_req
     return MHD_YES;
 }
 
-static enum MHD_Result on_resumed(qe_server *srv, struct MHD_Connection *c, qs_req *r)
+static enum MHD_Result on_resumed(qs_server *srv, struct MHD_Connection *c, qs_req *r)
 {
     qs_job *job = r->job;
     if (!r->enqueued)
@@ -324,7 +324,7 @@ static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const 
  * target as sent (before %-decoding); what it returns becomes *con_cls. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
-    qe_server *srv = cls;
+    qs_server *srv = cls;
     qs_req *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
@@ -343,7 +343,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
 {
-    qe_server *srv = cls;
+    qs_server *srv = cls;
     qs_req *r = *con_cls;
     if (!r)
         return MHD_NO; /* on_uri makes it; NULL only when out of memory */
@@ -442,7 +442,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    qe_server *srv = cls;
+    qs_server *srv = cls;
     qs_req *r = *con_cls;
     if (!r)
         return;
@@ -462,7 +462,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    qe_server *srv = cls;
+    qs_server *srv = cls;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
     size_t n = strlen(line);
@@ -473,7 +473,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- life cycle ---- */
 
-void qe_server_default_config(qe_server_config *cfg)
+void qs_server_default_config(qs_server_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->host = "127.0.0.1";
@@ -494,7 +494,7 @@ void qe_server_default_config(qe_server_config *cfg)
 
 static char *dup_or_null(const char *s) { return s && s[0] ? strdup(s) : NULL; }
 
-int qe_server_create(const qe_server_config *cfg, qe_server **out, char *err, size_t errlen)
+int qs_server_create(const qs_server_config *cfg, qs_server **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (cfg->max_inputs == 0 || cfg->max_queue == 0 || cfg->max_body_bytes == 0 ||
@@ -505,7 +505,7 @@ int qe_server_create(const qe_server_config *cfg, qe_server **out, char *err, si
                  "request_timeout and http_threads must be positive)");
         return -1;
     }
-    qe_server *srv = calloc(1, sizeof *srv);
+    qs_server *srv = calloc(1, sizeof *srv);
     if (!srv) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -529,7 +529,7 @@ int qe_server_create(const qe_server_config *cfg, qe_server **out, char *err, si
     return 0;
 }
 
-int qe_server_start(qe_server *srv, char *err, size_t errlen)
+int qs_server_start(qs_server *srv, char *err, size_t errlen)
 {
     struct addrinfo hints = {0}, *ai = NULL;
     hints.ai_family = AF_UNSPEC;
@@ -576,9 +576,9 @@ int qe_server_start(qe_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-int qe_server_port(const qe_server *srv) { return srv->port; }
+int qs_server_port(const qs_server *srv) { return srv->port; }
 
-int qs_bind_model(qe_server *srv, const qembed_model *model, char *err, size_t errlen)
+int qs_bind_model(qs_server *srv, const qembed_model *model, char *err, size_t errlen)
 {
     srv->model = model;
     srv->tok = qembed_model_tokenizer(model);
@@ -622,7 +622,7 @@ int qs_bind_model(qe_server *srv, const qembed_model *model, char *err, size_t e
     return 0;
 }
 
-int qe_server_attach_model(qe_server *srv, const qembed_model *model, char *err, size_t errlen)
+int qs_server_attach_model(qs_server *srv, const qembed_model *model, char *err, size_t errlen)
 {
     if (qs_bind_model(srv, model, err, errlen) != 0)
         return -1;
@@ -634,7 +634,7 @@ int qe_server_attach_model(qe_server *srv, const qembed_model *model, char *err,
     return 0;
 }
 
-void qe_server_shutdown(qe_server *srv, double grace_s)
+void qs_server_shutdown(qs_server *srv, double grace_s)
 {
     if (atomic_exchange(&srv->stopping, 1))
         return;
@@ -689,7 +689,7 @@ void qe_server_shutdown(qe_server *srv, double grace_s)
     qs_log(srv, QEMBED_LOG_INFO, "stopped");
 }
 
-void qe_server_free(qe_server *srv)
+void qs_server_free(qs_server *srv)
 {
     if (!srv)
         return;

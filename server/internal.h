@@ -91,7 +91,7 @@ enum {
     QS_REJ_BAD_FRAMING, QS_REJ_CLIENT_GONE, QS_REJ_COUNT
 };
 extern const char *const qs_reject_names[QS_REJ_COUNT];
-void qs_reject(qe_server *srv, int reason);
+void qs_reject(qs_server *srv, int reason);
 /* The reason an error answer counts as, from its code; -1 for none. */
 int qs_reject_reason(const qs_apierr *e);
 
@@ -99,7 +99,7 @@ void qs_metrics_init(qs_metrics *m);
 void qs_metrics_destroy(qs_metrics *m);
 void qs_metrics_request(qs_metrics *m, int ep, int status, double seconds);
 void qs_metrics_batch(qs_metrics *m, size_t seqs, size_t tokens, double seconds);
-void qs_metrics_render(qe_server *srv, qs_buf *out);
+void qs_metrics_render(qs_server *srv, qs_buf *out);
 
 /* ---- queue ---- */
 typedef struct qs_unit {
@@ -132,8 +132,8 @@ typedef struct qs_job {
     qs_apierr err;
 } qs_job;
 
-struct qe_server {
-    qe_server_config cfg;   /* strings below are owned copies */
+struct qs_server {
+    qs_server_config cfg;   /* strings below are owned copies */
     char *host, *api_key, *served_name, *default_instruction;
     struct MHD_Daemon *daemon;
     int port;
@@ -201,17 +201,17 @@ typedef struct qs_conn {
     struct qs_conn *next, *prev;
 } qs_conn;
 void qs_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context, int code);
-void qs_conn_phase(qe_server *srv, struct MHD_Connection *c, int phase, qs_job *job);
-void qs_conn_body(qe_server *srv, struct MHD_Connection *c, size_t n);
+void qs_conn_phase(qs_server *srv, struct MHD_Connection *c, int phase, qs_job *job);
+void qs_conn_body(qs_server *srv, struct MHD_Connection *c, size_t n);
 /* MHD answered a request itself (malformed: e.g. "Content-Length: 1, 1") and
  * may go on to parse its body as a next request: close the connection, and
  * refuse any request already read from it. */
-void qs_conn_poison(qe_server *srv, struct MHD_Connection *c);
-int qs_conn_poisoned(qe_server *srv, struct MHD_Connection *c);
-int qs_guard_start(qe_server *srv);
-void qs_guard_stop(qe_server *srv);
+void qs_conn_poison(qs_server *srv, struct MHD_Connection *c);
+int qs_conn_poisoned(qs_server *srv, struct MHD_Connection *c);
+int qs_guard_start(qs_server *srv);
+void qs_guard_stop(qs_server *srv);
 /* Cancels a queued job whose client went away (guard.c -> batcher.c). */
-void qs_job_cancel(qe_server *srv, qs_job *job);
+void qs_job_cancel(qs_server *srv, qs_job *job);
 
 /* ---- strict framing (framing.c): checks MHD cannot be asked to make ---- */
 typedef struct qs_framing {
@@ -228,21 +228,21 @@ void qs_framing_header(qs_framing *f, const char *name, size_t nlen, const char 
 void qs_framing_finish(qs_framing *f);
 
 /* util.c: through the configured log_fn (any thread). */
-void qs_log(qe_server *srv, qembed_log_level lvl, const char *fmt, ...)
+void qs_log(qs_server *srv, qembed_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* http.c: takes the model's tokenizer, info and limits (attach without the
  * batcher; the fuzzer uses it alone). */
-int qs_bind_model(qe_server *srv, const qembed_model *model, char *err, size_t errlen);
+int qs_bind_model(qs_server *srv, const qembed_model *model, char *err, size_t errlen);
 
 /* batcher.c */
-int qs_batcher_start(qe_server *srv, char *err, size_t errlen);
-void qs_batcher_stop(qe_server *srv);
+int qs_batcher_start(qs_server *srv, char *err, size_t errlen);
+void qs_batcher_stop(qs_server *srv);
 /* Ends every queued job with 503 at the next pass boundary (grace is over). */
-void qs_batcher_abort(qe_server *srv);
+void qs_batcher_abort(qs_server *srv);
 /* Queues a job (refs must be 2). Returns 0, or fills e (503 full, 503 stopping). */
-int qs_enqueue(qe_server *srv, qs_job *job, qs_apierr *e);
-void qs_job_release(qe_server *srv, qs_job *job); /* drops one ref, frees at 0 */
+int qs_enqueue(qs_server *srv, qs_job *job, qs_apierr *e);
+void qs_job_release(qs_server *srv, qs_job *job); /* drops one ref, frees at 0 */
 void qs_job_free(qs_job *job);
 
 /* One forward pass being formed (batcher.c). */
@@ -260,7 +260,7 @@ typedef struct qs_batch {
 /* Picks the next forward pass from the pending jobs (srv->mu held):
  * round-robin over the jobs in arrival order, each job's first waiting input
  * that fits, up to srv->max_batch_tokens. Exposed for the unit test. */
-void qs_select_locked(qe_server *srv, qs_batch *b);
+void qs_select_locked(qs_server *srv, qs_batch *b);
 void qs_batch_free(qs_batch *b);
 
 /* parse.c: request bodies -> jobs (validated, tokenized); render.c: jobs ->
@@ -272,23 +272,23 @@ typedef struct qs_req_opts {
 } qs_req_opts;
 /* Parses an /v1/embeddings (tei=0) or /embed (tei=1) body; on success *job is
  * ready to queue. */
-int qs_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len, qs_job **job,
+int qs_parse_embed_request(qs_server *srv, int tei, const char *body, size_t len, qs_job **job,
                            qs_req_opts *ro, qs_apierr *e);
-int qs_render_embed_response(qe_server *srv, const qs_job *job, const qs_req_opts *ro, qs_buf *out);
+int qs_render_embed_response(qs_server *srv, const qs_job *job, const qs_req_opts *ro, qs_buf *out);
 /* /tokenize: each text's ids (parse.c), then its JSON (render.c). */
 typedef struct qs_toklist {
     int32_t **ids;         /* (count) qembed_free-able */
     size_t *n;             /* (count) */
     size_t count;
 } qs_toklist;
-int qs_parse_tokenize(qe_server *srv, const char *body, size_t len, qs_toklist *out, qs_apierr *e);
-int qs_render_tokenize(qe_server *srv, const qs_toklist *t, qs_buf *out);
+int qs_parse_tokenize(qs_server *srv, const char *body, size_t len, qs_toklist *out, qs_apierr *e);
+int qs_render_tokenize(qs_server *srv, const qs_toklist *t, qs_buf *out);
 void qs_toklist_free(qs_toklist *t);
-void qs_render_models(qe_server *srv, qs_buf *out);
-void qs_render_info(qe_server *srv, qs_buf *out);
+void qs_render_models(qs_server *srv, qs_buf *out);
+void qs_render_info(qs_server *srv, qs_buf *out);
 void qs_render_error(const qs_apierr *e, int tei, qs_buf *out);
-int qs_load_prompts(qe_server *srv);
-void qs_free_prompts(qe_server *srv);
-const char *qs_find_prompt(const qe_server *srv, const char *name); /* NULL: none */
+int qs_load_prompts(qs_server *srv);
+void qs_free_prompts(qs_server *srv);
+const char *qs_find_prompt(const qs_server *srv, const char *name); /* NULL: none */
 
 #endif

@@ -15,7 +15,7 @@ const char *const qs_reject_names[QS_REJ_COUNT] = {
     "shutting_down", "header_timeout", "slow_body",       "bad_framing",       "client_gone",
 };
 
-void qs_reject(qe_server *srv, int reason)
+void qs_reject(qs_server *srv, int reason)
 {
     if (reason >= 0 && reason < QS_REJ_COUNT)
         atomic_fetch_add(&srv->rejected[reason], 1);
@@ -118,7 +118,7 @@ static void render_hist(qs_buf *o, const char *name, const char *labels, const q
     }
 }
 
-void qs_metrics_render(qe_server *srv, qs_buf *o)
+void qs_metrics_render(qs_server *srv, qs_buf *o)
 {
     qs_metrics *m = &srv->metrics;
     pthread_mutex_lock(&srv->mu);

@@ -119,7 +119,7 @@ typedef struct tok_plan {
  * appended <|endoftext|>, truncation (direction, <|endoftext|> kept) and the
  * length before truncation all come from qembed_model_tokenize. Returns 0,
  * or -1 with e filled. */
-static int tokenize_full(qe_server *srv, const tok_plan *tp, size_t idx, const char *text, size_t len,
+static int tokenize_full(qs_server *srv, const tok_plan *tp, size_t idx, const char *text, size_t len,
                          size_t limit, int32_t **ids_out, size_t *n_out, qs_apierr *e)
 {
     char *joined = NULL;
@@ -168,7 +168,7 @@ static int tokenize_full(qe_server *srv, const tok_plan *tp, size_t idx, const c
     return 0;
 }
 
-static int tokenize_text(qe_server *srv, const tok_plan *tp, size_t idx, const char *text, size_t len,
+static int tokenize_text(qs_server *srv, const tok_plan *tp, size_t idx, const char *text, size_t len,
                          int32_t **ids_out, size_t *n_out, qs_apierr *e)
 {
     long bad = qs_utf8_invalid_at(text, len);
@@ -185,7 +185,7 @@ static int tokenize_text(qe_server *srv, const tok_plan *tp, size_t idx, const c
 
 /* Token-id input i (an array of integers), copied into a qembed_free-able
  * array (the library's allocator is malloc, as qembed_free documents). */
-static int token_input(qe_server *srv, const tok_plan *tp, size_t idx, const cJSON *arr,
+static int token_input(qs_server *srv, const tok_plan *tp, size_t idx, const cJSON *arr,
                        int32_t **ids_out, size_t *n_out, qs_apierr *e)
 {
     size_t n = (size_t)cJSON_GetArraySize(arr);
@@ -230,7 +230,7 @@ static int token_input(qe_server *srv, const tok_plan *tp, size_t idx, const cJS
     return 0;
 }
 
-int qs_parse_embed_request(qe_server *srv, int tei, const char *body, size_t len, qs_job **job_out,
+int qs_parse_embed_request(qs_server *srv, int tei, const char *body, size_t len, qs_job **job_out,
                            qs_req_opts *ro, qs_apierr *e)
 {
     *job_out = NULL;
@@ -395,7 +395,7 @@ out:
  * (instruction or prompt, <|endoftext|> unless add_special_tokens is false),
  * through the same library call; the whole text, not truncated. Returns 0 with *out filled (qs_toklist_free), or -1
  * with e filled. */
-int qs_parse_tokenize(qe_server *srv, const char *body, size_t len, qs_toklist *out, qs_apierr *e)
+int qs_parse_tokenize(qs_server *srv, const char *body, size_t len, qs_toklist *out, qs_apierr *e)
 {
     memset(out, 0, sizeof *out);
     cJSON *root = parse_body(body, len, e, 1);

@@ -7,7 +7,7 @@
 
 #include "internal.h"
 
-int qs_load_prompts(qe_server *srv)
+int qs_load_prompts(qs_server *srv)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/config_sentence_transformers.json", srv->info.resolved_path);
@@ -54,7 +54,7 @@ int qs_load_prompts(qe_server *srv)
     return 0;
 }
 
-void qs_free_prompts(qe_server *srv)
+void qs_free_prompts(qs_server *srv)
 {
     for (size_t i = 0; i < srv->n_prompts; i++) {
         free(srv->prompt_names[i]);
@@ -66,7 +66,7 @@ void qs_free_prompts(qe_server *srv)
     srv->n_prompts = 0;
 }
 
-const char *qs_find_prompt(const qe_server *srv, const char *name)
+const char *qs_find_prompt(const qs_server *srv, const char *name)
 {
     for (size_t i = 0; i < srv->n_prompts; i++)
         if (strcmp(srv->prompt_names[i], name) == 0)

@@ -7,7 +7,7 @@
 
 #include "internal.h"
 
-int qs_render_embed_response(qe_server *srv, const qs_job *job, const qs_req_opts *ro, qs_buf *o)
+int qs_render_embed_response(qs_server *srv, const qs_job *job, const qs_req_opts *ro, qs_buf *o)
 {
     size_t d = (size_t)job->dims;
     qs_buf_reserve(o, job->n_units * d * (ro->base64 ? 6 : 12) + 256);
@@ -55,7 +55,7 @@ int qs_render_embed_response(qe_server *srv, const qs_job *job, const qs_req_opt
 
 /* POST /tokenize (TEI): [[{"id","text","special","start","stop"}, ...], ...].
  * start/stop (character offsets) are null: the public API gives no offsets. */
-int qs_render_tokenize(qe_server *srv, const qs_toklist *t, qs_buf *o)
+int qs_render_tokenize(qs_server *srv, const qs_toklist *t, qs_buf *o)
 {
     qs_buf_put(o, "[", 1);
     for (size_t i = 0; i < t->count; i++) {
@@ -85,7 +85,7 @@ int qs_render_tokenize(qe_server *srv, const qs_toklist *t, qs_buf *o)
     return o->oom ? -1 : 0;
 }
 
-void qs_render_models(qe_server *srv, qs_buf *o)
+void qs_render_models(qs_server *srv, qs_buf *o)
 {
     qs_buf_puts(o, "{\"object\":\"list\",\"data\":[{\"id\":");
     qs_buf_json_str(o, srv->served_name, strlen(srv->served_name));
@@ -93,7 +93,7 @@ void qs_render_models(qe_server *srv, qs_buf *o)
                   (long long)srv->started_at);
 }
 
-void qs_render_info(qe_server *srv, qs_buf *o)
+void qs_render_info(qs_server *srv, qs_buf *o)
 {
     const qembed_model_info *mi = &srv->info;
     const char *placement = qembed_model_placement(srv->model);

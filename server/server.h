@@ -4,13 +4,13 @@
  * validate and tokenize requests, then queue them; ONE batching thread owns the
  * qembed_ctx and runs every forward pass; a finished request goes back to its
  * connection by message (MHD suspend / resume). No globals: everything lives in
- * a qe_server.
+ * a qs_server.
  *
  * Life cycle:
- *   qe_server_create -> qe_server_start (listening; /health answers 503)
- *   -> qe_server_attach_model (batcher starts, warms up, then /health 200)
- *   -> qe_server_shutdown (stop accepting, answer every accepted request)
- *   -> qe_server_free.
+ *   qs_server_create -> qs_server_start (listening; /health answers 503)
+ *   -> qs_server_attach_model (batcher starts, warms up, then /health 200)
+ *   -> qs_server_shutdown (stop accepting, answer every accepted request)
+ *   -> qs_server_free.
  * The server never exits the process and never prints: it logs through
  * config.log_fn. */
 #ifndef QE_SERVER_H
@@ -21,9 +21,9 @@
 
 #include "qembed.h"
 
-typedef struct qe_server_config {
+typedef struct qs_server_config {
     const char *host;            /* bind address; default "127.0.0.1" */
-    int port;                    /* default 8080; 0: any free port (see qe_server_port) */
+    int port;                    /* default 8080; 0: any free port (see qs_server_port) */
     int http_threads;            /* MHD thread-pool size; default 2 */
     unsigned max_connections;    /* default 1024 */
     const char *api_key;         /* NULL/"" : no authentication */
@@ -54,33 +54,33 @@ typedef struct qe_server_config {
                                     grace; default 8192; 0: off */
     size_t max_response_memory;  /* response bytes held for clients, all together; beyond: 503;
                                     default 256 MiB */
-} qe_server_config;
+} qs_server_config;
 
-typedef struct qe_server qe_server;
+typedef struct qs_server qs_server;
 
-void qe_server_default_config(qe_server_config *cfg);
+void qs_server_default_config(qs_server_config *cfg);
 
 /* Copies what it needs from cfg. Returns 0, or -1 with a message in err. */
-int qe_server_create(const qe_server_config *cfg, qe_server **out, char *err, size_t errlen);
+int qs_server_create(const qs_server_config *cfg, qs_server **out, char *err, size_t errlen);
 
 /* Binds and starts the HTTP threads. Until a model is attached every endpoint
  * but /health, /metrics answers 503. */
-int qe_server_start(qe_server *srv, char *err, size_t errlen);
+int qs_server_start(qs_server *srv, char *err, size_t errlen);
 
 /* The port actually bound (useful with port 0). */
-int qe_server_port(const qe_server *srv);
+int qs_server_port(const qs_server *srv);
 
 /* Hands the model to the server (the caller keeps ownership and frees it after
- * qe_server_free). Creates the ctx and warms up on the batching thread; returns
+ * qs_server_free). Creates the ctx and warms up on the batching thread; returns
  * once the server is ready (0) or the warm-up failed (-1, message in err). */
-int qe_server_attach_model(qe_server *srv, const qembed_model *model, char *err, size_t errlen);
+int qs_server_attach_model(qs_server *srv, const qembed_model *model, char *err, size_t errlen);
 
 /* Graceful stop: stops accepting connections, answers every request already
  * accepted (in the queue, in a forward pass or still uploading), then stops
  * the HTTP threads and the batcher. Waits at most `grace_s` seconds for the
  * in-flight requests. Safe to call once from any thread but the server's own. */
-void qe_server_shutdown(qe_server *srv, double grace_s);
+void qs_server_shutdown(qs_server *srv, double grace_s);
 
-void qe_server_free(qe_server *srv);
+void qs_server_free(qs_server *srv);
 
 #endif

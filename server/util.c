@@ -169,7 +169,7 @@ void qs_err_set(qs_apierr *e, int status, const char *type, const char *code, co
     va_end(ap);
 }
 
-void qs_log(qe_server *srv, qembed_log_level lvl, const char *fmt, ...)
+void qs_log(qs_server *srv, qembed_log_level lvl, const char *fmt, ...)
 {
     if (!srv->cfg.log_fn)
         return;

@@ -29,7 +29,7 @@ int main(int argc, char **argv) {
         lens[1] = 4096;
         n_lens = 2;
     }
-    qe_pool *pool = qe_pool_create(threads);
+    qe_threadpool *pool = qe_threadpool_create(threads);
     if (!pool) return 1;
     unsigned x = 12345;
     for (int li = 0; li < n_lens; li++) {
@@ -68,6 +68,6 @@ int main(int argc, char **argv) {
         free(v);
         free(scratch);
     }
-    qe_pool_free(pool);
+    qe_threadpool_free(pool);
     return 0;
 }

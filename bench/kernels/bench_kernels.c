@@ -94,7 +94,7 @@ static float rnd_unit(void) {
 
 /* ---- qembed ---- */
 typedef struct qe_ctx {
-    qe_pool *pool;
+    qe_threadpool *pool;
     qe_isa isa;
     qe_mm_mode mode;
     const float *x;
@@ -235,12 +235,12 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    qe_pool *pool = qe_pool_create(threads);
+    qe_threadpool *pool = qe_threadpool_create(threads);
     if (!pool) {
         fprintf(stderr, "bench_kernels: cannot create the thread pool\n");
         return 2;
     }
-    threads = qe_pool_size(pool);
+    threads = qe_threadpool_size(pool);
     qe_isa isa = qe_cpu_isa();
 
     if (!blas_only) {
@@ -373,7 +373,7 @@ int main(int argc, char **argv) {
         dnnl_engine_destroy(eng);
     }
 #endif
-    qe_pool_free(pool);
+    qe_threadpool_free(pool);
 
     if (!blas_only && !qe_only) {
 #ifdef QE_HAVE_OPENBLAS

@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 7; i++) per_layer += (size_t)sh[i][0] * (size_t)sh[i][1];
     uint16_t *w = malloc(per_layer * (size_t)layers * sizeof *w);
     float *x = malloc((size_t)m * 3072 * sizeof *x), *y = malloc((size_t)m * 3072 * sizeof *y);
-    qe_pool *pool = qe_pool_create(threads);
+    qe_threadpool *pool = qe_threadpool_create(threads);
     if (!w || !x || !y || !pool) {
         fprintf(stderr, "bench_layers: out of memory\n");
         return 1;
@@ -60,9 +60,9 @@ int main(int argc, char **argv) {
         if (c < best_cpu) best_cpu = c;
     }
     printf("rows %d, threads %d, layers %d, isa %s: best of %d %.1f ms = %.1f GFLOP/s; calling thread CPU %.1f ms\n",
-           m, qe_pool_size(pool), layers, qe_isa_name(qe_cpu_isa()), reps, best * 1e3, flop / best * 1e-9,
+           m, qe_threadpool_size(pool), layers, qe_isa_name(qe_cpu_isa()), reps, best * 1e3, flop / best * 1e-9,
            best_cpu * 1e3);
-    qe_pool_free(pool);
+    qe_threadpool_free(pool);
     free(w);
     free(x);
     free(y);

@@ -32,7 +32,7 @@ qembed_status qembed_ctx_create(const qembed_model *model, const qembed_ctx_para
     QE_FAIL_IF(!c, err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
     c->model = model;
     c->cap = (int)cap;
-    c->pool = qe_pool_create(n_threads);
+    c->pool = qe_threadpool_create(n_threads);
     if (!c->pool) {
         free(c);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "cannot start a thread pool of %d threads",
@@ -75,16 +75,16 @@ qembed_status qembed_ctx_create(const qembed_model *model, const qembed_ctx_para
         return s;
     }
     QE_DEBUG(&model->log, "context: %d threads, %d tokens per pass, %llu activation bytes",
-             qe_pool_size(c->pool), c->cap,
-             (unsigned long long)qe_fwd_state_bytes(&model->cfg, c->cap, qe_pool_size(c->pool)));
+             qe_threadpool_size(c->pool), c->cap,
+             (unsigned long long)qe_fwd_state_bytes(&model->cfg, c->cap, qe_threadpool_size(c->pool)));
     *out = c;
     return QEMBED_OK;
 }
 
 uint64_t qembed_ctx_activation_bytes(const qembed_ctx *c) {
     if (!c) return 0;
-    return qe_plan_cpu_workspace_bytes(&c->model->cfg, (size_t)c->cap, qe_pool_size(c->pool)) +
-           (uint64_t)qe_pool_scratch_bytes(c->pool);
+    return qe_plan_cpu_workspace_bytes(&c->model->cfg, (size_t)c->cap, qe_threadpool_size(c->pool)) +
+           (uint64_t)qe_threadpool_scratch_bytes(c->pool);
 }
 
 void qembed_ctx_free(qembed_ctx *c) {
@@ -92,7 +92,7 @@ void qembed_ctx_free(qembed_ctx *c) {
     for (int i = 0; i < QE_MAX_SEGMENTS; i++)
         if (c->seg_backend[i]) c->seg_backend[i]->work_free(c->seg_work[i]);
     qe_fwd_state_free(&c->st);
-    qe_pool_free(c->pool);
+    qe_threadpool_free(c->pool);
     free(c->ids);
     free(c->pooled);
     free(c);

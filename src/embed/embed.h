@@ -55,7 +55,7 @@ struct qembed_model {
 
 struct qembed_ctx {
     const qembed_model *model;
-    qe_pool *pool;
+    qe_threadpool *pool;
     qe_fwd_state st;        /* the CPU state: embedding, final norm, the hand-off buffer, CPU layers */
     const qe_backend *seg_backend[QE_MAX_SEGMENTS]; /* per segment; CPU after a fallback */
     void *seg_work[QE_MAX_SEGMENTS];                /* per segment workspace (backend's) */

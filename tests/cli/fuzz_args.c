@@ -13,7 +13,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum { K_FMT = 256, K_FLAG };
-static const qe_optdef opts[] = {
+static const cli_optdef opts[] = {
     {"help", 'h', 0}, {"input", 'i', 1}, {"format", 'f', 1}, {"format-x", K_FMT, 1}, {"flag", K_FLAG, 0},
     {NULL, 0, 0},
 };
@@ -34,14 +34,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     argv[argc] = NULL;
     char *orig[130];
     memcpy(orig, argv, sizeof argv);
-    qe_settings s;
+    cli_settings s;
     memset(&s, 0, sizeof s);
-    qe_args a;
-    qe_args_init(&a, "fuzz", argc, argv, opts, &s);
+    cli_args a;
+    cli_args_init(&a, "fuzz", argc, argv, opts, &s);
     int k, steps = 0;
-    while ((k = qe_args_next(&a)) != QE_ARG_END && k != QE_ARG_ERROR) {
+    while ((k = cli_args_next(&a)) != CLI_ARG_END && k != CLI_ARG_ERROR) {
         if (++steps > (int)size + argc + 2) abort(); /* each step consumes an element or a letter */
-        if (k == QE_ARG_OPERAND || k == 'i' || k == 'f' || k == K_FMT) {
+        if (k == CLI_ARG_OPERAND || k == 'i' || k == 'f' || k == K_FMT) {
             int found = 0; /* the value lies inside one of the elements */
             for (int j = 0; j < argc; j++)
                 if (a.value >= orig[j] && a.value <= orig[j] + strlen(orig[j])) found = 1;

@@ -91,7 +91,7 @@ static int run_case(const attn_case *c) {
     for (int isa = QE_ISA_SCALAR; isa <= (int)best; isa++)
         for (int threads = 1; threads <= 2; threads++)
             for (int last_only = 0; last_only <= 1; last_only++) {
-                qe_pool *pool = qe_pool_create(threads);
+                qe_threadpool *pool = qe_threadpool_create(threads);
                 float *scratch = malloc((size_t)threads * qe_attn_scratch_floats(hd, nh / nkv) * sizeof(float));
                 memcpy(got, q, (size_t)T * QD * sizeof(float));
                 qe_attn_args a = {.q = got, .ldq = QD, .k = k, .v = v, .ldkv = KD, .seq_off = off,
@@ -126,7 +126,7 @@ static int run_case(const attn_case *c) {
                     printf("ok %s: max error %.3g\n", what, worst);
                 }
                 free(scratch);
-                qe_pool_free(pool);
+                qe_threadpool_free(pool);
             }
     free(q);
     free(k);

@@ -159,16 +159,16 @@ static void count_task(void *arg, int task, int thread) {
 
 static void test_pool(void) {
     for (int nt = 1; nt <= 3; nt++) {
-        qe_pool *pool = qe_pool_create(nt);
-        CHECK(pool != NULL, "qe_pool_create(%d)", nt);
+        qe_threadpool *pool = qe_threadpool_create(nt);
+        CHECK(pool != NULL, "qe_threadpool_create(%d)", nt);
         if (!pool) continue;
-        CHECK(qe_pool_size(pool) == nt, "pool size %d", qe_pool_size(pool));
+        CHECK(qe_threadpool_size(pool) == nt, "pool size %d", qe_threadpool_size(pool));
         int hits[64];
         count_job job = {hits, nt, 0};
         for (int rep = 0; rep < 3000; rep++) {
             int n_tasks = rep % 64;
             memset(hits, 0, sizeof hits);
-            qe_pool_run(pool, count_task, &job, n_tasks);
+            qe_threadpool_run(pool, count_task, &job, n_tasks);
             for (int t = 0; t < n_tasks; t++)
                 if (hits[t] != 1) {
                     CHECK(0, "pool %d rep %d: task %d ran %d times", nt, rep, t, hits[t]);
@@ -177,10 +177,10 @@ static void test_pool(void) {
                 }
         }
         CHECK(!job.bad_thread, "thread index out of range");
-        qe_pool_free(pool);
+        qe_threadpool_free(pool);
     }
-    qe_pool_free(NULL);
-    CHECK(qe_pool_size(NULL) == 1, "NULL pool has one thread");
+    qe_threadpool_free(NULL);
+    CHECK(qe_threadpool_size(NULL) == 1, "NULL pool has one thread");
 }
 
 /* ---------------- matrix products ---------------- */
@@ -211,7 +211,7 @@ static void *make_weights(qe_dtype wt, int n, int k, float *wf /* (n,k) as f32 *
 static const char *dt_name(qe_dtype t) { return t == QE_F32 ? "f32" : t == QE_F16 ? "f16" : "bf16"; }
 
 /* Returns the number of failures for this shape. */
-static void test_shape(shape s, qe_dtype wt, qe_pool *pool2, qe_isa max_isa) {
+static void test_shape(shape s, qe_dtype wt, qe_threadpool *pool2, qe_isa max_isa) {
     int m = s.m, k = s.k, n = s.n;
     size_t ldx = (size_t)k + 3, ldy = (size_t)n + 5;
     float *x = malloc(sizeof(float) * (size_t)m * ldx);
@@ -287,7 +287,7 @@ static void test_matmul(void) {
     if (hw < QE_ISA_AVX512_BF16)
         printf("kernels: NOT TESTED here (CPU lacks them): %s%s\n",
                hw < QE_ISA_AVX512 ? "avx512 " : "", "avx512bf16");
-    qe_pool *pool2 = qe_pool_create(2);
+    qe_threadpool *pool2 = qe_threadpool_create(2);
     CHECK(pool2 != NULL, "pool");
     static const int ms[] = {1, 2, 3, 4, 5, 16, 17, 31, 32, 64, 129};
     static const int ks[] = {1, 15, 16, 17, 64, 1000, 1024};
@@ -323,7 +323,7 @@ static void test_matmul(void) {
         for (int dt = 0; dt < 3; dt++) test_shape(extra[e], (qe_dtype)dt, pool2, hw);
     printf("kernels: %d shapes x 3 dtypes x 2 modes x %d variants x 2 thread counts\n",
            n_shapes + (int)(sizeof extra / sizeof *extra), (int)hw + 1);
-    qe_pool_free(pool2);
+    qe_threadpool_free(pool2);
 }
 
 /* ---- the oneDNN variant (level amx) called directly ----
@@ -332,7 +332,7 @@ static void test_matmul(void) {
  * kernels: so here it is called itself, with contiguous y (as the forward
  * pass does), must run (return 0) and agree with the reference. m = 700 with
  * k = 3072 is two row chunks of the conversion block. */
-static void test_onednn(qe_pool *pool2) {
+static void test_onednn(qe_threadpool *pool2) {
     if (qe_cpu_isa() < QE_ISA_AMX) {
         printf("kernels: NOT TESTED here: amx (oneDNN) variant (%s)\n",
                qe_onednn_available() ? "CPU lacks AMX-BF16" : "libdnnl.so.2 not loadable");
@@ -463,7 +463,7 @@ static void test_isa_check(void) {
  * the reference itself against the f32 product of the dequantized weights
  * (the only difference is the activations' 8-bit rounding), and qe_matmul's
  * dispatch of QE_Q8_0 at the detected level. */
-static void test_q8(qe_pool *pool2) {
+static void test_q8(qe_threadpool *pool2) {
     static const char *const names[] = {"scalar", "avx2", "vnni"};
     int ran = 0;
     for (int v = QE_Q8_SCALAR; v <= QE_Q8_VNNI; v++) {
@@ -516,11 +516,11 @@ int main(int argc, char **argv) {
     test_swiglu();
     test_matmul();
     {
-        qe_pool *pool2 = qe_pool_create(2);
+        qe_threadpool *pool2 = qe_threadpool_create(2);
         CHECK(pool2 != NULL, "pool");
         if (pool2) test_onednn(pool2);
         if (pool2) test_q8(pool2);
-        qe_pool_free(pool2);
+        qe_threadpool_free(pool2);
     }
     if (failures) {
         fprintf(stderr, "kernels: %d failure(s)\n", failures);

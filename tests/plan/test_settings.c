@@ -24,7 +24,7 @@ static char empty_home[256];
 /* env: "NAME=value" strings; argv: flags, parsed by the CLI's parser (args.c)
  * with no command options of its own. Returns 1 when every flag was taken,
  * -1 on a usage error, 0 when an operand was left over. */
-static int run_case(qe_settings *s, const char *const *env, const char *const *flags) {
+static int run_case(cli_settings *s, const char *const *env, const char *const *flags) {
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) unsetenv(vars[i]);
     /* No Hugging Face cache and no ./models unless a case makes one. */
     setenv("HOME", empty_home, 1);
@@ -35,19 +35,19 @@ static int run_case(qe_settings *s, const char *const *env, const char *const *f
         *eq = '\0';
         setenv(buf, eq + 1, 1);
     }
-    qe_settings_init(s);
+    cli_settings_init(s);
     char *argv[32];
     int argc = 0;
     argv[argc++] = (char *)"test";
     for (; flags && *flags && argc < 31; flags++) argv[argc++] = (char *)*flags;
     argv[argc] = NULL;
-    static const qe_optdef none[] = {{NULL, 0, 0}};
-    qe_args a;
-    qe_args_init(&a, "test", argc, argv, none, s);
+    static const cli_optdef none[] = {{NULL, 0, 0}};
+    cli_args a;
+    cli_args_init(&a, "test", argc, argv, none, s);
     int worst = 1, k;
-    while ((k = qe_args_next(&a)) != QE_ARG_END) {
-        if (k == QE_ARG_ERROR) return -1;
-        if (k == QE_ARG_OPERAND) worst = 0;
+    while ((k = cli_args_next(&a)) != CLI_ARG_END) {
+        if (k == CLI_ARG_ERROR) return -1;
+        if (k == CLI_ARG_OPERAND) worst = 0;
     }
     return worst;
 }
@@ -56,7 +56,7 @@ static int run_case(qe_settings *s, const char *const *env, const char *const *f
 #define NONE ((const char *const *)NULL)
 
 static void test_compute_units_precedence(void) {
-    qe_settings s;
+    cli_settings s;
     run_case(&s, NONE, NONE);
     CHECK(s.units == QEMBED_UNITS_ALL && !strcmp(s.units_src, "default"), "default ALL");
 
@@ -101,11 +101,11 @@ static void test_compute_units_precedence(void) {
     CHECK(run_case(&s, NONE, E("--compute-units", "NE")) == -1, "invalid flag is a usage error");
     CHECK(run_case(&s, NONE, E("--compute-units")) == -1, "missing value is a usage error");
     run_case(&s, E("QEMBED_COMPUTE_UNITS=bogus"), NONE);
-    CHECK(qe_settings_load_model(&s, NULL) == NULL, "an invalid variable stops the load");
+    CHECK(cli_settings_load_model(&s, NULL) == NULL, "an invalid variable stops the load");
 }
 
 static void test_model_precedence(void) {
-    qe_settings s;
+    cli_settings s;
     run_case(&s, E("PAPR_EMBEDDING_MODEL=Qwen/Qwen3-Embedding-4B"), NONE);
     CHECK(!strcmp(s.model, "Qwen/Qwen3-Embedding-4B") && strstr(s.model_src, "PAPR_EMBEDDING_MODEL"),
           "repo id: %s (%s)", s.model, s.model_src);
@@ -134,7 +134,7 @@ static void test_model_precedence(void) {
     run_case(&s, NONE, NONE);
     CHECK(access("./models/synth-0.6b", F_OK) == 0 || (!s.model[0] && !strcmp(s.model_src, "none")),
           "no default: '%s' (%s)", s.model, s.model_src);
-    CHECK(s.model[0] || qe_settings_load_model(&s, NULL) == NULL, "no model: load fails cleanly");
+    CHECK(s.model[0] || cli_settings_load_model(&s, NULL) == NULL, "no model: load fails cleanly");
 }
 
 static void test_sizes_and_numbers(void) {
@@ -155,13 +155,13 @@ static void test_sizes_and_numbers(void) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint64_t v = 12345;
-        int r = qe_parse_bytes(cases[i].s, &v);
+        int r = cli_parse_bytes(cases[i].s, &v);
         CHECK((r == 0) == cases[i].ok, "parse_bytes('%s') = %d", cases[i].s, r);
         if (cases[i].ok) CHECK(v == cases[i].v, "parse_bytes('%s') = %llu", cases[i].s,
                                (unsigned long long)v);
     }
 
-    qe_settings s;
+    cli_settings s;
     run_case(&s, E("QEMBED_SIM_ACCEL_MEMORY=3G", "QEMBED_CPU_MEMORY_LIMIT=8G",
                    "QEMBED_GPU_MEMORY_LIMIT=512M", "QEMBED_MAX_BATCH_TOKENS=2048",
                    "QEMBED_THREADS=3"),
@@ -181,7 +181,7 @@ static void test_sizes_and_numbers(void) {
     CHECK(s.max_batch_tokens == 512 && !strcmp(s.max_batch_src, "--max-batch-tokens"), "batch flag");
     CHECK(s.cpu_memory_limit == 4ull << 30 && s.gpu_memory_limit == 2ull << 30, "limits flags");
     CHECK(s.quiet == 1, "-q");
-    qembed_model_params mp = qe_settings_model_params(&s);
+    qembed_model_params mp = cli_settings_model_params(&s);
     CHECK(mp.sim_accel_memory == 1ull << 30 && mp.n_threads == 1 && mp.max_batch_tokens == 512 &&
               mp.cpu_memory_limit == 4ull << 30 && mp.gpu_memory_limit == 2ull << 30 &&
               mp.log_level == QEMBED_LOG_WARN && mp.log_fn,
@@ -209,10 +209,10 @@ static void test_sizes_and_numbers(void) {
     CHECK(run_case(&s, NONE, E("--unknown")) == -1, "unknown flags are a usage error");
 
     run_case(&s, NONE, NONE);
-    CHECK(!s.no_verify && !qe_settings_model_params(&s).no_verify, "verify by default");
+    CHECK(!s.no_verify && !cli_settings_model_params(&s).no_verify, "verify by default");
     run_case(&s, E("QEMBED_NO_VERIFY=1"), NONE);
     CHECK(s.no_verify && !strcmp(s.verify_src, "QEMBED_NO_VERIFY") &&
-              qe_settings_model_params(&s).no_verify,
+              cli_settings_model_params(&s).no_verify,
           "QEMBED_NO_VERIFY=1");
     run_case(&s, E("QEMBED_NO_VERIFY=0"), NONE);
     CHECK(!s.no_verify, "QEMBED_NO_VERIFY=0");
@@ -222,7 +222,7 @@ static void test_sizes_and_numbers(void) {
 
 /* The forms every command accepts (args.c over getopt_long). */
 static void test_forms(void) {
-    qe_settings s;
+    cli_settings s;
     CHECK(run_case(&s, NONE, E("-t2", "-mmodels/x", "-qv")) == 1 && s.n_threads == 2 &&
               !strcmp(s.model, "models/x") && s.quiet && s.verbose,
           "-t2 -mDIR -qv: %d %s", s.n_threads, s.model);
@@ -243,13 +243,13 @@ static void test_forms(void) {
 }
 
 static void test_print(void) {
-    qe_settings s;
+    cli_settings s;
     run_case(&s, E("PAPR_COREML_COMPUTE_UNITS=CPU_AND_NE", "QEMBED_SIM_ACCEL_MEMORY=3G"),
              E("-m", "/some/model"));
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    qe_settings_print(&s, f);
+    cli_settings_print(&s, f);
     fclose(f);
     CHECK(strstr(buf, "/some/model") && strstr(buf, "(--model)"), "model line:\n%s", buf);
     CHECK(strstr(buf, "CPU_AND_NE") && strstr(buf, "(PAPR_COREML_COMPUTE_UNITS)"), "units line:\n%s", buf);

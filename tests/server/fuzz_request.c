@@ -11,7 +11,7 @@
 
 #include "internal.h"
 
-static qe_server *srv;
+static qs_server *srv;
 static qembed_model *model;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -28,14 +28,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz_request: cannot load %s: %s\n", dir, err.message);
         exit(1);
     }
-    qe_server_config cfg;
-    qe_server_default_config(&cfg);
+    qs_server_config cfg;
+    qs_server_default_config(&cfg);
     cfg.max_inputs = 16;
     cfg.max_tokens = 64;
     cfg.max_batch_tokens = 256;
     cfg.default_instruction = "fuzz";
     char e[256];
-    if (qe_server_create(&cfg, &srv, e, sizeof e) != 0 || qs_bind_model(srv, model, e, sizeof e) != 0) {
+    if (qs_server_create(&cfg, &srv, e, sizeof e) != 0 || qs_bind_model(srv, model, e, sizeof e) != 0) {
         fprintf(stderr, "fuzz_request: %s\n", e);
         exit(1);
     }

@@ -59,12 +59,12 @@ static const policy_case cases[] = {
 
 static void run_policy_case(const policy_case *pc)
 {
-    qe_server_config cfg;
-    qe_server_default_config(&cfg);
-    qe_server *srv = NULL;
+    qs_server_config cfg;
+    qs_server_default_config(&cfg);
+    qs_server *srv = NULL;
     char err[256];
-    if (qe_server_create(&cfg, &srv, err, sizeof err) != 0) {
-        CHECK(0, "qe_server_create: %s", err);
+    if (qs_server_create(&cfg, &srv, err, sizeof err) != 0) {
+        CHECK(0, "qs_server_create: %s", err);
         return;
     }
     srv->max_batch_tokens = pc->budget;
@@ -120,7 +120,7 @@ static void run_policy_case(const policy_case *pc)
     for (size_t i = 0; i < nj; i++)
         qs_job_free(jobs[i]);
     srv->batcher_running = 0;
-    qe_server_free(srv);
+    qs_server_free(srv);
 }
 
 /* ---- UTF-8 ---- */

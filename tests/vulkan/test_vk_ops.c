@@ -186,7 +186,7 @@ static void test_attention(const int *lens, int n_seq, int nh, int nkv, int D) {
     RUN(qe_vk_attention(vk, &bq, &bk, &bv, &bs, (uint32_t)T, (uint32_t)nh, (uint32_t)nkv, (uint32_t)D, &E));
     float *got = malloc(nq * 4);
     down(&bq, got, nq * 4);
-    qe_pool *pool = qe_pool_create(1);
+    qe_threadpool *pool = qe_threadpool_create(1);
     float *scratch = malloc(qe_attn_scratch_floats(D, nh / nkv) * sizeof(float));
     int *tile_off = malloc(((size_t)T + 1) * sizeof(int)); /* as forward.c: cap+1 */
     qe_attn_args a = {.q = q, .ldq = (size_t)nh * D, .k = k, .v = v, .ldkv = (size_t)nkv * D,
@@ -197,7 +197,7 @@ static void test_attention(const int *lens, int n_seq, int nh, int nkv, int D) {
     double r = rel_err(got, q, nq);
     CHECK(r < 1e-5, "attention T=%d seqs=%d heads %d/%d D=%d: relative error %.3g", T, n_seq, nh, nkv,
           D, r);
-    qe_pool_free(pool);
+    qe_threadpool_free(pool);
     qe_vk_buf_free(vk, &bq); qe_vk_buf_free(vk, &bk); qe_vk_buf_free(vk, &bv); qe_vk_buf_free(vk, &bs);
     free(off); free(q); free(k); free(v); free(sst); free(got); free(scratch); free(tile_off);
 }

@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static int add_table(qe_args *a, size_t *n, char **sp, const qe_optdef *t) {
+static int add_table(cli_args *a, size_t *n, char **sp, const cli_optdef *t) {
     for (; t && t->key; t++) {
-        if (*n >= QE_ARGS_MAX) return -1;
+        if (*n >= CLI_ARGS_MAX) return -1;
         if (t->name) {
             a->longs[*n] = (struct option){t->name, t->has_value ? required_argument : no_argument,
                                            NULL, t->key};
@@ -24,8 +24,8 @@ static int add_table(qe_args *a, size_t *n, char **sp, const qe_optdef *t) {
     return 0;
 }
 
-void qe_args_init(qe_args *a, const char *cmd, int argc, char **argv, const qe_optdef *opts,
-                  qe_settings *s) {
+void cli_args_init(cli_args *a, const char *cmd, int argc, char **argv, const cli_optdef *opts,
+                  cli_settings *s) {
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
     a->argc = argc;
@@ -36,22 +36,22 @@ void qe_args_init(qe_args *a, const char *cmd, int argc, char **argv, const qe_o
     *sp++ = '-';
     *sp++ = ':';
     /* both tables are the program's own constants: a too-long one is a bug */
-    if (add_table(a, &n, &sp, opts) != 0 || (s && add_table(a, &n, &sp, qe_settings_opts) != 0))
-        fprintf(stderr, "qembed %s: internal: more than %d options\n", cmd, QE_ARGS_MAX);
+    if (add_table(a, &n, &sp, opts) != 0 || (s && add_table(a, &n, &sp, cli_settings_opts) != 0))
+        fprintf(stderr, "qembed %s: internal: more than %d options\n", cmd, CLI_ARGS_MAX);
     *sp = '\0';
     optind = 0; /* 0, not 1: glibc re-initialises its state (tests parse many times) */
     opterr = 0;
 }
 
 static int is_shared(int key) {
-    for (const qe_optdef *t = qe_settings_opts; t->key; t++)
+    for (const cli_optdef *t = cli_settings_opts; t->key; t++)
         if (t->key == key) return 1;
     return 0;
 }
 
 /* getopt reports "--flag=value" with optopt = the flag's key (a long option
  * without a value), an unknown short option with optopt = its letter (no key). */
-static int takes_no_value(const qe_args *a, int key) {
+static int takes_no_value(const cli_args *a, int key) {
     for (const struct option *o = a->longs; o->name; o++)
         if (o->val == key && o->has_arg == no_argument) return 1;
     return 0;
@@ -63,14 +63,14 @@ static int name_len(const char *arg) {
     return eq ? (int)(eq - arg) : (int)strlen(arg);
 }
 
-int qe_args_next(qe_args *a) {
+int cli_args_next(cli_args *a) {
     for (;;) {
         if (a->ended) {
             if (a->rest < a->argc) {
                 a->value = a->argv[a->rest++];
-                return QE_ARG_OPERAND;
+                return CLI_ARG_OPERAND;
             }
-            return QE_ARG_END;
+            return CLI_ARG_END;
         }
         int li = -1;
         int c = getopt_long(a->argc, a->argv, a->shorts, a->longs, &li);
@@ -81,7 +81,7 @@ int qe_args_next(qe_args *a) {
         }
         if (c == 1) {
             a->value = optarg;
-            return QE_ARG_OPERAND;
+            return CLI_ARG_OPERAND;
         }
         const char *el = optind >= 1 && optind <= a->argc ? a->argv[optind - 1] : "";
         if (c == '?' || c == ':') {
@@ -99,7 +99,7 @@ int qe_args_next(qe_args *a) {
             else /* an unknown short option, maybe inside a cluster: el is not its element */
                 fprintf(stderr, "qembed %s: unknown option '-%c' (see qembed %s --help)\n", a->cmd,
                         optopt, a->cmd);
-            return QE_ARG_ERROR;
+            return CLI_ARG_ERROR;
         }
         a->value = optarg;
         if (li >= 0) {
@@ -113,7 +113,7 @@ int qe_args_next(qe_args *a) {
                 fprintf(stderr, "qembed %s: unknown option '%.*s' (did you mean --%s? options are "
                                 "not abbreviated)\n",
                         a->cmd, name_len(opt), opt, a->longs[li].name);
-                return QE_ARG_ERROR;
+                return CLI_ARG_ERROR;
             }
             snprintf(a->spelled_buf, sizeof a->spelled_buf, "--%s", a->longs[li].name);
         } else {
@@ -121,7 +121,7 @@ int qe_args_next(qe_args *a) {
         }
         a->spelled = a->spelled_buf;
         if (a->s && is_shared(c)) {
-            if (qe_settings_set(a->s, c, optarg) != 0) return QE_ARG_ERROR;
+            if (cli_settings_set(a->s, c, optarg) != 0) return CLI_ARG_ERROR;
             continue;
         }
         return c;

@@ -14,7 +14,7 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-int qe_reader_open(qe_reader *r, const char *path, const char *format, char **args, int n_args) {
+int cli_reader_open(cli_reader *r, const char *path, const char *format, char **args, int n_args) {
     memset(r, 0, sizeof *r);
     r->args = args;
     r->n_args = n_args;
@@ -49,7 +49,7 @@ int qe_reader_open(qe_reader *r, const char *path, const char *format, char **ar
     return 0;
 }
 
-void qe_reader_close(qe_reader *r) {
+void cli_reader_close(cli_reader *r) {
     if (r->own && r->f) fclose(r->f);
     free(r->buf);
     r->f = NULL;
@@ -58,7 +58,7 @@ void qe_reader_close(qe_reader *r) {
 
 /* A line that cannot be a text: an error, or with skip_bad a text with a
  * reason (r->err) and an empty body, so the job goes on and records it. */
-static int bad_line(qe_reader *r, const char *reason, char **text, size_t *len, size_t *line) {
+static int bad_line(cli_reader *r, const char *reason, char **text, size_t *len, size_t *line) {
     if (!r->skip_bad) {
         snprintf(r->err, sizeof r->err, "%s: line %zu: %s", r->name, r->line, reason);
         return -1;
@@ -76,7 +76,7 @@ static int bad_line(qe_reader *r, const char *reason, char **text, size_t *len, 
 
 /* 1: a text; 2: a bad line with skip_bad (r->err says why); 0: end; -1:
  * error. *text is malloc'ed (NUL-terminated). */
-static int next_text(qe_reader *r, char **text, size_t *len, size_t *line) {
+static int next_text(cli_reader *r, char **text, size_t *len, size_t *line) {
     if (!r->f) {
         if (r->next_arg >= r->n_args) return 0;
         const char *a = r->args[r->next_arg++];
@@ -140,7 +140,7 @@ static int next_text(qe_reader *r, char **text, size_t *len, size_t *line) {
     }
 }
 
-long qe_reader_count(qe_reader *r) {
+long cli_reader_count(cli_reader *r) {
     if (!r->f) return r->n_args;
     struct stat sb;
     if (fstat(fileno(r->f), &sb) != 0 || !S_ISREG(sb.st_mode)) return -1;
@@ -162,11 +162,11 @@ long qe_reader_count(qe_reader *r) {
     return n;
 }
 
-long long qe_reader_tell(qe_reader *r) {
+long long cli_reader_tell(cli_reader *r) {
     return r->f ? (long long)ftello(r->f) : -1;
 }
 
-int qe_reader_seek(qe_reader *r, long long offset, size_t line) {
+int cli_reader_seek(cli_reader *r, long long offset, size_t line) {
     if (!r->f || fseeko(r->f, (off_t)offset, SEEK_SET) != 0) {
         snprintf(r->err, sizeof r->err, "%s: cannot seek to byte %lld to resume", r->name
                  ? r->name : "input", offset);
@@ -176,7 +176,7 @@ int qe_reader_seek(qe_reader *r, long long offset, size_t line) {
     return 0;
 }
 
-long qe_reader_skip(qe_reader *r, size_t max) {
+long cli_reader_skip(cli_reader *r, size_t max) {
     if (!r->f) { /* arguments */
         long n = 0;
         while ((size_t)n < max && r->next_arg < r->n_args) r->next_arg++, n++;
@@ -203,7 +203,7 @@ long qe_reader_skip(qe_reader *r, size_t max) {
     return n;
 }
 
-int qe_reader_chunk(qe_reader *r, qe_chunk *c, size_t max, size_t first) {
+int cli_reader_chunk(cli_reader *r, cli_chunk *c, size_t max, size_t first) {
     for (size_t i = 0; i < c->n; i++) {
         free(c->texts[i]);
         if (c->why) {
@@ -245,7 +245,7 @@ int qe_reader_chunk(qe_reader *r, qe_chunk *c, size_t max, size_t first) {
     return c->n > 0;
 }
 
-void qe_chunk_free(qe_chunk *c) {
+void cli_chunk_free(cli_chunk *c) {
     for (size_t i = 0; i < c->n; i++) {
         free(c->texts[i]);
         if (c->why) free(c->why[i]);
@@ -257,7 +257,7 @@ void qe_chunk_free(qe_chunk *c) {
     memset(c, 0, sizeof *c);
 }
 
-void qe_report_input_error(const char *cmd, const qe_reader *r, const qe_chunk *c,
+void cli_report_input_error(const char *cmd, const cli_reader *r, const cli_chunk *c,
                            const qembed_error *e) {
     size_t k;
     int used = 0;
@@ -277,23 +277,23 @@ void qe_report_input_error(const char *cmd, const qe_reader *r, const qe_chunk *
 
 /* ----------------------------------------------------------------- writer */
 
-int qe_out_fmt_parse(const char *s, qe_out_fmt *out) {
+int cli_out_fmt_parse(const char *s, cli_out_fmt *out) {
     static const char *const names[] = {"json", "jsonl", "npy", "tsv"};
     for (int i = 0; i < 4; i++)
         if (strcmp(s, names[i]) == 0) {
-            *out = (qe_out_fmt)i;
+            *out = (cli_out_fmt)i;
             return 0;
         }
     return -1;
 }
 
-int qe_out_fmt_from_name(const char *path, qe_out_fmt *out) {
+int cli_out_fmt_from_name(const char *path, cli_out_fmt *out) {
     const char *dot = strrchr(path, '.');
     if (!dot || strchr(dot, '/')) return -1;
-    return qe_out_fmt_parse(dot + 1, out);
+    return cli_out_fmt_parse(dot + 1, out);
 }
 
-void qe_fmt_float(char *buf, size_t n, float v) {
+void cli_fmt_float(char *buf, size_t n, float v) {
     /* The shortest of %.6g..%.9g that reads back exactly (%.9g always does). */
     for (int p = 6; p < 9; p++) {
         snprintf(buf, n, "%.*g", p, (double)v);
@@ -304,8 +304,8 @@ void qe_fmt_float(char *buf, size_t n, float v) {
 
 #define NPY_HEADER 128 /* fixed size, so the final shape can be patched in place */
 
-static int npy_header(qe_writer *w, size_t rows) {
-    return qe_npy_header(w->f, rows, w->dims);
+static int npy_header(cli_writer *w, size_t rows) {
+    return cli_npy_header(w->f, rows, w->dims);
 }
 
 static int npy_header_bytes(unsigned char h[NPY_HEADER], size_t rows, int dims) {
@@ -323,13 +323,13 @@ static int npy_header_bytes(unsigned char h[NPY_HEADER], size_t rows, int dims) 
     return 0;
 }
 
-int qe_npy_header(FILE *f, size_t rows, int dims) {
+int cli_npy_header(FILE *f, size_t rows, int dims) {
     unsigned char h[NPY_HEADER];
     if (npy_header_bytes(h, rows, dims) != 0) return -1;
     return fwrite(h, 1, NPY_HEADER, f) == NPY_HEADER ? 0 : -1;
 }
 
-int qe_npy_read_header(FILE *f, size_t *rows, int *dims) {
+int cli_npy_read_header(FILE *f, size_t *rows, int *dims) {
     unsigned char h[NPY_HEADER + 1];
     if (fread(h, 1, NPY_HEADER, f) != NPY_HEADER || memcmp(h, "\x93NUMPY\x01\x00", 8) != 0 ||
         h[8] + 256u * h[9] != NPY_HEADER - 10)
@@ -342,7 +342,7 @@ int qe_npy_read_header(FILE *f, size_t *rows, int *dims) {
     return 0;
 }
 
-int qe_writer_open(qe_writer *w, const char *path, qe_out_fmt fmt, int dims, long expect_rows) {
+int cli_writer_open(cli_writer *w, const char *path, cli_out_fmt fmt, int dims, long expect_rows) {
     memset(w, 0, sizeof *w);
     w->fmt = fmt;
     w->dims = dims;
@@ -356,14 +356,14 @@ int qe_writer_open(qe_writer *w, const char *path, qe_out_fmt fmt, int dims, lon
         w->own = 1;
     } else {
         w->f = stdout;
-        if (fmt == QE_OUT_NPY && isatty(fileno(stdout))) {
+        if (fmt == CLI_OUT_NPY && isatty(fileno(stdout))) {
             fprintf(stderr, "qembed: refusing to write binary .npy data to a terminal (use --output FILE)\n");
             return -1;
         }
     }
     struct stat sb;
     w->seekable = fstat(fileno(w->f), &sb) == 0 && S_ISREG(sb.st_mode);
-    if (fmt == QE_OUT_NPY) {
+    if (fmt == CLI_OUT_NPY) {
         if (!w->seekable && expect_rows < 0) {
             fprintf(stderr, "qembed: .npy output to a pipe needs the number of inputs in advance "
                             "(give a regular --input file or --output FILE)\n");
@@ -373,58 +373,58 @@ int qe_writer_open(qe_writer *w, const char *path, qe_out_fmt fmt, int dims, lon
             fprintf(stderr, "qembed: cannot write the .npy header\n");
             return -1;
         }
-    } else if (fmt == QE_OUT_JSON) {
+    } else if (fmt == CLI_OUT_JSON) {
         fputs("[", w->f);
     }
     return 0;
 }
 
-int qe_writer_rows(qe_writer *w, const float *v, size_t n) {
+int cli_writer_rows(cli_writer *w, const float *v, size_t n) {
     for (size_t r = 0; r < n; r++, w->rows++) {
         const float *row = v + r * (size_t)w->dims;
         switch (w->fmt) {
-        case QE_OUT_NPY:
+        case CLI_OUT_NPY:
             if (fwrite(row, sizeof(float), (size_t)w->dims, w->f) != (size_t)w->dims) return -1;
             break;
-        case QE_OUT_TSV:
+        case CLI_OUT_TSV:
             for (int j = 0; j < w->dims; j++) {
-                qe_fmt_float(w->num, sizeof w->num, row[j]);
+                cli_fmt_float(w->num, sizeof w->num, row[j]);
                 fputs(w->num, w->f);
                 fputc(j + 1 < w->dims ? '\t' : '\n', w->f);
             }
             break;
-        case QE_OUT_JSON:
-        case QE_OUT_JSONL:
-            if (w->fmt == QE_OUT_JSON) fputs(w->rows ? ",\n" : "\n", w->f);
+        case CLI_OUT_JSON:
+        case CLI_OUT_JSONL:
+            if (w->fmt == CLI_OUT_JSON) fputs(w->rows ? ",\n" : "\n", w->f);
             fputc('[', w->f);
             for (int j = 0; j < w->dims; j++) {
-                qe_fmt_float(w->num, sizeof w->num, row[j]);
+                cli_fmt_float(w->num, sizeof w->num, row[j]);
                 if (j) fputc(',', w->f);
                 fputs(w->num, w->f);
             }
             fputc(']', w->f);
-            if (w->fmt == QE_OUT_JSONL) fputc('\n', w->f);
+            if (w->fmt == CLI_OUT_JSONL) fputc('\n', w->f);
             break;
         }
     }
     return ferror(w->f) ? -1 : 0;
 }
 
-int qe_writer_gap(qe_writer *w) {
+int cli_writer_gap(cli_writer *w) {
     switch (w->fmt) {
-    case QE_OUT_NPY: {
+    case CLI_OUT_NPY: {
         float nan = __builtin_nanf("");
         for (int j = 0; j < w->dims; j++)
             if (fwrite(&nan, sizeof nan, 1, w->f) != 1) return -1;
         break;
     }
-    case QE_OUT_TSV:
+    case CLI_OUT_TSV:
         for (int j = 0; j < w->dims; j++) fputs(j + 1 < w->dims ? "nan\t" : "nan\n", w->f);
         break;
-    case QE_OUT_JSON:
+    case CLI_OUT_JSON:
         fputs(w->rows ? ",\nnull" : "\nnull", w->f);
         break;
-    case QE_OUT_JSONL:
+    case CLI_OUT_JSONL:
         fputs("null\n", w->f);
         break;
     }
@@ -432,9 +432,9 @@ int qe_writer_gap(qe_writer *w) {
     return ferror(w->f) ? -1 : 0;
 }
 
-int qe_writer_reopen(qe_writer *w, const char *path, qe_out_fmt fmt, int dims, size_t rows,
+int cli_writer_reopen(cli_writer *w, const char *path, cli_out_fmt fmt, int dims, size_t rows,
                      long long bytes) {
-    if (bytes == 0) return qe_writer_open(w, path, fmt, dims, -1);
+    if (bytes == 0) return cli_writer_open(w, path, fmt, dims, -1);
     memset(w, 0, sizeof *w);
     w->fmt = fmt;
     w->dims = dims;
@@ -466,9 +466,9 @@ int qe_writer_reopen(qe_writer *w, const char *path, qe_out_fmt fmt, int dims, s
     return 0;
 }
 
-int qe_writer_commit(qe_writer *w, long long *bytes) {
+int cli_writer_commit(cli_writer *w, long long *bytes) {
     if (fflush(w->f) != 0 || ferror(w->f)) return -1;
-    if (w->fmt == QE_OUT_NPY && w->seekable) {
+    if (w->fmt == CLI_OUT_NPY && w->seekable) {
         /* the shape so far, so a killed job's output is a valid .npy of its committed rows */
         unsigned char h[NPY_HEADER];
         if (npy_header_bytes(h, w->rows, w->dims) != 0 ||
@@ -482,10 +482,10 @@ int qe_writer_commit(qe_writer *w, long long *bytes) {
     return 0;
 }
 
-int qe_writer_close(qe_writer *w) {
+int cli_writer_close(cli_writer *w) {
     int rc = 0;
-    if (w->fmt == QE_OUT_JSON) fputs(w->rows ? "\n]\n" : "]\n", w->f);
-    if (w->fmt == QE_OUT_NPY) {
+    if (w->fmt == CLI_OUT_JSON) fputs(w->rows ? "\n]\n" : "]\n", w->f);
+    if (w->fmt == CLI_OUT_NPY) {
         if (w->seekable) {
             if (fflush(w->f) != 0 || fseek(w->f, 0, SEEK_SET) != 0 || npy_header(w, w->rows) != 0)
                 rc = -1;

@@ -61,7 +61,7 @@ enum {
     OPT_LONG_TOKENS,
 };
 
-static const qe_optdef bench_opts[] = {
+static const cli_optdef bench_opts[] = {
     {"help", 'h', 0},
     {"json", OPT_JSON, 1},
     {"exact", OPT_EXACT, 0},
@@ -226,12 +226,12 @@ static double timed_embed(qembed_ctx *ctx, char **texts, size_t n, int dims, con
 
 /* ---- cold start child: prints "load warm first" seconds on stdout ---- */
 
-static int cold_child(const qe_settings *s, int exact) {
+static int cold_child(const cli_settings *s, int exact) {
     double t0 = cli_now_s();
-    qembed_model_params mp = qe_settings_model_params(s);
+    qembed_model_params mp = cli_settings_model_params(s);
     mp.log_level = QEMBED_LOG_ERROR;
     mp.exact = exact;
-    qembed_model *m = qe_settings_load_model(s, &mp);
+    qembed_model *m = cli_settings_load_model(s, &mp);
     if (!m) return 2;
     qembed_ctx *ctx = NULL;
     qembed_ctx_params cp = qembed_ctx_default_params();
@@ -258,7 +258,7 @@ typedef struct cold {
     double spawn_to_vector, load, warm, first;
 } cold;
 
-static cold run_cold(const qe_settings *s, int exact) {
+static cold run_cold(const cli_settings *s, int exact) {
     cold c = {0, 0, 0, 0, 0};
     int fd[2];
     if (pipe(fd) != 0) return c;
@@ -315,24 +315,24 @@ static void add_throughput(cJSON *root, const char *name, double texts, double t
 }
 
 int cmd_bench(int argc, char **argv) {
-    qe_settings s;
-    qe_settings_init(&s);
+    cli_settings s;
+    cli_settings_init(&s);
     const char *json_path = NULL;
     int exact = 0, child = 0, no_cold = 0, quick = 0;
     long query_runs = 60, batch_texts = 64, docs = 8, long_tokens = 8192;
-    qe_args ap;
-    qe_args_init(&ap, "bench", argc, argv, bench_opts, &s);
-    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
+    cli_args ap;
+    cli_args_init(&ap, "bench", argc, argv, bench_opts, &s);
+    for (int k; (k = cli_args_next(&ap)) != CLI_ARG_END;) {
         const char *val = ap.value;
         switch (k) {
-        case QE_ARG_ERROR: return 1;
-        case QE_ARG_OPERAND:
+        case CLI_ARG_ERROR: return 1;
+        case CLI_ARG_OPERAND:
             fprintf(stderr, "qembed bench: unknown argument '%s' (see qembed bench --help)\n", val);
             return 1;
         case 'h':
             fputs(bench_help, stdout);
             fputc('\n', stdout);
-            fputs(qe_settings_help, stdout);
+            fputs(cli_settings_help, stdout);
             return 0;
         case OPT_JSON: json_path = val; break;
         case OPT_EXACT: exact = 1; break;
@@ -371,14 +371,14 @@ int cmd_bench(int argc, char **argv) {
         if (!cs.ok) fprintf(stderr, "qembed bench: the cold-start child failed (see above)\n");
     }
 
-    qembed_model_params mp = qe_settings_model_params(&s);
+    qembed_model_params mp = cli_settings_model_params(&s);
     mp.exact = exact;
     if (mp.log_level < QEMBED_LOG_WARN && !s.verbose) mp.log_level = QEMBED_LOG_WARN;
     /* the long input must fit one pass: plan the context for it (the
      * planner and the activation memory follow) */
     if (long_tokens > 0 && (size_t)long_tokens > mp.max_batch_tokens) mp.max_batch_tokens = (size_t)long_tokens;
     double tl0 = cli_now_s();
-    qembed_model *m = qe_settings_load_model(&s, &mp);
+    qembed_model *m = cli_settings_load_model(&s, &mp);
     if (!m) return 2;
     double load_s = cli_now_s() - tl0;
     qembed_model_info in;
@@ -437,14 +437,14 @@ int cmd_bench(int argc, char **argv) {
     fprintf(stderr, "bench: %ld documents x ~2000 tokens...\n", docs);
     double td = docs ? timed_embed(ctx, docv, (size_t)docs, dims, "documents") : 0;
     if (td < 0) goto out;
-    double rss_before_long = (double)qe_proc_status_bytes("VmHWM");
+    double rss_before_long = (double)cli_proc_status_bytes("VmHWM");
     double tlong = 0;
     if (longt) {
         fprintf(stderr, "bench: one %zu-token input...\n", long_tok);
         if ((tlong = timed_embed_max(ctx, &longt, 1, dims, "long input", long_tok > 8192 ? long_tok : 0)) < 0)
             goto out;
     }
-    double hwm = (double)qe_proc_status_bytes("VmHWM");
+    double hwm = (double)cli_proc_status_bytes("VmHWM");
 
     fprintf(stderr, "bench: measuring this machine's peak...\n");
     qembed_machine_peak pk;

@@ -18,7 +18,7 @@
 
 /* Texts read, embedded and written at a time: constant memory. The same as a
  * bulk job's chunk, so a plain run and a bulk job batch alike. */
-#define CHUNK_TEXTS QE_JOB_CHUNK
+#define CHUNK_TEXTS CLI_JOB_CHUNK
 
 static const char *const embed_help =
     "usage: qembed embed [options] TEXT...\n"
@@ -78,7 +78,7 @@ enum {
     OPT_ERROR_REPORT,
 };
 
-static const qe_optdef embed_opts[] = {
+static const cli_optdef embed_opts[] = {
     {"help", 'h', 0},
     {"input", 'i', 1},
     {"input-format", OPT_INPUT_FORMAT, 1},
@@ -180,7 +180,7 @@ static int input_error(const qembed_error *e, size_t n, size_t *k, const char **
  * bad one and retrying). *tokens grows by the tokens embedded, as the library
  * counts them (n_tokens_out; capped at max_tokens when truncating), for the
  * progress bar: one tokenization per text. */
-static qembed_status embed_chunk(qembed_ctx *ctx, qe_chunk *c, const qembed_embed_options *opts,
+static qembed_status embed_chunk(qembed_ctx *ctx, cli_chunk *c, const qembed_embed_options *opts,
                                  size_t max_tokens, int skip, int dims, float *vec, float *tmp,
                                  uint64_t *tokens, qembed_error *err) {
     const char *ptrs[CHUNK_TEXTS];
@@ -248,8 +248,8 @@ static FILE *open_report(const char *path, long long committed) {
 }
 
 int cmd_embed(int argc, char **argv) {
-    qe_settings s;
-    qe_settings_init(&s);
+    cli_settings s;
+    cli_settings_init(&s);
     const char *input = NULL, *input_format = NULL, *output = NULL, *format = NULL;
     qembed_embed_options opts = qembed_embed_default_options();
     long dims = 0, max_tokens = 0;
@@ -263,27 +263,27 @@ int cmd_embed(int argc, char **argv) {
     }
     qembed_model *model = NULL;
     qembed_ctx *ctx = NULL;
-    qe_reader rd;
+    cli_reader rd;
     memset(&rd, 0, sizeof rd);
-    qe_chunk chunk;
+    cli_chunk chunk;
     memset(&chunk, 0, sizeof chunk);
-    qe_writer wr;
+    cli_writer wr;
     memset(&wr, 0, sizeof wr);
     int writer_open = 0;
     float *vec = NULL;
     FILE *report = NULL;
 
-    qe_args ap;
-    qe_args_init(&ap, "embed", argc, argv, embed_opts, &s);
-    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
+    cli_args ap;
+    cli_args_init(&ap, "embed", argc, argv, embed_opts, &s);
+    for (int k; (k = cli_args_next(&ap)) != CLI_ARG_END;) {
         const char *v = ap.value;
         switch (k) {
-        case QE_ARG_ERROR: goto out;
-        case QE_ARG_OPERAND: texts[n_texts++] = (char *)v; break;
+        case CLI_ARG_ERROR: goto out;
+        case CLI_ARG_OPERAND: texts[n_texts++] = (char *)v; break;
         case 'h':
             fputs(embed_help, stdout);
             fputc('\n', stdout);
-            fputs(qe_settings_help, stdout);
+            fputs(cli_settings_help, stdout);
             rc = 0;
             goto out;
         case 'i': input = v; break;
@@ -310,7 +310,7 @@ int cmd_embed(int argc, char **argv) {
         case OPT_NO_PROGRESS: show_progress = 0; break;
         case OPT_RESUME: resume = 1; break;
         case OPT_SHARD:
-            if (qe_job_parse_shard(v, &shard_i, &shard_n) != 0) {
+            if (cli_job_parse_shard(v, &shard_i, &shard_n) != 0) {
                 fprintf(stderr, "qembed embed: --shard '%s': expected I/N with 0 <= I < N (e.g. 0/4)\n", v);
                 goto out;
             }
@@ -333,13 +333,13 @@ int cmd_embed(int argc, char **argv) {
         fprintf(stderr, "qembed embed: give texts as arguments or --input FILE, not both\n");
         goto out;
     }
-    qe_out_fmt fmt = QE_OUT_JSONL;
+    cli_out_fmt fmt = CLI_OUT_JSONL;
     if (format) {
-        if (qe_out_fmt_parse(format, &fmt) != 0) {
+        if (cli_out_fmt_parse(format, &fmt) != 0) {
             fprintf(stderr, "qembed embed: --format '%s': expected json, jsonl, npy or tsv\n", format);
             goto out;
         }
-    } else if (output && strcmp(output, "-") != 0 && qe_out_fmt_from_name(output, &fmt) != 0) {
+    } else if (output && strcmp(output, "-") != 0 && cli_out_fmt_from_name(output, &fmt) != 0) {
         fprintf(stderr, "qembed embed: --output '%s': cannot tell the format from the extension; "
                         "use .json, .jsonl, .npy or .tsv, or --format\n", output);
         goto out;
@@ -356,7 +356,7 @@ int cmd_embed(int argc, char **argv) {
                         "and -o FILE\n");
         goto out;
     }
-    if (bulk && fmt == QE_OUT_JSON) {
+    if (bulk && fmt == CLI_OUT_JSON) {
         fprintf(stderr, "qembed embed: --resume and --shard write .npy, .jsonl or .tsv (a JSON "
                         "array cannot be appended to)\n");
         goto out;
@@ -366,7 +366,7 @@ int cmd_embed(int argc, char **argv) {
         goto out;
     }
     char state_path[4096] = "", report_buf[4096];
-    if (bulk) qe_job_state_path(state_path, sizeof state_path, output);
+    if (bulk) cli_job_state_path(state_path, sizeof state_path, output);
     if (skip && !report_path && to_file) {
         snprintf(report_buf, sizeof report_buf, "%s.errors.jsonl", output);
         report_path = report_buf;
@@ -374,7 +374,7 @@ int cmd_embed(int argc, char **argv) {
 
     /* From here on, failures are input or model errors. */
     rc = 2;
-    if (qe_reader_open(&rd, input, input_format, texts, n_texts) != 0) {
+    if (cli_reader_open(&rd, input, input_format, texts, n_texts) != 0) {
         fprintf(stderr, "qembed embed: %s\n", rd.err);
         goto out;
     }
@@ -385,12 +385,12 @@ int cmd_embed(int argc, char **argv) {
         goto out;
     }
     int bar = show_progress >= 0 ? show_progress : (input && isatty(2) && !s.quiet);
-    qembed_model_params mp = qe_settings_model_params(&s);
+    qembed_model_params mp = cli_settings_model_params(&s);
     mp.exact = exact;
     /* The bar redraws one terminal line; per-pass INFO lines would break it
      * (-v still shows them). */
     if (bar && !s.verbose && mp.log_level < QEMBED_LOG_WARN) mp.log_level = QEMBED_LOG_WARN;
-    model = qe_settings_load_model(&s, &mp);
+    model = cli_settings_load_model(&s, &mp);
     if (!model) goto out;
     qembed_model_info info;
     qembed_model_get_info(model, &info);
@@ -424,7 +424,7 @@ int cmd_embed(int argc, char **argv) {
     }
 
     /* The job: a new one, or the committed state of an interrupted one. */
-    qe_job job;
+    cli_job job;
     memset(&job, 0, sizeof job);
     if (bulk) {
         static const char *const fmt_names[] = {"json", "jsonl", "npy", "tsv"};
@@ -438,7 +438,7 @@ int cmd_embed(int argc, char **argv) {
         }
         long long in_mtime = (long long)in_st.st_mtim.tv_sec * 1000000000LL + in_st.st_mtim.tv_nsec;
         char e[700];
-        int have = resume ? qe_job_load(state_path, &job, e, sizeof e) : 0;
+        int have = resume ? cli_job_load(state_path, &job, e, sizeof e) : 0;
         if (have < 0) {
             fprintf(stderr, "qembed embed: %s\n", e);
             goto out;
@@ -479,34 +479,34 @@ int cmd_embed(int argc, char **argv) {
             job.input_size = (long long)in_st.st_size;
             job.input_mtime = in_mtime;
             /* saved before the output exists: a kill from here on finds a state */
-            if (qe_job_save(state_path, &job, e, sizeof e) != 0) {
+            if (cli_job_save(state_path, &job, e, sizeof e) != 0) {
                 fprintf(stderr, "qembed embed: %s\n", e);
                 goto out;
             }
         }
-        if (job.input_offset > 0 && qe_reader_seek(&rd, job.input_offset, job.input_line) != 0) {
+        if (job.input_offset > 0 && cli_reader_seek(&rd, job.input_offset, job.input_line) != 0) {
             fprintf(stderr, "qembed embed: %s\n", rd.err);
             goto out;
         }
     }
 
     if (bulk) {
-        if (qe_writer_reopen(&wr, output, fmt, out_dims, job.rows, job.output_bytes) != 0) goto out;
+        if (cli_writer_reopen(&wr, output, fmt, out_dims, job.rows, job.output_bytes) != 0) goto out;
     } else {
         /* only .npy to a pipe needs the count first: elsewhere its header is
          * patched at the end, and the bar goes by the file's bytes */
         long total = -1;
-        if (fmt == QE_OUT_NPY && to_file == 0 && !isatty(1)) {
+        if (fmt == CLI_OUT_NPY && to_file == 0 && !isatty(1)) {
             struct stat ost;
             if (fstat(1, &ost) != 0 || !S_ISREG(ost.st_mode)) {
-                total = qe_reader_count(&rd);
+                total = cli_reader_count(&rd);
                 if (total < 0 && rd.err[0]) {
                     fprintf(stderr, "qembed embed: %s\n", rd.err);
                     goto out;
                 }
             }
         }
-        if (qe_writer_open(&wr, output, fmt, out_dims, total) != 0) goto out;
+        if (cli_writer_open(&wr, output, fmt, out_dims, total) != 0) goto out;
     }
     writer_open = 1;
     if (skip) {
@@ -529,7 +529,7 @@ int cmd_embed(int argc, char **argv) {
     size_t chunk_max = bulk || !bar ? CHUNK_TEXTS : CHUNK_TEXTS / 4;
     for (;;) {
         if (shard_n > 1 && (done / CHUNK_TEXTS) % (size_t)shard_n != (size_t)shard_i) {
-            long n = qe_reader_skip(&rd, CHUNK_TEXTS); /* another shard's chunk */
+            long n = cli_reader_skip(&rd, CHUNK_TEXTS); /* another shard's chunk */
             if (n < 0) {
                 fprintf(stderr, "qembed embed: %s\n", rd.err);
                 goto out;
@@ -538,7 +538,7 @@ int cmd_embed(int argc, char **argv) {
             done += (size_t)n;
             continue;
         }
-        int k = qe_reader_chunk(&rd, &chunk, chunk_max, done);
+        int k = cli_reader_chunk(&rd, &chunk, chunk_max, done);
         if (k < 0) {
             fprintf(stderr, "qembed embed: %s\n", rd.err);
             goto out;
@@ -547,7 +547,7 @@ int cmd_embed(int argc, char **argv) {
         if (embed_chunk(ctx, &chunk, &opts, max_tokens_eff, skip, out_dims, vec,
                         vec + (size_t)CHUNK_TEXTS * out_dims, &tokens, &err) != QEMBED_OK) {
             if (bar) fputc('\n', stderr);
-            qe_report_input_error("embed", &rd, &chunk, &err);
+            cli_report_input_error("embed", &rd, &chunk, &err);
             rc = err.code == QEMBED_ERR_INVALID_ARGUMENT ? 1 : 2;
             goto out;
         }
@@ -560,7 +560,7 @@ int cmd_embed(int argc, char **argv) {
                     goto out;
                 }
             }
-            if (bad ? qe_writer_gap(&wr) : qe_writer_rows(&wr, vec + i * (size_t)out_dims, 1)) {
+            if (bad ? cli_writer_gap(&wr) : cli_writer_rows(&wr, vec + i * (size_t)out_dims, 1)) {
                 fprintf(stderr, "qembed embed: error writing the output: %m\n");
                 goto out;
             }
@@ -569,28 +569,28 @@ int cmd_embed(int argc, char **argv) {
         if (bulk) {
             /* commit: the output and the report durable first, then the state */
             char e[700];
-            job.input_offset = qe_reader_tell(&rd);
+            job.input_offset = cli_reader_tell(&rd);
             job.input_line = rd.line;
             job.texts = done;
             job.rows = wr.rows;
             job.skipped = skipped;
-            if (qe_writer_commit(&wr, &job.output_bytes) != 0 ||
+            if (cli_writer_commit(&wr, &job.output_bytes) != 0 ||
                 (report && report != stderr &&
                  (fflush(report) != 0 || fsync(fileno(report)) != 0 ||
                   (job.report_bytes = (long long)ftello(report)) < 0))) {
                 fprintf(stderr, "qembed embed: error writing the output: %m\n");
                 goto out;
             }
-            if (qe_job_save(state_path, &job, e, sizeof e) != 0) {
+            if (cli_job_save(state_path, &job, e, sizeof e) != 0) {
                 fprintf(stderr, "qembed embed: %s\n", e);
                 goto out;
             }
         }
-        if (bar) progress(done, qe_reader_tell(&rd), rd.size, tokens, t0, 0);
+        if (bar) progress(done, cli_reader_tell(&rd), rd.size, tokens, t0, 0);
     }
-    if (bar) progress(done, qe_reader_tell(&rd), rd.size, tokens, t0, 1);
+    if (bar) progress(done, cli_reader_tell(&rd), rd.size, tokens, t0, 1);
     writer_open = 0;
-    if (qe_writer_close(&wr) != 0) goto out;
+    if (cli_writer_close(&wr) != 0) goto out;
     if (report && report != stderr) {
         int bad = fflush(report) != 0 || fsync(fileno(report)) != 0;
         bad |= fclose(report) != 0;
@@ -608,7 +608,7 @@ int cmd_embed(int argc, char **argv) {
         job.rows = wr.rows;
         job.skipped = skipped;
         job.output_bytes = stat(output, &ost) == 0 ? (long long)ost.st_size : 0;
-        if (qe_job_save(state_path, &job, e, sizeof e) != 0) {
+        if (cli_job_save(state_path, &job, e, sizeof e) != 0) {
             fprintf(stderr, "qembed embed: %s\n", e);
             goto out;
         }
@@ -619,15 +619,15 @@ int cmd_embed(int argc, char **argv) {
     rc = 0;
 out:
     if (writer_open) {
-        qe_writer_close(&wr);
+        cli_writer_close(&wr);
         /* no half-written output file left behind to be mistaken for a
          * result; a bulk job's stays, with its state, to be resumed */
         if (output && strcmp(output, "-") != 0 && !bulk) unlink(output);
     }
     if (report && report != stderr) fclose(report);
     free(vec);
-    qe_chunk_free(&chunk);
-    qe_reader_close(&rd);
+    cli_chunk_free(&chunk);
+    cli_reader_close(&rd);
     qembed_ctx_free(ctx);
     qembed_model_free(model);
     free(texts);

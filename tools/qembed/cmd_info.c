@@ -22,26 +22,26 @@ static void mib(char *buf, size_t n, unsigned long long b) {
     snprintf(buf, n, "%.1f MiB (%llu bytes)", (double)b / (1024.0 * 1024.0), b);
 }
 
-static const qe_optdef info_opts[] = {{"help", 'h', 0}, {NULL, 0, 0}};
+static const cli_optdef info_opts[] = {{"help", 'h', 0}, {NULL, 0, 0}};
 
 int cmd_info(int argc, char **argv) {
-    qe_settings s;
-    qe_settings_init(&s);
-    qe_args ap;
-    qe_args_init(&ap, "info", argc, argv, info_opts, &s);
-    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
-        if (k == QE_ARG_ERROR) return 1;
+    cli_settings s;
+    cli_settings_init(&s);
+    cli_args ap;
+    cli_args_init(&ap, "info", argc, argv, info_opts, &s);
+    for (int k; (k = cli_args_next(&ap)) != CLI_ARG_END;) {
+        if (k == CLI_ARG_ERROR) return 1;
         if (k == 'h') {
             fputs(info_help, stdout);
             fputc('\n', stdout);
-            fputs(qe_settings_help, stdout);
+            fputs(cli_settings_help, stdout);
             return 0;
         }
         fprintf(stderr, "qembed info: unknown argument '%s' (see qembed info --help)\n", ap.value);
         return 1;
     }
-    qembed_model_params mp = qe_settings_model_params(&s);
-    qembed_model *model = qe_settings_load_model(&s, &mp);
+    qembed_model_params mp = cli_settings_model_params(&s);
+    qembed_model *model = cli_settings_load_model(&s, &mp);
     if (!model) return 2;
     qembed_model_info in;
     qembed_model_get_info(model, &in);
@@ -65,8 +65,8 @@ int cmd_info(int argc, char **argv) {
            (double)in.n_params / 1e9);
     mib(b1, sizeof b1, in.weights_bytes);
     printf("weights:                 %s, memory-mapped\n", b1);
-    mib(b1, sizeof b1, qe_proc_status_bytes("VmRSS"));
-    mib(b2, sizeof b2, qe_proc_status_bytes("VmHWM"));
+    mib(b1, sizeof b1, cli_proc_status_bytes("VmRSS"));
+    mib(b2, sizeof b2, cli_proc_status_bytes("VmHWM"));
     printf("resident memory now:     %s (peak %s)\n", b1, b2);
     printf("placement:\n");
     const char *pl = qembed_model_placement(model);
@@ -78,7 +78,7 @@ int cmd_info(int argc, char **argv) {
     }
     printf("settings:\n");
     fflush(stdout);
-    qe_settings_print(&s, stdout);
+    cli_settings_print(&s, stdout);
     qembed_model_free(model);
     return fflush(stdout) == 0 ? 0 : 2;
 }

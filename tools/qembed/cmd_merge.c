@@ -1,6 +1,6 @@
 /* qembed merge: joins the parts of a sharded bulk job (`qembed embed
  * --shard I/N`) into the file one unsharded run writes, byte for byte. The
- * parts hold whole chunks of QE_JOB_CHUNK texts dealt round-robin
+ * parts hold whole chunks of CLI_JOB_CHUNK texts dealt round-robin
  * (job_state.h), so merging deals them back: chunk c comes from part c mod N.
  * Each part's state file says it is complete, which shard it is, and the
  * job it belongs to; all of that is checked before anything is written. */
@@ -27,17 +27,17 @@ static const char *const merge_help =
     "\n"
     "Exit status: 0 success, 1 usage error, 2 a part is missing, incomplete or of another job.\n";
 
-static const qe_optdef merge_opts[] = {{"help", 'h', 0}, {"output", 'o', 1}, {NULL, 0, 0}};
+static const cli_optdef merge_opts[] = {{"help", 'h', 0}, {"output", 'o', 1}, {NULL, 0, 0}};
 
 typedef struct part {
     const char *path;
     FILE *f;
-    qe_job job;
+    cli_job job;
 } part;
 
 /* Copies n rows of a part: n * dims floats of .npy, or n lines. */
-static int copy_rows(part *p, FILE *out, qe_out_fmt fmt, int dims, size_t n, char **line, size_t *cap) {
-    if (fmt == QE_OUT_NPY) {
+static int copy_rows(part *p, FILE *out, cli_out_fmt fmt, int dims, size_t n, char **line, size_t *cap) {
+    if (fmt == CLI_OUT_NPY) {
         char buf[1 << 16];
         size_t left = n * (size_t)dims * sizeof(float);
         while (left) {
@@ -62,11 +62,11 @@ int cmd_merge(int argc, char **argv) {
     char *line = NULL;
     size_t cap = 0;
     if (!parts) return 2;
-    qe_args ap;
-    qe_args_init(&ap, "merge", argc, argv, merge_opts, NULL);
-    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
+    cli_args ap;
+    cli_args_init(&ap, "merge", argc, argv, merge_opts, NULL);
+    for (int k; (k = cli_args_next(&ap)) != CLI_ARG_END;) {
         switch (k) {
-        case QE_ARG_ERROR: goto done;
+        case CLI_ARG_ERROR: goto done;
         case 'h':
             fputs(merge_help, stdout);
             rc = 0;
@@ -75,12 +75,12 @@ int cmd_merge(int argc, char **argv) {
         default: parts[n++].path = ap.value; break;
         }
     }
-    qe_out_fmt fmt;
+    cli_out_fmt fmt;
     if (!output || n == 0) {
         fprintf(stderr, "qembed merge: give -o OUTPUT and the parts (see qembed merge --help)\n");
         goto done;
     }
-    if (qe_out_fmt_from_name(output, &fmt) != 0 || fmt == QE_OUT_JSON) {
+    if (cli_out_fmt_from_name(output, &fmt) != 0 || fmt == CLI_OUT_JSON) {
         fprintf(stderr, "qembed merge: -o %s: expected a .npy, .jsonl or .tsv name\n", output);
         goto done;
     }
@@ -88,9 +88,9 @@ int cmd_merge(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
         part *p = &parts[i];
         char state[4096], err[700];
-        qe_out_fmt pf;
-        qe_job_state_path(state, sizeof state, p->path);
-        int have = qe_job_load(state, &p->job, err, sizeof err);
+        cli_out_fmt pf;
+        cli_job_state_path(state, sizeof state, p->path);
+        int have = cli_job_load(state, &p->job, err, sizeof err);
         if (have < 0) {
             fprintf(stderr, "qembed merge: %s\n", err);
             goto done;
@@ -100,7 +100,7 @@ int cmd_merge(int argc, char **argv) {
                             "`qembed embed --shard I/N`\n", p->path, state);
             goto done;
         }
-        const qe_job *j = &p->job, *j0 = &parts[0].job;
+        const cli_job *j = &p->job, *j0 = &parts[0].job;
         const char *why = !j->complete ? "is not complete (resume its job with --resume)"
                           : j->shard_n != n ? "belongs to a job of another shard count"
                           : j->shard_i != i ? "is another shard (give the parts in order 0 to N-1)"
@@ -108,9 +108,9 @@ int cmd_merge(int argc, char **argv) {
                                   j->input_size != j0->input_size || j->input_mtime != j0->input_mtime
                               ? "belongs to another job (input or options differ from the first part's)"
                           : j->texts != j0->texts ? "counted another number of texts than the first part"
-                          : j->rows != qe_job_shard_rows(j->texts, i, n)
+                          : j->rows != cli_job_shard_rows(j->texts, i, n)
                               ? "has the wrong number of rows for its shard"
-                          : qe_out_fmt_from_name(p->path, &pf) != 0 || pf != fmt
+                          : cli_out_fmt_from_name(p->path, &pf) != 0 || pf != fmt
                               ? "is not in the output's format"
                               : NULL;
         if (why) {
@@ -122,10 +122,10 @@ int cmd_merge(int argc, char **argv) {
             fprintf(stderr, "qembed merge: %s: cannot open: %m\n", p->path);
             goto done;
         }
-        if (fmt == QE_OUT_NPY) {
+        if (fmt == CLI_OUT_NPY) {
             size_t rows;
             int d;
-            if (qe_npy_read_header(p->f, &rows, &d) != 0 || rows != j->rows || (i && d != dims)) {
+            if (cli_npy_read_header(p->f, &rows, &d) != 0 || rows != j->rows || (i && d != dims)) {
                 fprintf(stderr, "qembed merge: %s: not the .npy its state file describes (%zu rows%s)\n",
                         p->path, j->rows, i ? ", the first part's width" : "");
                 goto done;
@@ -139,9 +139,9 @@ int cmd_merge(int argc, char **argv) {
     }
     created = 1;
     size_t texts = parts[0].job.texts;
-    if (fmt == QE_OUT_NPY && qe_npy_header(out, texts, dims) != 0) goto write_error;
-    for (size_t c = 0; c * QE_JOB_CHUNK < texts; c++) {
-        size_t rows = texts - c * QE_JOB_CHUNK < QE_JOB_CHUNK ? texts - c * QE_JOB_CHUNK : QE_JOB_CHUNK;
+    if (fmt == CLI_OUT_NPY && cli_npy_header(out, texts, dims) != 0) goto write_error;
+    for (size_t c = 0; c * CLI_JOB_CHUNK < texts; c++) {
+        size_t rows = texts - c * CLI_JOB_CHUNK < CLI_JOB_CHUNK ? texts - c * CLI_JOB_CHUNK : CLI_JOB_CHUNK;
         part *p = &parts[c % (size_t)n];
         if (copy_rows(p, out, fmt, dims, rows, &line, &cap) != 0) {
             fprintf(stderr, "qembed merge: %s: shorter than its state file says (chunk %zu)\n",

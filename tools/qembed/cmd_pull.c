@@ -71,20 +71,20 @@ int cmd_pull(int argc, char **argv) {
         return 2;
     }
     enum { O_CACHE = 256, O_TOKEN, O_RETRIES, O_PROGRESS, O_NO_PROGRESS };
-    static const qe_optdef pull_opts[] = {
+    static const cli_optdef pull_opts[] = {
         {"revision", 'r', 1}, {"include", 'I', 1},       {"exclude", 'X', 1},
         {"cache-dir", O_CACHE, 1}, {"token", O_TOKEN, 1}, {"retries", O_RETRIES, 1},
         {"progress", O_PROGRESS, 0}, {"no-progress", O_NO_PROGRESS, 0},
         {"quiet", 'q', 0},     {"help", 'h', 0},          {NULL, 0, 0}};
     const char *repo = NULL;
     int n_repos = 0;
-    qe_args ap;
-    qe_args_init(&ap, "pull", argc, argv, pull_opts, NULL);
-    for (int o; (o = qe_args_next(&ap)) != QE_ARG_END;) {
+    cli_args ap;
+    cli_args_init(&ap, "pull", argc, argv, pull_opts, NULL);
+    for (int o; (o = cli_args_next(&ap)) != CLI_ARG_END;) {
         const char *optarg_ = ap.value;
         switch (o) {
-        case QE_ARG_ERROR: goto done;
-        case QE_ARG_OPERAND:
+        case CLI_ARG_ERROR: goto done;
+        case CLI_ARG_OPERAND:
             if (n_repos++ == 0) repo = optarg_;
             break;
         case 'r': revision = optarg_; break;

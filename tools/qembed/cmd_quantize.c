@@ -19,7 +19,7 @@ static const char *const quantize_usage =
 
 enum { OPT_TYPE = 256 };
 
-static const qe_optdef quantize_opts[] = {
+static const cli_optdef quantize_opts[] = {
     {"help", 'h', 0},
     {"output", 'o', 1},
     {"type", OPT_TYPE, 1},
@@ -27,18 +27,18 @@ static const qe_optdef quantize_opts[] = {
 };
 
 int cmd_quantize(int argc, char **argv) {
-    qe_settings s;
-    qe_settings_init(&s);
+    cli_settings s;
+    cli_settings_init(&s);
     const char *out = NULL, *type = NULL;
-    qe_args ap;
-    qe_args_init(&ap, "quantize", argc, argv, quantize_opts, &s);
-    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
+    cli_args ap;
+    cli_args_init(&ap, "quantize", argc, argv, quantize_opts, &s);
+    for (int k; (k = cli_args_next(&ap)) != CLI_ARG_END;) {
         const char *v = ap.value;
         switch (k) {
-        case QE_ARG_ERROR: return 1;
+        case CLI_ARG_ERROR: return 1;
         case 'h':
             fputs(quantize_usage, stdout);
-            fputs(qe_settings_help, stdout);
+            fputs(cli_settings_help, stdout);
             return 0;
         case 'o': out = v; break;
         case OPT_TYPE:

@@ -92,7 +92,7 @@ enum {
     OPT_HEADER_TIMEOUT,
 };
 
-static const qe_optdef serve_opts[] = {
+static const cli_optdef serve_opts[] = {
     {"help", 'h', 0},
     {"host", OPT_HOST, 1},
     {"port", OPT_PORT, 1},
@@ -144,7 +144,7 @@ static void log_stderr(qembed_log_level lvl, const char *line, void *user)
 static int parse_size(const char *flag, const char *v, size_t *out)
 {
     uint64_t x;
-    if (!v || qe_parse_bytes(v, &x) != 0) {
+    if (!v || cli_parse_bytes(v, &x) != 0) {
         fprintf(stderr, "qembed serve: %s needs a number (K/M/G suffixes allowed), got '%s'\n", flag,
                 v ? v : "");
         return -1;
@@ -168,33 +168,33 @@ static int parse_double(const char *flag, const char *v, double *out)
 
 int cmd_serve(int argc, char **argv)
 {
-    qe_settings s;
-    qe_settings_init(&s);
-    qe_server_config cfg;
-    qe_server_default_config(&cfg);
+    cli_settings s;
+    cli_settings_init(&s);
+    qs_server_config cfg;
+    qs_server_default_config(&cfg);
     const char *env_key = getenv("QEMBED_API_KEY");
     if (env_key && env_key[0])
         cfg.api_key = env_key;
     const char *port_file = NULL;
     double grace = 120;
 
-    qe_args ap;
-    qe_args_init(&ap, "serve", argc, argv, serve_opts, &s);
-    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
+    cli_args ap;
+    cli_args_init(&ap, "serve", argc, argv, serve_opts, &s);
+    for (int k; (k = cli_args_next(&ap)) != CLI_ARG_END;) {
         const char *a = ap.spelled;
         const char *v = ap.value;
         size_t z;
         double d;
         switch (k) {
-        case QE_ARG_ERROR:
+        case CLI_ARG_ERROR:
             return 1;
-        case QE_ARG_OPERAND:
+        case CLI_ARG_OPERAND:
             fprintf(stderr, "qembed serve: unexpected argument '%s' (see qembed serve --help)\n", v);
             return 1;
         case 'h':
             fputs(serve_help, stdout);
             fputs("\n", stdout);
-            fputs(qe_settings_help, stdout);
+            fputs(cli_settings_help, stdout);
             return 0;
         case OPT_HOST:
             cfg.host = v;
@@ -317,32 +317,32 @@ int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     char err[600];
-    qe_server *srv = NULL;
-    if (qe_server_create(&cfg, &srv, err, sizeof err) != 0 || qe_server_start(srv, err, sizeof err) != 0) {
+    qs_server *srv = NULL;
+    if (qs_server_create(&cfg, &srv, err, sizeof err) != 0 || qs_server_start(srv, err, sizeof err) != 0) {
         fprintf(stderr, "qembed serve: %s\n", err);
-        qe_server_free(srv);
+        qs_server_free(srv);
         return 2;
     }
     if (port_file) {
         FILE *f = fopen(port_file, "w");
-        if (!f || fprintf(f, "%d\n", qe_server_port(srv)) < 0 || fclose(f) != 0) {
+        if (!f || fprintf(f, "%d\n", qs_server_port(srv)) < 0 || fclose(f) != 0) {
             fprintf(stderr, "qembed serve: cannot write --port-file %s\n", port_file);
-            qe_server_free(srv);
+            qs_server_free(srv);
             return 2;
         }
     }
 
-    qembed_model_params mp = qe_settings_model_params(&s);
+    qembed_model_params mp = cli_settings_model_params(&s);
     /* The library logs every forward pass at INFO: too much for a server
      * under load. Keep its warnings; -v shows everything. */
     if (!s.verbose && mp.log_level < QEMBED_LOG_WARN)
         mp.log_level = QEMBED_LOG_WARN;
     if (cfg.max_tokens)
         mp.max_tokens = cfg.max_tokens;
-    qembed_model *model = qe_settings_load_model(&s, &mp);
+    qembed_model *model = cli_settings_load_model(&s, &mp);
     if (!model) {
-        qe_server_shutdown(srv, 0);
-        qe_server_free(srv);
+        qs_server_shutdown(srv, 0);
+        qs_server_free(srv);
         return 2;
     }
     {
@@ -359,10 +359,10 @@ int cmd_serve(int argc, char **argv)
             p += n + (nl ? 1 : 0);
         }
     }
-    if (qe_server_attach_model(srv, model, err, sizeof err) != 0) {
+    if (qs_server_attach_model(srv, model, err, sizeof err) != 0) {
         fprintf(stderr, "qembed serve: %s\n", err);
-        qe_server_shutdown(srv, 0);
-        qe_server_free(srv);
+        qs_server_shutdown(srv, 0);
+        qs_server_free(srv);
         qembed_model_free(model);
         return 2;
     }
@@ -371,8 +371,8 @@ int cmd_serve(int argc, char **argv)
     while (sigwait(&set, &sig) != 0) {
     }
     log_stderr(QEMBED_LOG_INFO, sig == SIGTERM ? "SIGTERM received" : "SIGINT received", &lg);
-    qe_server_shutdown(srv, grace);
-    qe_server_free(srv);
+    qs_server_shutdown(srv, grace);
+    qs_server_free(srv);
     qembed_model_free(model);
     return 0;
 }

@@ -24,7 +24,7 @@ static const char *const split_usage =
 
 enum { OPT_MAX_SEGMENTS = 256, OPT_MAX_SEGMENT_BYTES };
 
-static const qe_optdef split_opts[] = {
+static const cli_optdef split_opts[] = {
     {"help", 'h', 0},
     {"output", 'o', 1},
     {"max-segments", OPT_MAX_SEGMENTS, 1},
@@ -39,19 +39,19 @@ static void log_stderr(qembed_log_level level, const char *line, void *user) {
 }
 
 int cmd_split(int argc, char **argv) {
-    qe_settings s;
-    qe_settings_init(&s);
+    cli_settings s;
+    cli_settings_init(&s);
     const char *out = NULL;
     qembed_split_params p = qembed_split_default_params();
-    qe_args ap;
-    qe_args_init(&ap, "split", argc, argv, split_opts, &s);
-    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
+    cli_args ap;
+    cli_args_init(&ap, "split", argc, argv, split_opts, &s);
+    for (int k; (k = cli_args_next(&ap)) != CLI_ARG_END;) {
         const char *v = ap.value;
         switch (k) {
-        case QE_ARG_ERROR: return 1;
+        case CLI_ARG_ERROR: return 1;
         case 'h':
             fputs(split_usage, stdout);
-            fputs(qe_settings_help, stdout);
+            fputs(cli_settings_help, stdout);
             return 0;
         case 'o': out = v; break;
         case OPT_MAX_SEGMENTS: {
@@ -65,7 +65,7 @@ int cmd_split(int argc, char **argv) {
             break;
         }
         case OPT_MAX_SEGMENT_BYTES:
-            if (qe_parse_bytes(v, &p.max_segment_bytes) != 0 || !p.max_segment_bytes) {
+            if (cli_parse_bytes(v, &p.max_segment_bytes) != 0 || !p.max_segment_bytes) {
                 fprintf(stderr, "qembed split: --max-segment-bytes: '%s' is not a byte size (e.g. 512M)\n", v);
                 return 1;
             }

@@ -40,7 +40,7 @@ enum {
     OPT_DECODE,
 };
 
-static const qe_optdef tokenize_opts[] = {
+static const cli_optdef tokenize_opts[] = {
     {"help", 'h', 0},
     {"input", 'i', 1},
     {"input-format", OPT_INPUT_FORMAT, 1},
@@ -55,17 +55,17 @@ static const qe_optdef tokenize_opts[] = {
 
 /* Rows: jsonl and tsv one input per line; json one array of the rows, its
  * brackets written by row_start (input i) and after the last row. */
-static void row_end(qe_out_fmt fmt) {
-    if (fmt != QE_OUT_JSON) putchar('\n');
+static void row_end(cli_out_fmt fmt) {
+    if (fmt != CLI_OUT_JSON) putchar('\n');
 }
 
-static void row_start(qe_out_fmt fmt, size_t i) {
-    if (fmt == QE_OUT_JSON) fputs(i ? ",\n" : "[\n", stdout);
+static void row_start(cli_out_fmt fmt, size_t i) {
+    if (fmt == CLI_OUT_JSON) fputs(i ? ",\n" : "[\n", stdout);
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    qe_settings s;
-    qe_settings_init(&s);
+    cli_settings s;
+    cli_settings_init(&s);
     const char *input = NULL, *input_format = NULL;
     qembed_embed_options opts = qembed_embed_default_options();
     long max_tokens = 0;
@@ -74,22 +74,22 @@ int cmd_tokenize(int argc, char **argv) {
     char **texts = calloc((size_t)argc + 1, sizeof *texts);
     if (!texts) return 2;
     qembed_model *model = NULL;
-    qe_reader rd;
+    cli_reader rd;
     memset(&rd, 0, sizeof rd);
-    qe_chunk chunk;
+    cli_chunk chunk;
     memset(&chunk, 0, sizeof chunk);
 
-    qe_args ap;
-    qe_args_init(&ap, "tokenize", argc, argv, tokenize_opts, &s);
-    for (int k; (k = qe_args_next(&ap)) != QE_ARG_END;) {
+    cli_args ap;
+    cli_args_init(&ap, "tokenize", argc, argv, tokenize_opts, &s);
+    for (int k; (k = cli_args_next(&ap)) != CLI_ARG_END;) {
         const char *v = ap.value;
         switch (k) {
-        case QE_ARG_ERROR: goto out;
-        case QE_ARG_OPERAND: texts[n_texts++] = (char *)v; break;
+        case CLI_ARG_ERROR: goto out;
+        case CLI_ARG_OPERAND: texts[n_texts++] = (char *)v; break;
         case 'h':
             fputs(tokenize_help, stdout);
             fputc('\n', stdout);
-            fputs(qe_settings_help, stdout);
+            fputs(cli_settings_help, stdout);
             rc = 0;
             goto out;
         case 'i': input = v; break;
@@ -119,12 +119,12 @@ int cmd_tokenize(int argc, char **argv) {
         fprintf(stderr, "qembed tokenize: give texts as arguments or --input FILE, not both\n");
         goto out;
     }
-    qe_out_fmt fmt = QE_OUT_JSONL;
-    if (format && (qe_out_fmt_parse(format, &fmt) != 0 || fmt == QE_OUT_NPY)) {
+    cli_out_fmt fmt = CLI_OUT_JSONL;
+    if (format && (cli_out_fmt_parse(format, &fmt) != 0 || fmt == CLI_OUT_NPY)) {
         fprintf(stderr, "qembed tokenize: --format '%s': expected jsonl, json or tsv\n", format);
         goto out;
     }
-    if (decode && fmt == QE_OUT_TSV) {
+    if (decode && fmt == CLI_OUT_TSV) {
         fprintf(stderr, "qembed tokenize: --decode writes JSON strings: use --format jsonl or json\n");
         goto out;
     }
@@ -133,12 +133,12 @@ int cmd_tokenize(int argc, char **argv) {
         goto out;
     }
     rc = 2;
-    if (qe_reader_open(&rd, input, input_format, texts, n_texts) != 0) {
+    if (cli_reader_open(&rd, input, input_format, texts, n_texts) != 0) {
         fprintf(stderr, "qembed tokenize: %s\n", rd.err);
         goto out;
     }
-    qembed_model_params mp = qe_settings_model_params(&s);
-    model = qe_settings_load_model(&s, &mp);
+    qembed_model_params mp = cli_settings_model_params(&s);
+    model = cli_settings_load_model(&s, &mp);
     if (!model) goto out;
     qembed_model_info info;
     qembed_model_get_info(model, &info);
@@ -151,7 +151,7 @@ int cmd_tokenize(int argc, char **argv) {
     opts.max_tokens = (size_t)max_tokens;
     size_t done = 0;
     for (;;) {
-        int k = qe_reader_chunk(&rd, &chunk, 256, done);
+        int k = cli_reader_chunk(&rd, &chunk, 256, done);
         if (k < 0) {
             fprintf(stderr, "qembed tokenize: %s\n", rd.err);
             goto out;
@@ -165,9 +165,9 @@ int cmd_tokenize(int argc, char **argv) {
                 QEMBED_OK) {
                 /* one text per call: the library names it input 0 of a
                  * one-text view of the chunk */
-                qe_chunk one = {.texts = chunk.texts + j, .lens = chunk.lens + j,
+                cli_chunk one = {.texts = chunk.texts + j, .lens = chunk.lens + j,
                                 .lines = chunk.lines + j, .first = chunk.first + j, .n = 1};
-                qe_report_input_error("tokenize", &rd, &one, &err);
+                cli_report_input_error("tokenize", &rd, &one, &err);
                 goto out;
             }
             row_start(fmt, done + j);
@@ -188,25 +188,25 @@ int cmd_tokenize(int argc, char **argv) {
                 cJSON_Delete(js);
                 qembed_free(text);
             } else {
-                const char *sep = fmt == QE_OUT_TSV ? "\t%d" : ",%d";
-                if (fmt != QE_OUT_TSV) putchar('[');
+                const char *sep = fmt == CLI_OUT_TSV ? "\t%d" : ",%d";
+                if (fmt != CLI_OUT_TSV) putchar('[');
                 for (size_t t = 0; t < n; t++) printf(t ? sep : "%d", (int)ids[t]);
-                if (fmt != QE_OUT_TSV) putchar(']');
+                if (fmt != CLI_OUT_TSV) putchar(']');
                 row_end(fmt);
             }
             qembed_free(ids);
         }
         done += chunk.n;
     }
-    if (fmt == QE_OUT_JSON) fputs(done ? "\n]\n" : "[]\n", stdout);
+    if (fmt == CLI_OUT_JSON) fputs(done ? "\n]\n" : "[]\n", stdout);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "qembed tokenize: error writing the output\n");
         goto out;
     }
     rc = 0;
 out:
-    qe_chunk_free(&chunk);
-    qe_reader_close(&rd);
+    cli_chunk_free(&chunk);
+    cli_reader_close(&rd);
     qembed_model_free(model);
     free(texts);
     return rc;

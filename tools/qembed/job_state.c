@@ -15,7 +15,7 @@
 
 #define STATE_VERSION 1
 
-void qe_job_state_path(char *buf, size_t n, const char *output) {
+void cli_job_state_path(char *buf, size_t n, const char *output) {
     snprintf(buf, n, "%s.qembed-state", output);
 }
 
@@ -29,7 +29,7 @@ static int num(const cJSON *o, const char *key, double *out) {
     return 0;
 }
 
-int qe_job_load(const char *path, qe_job *j, char *err, size_t n) {
+int cli_job_load(const char *path, cli_job *j, char *err, size_t n) {
     memset(j, 0, sizeof *j);
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -46,10 +46,10 @@ int qe_job_load(const char *path, qe_job *j, char *err, size_t n) {
         return -1;
     }
     buf[len] = '\0';
-    return qe_job_parse(buf, len, path, j, err, n);
+    return cli_job_parse(buf, len, path, j, err, n);
 }
 
-int qe_job_parse(const char *buf, size_t len, const char *path, qe_job *j, char *err, size_t n) {
+int cli_job_parse(const char *buf, size_t len, const char *path, cli_job *j, char *err, size_t n) {
     memset(j, 0, sizeof *j);
     cJSON *o = cJSON_ParseWithLength(buf, len);
     double d[11] = {0};
@@ -99,7 +99,7 @@ static int sync_dir(const char *path) {
     return rc;
 }
 
-int qe_job_save(const char *path, const qe_job *j, char *err, size_t n) {
+int cli_job_save(const char *path, const cli_job *j, char *err, size_t n) {
     cJSON *o = cJSON_CreateObject();
     /* every count is an integer below 2^53: exact as a JSON number */
     cJSON_AddNumberToObject(o, "version", STATE_VERSION);
@@ -140,7 +140,7 @@ int qe_job_save(const char *path, const qe_job *j, char *err, size_t n) {
     return 0;
 }
 
-int qe_job_parse_shard(const char *s, int *i, int *n) {
+int cli_job_parse_shard(const char *s, int *i, int *n) {
     char *end;
     errno = 0;
     long a = strtol(s, &end, 10);
@@ -153,9 +153,9 @@ int qe_job_parse_shard(const char *s, int *i, int *n) {
     return 0;
 }
 
-size_t qe_job_shard_rows(size_t texts, int i, int n) {
-    size_t chunks = (texts + QE_JOB_CHUNK - 1) / QE_JOB_CHUNK, rows = 0;
+size_t cli_job_shard_rows(size_t texts, int i, int n) {
+    size_t chunks = (texts + CLI_JOB_CHUNK - 1) / CLI_JOB_CHUNK, rows = 0;
     for (size_t c = (size_t)i; c < chunks; c += (size_t)n)
-        rows += c + 1 < chunks ? QE_JOB_CHUNK : texts - c * QE_JOB_CHUNK;
+        rows += c + 1 < chunks ? CLI_JOB_CHUNK : texts - c * CLI_JOB_CHUNK;
     return rows;
 }

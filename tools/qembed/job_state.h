@@ -1,7 +1,7 @@
 /* Resumable and sharded bulk jobs (`qembed embed --resume`, `--shard I/N`,
  * `qembed merge`): the small state file beside the output, OUTPUT.qembed-state.
  *
- * The job runs in chunks of QE_JOB_CHUNK texts. After each chunk the output
+ * The job runs in chunks of CLI_JOB_CHUNK texts. After each chunk the output
  * (and the --on-error skip report) is written, flushed and fsynced, then the
  * state is replaced atomically (temporary file, fsync, rename, fsync of the
  * folder). So at any instant, a kill included, the state names a prefix of
@@ -17,9 +17,9 @@
 
 #include <stddef.h>
 
-#define QE_JOB_CHUNK 256 /* texts per chunk: the unit of commits and shards */
+#define CLI_JOB_CHUNK 256 /* texts per chunk: the unit of commits and shards */
 
-typedef struct qe_job {
+typedef struct cli_job {
     /* what the job is: a resume or a merge must match all of it */
     char options[1536];     /* model, format, dims and every option the vectors depend on */
     char input[1024];       /* the input file as given */
@@ -35,24 +35,24 @@ typedef struct qe_job {
     long long report_bytes; /* committed length of the --on-error skip report */
     size_t skipped;         /* inputs skipped (gaps) */
     int complete;           /* the output is final */
-} qe_job;
+} cli_job;
 
 /* OUTPUT.qembed-state */
-void qe_job_state_path(char *buf, size_t n, const char *output);
+void cli_job_state_path(char *buf, size_t n, const char *output);
 
 /* 1: loaded; 0: no state file; -1: unreadable or not a state file (err). */
-int qe_job_load(const char *path, qe_job *j, char *err, size_t n);
+int cli_job_load(const char *path, cli_job *j, char *err, size_t n);
 
 /* The same from the file's bytes (path for messages): 1, or -1 (err). */
-int qe_job_parse(const char *buf, size_t len, const char *path, qe_job *j, char *err, size_t n);
+int cli_job_parse(const char *buf, size_t len, const char *path, cli_job *j, char *err, size_t n);
 
 /* Replaces the state file atomically and durably; 0 or -1 (err). */
-int qe_job_save(const char *path, const qe_job *j, char *err, size_t n);
+int cli_job_save(const char *path, const cli_job *j, char *err, size_t n);
 
 /* "I/N" with 0 <= I < N <= 65536; 0 or -1. */
-int qe_job_parse_shard(const char *s, int *i, int *n);
+int cli_job_parse_shard(const char *s, int *i, int *n);
 
 /* Rows shard i of n holds for a job of `texts` texts. */
-size_t qe_job_shard_rows(size_t texts, int i, int n);
+size_t cli_job_shard_rows(size_t texts, int i, int n);
 
 #endif

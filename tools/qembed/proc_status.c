@@ -4,7 +4,7 @@
 
 #include "commands.h"
 
-unsigned long long qe_proc_status_bytes(const char *field) {
+unsigned long long cli_proc_status_bytes(const char *field) {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f) return 0;
     char line[256];

@@ -12,7 +12,7 @@
  *                              wins over PAPR_COREML_COMPUTE_UNITS, never over
  *                              QEMBED_COMPUTE_UNITS or the flag.
  * An invalid variable is not silently ignored: it is kept in s->error and
- * reported by qe_settings_load_model (and shown by qe_settings_print). */
+ * reported by cli_settings_load_model (and shown by cli_settings_print). */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -29,7 +29,7 @@
 #define DEFAULT_REPO "Qwen/Qwen3-Embedding-0.6B"
 #define DEFAULT_SYNTH_DIR "./models/synth-0.6b"
 
-const char *const qe_settings_help =
+const char *const cli_settings_help =
     "Shared options (flag > QEMBED_* variable > PAPR_* variable > default):\n"
     "  -m, --model PATH|REPO       model directory, split directory or HF repo id\n"
     "                              (QEMBED_MODEL, PAPR_COREML_MODEL, PAPR_EMBEDDING_MODEL)\n"
@@ -50,7 +50,7 @@ const char *const qe_settings_help =
     "  -q                          quiet log (warnings and errors only)\n"
     "  Byte sizes take K, M, G, T suffixes (powers of 1024).\n";
 
-int qe_parse_bytes(const char *s, uint64_t *out) {
+int cli_parse_bytes(const char *s, uint64_t *out) {
     if (!s) return -1;
     while (isspace((unsigned char)*s)) s++;
     if (!isdigit((unsigned char)*s)) return -1;
@@ -136,7 +136,7 @@ static int hf_cache_has(const char *repo) {
     return is_dir(path);
 }
 
-static void set_error(qe_settings *s, const char *fmt, const char *name, const char *val) {
+static void set_error(cli_settings *s, const char *fmt, const char *name, const char *val) {
     if (s->error[0]) return; /* the first one is the one to fix first */
     snprintf(s->error, sizeof s->error, fmt, name, val);
 }
@@ -146,10 +146,10 @@ static const char *env(const char *name) {
     return v && *v ? v : NULL;
 }
 
-static void env_bytes(qe_settings *s, const char *name, uint64_t *dst, const char **src) {
+static void env_bytes(cli_settings *s, const char *name, uint64_t *dst, const char **src) {
     const char *v = env(name);
     if (!v) return;
-    if (qe_parse_bytes(v, dst) == 0)
+    if (cli_parse_bytes(v, dst) == 0)
         *src = name;
     else
         set_error(s, "%s=%s is not a byte size (e.g. 512M, 3G)", name, v);
@@ -160,7 +160,7 @@ static int is_false(const char *v) {
            !strcasecmp(v, "off");
 }
 
-void qe_settings_init(qe_settings *s) {
+void cli_settings_init(cli_settings *s) {
     memset(s, 0, sizeof *s);
     s->units = QEMBED_UNITS_ALL;
     s->units_src = "default";
@@ -251,7 +251,7 @@ enum {
     OPT_NO_VERIFY,
 };
 
-const qe_optdef qe_settings_opts[] = {
+const cli_optdef cli_settings_opts[] = {
     {"model", 'm', 1},
     {"compute-units", OPT_COMPUTE_UNITS, 1},
     {"cpu-memory-limit", OPT_CPU_LIMIT, 1},
@@ -265,7 +265,7 @@ const qe_optdef qe_settings_opts[] = {
     {NULL, 0, 0},
 };
 
-int qe_settings_set(qe_settings *s, int key, const char *v) {
+int cli_settings_set(cli_settings *s, int key, const char *v) {
     long n;
     switch (key) {
     case 'v': s->verbose = 1; return 0;
@@ -298,7 +298,7 @@ int qe_settings_set(qe_settings *s, int key, const char *v) {
                            : key == OPT_GPU_LIMIT ? "--gpu-memory-limit"
                                                   : "--sim-accel-memory";
         uint64_t b;
-        if (qe_parse_bytes(v, &b) != 0) {
+        if (cli_parse_bytes(v, &b) != 0) {
             fprintf(stderr, "qembed: %s: '%s' is not a byte size (e.g. 512M, 3G)\n", flag, v);
             return -1;
         }
@@ -337,7 +337,7 @@ static void log_stderr(qembed_log_level level, const char *line, void *user) {
     fprintf(stderr, "qembed %s: %s\n", tag[level >= 0 && level <= 3 ? level : 1], line);
 }
 
-qembed_model_params qe_settings_model_params(const qe_settings *s) {
+qembed_model_params cli_settings_model_params(const cli_settings *s) {
     qembed_model_params p = qembed_model_default_params();
     p.compute_units = s->units;
     p.n_threads = s->n_threads;
@@ -352,7 +352,7 @@ qembed_model_params qe_settings_model_params(const qe_settings *s) {
     return p;
 }
 
-qembed_model *qe_settings_load_model(const qe_settings *s, const qembed_model_params *p) {
+qembed_model *cli_settings_load_model(const cli_settings *s, const qembed_model_params *p) {
     if (s->error[0]) {
         fprintf(stderr, "qembed: error: %s\n", s->error);
         return NULL;
@@ -365,7 +365,7 @@ qembed_model *qe_settings_load_model(const qe_settings *s, const qembed_model_pa
                 DEFAULT_REPO, DEFAULT_REPO, DEFAULT_SYNTH_DIR, DEFAULT_SYNTH_DIR);
         return NULL;
     }
-    qembed_model_params mp = p ? *p : qe_settings_model_params(s);
+    qembed_model_params mp = p ? *p : cli_settings_model_params(s);
     qembed_model *m = NULL;
     qembed_error e;
     memset(&e, 0, sizeof e);
@@ -394,7 +394,7 @@ static const char *bytes_str(uint64_t b, char *buf, size_t n, const char *zero) 
     return buf;
 }
 
-void qe_settings_print(const qe_settings *s, FILE *f) {
+void cli_settings_print(const cli_settings *s, FILE *f) {
     char b[64];
     fprintf(f, "configuration (flag > QEMBED_* > PAPR_* > default):\n");
     fprintf(f, "  %-18s %-40s (%s)\n", "model", s->model[0] ? s->model : "(none)", s->model_src);

@@ -621,7 +621,7 @@ static void attn_task(void *arg, int task, int thread) {
     }
 }
 
-void qe_attention(qe_pool *pool, const qe_attn_args *a) {
+void qe_attention(qe_threadpool *pool, const qe_attn_args *a) {
     int tiles = 0;
     for (int s = 0; s < a->n_seq; s++) {
         a->tile_off[s] = tiles;
@@ -630,5 +630,5 @@ void qe_attention(qe_pool *pool, const qe_attn_args *a) {
     }
     a->tile_off[a->n_seq] = tiles;
     attn_call call = {a, pick_vec(a->isa), tiles * a->n_kv_heads};
-    qe_pool_run(pool, attn_task, &call, call.n_tasks);
+    qe_threadpool_run(pool, attn_task, &call, call.n_tasks);
 }

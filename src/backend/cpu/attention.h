@@ -40,6 +40,6 @@ typedef struct qe_attn_args {
 /* Per-thread scratch size in floats; group = n_heads / n_kv_heads. */
 size_t qe_attn_scratch_floats(int head_dim, int group);
 
-void qe_attention(qe_pool *pool, const qe_attn_args *a);
+void qe_attention(qe_threadpool *pool, const qe_attn_args *a);
 
 #endif

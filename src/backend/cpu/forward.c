@@ -75,13 +75,13 @@ uint64_t qe_fwd_state_bytes(const qe_config *cfg, int cap, int n_threads) {
     return b + (uint64_t)cap * 3 * sizeof(int);
 }
 
-qembed_status qe_fwd_state_init(qe_fwd_state *st, const qe_fwd_weights *fw, int cap, qe_pool *pool,
+qembed_status qe_fwd_state_init(qe_fwd_state *st, const qe_fwd_weights *fw, int cap, qe_threadpool *pool,
                                 qe_mm_mode mode, qembed_error *err) {
     memset(st, 0, sizeof *st);
     QE_FAIL_IF(cap < 1, err, QEMBED_ERR_INVALID_ARGUMENT, "max_batch_tokens must be at least 1");
     const qe_config *cfg = fw->cfg;
     size_t sz[12];
-    state_sizes(cfg, cap, qe_pool_size(pool), sz);
+    state_sizes(cfg, cap, qe_threadpool_size(pool), sz);
     float **bufs[10] = {&st->x,    &st->xn,       &st->q,        &st->k,       &st->v,
                         &st->gate, &st->up,       &st->rope_cos, &st->rope_sin, &st->attn_scratch};
     int ok = 1;
@@ -97,7 +97,7 @@ qembed_status qe_fwd_state_init(qe_fwd_state *st, const qe_fwd_weights *fw, int 
         qe_fwd_state_free(st);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY,
                 "out of memory planning activations for %d tokens (%llu bytes)", cap,
-                (unsigned long long)qe_fwd_state_bytes(cfg, cap, qe_pool_size(pool)));
+                (unsigned long long)qe_fwd_state_bytes(cfg, cap, qe_threadpool_size(pool)));
     }
     st->cap = cap;
     st->mlp_rows = cap < QE_MLP_ROWS ? cap : QE_MLP_ROWS;
@@ -152,7 +152,7 @@ static void chunk_range(const row_job *j, int task, int *r0, int *r1) {
 }
 
 static int n_chunks_for(const qe_fwd_state *st, int rows) {
-    int n = qe_pool_size(st->pool) * 4;
+    int n = qe_threadpool_size(st->pool) * 4;
     return rows < n ? (rows > 0 ? rows : 1) : n;
 }
 
@@ -186,14 +186,14 @@ static void add_rmsnorm_rows(qe_fwd_state *st, const qe_fwd_weights *fw, const f
                              const float *w, int rows) {
     row_job j = {.st = st, .fw = fw, .src = delta, .dst = dst, .w = w, .rows = rows,
                  .n_chunks = n_chunks_for(st, rows)};
-    qe_pool_run(st->pool, add_rmsnorm_task, &j, j.n_chunks);
+    qe_threadpool_run(st->pool, add_rmsnorm_task, &j, j.n_chunks);
 }
 
 static void rmsnorm_rows(qe_fwd_state *st, const qe_fwd_weights *fw, const float *src, float *dst,
                          const float *w, int rows) {
     row_job j = {.st = st, .fw = fw, .src = src, .dst = dst, .w = w, .rows = rows,
                  .n_chunks = n_chunks_for(st, rows)};
-    qe_pool_run(st->pool, rmsnorm_task, &j, j.n_chunks);
+    qe_threadpool_run(st->pool, rmsnorm_task, &j, j.n_chunks);
 }
 
 /* Per-head RMSNorm of q and k (q_norm, k_norm over head_dim), then RoPE: the
@@ -279,7 +279,7 @@ void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
     matmul(st, st->xn, (size_t)H, T, H, &lw->wk, st->k, KD);
     matmul(st, st->xn, (size_t)H, T, H, &lw->wv, st->v, KD);
     row_job j = {.st = st, .fw = fw, .ln = ln, .rows = T, .n_chunks = n_chunks_for(st, T)};
-    qe_pool_run(st->pool, qk_norm_rope_task, &j, j.n_chunks);
+    qe_threadpool_run(st->pool, qk_norm_rope_task, &j, j.n_chunks);
 
     qe_attn_args a = {.q = st->q, .ldq = QD, .k = st->k, .v = st->v, .ldkv = KD,
                       .seq_off = st->seq_off, .n_seq = st->n_seq, .n_heads = cfg->n_heads,
@@ -316,8 +316,8 @@ void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
         matmul(st, xin, (size_t)H, m, H, &lw->w_gate, st->gate, (size_t)I);
         matmul(st, xin, (size_t)H, m, H, &lw->w_up, st->up, (size_t)I);
         swiglu_job sj = {.isa = st->isa, .g = st->gate, .u = st->up, .n = (size_t)m * I,
-                         .n_chunks = qe_pool_size(st->pool) * 4};
-        qe_pool_run(st->pool, swiglu_task, &sj, sj.n_chunks);
+                         .n_chunks = qe_threadpool_size(st->pool) * 4};
+        qe_threadpool_run(st->pool, swiglu_task, &sj, sj.n_chunks);
         /* xin is consumed: the down projection's output reuses its rows */
         matmul(st, st->gate, (size_t)I, m, I, &lw->w_down, xin, (size_t)H);
     }

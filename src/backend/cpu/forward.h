@@ -45,7 +45,7 @@ void qe_fwd_weights_free(qe_fwd_weights *fw);
 typedef struct qe_fwd_state {
     int cap;          /* most tokens in one pass (sum over the batch's sequences) */
     int mlp_rows;     /* rows per MLP chunk */
-    qe_pool *pool;    /* borrowed from the context */
+    qe_threadpool *pool;    /* borrowed from the context */
     qe_isa isa;
     qe_mm_mode mode;
     /* activations, planned for cap tokens */
@@ -69,7 +69,7 @@ typedef struct qe_fwd_state {
     int compacted;    /* 1 once the last layer kept only the last rows */
 } qe_fwd_state;
 
-qembed_status qe_fwd_state_init(qe_fwd_state *st, const qe_fwd_weights *fw, int cap, qe_pool *pool,
+qembed_status qe_fwd_state_init(qe_fwd_state *st, const qe_fwd_weights *fw, int cap, qe_threadpool *pool,
                                 qe_mm_mode mode, qembed_error *err);
 void qe_fwd_state_free(qe_fwd_state *st);
 

@@ -61,7 +61,7 @@ static int check_one(qe_mm_variant variant, const shape *s, qe_dtype dt, qe_mm_m
     return 0;
 }
 
-int qe_q8_check(qe_q8_variant v, qe_pool *pool) {
+int qe_q8_check(qe_q8_variant v, qe_threadpool *pool) {
     static const shape q8_shapes[] = {{1, 32, 1}, {3, 96, 13}, {17, 1184, 9}, {70, 64, 33}};
     if (!qe_q8_variant_available(v)) return 0;
     int rc = 0;

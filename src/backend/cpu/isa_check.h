@@ -18,6 +18,6 @@ int qe_mm_variant_check(qe_mm_variant variant);
 /* The same for a Q8_0 variant (matmul_q8.c) on random Q8_0 weights, odd
  * sizes with k a multiple of 32, with and without a pool (pool may be NULL):
  * 0 agrees with QE_Q8_SCALAR, -1 does not, 1 could not check. */
-int qe_q8_check(qe_q8_variant v, qe_pool *pool);
+int qe_q8_check(qe_q8_variant v, qe_threadpool *pool);
 
 #endif

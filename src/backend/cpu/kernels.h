@@ -10,19 +10,19 @@
 #include "model/tensor.h"
 
 /* ---- thread pool: created once per context, no thread creation per op ---- */
-typedef struct qe_pool qe_pool;
+typedef struct qe_threadpool qe_threadpool;
 
 /* n_threads <= 0: every online core. NULL on failure. */
-qe_pool *qe_pool_create(int n_threads);
-void qe_pool_free(qe_pool *pool);
-int qe_pool_size(const qe_pool *pool);
+qe_threadpool *qe_threadpool_create(int n_threads);
+void qe_threadpool_free(qe_threadpool *pool);
+int qe_threadpool_size(const qe_threadpool *pool);
 /* Bytes the pool allocated for its threads' packing blocks. */
-size_t qe_pool_scratch_bytes(const qe_pool *pool);
+size_t qe_threadpool_scratch_bytes(const qe_threadpool *pool);
 
 /* Runs fn(arg, task, thread) for task in [0, n_tasks) on the pool's threads
  * (the caller's thread included) and returns when all are done. */
 typedef void (*qe_task_fn)(void *arg, int task, int thread);
-void qe_pool_run(qe_pool *pool, qe_task_fn fn, void *arg, int n_tasks);
+void qe_threadpool_run(qe_threadpool *pool, qe_task_fn fn, void *arg, int n_tasks);
 
 /* ---- instruction-set levels ---- */
 typedef enum qe_isa {
@@ -57,10 +57,10 @@ typedef enum qe_mm_mode { QE_MM_EXACT = 0, QE_MM_BF16 = 1 } qe_mm_mode;
  * level above what the CPU supports is lowered to it, never faults.
  * Threads split the work over `pool` by output columns (may be NULL: the
  * calling thread, and then a 256 KiB packing block is malloc'ed per call;
- * with a pool, each thread's block is allocated once at qe_pool_create, so
+ * with a pool, each thread's block is allocated once at qe_threadpool_create, so
  * the hot path allocates nothing).
  * Not in place: y must not overlap x or W. k == 0 gives y = 0. */
-void qe_matmul(qe_pool *pool, qe_isa isa, qe_mm_mode mode, const float *x, size_t ldx, int m,
+void qe_matmul(qe_threadpool *pool, qe_isa isa, qe_mm_mode mode, const float *x, size_t ldx, int m,
                int k, const void *w, qe_dtype wt, int n, float *y, size_t ldy);
 
 /* Conversions used around the products. */

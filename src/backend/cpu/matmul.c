@@ -5,7 +5,7 @@
 #include "kernels.h"
 #include "matmul_internal.h"
 
-void qe_matmul(qe_pool *pool, qe_isa isa, qe_mm_mode mode, const float *x, size_t ldx, int m,
+void qe_matmul(qe_threadpool *pool, qe_isa isa, qe_mm_mode mode, const float *x, size_t ldx, int m,
                int k, const void *w, qe_dtype wt, int n, float *y, size_t ldy) {
     if (m <= 0 || n <= 0) return;
     qe_mm_args a = {pool, mode, x, ldx, m, k, w, wt, n, y, ldy};

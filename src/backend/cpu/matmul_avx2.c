@@ -178,7 +178,7 @@ TGT static void task(void *arg, int t, int thread) {
     int j0, j1;
     qe_mm_split(a->n, jb->n_tasks, TC, t, &j0, &j1);
     if (j0 >= j1) return;
-    float *xs = jb->own_scratch ? jb->own_scratch : qe_pool_thread_scratch(a->pool, thread);
+    float *xs = jb->own_scratch ? jb->own_scratch : qe_threadpool_thread_scratch(a->pool, thread);
     const size_t es = a->wt == QE_F32 ? 4 : 2;
     const int perm = a->wt == QE_BF16;
     const char *wbase = a->w;

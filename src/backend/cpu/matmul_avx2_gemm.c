@@ -203,7 +203,7 @@ TGT static void block(const qe_mm_args *a, int ic, int mc, int j0, int j1, float
 TGT static void task(void *arg, int t, int thread) {
     const job *jb = arg;
     const qe_mm_args *a = jb->a;
-    float *xs = jb->own_scratch ? jb->own_scratch : qe_pool_thread_scratch(a->pool, thread);
+    float *xs = jb->own_scratch ? jb->own_scratch : qe_threadpool_thread_scratch(a->pool, thread);
     float *ws = xs + (size_t)MCG * KCG + 16; /* 8 floats of pack_a slack, 64-byte aligned */
     int j0, j1;
     qe_mm_split(a->n, jb->n_groups, NR, t % jb->n_groups, &j0, &j1);
@@ -228,7 +228,7 @@ int qe_matmul_avx2_gemm(const qe_mm_args *a) {
      * packed twice. Split by columns only, every task packed every block:
      * 5-6% of a 4096-token batch here, and a share growing with the number
      * of threads. Weight panels are packed once per row block either way. */
-    int threads = qe_pool_size(a->pool);
+    int threads = qe_threadpool_size(a->pool);
     if (threads > 1) {
         int tiles = (a->n + NR - 1) / NR;
         jb.n_groups = (4 * threads + n_blocks - 1) / n_blocks;

@@ -29,19 +29,19 @@ int qe_isa_parse(const char *s, qe_isa *out);
 
 /* Per-thread scratch of a pool, for packed activation blocks: QE_MM_SCRATCH
  * bytes, 64-byte aligned, allocated when the pool is created (so the hot path
- * allocates nothing). thread in [0, qe_pool_size). NULL for a NULL pool. */
+ * allocates nothing). thread in [0, qe_threadpool_size). NULL for a NULL pool. */
 #define QE_MM_SCRATCH ((size_t)QE_MM_MC * 1024 * sizeof(float) + 4096)
-void *qe_pool_thread_scratch(qe_pool *pool, int thread);
+void *qe_threadpool_thread_scratch(qe_threadpool *pool, int thread);
 /* Per-pool block for the oneDNN variant's bf16 copy of a chunk of activation
  * rows: QE_MM_CONV bytes, 64-byte aligned, allocated with the pool when the
- * CPU has AMX tiles (counted in qe_pool_scratch_bytes), else NULL. */
+ * CPU has AMX tiles (counted in qe_threadpool_scratch_bytes), else NULL. */
 #define QE_MM_CONV ((size_t)4 << 20)
-void *qe_pool_conv_block(qe_pool *pool);
+void *qe_threadpool_conv_block(qe_threadpool *pool);
 
 
 /* One product, as handed to a variant. */
 typedef struct qe_mm_args {
-    qe_pool *pool;
+    qe_threadpool *pool;
     qe_mm_mode mode;
     const float *x; /* (m, k), row stride ldx */
     size_t ldx;
@@ -64,7 +64,7 @@ int qe_mm_n_tasks(const qe_mm_args *a, int align);
  * thread with a QE_MM_SCRATCH block allocated for the call, stored in
  * *own_scratch while it runs (pass a pool to keep allocation out of the hot
  * path). Returns 0, or -1 when that block cannot be allocated. */
-int qe_mm_run(qe_pool *pool, qe_task_fn fn, void *job, int n_tasks, void **own_scratch);
+int qe_mm_run(qe_threadpool *pool, qe_task_fn fn, void *job, int n_tasks, void **own_scratch);
 
 /* The variants. Each returns 0 when done, -1 when it could not run (no
  * scratch memory, or not compiled for this target): the caller then uses the

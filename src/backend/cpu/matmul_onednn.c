@@ -265,13 +265,13 @@ int qe_matmul_onednn(const qe_mm_args *a) {
     if (row_bytes * 16 > QE_MM_CONV) return -1; /* k > 131072: not a model's width */
     int chunk = (int)(QE_MM_CONV / row_bytes) / 16 * 16;
     if (chunk > a->m) chunk = a->m;
-    uint16_t *buf = a->pool ? qe_pool_conv_block(a->pool) : NULL, *own = NULL;
+    uint16_t *buf = a->pool ? qe_threadpool_conv_block(a->pool) : NULL, *own = NULL;
     if (!buf) {
         own = malloc((size_t)chunk * row_bytes);
         if (!own) return -1;
         buf = own;
     }
-    int threads = qe_pool_size(a->pool);
+    int threads = qe_threadpool_size(a->pool);
     /* two column slices per thread: one slow thread does not hold the call */
     int cols = threads > 1 ? 2 * threads : 1, tiles = (a->n + 63) / 64;
     if (cols > tiles) cols = tiles;
@@ -282,9 +282,9 @@ int qe_matmul_onednn(const qe_mm_args *a) {
         /* a query's rows (16 x 1024: ~5 us) convert faster than a hand-off */
         jb.n_tasks = (size_t)jb.mc * (size_t)a->k < 65536 ? 1 : threads < jb.mc ? threads : jb.mc;
         if (jb.n_tasks == 1) convert_task(&jb, 0, 0);
-        else qe_pool_run(a->pool, convert_task, &jb, jb.n_tasks);
+        else qe_threadpool_run(a->pool, convert_task, &jb, jb.n_tasks);
         jb.n_tasks = cols;
-        qe_pool_run(a->pool, product_task, &jb, cols);
+        qe_threadpool_run(a->pool, product_task, &jb, cols);
     }
     free(own);
     /* a failure (oneDNN refused a shape) leaves y partly written: the caller

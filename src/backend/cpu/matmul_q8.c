@@ -145,7 +145,7 @@ static void q8_task(void *arg, int task, int thread) {
     if (j0 >= j1) return;
     const int k = a->k, nb = k / QB;
     const size_t wrow = (size_t)nb * QBYTES;
-    uint8_t *scr = a->pool ? qe_pool_thread_scratch(a->pool, thread) : *job->own;
+    uint8_t *scr = a->pool ? qe_threadpool_thread_scratch(a->pool, thread) : *job->own;
     int8_t *q = (int8_t *)scr;
     float *d = (float *)(scr + (((size_t)job->mc * (size_t)k + 63) & ~(size_t)63));
     for (int i0 = 0; i0 < a->m; i0 += job->mc) {

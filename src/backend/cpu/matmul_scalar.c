@@ -77,7 +77,7 @@ static void scalar_task(void *arg, int task, int thread) {
 
 void qe_matmul_scalar(const qe_mm_args *a) {
     scalar_job job = {a, 1};
-    int threads = qe_pool_size(a->pool);
+    int threads = qe_threadpool_size(a->pool);
     if (threads > 1) job.n_tasks = a->n < threads * 4 ? a->n : threads * 4;
-    qe_pool_run(a->pool, scalar_task, &job, job.n_tasks);
+    qe_threadpool_run(a->pool, scalar_task, &job, job.n_tasks);
 }

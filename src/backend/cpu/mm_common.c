@@ -17,9 +17,9 @@ void qe_mm_split(int n, int n_tasks, int align, int t, int *j0, int *j1) {
     *j1 = b * align < n ? b * align : n;
 }
 
-int qe_mm_run(qe_pool *pool, qe_task_fn fn, void *job, int n_tasks, void **own_scratch) {
+int qe_mm_run(qe_threadpool *pool, qe_task_fn fn, void *job, int n_tasks, void **own_scratch) {
     if (pool) {
-        qe_pool_run(pool, fn, job, n_tasks);
+        qe_threadpool_run(pool, fn, job, n_tasks);
         return 0;
     }
     void *mem = NULL;
@@ -32,7 +32,7 @@ int qe_mm_run(qe_pool *pool, qe_task_fn fn, void *job, int n_tasks, void **own_s
 }
 
 int qe_mm_n_tasks(const qe_mm_args *a, int align) {
-    int threads = qe_pool_size(a->pool);
+    int threads = qe_threadpool_size(a->pool);
     if (threads <= 1) return 1; /* one task: the activations are packed once */
     int tiles = (a->n + align - 1) / align;
     int want = threads * 4;

@@ -158,7 +158,7 @@ static double flops_per_iter(qe_isa isa) {
     return NACC * 2.0;
 }
 
-double qe_peak_gflops(qe_pool *pool, qe_isa isa, double budget_ms) {
+double qe_peak_gflops(qe_threadpool *pool, qe_isa isa, double budget_ms) {
     qe_isa hw = qe_cpu_isa_hw();
     if (isa > hw) isa = hw;
 #if !defined(__x86_64__)
@@ -166,14 +166,14 @@ double qe_peak_gflops(qe_pool *pool, qe_isa isa, double budget_ms) {
 #else
     if (isa == QE_ISA_AMX && amx_permit() != 0) isa = QE_ISA_AVX512_BF16;
 #endif
-    int threads = qe_pool_size(pool);
+    int threads = qe_threadpool_size(pool);
     flop_job job = {isa, 1000, 0};
     /* calibrate: grow the round until it lasts ~1/8 of the budget */
     double round_s = budget_ms > 0 ? budget_ms * 1e-3 / 8 : 0.0125;
     double t = 0;
     for (;;) {
         double t0 = qe_now_s();
-        qe_pool_run(pool, flop_task, &job, threads);
+        qe_threadpool_run(pool, flop_task, &job, threads);
         t = qe_now_s() - t0;
         if (t >= round_s * 0.5 || job.iters > (1L << 40)) break;
         job.iters *= t > 1e-6 ? (long)fmax(2.0, round_s / t) : 16;
@@ -182,7 +182,7 @@ double qe_peak_gflops(qe_pool *pool, qe_isa isa, double budget_ms) {
     double end = qe_now_s() + budget_ms * 1e-3 * 0.75;
     while (qe_now_s() < end) {
         double t0 = qe_now_s();
-        qe_pool_run(pool, flop_task, &job, threads);
+        qe_threadpool_run(pool, flop_task, &job, threads);
         double g = job.iters * flops_per_iter(isa) * threads / (qe_now_s() - t0);
         if (g > best) best = g;
     }
@@ -226,7 +226,7 @@ static void read_task(void *arg, int task, int thread) {
     j->sink[task & 63] = x;
 }
 
-double qe_peak_dram_read_gbs(qe_pool *pool, int huge_pages, double budget_ms) {
+double qe_peak_dram_read_gbs(qe_threadpool *pool, int huge_pages, double budget_ms) {
     const size_t bytes = (size_t)64 << 20;
     void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) return 0;
@@ -234,14 +234,14 @@ double qe_peak_dram_read_gbs(qe_pool *pool, int huge_pages, double budget_ms) {
     if (huge_pages) madvise(mem, bytes, MADV_HUGEPAGE);
 #endif
     memset(mem, 1, bytes); /* real pages, not the shared zero page */
-    int threads = qe_pool_size(pool);
+    int threads = qe_threadpool_size(pool);
     read_job job = {mem, bytes / 8, threads, {0}};
     double best = 0;
     double end = qe_now_s() + budget_ms * 1e-3;
     int rounds = 0;
     while (rounds < 2 || (qe_now_s() < end && rounds < 100)) {
         double t0 = qe_now_s();
-        qe_pool_run(pool, read_task, &job, threads);
+        qe_threadpool_run(pool, read_task, &job, threads);
         double t = qe_now_s() - t0;
         double per = (double)(bytes / 8 / (size_t)threads / 16 * 16) * 8.0 * threads;
         if (t > 0 && per / t > best) best = per / t;
@@ -260,12 +260,12 @@ qembed_status qembed_measure_peak(int n_threads, int exact, qembed_machine_peak 
                                   qembed_error *err) {
     QE_FAIL_IF(!out, err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_measure_peak: out is NULL");
     memset(out, 0, sizeof *out);
-    qe_pool *pool = qe_pool_create(n_threads);
+    qe_threadpool *pool = qe_threadpool_create(n_threads);
     QE_FAIL_IF(!pool, err, QEMBED_ERR_OUT_OF_MEMORY,
                "qembed_measure_peak: cannot create a pool of %d threads", n_threads);
     qe_isa isa = qe_cpu_isa();
     snprintf(out->isa, sizeof out->isa, "%s", qe_isa_name(isa));
-    out->n_threads = qe_pool_size(pool);
+    out->n_threads = qe_threadpool_size(pool);
     qe_isa fma_isa = isa >= QE_ISA_AVX512 ? QE_ISA_AVX512 : isa;
     out->f32_fma_gflops = qe_peak_gflops(pool, fma_isa, 150);
     if (isa >= QE_ISA_AVX512_BF16) out->bf16_dot_gflops = qe_peak_gflops(pool, QE_ISA_AVX512_BF16, 150);
@@ -276,6 +276,6 @@ qembed_status qembed_measure_peak(int n_threads, int exact, qembed_machine_peak 
     else out->compute_gflops = (!exact && isa >= QE_ISA_AVX512_BF16) ? out->bf16_dot_gflops : out->f32_fma_gflops;
     out->dram_read_gbs = qe_peak_dram_read_gbs(pool, 0, 100);
     out->dram_read_hugepage_gbs = qe_peak_dram_read_gbs(pool, 1, 100);
-    qe_pool_free(pool);
+    qe_threadpool_free(pool);
     return QEMBED_OK;
 }

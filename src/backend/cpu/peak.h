@@ -15,11 +15,11 @@
  *   QE_ISA_AVX512_BF16: zmm vdpbf16ps;  QE_ISA_AVX512: zmm vfmadd (f32);
  *   QE_ISA_AVX2: ymm vfmadd (f32);       QE_ISA_SCALAR: scalar f32 multiply + add.
  * isa is lowered to what the CPU supports. 0 on failure. */
-double qe_peak_gflops(qe_pool *pool, qe_isa isa, double budget_ms);
+double qe_peak_gflops(qe_threadpool *pool, qe_isa isa, double budget_ms);
 
 /* GB/s (1e9 bytes) reading a 64 MiB buffer (twice this machine's usual L3)
  * with all threads. huge_pages: advise transparent huge pages for the
  * buffer (as the loader may for the weights). 0 on failure. */
-double qe_peak_dram_read_gbs(qe_pool *pool, int huge_pages, double budget_ms);
+double qe_peak_dram_read_gbs(qe_threadpool *pool, int huge_pages, double budget_ms);
 
 #endif

@@ -3,7 +3,7 @@
  * issues its next matrix product within microseconds) and then blocking on a
  * condition variable so that an idle pool costs no CPU.
  *
- * Protocol for one qe_pool_run():
+ * Protocol for one qe_threadpool_run():
  *   the caller stores the job (fn, arg, n_tasks), resets the task counter and
  *   the count of workers still busy, then bumps `gen` (release). Each worker
  *   that sees a new `gen` (acquire) takes tasks from the shared counter until
@@ -33,7 +33,7 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-struct qe_pool {
+struct qe_threadpool {
     int n_threads;       /* including the caller's thread (thread 0) */
     pthread_t *threads;  /* (n_threads - 1) workers, thread index 1.. */
 
@@ -43,7 +43,7 @@ struct qe_pool {
     int n_tasks;
     atomic_int next_task;
     atomic_int busy;     /* workers that have not finished the current job */
-    atomic_uint gen;     /* job generation: bumped once per qe_pool_run */
+    atomic_uint gen;     /* job generation: bumped once per qe_threadpool_run */
     atomic_int stop;
 
     pthread_mutex_t mu;  /* guards the sleep/wake hand-off only */
@@ -51,13 +51,13 @@ struct qe_pool {
     int n_sleeping;      /* workers blocked in cv (under mu) */
 
     /* n_threads * QE_MM_SCRATCH bytes: each thread's packed-activation
-     * block (qe_pool_thread_scratch), allocated once here. */
+     * block (qe_threadpool_thread_scratch), allocated once here. */
     unsigned char *scratch;
-    /* QE_MM_CONV bytes for the oneDNN variant (qe_pool_conv_block), or NULL */
+    /* QE_MM_CONV bytes for the oneDNN variant (qe_threadpool_conv_block), or NULL */
     void *conv;
 };
 
-static void run_tasks(qe_pool *p, int thread) {
+static void run_tasks(qe_threadpool *p, int thread) {
     for (;;) {
         int t = atomic_fetch_add_explicit(&p->next_task, 1, memory_order_relaxed);
         if (t >= p->n_tasks) break;
@@ -66,17 +66,17 @@ static void run_tasks(qe_pool *p, int thread) {
 }
 
 typedef struct worker_arg {
-    qe_pool *pool;
+    qe_threadpool *pool;
     int index;
 } worker_arg;
 
 static void *worker_main(void *varg) {
     worker_arg wa = *(worker_arg *)varg;
     free(varg);
-    qe_pool *p = wa.pool;
+    qe_threadpool *p = wa.pool;
     /* Generation 0 is "no work yet". Loading p->gen here instead would lose
-     * the first job when qe_pool_run bumps gen before this thread starts
-     * (then busy never reaches 0 and qe_pool_run spins forever). */
+     * the first job when qe_threadpool_run bumps gen before this thread starts
+     * (then busy never reaches 0 and qe_threadpool_run spins forever). */
     unsigned seen = 0;
     for (;;) {
         unsigned g;
@@ -117,10 +117,10 @@ static int online_cores(void) {
     return n > 0 ? (int)n : 1;
 }
 
-qe_pool *qe_pool_create(int n_threads) {
+qe_threadpool *qe_threadpool_create(int n_threads) {
     if (n_threads <= 0) n_threads = online_cores();
     if (n_threads > 1024) n_threads = 1024;
-    qe_pool *p = calloc(1, sizeof *p);
+    qe_threadpool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n_threads = 1;
     atomic_init(&p->next_task, 0);
@@ -138,7 +138,7 @@ qe_pool *qe_pool_create(int n_threads) {
     }
     void *scratch = NULL;
     if (posix_memalign(&scratch, 64, (size_t)n_threads * QE_MM_SCRATCH) != 0) {
-        qe_pool_free(p);
+        qe_threadpool_free(p);
         return NULL;
     }
     p->scratch = scratch;
@@ -146,35 +146,35 @@ qe_pool *qe_pool_create(int n_threads) {
     qe_cpu_features(&amx); /* not qe_cpu_isa(): its self-check runs on pools */
     if (amx && posix_memalign(&p->conv, 64, QE_MM_CONV) != 0) {
         p->conv = NULL;
-        qe_pool_free(p);
+        qe_threadpool_free(p);
         return NULL;
     }
     if (n_threads > 1) {
         p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
         if (!p->threads) {
-            qe_pool_free(p);
+            qe_threadpool_free(p);
             return NULL;
         }
         for (int i = 1; i < n_threads; i++) {
             worker_arg *wa = malloc(sizeof *wa);
             if (!wa) {
-                qe_pool_free(p);
+                qe_threadpool_free(p);
                 return NULL;
             }
             wa->pool = p;
             wa->index = i;
             if (pthread_create(&p->threads[i - 1], NULL, worker_main, wa) != 0) {
                 free(wa);
-                qe_pool_free(p);
+                qe_threadpool_free(p);
                 return NULL;
             }
-            p->n_threads = i + 1; /* workers [1, i] exist: qe_pool_free joins them */
+            p->n_threads = i + 1; /* workers [1, i] exist: qe_threadpool_free joins them */
         }
     }
     return p;
 }
 
-void qe_pool_free(qe_pool *p) {
+void qe_threadpool_free(qe_threadpool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
     atomic_store_explicit(&p->stop, 1, memory_order_release);
@@ -189,15 +189,15 @@ void qe_pool_free(qe_pool *p) {
     free(p);
 }
 
-int qe_pool_size(const qe_pool *p) { return p ? p->n_threads : 1; }
+int qe_threadpool_size(const qe_threadpool *p) { return p ? p->n_threads : 1; }
 
-size_t qe_pool_scratch_bytes(const qe_pool *p) {
+size_t qe_threadpool_scratch_bytes(const qe_threadpool *p) {
     return p ? (size_t)p->n_threads * QE_MM_SCRATCH + (p->conv ? QE_MM_CONV : 0) : 0;
 }
 
-void *qe_pool_conv_block(qe_pool *p) { return p ? p->conv : NULL; }
+void *qe_threadpool_conv_block(qe_threadpool *p) { return p ? p->conv : NULL; }
 
-void qe_pool_run(qe_pool *p, qe_task_fn fn, void *arg, int n_tasks) {
+void qe_threadpool_run(qe_threadpool *p, qe_task_fn fn, void *arg, int n_tasks) {
     if (n_tasks <= 0) return;
     if (!p || p->n_threads == 1 || n_tasks == 1) {
         for (int t = 0; t < n_tasks; t++) fn(arg, t, 0);
@@ -226,7 +226,7 @@ void qe_pool_run(qe_pool *p, qe_task_fn fn, void *arg, int n_tasks) {
     }
 }
 
-void *qe_pool_thread_scratch(qe_pool *p, int thread) {
+void *qe_threadpool_thread_scratch(qe_threadpool *p, int thread) {
     if (!p || thread < 0 || thread >= p->n_threads) return NULL;
     return p->scratch + (size_t)thread * QE_MM_SCRATCH;
 }
