@@ -70,11 +70,11 @@ typedef enum qembed_params_kind {
  * library's defaults and sets params->size = size. */
 QEMBED_API void qembed_params_init(qembed_params_kind kind, void *params, size_t size);
 
-#define QEMBED_DEFAULTS_(type, kind)                         \
-    {                                                        \
-        type v_;                                             \
-        qembed_params_init((kind), &v_, sizeof v_);          \
-        return v_;                                           \
+#define QEMBED_DEFAULTS_(type, kind)                \
+    {                                               \
+        type v_;                                    \
+        qembed_params_init((kind), &v_, sizeof v_); \
+        return v_;                                  \
     }
 
 /* Run-time version, to compare against the macros the caller compiled with. */
@@ -92,14 +92,14 @@ typedef enum qembed_status {
     QEMBED_ERR_MODEL_FORMAT = 3,     /* a model file is malformed or inconsistent */
     QEMBED_ERR_UNSUPPORTED = 4,      /* valid but not supported (architecture, dtype) */
     QEMBED_ERR_OUT_OF_MEMORY = 5,
-    QEMBED_ERR_INVALID_UTF8 = 6,     /* input text is not valid UTF-8 */
-    QEMBED_ERR_INPUT_TOO_LONG = 7,   /* more tokens than the configured maximum */
-    QEMBED_ERR_EMPTY_INPUT = 8,      /* an empty text or an empty batch */
-    QEMBED_ERR_PLACEMENT = 9,        /* no device (or split) can hold the model */
-    QEMBED_ERR_NUMERIC = 10,         /* a result vector is not finite or has zero norm */
-    QEMBED_ERR_NOT_FOUND = 11,       /* a repo id or token that does not exist */
-    QEMBED_ERR_DEVICE = 12,          /* a device failed at run time */
-    QEMBED_ERR_INTERNAL = 13         /* a bug in qembed: please report it */
+    QEMBED_ERR_INVALID_UTF8 = 6,   /* input text is not valid UTF-8 */
+    QEMBED_ERR_INPUT_TOO_LONG = 7, /* more tokens than the configured maximum */
+    QEMBED_ERR_EMPTY_INPUT = 8,    /* an empty text or an empty batch */
+    QEMBED_ERR_PLACEMENT = 9,      /* no device (or split) can hold the model */
+    QEMBED_ERR_NUMERIC = 10,       /* a result vector is not finite or has zero norm */
+    QEMBED_ERR_NOT_FOUND = 11,     /* a repo id or token that does not exist */
+    QEMBED_ERR_DEVICE = 12,        /* a device failed at run time */
+    QEMBED_ERR_INTERNAL = 13       /* a bug in qembed: please report it */
 } qembed_status;
 
 #define QEMBED_ERROR_MESSAGE_MAX 512
@@ -135,8 +135,7 @@ typedef struct qembed_tokenizer qembed_tokenizer;
 
 /* `path` is a tokenizer.json file or a directory holding tokenizer.json (and
  * optionally tokenizer_config.json). */
-QEMBED_API qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out,
-                                               qembed_error *err);
+QEMBED_API qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qembed_error *err);
 QEMBED_API void qembed_tokenizer_free(qembed_tokenizer *tok);
 
 typedef struct qembed_encode_options {
@@ -150,19 +149,19 @@ typedef struct qembed_encode_options {
 static inline qembed_encode_options qembed_encode_default_options(void)
     QEMBED_DEFAULTS_(qembed_encode_options, QEMBED_PARAMS_ENCODE)
 
-/* Encodes `len` bytes of UTF-8 `text` (len may be 0). On success *ids is a
+    /* Encodes `len` bytes of UTF-8 `text` (len may be 0). On success *ids is a
  * malloc'ed array of *n_ids ids owned by the caller (free with qembed_free).
  * Invalid UTF-8 gives QEMBED_ERR_INVALID_UTF8 with the byte offset. */
-QEMBED_API qembed_status qembed_tokenizer_encode(const qembed_tokenizer *tok, const char *text,
-                                                 size_t len, const qembed_encode_options *opts,
-                                                 int32_t **ids, size_t *n_ids, qembed_error *err);
+    QEMBED_API qembed_status qembed_tokenizer_encode(const qembed_tokenizer *tok, const char *text,
+                                                     size_t len, const qembed_encode_options *opts,
+                                                     int32_t **ids, size_t *n_ids, qembed_error *err);
 
 /* Decodes ids to UTF-8 (byte-level). Sequences that do not form valid UTF-8
  * are replaced by U+FFFD, as the reference decoder does. *text is
  * NUL-terminated, malloc'ed, owned by the caller (free with qembed_free). */
 QEMBED_API qembed_status qembed_tokenizer_decode(const qembed_tokenizer *tok, const int32_t *ids,
-                                                 size_t n_ids, int skip_special_tokens,
-                                                 char **text, size_t *len, qembed_error *err);
+                                                 size_t n_ids, int skip_special_tokens, char **text,
+                                                 size_t *len, qembed_error *err);
 
 /* Id of a token string ("<|endoftext|>"), or -1 when absent. */
 QEMBED_API int32_t qembed_tokenizer_token_to_id(const qembed_tokenizer *tok, const char *token);
@@ -207,8 +206,8 @@ typedef struct qembed_model_params {
     int warmup;                         /* run one warm-up inference at load; default 0 */
     qembed_log_fn log_fn;               /* NULL: no logging */
     void *log_user;
-    qembed_log_level log_level;         /* default INFO */
-    int no_verify;                      /* 1: skip the SHA-256 check of a split directory's
+    qembed_log_level log_level; /* default INFO */
+    int no_verify;              /* 1: skip the SHA-256 check of a split directory's
                                            segments (order, ranges and sizes are still checked);
                                            default 0: verify */
 } qembed_model_params;
@@ -216,20 +215,20 @@ typedef struct qembed_model_params {
 static inline qembed_model_params qembed_model_default_params(void)
     QEMBED_DEFAULTS_(qembed_model_params, QEMBED_PARAMS_MODEL)
 
-/* `path` is a Hugging Face model directory, a split directory (manifest.json,
+    /* `path` is a Hugging Face model directory, a split directory (manifest.json,
  * see `qembed split`), or a repo id ("Qwen/Qwen3-Embedding-0.6B") resolved in
  * the local Hugging Face cache ($HF_HOME, else ~/.cache/huggingface). Weights
  * are memory-mapped, validated against config.json, then placed by the planner
  * before any is touched. */
-QEMBED_API qembed_status qembed_model_load(const char *path, const qembed_model_params *params,
-                                           qembed_model **out, qembed_error *err);
+    QEMBED_API qembed_status qembed_model_load(const char *path, const qembed_model_params *params,
+                                               qembed_model **out, qembed_error *err);
 QEMBED_API void qembed_model_free(qembed_model *model);
 
 typedef struct qembed_model_info {
-    char name[256];          /* the path or repo id as given */
-    char resolved_path[1024];/* the directory actually loaded */
+    char name[256];           /* the path or repo id as given */
+    char resolved_path[1024]; /* the directory actually loaded */
     char architecture[64];
-    char dtype[16];          /* the embedding's: "bf16", "f16", "f32", or "q8_0" (a Q8_0 GGUF) */
+    char dtype[16]; /* the embedding's: "bf16", "f16", "f32", or "q8_0" (a Q8_0 GGUF) */
     int hidden_size;
     int n_layers;
     int n_heads;
@@ -238,10 +237,10 @@ typedef struct qembed_model_info {
     int intermediate_size;
     int vocab_size;
     int max_position_embeddings;
-    size_t max_tokens;       /* effective default input limit */
+    size_t max_tokens; /* effective default input limit */
     uint64_t n_params;
     uint64_t weights_bytes;
-    int synthetic;           /* 1 when synth_manifest.json says random weights */
+    int synthetic; /* 1 when synth_manifest.json says random weights */
 } qembed_model_info;
 
 QEMBED_API void qembed_model_get_info(const qembed_model *model, qembed_model_info *info);
@@ -267,14 +266,14 @@ typedef struct qembed_split_params {
 static inline qembed_split_params qembed_split_default_params(void)
     QEMBED_DEFAULTS_(qembed_split_params, QEMBED_PARAMS_SPLIT)
 
-/* Writes `out_dir` (created if absent; must not already hold a manifest.json):
+    /* Writes `out_dir` (created if absent; must not already hold a manifest.json):
  * self-contained safetensors segment files of contiguous layers (the first
  * also holds the token embedding, the last the final norm; tensor names as in
  * the source), manifest.json (model config, segment order, layer ranges,
  * sizes, SHA-256 of every file) and copies of config.json and the tokenizer
  * files. `model` is anything qembed_model_load accepts. */
-QEMBED_API qembed_status qembed_model_split(const char *model, const char *out_dir,
-                                            const qembed_split_params *params, qembed_error *err);
+    QEMBED_API qembed_status qembed_model_split(const char *model, const char *out_dir,
+                                                const qembed_split_params *params, qembed_error *err);
 
 /* Writes `model` (anything qembed_model_load accepts) as one GGUF v3 file
  * `out`: qwen3 metadata, the tokenizer (tokenizer.ggml.*), and the weights in
@@ -296,10 +295,9 @@ typedef struct qembed_ctx_params {
 } qembed_ctx_params;
 
 static inline qembed_ctx_params qembed_ctx_default_params(void)
-    QEMBED_DEFAULTS_(qembed_ctx_params, QEMBED_PARAMS_CTX)
-QEMBED_API qembed_status qembed_ctx_create(const qembed_model *model,
-                                           const qembed_ctx_params *params, qembed_ctx **out,
-                                           qembed_error *err);
+    QEMBED_DEFAULTS_(qembed_ctx_params, QEMBED_PARAMS_CTX) QEMBED_API qembed_status
+    qembed_ctx_create(const qembed_model *model, const qembed_ctx_params *params, qembed_ctx **out,
+                      qembed_error *err);
 QEMBED_API void qembed_ctx_free(qembed_ctx *ctx);
 /* The bytes of activation memory the context planned at creation (for its
  * max_batch_tokens and threads): the most a forward pass adds to the weights,
@@ -327,13 +325,12 @@ enum { QEMBED_TRUNCATE_RIGHT = 0, QEMBED_TRUNCATE_LEFT = 1 };
 static inline qembed_embed_options qembed_embed_default_options(void)
     QEMBED_DEFAULTS_(qembed_embed_options, QEMBED_PARAMS_EMBED)
 
-/* Embeds n texts (lens may be NULL for NUL-terminated texts). `out` holds
+    /* Embeds n texts (lens may be NULL for NUL-terminated texts). `out` holds
  * n * dims floats, row i for text i. A batch of mixed lengths costs what its
  * tokens cost (no padding) and gives the same vectors as one text at a time. */
-QEMBED_API qembed_status qembed_ctx_embed(qembed_ctx *ctx, const char *const *texts,
-                                          const size_t *lens, size_t n,
-                                          const qembed_embed_options *opts, float *out,
-                                          qembed_error *err);
+    QEMBED_API qembed_status
+    qembed_ctx_embed(qembed_ctx *ctx, const char *const *texts, const size_t *lens, size_t n,
+                     const qembed_embed_options *opts, float *out, qembed_error *err);
 
 /* Embeds already-tokenized inputs as they are (no instruction, nothing
  * appended): the caller's ids are the model's input. */
@@ -345,9 +342,9 @@ QEMBED_API qembed_status qembed_ctx_embed_tokens(qembed_ctx *ctx, const int32_t 
 /* Tokenizes as qembed_ctx_embed would (instruction, post-processor,
  * truncation) without running the model. *ids is owned by the caller.
  * opts->max_tokens may exceed the model's positions here (no model runs). */
-QEMBED_API qembed_status qembed_model_tokenize(const qembed_model *model, const char *text,
-                                               size_t len, const qembed_embed_options *opts,
-                                               int32_t **ids, size_t *n_ids, qembed_error *err);
+QEMBED_API qembed_status qembed_model_tokenize(const qembed_model *model, const char *text, size_t len,
+                                               const qembed_embed_options *opts, int32_t **ids, size_t *n_ids,
+                                               qembed_error *err);
 
 /* ------------------------------------------------------------------------- */
 /* Test and bench hooks: NOT part of the stable contract                     */
@@ -369,7 +366,7 @@ QEMBED_API qembed_status qembed_model_tokenize(const qembed_model *model, const 
  * reports its achieved GFLOP/s as a fraction of compute_gflops. On a machine
  * shared with other work the figures are lower bounds of the true peaks. */
 typedef struct qembed_machine_peak {
-    char isa[32];                  /* kernel family in use: "avx512bf16", "avx512", "avx2", "scalar"
+    char isa[32]; /* kernel family in use: "avx512bf16", "avx512", "avx2", "scalar"
                                       (QEMBED_ISA caps it) */
     int n_threads;
     double compute_gflops;         /* peak of the instructions the products run in the requested

@@ -25,28 +25,22 @@
 /* Bounds the work of one selection pass over a long queue. */
 #define QS_SCAN_MAX 16384
 
-void qs_job_free(qs_job *job)
-{
-    if (!job)
-        return;
-    for (size_t i = 0; i < job->n_units; i++)
-        qembed_free(job->units[i].ids);
+void qs_job_free(qs_job *job) {
+    if (!job) return;
+    for (size_t i = 0; i < job->n_units; i++) qembed_free(job->units[i].ids);
     free(job->units);
     free(job->vecs);
     free(job);
 }
 
-void qs_job_release(qs_server *srv, qs_job *job)
-{
+void qs_job_release(qs_server *srv, qs_job *job) {
     pthread_mutex_lock(&srv->mu);
     int left = --job->refs;
     pthread_mutex_unlock(&srv->mu);
-    if (left == 0)
-        qs_job_free(job);
+    if (left == 0) qs_job_free(job);
 }
 
-static void list_remove_locked(qs_server *srv, qs_job *j)
-{
+static void list_remove_locked(qs_server *srv, qs_job *j) {
     if (j->prev)
         j->prev->next = j->next;
     else
@@ -58,13 +52,11 @@ static void list_remove_locked(qs_server *srv, qs_job *j)
     j->next = j->prev = NULL;
 }
 
-int qs_enqueue(qs_server *srv, qs_job *job, qs_apierr *e)
-{
+int qs_enqueue(qs_server *srv, qs_job *job, qs_apierr *e) {
     pthread_mutex_lock(&srv->mu);
     if (srv->batcher_stop || !srv->batcher_running) {
         pthread_mutex_unlock(&srv->mu);
-        qs_err_set(e, 503, "server_error", "shutting_down", "Unhealthy", NULL,
-                   "the server is shutting down");
+        qs_err_set(e, 503, "server_error", "shutting_down", "Unhealthy", NULL, "the server is shutting down");
         return -1;
     }
     /* Both bounds keep memory proportional to the limits: ids are held per
@@ -98,28 +90,23 @@ int qs_enqueue(qs_server *srv, qs_job *job, qs_apierr *e)
 
 /* A job leaves the queue: the caller resumes its connection after unlocking
  * (MHD takes its own locks) and then drops the queue's reference. */
-static void finish_locked(qs_server *srv, qs_job *j, int state)
-{
-    if (j->n_untaken)
-        list_remove_locked(srv, j);
+static void finish_locked(qs_server *srv, qs_job *j, int state) {
+    if (j->n_untaken) list_remove_locked(srv, j);
     j->n_untaken = 0;
     j->state = state;
     srv->queued_requests--;
     srv->queued_tokens -= j->total_tokens;
-    if (srv->queued_requests == 0)
-        pthread_cond_broadcast(&srv->cv_state);
+    if (srv->queued_requests == 0) pthread_cond_broadcast(&srv->cv_state);
 }
 
-static void resume_and_release(qs_server *srv, qs_job **list, size_t n)
-{
+static void resume_and_release(qs_server *srv, qs_job **list, size_t n) {
     for (size_t i = 0; i < n; i++) {
         MHD_resume_connection(list[i]->conn);
         qs_job_release(srv, list[i]);
     }
 }
 
-static int batch_grow(qs_batch *b)
-{
+static int batch_grow(qs_batch *b) {
     size_t cap = b->cap ? b->cap * 2 : 64;
     void *p1 = realloc(b->job, cap * sizeof *b->job);
     if (p1) b->job = p1;
@@ -129,19 +116,16 @@ static int batch_grow(qs_batch *b)
     if (p3) b->ids = p3;
     void *p4 = realloc(b->n_ids, cap * sizeof *b->n_ids);
     if (p4) b->n_ids = p4;
-    if (!p1 || !p2 || !p3 || !p4)
-        return -1;
+    if (!p1 || !p2 || !p3 || !p4) return -1;
     b->cap = cap;
     return 0;
 }
 
-static int done_push(qs_batch *b, qs_job *j)
-{
+static int done_push(qs_batch *b, qs_job *j) {
     if (b->n_done == b->cap_done) {
         size_t cap = b->cap_done ? b->cap_done * 2 : 64;
         void *p = realloc(b->done, cap * sizeof *b->done);
-        if (!p)
-            return -1;
+        if (!p) return -1;
         b->done = p;
         b->cap_done = cap;
     }
@@ -149,8 +133,7 @@ static int done_push(qs_batch *b, qs_job *j)
     return 0;
 }
 
-void qs_job_cancel(qs_server *srv, qs_job *job)
-{
+void qs_job_cancel(qs_server *srv, qs_job *job) {
     pthread_mutex_lock(&srv->mu);
     job->cancelled = 1;
     pthread_cond_signal(&srv->cv_work);
@@ -160,13 +143,11 @@ void qs_job_cancel(qs_server *srv, qs_job *job)
 /* Between passes (no unit is in a forward pass, so every unfinished job is
  * in the pending list): jobs whose client went away, and every job once the
  * shutdown grace is over, end now without running their untaken inputs. */
-static void drop_locked(qs_server *srv, qs_batch *b)
-{
+static void drop_locked(qs_server *srv, qs_batch *b) {
     qs_job *j = srv->head;
     while (j) {
         qs_job *next = j->next;
-        if ((j->cancelled || srv->batcher_abort) && j->state == QS_JOB_QUEUED &&
-            b->n_done < b->cap_done) {
+        if ((j->cancelled || srv->batcher_abort) && j->state == QS_JOB_QUEUED && b->n_done < b->cap_done) {
             if (j->cancelled)
                 qs_err_set(&j->err, 499, "invalid_request_error", "client_gone", "Validation", NULL,
                            "the client closed the connection");
@@ -182,8 +163,7 @@ static void drop_locked(qs_server *srv, qs_batch *b)
 
 /* Jobs not started before their deadline are answered 504 now. Called with
  * srv->mu held. */
-static void expire_locked(qs_server *srv, qs_batch *b, double now)
-{
+static void expire_locked(qs_server *srv, qs_batch *b, double now) {
     drop_locked(srv, b);
     qs_job *j = srv->head;
     while (j) {
@@ -203,8 +183,7 @@ static void expire_locked(qs_server *srv, qs_batch *b, double now)
  * request per round, each the request's first waiting input that still fits
  * (first-fit); rounds repeat until the pass is full or nothing more fits (see
  * the file comment). */
-void qs_select_locked(qs_server *srv, qs_batch *b)
-{
+void qs_select_locked(qs_server *srv, qs_batch *b) {
     size_t budget = srv->pass_tokens ? srv->pass_tokens : srv->max_batch_tokens, scanned = 0;
     b->n = 0;
     b->tokens = 0;
@@ -217,15 +196,12 @@ void qs_select_locked(qs_server *srv, qs_batch *b)
                 j->cursor++; /* inputs before the cursor are all taken */
             for (size_t u = j->cursor; u < j->n_units && scanned < QS_SCAN_MAX; u++) {
                 qs_unit *un = &j->units[u];
-                if (un->taken)
-                    continue;
+                if (un->taken) continue;
                 scanned++;
                 /* An input longer than the time budget (but within
                  * --max-batch-tokens, as every input is) runs alone. */
-                if (b->tokens + un->n_ids > budget && b->n > 0)
-                    continue;
-                if (b->n == b->cap && batch_grow(b) != 0)
-                    return;
+                if (b->tokens + un->n_ids > budget && b->n > 0) continue;
+                if (b->n == b->cap && batch_grow(b) != 0) return;
                 un->taken = 1;
                 j->n_untaken--;
                 j->started = 1;
@@ -238,8 +214,7 @@ void qs_select_locked(qs_server *srv, qs_batch *b)
                 progress = 1;
                 break; /* one input per request per round */
             }
-            if (j->n_untaken == 0)
-                list_remove_locked(srv, j);
+            if (j->n_untaken == 0) list_remove_locked(srv, j);
             j = next;
         }
     }
@@ -248,50 +223,40 @@ void qs_select_locked(qs_server *srv, qs_batch *b)
 /* Slices the pooled vector to the job's dims and normalises it when asked
  * (Matryoshka: slice, then L2-normalise). Returns 0, or -1 for a non-finite
  * or zero vector. */
-static int store_vector(qs_job *j, size_t u, const float *v)
-{
+static int store_vector(qs_job *j, size_t u, const float *v) {
     float *dst = j->vecs + u * (size_t)j->dims;
     double ss = 0;
     for (int k = 0; k < j->dims; k++) {
-        if (!isfinite(v[k]))
-            return -1;
+        if (!isfinite(v[k])) return -1;
         ss += (double)v[k] * v[k];
     }
     if (j->normalize) {
-        if (!(ss > 0))
-            return -1;
+        if (!(ss > 0)) return -1;
         double inv = 1.0 / sqrt(ss);
-        for (int k = 0; k < j->dims; k++)
-            dst[k] = (float)(v[k] * inv);
+        for (int k = 0; k < j->dims; k++) dst[k] = (float)(v[k] * inv);
     } else {
         memcpy(dst, v, (size_t)j->dims * sizeof *dst);
     }
     return 0;
 }
 
-static void unit_failed(qs_job *j, size_t u, int status, const char *fmt, const char *detail)
-{
-    if (j->err.status)
-        return; /* keep the first error */
+static void unit_failed(qs_job *j, size_t u, int status, const char *fmt, const char *detail) {
+    if (j->err.status) return; /* keep the first error */
     qs_err_set(&j->err, status, status >= 500 ? "server_error" : "invalid_request_error", NULL,
                status >= 500 ? "Backend" : "Validation", "input", fmt, u, detail);
 }
 
-static int status_for(qembed_status s)
-{
+static int status_for(qembed_status s) {
     switch (s) {
-    case QEMBED_ERR_INVALID_ARGUMENT:
-    case QEMBED_ERR_INVALID_UTF8:
-    case QEMBED_ERR_INPUT_TOO_LONG:
-    case QEMBED_ERR_EMPTY_INPUT:
-        return 400;
-    default:
-        return 500;
+        case QEMBED_ERR_INVALID_ARGUMENT:
+        case QEMBED_ERR_INVALID_UTF8:
+        case QEMBED_ERR_INPUT_TOO_LONG:
+        case QEMBED_ERR_EMPTY_INPUT: return 400;
+        default: return 500;
     }
 }
 
-static void run_batch(qs_server *srv, qembed_ctx *ctx, qs_batch *b)
-{
+static void run_batch(qs_server *srv, qembed_ctx *ctx, qs_batch *b) {
     size_t hidden = (size_t)srv->info.hidden_size;
     if (b->out_cap < b->n * hidden) {
         float *p = realloc(b->out, b->n * hidden * sizeof *p);
@@ -314,12 +279,11 @@ static void run_batch(qs_server *srv, qembed_ctx *ctx, qs_batch *b)
     double t1 = qs_now();
     if (st != QEMBED_OK && b->n > 1) {
         /* One bad input must not fail its neighbours: redo them one by one. */
-        qs_log(srv, QEMBED_LOG_WARN, "batch of %zu failed (%s); retrying one by one", b->n,
-               err.message);
+        qs_log(srv, QEMBED_LOG_WARN, "batch of %zu failed (%s); retrying one by one", b->n, err.message);
         for (size_t i = 0; i < b->n; i++) {
             qembed_error e1 = {0};
-            qembed_status s1 = qembed_ctx_embed_tokens(ctx, &b->ids[i], &b->n_ids[i], 1, &o,
-                                                       b->out + i * hidden, &e1);
+            qembed_status s1 =
+                qembed_ctx_embed_tokens(ctx, &b->ids[i], &b->n_ids[i], 1, &o, b->out + i * hidden, &e1);
             if (s1 != QEMBED_OK)
                 unit_failed(b->job[i], b->unit[i], status_for(s1), "input[%zu]: %s", e1.message);
         }
@@ -330,8 +294,7 @@ static void run_batch(qs_server *srv, qembed_ctx *ctx, qs_batch *b)
     qs_metrics_batch(&srv->metrics, b->n, b->tokens, t1 - t0);
     for (size_t i = 0; i < b->n; i++) {
         qs_job *j = b->job[i];
-        if (j->err.status)
-            continue;
+        if (j->err.status) continue;
         if (!j->vecs) {
             j->vecs = malloc(j->n_units * (size_t)j->dims * sizeof *j->vecs);
             if (!j->vecs) {
@@ -347,8 +310,7 @@ static void run_batch(qs_server *srv, qembed_ctx *ctx, qs_batch *b)
 
 /* Waits on cv_work (srv->mu held) until `inputs` inputs or a full pass of
  * tokens are pending, the batcher is stopped, or `seconds` have passed. */
-static void wait_for_inputs(qs_server *srv, size_t inputs, double seconds)
-{
+static void wait_for_inputs(qs_server *srv, size_t inputs, double seconds) {
     double until = qs_now() + seconds;
     for (;;) {
         size_t n = 0, t = 0;
@@ -358,18 +320,15 @@ static void wait_for_inputs(qs_server *srv, size_t inputs, double seconds)
                     n++;
                     t += j->units[u].n_ids;
                 }
-        if (srv->batcher_stop || srv->batcher_abort || n >= inputs || t >= srv->pass_tokens)
-            return;
+        if (srv->batcher_stop || srv->batcher_abort || n >= inputs || t >= srv->pass_tokens) return;
         double left = until - qs_now();
-        if (left <= 0)
-            return;
+        if (left <= 0) return;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         double at = (double)ts.tv_sec + ts.tv_nsec * 1e-9 + left;
         ts.tv_sec = (time_t)at;
         ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
-        if (pthread_cond_timedwait(&srv->cv_work, &srv->mu, &ts) == ETIMEDOUT)
-            return;
+        if (pthread_cond_timedwait(&srv->cv_work, &srv->mu, &ts) == ETIMEDOUT) return;
     }
 }
 
@@ -383,15 +342,12 @@ static void wait_for_inputs(qs_server *srv, size_t inputs, double seconds)
  * inputs runs somewhat over the target. On a busy machine the measurement is
  * low and passes come out smaller than they could be (latency kept,
  * throughput given up). Returns 0, or -1 with warm_err set. */
-static int measure_speed(qs_server *srv, qembed_ctx *ctx, const int32_t *seed, size_t n_seed)
-{
+static int measure_speed(qs_server *srv, qembed_ctx *ctx, const int32_t *seed, size_t n_seed) {
     size_t L = srv->max_tokens < 64 ? srv->max_tokens : 64;
     srv->pass_tokens = srv->max_batch_tokens;
-    if (srv->cfg.pass_seconds <= 0 || L == 0)
-        return 0;
+    if (srv->cfg.pass_seconds <= 0 || L == 0) return 0;
     size_t kmax = srv->max_batch_tokens / L;
-    if (kmax == 0 || n_seed == 0)
-        return 0;
+    if (kmax == 0 || n_seed == 0) return 0;
     size_t hidden = (size_t)srv->info.hidden_size;
     int32_t *ids = malloc(L * sizeof *ids);
     const int32_t **pid = malloc(kmax * sizeof *pid);
@@ -402,8 +358,7 @@ static int measure_speed(qs_server *srv, qembed_ctx *ctx, const int32_t *seed, s
         snprintf(srv->warm_err, sizeof srv->warm_err, "out of memory measuring the pass speed");
         goto out;
     }
-    for (size_t i = 0; i < L; i++)
-        ids[i] = seed[i % n_seed];
+    for (size_t i = 0; i < L; i++) ids[i] = seed[i % n_seed];
     for (size_t i = 0; i < kmax; i++) {
         pid[i] = ids;
         lens[i] = L;
@@ -425,8 +380,7 @@ static int measure_speed(qs_server *srv, qembed_ctx *ctx, const int32_t *seed, s
             /* At the final size: the median of three, as one run on a busy
              * machine can be far off either way. */
             runs[n_runs++] = dt;
-            if (n_runs == 3)
-                break;
+            if (n_runs == 3) break;
             continue;
         }
         k = k * 2 < kmax ? k * 2 : kmax;
@@ -443,11 +397,11 @@ static int measure_speed(qs_server *srv, qembed_ctx *ctx, const int32_t *seed, s
     double want = srv->cfg.pass_seconds * srv->warm_tokens_per_s;
     size_t pt = want >= (double)srv->max_batch_tokens ? srv->max_batch_tokens : (size_t)want;
     srv->pass_tokens = pt < 64 ? 64 : pt;
-    if (srv->pass_tokens > srv->max_batch_tokens)
-        srv->pass_tokens = srv->max_batch_tokens;
-    qs_log(srv, QEMBED_LOG_INFO, "warm-up: %zu tokens in %.1f ms (%.0f tokens/s): passes of at most %zu "
-           "tokens (--pass-seconds %.3g)", k * L, dt * 1e3, srv->warm_tokens_per_s, srv->pass_tokens,
-           srv->cfg.pass_seconds);
+    if (srv->pass_tokens > srv->max_batch_tokens) srv->pass_tokens = srv->max_batch_tokens;
+    qs_log(srv, QEMBED_LOG_INFO,
+           "warm-up: %zu tokens in %.1f ms (%.0f tokens/s): passes of at most %zu "
+           "tokens (--pass-seconds %.3g)",
+           k * L, dt * 1e3, srv->warm_tokens_per_s, srv->pass_tokens, srv->cfg.pass_seconds);
     rc = 0;
 out:
     free(ids);
@@ -457,8 +411,7 @@ out:
     return rc;
 }
 
-static int warm_up(qs_server *srv, qembed_ctx *ctx)
-{
+static int warm_up(qs_server *srv, qembed_ctx *ctx) {
     qembed_embed_options o = qembed_embed_default_options();
     o.parse_special = 0;
     int32_t *ids = NULL;
@@ -472,8 +425,8 @@ static int warm_up(qs_server *srv, qembed_ctx *ctx)
     float *out = malloc((size_t)srv->info.hidden_size * sizeof *out);
     const int32_t *pid = ids;
     double t0 = qs_now();
-    qembed_status st = out ? qembed_ctx_embed_tokens(ctx, &pid, &n, 1, &o, out, &err)
-                           : QEMBED_ERR_OUT_OF_MEMORY;
+    qembed_status st =
+        out ? qembed_ctx_embed_tokens(ctx, &pid, &n, 1, &o, out, &err) : QEMBED_ERR_OUT_OF_MEMORY;
     double dt = qs_now() - t0;
     free(out);
     if (st != QEMBED_OK) {
@@ -488,8 +441,7 @@ static int warm_up(qs_server *srv, qembed_ctx *ctx)
     return rc;
 }
 
-static void *batcher_main(void *arg)
-{
+static void *batcher_main(void *arg) {
     qs_server *srv = arg;
     qembed_ctx_params cp = qembed_ctx_default_params();
     cp.n_threads = srv->cfg.n_threads;
@@ -517,12 +469,11 @@ static void *batcher_main(void *arg)
     pthread_cond_broadcast(&srv->cv_state);
     pthread_mutex_unlock(&srv->mu);
 
-    size_t last_n = 0;   /* inputs in the previous pass */
-    double last_dt = 0;  /* its duration, seconds */
+    size_t last_n = 0;  /* inputs in the previous pass */
+    double last_dt = 0; /* its duration, seconds */
     while (ok) {
         pthread_mutex_lock(&srv->mu);
-        while (!srv->head && !srv->batcher_stop)
-            pthread_cond_wait(&srv->cv_work, &srv->mu);
+        while (!srv->head && !srv->batcher_stop) pthread_cond_wait(&srv->cv_work, &srv->mu);
         if (!srv->head) {
             pthread_mutex_unlock(&srv->mu);
             break;
@@ -554,10 +505,8 @@ static void *batcher_main(void *arg)
             for (size_t i = 0; i < b.n; i++) {
                 qs_job *j = b.job[i];
                 j->n_done++;
-                if (j->state != QS_JOB_QUEUED)
-                    continue;
-                if (j->err.status)
-                    j->n_done += j->n_untaken; /* its other inputs will not be run */
+                if (j->state != QS_JOB_QUEUED) continue;
+                if (j->err.status) j->n_done += j->n_untaken; /* its other inputs will not be run */
                 if (j->n_done >= j->n_units) {
                     finish_locked(srv, j, j->err.status ? QS_JOB_FAILED : QS_JOB_DONE);
                     if (done_push(&b, j) != 0) {
@@ -579,8 +528,7 @@ static void *batcher_main(void *arg)
     return NULL;
 }
 
-int qs_batcher_start(qs_server *srv, char *err, size_t errlen)
-{
+int qs_batcher_start(qs_server *srv, char *err, size_t errlen) {
     srv->warm_state = 0;
     srv->batcher_stop = 0;
     if (pthread_create(&srv->batcher, NULL, batcher_main, srv) != 0) {
@@ -588,8 +536,7 @@ int qs_batcher_start(qs_server *srv, char *err, size_t errlen)
         return -1;
     }
     pthread_mutex_lock(&srv->mu);
-    while (srv->warm_state == 0)
-        pthread_cond_wait(&srv->cv_state, &srv->mu);
+    while (srv->warm_state == 0) pthread_cond_wait(&srv->cv_state, &srv->mu);
     int ok = srv->warm_state == 1;
     pthread_mutex_unlock(&srv->mu);
     if (!ok) {
@@ -600,8 +547,7 @@ int qs_batcher_start(qs_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-void qs_batch_free(qs_batch *b)
-{
+void qs_batch_free(qs_batch *b) {
     free(b->job);
     free(b->unit);
     free(b->ids);
@@ -611,23 +557,20 @@ void qs_batch_free(qs_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-void qs_batcher_abort(qs_server *srv)
-{
+void qs_batcher_abort(qs_server *srv) {
     pthread_mutex_lock(&srv->mu);
     srv->batcher_abort = 1;
     pthread_cond_broadcast(&srv->cv_work);
     pthread_mutex_unlock(&srv->mu);
 }
 
-void qs_batcher_stop(qs_server *srv)
-{
+void qs_batcher_stop(qs_server *srv) {
     pthread_mutex_lock(&srv->mu);
     int running = srv->batcher_running;
     srv->batcher_stop = 1;
     pthread_cond_broadcast(&srv->cv_work);
     pthread_mutex_unlock(&srv->mu);
-    if (running)
-        pthread_join(srv->batcher, NULL);
+    if (running) pthread_join(srv->batcher, NULL);
     pthread_mutex_lock(&srv->mu);
     srv->batcher_running = 0;
     pthread_mutex_unlock(&srv->mu);

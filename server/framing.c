@@ -15,24 +15,19 @@
 
 #include "internal.h"
 
-static void refuse(qs_framing *f, int status, const char *fmt, const char *what)
-{
-    if (f->status)
-        return; /* keep the first reason */
+static void refuse(qs_framing *f, int status, const char *fmt, const char *what) {
+    if (f->status) return; /* keep the first reason */
     f->status = status;
     snprintf(f->msg, sizeof f->msg, fmt, what);
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
     c |= 0x20;
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-void qs_framing_uri(qs_framing *f, const char *raw, size_t len)
-{
+void qs_framing_uri(qs_framing *f, const char *raw, size_t len) {
     for (size_t i = 0; i < len; i++) {
         int c = (unsigned char)raw[i];
         if (c == '%' && i + 2 < len && hexval(raw[i + 1]) >= 0 && hexval(raw[i + 2]) >= 0)
@@ -45,23 +40,17 @@ void qs_framing_uri(qs_framing *f, const char *raw, size_t len)
 }
 
 /* Content-Length is 1*DIGIT (RFC 9110 8.6); a list or a sign is refused. */
-static int digits_only(const char *v, size_t n)
-{
+static int digits_only(const char *v, size_t n) {
     size_t a = 0, b = n;
-    while (a < b && (v[a] == ' ' || v[a] == '\t'))
-        a++;
-    while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
-        b--;
-    if (a == b || b - a > 19)
-        return 0;
+    while (a < b && (v[a] == ' ' || v[a] == '\t')) a++;
+    while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t')) b--;
+    if (a == b || b - a > 19) return 0;
     for (size_t i = a; i < b; i++)
-        if (v[i] < '0' || v[i] > '9')
-            return 0;
+        if (v[i] < '0' || v[i] > '9') return 0;
     return 1;
 }
 
-void qs_framing_header(qs_framing *f, const char *name, size_t nlen, const char *value, size_t vlen)
-{
+void qs_framing_header(qs_framing *f, const char *name, size_t nlen, const char *value, size_t vlen) {
     for (size_t i = 0; i < nlen; i++) {
         unsigned char c = (unsigned char)name[i];
         if (c <= 0x20 || c == 0x7f || c == ':') {
@@ -89,10 +78,8 @@ void qs_framing_header(qs_framing *f, const char *name, size_t nlen, const char 
         f->n_te++;
         /* Only "chunked", alone: we implement no other coding. */
         size_t a = 0, b = vlen;
-        while (a < b && (value[a] == ' ' || value[a] == '\t'))
-            a++;
-        while (b > a && (value[b - 1] == ' ' || value[b - 1] == '\t'))
-            b--;
+        while (a < b && (value[a] == ' ' || value[a] == '\t')) a++;
+        while (b > a && (value[b - 1] == ' ' || value[b - 1] == '\t')) b--;
         if (b - a == 7 && strncasecmp(value + a, "chunked", 7) == 0)
             f->te_chunked++;
         else
@@ -100,8 +87,7 @@ void qs_framing_header(qs_framing *f, const char *name, size_t nlen, const char 
     }
 }
 
-void qs_framing_finish(qs_framing *f)
-{
+void qs_framing_finish(qs_framing *f) {
     if (f->te_other)
         refuse(f, 501, "%s", "Transfer-Encoding other than 'chunked' is not implemented");
     else if (f->n_te > 1)

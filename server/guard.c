@@ -38,8 +38,7 @@
 #include "internal.h"
 
 /* MHD_OPTION_NOTIFY_CONNECTION: STARTED adds the connection, CLOSED removes it. */
-void qs_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context, int code)
-{
+void qs_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context, int code) {
     qs_server *srv = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         qs_conn *k = calloc(1, sizeof *k);
@@ -54,39 +53,33 @@ void qs_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context, 
         k->since = qs_now();
         pthread_mutex_lock(&srv->conn_mu);
         k->next = srv->conns;
-        if (srv->conns)
-            srv->conns->prev = k;
+        if (srv->conns) srv->conns->prev = k;
         srv->conns = k;
         pthread_mutex_unlock(&srv->conn_mu);
         *socket_context = k;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         qs_conn *k = *socket_context;
-        if (!k)
-            return;
+        if (!k) return;
         pthread_mutex_lock(&srv->conn_mu);
         if (k->prev)
             k->prev->next = k->next;
         else
             srv->conns = k->next;
-        if (k->next)
-            k->next->prev = k->prev;
+        if (k->next) k->next->prev = k->prev;
         pthread_mutex_unlock(&srv->conn_mu);
         free(k);
         *socket_context = NULL;
     }
 }
 
-static qs_conn *conn_of(struct MHD_Connection *c)
-{
+static qs_conn *conn_of(struct MHD_Connection *c) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return ci ? ci->socket_context : NULL;
 }
 
-void qs_conn_phase(qs_server *srv, struct MHD_Connection *c, int phase, qs_job *job)
-{
+void qs_conn_phase(qs_server *srv, struct MHD_Connection *c, int phase, qs_job *job) {
     qs_conn *k = conn_of(c);
-    if (!k)
-        return;
+    if (!k) return;
     pthread_mutex_lock(&srv->conn_mu);
     k->phase = phase;
     k->since = qs_now();
@@ -96,11 +89,9 @@ void qs_conn_phase(qs_server *srv, struct MHD_Connection *c, int phase, qs_job *
     pthread_mutex_unlock(&srv->conn_mu);
 }
 
-void qs_conn_poison(qs_server *srv, struct MHD_Connection *c)
-{
+void qs_conn_poison(qs_server *srv, struct MHD_Connection *c) {
     qs_conn *k = conn_of(c);
-    if (!k)
-        return;
+    if (!k) return;
     pthread_mutex_lock(&srv->conn_mu);
     k->poisoned = 1;
     if (!k->closed_by_us) {
@@ -111,22 +102,18 @@ void qs_conn_poison(qs_server *srv, struct MHD_Connection *c)
     qs_reject(srv, QS_REJ_BAD_FRAMING);
 }
 
-int qs_conn_poisoned(qs_server *srv, struct MHD_Connection *c)
-{
+int qs_conn_poisoned(qs_server *srv, struct MHD_Connection *c) {
     qs_conn *k = conn_of(c);
-    if (!k)
-        return 0;
+    if (!k) return 0;
     pthread_mutex_lock(&srv->conn_mu);
     int p = k->poisoned;
     pthread_mutex_unlock(&srv->conn_mu);
     return p;
 }
 
-void qs_conn_body(qs_server *srv, struct MHD_Connection *c, size_t n)
-{
+void qs_conn_body(qs_server *srv, struct MHD_Connection *c, size_t n) {
     qs_conn *k = conn_of(c);
-    if (!k)
-        return;
+    if (!k) return;
     pthread_mutex_lock(&srv->conn_mu);
     k->body_bytes += n;
     pthread_mutex_unlock(&srv->conn_mu);
@@ -135,67 +122,60 @@ void qs_conn_body(qs_server *srv, struct MHD_Connection *c, size_t n)
 /* One sweep over the connections (conn_mu held). Jobs to cancel are
  * collected, not cancelled here: cancelling takes srv->mu, which is never
  * taken inside conn_mu elsewhere, but keeping the order one-way is simpler. */
-static size_t sweep_locked(qs_server *srv, double now, qs_job **cancel, size_t cap)
-{
+static size_t sweep_locked(qs_server *srv, double now, qs_job **cancel, size_t cap) {
     size_t n_cancel = 0;
     const qs_server_config *cfg = &srv->cfg;
     for (qs_conn *k = srv->conns; k; k = k->next) {
-        if (k->closed_by_us)
-            continue;
+        if (k->closed_by_us) continue;
         double age = now - k->since;
         int reason = -1;
         switch (k->phase) {
-        case QS_PH_HEADERS:
-            if (cfg->header_timeout_s > 0 && age > cfg->header_timeout_s)
-                reason = QS_REJ_HEADER_TIMEOUT;
-            break;
-        case QS_PH_IDLE:
-            if (cfg->idle_timeout_s > 0 && age > (double)cfg->idle_timeout_s)
-                reason = QS_REJ_HEADER_TIMEOUT;
-            break;
-        case QS_PH_BODY: {
-            if (cfg->min_body_rate && age > cfg->header_timeout_s &&
-                (double)k->body_bytes < (double)cfg->min_body_rate * (age - cfg->header_timeout_s)) {
-                reason = QS_REJ_SLOW_BODY;
+            case QS_PH_HEADERS:
+                if (cfg->header_timeout_s > 0 && age > cfg->header_timeout_s) reason = QS_REJ_HEADER_TIMEOUT;
                 break;
-            }
-            /* The client closed mid-body (libmicrohttpd 0.9.75 leaves such a
+            case QS_PH_IDLE:
+                if (cfg->idle_timeout_s > 0 && age > (double)cfg->idle_timeout_s)
+                    reason = QS_REJ_HEADER_TIMEOUT;
+                break;
+            case QS_PH_BODY: {
+                if (cfg->min_body_rate && age > cfg->header_timeout_s &&
+                    (double)k->body_bytes < (double)cfg->min_body_rate * (age - cfg->header_timeout_s)) {
+                    reason = QS_REJ_SLOW_BODY;
+                    break;
+                }
+                /* The client closed mid-body (libmicrohttpd 0.9.75 leaves such a
              * connection in CLOSE-WAIT, its body memory held, until the idle
              * timeout): end of stream seen, nothing left unread, and no byte
              * arrived since the last sweep. */
-            struct pollfd p = {.fd = k->fd, .events = POLLRDHUP};
-            int unread = 0;
-            if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) &&
-                ioctl(k->fd, FIONREAD, &unread) == 0 && unread == 0) {
-                if (k->eof_seen && k->eof_bytes == k->body_bytes)
+                struct pollfd p = {.fd = k->fd, .events = POLLRDHUP};
+                int unread = 0;
+                if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) &&
+                    ioctl(k->fd, FIONREAD, &unread) == 0 && unread == 0) {
+                    if (k->eof_seen && k->eof_bytes == k->body_bytes) reason = QS_REJ_CLIENT_GONE;
+                    k->eof_seen = 1;
+                    k->eof_bytes = k->body_bytes;
+                }
+                break;
+            }
+            case QS_PH_WAIT: {
+                struct pollfd p = {.fd = k->fd, .events = POLLRDHUP};
+                if (k->job && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+                    if (n_cancel < cap) cancel[n_cancel++] = k->job;
+                    k->job = NULL;
                     reason = QS_REJ_CLIENT_GONE;
-                k->eof_seen = 1;
-                k->eof_bytes = k->body_bytes;
+                }
+                break;
             }
-            break;
-        }
-        case QS_PH_WAIT: {
-            struct pollfd p = {.fd = k->fd, .events = POLLRDHUP};
-            if (k->job && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-                if (n_cancel < cap)
-                    cancel[n_cancel++] = k->job;
-                k->job = NULL;
-                reason = QS_REJ_CLIENT_GONE;
-            }
-            break;
-        }
-        case QS_PH_REPLY: {
-            /* A client that closed with our answer unread resets the
+            case QS_PH_REPLY: {
+                /* A client that closed with our answer unread resets the
              * connection (POLLERR/POLLHUP); MHD, blocked on a full send
              * buffer, would hold the answer until the idle timeout. A FIN
              * alone (POLLRDHUP) is a half-close: the client may still read. */
-            struct pollfd p = {.fd = k->fd, .events = 0};
-            if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
-                reason = QS_REJ_CLIENT_GONE;
-            break;
-        }
-        default:
-            break;
+                struct pollfd p = {.fd = k->fd, .events = 0};
+                if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR))) reason = QS_REJ_CLIENT_GONE;
+                break;
+            }
+            default: break;
         }
         if (reason >= 0) {
             shutdown(k->fd, SHUT_RDWR);
@@ -206,8 +186,7 @@ static size_t sweep_locked(qs_server *srv, double now, qs_job **cancel, size_t c
     return n_cancel;
 }
 
-static void log_summary(qs_server *srv, uint64_t *last)
-{
+static void log_summary(qs_server *srv, uint64_t *last) {
     char line[768];
     size_t len = 0;
     uint64_t total = 0;
@@ -215,21 +194,18 @@ static void log_summary(qs_server *srv, uint64_t *last)
         uint64_t now = atomic_load(&srv->rejected[k]);
         uint64_t d = now - last[k];
         last[k] = now;
-        if (!d)
-            continue;
+        if (!d) continue;
         total += d;
         int w = snprintf(line + len, sizeof line - len, "%s%s %llu", len ? ", " : "", qs_reject_names[k],
                          (unsigned long long)d);
-        if (w > 0 && (size_t)w < sizeof line - len)
-            len += (size_t)w;
+        if (w > 0 && (size_t)w < sizeof line - len) len += (size_t)w;
     }
     if (total)
         qs_log(srv, QEMBED_LOG_WARN, "%llu request(s) or connection(s) rejected in the last second: %s",
                (unsigned long long)total, line);
 }
 
-static void *guard_main(void *arg)
-{
+static void *guard_main(void *arg) {
     qs_server *srv = arg;
     uint64_t last[QS_REJ_COUNT] = {0};
     double next_log = qs_now() + 1;
@@ -242,8 +218,7 @@ static void *guard_main(void *arg)
         size_t n = sweep_locked(srv, now, cancel, sizeof cancel / sizeof *cancel);
         /* The requests hold their jobs until MHD completes them, which the
          * shutdown above cannot make happen before we let go of conn_mu. */
-        for (size_t i = 0; i < n; i++)
-            qs_job_cancel(srv, cancel[i]);
+        for (size_t i = 0; i < n; i++) qs_job_cancel(srv, cancel[i]);
         pthread_mutex_unlock(&srv->conn_mu);
         if (now >= next_log) {
             log_summary(srv, last);
@@ -254,19 +229,15 @@ static void *guard_main(void *arg)
     return NULL;
 }
 
-int qs_guard_start(qs_server *srv)
-{
+int qs_guard_start(qs_server *srv) {
     atomic_store(&srv->guard_stop, 0);
-    if (pthread_create(&srv->guard, NULL, guard_main, srv) != 0)
-        return -1;
+    if (pthread_create(&srv->guard, NULL, guard_main, srv) != 0) return -1;
     srv->guard_running = 1;
     return 0;
 }
 
-void qs_guard_stop(qs_server *srv)
-{
-    if (!srv->guard_running)
-        return;
+void qs_guard_stop(qs_server *srv) {
+    if (!srv->guard_running) return;
     atomic_store(&srv->guard_stop, 1);
     pthread_join(srv->guard, NULL);
     srv->guard_running = 0;

@@ -23,40 +23,44 @@
 typedef struct qs_req {
     int ep;
     double t0;
-    int status;          /* what we answered (for metrics) */
-    int tei;             /* error style */
-    int answered;        /* a response is queued */
+    int status;   /* what we answered (for metrics) */
+    int tei;      /* error style */
+    int answered; /* a response is queued */
     char *body;
     size_t len, cap;
     int too_big;
-    int overloaded;      /* the server-wide body budget was exhausted */
-    size_t charged;      /* bytes of body buffer counted in srv->body_mem */
-    qs_job *job;         /* queued (or refused) embedding job */
+    int overloaded; /* the server-wide body budget was exhausted */
+    size_t charged; /* bytes of body buffer counted in srv->body_mem */
+    qs_job *job;    /* queued (or refused) embedding job */
     int enqueued;
     qs_req_opts ro;
-    qs_apierr err;       /* set when enqueue failed after suspending */
-    int headers_seen;    /* on_request has been called once */
-    qs_framing framing;  /* the raw target's check, then the headers' */
+    qs_apierr err;      /* set when enqueue failed after suspending */
+    int headers_seen;   /* on_request has been called once */
+    qs_framing framing; /* the raw target's check, then the headers' */
 } qs_req;
 
-static int route(const char *url)
-{
-    static const struct { const char *path; int ep; } tab[] = {
-        {"/v1/embeddings", QS_EP_EMBEDDINGS}, {"/embeddings", QS_EP_EMBEDDINGS},
-        {"/embed", QS_EP_EMBED},              {"/tokenize", QS_EP_TOKENIZE},
-        {"/health", QS_EP_HEALTH},            {"/v1/models", QS_EP_MODELS},
-        {"/info", QS_EP_INFO},                {"/metrics", QS_EP_METRICS},
+static int route(const char *url) {
+    static const struct {
+        const char *path;
+        int ep;
+    } tab[] = {
+        {"/v1/embeddings", QS_EP_EMBEDDINGS},
+        {"/embeddings", QS_EP_EMBEDDINGS},
+        {"/embed", QS_EP_EMBED},
+        {"/tokenize", QS_EP_TOKENIZE},
+        {"/health", QS_EP_HEALTH},
+        {"/v1/models", QS_EP_MODELS},
+        {"/info", QS_EP_INFO},
+        {"/metrics", QS_EP_METRICS},
     };
     for (size_t i = 0; i < sizeof tab / sizeof *tab; i++)
-        if (strcmp(url, tab[i].path) == 0)
-            return tab[i].ep;
+        if (strcmp(url, tab[i].path) == 0) return tab[i].ep;
     return QS_EP_OTHER;
 }
 
 /* Request bodies are buffered whole; all of them together stay under
  * --max-body-memory so that many slow uploads cannot exhaust memory. */
-static int body_charge(qs_server *srv, qs_req *r, size_t new_cap)
-{
+static int body_charge(qs_server *srv, qs_req *r, size_t new_cap) {
     size_t delta = new_cap - r->charged;
     size_t before = atomic_fetch_add(&srv->body_mem, delta);
     if (before + delta > srv->cfg.max_body_memory) {
@@ -67,8 +71,7 @@ static int body_charge(qs_server *srv, qs_req *r, size_t new_cap)
     return 0;
 }
 
-static void body_release(qs_server *srv, qs_req *r)
-{
+static void body_release(qs_server *srv, qs_req *r) {
     free(r->body);
     r->body = NULL;
     r->len = r->cap = 0;
@@ -76,8 +79,7 @@ static void body_release(qs_server *srv, qs_req *r)
     r->charged = 0;
 }
 
-static int is_post_ep(int ep)
-{
+static int is_post_ep(int ep) {
     return ep == QS_EP_EMBEDDINGS || ep == QS_EP_EMBED || ep == QS_EP_TOKENIZE;
 }
 
@@ -89,8 +91,7 @@ typedef struct held_resp {
     size_t n;
 } held_resp;
 
-static void held_free(void *cls)
-{
+static void held_free(void *cls) {
     held_resp *h = cls;
     atomic_fetch_sub(&h->srv->resp_mem, h->n);
     free(h->p);
@@ -101,9 +102,8 @@ static void held_free(void *cls)
  * vectors), so that the response budget never silences the small answers. */
 #define QS_SMALL_RESPONSE (64u << 10)
 
-static enum MHD_Result send_buf(qs_server *srv, struct MHD_Connection *c, qs_req *r, int status,
-                                qs_buf *b, const char *ctype, int retry_after, int close_after)
-{
+static enum MHD_Result send_buf(qs_server *srv, struct MHD_Connection *c, qs_req *r, int status, qs_buf *b,
+                                const char *ctype, int retry_after, int close_after) {
     if (b->oom) {
         qs_buf_free(b);
         qs_buf_puts(b, "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
@@ -121,7 +121,8 @@ static enum MHD_Result send_buf(qs_server *srv, struct MHD_Connection *c, qs_req
             qs_apierr e;
             qs_err_set(&e, 503, "server_error", "response_memory", "Overloaded", NULL,
                        "responses waiting to be read hold %zu bytes (--max-response-memory %zu): "
-                       "retry later", before, srv->cfg.max_response_memory);
+                       "retry later",
+                       before, srv->cfg.max_response_memory);
             qs_reject(srv, QS_REJ_RESPONSE_MEMORY);
             qs_render_error(&e, r->tei, b);
             status = 503;
@@ -134,12 +135,10 @@ static enum MHD_Result send_buf(qs_server *srv, struct MHD_Connection *c, qs_req
         h->srv = srv;
         h->p = b->p ? b->p : strdup("");
         h->n = b->len;
-        if (h->p)
-            resp = MHD_create_response_from_buffer_with_free_callback_cls(h->n, h->p, held_free, h);
+        if (h->p) resp = MHD_create_response_from_buffer_with_free_callback_cls(h->n, h->p, held_free, h);
     }
     if (!resp) {
-        if (h && h->p != b->p)
-            free(h->p);
+        if (h && h->p != b->p) free(h->p);
         free(h);
         qs_buf_free(b);
         return MHD_NO;
@@ -148,12 +147,10 @@ static enum MHD_Result send_buf(qs_server *srv, struct MHD_Connection *c, qs_req
     b->p = NULL; /* MHD owns it now */
     qs_buf_free(b);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    if (retry_after)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (retry_after) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, is_post_ep(r->ep) ? "POST" : "GET");
-    if (status == 401)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     /* While stopping, close keep-alive connections after this answer so that
      * clients (and proxies) reconnect to another replica. */
     if (atomic_load(&srv->stopping) || close_after)
@@ -166,43 +163,33 @@ static enum MHD_Result send_buf(qs_server *srv, struct MHD_Connection *c, qs_req
     return ret;
 }
 
-static enum MHD_Result send_json(qs_server *srv, struct MHD_Connection *c, qs_req *r, int status,
-                                 qs_buf *b)
-{
+static enum MHD_Result send_json(qs_server *srv, struct MHD_Connection *c, qs_req *r, int status, qs_buf *b) {
     return send_buf(srv, c, r, status, b, "application/json", 0, 0);
 }
 
-static enum MHD_Result send_error(qs_server *srv, struct MHD_Connection *c, qs_req *r,
-                                  const qs_apierr *e)
-{
+static enum MHD_Result send_error(qs_server *srv, struct MHD_Connection *c, qs_req *r, const qs_apierr *e) {
     qs_buf b = {0};
     qs_render_error(e, r->tei, &b);
     /* Refusals under load are counted and summarised once a second by the
      * guard thread; one line each would flood the log. */
     int reason = qs_reject_reason(e);
-    if (reason >= 0)
-        qs_reject(srv, reason);
+    if (reason >= 0) qs_reject(srv, reason);
     if (srv->cfg.log_requests || (e->status >= 500 && reason < 0))
         qs_log(srv, e->status >= 500 ? QEMBED_LOG_WARN : QEMBED_LOG_INFO, "%s -> %d: %s",
                qs_endpoint_names[r->ep], e->status, e->message);
     return send_buf(srv, c, r, e->status, &b, "application/json", e->status == 503, e->close);
 }
 
-static int authorized(qs_server *srv, struct MHD_Connection *c)
-{
-    if (!srv->api_key)
-        return 1;
+static int authorized(qs_server *srv, struct MHD_Connection *c) {
+    if (!srv->api_key) return 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-        return 0;
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return 0;
     h += 7;
-    while (*h == ' ')
-        h++;
+    while (*h == ' ') h++;
     return qs_secret_equal(srv->api_key, h);
 }
 
-static enum MHD_Result not_ready(qs_server *srv, struct MHD_Connection *c, qs_req *r)
-{
+static enum MHD_Result not_ready(qs_server *srv, struct MHD_Connection *c, qs_req *r) {
     qs_apierr e;
     if (atomic_load(&srv->stopping))
         qs_err_set(&e, 503, "server_error", "shutting_down", "Unhealthy", NULL,
@@ -214,48 +201,39 @@ static enum MHD_Result not_ready(qs_server *srv, struct MHD_Connection *c, qs_re
 }
 
 /* The body is complete: answer what needs no model, or queue the job. */
-static enum MHD_Result dispatch(qs_server *srv, struct MHD_Connection *c, qs_req *r)
-{
+static enum MHD_Result dispatch(qs_server *srv, struct MHD_Connection *c, qs_req *r) {
     qs_apierr e = {0};
     qs_buf b = {0};
     switch (r->ep) {
-    case QS_EP_HEALTH: {
-        int ok = atomic_load(&srv->ready) && !atomic_load(&srv->stopping);
-        qs_buf_puts(&b, ok ? "{\"status\":\"ok\"}"
-                           : atomic_load(&srv->stopping) ? "{\"status\":\"stopping\"}"
-                                                         : "{\"status\":\"loading\"}");
-        return send_buf(srv, c, r, ok ? 200 : 503, &b, "application/json", !ok, 0);
+        case QS_EP_HEALTH: {
+            int ok = atomic_load(&srv->ready) && !atomic_load(&srv->stopping);
+            qs_buf_puts(&b, ok                            ? "{\"status\":\"ok\"}"
+                            : atomic_load(&srv->stopping) ? "{\"status\":\"stopping\"}"
+                                                          : "{\"status\":\"loading\"}");
+            return send_buf(srv, c, r, ok ? 200 : 503, &b, "application/json", !ok, 0);
+        }
+        case QS_EP_METRICS:
+            qs_metrics_render(srv, &b);
+            return send_buf(srv, c, r, 200, &b, "text/plain; version=0.0.4; charset=utf-8", 0, 0);
+        default: break;
     }
-    case QS_EP_METRICS:
-        qs_metrics_render(srv, &b);
-        return send_buf(srv, c, r, 200, &b, "text/plain; version=0.0.4; charset=utf-8", 0, 0);
-    default:
-        break;
-    }
-    if (!atomic_load(&srv->ready))
-        return not_ready(srv, c, r);
+    if (!atomic_load(&srv->ready)) return not_ready(srv, c, r);
     switch (r->ep) {
-    case QS_EP_MODELS:
-        qs_render_models(srv, &b);
-        return send_json(srv, c, r, 200, &b);
-    case QS_EP_INFO:
-        qs_render_info(srv, &b);
-        return send_json(srv, c, r, 200, &b);
-    case QS_EP_TOKENIZE: {
-        qs_toklist t;
-        if (qs_parse_tokenize(srv, r->body, r->len, &t, &e) != 0)
+        case QS_EP_MODELS: qs_render_models(srv, &b); return send_json(srv, c, r, 200, &b);
+        case QS_EP_INFO: qs_render_info(srv, &b); return send_json(srv, c, r, 200, &b);
+        case QS_EP_TOKENIZE: {
+            qs_toklist t;
+            if (qs_parse_tokenize(srv, r->body, r->len, &t, &e) != 0) return send_error(srv, c, r, &e);
+            body_release(srv, r);
+            qs_render_tokenize(srv, &t, &b); /* out of memory: b.oom, answered 500 by send_buf */
+            qs_toklist_free(&t);
+            return send_json(srv, c, r, 200, &b);
+        }
+        case QS_EP_EMBEDDINGS:
+        case QS_EP_EMBED: break;
+        default:
+            qs_err_set(&e, 500, "server_error", NULL, "Backend", NULL, "unroutable request");
             return send_error(srv, c, r, &e);
-        body_release(srv, r);
-        qs_render_tokenize(srv, &t, &b); /* out of memory: b.oom, answered 500 by send_buf */
-        qs_toklist_free(&t);
-        return send_json(srv, c, r, 200, &b);
-    }
-    case QS_EP_EMBEDDINGS:
-    case QS_EP_EMBED:
-        break;
-    default:
-        qs_err_set(&e, 500, "server_error", NULL, "Backend", NULL, "unroutable request");
-        return send_error(srv, c, r, &e);
     }
     qs_job *job = NULL;
     if (qs_parse_embed_request(srv, r->ep == QS_EP_EMBED, r->body, r->len, &job, &r->ro, &e) != 0)
@@ -267,7 +245,8 @@ static enum MHD_Result dispatch(qs_server *srv, struct MHD_Connection *c, qs_req
          * (accepted alone, it would lock every other client out). */
         qs_err_set(&e, 413, "invalid_request_error", "request_too_many_tokens", "Validation", "input",
                    "the request has %zu tokens; the limit is %zu per request (--max-request-tokens): "
-                   "split it", job->total_tokens, srv->max_request_tokens);
+                   "split it",
+                   job->total_tokens, srv->max_request_tokens);
         qs_job_free(job);
         return send_error(srv, c, r, &e);
     }
@@ -289,11 +268,9 @@ static enum MHD_Result dispatch(qs_server *srv, struct MHD_Connection *c, qs_req
     return MHD_YES;
 }
 
-static enum MHD_Result on_resumed(qs_server *srv, struct MHD_Connection *c, qs_req *r)
-{
+static enum MHD_Result on_resumed(qs_server *srv, struct MHD_Connection *c, qs_req *r) {
     qs_job *job = r->job;
-    if (!r->enqueued)
-        return send_error(srv, c, r, &r->err);
+    if (!r->enqueued) return send_error(srv, c, r, &r->err);
     pthread_mutex_lock(&srv->mu);
     int state = job->state;
     pthread_mutex_unlock(&srv->mu);
@@ -302,19 +279,17 @@ static enum MHD_Result on_resumed(qs_server *srv, struct MHD_Connection *c, qs_r
         MHD_suspend_connection(c);
         return MHD_YES;
     }
-    if (state == QS_JOB_FAILED)
-        return send_error(srv, c, r, &job->err);
+    if (state == QS_JOB_FAILED) return send_error(srv, c, r, &job->err);
     qs_buf b = {0};
     qs_render_embed_response(srv, job, &r->ro, &b);
     if (srv->cfg.log_requests)
-        qs_log(srv, QEMBED_LOG_INFO, "%s -> 200: %zu input(s), %zu tokens, %.1f ms",
-               qs_endpoint_names[r->ep], job->n_units, job->total_tokens, (qs_now() - r->t0) * 1e3);
+        qs_log(srv, QEMBED_LOG_INFO, "%s -> 200: %zu input(s), %zu tokens, %.1f ms", qs_endpoint_names[r->ep],
+               job->n_units, job->total_tokens, (qs_now() - r->t0) * 1e3);
     return send_json(srv, c, r, 200, &b);
 }
 
-static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     size_t key_size, const char *value, size_t value_size)
-{
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                      const char *value, size_t value_size) {
     (void)kind;
     qs_framing_header(cls, key, key_size, value ? value : "", value ? value_size : 0);
     return MHD_YES;
@@ -322,12 +297,10 @@ static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const 
 
 /* MHD_OPTION_URI_LOG_CALLBACK: the first call for each request, with the
  * target as sent (before %-decoding); what it returns becomes *con_cls. */
-static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
-{
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
     qs_server *srv = cls;
     qs_req *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
+    if (!r) return NULL;
     atomic_fetch_add(&srv->inflight, 1);
     r->t0 = qs_now();
     if (qs_conn_poisoned(srv, c)) {
@@ -339,14 +312,12 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     return r;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_size, void **con_cls)
-{
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_size,
+                                  void **con_cls) {
     qs_server *srv = cls;
     qs_req *r = *con_cls;
-    if (!r)
-        return MHD_NO; /* on_uri makes it; NULL only when out of memory */
+    if (!r) return MHD_NO; /* on_uri makes it; NULL only when out of memory */
     if (!r->headers_seen) {
         r->headers_seen = 1;
         qs_conn_phase(srv, c, QS_PH_BODY, NULL);
@@ -368,21 +339,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                        "no such endpoint: %s %.200s", method, url);
         } else if (is_post_ep(r->ep) ? !is_post : !is_get) {
             qs_err_set(&e, 405, "invalid_request_error", "method_not_allowed", "Validation", NULL,
-                       "%s %.200s is not allowed; use %s", method, url,
-                       is_post_ep(r->ep) ? "POST" : "GET");
+                       "%s %.200s is not allowed; use %s", method, url, is_post_ep(r->ep) ? "POST" : "GET");
         } else if (r->ep != QS_EP_HEALTH && !authorized(srv, c)) {
             qs_err_set(&e, 401, "invalid_request_error", "invalid_api_key", "Unauthorized", NULL,
                        "missing or wrong API key: send the header 'Authorization: Bearer <key>'");
         } else {
-            const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+            const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
             if (cl && strtoull(cl, NULL, 10) > srv->cfg.max_body_bytes)
                 qs_err_set(&e, 413, "invalid_request_error", "request_too_large", "Validation", NULL,
                            "the body has %s bytes; the limit is %zu (--max-body-bytes)", cl,
                            srv->cfg.max_body_bytes);
         }
-        if (e.status)
-            return send_error(srv, c, r, &e); /* MHD drops the unread body and closes */
+        if (e.status) return send_error(srv, c, r, &e); /* MHD drops the unread body and closes */
         return MHD_YES;
     }
     if (r->answered) {
@@ -395,25 +363,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         qs_conn_body(srv, c, n);
         if (r->too_big || r->overloaded || r->len + n > srv->cfg.max_body_bytes) {
             /* Chunked bodies have no Content-Length: drop the rest as it comes. */
-            if (!r->overloaded)
-                r->too_big = 1;
+            if (!r->overloaded) r->too_big = 1;
             body_release(srv, r);
             return MHD_YES;
         }
         if (r->len + n > r->cap) {
             size_t cap = r->cap ? r->cap : 4096;
-            while (cap < r->len + n)
-                cap *= 2;
-            if (cap > srv->cfg.max_body_bytes)
-                cap = srv->cfg.max_body_bytes;
+            while (cap < r->len + n) cap *= 2;
+            if (cap > srv->cfg.max_body_bytes) cap = srv->cfg.max_body_bytes;
             if (body_charge(srv, r, cap) != 0) {
                 r->overloaded = 1;
                 body_release(srv, r);
                 return MHD_YES;
             }
             char *p = realloc(r->body, cap);
-            if (!p)
-                return MHD_NO;
+            if (!p) return MHD_NO;
             r->body = p;
             r->cap = cap;
         }
@@ -421,13 +385,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->len += n;
         return MHD_YES;
     }
-    if (r->job)
-        return on_resumed(srv, c, r);
+    if (r->job) return on_resumed(srv, c, r);
     if (r->overloaded) {
         qs_apierr e;
         qs_err_set(&e, 503, "server_error", "overloaded", "Overloaded", NULL,
                    "too many request bodies are being received at once (--max-body-memory %zu): "
-                   "retry later", srv->cfg.max_body_memory);
+                   "retry later",
+                   srv->cfg.max_body_memory);
         return send_error(srv, c, r, &e);
     }
     if (r->too_big) {
@@ -440,41 +404,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
+                         enum MHD_RequestTerminationCode toe) {
     qs_server *srv = cls;
     qs_req *r = *con_cls;
-    if (!r)
-        return;
+    if (!r) return;
     *con_cls = NULL;
     if (!r->headers_seen && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         qs_conn_poison(srv, c); /* MHD refused it without asking us */
-    if (r->status)
-        qs_metrics_request(&srv->metrics, r->ep, r->status, qs_now() - r->t0);
+    if (r->status) qs_metrics_request(&srv->metrics, r->ep, r->status, qs_now() - r->t0);
     /* The guard must not see the job once our reference is gone. */
     qs_conn_phase(srv, c, QS_PH_IDLE, NULL);
-    if (r->job)
-        qs_job_release(srv, r->job);
+    if (r->job) qs_job_release(srv, r->job);
     body_release(srv, r);
     free(r);
     atomic_fetch_sub(&srv->inflight, 1);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
     qs_server *srv = cls;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
     size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = 0;
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
     qs_log(srv, QEMBED_LOG_DEBUG, "microhttpd: %s", line);
 }
 
 /* ---- life cycle ---- */
 
-void qs_server_default_config(qs_server_config *cfg)
-{
+void qs_server_default_config(qs_server_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->host = "127.0.0.1";
     cfg->port = 8080;
@@ -492,16 +449,17 @@ void qs_server_default_config(qs_server_config *cfg)
     cfg->max_response_memory = (size_t)256 << 20;
 }
 
-static char *dup_or_null(const char *s) { return s && s[0] ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) {
+    return s && s[0] ? strdup(s) : NULL;
+}
 
-int qs_server_create(const qs_server_config *cfg, qs_server **out, char *err, size_t errlen)
-{
+int qs_server_create(const qs_server_config *cfg, qs_server **out, char *err, size_t errlen) {
     *out = NULL;
     if (cfg->max_inputs == 0 || cfg->max_queue == 0 || cfg->max_body_bytes == 0 ||
-        cfg->max_body_memory < cfg->max_body_bytes ||
-        cfg->request_timeout_s <= 0 || cfg->http_threads < 1 || cfg->pass_seconds < 0 ||
-        cfg->header_timeout_s < 0) {
-        snprintf(err, errlen, "invalid server limits (max_inputs, max_queue, max_body_bytes (at most max_body_memory), "
+        cfg->max_body_memory < cfg->max_body_bytes || cfg->request_timeout_s <= 0 || cfg->http_threads < 1 ||
+        cfg->pass_seconds < 0 || cfg->header_timeout_s < 0) {
+        snprintf(err, errlen,
+                 "invalid server limits (max_inputs, max_queue, max_body_bytes (at most max_body_memory), "
                  "request_timeout and http_threads must be positive)");
         return -1;
     }
@@ -529,8 +487,7 @@ int qs_server_create(const qs_server_config *cfg, qs_server **out, char *err, si
     return 0;
 }
 
-int qs_server_start(qs_server *srv, char *err, size_t errlen)
-{
+int qs_server_start(qs_server *srv, char *err, size_t errlen) {
     struct addrinfo hints = {0}, *ai = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -543,20 +500,14 @@ int qs_server_start(qs_server *srv, char *err, size_t errlen)
         return -1;
     }
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg.http_threads,
-        MHD_OPTION_CONNECTION_LIMIT, srv->cfg.max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg.idle_timeout_s,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, qs_conn_notify, srv,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-        MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)srv->cfg.http_threads, MHD_OPTION_CONNECTION_LIMIT, srv->cfg.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg.idle_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+        qs_conn_notify, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        srv, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->daemon) {
         snprintf(err, errlen, "cannot listen on %s:%d (address in use or not available?)", srv->host,
@@ -576,10 +527,11 @@ int qs_server_start(qs_server *srv, char *err, size_t errlen)
     return 0;
 }
 
-int qs_server_port(const qs_server *srv) { return srv->port; }
+int qs_server_port(const qs_server *srv) {
+    return srv->port;
+}
 
-int qs_bind_model(qs_server *srv, const qembed_model *model, char *err, size_t errlen)
-{
+int qs_bind_model(qs_server *srv, const qembed_model *model, char *err, size_t errlen) {
     srv->model = model;
     srv->tok = qembed_model_tokenizer(model);
     qembed_model_get_info(model, &srv->info);
@@ -593,18 +545,16 @@ int qs_bind_model(qs_server *srv, const qembed_model *model, char *err, size_t e
         srv->n_vocab = (size_t)srv->info.vocab_size; /* ids past the embedding table are invalid */
     srv->max_batch_tokens = srv->cfg.max_batch_tokens ? srv->cfg.max_batch_tokens : 16384;
     srv->max_tokens = srv->cfg.max_tokens ? srv->cfg.max_tokens : srv->info.max_tokens;
-    if (srv->max_tokens == 0)
-        srv->max_tokens = 8192;
+    if (srv->max_tokens == 0) srv->max_tokens = 8192;
     if (srv->max_tokens > srv->max_batch_tokens) {
         /* One input must fit one forward pass. */
-        qs_log(srv, QEMBED_LOG_WARN, "--max-tokens %zu lowered to --max-batch-tokens %zu",
-               srv->max_tokens, srv->max_batch_tokens);
+        qs_log(srv, QEMBED_LOG_WARN, "--max-tokens %zu lowered to --max-batch-tokens %zu", srv->max_tokens,
+               srv->max_batch_tokens);
         srv->max_tokens = srv->max_batch_tokens;
     }
-    srv->max_queue_tokens = srv->cfg.max_queue_tokens ? srv->cfg.max_queue_tokens
-                                                      : 4 * srv->max_batch_tokens;
-    srv->max_request_tokens = srv->cfg.max_request_tokens ? srv->cfg.max_request_tokens
-                                                          : srv->max_queue_tokens;
+    srv->max_queue_tokens = srv->cfg.max_queue_tokens ? srv->cfg.max_queue_tokens : 4 * srv->max_batch_tokens;
+    srv->max_request_tokens =
+        srv->cfg.max_request_tokens ? srv->cfg.max_request_tokens : srv->max_queue_tokens;
     if (srv->max_request_tokens > srv->max_queue_tokens) {
         qs_log(srv, QEMBED_LOG_WARN, "--max-request-tokens %zu lowered to --max-queue-tokens %zu",
                srv->max_request_tokens, srv->max_queue_tokens);
@@ -622,22 +572,17 @@ int qs_bind_model(qs_server *srv, const qembed_model *model, char *err, size_t e
     return 0;
 }
 
-int qs_server_attach_model(qs_server *srv, const qembed_model *model, char *err, size_t errlen)
-{
-    if (qs_bind_model(srv, model, err, errlen) != 0)
-        return -1;
-    if (qs_batcher_start(srv, err, errlen) != 0)
-        return -1;
+int qs_server_attach_model(qs_server *srv, const qembed_model *model, char *err, size_t errlen) {
+    if (qs_bind_model(srv, model, err, errlen) != 0) return -1;
+    if (qs_batcher_start(srv, err, errlen) != 0) return -1;
     atomic_store(&srv->ready, 1);
     qs_log(srv, QEMBED_LOG_INFO, "ready: model %s, hidden %d, max tokens %zu, max batch tokens %zu",
            srv->served_name, srv->info.hidden_size, srv->max_tokens, srv->max_batch_tokens);
     return 0;
 }
 
-void qs_server_shutdown(qs_server *srv, double grace_s)
-{
-    if (atomic_exchange(&srv->stopping, 1))
-        return;
+void qs_server_shutdown(qs_server *srv, double grace_s) {
+    if (atomic_exchange(&srv->stopping, 1)) return;
     qs_log(srv, QEMBED_LOG_INFO, "shutting down: no new connections; finishing %ld request(s)",
            atomic_load(&srv->inflight));
     MHD_socket lfd = MHD_INVALID_SOCKET;
@@ -646,8 +591,7 @@ void qs_server_shutdown(qs_server *srv, double grace_s)
         /* MHD stops polling the socket but keeps it open until stop; shutting
          * down its read side makes the kernel refuse new connections now
          * instead of queueing them in the backlog. */
-        if (lfd != MHD_INVALID_SOCKET)
-            shutdown(lfd, SHUT_RDWR);
+        if (lfd != MHD_INVALID_SOCKET) shutdown(lfd, SHUT_RDWR);
         /* Everything begun must end: queued jobs, forward passes, uploads. A
          * request counts from its headers; requests on kept-alive connections
          * are still served (their responses carry Connection: close). */
@@ -680,8 +624,7 @@ void qs_server_shutdown(qs_server *srv, double grace_s)
         }
         MHD_stop_daemon(srv->daemon);
         srv->daemon = NULL;
-        if (lfd != MHD_INVALID_SOCKET)
-            close(lfd);
+        if (lfd != MHD_INVALID_SOCKET) close(lfd);
     }
     qs_guard_stop(srv);
     qs_batcher_stop(srv);
@@ -689,10 +632,8 @@ void qs_server_shutdown(qs_server *srv, double grace_s)
     qs_log(srv, QEMBED_LOG_INFO, "stopped");
 }
 
-void qs_server_free(qs_server *srv)
-{
-    if (!srv)
-        return;
+void qs_server_free(qs_server *srv) {
+    if (!srv) return;
     if (srv->daemon) {
         MHD_stop_daemon(srv->daemon);
         srv->daemon = NULL;

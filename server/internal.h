@@ -41,12 +41,12 @@ int qs_secret_equal(const char *expected, const char *given);
 
 /* ---- API errors: rendered OpenAI-style or TEI-style by the endpoint ---- */
 typedef struct qs_apierr {
-    int status;             /* HTTP status */
-    int close;              /* close the connection after the answer (bad framing) */
-    const char *type;       /* OpenAI "type": invalid_request_error, server_error, ... */
-    const char *code;       /* OpenAI "code" or NULL */
-    const char *tei_type;   /* TEI "error_type": Validation, Overloaded, Unhealthy, Backend, ... */
-    char param[64];         /* OpenAI "param" or "" */
+    int status;           /* HTTP status */
+    int close;            /* close the connection after the answer (bad framing) */
+    const char *type;     /* OpenAI "type": invalid_request_error, server_error, ... */
+    const char *code;     /* OpenAI "code" or NULL */
+    const char *tei_type; /* TEI "error_type": Validation, Overloaded, Unhealthy, Backend, ... */
+    char param[64];       /* OpenAI "param" or "" */
     char message[640];
 } qs_apierr;
 
@@ -57,16 +57,23 @@ void qs_err_set(qs_apierr *e, int status, const char *type, const char *code, co
 
 /* ---- endpoints (metrics labels) ---- */
 enum {
-    QS_EP_EMBEDDINGS, QS_EP_EMBED, QS_EP_TOKENIZE, QS_EP_HEALTH, QS_EP_MODELS,
-    QS_EP_INFO, QS_EP_METRICS, QS_EP_OTHER, QS_EP_COUNT
+    QS_EP_EMBEDDINGS,
+    QS_EP_EMBED,
+    QS_EP_TOKENIZE,
+    QS_EP_HEALTH,
+    QS_EP_MODELS,
+    QS_EP_INFO,
+    QS_EP_METRICS,
+    QS_EP_OTHER,
+    QS_EP_COUNT
 };
 extern const char *const qs_endpoint_names[QS_EP_COUNT];
 
 /* ---- metrics (metrics.c) ---- */
 #define QS_HIST_MAX 20
 typedef struct qs_hist {
-    int n;                       /* number of finite bounds */
-    const double *bounds;        /* upper bounds, ascending; +Inf implied */
+    int n;                /* number of finite bounds */
+    const double *bounds; /* upper bounds, ascending; +Inf implied */
     uint64_t counts[QS_HIST_MAX + 1];
     double sum;
     uint64_t count;
@@ -86,9 +93,17 @@ typedef struct qs_metrics {
  * log at most once a second by the guard thread instead of one line each (a
  * flood of refusals must not become a flood of log lines). ---- */
 enum {
-    QS_REJ_QUEUE_FULL, QS_REJ_BODY_MEMORY, QS_REJ_RESPONSE_MEMORY, QS_REJ_REQUEST_TOO_LARGE,
-    QS_REJ_TIMEOUT, QS_REJ_SHUTTING_DOWN, QS_REJ_HEADER_TIMEOUT, QS_REJ_SLOW_BODY,
-    QS_REJ_BAD_FRAMING, QS_REJ_CLIENT_GONE, QS_REJ_COUNT
+    QS_REJ_QUEUE_FULL,
+    QS_REJ_BODY_MEMORY,
+    QS_REJ_RESPONSE_MEMORY,
+    QS_REJ_REQUEST_TOO_LARGE,
+    QS_REJ_TIMEOUT,
+    QS_REJ_SHUTTING_DOWN,
+    QS_REJ_HEADER_TIMEOUT,
+    QS_REJ_SLOW_BODY,
+    QS_REJ_BAD_FRAMING,
+    QS_REJ_CLIENT_GONE,
+    QS_REJ_COUNT
 };
 extern const char *const qs_reject_names[QS_REJ_COUNT];
 void qs_reject(qs_server *srv, int reason);
@@ -103,9 +118,9 @@ void qs_metrics_render(qs_server *srv, qs_buf *out);
 
 /* ---- queue ---- */
 typedef struct qs_unit {
-    int32_t *ids;    /* owned */
+    int32_t *ids; /* owned */
     size_t n_ids;
-    int taken;       /* handed to a forward pass */
+    int taken; /* handed to a forward pass */
 } qs_unit;
 
 enum { QS_JOB_QUEUED = 0, QS_JOB_DONE = 1, QS_JOB_FAILED = 2 };
@@ -116,28 +131,28 @@ typedef struct qs_job {
     qs_unit *units;
     size_t n_units;
     size_t total_tokens;
-    int dims;               /* output dims (<= hidden) */
+    int dims; /* output dims (<= hidden) */
     int normalize;
-    double deadline;        /* qs_now() seconds; 504 after it if not started */
+    double deadline; /* qs_now() seconds; 504 after it if not started */
     /* guarded by srv->mu */
-    int refs;               /* the connection + the queue */
+    int refs; /* the connection + the queue */
     int state;
     size_t n_untaken, n_done;
-    size_t cursor;          /* units before it are all taken (selection hint) */
-    int started;            /* at least one unit is in a forward pass */
-    int cancelled;          /* the client went away: drop the untaken units */
+    size_t cursor;              /* units before it are all taken (selection hint) */
+    int started;                /* at least one unit is in a forward pass */
+    int cancelled;              /* the client went away: drop the untaken units */
     struct qs_job *next, *prev; /* pending list: jobs with untaken units */
     /* written by the batcher only (before state leaves QUEUED) */
-    float *vecs;            /* n_units * dims */
+    float *vecs; /* n_units * dims */
     qs_apierr err;
 } qs_job;
 
 struct qs_server {
-    qs_server_config cfg;   /* strings below are owned copies */
+    qs_server_config cfg; /* strings below are owned copies */
     char *host, *api_key, *served_name, *default_instruction;
     struct MHD_Daemon *daemon;
     int port;
-    double started_at;      /* wall clock (time()) */
+    double started_at; /* wall clock (time()) */
 
     /* model: set once by attach, before `ready` becomes 1 */
     const qembed_model *model;
@@ -146,7 +161,7 @@ struct qs_server {
     int32_t eos_id;
     size_t n_vocab;
     size_t max_tokens, max_batch_tokens, max_queue_tokens, max_request_tokens;
-    size_t pass_tokens;     /* tokens per forward pass: max_batch_tokens capped by
+    size_t pass_tokens; /* tokens per forward pass: max_batch_tokens capped by
                                --pass-seconds x the speed measured at warm-up */
     double warm_tokens_per_s;
     char **prompt_names, **prompt_texts; /* config_sentence_transformers.json "prompts" */
@@ -158,19 +173,19 @@ struct qs_server {
     atomic_size_t body_mem; /* bytes of request bodies buffered now */
 
     pthread_mutex_t mu;
-    pthread_cond_t cv_work;   /* batcher waits for work */
-    pthread_cond_t cv_state;  /* warm-up done, queue drained */
-    qs_job *head, *tail;      /* pending jobs, arrival order */
-    size_t queued_requests;   /* accepted jobs not yet answered */
+    pthread_cond_t cv_work;  /* batcher waits for work */
+    pthread_cond_t cv_state; /* warm-up done, queue drained */
+    qs_job *head, *tail;     /* pending jobs, arrival order */
+    size_t queued_requests;  /* accepted jobs not yet answered */
     size_t queued_tokens;
     int batcher_running, batcher_stop;
-    int batcher_abort;        /* shutdown grace is over: fail what is queued, run nothing more */
+    int batcher_abort; /* shutdown grace is over: fail what is queued, run nothing more */
     pthread_t batcher;
-    int warm_state;           /* 0 pending, 1 ok, -1 failed */
+    int warm_state; /* 0 pending, 1 ok, -1 failed */
     char warm_err[1024];
 
     qs_metrics metrics;
-    atomic_size_t resp_mem;   /* bytes of responses held by MHD for clients now */
+    atomic_size_t resp_mem; /* bytes of responses held by MHD for clients now */
     _Atomic uint64_t rejected[QS_REJ_COUNT];
 
     /* guard.c: every open connection, for the deadlines (conn_mu) */
@@ -191,13 +206,13 @@ enum { QS_PH_HEADERS, QS_PH_BODY, QS_PH_WAIT, QS_PH_REPLY, QS_PH_IDLE };
 typedef struct qs_conn {
     int fd;
     int phase;
-    double since;           /* qs_now() at the start of the phase */
-    size_t body_bytes;      /* received in this phase */
-    int eof_seen;           /* BODY: the client's end of stream seen at the last sweep */
-    size_t eof_bytes;       /* body_bytes then */
-    qs_job *job;            /* WAIT: the queued job (the request holds a ref) */
+    double since;      /* qs_now() at the start of the phase */
+    size_t body_bytes; /* received in this phase */
+    int eof_seen;      /* BODY: the client's end of stream seen at the last sweep */
+    size_t eof_bytes;  /* body_bytes then */
+    qs_job *job;       /* WAIT: the queued job (the request holds a ref) */
     int closed_by_us;
-    int poisoned;           /* MHD refused a request here itself: what follows is not trusted */
+    int poisoned; /* MHD refused a request here itself: what follows is not trusted */
     struct qs_conn *next, *prev;
 } qs_conn;
 void qs_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context, int code);
@@ -216,7 +231,7 @@ void qs_job_cancel(qs_server *srv, qs_job *job);
 /* ---- strict framing (framing.c): checks MHD cannot be asked to make ---- */
 typedef struct qs_framing {
     int n_cl, n_te, te_chunked, te_other;
-    int status;             /* 0 ok, 400 or 501 */
+    int status; /* 0 ok, 400 or 501 */
     char msg[200];
 } qs_framing;
 /* The raw request target (before percent-decoding): NUL and control bytes,
@@ -228,8 +243,7 @@ void qs_framing_header(qs_framing *f, const char *name, size_t nlen, const char 
 void qs_framing_finish(qs_framing *f);
 
 /* util.c: through the configured log_fn (any thread). */
-void qs_log(qs_server *srv, qembed_log_level lvl, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void qs_log(qs_server *srv, qembed_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* http.c: takes the model's tokenizer, info and limits (attach without the
  * batcher; the fuzzer uses it alone). */
@@ -252,9 +266,9 @@ typedef struct qs_batch {
     const int32_t **ids; /* (n) */
     size_t *n_ids;       /* (n) */
     size_t n, cap, tokens;
-    qs_job **done;       /* jobs to resume after this round */
+    qs_job **done; /* jobs to resume after this round */
     size_t n_done, cap_done;
-    float *out;          /* (n, hidden) */
+    float *out; /* (n, hidden) */
     size_t out_cap;
 } qs_batch;
 /* Picks the next forward pass from the pending jobs (srv->mu held):
@@ -266,8 +280,8 @@ void qs_batch_free(qs_batch *b);
 /* parse.c: request bodies -> jobs (validated, tokenized); render.c: jobs ->
  * response bodies; prompts.c: sentence-transformers prompts. */
 typedef struct qs_req_opts {
-    int tei;               /* error style + response shape */
-    int base64;            /* OpenAI encoding_format */
+    int tei;    /* error style + response shape */
+    int base64; /* OpenAI encoding_format */
     char model[256];
 } qs_req_opts;
 /* Parses an /v1/embeddings (tei=0) or /embed (tei=1) body; on success *job is
@@ -277,8 +291,8 @@ int qs_parse_embed_request(qs_server *srv, int tei, const char *body, size_t len
 int qs_render_embed_response(qs_server *srv, const qs_job *job, const qs_req_opts *ro, qs_buf *out);
 /* /tokenize: each text's ids (parse.c), then its JSON (render.c). */
 typedef struct qs_toklist {
-    int32_t **ids;         /* (count) qembed_free-able */
-    size_t *n;             /* (count) */
+    int32_t **ids; /* (count) qembed_free-able */
+    size_t *n;     /* (count) */
     size_t count;
 } qs_toklist;
 int qs_parse_tokenize(qs_server *srv, const char *body, size_t len, qs_toklist *out, qs_apierr *e);

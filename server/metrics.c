@@ -15,25 +15,26 @@ const char *const qs_reject_names[QS_REJ_COUNT] = {
     "shutting_down", "header_timeout", "slow_body",       "bad_framing",       "client_gone",
 };
 
-void qs_reject(qs_server *srv, int reason)
-{
-    if (reason >= 0 && reason < QS_REJ_COUNT)
-        atomic_fetch_add(&srv->rejected[reason], 1);
+void qs_reject(qs_server *srv, int reason) {
+    if (reason >= 0 && reason < QS_REJ_COUNT) atomic_fetch_add(&srv->rejected[reason], 1);
 }
 
-int qs_reject_reason(const qs_apierr *e)
-{
-    static const struct { const char *code; int reason; } tab[] = {
-        {"queue_full", QS_REJ_QUEUE_FULL},         {"overloaded", QS_REJ_BODY_MEMORY},
-        {"response_memory", QS_REJ_RESPONSE_MEMORY}, {"request_too_many_tokens", QS_REJ_REQUEST_TOO_LARGE},
-        {"timeout", QS_REJ_TIMEOUT},               {"shutting_down", QS_REJ_SHUTTING_DOWN},
+int qs_reject_reason(const qs_apierr *e) {
+    static const struct {
+        const char *code;
+        int reason;
+    } tab[] = {
+        {"queue_full", QS_REJ_QUEUE_FULL},
+        {"overloaded", QS_REJ_BODY_MEMORY},
+        {"response_memory", QS_REJ_RESPONSE_MEMORY},
+        {"request_too_many_tokens", QS_REJ_REQUEST_TOO_LARGE},
+        {"timeout", QS_REJ_TIMEOUT},
+        {"shutting_down", QS_REJ_SHUTTING_DOWN},
         {"bad_framing", QS_REJ_BAD_FRAMING}, /* client_gone: counted by the sweep that saw it */
     };
-    if (!e->code)
-        return -1;
+    if (!e->code) return -1;
     for (size_t i = 0; i < sizeof tab / sizeof *tab; i++)
-        if (strcmp(e->code, tab[i].code) == 0)
-            return tab[i].reason;
+        if (strcmp(e->code, tab[i].code) == 0) return tab[i].reason;
     return -1;
 }
 
@@ -42,25 +43,21 @@ static const double lat_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 static const double seq_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 static const double tok_bounds[] = {16, 64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536};
 
-static void hist_init(qs_hist *h, const double *bounds, int n)
-{
+static void hist_init(qs_hist *h, const double *bounds, int n) {
     memset(h, 0, sizeof *h);
     h->bounds = bounds;
     h->n = n;
 }
 
-static void hist_add(qs_hist *h, double v)
-{
+static void hist_add(qs_hist *h, double v) {
     int i = 0;
-    while (i < h->n && v > h->bounds[i])
-        i++;
+    while (i < h->n && v > h->bounds[i]) i++;
     h->counts[i]++;
     h->sum += v;
     h->count++;
 }
 
-void qs_metrics_init(qs_metrics *m)
-{
+void qs_metrics_init(qs_metrics *m) {
     memset(m, 0, sizeof *m);
     pthread_mutex_init(&m->mu, NULL);
     for (int e = 0; e < QS_EP_COUNT; e++)
@@ -70,22 +67,20 @@ void qs_metrics_init(qs_metrics *m)
     hist_init(&m->inference, lat_bounds, (int)(sizeof lat_bounds / sizeof *lat_bounds));
 }
 
-void qs_metrics_destroy(qs_metrics *m) { pthread_mutex_destroy(&m->mu); }
+void qs_metrics_destroy(qs_metrics *m) {
+    pthread_mutex_destroy(&m->mu);
+}
 
-void qs_metrics_request(qs_metrics *m, int ep, int status, double seconds)
-{
-    if (ep < 0 || ep >= QS_EP_COUNT)
-        ep = QS_EP_OTHER;
-    if (status < 0 || status >= 600)
-        status = 500;
+void qs_metrics_request(qs_metrics *m, int ep, int status, double seconds) {
+    if (ep < 0 || ep >= QS_EP_COUNT) ep = QS_EP_OTHER;
+    if (status < 0 || status >= 600) status = 500;
     pthread_mutex_lock(&m->mu);
     m->requests[ep][status]++;
     hist_add(&m->latency[ep], seconds);
     pthread_mutex_unlock(&m->mu);
 }
 
-void qs_metrics_batch(qs_metrics *m, size_t seqs, size_t tokens, double seconds)
-{
+void qs_metrics_batch(qs_metrics *m, size_t seqs, size_t tokens, double seconds) {
     pthread_mutex_lock(&m->mu);
     hist_add(&m->batch_seqs, (double)seqs);
     hist_add(&m->batch_tokens, (double)tokens);
@@ -96,8 +91,7 @@ void qs_metrics_batch(qs_metrics *m, size_t seqs, size_t tokens, double seconds)
     pthread_mutex_unlock(&m->mu);
 }
 
-static void render_hist(qs_buf *o, const char *name, const char *labels, const qs_hist *h)
-{
+static void render_hist(qs_buf *o, const char *name, const char *labels, const qs_hist *h) {
     uint64_t cum = 0;
     const char *sep = labels[0] ? "," : "";
     for (int i = 0; i <= h->n; i++) {
@@ -106,8 +100,7 @@ static void render_hist(qs_buf *o, const char *name, const char *labels, const q
             qs_buf_printf(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, h->bounds[i],
                           (unsigned long long)cum);
         else
-            qs_buf_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
-                          (unsigned long long)cum);
+            qs_buf_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
     }
     if (labels[0]) {
         qs_buf_printf(o, "%s_sum{%s} %.9g\n", name, labels, h->sum);
@@ -118,8 +111,7 @@ static void render_hist(qs_buf *o, const char *name, const char *labels, const q
     }
 }
 
-void qs_metrics_render(qs_server *srv, qs_buf *o)
-{
+void qs_metrics_render(qs_server *srv, qs_buf *o) {
     qs_metrics *m = &srv->metrics;
     pthread_mutex_lock(&srv->mu);
     size_t qreq = srv->queued_requests, qtok = srv->queued_tokens;
@@ -136,8 +128,7 @@ void qs_metrics_render(qs_server *srv, qs_buf *o)
     qs_buf_puts(o, "# HELP qembed_request_duration_seconds Time from the request's arrival to its "
                    "response, by endpoint.\n# TYPE qembed_request_duration_seconds histogram\n");
     for (int e = 0; e < QS_EP_COUNT; e++) {
-        if (!m->latency[e].count)
-            continue;
+        if (!m->latency[e].count) continue;
         char lab[64];
         snprintf(lab, sizeof lab, "endpoint=\"%s\"", qs_endpoint_names[e]);
         render_hist(o, "qembed_request_duration_seconds", lab, &m->latency[e]);

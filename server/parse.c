@@ -17,22 +17,17 @@
 /* cJSON turns "\u0000" into a NUL that silently ends the C string; refuse it
  * rather than embed a cut text. Counts the backslashes before the 'u' so that
  * "\\u0000" (an escaped backslash, then text) is not refused. */
-static long find_escaped_nul(const char *s, size_t n)
-{
+static long find_escaped_nul(const char *s, size_t n) {
     for (size_t i = 0; i + 6 <= n; i++) {
-        if (s[i] != '\\' || memcmp(s + i + 1, "u0000", 5) != 0)
-            continue;
+        if (s[i] != '\\' || memcmp(s + i + 1, "u0000", 5) != 0) continue;
         size_t k = 0;
-        while (k < i && s[i - 1 - k] == '\\')
-            k++;
-        if (k % 2 == 0)
-            return (long)i;
+        while (k < i && s[i - 1 - k] == '\\') k++;
+        if (k % 2 == 0) return (long)i;
     }
     return -1;
 }
 
-static cJSON *parse_body(const char *body, size_t len, qs_apierr *e, int tei)
-{
+static cJSON *parse_body(const char *body, size_t len, qs_apierr *e, int tei) {
     (void)tei;
     if (len == 0) {
         QS_ERR_BAD(e, "", "the request body is empty; send a JSON object");
@@ -69,12 +64,10 @@ static cJSON *parse_body(const char *body, size_t len, qs_apierr *e, int tei)
 }
 
 /* An optional string field: 0 absent/null, 1 present, -1 error (e filled). */
-static int opt_string(const cJSON *root, const char *name, const char **out, qs_apierr *e)
-{
+static int opt_string(const cJSON *root, const char *name, const char **out, qs_apierr *e) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
     *out = NULL;
-    if (!v || cJSON_IsNull(v))
-        return 0;
+    if (!v || cJSON_IsNull(v)) return 0;
     if (!cJSON_IsString(v)) {
         QS_ERR_BAD(e, name, "'%s' must be a string", name);
         return -1;
@@ -88,11 +81,9 @@ static int opt_string(const cJSON *root, const char *name, const char **out, qs_
     return 1;
 }
 
-static int opt_bool(const cJSON *root, const char *name, int *out, qs_apierr *e)
-{
+static int opt_bool(const cJSON *root, const char *name, int *out, qs_apierr *e) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, name);
-    if (!v || cJSON_IsNull(v))
-        return 0;
+    if (!v || cJSON_IsNull(v)) return 0;
     if (!cJSON_IsBool(v)) {
         QS_ERR_BAD(e, name, "'%s' must be true or false", name);
         return -1;
@@ -101,8 +92,7 @@ static int opt_bool(const cJSON *root, const char *name, int *out, qs_apierr *e)
     return 1;
 }
 
-static int is_int(const cJSON *v, double lo, double hi)
-{
+static int is_int(const cJSON *v, double lo, double hi) {
     return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && v->valuedouble >= lo &&
            v->valuedouble <= hi;
 }
@@ -112,7 +102,7 @@ typedef struct tok_plan {
     const char *instruction; /* "Instruct: {i}\nQuery:{text}" via the library */
     const char *prefix;      /* a sentence-transformers prompt prepended verbatim */
     int truncate;
-    int left;                /* truncation_direction Left */
+    int left; /* truncation_direction Left */
 } tok_plan;
 
 /* Tokenizes text i with one library call: the instruction format, the
@@ -120,8 +110,7 @@ typedef struct tok_plan {
  * length before truncation all come from qembed_model_tokenize. Returns 0,
  * or -1 with e filled. */
 static int tokenize_full(qs_server *srv, const tok_plan *tp, size_t idx, const char *text, size_t len,
-                         size_t limit, int32_t **ids_out, size_t *n_out, qs_apierr *e)
-{
+                         size_t limit, int32_t **ids_out, size_t *n_out, qs_apierr *e) {
     char *joined = NULL;
     if (tp->prefix) {
         size_t pl = strlen(tp->prefix);
@@ -150,8 +139,10 @@ static int tokenize_full(qs_server *srv, const tok_plan *tp, size_t idx, const c
     free(joined);
     if (st != QEMBED_OK) {
         if (st == QEMBED_ERR_INPUT_TOO_LONG)
-            QS_ERR_BAD(e, "input", "input[%zu] has %zu tokens, more than the limit of %zu "
-                       "(%s)", idx, full, limit,
+            QS_ERR_BAD(e, "input",
+                       "input[%zu] has %zu tokens, more than the limit of %zu "
+                       "(%s)",
+                       idx, full, limit,
                        limit == srv->max_tokens ? "--max-tokens; send \"truncate\": true to cut it"
                                                 : "the model's positions");
         else if (st == QEMBED_ERR_INVALID_UTF8 || st == QEMBED_ERR_EMPTY_INPUT ||
@@ -169,8 +160,7 @@ static int tokenize_full(qs_server *srv, const tok_plan *tp, size_t idx, const c
 }
 
 static int tokenize_text(qs_server *srv, const tok_plan *tp, size_t idx, const char *text, size_t len,
-                         int32_t **ids_out, size_t *n_out, qs_apierr *e)
-{
+                         int32_t **ids_out, size_t *n_out, qs_apierr *e) {
     long bad = qs_utf8_invalid_at(text, len);
     if (bad >= 0) {
         QS_ERR_BAD(e, "input", "input[%zu] is not valid UTF-8 (byte offset %ld)", idx, bad);
@@ -185,9 +175,8 @@ static int tokenize_text(qs_server *srv, const tok_plan *tp, size_t idx, const c
 
 /* Token-id input i (an array of integers), copied into a qembed_free-able
  * array (the library's allocator is malloc, as qembed_free documents). */
-static int token_input(qs_server *srv, const tok_plan *tp, size_t idx, const cJSON *arr,
-                       int32_t **ids_out, size_t *n_out, qs_apierr *e)
-{
+static int token_input(qs_server *srv, const tok_plan *tp, size_t idx, const cJSON *arr, int32_t **ids_out,
+                       size_t *n_out, qs_apierr *e) {
     size_t n = (size_t)cJSON_GetArraySize(arr);
     if (n == 0) {
         QS_ERR_BAD(e, "input", "input[%zu] is an empty array of token ids", idx);
@@ -200,12 +189,11 @@ static int token_input(qs_server *srv, const tok_plan *tp, size_t idx, const cJS
     }
     size_t k = 0;
     const cJSON *v;
-    cJSON_ArrayForEach(v, arr)
-    {
+    cJSON_ArrayForEach(v, arr) {
         if (!is_int(v, 0, (double)srv->n_vocab - 1)) {
             if (cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble))
-                QS_ERR_BAD(e, "input", "input[%zu][%zu]: token id %.0f is out of range [0, %zu)",
-                           idx, k, v->valuedouble, srv->n_vocab);
+                QS_ERR_BAD(e, "input", "input[%zu][%zu]: token id %.0f is out of range [0, %zu)", idx, k,
+                           v->valuedouble, srv->n_vocab);
             else
                 QS_ERR_BAD(e, "input", "input[%zu][%zu] must be an integer token id", idx, k);
             free(ids);
@@ -215,14 +203,15 @@ static int token_input(qs_server *srv, const tok_plan *tp, size_t idx, const cJS
     }
     if (n > srv->max_tokens) {
         if (!tp->truncate) {
-            QS_ERR_BAD(e, "input", "input[%zu] has %zu tokens, more than the limit of %zu "
-                       "(--max-tokens); send \"truncate\": true to cut it", idx, n, srv->max_tokens);
+            QS_ERR_BAD(e, "input",
+                       "input[%zu] has %zu tokens, more than the limit of %zu "
+                       "(--max-tokens); send \"truncate\": true to cut it",
+                       idx, n, srv->max_tokens);
             free(ids);
             return -1;
         }
         /* Token inputs are taken as they are: no <|endoftext|> is kept specially. */
-        if (tp->left)
-            memmove(ids, ids + (n - srv->max_tokens), srv->max_tokens * sizeof *ids);
+        if (tp->left) memmove(ids, ids + (n - srv->max_tokens), srv->max_tokens * sizeof *ids);
         n = srv->max_tokens;
     }
     *ids_out = ids;
@@ -231,14 +220,12 @@ static int token_input(qs_server *srv, const tok_plan *tp, size_t idx, const cJS
 }
 
 int qs_parse_embed_request(qs_server *srv, int tei, const char *body, size_t len, qs_job **job_out,
-                           qs_req_opts *ro, qs_apierr *e)
-{
+                           qs_req_opts *ro, qs_apierr *e) {
     *job_out = NULL;
     memset(ro, 0, sizeof *ro);
     ro->tei = tei;
     cJSON *root = parse_body(body, len, e, tei);
-    if (!root)
-        return -1;
+    if (!root) return -1;
     qs_job *job = NULL;
     int rc = -1;
     const char *in_name = tei ? "inputs" : "input";
@@ -247,14 +234,12 @@ int qs_parse_embed_request(qs_server *srv, int tei, const char *body, size_t len
                *direction = NULL;
     int normalize = 1, truncate = 0;
     if (opt_string(root, "model", &model, e) < 0 || opt_string(root, "user", &user, e) < 0 ||
-        opt_string(root, "encoding_format", &fmt, e) < 0 ||
-        opt_string(root, "instruction", &instr, e) < 0 ||
+        opt_string(root, "encoding_format", &fmt, e) < 0 || opt_string(root, "instruction", &instr, e) < 0 ||
         opt_string(root, "prompt_name", &prompt_name, e) < 0 ||
         opt_string(root, "truncation_direction", &direction, e) < 0 ||
         opt_bool(root, "truncate", &truncate, e) < 0 || opt_bool(root, "normalize", &normalize, e) < 0)
         goto out;
-    if (!tei)
-        normalize = 1; /* OpenAI vectors are always unit length */
+    if (!tei) normalize = 1; /* OpenAI vectors are always unit length */
     if (fmt && strcmp(fmt, "float") != 0 && strcmp(fmt, "base64") != 0) {
         QS_ERR_BAD(e, "encoding_format", "'encoding_format' must be \"float\" or \"base64\", not \"%.40s\"",
                    fmt);
@@ -289,8 +274,7 @@ int qs_parse_embed_request(qs_server *srv, int tei, const char *body, size_t len
     if (prompt_name) {
         const char *p = qs_find_prompt(srv, prompt_name);
         if (p) {
-            if (p[0])
-                tp.prefix = p;
+            if (p[0]) tp.prefix = p;
         } else if (prompt_name[0]) {
             tp.instruction = prompt_name;
         }
@@ -324,15 +308,18 @@ int qs_parse_embed_request(qs_server *srv, int tei, const char *body, size_t len
         else if (cJSON_IsArray(first))
             kind = 3;
         else {
-            QS_ERR_BAD(e, in_name, "'%s' must be a string, an array of strings, an array of token "
-                       "ids or an array of arrays of token ids", in_name);
+            QS_ERR_BAD(e, in_name,
+                       "'%s' must be a string, an array of strings, an array of token "
+                       "ids or an array of arrays of token ids",
+                       in_name);
             goto out;
         }
-        if (kind == 2)
-            n = 1;
+        if (kind == 2) n = 1;
     } else {
-        QS_ERR_BAD(e, in_name, "'%s' must be a string, an array of strings, an array of token ids "
-                   "or an array of arrays of token ids", in_name);
+        QS_ERR_BAD(e, in_name,
+                   "'%s' must be a string, an array of strings, an array of token ids "
+                   "or an array of arrays of token ids",
+                   in_name);
         goto out;
     }
     if (n > srv->cfg.max_inputs) {
@@ -341,8 +328,7 @@ int qs_parse_embed_request(qs_server *srv, int tei, const char *body, size_t len
         goto out;
     }
     job = calloc(1, sizeof *job);
-    if (job)
-        job->units = calloc(n, sizeof *job->units);
+    if (job) job->units = calloc(n, sizeof *job->units);
     if (!job || !job->units) {
         qs_err_set(e, 500, "server_error", NULL, "Backend", "", "out of memory");
         goto out;
@@ -350,19 +336,17 @@ int qs_parse_embed_request(qs_server *srv, int tei, const char *body, size_t len
     job->dims = dims;
     job->normalize = normalize;
     if (kind == 0) {
-        if (tokenize_text(srv, &tp, 0, input->valuestring, strlen(input->valuestring),
-                          &job->units[0].ids, &job->units[0].n_ids, e) != 0)
+        if (tokenize_text(srv, &tp, 0, input->valuestring, strlen(input->valuestring), &job->units[0].ids,
+                          &job->units[0].n_ids, e) != 0)
             goto out;
         job->n_units = 1;
     } else if (kind == 2) {
-        if (token_input(srv, &tp, 0, input, &job->units[0].ids, &job->units[0].n_ids, e) != 0)
-            goto out;
+        if (token_input(srv, &tp, 0, input, &job->units[0].ids, &job->units[0].n_ids, e) != 0) goto out;
         job->n_units = 1;
     } else {
         const cJSON *it;
         size_t i = 0;
-        cJSON_ArrayForEach(it, input)
-        {
+        cJSON_ArrayForEach(it, input) {
             int ok = kind == 1 ? cJSON_IsString(it) : cJSON_IsArray(it);
             if (!ok) {
                 QS_ERR_BAD(e, in_name, "%s[%zu] must be %s like %s[0]", in_name, i,
@@ -371,15 +355,12 @@ int qs_parse_embed_request(qs_server *srv, int tei, const char *body, size_t len
             }
             int r = kind == 1 ? tokenize_text(srv, &tp, i, it->valuestring, strlen(it->valuestring),
                                               &job->units[i].ids, &job->units[i].n_ids, e)
-                              : token_input(srv, &tp, i, it, &job->units[i].ids,
-                                            &job->units[i].n_ids, e);
-            if (r != 0)
-                goto out;
+                              : token_input(srv, &tp, i, it, &job->units[i].ids, &job->units[i].n_ids, e);
+            if (r != 0) goto out;
             job->n_units = ++i;
         }
     }
-    for (size_t i = 0; i < job->n_units; i++)
-        job->total_tokens += job->units[i].n_ids;
+    for (size_t i = 0; i < job->n_units; i++) job->total_tokens += job->units[i].n_ids;
     rc = 0;
 out:
     cJSON_Delete(root);
@@ -395,12 +376,10 @@ out:
  * (instruction or prompt, <|endoftext|> unless add_special_tokens is false),
  * through the same library call; the whole text, not truncated. Returns 0 with *out filled (qs_toklist_free), or -1
  * with e filled. */
-int qs_parse_tokenize(qs_server *srv, const char *body, size_t len, qs_toklist *out, qs_apierr *e)
-{
+int qs_parse_tokenize(qs_server *srv, const char *body, size_t len, qs_toklist *out, qs_apierr *e) {
     memset(out, 0, sizeof *out);
     cJSON *root = parse_body(body, len, e, 1);
-    if (!root)
-        return -1;
+    if (!root) return -1;
     int rc = -1, add_special = 1;
     const char *instr = NULL, *prompt_name = NULL;
     const cJSON *input = cJSON_GetObjectItemCaseSensitive(root, "inputs");
@@ -423,8 +402,7 @@ int qs_parse_tokenize(qs_server *srv, const char *body, size_t len, qs_toklist *
         n = 1;
     else if (cJSON_IsArray(input) && (n = (size_t)cJSON_GetArraySize(input)) > 0) {
         const cJSON *it;
-        cJSON_ArrayForEach(it, input)
-        {
+        cJSON_ArrayForEach(it, input) {
             if (!cJSON_IsString(it)) {
                 QS_ERR_BAD(e, "inputs", "'inputs' must be a string or an array of strings");
                 goto out;
@@ -449,8 +427,8 @@ int qs_parse_tokenize(qs_server *srv, const char *body, size_t len, qs_toklist *
     size_t positions = SIZE_MAX;
     tok_plan tp = {.instruction = instruction, .prefix = prefix};
     for (size_t i = 0; i < n; i++) {
-        const char *text = cJSON_IsString(input) ? input->valuestring
-                                                 : cJSON_GetArrayItem(input, (int)i)->valuestring;
+        const char *text =
+            cJSON_IsString(input) ? input->valuestring : cJSON_GetArrayItem(input, (int)i)->valuestring;
         size_t tl = strlen(text);
         long bad = qs_utf8_invalid_at(text, tl);
         if (bad >= 0) {
@@ -470,26 +448,21 @@ int qs_parse_tokenize(qs_server *srv, const char *body, size_t len, qs_toklist *
             }
             continue;
         }
-        if (tokenize_full(srv, &tp, i, text, tl, positions, &out->ids[i], &out->n[i], e) != 0)
-            goto out;
+        if (tokenize_full(srv, &tp, i, text, tl, positions, &out->ids[i], &out->n[i], e) != 0) goto out;
         out->count = i + 1;
         /* The library appends <|endoftext|> (Qwen3's post-processor: "$A
          * <|endoftext|>", nothing else); without special tokens it is dropped. */
-        if (!add_special && out->n[i] > 0)
-            out->n[i]--;
+        if (!add_special && out->n[i] > 0) out->n[i]--;
     }
     rc = 0;
 out:
     cJSON_Delete(root);
-    if (rc != 0)
-        qs_toklist_free(out);
+    if (rc != 0) qs_toklist_free(out);
     return rc;
 }
 
-void qs_toklist_free(qs_toklist *t)
-{
-    for (size_t i = 0; i < t->count; i++)
-        qembed_free(t->ids[i]);
+void qs_toklist_free(qs_toklist *t) {
+    for (size_t i = 0; i < t->count; i++) qembed_free(t->ids[i]);
     free(t->ids);
     free(t->n);
     memset(t, 0, sizeof *t);

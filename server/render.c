@@ -7,8 +7,7 @@
 
 #include "internal.h"
 
-int qs_render_embed_response(qs_server *srv, const qs_job *job, const qs_req_opts *ro, qs_buf *o)
-{
+int qs_render_embed_response(qs_server *srv, const qs_job *job, const qs_req_opts *ro, qs_buf *o) {
     size_t d = (size_t)job->dims;
     qs_buf_reserve(o, job->n_units * d * (ro->base64 ? 6 : 12) + 256);
     if (ro->tei) {
@@ -16,8 +15,7 @@ int qs_render_embed_response(qs_server *srv, const qs_job *job, const qs_req_opt
         for (size_t i = 0; i < job->n_units; i++) {
             qs_buf_puts(o, i ? ",[" : "[");
             for (size_t k = 0; k < d; k++) {
-                if (k)
-                    qs_buf_put(o, ",", 1);
+                if (k) qs_buf_put(o, ",", 1);
                 qs_buf_float(o, job->vecs[i * d + k]);
             }
             qs_buf_put(o, "]", 1);
@@ -37,8 +35,7 @@ int qs_render_embed_response(qs_server *srv, const qs_job *job, const qs_req_opt
         } else {
             qs_buf_put(o, "[", 1);
             for (size_t k = 0; k < d; k++) {
-                if (k)
-                    qs_buf_put(o, ",", 1);
+                if (k) qs_buf_put(o, ",", 1);
                 qs_buf_float(o, job->vecs[i * d + k]);
             }
             qs_buf_put(o, "]", 1);
@@ -55,8 +52,7 @@ int qs_render_embed_response(qs_server *srv, const qs_job *job, const qs_req_opt
 
 /* POST /tokenize (TEI): [[{"id","text","special","start","stop"}, ...], ...].
  * start/stop (character offsets) are null: the public API gives no offsets. */
-int qs_render_tokenize(qs_server *srv, const qs_toklist *t, qs_buf *o)
-{
+int qs_render_tokenize(qs_server *srv, const qs_toklist *t, qs_buf *o) {
     qs_buf_put(o, "[", 1);
     for (size_t i = 0; i < t->count; i++) {
         const int32_t *ids = t->ids[i];
@@ -85,16 +81,14 @@ int qs_render_tokenize(qs_server *srv, const qs_toklist *t, qs_buf *o)
     return o->oom ? -1 : 0;
 }
 
-void qs_render_models(qs_server *srv, qs_buf *o)
-{
+void qs_render_models(qs_server *srv, qs_buf *o) {
     qs_buf_puts(o, "{\"object\":\"list\",\"data\":[{\"id\":");
     qs_buf_json_str(o, srv->served_name, strlen(srv->served_name));
     qs_buf_printf(o, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"qembed\"}]}",
                   (long long)srv->started_at);
 }
 
-void qs_render_info(qs_server *srv, qs_buf *o)
-{
+void qs_render_info(qs_server *srv, qs_buf *o) {
     const qembed_model_info *mi = &srv->info;
     const char *placement = qembed_model_placement(srv->model);
     qs_buf_puts(o, "{\"model_id\":");
@@ -129,8 +123,8 @@ void qs_render_info(qs_server *srv, qs_buf *o)
                   srv->cfg.max_body_bytes, srv->cfg.max_inputs, srv->max_tokens, srv->max_batch_tokens,
                   srv->cfg.max_queue, srv->max_queue_tokens, srv->cfg.request_timeout_s,
                   srv->cfg.batch_wait_ms, srv->cfg.max_body_memory, srv->max_request_tokens,
-                  srv->cfg.pass_seconds, srv->pass_tokens, srv->warm_tokens_per_s,
-                  srv->cfg.header_timeout_s, srv->cfg.min_body_rate, srv->cfg.max_response_memory);
+                  srv->cfg.pass_seconds, srv->pass_tokens, srv->warm_tokens_per_s, srv->cfg.header_timeout_s,
+                  srv->cfg.min_body_rate, srv->cfg.max_response_memory);
     /* TEI's /info field names, for clients that read them. */
     qs_buf_printf(o, ",\"max_client_batch_size\":%zu,\"max_input_length\":%zu,\"max_batch_tokens\":%zu",
                   srv->cfg.max_inputs, srv->max_tokens, srv->max_batch_tokens);
@@ -141,8 +135,7 @@ void qs_render_info(qs_server *srv, qs_buf *o)
         qs_buf_puts(o, "null");
     qs_buf_puts(o, ",\"prompts\":[");
     for (size_t i = 0; i < srv->n_prompts; i++) {
-        if (i)
-            qs_buf_put(o, ",", 1);
+        if (i) qs_buf_put(o, ",", 1);
         qs_buf_json_str(o, srv->prompt_names[i], strlen(srv->prompt_names[i]));
     }
     qs_buf_printf(o, "],\"parse_special\":%s,\"auth\":%s,\"version\":\"%s\"}",
@@ -150,8 +143,7 @@ void qs_render_info(qs_server *srv, qs_buf *o)
                   qembed_version());
 }
 
-void qs_render_error(const qs_apierr *e, int tei, qs_buf *o)
-{
+void qs_render_error(const qs_apierr *e, int tei, qs_buf *o) {
     if (tei) {
         qs_buf_puts(o, "{\"error\":");
         qs_buf_json_str(o, e->message, strlen(e->message));

@@ -22,37 +22,37 @@
 #include "qembed.h"
 
 typedef struct qs_server_config {
-    const char *host;            /* bind address; default "127.0.0.1" */
-    int port;                    /* default 8080; 0: any free port (see qs_server_port) */
-    int http_threads;            /* MHD thread-pool size; default 2 */
-    unsigned max_connections;    /* default 1024 */
-    const char *api_key;         /* NULL/"" : no authentication */
-    const char *served_model_name; /* name reported in responses; NULL: model path */
+    const char *host;                /* bind address; default "127.0.0.1" */
+    int port;                        /* default 8080; 0: any free port (see qs_server_port) */
+    int http_threads;                /* MHD thread-pool size; default 2 */
+    unsigned max_connections;        /* default 1024 */
+    const char *api_key;             /* NULL/"" : no authentication */
+    const char *served_model_name;   /* name reported in responses; NULL: model path */
     const char *default_instruction; /* NULL: none */
-    size_t max_body_bytes;       /* 413 above; default 8 MiB */
-    size_t max_body_memory;      /* all bodies being received together; 503 above; default 256 MiB */
-    size_t max_inputs;           /* inputs per request; default 2048 */
-    size_t max_tokens;           /* tokens per input (with <|endoftext|>); 0: the model's */
-    size_t max_batch_tokens;     /* tokens per forward pass; 0: the model's (16384) */
-    size_t max_queue;            /* requests accepted and not yet answered; default 256 */
-    size_t max_queue_tokens;     /* tokens of those; 0: 4 * max_batch_tokens */
-    double request_timeout_s;    /* 504 when a request waited longer; default 60 */
-    unsigned idle_timeout_s;     /* close connections silent this long (not while a request
+    size_t max_body_bytes;           /* 413 above; default 8 MiB */
+    size_t max_body_memory;          /* all bodies being received together; 503 above; default 256 MiB */
+    size_t max_inputs;               /* inputs per request; default 2048 */
+    size_t max_tokens;               /* tokens per input (with <|endoftext|>); 0: the model's */
+    size_t max_batch_tokens;         /* tokens per forward pass; 0: the model's (16384) */
+    size_t max_queue;                /* requests accepted and not yet answered; default 256 */
+    size_t max_queue_tokens;         /* tokens of those; 0: 4 * max_batch_tokens */
+    double request_timeout_s;        /* 504 when a request waited longer; default 60 */
+    unsigned idle_timeout_s;         /* close connections silent this long (not while a request
                                     is being computed); default 60 */
-    double batch_wait_ms;        /* how long an idle batcher waits for more requests; default 0 */
-    int parse_special;           /* 1: "<|endoftext|>" in user text is the special token; default 0 */
-    int n_threads;               /* ctx threads; 0: the model's */
+    double batch_wait_ms;            /* how long an idle batcher waits for more requests; default 0 */
+    int parse_special;               /* 1: "<|endoftext|>" in user text is the special token; default 0 */
+    int n_threads;                   /* ctx threads; 0: the model's */
     qembed_log_fn log_fn;
     void *log_user;
-    int log_requests;            /* 1: one INFO line per request */
+    int log_requests; /* 1: one INFO line per request */
     /* Hostile traffic (appended fields; 0 takes the default where noted). */
-    size_t max_request_tokens;   /* tokens of one request; 0: max_queue_tokens; more: 413 */
-    double pass_seconds;         /* target time of one forward pass, measured at warm-up;
+    size_t max_request_tokens;  /* tokens of one request; 0: max_queue_tokens; more: 413 */
+    double pass_seconds;        /* target time of one forward pass, measured at warm-up;
                                     default 0.5; 0: passes sized by max_batch_tokens only */
-    double header_timeout_s;     /* a new connection's headers complete within this; default 10 */
-    size_t min_body_rate;        /* bytes/s a body must average after header_timeout_s of
+    double header_timeout_s;    /* a new connection's headers complete within this; default 10 */
+    size_t min_body_rate;       /* bytes/s a body must average after header_timeout_s of
                                     grace; default 8192; 0: off */
-    size_t max_response_memory;  /* response bytes held for clients, all together; beyond: 503;
+    size_t max_response_memory; /* response bytes held for clients, all together; beyond: 503;
                                     default 256 MiB */
 } qs_server_config;
 

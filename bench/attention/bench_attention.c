@@ -19,10 +19,14 @@ int main(int argc, char **argv) {
     int lens[16], n_lens = 0, threads = 2, runs = 3, nh = 16, nkv = 8, hd = 128;
     qe_isa isa = qe_cpu_isa();
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "-r") && i + 1 < argc) runs = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "-s")) isa = QE_ISA_SCALAR;
-        else if (n_lens < 16) lens[n_lens++] = atoi(argv[i]);
+        if (!strcmp(argv[i], "-t") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-r") && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-s"))
+            isa = QE_ISA_SCALAR;
+        else if (n_lens < 16)
+            lens[n_lens++] = atoi(argv[i]);
     }
     if (n_lens == 0) {
         lens[0] = 2048;
@@ -39,16 +43,29 @@ int main(int argc, char **argv) {
         float *k = malloc((size_t)L * KD * sizeof(float)), *v = malloc((size_t)L * KD * sizeof(float));
         float *scratch = malloc((size_t)threads * qe_attn_scratch_floats(hd, nh / nkv) * sizeof(float));
         if (!q || !q0 || !k || !v || !scratch) return 1;
-        for (size_t i = 0; i < (size_t)L * QD; i++) q0[i] = (float)((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
-        for (size_t i = 0; i < (size_t)L * KD; i++) k[i] = (float)((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
-        for (size_t i = 0; i < (size_t)L * KD; i++) v[i] = (float)((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+        for (size_t i = 0; i < (size_t)L * QD; i++)
+            q0[i] = (float)((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+        for (size_t i = 0; i < (size_t)L * KD; i++)
+            k[i] = (float)((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+        for (size_t i = 0; i < (size_t)L * KD; i++)
+            v[i] = (float)((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
         int off[2] = {0, L}, tile_off[2];
         double best = 1e30, best_cpu = 1e30;
         for (int r = 0; r < runs; r++) {
             memcpy(q, q0, (size_t)L * QD * sizeof(float));
-            qe_attn_args a = {.q = q, .ldq = QD, .k = k, .v = v, .ldkv = KD, .seq_off = off, .n_seq = 1,
-                              .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd, .tile_off = tile_off,
-                              .scratch = scratch, .isa = isa};
+            qe_attn_args a = {.q = q,
+                              .ldq = QD,
+                              .k = k,
+                              .v = v,
+                              .ldkv = KD,
+                              .seq_off = off,
+                              .n_seq = 1,
+                              .n_heads = nh,
+                              .n_kv_heads = nkv,
+                              .head_dim = hd,
+                              .tile_off = tile_off,
+                              .scratch = scratch,
+                              .isa = isa};
             double t0 = qe_clock_s(CLOCK_MONOTONIC), c0 = qe_clock_s(CLOCK_PROCESS_CPUTIME_ID);
             qe_attention(pool, &a);
             double dt = qe_clock_s(CLOCK_MONOTONIC) - t0, dc = qe_clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
@@ -60,8 +77,8 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < (size_t)L * QD; i++) sum += q[i];
         printf("L %5d  %s  threads %d  best of %d: %8.3f ms  %6.1f GFLOP/s  per cpu-s %6.1f GFLOP"
                "  (checksum %.6g)\n",
-               L, qe_isa_name(isa), threads, runs, best * 1e3, flops / best * 1e-9,
-               flops / best_cpu * 1e-9, sum);
+               L, qe_isa_name(isa), threads, runs, best * 1e3, flops / best * 1e-9, flops / best_cpu * 1e-9,
+               sum);
         free(q);
         free(q0);
         free(k);

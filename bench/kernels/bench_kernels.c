@@ -47,9 +47,8 @@ typedef struct shape {
 /* Qwen3-Embedding-0.6B: hidden 1024, 16 q heads x 128, 8 kv heads x 128,
  * intermediate 3072. */
 static const shape g_shapes[] = {
-    {"q    1024->2048", 1024, 2048}, {"k/v  1024->1024", 1024, 1024},
-    {"gate 1024->3072", 1024, 3072}, {"o    2048->1024", 2048, 1024},
-    {"down 3072->1024", 3072, 1024},
+    {"q    1024->2048", 1024, 2048}, {"k/v  1024->1024", 1024, 1024}, {"gate 1024->3072", 1024, 3072},
+    {"o    2048->1024", 2048, 1024}, {"down 3072->1024", 3072, 1024},
 };
 static const int g_ms[] = {16, 64, 128, 512};
 #define N_SHAPES (int)(sizeof g_shapes / sizeof g_shapes[0])
@@ -66,8 +65,7 @@ typedef void (*run_fn)(void *ctx);
 
 /* Calls fn until g_seconds have passed (at least 3 times, after one warm-up
  * call); prints the best and median rate. */
-static void measure(const char *shape_name, int m, const char *impl, double flops, run_fn fn,
-                    void *ctx) {
+static void measure(const char *shape_name, int m, const char *impl, double flops, run_fn fn, void *ctx) {
     double times[4096];
     int n = 0;
     fn(ctx);
@@ -196,26 +194,26 @@ typedef struct blas_ctx {
     const float *x, *wf;
     const uint16_t *xb, *wb;
     float *y;
-    void (*sbgemm)(int, int, int, int, int, int, float, const uint16_t *, int, const uint16_t *,
-                   int, float, float *, int);
+    void (*sbgemm)(int, int, int, int, int, int, float, const uint16_t *, int, const uint16_t *, int, float,
+                   float *, int);
 } blas_ctx;
 
 static void run_sgemm(void *p) {
     blas_ctx *c = p;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->m, c->n, c->k, 1.0f, c->x, c->k, c->wf,
-                c->k, 0.0f, c->y, c->n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->m, c->n, c->k, 1.0f, c->x, c->k, c->wf, c->k,
+                0.0f, c->y, c->n);
 }
 
 static void run_sbgemm(void *p) {
     blas_ctx *c = p;
-    c->sbgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->m, c->n, c->k, 1.0f, c->xb, c->k, c->wb,
-              c->k, 0.0f, c->y, c->n);
+    c->sbgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->m, c->n, c->k, 1.0f, c->xb, c->k, c->wb, c->k, 0.0f,
+              c->y, c->n);
 }
 #endif
 
 static void header(void) {
-    printf("%-16s %4s  %-34s %8s %8s %9s  %5s\n", "shape k->n", "m", "implementation", "best",
-           "median", "best ms", "calls");
+    printf("%-16s %4s  %-34s %8s %8s %9s  %5s\n", "shape k->n", "m", "implementation", "best", "median",
+           "best ms", "calls");
     printf("%-16s %4s  %-34s %8s %8s\n", "", "", "", "GFLOP/s", "GFLOP/s");
 }
 
@@ -268,8 +266,8 @@ int main(int argc, char **argv) {
         printf("cpu: %s, %ld online, qembed threads %d, isa %s (QEMBED_ISA=%s)\n", model,
                sysconf(_SC_NPROCESSORS_ONLN), threads, qe_isa_name(isa),
                getenv("QEMBED_ISA") ? getenv("QEMBED_ISA") : "unset");
-        printf("load average at start: %.2f %.2f %.2f (other processes share these cores)\n", la[0],
-               la[1], la[2]);
+        printf("load average at start: %.2f %.2f %.2f (other processes share these cores)\n", la[0], la[1],
+               la[2]);
         printf("OPENBLAS_CORETYPE=%s  OMP_NUM_THREADS=%s\n", ct ? ct : "(unset)",
                getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "(unset)");
         printf("\npeaks (best of ~150 ms each, %d threads):\n", threads);
@@ -340,10 +338,10 @@ int main(int argc, char **argv) {
                 }
 #ifdef QE_HAVE_DNNL
                 if (!qe_only) {
-                bench_dnnl(eng, st, sn, m, k, n, dnnl_bf16, 0, xb, wb, y);
-                bench_dnnl(eng, st, sn, m, k, n, dnnl_bf16, 1, xb, wb, y);
-                bench_dnnl(eng, st, sn, m, k, n, dnnl_f32, 0, x, wf, y);
-                bench_dnnl(eng, st, sn, m, k, n, dnnl_f32, 1, x, wf, y);
+                    bench_dnnl(eng, st, sn, m, k, n, dnnl_bf16, 0, xb, wb, y);
+                    bench_dnnl(eng, st, sn, m, k, n, dnnl_bf16, 1, xb, wb, y);
+                    bench_dnnl(eng, st, sn, m, k, n, dnnl_f32, 0, x, wf, y);
+                    bench_dnnl(eng, st, sn, m, k, n, dnnl_f32, 1, x, wf, y);
                 }
 #endif
             } else {
@@ -385,8 +383,10 @@ int main(int argc, char **argv) {
         char *saved = ct ? strdup(ct) : NULL;
         for (int pass = 0; pass < 2; pass++) {
             if (pass == 1) {
-                if (saved) unsetenv("OPENBLAS_CORETYPE");
-                else setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+                if (saved)
+                    unsetenv("OPENBLAS_CORETYPE");
+                else
+                    setenv("OPENBLAS_CORETYPE", "Haswell", 1);
             }
             fflush(stdout);
             pid_t pid = fork();
@@ -395,15 +395,17 @@ int main(int argc, char **argv) {
                 snprintf(thr, sizeof thr, "%d", threads);
                 char sec[32];
                 snprintf(sec, sizeof sec, "%g", g_seconds);
-                execl("/proc/self/exe", argv[0], "--openblas-only", "--threads", thr, "--seconds",
-                      sec, (char *)NULL);
+                execl("/proc/self/exe", argv[0], "--openblas-only", "--threads", thr, "--seconds", sec,
+                      (char *)NULL);
                 _exit(127);
             }
             int status = 0;
             if (pid > 0) waitpid(pid, &status, 0);
         }
-        if (saved) setenv("OPENBLAS_CORETYPE", saved, 1);
-        else unsetenv("OPENBLAS_CORETYPE");
+        if (saved)
+            setenv("OPENBLAS_CORETYPE", saved, 1);
+        else
+            unsetenv("OPENBLAS_CORETYPE");
         free(saved);
 #else
         printf("\nOpenBLAS: not built in\n");

@@ -22,10 +22,14 @@ int main(int argc, char **argv) {
     int m = 17, threads = 1, reps = 3, layers = 28;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int *dst = !strcmp(a, "--rows") ? &m : !strcmp(a, "--threads") ? &threads
-                 : !strcmp(a, "--reps") ? &reps : !strcmp(a, "--layers") ? &layers : NULL;
+        int *dst = !strcmp(a, "--rows")      ? &m
+                   : !strcmp(a, "--threads") ? &threads
+                   : !strcmp(a, "--reps")    ? &reps
+                   : !strcmp(a, "--layers")  ? &layers
+                                             : NULL;
         if (!dst || i + 1 >= argc || (*dst = atoi(argv[++i])) < 1) {
-            fprintf(stderr, "usage: bench_layers [--rows M] [--threads N] [--reps R] [--layers L] (all >= 1)\n");
+            fprintf(stderr,
+                    "usage: bench_layers [--rows M] [--threads N] [--reps R] [--layers L] (all >= 1)\n");
             return 1;
         }
     }
@@ -59,9 +63,10 @@ int main(int argc, char **argv) {
         if (t < best) best = t;
         if (c < best_cpu) best_cpu = c;
     }
-    printf("rows %d, threads %d, layers %d, isa %s: best of %d %.1f ms = %.1f GFLOP/s; calling thread CPU %.1f ms\n",
-           m, qe_threadpool_size(pool), layers, qe_isa_name(qe_cpu_isa()), reps, best * 1e3, flop / best * 1e-9,
-           best_cpu * 1e3);
+    printf("rows %d, threads %d, layers %d, isa %s: best of %d %.1f ms = %.1f GFLOP/s; calling thread CPU "
+           "%.1f ms\n",
+           m, qe_threadpool_size(pool), layers, qe_isa_name(qe_cpu_isa()), reps, best * 1e3,
+           flop / best * 1e-9, best_cpu * 1e3);
     qe_threadpool_free(pool);
     free(w);
     free(x);

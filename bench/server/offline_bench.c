@@ -13,30 +13,25 @@
 
 #include "qembed.h"
 
-static double now(void)
-{
+static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
+static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc != 6) {
         fprintf(stderr, "usage: %s MODEL_DIR TEXTS_FILE SHORT_TEXT REPS LAT_RUNS\n", argv[0]);
         return 1;
     }
     int reps_want = atoi(argv[4]), lat_runs = atoi(argv[5]);
-    if (reps_want < 0)
-        reps_want = 0; /* 0: latency only */
-    if (lat_runs < 1 || lat_runs > 2000)
-        lat_runs = 2000;
+    if (reps_want < 0) reps_want = 0; /* 0: latency only */
+    if (lat_runs < 1 || lat_runs > 2000) lat_runs = 2000;
     FILE *f = fopen(argv[2], "r");
     if (!f) {
         fprintf(stderr, "cannot open %s\n", argv[2]);
@@ -47,8 +42,7 @@ int main(int argc, char **argv)
     char line[8192];
     while (n < 256 && fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;
-        if (line[0])
-            texts[n++] = strdup(line);
+        if (line[0]) texts[n++] = strdup(line);
     }
     fclose(f);
 
@@ -80,8 +74,7 @@ int main(int argc, char **argv)
     }
     float *out = malloc(n * (size_t)mi.hidden_size * sizeof *out);
     const int32_t *const *pids = (const int32_t *const *)ids;
-    if (reps_want == 0)
-        goto latency;
+    if (reps_want == 0) goto latency;
     /* warm-up */
     if (qembed_ctx_embed_tokens(ctx, pids, nids, n, &o, out, &err) != QEMBED_OK) {
         fprintf(stderr, "embed: %s\n", err.message);
@@ -89,8 +82,7 @@ int main(int argc, char **argv)
     }
     double t0 = now();
     size_t reps = 0;
-    for (; reps < (size_t)reps_want; reps++)
-        qembed_ctx_embed_tokens(ctx, pids, nids, n, &o, out, &err);
+    for (; reps < (size_t)reps_want; reps++) qembed_ctx_embed_tokens(ctx, pids, nids, n, &o, out, &err);
     double tp = (double)(reps * n) / (now() - t0);
     printf("offline_batch_texts %zu\noffline_avg_tokens %.1f\noffline_texts_per_s %.2f\n", n,
            (double)tokens / (double)n, tp);

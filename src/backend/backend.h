@@ -30,8 +30,8 @@ struct qe_device;
 
 /* The batch's hidden state in host memory, as it crosses a segment boundary. */
 typedef struct qe_hidden {
-    float *x;           /* (cap, hidden) host buffer; rows [0, rows) are live */
-    int rows;           /* n_tok, or n_seq once compacted */
+    float *x; /* (cap, hidden) host buffer; rows [0, rows) are live */
+    int rows; /* n_tok, or n_seq once compacted */
     int n_tok;
     int n_seq;
     const int *seq_off; /* (n_seq+1) row offsets of the sequences */
@@ -40,26 +40,24 @@ typedef struct qe_hidden {
 } qe_hidden;
 
 typedef struct qe_backend {
-    int api_version;    /* QE_BACKEND_API_VERSION the table was built for */
-    const char *name;   /* "cpu", "vulkan" */
+    int api_version;  /* QE_BACKEND_API_VERSION the table was built for */
+    const char *name; /* "cpu", "vulkan" */
     /* Planner sizes for one device. T = tokens per pass, threads = CPU threads. */
-    uint64_t (*workspace_bytes)(const struct qe_device *dev, const qe_config *cfg, size_t T,
-                                int threads);
+    uint64_t (*workspace_bytes)(const struct qe_device *dev, const qe_config *cfg, size_t T, int threads);
     /* 1 when the device can run this model's layers for T tokens per pass;
      * otherwise 0 and why (a device limit, a dtype). */
-    int (*supports)(const struct qe_device *dev, const qe_config *cfg, qe_dtype dt, size_t T,
-                    char *why, size_t why_size);
+    int (*supports)(const struct qe_device *dev, const qe_config *cfg, qe_dtype dt, size_t T, char *why,
+                    size_t why_size);
     /* Bytes of the embedding the device must hold when it runs the first
      * segment (0: the lookup stays on the host). */
     uint64_t (*embed_bytes)(const qe_config *cfg, qe_dtype dt);
     /* Model level: uploads (or binds) layers [first, end) of `fw`. */
-    qembed_status (*seg_load)(const struct qe_device *dev, const qe_fwd_weights *fw, int first,
-                              int end, const qe_logger *lg, void **seg, qembed_error *err);
+    qembed_status (*seg_load)(const struct qe_device *dev, const qe_fwd_weights *fw, int first, int end,
+                              const qe_logger *lg, void **seg, qembed_error *err);
     void (*seg_free)(void *seg);
     /* Context level: the workspace for `cap` tokens. `host` is the context's
      * CPU state (its x is the qe_hidden buffer; the CPU backend computes in it). */
-    qembed_status (*work_create)(void *seg, int cap, qe_fwd_state *host, void **work,
-                                 qembed_error *err);
+    qembed_status (*work_create)(void *seg, int cap, qe_fwd_state *host, void **work, qembed_error *err);
     void (*work_free)(void *work);
     /* Runs layers [first, end) on h: moves h->x in, computes, moves it back
      * (only each sequence's last row when `end` is the model's last layer,

@@ -19,7 +19,11 @@ static inline double qe_clock_s(clockid_t id) {
 }
 
 /* Monotonic seconds and milliseconds. */
-static inline double qe_now_s(void) { return qe_clock_s(CLOCK_MONOTONIC); }
-static inline double qe_now_ms(void) { return qe_clock_s(CLOCK_MONOTONIC) * 1e3; }
+static inline double qe_now_s(void) {
+    return qe_clock_s(CLOCK_MONOTONIC);
+}
+static inline double qe_now_ms(void) {
+    return qe_clock_s(CLOCK_MONOTONIC) * 1e3;
+}
 
 #endif

@@ -5,25 +5,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *qembed_version(void) { return QEMBED_VERSION_STRING; }
-int qembed_version_number(void) { return QEMBED_VERSION_NUMBER; }
+const char *qembed_version(void) {
+    return QEMBED_VERSION_STRING;
+}
+int qembed_version_number(void) {
+    return QEMBED_VERSION_NUMBER;
+}
 
 const char *qembed_status_str(qembed_status code) {
     switch (code) {
-    case QEMBED_OK: return "ok";
-    case QEMBED_ERR_INVALID_ARGUMENT: return "invalid argument";
-    case QEMBED_ERR_IO: return "I/O error";
-    case QEMBED_ERR_MODEL_FORMAT: return "malformed model";
-    case QEMBED_ERR_UNSUPPORTED: return "unsupported";
-    case QEMBED_ERR_OUT_OF_MEMORY: return "out of memory";
-    case QEMBED_ERR_INVALID_UTF8: return "invalid UTF-8";
-    case QEMBED_ERR_INPUT_TOO_LONG: return "input too long";
-    case QEMBED_ERR_EMPTY_INPUT: return "empty input";
-    case QEMBED_ERR_PLACEMENT: return "placement impossible";
-    case QEMBED_ERR_NUMERIC: return "non-finite or zero result";
-    case QEMBED_ERR_NOT_FOUND: return "not found";
-    case QEMBED_ERR_DEVICE: return "device error";
-    case QEMBED_ERR_INTERNAL: return "internal error";
+        case QEMBED_OK: return "ok";
+        case QEMBED_ERR_INVALID_ARGUMENT: return "invalid argument";
+        case QEMBED_ERR_IO: return "I/O error";
+        case QEMBED_ERR_MODEL_FORMAT: return "malformed model";
+        case QEMBED_ERR_UNSUPPORTED: return "unsupported";
+        case QEMBED_ERR_OUT_OF_MEMORY: return "out of memory";
+        case QEMBED_ERR_INVALID_UTF8: return "invalid UTF-8";
+        case QEMBED_ERR_INPUT_TOO_LONG: return "input too long";
+        case QEMBED_ERR_EMPTY_INPUT: return "empty input";
+        case QEMBED_ERR_PLACEMENT: return "placement impossible";
+        case QEMBED_ERR_NUMERIC: return "non-finite or zero result";
+        case QEMBED_ERR_NOT_FOUND: return "not found";
+        case QEMBED_ERR_DEVICE: return "device error";
+        case QEMBED_ERR_INTERNAL: return "internal error";
     }
     return "unknown status";
 }
@@ -60,4 +64,6 @@ qembed_status qe_error_prefix(qembed_error *err, qembed_status code, const char 
     return code;
 }
 
-void qembed_free(void *p) { free(p); }
+void qembed_free(void *p) {
+    free(p);
+}

@@ -15,17 +15,16 @@
 qembed_status qe_error(qembed_error *err, qembed_status code, const char *fmt, ...) QE_PRINTF(3, 4);
 
 /* Prefixes err's message with context ("model.safetensors: "), keeps the code. */
-qembed_status qe_error_prefix(qembed_error *err, qembed_status code, const char *fmt, ...)
-    QE_PRINTF(3, 4);
+qembed_status qe_error_prefix(qembed_error *err, qembed_status code, const char *fmt, ...) QE_PRINTF(3, 4);
 
 #define QE_FAIL(err, code, ...) return qe_error((err), (code), __VA_ARGS__)
-#define QE_FAIL_IF(cond, err, code, ...)               \
-    do {                                               \
+#define QE_FAIL_IF(cond, err, code, ...)                       \
+    do {                                                       \
         if (cond) return qe_error((err), (code), __VA_ARGS__); \
     } while (0)
-#define QE_TRY(expr)                         \
-    do {                                     \
-        qembed_status qe_s_ = (expr);        \
+#define QE_TRY(expr)                          \
+    do {                                      \
+        qembed_status qe_s_ = (expr);         \
         if (qe_s_ != QEMBED_OK) return qe_s_; \
     } while (0)
 

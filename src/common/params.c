@@ -5,8 +5,8 @@
 
 #include "common/error.h"
 
-qembed_status qe_params_copy(void *dst, size_t dst_size, const void *src, const size_t *sizes,
-                             size_t n, const char *what, qembed_error *err) {
+qembed_status qe_params_copy(void *dst, size_t dst_size, const void *src, const size_t *sizes, size_t n,
+                             const char *what, qembed_error *err) {
     if (!src) return QEMBED_OK;
     size_t size;
     memcpy(&size, src, sizeof size);
@@ -18,7 +18,8 @@ qembed_status qe_params_copy(void *dst, size_t dst_size, const void *src, const 
     }
     QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT,
             "%s: size %zu is not a size of this struct that this library knows (this version's is "
-            "%zu)%s", what, size, dst_size,
+            "%zu)%s",
+            what, size, dst_size,
             size > dst_size ? ": built against a newer qembed.h than the library, or not "
                               "initialised"
                             : ": make it with its *_default_*() constructor");

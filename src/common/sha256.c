@@ -35,8 +35,7 @@ void qe_sha256_abort(qe_sha256 *s) {
     s->impl = NULL;
 }
 
-qembed_status qe_sha256_buf(const void *data, size_t len, uint8_t digest[QE_SHA256_LEN],
-                            qembed_error *err) {
+qembed_status qe_sha256_buf(const void *data, size_t len, uint8_t digest[QE_SHA256_LEN], qembed_error *err) {
     qe_sha256 s;
     QE_TRY(qe_sha256_init(&s, err));
     qe_sha256_update(&s, data, len);

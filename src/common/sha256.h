@@ -25,8 +25,7 @@ void qe_sha256_final(qe_sha256 *s, uint8_t digest[QE_SHA256_LEN]);
 void qe_sha256_abort(qe_sha256 *s);
 
 /* One-shot helpers. */
-qembed_status qe_sha256_buf(const void *data, size_t len, uint8_t digest[QE_SHA256_LEN],
-                            qembed_error *err);
+qembed_status qe_sha256_buf(const void *data, size_t len, uint8_t digest[QE_SHA256_LEN], qembed_error *err);
 /* Hashes a whole file, reading it in large blocks (no mapping, no full copy). */
 qembed_status qe_sha256_file(const char *path, uint8_t digest[QE_SHA256_LEN], qembed_error *err);
 /* Lower-case hex, NUL-terminated. */

@@ -12,8 +12,8 @@ qembed_ctx_params qe_ctx_defaults(void) {
     return p;
 }
 
-qembed_status qembed_ctx_create(const qembed_model *model, const qembed_ctx_params *params,
-                                qembed_ctx **out, qembed_error *err) {
+qembed_status qembed_ctx_create(const qembed_model *model, const qembed_ctx_params *params, qembed_ctx **out,
+                                qembed_error *err) {
     QE_FAIL_IF(!out, err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_ctx_create: out is NULL");
     *out = NULL;
     QE_FAIL_IF(!model, err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_ctx_create: model is NULL");
@@ -35,8 +35,7 @@ qembed_status qembed_ctx_create(const qembed_model *model, const qembed_ctx_para
     c->pool = qe_threadpool_create(n_threads);
     if (!c->pool) {
         free(c);
-        QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "cannot start a thread pool of %d threads",
-                n_threads);
+        QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "cannot start a thread pool of %d threads", n_threads);
     }
     qembed_status s = qe_fwd_state_init(&c->st, &model->fw, c->cap, c->pool,
                                         model->params.exact ? QE_MM_EXACT : QE_MM_BF16, err);
@@ -49,10 +48,11 @@ qembed_status qembed_ctx_create(const qembed_model *model, const qembed_ctx_para
         memset(&e, 0, sizeof e);
         qembed_status ws = be->work_create(model->seg_state[i], c->cap, &c->st, &c->seg_work[i], &e);
         if (ws != QEMBED_OK && be != &qe_backend_cpu) {
-            QE_WARN(&model->log, "%s: no workspace for %d tokens (%s); falling back: layers %d-%d run "
+            QE_WARN(&model->log,
+                    "%s: no workspace for %d tokens (%s); falling back: layers %d-%d run "
                     "on the cpu in this context",
-                    model->plan.seg[i].device_name, c->cap, e.message,
-                    model->plan.seg[i].first_layer, model->plan.seg[i].end_layer - 1);
+                    model->plan.seg[i].device_name, c->cap, e.message, model->plan.seg[i].first_layer,
+                    model->plan.seg[i].end_layer - 1);
             be = &qe_backend_cpu;
             ws = be->work_create((void *)&model->fw, c->cap, &c->st, &c->seg_work[i], &e);
         }
@@ -67,8 +67,7 @@ qembed_status qembed_ctx_create(const qembed_model *model, const qembed_ctx_para
         c->ids = malloc(cap * sizeof(int32_t));
         c->pooled = malloc((size_t)QE_MAX_SEQ_PER_PASS * (size_t)model->cfg.hidden_size * sizeof(float));
         if (!c->ids || !c->pooled)
-            s = qe_error(err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory for a batch of %zu tokens",
-                         cap);
+            s = qe_error(err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory for a batch of %zu tokens", cap);
     }
     if (s != QEMBED_OK) {
         qembed_ctx_free(c);
@@ -107,8 +106,13 @@ static qembed_status run_segments(qembed_ctx *c, const int32_t *ids, const size_
                                   qembed_error *e) {
     const qembed_model *m = c->model;
     qe_fwd_begin(&c->st, &m->fw, ids, lens, n_seq);
-    qe_hidden h = {.x = c->st.x, .rows = c->st.rows, .n_tok = c->st.n_tok, .n_seq = n_seq,
-                   .seq_off = c->st.seq_off, .pos = c->st.pos, .compacted = 0};
+    qe_hidden h = {.x = c->st.x,
+                   .rows = c->st.rows,
+                   .n_tok = c->st.n_tok,
+                   .n_seq = n_seq,
+                   .seq_off = c->st.seq_off,
+                   .pos = c->st.pos,
+                   .compacted = 0};
     for (int s = 0; s < m->plan.n_segments; s++) {
         qembed_status st = c->seg_backend[s]->run(c->seg_work[s], &h, m->plan.seg[s].first_layer,
                                                   m->plan.seg[s].end_layer, e);
@@ -121,16 +125,17 @@ static qembed_status run_segments(qembed_ctx *c, const int32_t *ids, const size_
 
 static void fall_back_to_cpu(qembed_ctx *c, const char *why) {
     const qembed_model *m = c->model;
-    QE_WARN(&m->log, "falling back to the cpu for every layer of this context: %s; the batch is "
-            "rerun", why);
+    QE_WARN(&m->log,
+            "falling back to the cpu for every layer of this context: %s; the batch is "
+            "rerun",
+            why);
     for (int s = 0; s < m->plan.n_segments; s++) {
         if (c->seg_backend[s] == &qe_backend_cpu) continue;
         c->seg_backend[s]->work_free(c->seg_work[s]);
         c->seg_work[s] = NULL;
         c->seg_backend[s] = NULL;
         qembed_error e;
-        if (qe_backend_cpu.work_create((void *)&m->fw, c->cap, &c->st, &c->seg_work[s], &e) ==
-            QEMBED_OK)
+        if (qe_backend_cpu.work_create((void *)&m->fw, c->cap, &c->st, &c->seg_work[s], &e) == QEMBED_OK)
             c->seg_backend[s] = &qe_backend_cpu;
     }
 }

@@ -36,16 +36,16 @@ struct qembed_model {
     int weights_bound;
     qe_fwd_weights fw;
     qembed_tokenizer *tok;
-    char *placement;        /* one line per segment */
-    qe_plan plan;           /* which device runs which layers (src/plan) */
-    qe_devices devs;        /* the devices the plan was made from */
+    char *placement; /* one line per segment */
+    qe_plan plan;    /* which device runs which layers (src/plan) */
+    qe_devices devs; /* the devices the plan was made from */
     /* one backend and its model-level state (uploaded weights) per planned
      * segment; a segment whose device failed to load runs the CPU backend */
     const qe_backend *seg_backend[QE_MAX_SEGMENTS];
     void *seg_state[QE_MAX_SEGMENTS];
-    size_t max_tokens;      /* effective default input limit */
-    int32_t eos_id;         /* <|endoftext|> */
-    int tokenizer_appends;  /* 1: the tokenizer's post-processor appends eos_id itself */
+    size_t max_tokens;     /* effective default input limit */
+    int32_t eos_id;        /* <|endoftext|> */
+    int tokenizer_appends; /* 1: the tokenizer's post-processor appends eos_id itself */
     int synthetic;
     uint64_t n_params;
     uint64_t weights_bytes;
@@ -56,13 +56,13 @@ struct qembed_model {
 struct qembed_ctx {
     const qembed_model *model;
     qe_threadpool *pool;
-    qe_fwd_state st;        /* the CPU state: embedding, final norm, the hand-off buffer, CPU layers */
+    qe_fwd_state st; /* the CPU state: embedding, final norm, the hand-off buffer, CPU layers */
     const qe_backend *seg_backend[QE_MAX_SEGMENTS]; /* per segment; CPU after a fallback */
     void *seg_work[QE_MAX_SEGMENTS];                /* per segment workspace (backend's) */
-    int cap;                /* tokens per forward pass */
-    int32_t *ids;           /* (cap) the pass's packed ids */
+    int cap;                                        /* tokens per forward pass */
+    int32_t *ids;                                   /* (cap) the pass's packed ids */
     size_t lens[QE_MAX_SEQ_PER_PASS];
-    float *pooled;          /* (QE_MAX_SEQ_PER_PASS, hidden) */
+    float *pooled; /* (QE_MAX_SEQ_PER_PASS, hidden) */
     uint64_t n_inference;
 };
 
@@ -79,6 +79,5 @@ qembed_status qe_model_open(const char *path, const qembed_model_params *params,
 qembed_model_params qe_model_defaults(void);
 qembed_ctx_params qe_ctx_defaults(void);
 qembed_embed_options qe_embed_defaults(void);
-
 
 #endif

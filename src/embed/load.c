@@ -31,8 +31,8 @@ static qembed_status warmup(qembed_model *m, qembed_error *err) {
     return s;
 }
 
-qembed_status qembed_model_load(const char *path, const qembed_model_params *params,
-                                qembed_model **out, qembed_error *err) {
+qembed_status qembed_model_load(const char *path, const qembed_model_params *params, qembed_model **out,
+                                qembed_error *err) {
     double t0 = qe_now_ms();
     QE_TRY(qe_model_open(path, params, out, err));
     qembed_model *m = *out;

@@ -66,9 +66,9 @@ static void count_params(qembed_model *m) {
     }
     for (int l = 0; l < m->w.n_layers; l++) {
         const qe_layer_weights *lw = &m->w.layers[l];
-        const qe_tensor *ts[] = {&lw->attn_norm, &lw->wq,       &lw->wk,     &lw->wv,
-                                 &lw->wo,        &lw->q_norm,   &lw->k_norm, &lw->ffn_norm,
-                                 &lw->w_gate,    &lw->w_up,     &lw->w_down};
+        const qe_tensor *ts[] = {&lw->attn_norm, &lw->wq,     &lw->wk,     &lw->wv,
+                                 &lw->wo,        &lw->q_norm, &lw->k_norm, &lw->ffn_norm,
+                                 &lw->w_gate,    &lw->w_up,   &lw->w_down};
         for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
             n += tensor_elems(ts[i]);
             b += qe_dtype_bytes(ts[i]->dtype, tensor_elems(ts[i]));
@@ -87,8 +87,8 @@ static qembed_status probe_eos(qembed_model *m, qembed_error *err) {
                "%s/tokenizer.json: no <|endoftext|> token (Qwen3-Embedding appends it to every input)",
                m->resolved);
     QE_FAIL_IF(m->eos_id >= m->cfg.vocab_size, err, QEMBED_ERR_MODEL_FORMAT,
-               "%s/tokenizer.json: <|endoftext|> has id %d, outside the model's vocab_size %d",
-               m->resolved, m->eos_id, m->cfg.vocab_size);
+               "%s/tokenizer.json: <|endoftext|> has id %d, outside the model's vocab_size %d", m->resolved,
+               m->eos_id, m->cfg.vocab_size);
     qembed_encode_options o = qembed_encode_default_options();
     o.add_special_tokens = 1;
     int32_t *ids = NULL;
@@ -175,10 +175,9 @@ static qembed_status load(qembed_model *m, const char *path, qembed_error *err) 
     size_t cap = QE_DEFAULT_MAX_TOKENS;
     if ((size_t)m->cfg.max_position_embeddings < cap) cap = (size_t)m->cfg.max_position_embeddings;
     if (p->max_tokens) {
-        QE_FAIL_IF(p->max_tokens > (size_t)m->cfg.max_position_embeddings, err,
-                   QEMBED_ERR_INVALID_ARGUMENT,
-                   "max_tokens %zu exceeds the model's max_position_embeddings %d (%s)",
-                   p->max_tokens, m->cfg.max_position_embeddings, file);
+        QE_FAIL_IF(p->max_tokens > (size_t)m->cfg.max_position_embeddings, err, QEMBED_ERR_INVALID_ARGUMENT,
+                   "max_tokens %zu exceeds the model's max_position_embeddings %d (%s)", p->max_tokens,
+                   m->cfg.max_position_embeddings, file);
         cap = p->max_tokens;
     }
     m->max_tokens = cap;
@@ -221,8 +220,7 @@ qembed_status qe_model_open(const char *path, const qembed_model_params *params,
     *out = NULL;
     QE_FAIL_IF(!path || !*path, err, QEMBED_ERR_INVALID_ARGUMENT,
                "qembed_model_load: no model path or repo id given");
-    static const size_t sizes[] = {QE_SIZE_UPTO(qembed_model_params, no_verify),
-                                   sizeof(qembed_model_params)};
+    static const size_t sizes[] = {QE_SIZE_UPTO(qembed_model_params, no_verify), sizeof(qembed_model_params)};
     qembed_model_params mp = qe_model_defaults();
     QE_TRY(qe_params_copy(&mp, sizeof mp, params, sizes, 2, "qembed_model_params", err));
     qembed_model *m = calloc(1, sizeof *m);
@@ -279,7 +277,9 @@ void qembed_model_get_info(const qembed_model *m, qembed_model_info *info) {
     info->synthetic = m->synthetic;
 }
 
-const qembed_tokenizer *qembed_model_tokenizer(const qembed_model *m) { return m ? m->tok : NULL; }
+const qembed_tokenizer *qembed_model_tokenizer(const qembed_model *m) {
+    return m ? m->tok : NULL;
+}
 
 const char *qembed_model_placement(const qembed_model *m) {
     return m && m->placement ? m->placement : "";

@@ -55,16 +55,15 @@ static qembed_status embed_options_in(qembed_embed_options *o, const qembed_embe
     return qe_params_copy(o, sizeof *o, opts, sizes, 2, "qembed_embed_options", err);
 }
 
-static qembed_status check_options(const qembed_model *m, const qembed_embed_options *o,
-                                   size_t *max_tokens, int *dims, qembed_error *err) {
+static qembed_status check_options(const qembed_model *m, const qembed_embed_options *o, size_t *max_tokens,
+                                   int *dims, qembed_error *err) {
     const int H = m->cfg.hidden_size;
     *dims = o->dims ? o->dims : H;
     int lo = H < 32 ? H : 32;
     QE_FAIL_IF(*dims < lo || *dims > H, err, QEMBED_ERR_INVALID_ARGUMENT,
                "dims %d is out of range: expected %d..%d (the model's hidden size)", o->dims, lo, H);
     *max_tokens = o->max_tokens ? o->max_tokens : m->max_tokens;
-    QE_FAIL_IF(*max_tokens > (size_t)m->cfg.max_position_embeddings, err,
-               QEMBED_ERR_INVALID_ARGUMENT,
+    QE_FAIL_IF(*max_tokens > (size_t)m->cfg.max_position_embeddings, err, QEMBED_ERR_INVALID_ARGUMENT,
                "max_tokens %zu exceeds the model's max_position_embeddings %d", *max_tokens,
                m->cfg.max_position_embeddings);
     return QEMBED_OK;
@@ -94,10 +93,14 @@ static qembed_status tokenize_one(const qembed_model *m, const char *text, size_
         formatted = malloc(src_len + 1);
         QE_FAIL_IF(!formatted, err, QEMBED_ERR_OUT_OF_MEMORY, "input %zu: out of memory", index);
         char *w = formatted;
-        memcpy(w, p1, sizeof p1 - 1); w += sizeof p1 - 1;
-        memcpy(w, o->instruction, il); w += il;
-        memcpy(w, p2, sizeof p2 - 1); w += sizeof p2 - 1;
-        memcpy(w, text, len); w += len;
+        memcpy(w, p1, sizeof p1 - 1);
+        w += sizeof p1 - 1;
+        memcpy(w, o->instruction, il);
+        w += il;
+        memcpy(w, p2, sizeof p2 - 1);
+        w += sizeof p2 - 1;
+        memcpy(w, text, len);
+        w += len;
         *w = '\0';
         src = formatted;
     }
@@ -132,8 +135,7 @@ static qembed_status tokenize_one(const qembed_model *m, const char *text, size_
                     index, k, (int)bad, m->cfg.vocab_size);
         }
     }
-    if (o->n_tokens_out)
-        o->n_tokens_out[index] = n;
+    if (o->n_tokens_out) o->n_tokens_out[index] = n;
     if (n > max_tokens) {
         if (!o->truncate) {
             qembed_free(ids);
@@ -154,8 +156,8 @@ static qembed_status tokenize_one(const qembed_model *m, const char *text, size_
 }
 
 qembed_status qembed_model_tokenize(const qembed_model *m, const char *text, size_t len,
-                                    const qembed_embed_options *opts, int32_t **ids,
-                                    size_t *n_ids, qembed_error *err) {
+                                    const qembed_embed_options *opts, int32_t **ids, size_t *n_ids,
+                                    qembed_error *err) {
     QE_FAIL_IF(!m || !ids || !n_ids, err, QEMBED_ERR_INVALID_ARGUMENT,
                "qembed_model_tokenize: model, ids and n_ids must not be NULL");
     qembed_embed_options o = qe_embed_defaults();
@@ -167,8 +169,8 @@ qembed_status qembed_model_tokenize(const qembed_model *m, const char *text, siz
 }
 
 /* Pooled row -> output row: slice to dims, guard, normalise. */
-static qembed_status finish_row(const float *pooled, int hidden, int dims, int normalize,
-                                size_t index, float *out, qembed_error *err) {
+static qembed_status finish_row(const float *pooled, int hidden, int dims, int normalize, size_t index,
+                                float *out, qembed_error *err) {
     for (int j = 0; j < hidden; j++)
         QE_FAIL_IF(!isfinite(pooled[j]), err, QEMBED_ERR_NUMERIC,
                    "input %zu: the model produced a non-finite value (%s at dimension %d); no "
@@ -196,9 +198,8 @@ typedef struct source {
     const size_t *n_ids;
 } source;
 
-static qembed_status get_ids(qembed_ctx *c, const source *src, size_t i,
-                             const qembed_embed_options *o, size_t max_tokens, int32_t **ids,
-                             size_t *n, int *owned, qembed_error *err) {
+static qembed_status get_ids(qembed_ctx *c, const source *src, size_t i, const qembed_embed_options *o,
+                             size_t max_tokens, int32_t **ids, size_t *n, int *owned, qembed_error *err) {
     const qembed_model *m = c->model;
     if (src->texts) {
         const char *t = src->texts[i];
@@ -216,8 +217,7 @@ static qembed_status get_ids(qembed_ctx *c, const source *src, size_t i,
                    (int)src->ids[i][k], m->cfg.vocab_size);
     size_t len = src->n_ids[i];
     size_t skip = 0;
-    if (o->n_tokens_out)
-        o->n_tokens_out[i] = len;
+    if (o->n_tokens_out) o->n_tokens_out[i] = len;
     if (len > max_tokens) {
         QE_FAIL_IF(!o->truncate, err, QEMBED_ERR_INPUT_TOO_LONG,
                    "input %zu has %zu tokens; the maximum is %zu (raise max_tokens or ask for "
@@ -229,8 +229,7 @@ static qembed_status get_ids(qembed_ctx *c, const source *src, size_t i,
                    "truncation_direction %d: expected QEMBED_TRUNCATE_RIGHT or QEMBED_TRUNCATE_LEFT",
                    o->truncation_direction);
         /* ids are the caller's: cut as they are (no <|endoftext|> kept specially) */
-        if (o->truncation_direction == QEMBED_TRUNCATE_LEFT)
-            skip = len - max_tokens;
+        if (o->truncation_direction == QEMBED_TRUNCATE_LEFT) skip = len - max_tokens;
         len = max_tokens;
     }
     *ids = (int32_t *)src->ids[i] + skip;
@@ -238,8 +237,8 @@ static qembed_status get_ids(qembed_ctx *c, const source *src, size_t i,
     return QEMBED_OK;
 }
 
-static qembed_status run(qembed_ctx *c, const source *src, size_t n,
-                         const qembed_embed_options *opts, float *out, qembed_error *err) {
+static qembed_status run(qembed_ctx *c, const source *src, size_t n, const qembed_embed_options *opts,
+                         float *out, qembed_error *err) {
     QE_FAIL_IF(!c, err, QEMBED_ERR_INVALID_ARGUMENT, "embed: ctx is NULL");
     QE_FAIL_IF(n == 0, err, QEMBED_ERR_EMPTY_INPUT, "embed: the batch is empty (no inputs)");
     QE_FAIL_IF(!out, err, QEMBED_ERR_INVALID_ARGUMENT, "embed: out is NULL");
@@ -250,11 +249,11 @@ static qembed_status run(qembed_ctx *c, const source *src, size_t n,
     int dims = 0;
     QE_TRY(check_options(m, &o, &max_tokens, &dims, err));
     QE_FAIL_IF(max_tokens > (size_t)c->cap, err, QEMBED_ERR_INVALID_ARGUMENT,
-               "max_tokens %zu exceeds this context's %d tokens per pass (max_batch_tokens)",
-               max_tokens, c->cap);
+               "max_tokens %zu exceeds this context's %d tokens per pass (max_batch_tokens)", max_tokens,
+               c->cap);
     const int H = m->cfg.hidden_size;
 
-    size_t i = 0;       /* next input to fetch */
+    size_t i = 0;         /* next input to fetch */
     int32_t *pend = NULL; /* fetched input that did not fit the previous pass */
     size_t pend_n = 0;
     int pend_owned = 0;
@@ -290,17 +289,15 @@ static qembed_status run(qembed_ctx *c, const source *src, size_t n,
     return QEMBED_OK;
 }
 
-qembed_status qembed_ctx_embed(qembed_ctx *ctx, const char *const *texts, const size_t *lens,
-                               size_t n, const qembed_embed_options *opts, float *out,
-                               qembed_error *err) {
+qembed_status qembed_ctx_embed(qembed_ctx *ctx, const char *const *texts, const size_t *lens, size_t n,
+                               const qembed_embed_options *opts, float *out, qembed_error *err) {
     QE_FAIL_IF(n && !texts, err, QEMBED_ERR_INVALID_ARGUMENT, "embed: texts is NULL");
     source src = {.texts = texts, .lens = lens};
     return run(ctx, &src, n, opts, out, err);
 }
 
-qembed_status qembed_ctx_embed_tokens(qembed_ctx *ctx, const int32_t *const *ids,
-                                      const size_t *n_ids, size_t n,
-                                      const qembed_embed_options *opts, float *out,
+qembed_status qembed_ctx_embed_tokens(qembed_ctx *ctx, const int32_t *const *ids, const size_t *n_ids,
+                                      size_t n, const qembed_embed_options *opts, float *out,
                                       qembed_error *err) {
     QE_FAIL_IF(n && (!ids || !n_ids), err, QEMBED_ERR_INVALID_ARGUMENT,
                "embed_tokens: ids and n_ids must not be NULL");

@@ -24,8 +24,12 @@ typedef struct wr {
 static void put(wr *w, const void *p, size_t n) {
     if (n && fwrite(p, 1, n, w->f) != n) w->bad = 1;
 }
-static void put_u32(wr *w, uint32_t v) { put(w, &v, 4); } /* x86-64/aarch64: little-endian */
-static void put_u64(wr *w, uint64_t v) { put(w, &v, 8); }
+static void put_u32(wr *w, uint32_t v) {
+    put(w, &v, 4);
+} /* x86-64/aarch64: little-endian */
+static void put_u64(wr *w, uint64_t v) {
+    put(w, &v, 8);
+}
 static void put_str(wr *w, const char *s, size_t n) {
     put_u64(w, n);
     put(w, s, n);
@@ -52,7 +56,9 @@ static void kv_bool(wr *w, const char *k, int v) {
     put(w, &b, 1);
 }
 
-static float load_elem(const qe_tensor *t, uint64_t i) { return qe_tensor_get_f32(t->data, t->dtype, (size_t)i); }
+static float load_elem(const qe_tensor *t, uint64_t i) {
+    return qe_tensor_get_f32(t->data, t->dtype, (size_t)i);
+}
 
 typedef struct wt {
     char name[96];
@@ -88,7 +94,8 @@ static void put_tensor(wr *w, const wt *x) {
         uint64_t n = numel - i < CH ? numel - i : CH;
         for (uint64_t k = 0; k < n; k++) {
             float f = load_elem(t, i + k);
-            if (x->type == QE_GGML_F32) memcpy(buf + 4 * k, &f, 4);
+            if (x->type == QE_GGML_F32)
+                memcpy(buf + 4 * k, &f, 4);
             else {
                 uint16_t h = x->type == QE_GGML_BF16 ? qe_f32_to_bf16(f) : qe_f32_to_f16(f);
                 memcpy(buf + 2 * k, &h, 2);
@@ -114,8 +121,9 @@ static qembed_status write_gguf(const qembed_model *m, const char *out, uint32_t
         free(mg);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
     }
-    static const char *const roles[] = {"attn_norm", "attn_q", "attn_k",   "attn_v",  "attn_output", "attn_q_norm",
-                                        "attn_k_norm", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
+    static const char *const roles[] = {"attn_norm",   "attn_q",      "attn_k",      "attn_v",
+                                        "attn_output", "attn_q_norm", "attn_k_norm", "ffn_norm",
+                                        "ffn_gate",    "ffn_up",      "ffn_down"};
     size_t k = 0;
     snprintf(ts[k].name, sizeof ts[k].name, "token_embd.weight");
     ts[k++].t = &m->w.embed;
@@ -123,8 +131,8 @@ static qembed_status write_gguf(const qembed_model *m, const char *out, uint32_t
     ts[k++].t = &m->w.final_norm;
     for (int l = 0; l < c->n_layers; l++) {
         const qe_layer_weights *L = &m->w.layers[l];
-        const qe_tensor *lt[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->q_norm,
-                                 &L->k_norm, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+        const qe_tensor *lt[] = {&L->attn_norm, &L->wq,       &L->wk,     &L->wv,   &L->wo,    &L->q_norm,
+                                 &L->k_norm,    &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
         for (int r = 0; r < 11; r++) {
             snprintf(ts[k].name, sizeof ts[k].name, "blk.%d.%s.weight", l, roles[r]);
             ts[k++].t = lt[r];
@@ -137,7 +145,8 @@ static qembed_status write_gguf(const qembed_model *m, const char *out, uint32_t
         for (int d = 0; d < t->ndim; d++) numel *= (uint64_t)t->shape[d];
         ts[i].type = t->ndim == 1 ? QE_GGML_F32 : type;
         if (ts[i].type == QE_GGML_Q8_0 && t->shape[1] % 32) ts[i].type = QE_GGML_F16; /* rows not in blocks */
-        ts[i].bytes = ts[i].type == QE_GGML_Q8_0 ? numel / 32 * 34 : numel * (ts[i].type == QE_GGML_F32 ? 4 : 2);
+        ts[i].bytes =
+            ts[i].type == QE_GGML_Q8_0 ? numel / 32 * 34 : numel * (ts[i].type == QE_GGML_F32 ? 4 : 2);
         ts[i].offset = off;
         off = (off + ts[i].bytes + 31) / 32 * 32;
     }
@@ -182,7 +191,8 @@ static qembed_status write_gguf(const qembed_model *m, const char *out, uint32_t
     put_u32(&w, QE_GGUF_STRING);
     put_u64(&w, tk->n_ids);
     for (size_t i = 0; i < tk->n_ids; i++) {
-        if (tk->flags[i] & QE_TOK_PRESENT) put_str(&w, tk->str_pool + tk->str_off[i], tk->str_len[i]);
+        if (tk->flags[i] & QE_TOK_PRESENT)
+            put_str(&w, tk->str_pool + tk->str_off[i], tk->str_len[i]);
         else {
             char pad[32];
             int n = snprintf(pad, sizeof pad, "[PAD%zu]", i);
@@ -221,14 +231,17 @@ static qembed_status write_gguf(const qembed_model *m, const char *out, uint32_t
         if (t->ndim == 2) {
             put_u64(&w, (uint64_t)t->shape[1]);
             put_u64(&w, (uint64_t)t->shape[0]);
-        } else put_u64(&w, (uint64_t)t->shape[0]);
+        } else
+            put_u64(&w, (uint64_t)t->shape[0]);
         put_u32(&w, ts[i].type);
         put_u64(&w, ts[i].offset);
     }
     static const uint8_t zeros[32];
     long pos = ftell(w.f);
-    if (pos < 0) w.bad = 1;
-    else put(&w, zeros, (size_t)((32 - pos % 32) % 32));
+    if (pos < 0)
+        w.bad = 1;
+    else
+        put(&w, zeros, (size_t)((32 - pos % 32) % 32));
     uint64_t at = 0;
     for (size_t i = 0; i < nt && !w.bad; i++) {
         put(&w, zeros, (size_t)(ts[i].offset - at));
@@ -250,11 +263,17 @@ qembed_status qembed_model_quantize(const char *model, const char *out, const ch
     QE_FAIL_IF(!model || !out || !type, err, QEMBED_ERR_INVALID_ARGUMENT,
                "qembed_model_quantize: model, out and type are required");
     uint32_t gt;
-    if (!strcmp(type, "q8_0")) gt = QE_GGML_Q8_0;
-    else if (!strcmp(type, "bf16")) gt = QE_GGML_BF16;
-    else if (!strcmp(type, "f16")) gt = QE_GGML_F16;
-    else if (!strcmp(type, "f32")) gt = QE_GGML_F32;
-    else QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "quantize: type \"%s\"; expected q8_0, bf16, f16 or f32", type);
+    if (!strcmp(type, "q8_0"))
+        gt = QE_GGML_Q8_0;
+    else if (!strcmp(type, "bf16"))
+        gt = QE_GGML_BF16;
+    else if (!strcmp(type, "f16"))
+        gt = QE_GGML_F16;
+    else if (!strcmp(type, "f32"))
+        gt = QE_GGML_F32;
+    else
+        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "quantize: type \"%s\"; expected q8_0, bf16, f16 or f32",
+                type);
     qembed_model_params p = qembed_model_default_params();
     p.log_level = QEMBED_LOG_WARN;
     qembed_model *m = NULL;

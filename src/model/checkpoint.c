@@ -32,9 +32,9 @@
 
 typedef struct ck_file {
     char *path;
-    void *map;    /* the whole file, PROT_READ, MAP_PRIVATE */
+    void *map; /* the whole file, PROT_READ, MAP_PRIVATE */
     size_t size;
-    void *owned;  /* heap data some tensors point into (GGUF Q8_0 dequantized), or NULL */
+    void *owned; /* heap data some tensors point into (GGUF Q8_0 dequantized), or NULL */
 } ck_file;
 
 typedef struct ck_tensor {
@@ -51,7 +51,9 @@ struct qe_checkpoint {
     char *source; /* the directory or file it was opened from, for messages */
 };
 
-qe_checkpoint *qe_checkpoint_new(void) { return calloc(1, sizeof(qe_checkpoint)); }
+qe_checkpoint *qe_checkpoint_new(void) {
+    return calloc(1, sizeof(qe_checkpoint));
+}
 
 void qe_checkpoint_free(qe_checkpoint *ck) {
     if (!ck) return;
@@ -68,10 +70,14 @@ void qe_checkpoint_free(qe_checkpoint *ck) {
 }
 
 static int parse_dtype(const char *s, qe_dtype *out) {
-    if (!strcmp(s, "BF16")) *out = QE_BF16;
-    else if (!strcmp(s, "F16")) *out = QE_F16;
-    else if (!strcmp(s, "F32")) *out = QE_F32;
-    else return 0;
+    if (!strcmp(s, "BF16"))
+        *out = QE_BF16;
+    else if (!strcmp(s, "F16"))
+        *out = QE_F16;
+    else if (!strcmp(s, "F32"))
+        *out = QE_F32;
+    else
+        return 0;
     return 1;
 }
 
@@ -85,9 +91,12 @@ static int json_uint(const cJSON *it, int64_t max, int64_t *out) {
 }
 
 static void shape_str(int nd, const int64_t *shape, char *buf, size_t n) {
-    if (nd == 0) snprintf(buf, n, "[]");
-    else if (nd == 1) snprintf(buf, n, "[%lld]", (long long)shape[0]);
-    else snprintf(buf, n, "[%lld, %lld]", (long long)shape[0], (long long)shape[1]);
+    if (nd == 0)
+        snprintf(buf, n, "[]");
+    else if (nd == 1)
+        snprintf(buf, n, "[%lld]", (long long)shape[0]);
+    else
+        snprintf(buf, n, "[%lld, %lld]", (long long)shape[0], (long long)shape[1]);
 }
 
 static void entries_free(qe_st_entry *e, size_t n) {
@@ -96,7 +105,9 @@ static void entries_free(qe_st_entry *e, size_t n) {
     free(e);
 }
 
-void qe_safetensors_entries_free(qe_st_entry *entries, size_t n) { entries_free(entries, n); }
+void qe_safetensors_entries_free(qe_st_entry *entries, size_t n) {
+    entries_free(entries, n);
+}
 
 qembed_status qe_safetensors_parse(const void *file, size_t size, const char *origin, qe_st_entry **out,
                                    size_t *n_out, size_t *data_start, qembed_error *err) {
@@ -106,7 +117,8 @@ qembed_status qe_safetensors_parse(const void *file, size_t size, const char *or
     const unsigned char *p = file;
     if (size < 8)
         QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
-                "%s: file is %zu bytes, too short for a safetensors header (expected at least 8)", origin, size);
+                "%s: file is %zu bytes, too short for a safetensors header (expected at least 8)", origin,
+                size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
     if (hlen > size - 8)
@@ -119,20 +131,23 @@ qembed_status qe_safetensors_parse(const void *file, size_t size, const char *or
                 (unsigned long long)hlen, QE_ST_MAX_HEADER);
     const char *hdr = (const char *)p + 8;
     if (hdr[0] != '{')
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: header does not start with '{' (byte 8 is 0x%02x): not a safetensors file",
-                origin, (unsigned char)hdr[0]);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
+                "%s: header does not start with '{' (byte 8 is 0x%02x): not a safetensors file", origin,
+                (unsigned char)hdr[0]);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
     if (!root) {
         size_t off = (end && end >= hdr && end <= hdr + hlen) ? (size_t)(end - hdr) + 8 : 8;
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: header is not valid JSON (parse error near byte %zu)", origin, off);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: header is not valid JSON (parse error near byte %zu)",
+                origin, off);
     }
     /* Only trailing padding (spaces, as the reference writes) may follow the JSON. */
     for (const char *q = end; q && q < hdr + hlen; q++) {
         if (*q != ' ' && *q != '\n' && *q != '\t' && *q != '\r' && *q != '\0') {
             cJSON_Delete(root);
-            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: unexpected byte 0x%02x after the header JSON at byte %zu",
-                    origin, (unsigned char)*q, (size_t)(q - hdr) + 8);
+            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
+                    "%s: unexpected byte 0x%02x after the header JSON at byte %zu", origin, (unsigned char)*q,
+                    (size_t)(q - hdr) + 8);
         }
     }
     if (!cJSON_IsObject(root)) {
@@ -158,28 +173,28 @@ qembed_status qe_safetensors_parse(const void *file, size_t size, const char *or
             break;
         }
         if (!cJSON_IsObject(it)) {
-            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: tensor \"%.200s\": expected an object in the header",
-                          origin, name);
+            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                          "%s: tensor \"%.200s\": expected an object in the header", origin, name);
             break;
         }
         const cJSON *jd = cJSON_GetObjectItemCaseSensitive(it, "dtype");
         const cJSON *js = cJSON_GetObjectItemCaseSensitive(it, "shape");
         const cJSON *jo = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
         if (!cJSON_IsString(jd)) {
-            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: tensor \"%.200s\": \"dtype\" missing or not a string",
-                          origin, name);
+            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                          "%s: tensor \"%.200s\": \"dtype\" missing or not a string", origin, name);
             break;
         }
         qe_st_entry *x = &e[n];
         if (!parse_dtype(jd->valuestring, &x->dtype)) {
             st = qe_error(err, QEMBED_ERR_UNSUPPORTED,
-                          "%s: tensor \"%.200s\" has dtype \"%.20s\"; supported: BF16, F16, F32", origin, name,
-                          jd->valuestring);
+                          "%s: tensor \"%.200s\" has dtype \"%.20s\"; supported: BF16, F16, F32", origin,
+                          name, jd->valuestring);
             break;
         }
         if (!cJSON_IsArray(js)) {
-            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: tensor \"%.200s\": \"shape\" missing or not an array",
-                          origin, name);
+            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                          "%s: tensor \"%.200s\": \"shape\" missing or not an array", origin, name);
             break;
         }
         int nd = cJSON_GetArraySize(js);
@@ -212,42 +227,47 @@ qembed_status qe_safetensors_parse(const void *file, size_t size, const char *or
         if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2 ||
             !json_uint(cJSON_GetArrayItem(jo, 0), INT64_C(1) << 53, &b) ||
             !json_uint(cJSON_GetArrayItem(jo, 1), INT64_C(1) << 53, &en)) {
-            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
-                          "%s: tensor \"%.200s\": \"data_offsets\" must be [begin, end] non-negative integers",
-                          origin, name);
+            st =
+                qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                         "%s: tensor \"%.200s\": \"data_offsets\" must be [begin, end] non-negative integers",
+                         origin, name);
             break;
         }
         if (b > en) {
             st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
-                          "%s: tensor \"%.200s\": data_offsets [%lld, %lld] begin after they end", origin, name,
-                          (long long)b, (long long)en);
+                          "%s: tensor \"%.200s\": data_offsets [%lld, %lld] begin after they end", origin,
+                          name, (long long)b, (long long)en);
             break;
         }
         if ((uint64_t)en > dsize) {
-            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
-                          "%s: tensor \"%.200s\": data_offsets [%lld, %lld] lie outside the data region (%llu "
-                          "bytes, file offset %llu): file truncated or corrupted",
-                          origin, name, (long long)b, (long long)en, (unsigned long long)dsize,
-                          (unsigned long long)dstart);
+            st =
+                qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                         "%s: tensor \"%.200s\": data_offsets [%lld, %lld] lie outside the data region (%llu "
+                         "bytes, file offset %llu): file truncated or corrupted",
+                         origin, name, (long long)b, (long long)en, (unsigned long long)dsize,
+                         (unsigned long long)dstart);
             break;
         }
         uint64_t want = 0;
-        if (__builtin_mul_overflow(numel, (uint64_t)qe_dtype_size(x->dtype), &want) || want != (uint64_t)(en - b)) {
+        if (__builtin_mul_overflow(numel, (uint64_t)qe_dtype_size(x->dtype), &want) ||
+            want != (uint64_t)(en - b)) {
             char sh[64];
             shape_str(x->ndim, x->shape, sh, sizeof sh);
-            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
-                          "%s: tensor \"%.200s\": %s %s needs %llu bytes but data_offsets [%lld, %lld] span %lld",
-                          origin, name, qe_dtype_name(x->dtype), sh,
-                          (unsigned long long)(numel * qe_dtype_size(x->dtype)), (long long)b, (long long)en,
-                          (long long)(en - b));
+            st = qe_error(
+                err, QEMBED_ERR_MODEL_FORMAT,
+                "%s: tensor \"%.200s\": %s %s needs %llu bytes but data_offsets [%lld, %lld] span %lld",
+                origin, name, qe_dtype_name(x->dtype), sh,
+                (unsigned long long)(numel * qe_dtype_size(x->dtype)), (long long)b, (long long)en,
+                (long long)(en - b));
             break;
         }
         /* Kernels read elements with aligned loads; the reference writer pads
          * the header so every tensor is aligned. */
         if ((dstart + (uint64_t)b) % qe_dtype_size(x->dtype) != 0) {
-            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
-                          "%s: tensor \"%.200s\" starts at file offset %llu, not aligned to its %zu-byte elements",
-                          origin, name, (unsigned long long)(dstart + b), qe_dtype_size(x->dtype));
+            st = qe_error(
+                err, QEMBED_ERR_MODEL_FORMAT,
+                "%s: tensor \"%.200s\" starts at file offset %llu, not aligned to its %zu-byte elements",
+                origin, name, (unsigned long long)(dstart + b), qe_dtype_size(x->dtype));
             break;
         }
         x->begin = (uint64_t)b;
@@ -281,7 +301,8 @@ static void ensure_sorted(qe_checkpoint *ck) {
 }
 
 qembed_status qe_checkpoint_add_file(qe_checkpoint *ck, const char *path, qembed_error *err) {
-    if (!ck || !path) QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qe_checkpoint_add_file: no checkpoint or path");
+    if (!ck || !path)
+        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qe_checkpoint_add_file: no checkpoint or path");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
@@ -293,12 +314,14 @@ qembed_status qe_checkpoint_add_file(qe_checkpoint *ck, const char *path, qembed
     if (size < 8) {
         close(fd);
         QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
-                "%s: file is %zu bytes, too short for a safetensors header (expected at least 8)", path, size);
+                "%s: file is %zu bytes, too short for a safetensors header (expected at least 8)", path,
+                size);
     }
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     close(fd); /* the mapping keeps the file alive */
-    if (map == MAP_FAILED) QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot mmap %zu bytes: %s", path, size, strerror(e));
+    if (map == MAP_FAILED)
+        QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot mmap %zu bytes: %s", path, size, strerror(e));
 #ifdef MADV_HUGEPAGE
     /* Weights are streamed at memory bandwidth; 2 MB pages cut TLB misses.
      * Measured on the dev VM (kernel 6.18): the page cache already uses large
@@ -360,8 +383,10 @@ qembed_status qe_checkpoint_add_file(qe_checkpoint *ck, const char *path, qembed
         /* roll this file back out */
         size_t w = 0;
         for (size_t r = 0; r < ck->n_tensors; r++) {
-            if (ck->tensors[r].file == fi) free((char *)ck->tensors[r].t.name);
-            else ck->tensors[w++] = ck->tensors[r];
+            if (ck->tensors[r].file == fi)
+                free((char *)ck->tensors[r].t.name);
+            else
+                ck->tensors[w++] = ck->tensors[r];
         }
         ck->n_tensors = w;
         ck->n_files--;
@@ -380,7 +405,8 @@ qembed_status qe_checkpoint_adopt(qe_checkpoint *ck, const char *path, void *map
                                   const qe_tensor *ts, size_t n, qembed_error *err) {
     if (!ck || !path) QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qe_checkpoint_adopt: no checkpoint or path");
     if (ck->n_tensors != 0 || ck->n_files != 0)
-        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "%s: a GGUF file is a whole model; it cannot join others", path);
+        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "%s: a GGUF file is a whole model; it cannot join others",
+                path);
     ck->files = calloc(1, sizeof *ck->files);
     ck->tensors = calloc(n ? n : 1, sizeof *ck->tensors);
     char *pcopy = strdup(path);
@@ -427,8 +453,10 @@ static qembed_status open_index(qe_checkpoint *ck, const char *dir, const char *
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!cJSON_IsObject(wm) || !wm->child) {
         cJSON_Delete(root);
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: field \"weight_map\" missing or empty (expected an object "
-                "mapping tensor names to shard files)", ipath);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
+                "%s: field \"weight_map\" missing or empty (expected an object "
+                "mapping tensor names to shard files)",
+                ipath);
     }
     /* Open each distinct shard once, in order of first mention. */
     const cJSON *it;
@@ -465,8 +493,9 @@ static qembed_status open_index(qe_checkpoint *ck, const char *dir, const char *
         const char *base = file ? strrchr(file, '/') : NULL;
         base = base ? base + 1 : file;
         if (!t || !base || strcmp(base, it->valuestring) != 0 || strcmp(t->name, it->string) != 0) {
-            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: tensor \"%.200s\" is listed in %s but not found there",
-                          ipath, it->string, it->valuestring);
+            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                          "%s: tensor \"%.200s\" is listed in %s but not found there", ipath, it->string,
+                          it->valuestring);
             goto done;
         }
     }
@@ -480,7 +509,8 @@ qembed_status qe_checkpoint_open_dir(const char *dir, qe_checkpoint **out, qembe
     *out = NULL;
     if (!dir) QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qe_checkpoint_open_dir: no directory");
     struct stat sb;
-    if (stat(dir, &sb) != 0) QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot open model directory: %s", dir, strerror(errno));
+    if (stat(dir, &sb) != 0)
+        QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot open model directory: %s", dir, strerror(errno));
     if (!S_ISDIR(sb.st_mode)) QE_FAIL(err, QEMBED_ERR_IO, "%s: not a directory", dir);
     char single[4096], index[4096];
     if (snprintf(single, sizeof single, "%s/model.safetensors", dir) >= (int)sizeof single ||
@@ -500,16 +530,19 @@ qembed_status qe_checkpoint_open_dir(const char *dir, qe_checkpoint **out, qembe
         char bin[4096];
         snprintf(bin, sizeof bin, "%s/pytorch_model.bin", dir);
         if (access(bin, F_OK) == 0)
-            st = qe_error(err, QEMBED_ERR_UNSUPPORTED,
-                          "%s: only pytorch_model.bin here; qembed reads safetensors only (model.safetensors or "
-                          "model.safetensors.index.json): convert the checkpoint to safetensors",
-                          dir);
+            st = qe_error(
+                err, QEMBED_ERR_UNSUPPORTED,
+                "%s: only pytorch_model.bin here; qembed reads safetensors only (model.safetensors or "
+                "model.safetensors.index.json): convert the checkpoint to safetensors",
+                dir);
         else
             st = qe_error(err, QEMBED_ERR_IO,
-                          "%s: no model.safetensors or model.safetensors.index.json in the model directory", dir);
+                          "%s: no model.safetensors or model.safetensors.index.json in the model directory",
+                          dir);
     }
     if (st == QEMBED_OK && ck->n_tensors == 0)
-        st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: the checkpoint holds no tensors", ck->source ? ck->source : dir);
+        st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: the checkpoint holds no tensors",
+                      ck->source ? ck->source : dir);
     if (st != QEMBED_OK) {
         qe_checkpoint_free(ck);
         return st;
@@ -536,7 +569,9 @@ const qe_tensor *qe_checkpoint_find(const qe_checkpoint *ck, const char *name) {
     return find_exact(ck, buf);
 }
 
-size_t qe_checkpoint_n_tensors(const qe_checkpoint *ck) { return ck ? ck->n_tensors : 0; }
+size_t qe_checkpoint_n_tensors(const qe_checkpoint *ck) {
+    return ck ? ck->n_tensors : 0;
+}
 
 const qe_tensor *qe_checkpoint_tensor(const qe_checkpoint *ck, size_t i) {
     return (ck && i < ck->n_tensors) ? &ck->tensors[i].t : NULL;
@@ -555,7 +590,9 @@ const char *qe_checkpoint_source(const qe_checkpoint *ck) {
     return ck->n_files ? ck->files[0].path : "";
 }
 
-size_t qe_checkpoint_n_files(const qe_checkpoint *ck) { return ck ? ck->n_files : 0; }
+size_t qe_checkpoint_n_files(const qe_checkpoint *ck) {
+    return ck ? ck->n_files : 0;
+}
 
 const char *qe_checkpoint_file_path(const qe_checkpoint *ck, size_t i) {
     return (ck && i < ck->n_files) ? ck->files[i].path : NULL;

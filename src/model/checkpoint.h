@@ -27,7 +27,6 @@ const qe_tensor *qe_checkpoint_tensor(const qe_checkpoint *ck, size_t i);
 /* Which file a tensor came from (for error messages). */
 const char *qe_checkpoint_file_of(const qe_checkpoint *ck, const qe_tensor *t);
 
-
 /* ---- additions (model loading) ---- */
 
 /* The file (model.safetensors or the index.json) or directory the checkpoint
@@ -53,7 +52,7 @@ qembed_status qe_checkpoint_adopt(qe_checkpoint *ck, const char *path, void *map
 typedef struct qe_st_entry {
     char *name;
     qe_dtype dtype;
-    int ndim;         /* 0, 1 or 2 */
+    int ndim; /* 0, 1 or 2 */
     int64_t shape[2];
     uint64_t begin, end;
 } qe_st_entry;
@@ -63,9 +62,8 @@ typedef struct qe_st_entry {
  * target drives it). On success *entries (n_entries of them, header order) is
  * owned by the caller: free with qe_safetensors_entries_free. `origin` names
  * the file in messages. */
-qembed_status qe_safetensors_parse(const void *file, size_t size, const char *origin,
-                                   qe_st_entry **entries, size_t *n_entries, size_t *data_start,
-                                   qembed_error *err);
+qembed_status qe_safetensors_parse(const void *file, size_t size, const char *origin, qe_st_entry **entries,
+                                   size_t *n_entries, size_t *data_start, qembed_error *err);
 void qe_safetensors_entries_free(qe_st_entry *entries, size_t n);
 
 #endif

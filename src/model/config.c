@@ -34,13 +34,13 @@ static const char *json_type_name(const cJSON *it) {
     return "an invalid value";
 }
 
-static qembed_status get_int(const cJSON *root, const char *origin, const int_field *f,
-                             qembed_error *err) {
+static qembed_status get_int(const cJSON *root, const char *origin, const int_field *f, qembed_error *err) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, f->key);
     if (!it) {
         if (!f->required) return QEMBED_OK;
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: field \"%s\" is missing (expected an integer in [%ld, %ld])",
-                origin, f->key, f->min, f->max);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
+                "%s: field \"%s\" is missing (expected an integer in [%ld, %ld])", origin, f->key, f->min,
+                f->max);
     }
     if (!cJSON_IsNumber(it))
         QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: field \"%s\" is %s, expected an integer in [%ld, %ld]",
@@ -56,8 +56,9 @@ static qembed_status get_int(const cJSON *root, const char *origin, const int_fi
 static qembed_status get_double(const cJSON *root, const char *origin, const char *key, double *dst,
                                 double lo, double hi, qembed_error *err) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!it) QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: field \"%s\" is missing (expected a number in (%g, %g])",
-                     origin, key, lo, hi);
+    if (!it)
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: field \"%s\" is missing (expected a number in (%g, %g])",
+                origin, key, lo, hi);
     if (!cJSON_IsNumber(it))
         QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: field \"%s\" is %s, expected a number in (%g, %g]", origin,
                 key, json_type_name(it), lo, hi);
@@ -71,8 +72,8 @@ static qembed_status get_double(const cJSON *root, const char *origin, const cha
 
 /* A field whose presence with a truthy value would change the math in a way
  * qembed does not implement: refusing beats computing wrong vectors. */
-static qembed_status refuse_if_set(const cJSON *root, const char *origin, const char *key,
-                                   const char *why, qembed_error *err) {
+static qembed_status refuse_if_set(const cJSON *root, const char *origin, const char *key, const char *why,
+                                   qembed_error *err) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!it || cJSON_IsNull(it) || cJSON_IsFalse(it)) return QEMBED_OK;
     QE_FAIL(err, QEMBED_ERR_UNSUPPORTED, "%s: field \"%s\" is set (%s); qembed supports only %s", origin, key,
@@ -116,13 +117,14 @@ static qembed_status parse_root(const cJSON *root, const char *origin, qe_config
     } else if (mt && !strcmp(mt->valuestring, "qwen3")) {
         snprintf(cfg->architecture, sizeof cfg->architecture, "Qwen3Model");
     } else {
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
-                "%s: field \"architectures\" is missing (expected [\"Qwen3ForCausalLM\"] or [\"Qwen3Model\"])",
-                origin);
+        QE_FAIL(
+            err, QEMBED_ERR_MODEL_FORMAT,
+            "%s: field \"architectures\" is missing (expected [\"Qwen3ForCausalLM\"] or [\"Qwen3Model\"])",
+            origin);
     }
     if (mt && strcmp(mt->valuestring, "qwen3"))
-        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED, "%s: field \"model_type\" is \"%.80s\", expected \"qwen3\"", origin,
-                mt->valuestring);
+        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED, "%s: field \"model_type\" is \"%.80s\", expected \"qwen3\"",
+                origin, mt->valuestring);
     snprintf(cfg->model_type, sizeof cfg->model_type, "qwen3");
 
     /* Bounds: generous for any plausible model, tight enough that products
@@ -159,9 +161,8 @@ static qembed_status parse_root(const cJSON *root, const char *origin, qe_config
         QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: field \"head_dim\" is %d, expected an even number (RoPE)",
                 origin, cfg->head_dim);
     if ((long)cfg->n_heads * cfg->head_dim > (1 << 17))
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
-                "%s: num_attention_heads x head_dim = %ld, expected at most %d", origin,
-                (long)cfg->n_heads * cfg->head_dim, 1 << 17);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: num_attention_heads x head_dim = %ld, expected at most %d",
+                origin, (long)cfg->n_heads * cfg->head_dim, 1 << 17);
 
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
     if (tie && !cJSON_IsBool(tie))
@@ -180,19 +181,23 @@ static qembed_status parse_root(const cJSON *root, const char *origin, qe_config
         if (!cJSON_IsString(dt))
             QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: field \"%s\" is %s, expected a string", origin, dkey,
                     json_type_name(dt));
-        if (!strcmp(dt->valuestring, "bfloat16")) cfg->torch_dtype = QE_BF16;
-        else if (!strcmp(dt->valuestring, "float16")) cfg->torch_dtype = QE_F16;
-        else if (!strcmp(dt->valuestring, "float32")) cfg->torch_dtype = QE_F32;
+        if (!strcmp(dt->valuestring, "bfloat16"))
+            cfg->torch_dtype = QE_BF16;
+        else if (!strcmp(dt->valuestring, "float16"))
+            cfg->torch_dtype = QE_F16;
+        else if (!strcmp(dt->valuestring, "float32"))
+            cfg->torch_dtype = QE_F32;
         else
             QE_FAIL(err, QEMBED_ERR_UNSUPPORTED,
-                    "%s: field \"%s\" is \"%.40s\", expected \"bfloat16\", \"float16\" or \"float32\"", origin,
-                    dkey, dt->valuestring);
+                    "%s: field \"%s\" is \"%.40s\", expected \"bfloat16\", \"float16\" or \"float32\"",
+                    origin, dkey, dt->valuestring);
     }
 
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
     if (act && !(cJSON_IsString(act) && !strcmp(act->valuestring, "silu")))
-        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED, "%s: field \"hidden_act\" is %s%.40s%s, expected \"silu\"", origin,
-                cJSON_IsString(act) ? "\"" : "", cJSON_IsString(act) ? act->valuestring : json_type_name(act),
+        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED, "%s: field \"hidden_act\" is %s%.40s%s, expected \"silu\"",
+                origin, cJSON_IsString(act) ? "\"" : "",
+                cJSON_IsString(act) ? act->valuestring : json_type_name(act),
                 cJSON_IsString(act) ? "\"" : "");
     QE_TRY(refuse_if_set(root, origin, "rope_scaling", "plain RoPE (rope_scaling null)", err));
     QE_TRY(refuse_if_set(root, origin, "attention_bias", "projections without bias", err));

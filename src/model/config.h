@@ -9,13 +9,13 @@
 #include "model/tensor.h"
 
 typedef struct qe_config {
-    char architecture[64];   /* "Qwen3ForCausalLM" or "Qwen3Model" */
-    char model_type[32];     /* "qwen3" */
+    char architecture[64]; /* "Qwen3ForCausalLM" or "Qwen3Model" */
+    char model_type[32];   /* "qwen3" */
     int hidden_size;
-    int n_layers;            /* num_hidden_layers */
-    int n_heads;             /* num_attention_heads */
-    int n_kv_heads;          /* num_key_value_heads */
-    int head_dim;            /* head_dim, else hidden_size / n_heads */
+    int n_layers;   /* num_hidden_layers */
+    int n_heads;    /* num_attention_heads */
+    int n_kv_heads; /* num_key_value_heads */
+    int head_dim;   /* head_dim, else hidden_size / n_heads */
     int intermediate_size;
     int vocab_size;
     int max_position_embeddings;

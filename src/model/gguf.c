@@ -21,7 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 /* Bounds no real model comes near; they keep every product below 2^63. */
 #define GG_MAX_TENSORS (1u << 20)
 #define GG_MAX_KV (1u << 20)
@@ -31,22 +30,22 @@
 int qe_ggml_type_info(uint32_t type, uint64_t *blck, uint64_t *bytes) {
     uint64_t b = 0, s = 0;
     switch (type) {
-    case QE_GGML_F32: b = 1, s = 4; break;
-    case QE_GGML_F16: b = 1, s = 2; break;
-    case QE_GGML_BF16: b = 1, s = 2; break;
-    case QE_GGML_Q4_0: b = 32, s = 18; break;
-    case QE_GGML_Q4_1: b = 32, s = 20; break;
-    case QE_GGML_Q5_0: b = 32, s = 22; break;
-    case QE_GGML_Q5_1: b = 32, s = 24; break;
-    case QE_GGML_Q8_0: b = 32, s = 34; break;
-    case QE_GGML_Q8_1: b = 32, s = 36; break;
-    case QE_GGML_Q2_K: b = 256, s = 84; break;
-    case QE_GGML_Q3_K: b = 256, s = 110; break;
-    case QE_GGML_Q4_K: b = 256, s = 144; break;
-    case QE_GGML_Q5_K: b = 256, s = 176; break;
-    case QE_GGML_Q6_K: b = 256, s = 210; break;
-    case QE_GGML_Q8_K: b = 256, s = 292; break;
-    default: return 0;
+        case QE_GGML_F32: b = 1, s = 4; break;
+        case QE_GGML_F16: b = 1, s = 2; break;
+        case QE_GGML_BF16: b = 1, s = 2; break;
+        case QE_GGML_Q4_0: b = 32, s = 18; break;
+        case QE_GGML_Q4_1: b = 32, s = 20; break;
+        case QE_GGML_Q5_0: b = 32, s = 22; break;
+        case QE_GGML_Q5_1: b = 32, s = 24; break;
+        case QE_GGML_Q8_0: b = 32, s = 34; break;
+        case QE_GGML_Q8_1: b = 32, s = 36; break;
+        case QE_GGML_Q2_K: b = 256, s = 84; break;
+        case QE_GGML_Q3_K: b = 256, s = 110; break;
+        case QE_GGML_Q4_K: b = 256, s = 144; break;
+        case QE_GGML_Q5_K: b = 256, s = 176; break;
+        case QE_GGML_Q6_K: b = 256, s = 210; break;
+        case QE_GGML_Q8_K: b = 256, s = 292; break;
+        default: return 0;
     }
     if (blck) *blck = b;
     if (bytes) *bytes = s;
@@ -55,21 +54,21 @@ int qe_ggml_type_info(uint32_t type, uint64_t *blck, uint64_t *bytes) {
 
 const char *qe_ggml_type_name(uint32_t type) {
     switch (type) {
-    case QE_GGML_F32: return "F32";
-    case QE_GGML_F16: return "F16";
-    case QE_GGML_BF16: return "BF16";
-    case QE_GGML_Q4_0: return "Q4_0";
-    case QE_GGML_Q4_1: return "Q4_1";
-    case QE_GGML_Q5_0: return "Q5_0";
-    case QE_GGML_Q5_1: return "Q5_1";
-    case QE_GGML_Q8_0: return "Q8_0";
-    case QE_GGML_Q8_1: return "Q8_1";
-    case QE_GGML_Q2_K: return "Q2_K";
-    case QE_GGML_Q3_K: return "Q3_K";
-    case QE_GGML_Q4_K: return "Q4_K";
-    case QE_GGML_Q5_K: return "Q5_K";
-    case QE_GGML_Q6_K: return "Q6_K";
-    case QE_GGML_Q8_K: return "Q8_K";
+        case QE_GGML_F32: return "F32";
+        case QE_GGML_F16: return "F16";
+        case QE_GGML_BF16: return "BF16";
+        case QE_GGML_Q4_0: return "Q4_0";
+        case QE_GGML_Q4_1: return "Q4_1";
+        case QE_GGML_Q5_0: return "Q5_0";
+        case QE_GGML_Q5_1: return "Q5_1";
+        case QE_GGML_Q8_0: return "Q8_0";
+        case QE_GGML_Q8_1: return "Q8_1";
+        case QE_GGML_Q2_K: return "Q2_K";
+        case QE_GGML_Q3_K: return "Q3_K";
+        case QE_GGML_Q4_K: return "Q4_K";
+        case QE_GGML_Q5_K: return "Q5_K";
+        case QE_GGML_Q6_K: return "Q6_K";
+        case QE_GGML_Q8_K: return "Q8_K";
     }
     return "unknown";
 }
@@ -110,10 +109,17 @@ static int rd_str(rd *r, const char **s, uint64_t *len) {
 
 static uint64_t scalar_size(uint32_t t) {
     switch (t) {
-    case QE_GGUF_U8: case QE_GGUF_I8: case QE_GGUF_BOOL: return 1;
-    case QE_GGUF_U16: case QE_GGUF_I16: return 2;
-    case QE_GGUF_U32: case QE_GGUF_I32: case QE_GGUF_F32: return 4;
-    case QE_GGUF_U64: case QE_GGUF_I64: case QE_GGUF_F64: return 8;
+        case QE_GGUF_U8:
+        case QE_GGUF_I8:
+        case QE_GGUF_BOOL: return 1;
+        case QE_GGUF_U16:
+        case QE_GGUF_I16: return 2;
+        case QE_GGUF_U32:
+        case QE_GGUF_I32:
+        case QE_GGUF_F32: return 4;
+        case QE_GGUF_U64:
+        case QE_GGUF_I64:
+        case QE_GGUF_F64: return 8;
     }
     return 0;
 }
@@ -130,10 +136,10 @@ static int cmp_off(const void *a, const void *b) {
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-#define GG_FAIL(...)                                         \
-    do {                                                     \
+#define GG_FAIL(...)                                              \
+    do {                                                          \
         st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, __VA_ARGS__); \
-        goto fail;                                           \
+        goto fail;                                                \
     } while (0)
 
 qembed_status qe_gguf_parse(const void *file, size_t size, const char *origin, qe_gguf **out,
@@ -151,13 +157,14 @@ qembed_status qe_gguf_parse(const void *file, size_t size, const char *origin, q
         GG_FAIL("%s: file is %zu bytes, too short for a GGUF header (24 bytes): truncated or not a GGUF file",
                 origin, size);
     if (memcmp(file, "GGUF", 4) != 0)
-        GG_FAIL("%s: bad magic %02x %02x %02x %02x (expected \"GGUF\"): not a GGUF file", origin, r.p[0], r.p[1],
-                r.p[2], r.p[3]);
+        GG_FAIL("%s: bad magic %02x %02x %02x %02x (expected \"GGUF\"): not a GGUF file", origin, r.p[0],
+                r.p[1], r.p[2], r.p[3]);
     r.pos = 4;
     uint32_t version;
     rd_u32(&r, &version);
     if (version != 3) {
-        st = qe_error(err, QEMBED_ERR_UNSUPPORTED, "%s: GGUF version %u; qembed reads version 3", origin, version);
+        st = qe_error(err, QEMBED_ERR_UNSUPPORTED, "%s: GGUF version %u; qembed reads version 3", origin,
+                      version);
         goto fail;
     }
     rd_u64(&r, &g->n_tensors);
@@ -189,8 +196,9 @@ qembed_status qe_gguf_parse(const void *file, size_t size, const char *origin, q
         if (rs <= 0)
             GG_FAIL("%s: metadata entry %llu: key %s at byte %zu", origin, (unsigned long long)i,
                     rs == 0 ? "runs past the end of the file (truncated)" : "is longer than the file", r.pos);
-        if (klen == 0 || klen > 65535) GG_FAIL("%s: metadata entry %llu: key length %llu", origin,
-                                               (unsigned long long)i, (unsigned long long)klen);
+        if (klen == 0 || klen > 65535)
+            GG_FAIL("%s: metadata entry %llu: key length %llu", origin, (unsigned long long)i,
+                    (unsigned long long)klen);
         kv->key = k;
         kv->key_len = (size_t)klen;
         if (!rd_u32(&r, &kv->type)) GG_FAIL("%s: metadata \"%.*s\": truncated", origin, (int)klen, k);
@@ -212,8 +220,8 @@ qembed_status qe_gguf_parse(const void *file, size_t size, const char *origin, q
             kv->count = n;
             if (kv->arr_type == QE_GGUF_STRING) {
                 if (n > (r.size - r.pos) / 8)
-                    GG_FAIL("%s: metadata \"%.*s\": %llu strings cannot fit in the file", origin, (int)klen, k,
-                            (unsigned long long)n);
+                    GG_FAIL("%s: metadata \"%.*s\": %llu strings cannot fit in the file", origin, (int)klen,
+                            k, (unsigned long long)n);
                 for (uint64_t j = 0; j < n; j++) {
                     const char *s;
                     uint64_t sl;
@@ -224,13 +232,14 @@ qembed_status qe_gguf_parse(const void *file, size_t size, const char *origin, q
                 }
             } else if ((es = scalar_size(kv->arr_type)) != 0) {
                 if (n > (r.size - r.pos) / es)
-                    GG_FAIL("%s: metadata \"%.*s\": array of %llu elements runs past the end of the file", origin,
-                            (int)klen, k, (unsigned long long)n);
+                    GG_FAIL("%s: metadata \"%.*s\": array of %llu elements runs past the end of the file",
+                            origin, (int)klen, k, (unsigned long long)n);
                 r.pos += (size_t)(n * es);
             } else {
-                GG_FAIL("%s: metadata \"%.*s\": array element type %u not supported (nested arrays are not used "
-                        "by models)",
-                        origin, (int)klen, k, kv->arr_type);
+                GG_FAIL(
+                    "%s: metadata \"%.*s\": array element type %u not supported (nested arrays are not used "
+                    "by models)",
+                    origin, (int)klen, k, kv->arr_type);
             }
         } else if ((es = scalar_size(kv->type)) != 0) {
             if (r.size - r.pos < es) GG_FAIL("%s: metadata \"%.*s\": truncated value", origin, (int)klen, k);
@@ -282,20 +291,23 @@ qembed_status qe_gguf_parse(const void *file, size_t size, const char *origin, q
             GG_FAIL("%s: tensor \"%s\": truncated", origin, t->name);
         uint64_t blck, bb;
         if (!qe_ggml_type_info(t->type, &blck, &bb)) {
-            st = qe_error(err, QEMBED_ERR_UNSUPPORTED, "%s: tensor \"%s\" has ggml type %u, which qembed does not know",
-                          origin, t->name, t->type);
+            st = qe_error(err, QEMBED_ERR_UNSUPPORTED,
+                          "%s: tensor \"%s\" has ggml type %u, which qembed does not know", origin, t->name,
+                          t->type);
             goto fail;
         }
         if (t->ne[0] % (int64_t)blck != 0)
-            GG_FAIL("%s: tensor \"%s\": row of %lld elements is not a multiple of the %s block (%llu)", origin,
-                    t->name, (long long)t->ne[0], qe_ggml_type_name(t->type), (unsigned long long)blck);
+            GG_FAIL("%s: tensor \"%s\": row of %lld elements is not a multiple of the %s block (%llu)",
+                    origin, t->name, (long long)t->ne[0], qe_ggml_type_name(t->type),
+                    (unsigned long long)blck);
         if (__builtin_mul_overflow(numel / blck, bb, &t->bytes))
             GG_FAIL("%s: tensor \"%s\": byte size overflows", origin, t->name);
         if (t->offset % g->alignment != 0)
             GG_FAIL("%s: tensor \"%s\": offset %llu is not aligned to %llu bytes", origin, t->name,
                     (unsigned long long)t->offset, (unsigned long long)g->alignment);
         for (uint64_t j = 0; j < i; j++)
-            if (!strcmp(g->tensors[j].name, t->name)) GG_FAIL("%s: tensor \"%s\" is declared twice", origin, t->name);
+            if (!strcmp(g->tensors[j].name, t->name))
+                GG_FAIL("%s: tensor \"%s\" is declared twice", origin, t->name);
     }
     uint64_t ds = ((uint64_t)r.pos + g->alignment - 1) / g->alignment * g->alignment;
     if (ds > size && g->n_tensors)
@@ -314,15 +326,15 @@ qembed_status qe_gguf_parse(const void *file, size_t size, const char *origin, q
         if (t->offset > dsize || t->bytes > dsize - t->offset)
             GG_FAIL("%s: tensor \"%s\": bytes [%llu, %llu) of the data region lie past its end (%llu bytes): "
                     "file truncated or corrupted",
-                    origin, t->name, (unsigned long long)t->offset, (unsigned long long)(t->offset + t->bytes),
-                    (unsigned long long)dsize);
+                    origin, t->name, (unsigned long long)t->offset,
+                    (unsigned long long)(t->offset + t->bytes), (unsigned long long)dsize);
         by_off[i] = t;
     }
     qsort(by_off, (size_t)g->n_tensors, sizeof *by_off, cmp_off);
     for (uint64_t i = 1; i < g->n_tensors; i++)
         if (by_off[i - 1]->offset + by_off[i - 1]->bytes > by_off[i]->offset)
-            GG_FAIL("%s: tensors \"%s\" and \"%s\" overlap (bytes %llu+%llu and %llu)", origin, by_off[i - 1]->name,
-                    by_off[i]->name, (unsigned long long)by_off[i - 1]->offset,
+            GG_FAIL("%s: tensors \"%s\" and \"%s\" overlap (bytes %llu+%llu and %llu)", origin,
+                    by_off[i - 1]->name, by_off[i]->name, (unsigned long long)by_off[i - 1]->offset,
                     (unsigned long long)by_off[i - 1]->bytes, (unsigned long long)by_off[i]->offset);
     free(by_off);
     *out = g;
@@ -352,14 +364,19 @@ int qe_gguf_get_int(const qe_gguf *g, const char *key, int64_t *out) {
     if (!kv) return 0;
     uint64_t u;
     switch (kv->type) {
-    case QE_GGUF_U8: case QE_GGUF_BOOL: *out = kv->val[0]; return 1;
-    case QE_GGUF_I8: *out = (int8_t)kv->val[0]; return 1;
-    case QE_GGUF_U16: *out = (int64_t)le(kv->val, 2); return 1;
-    case QE_GGUF_I16: *out = (int16_t)le(kv->val, 2); return 1;
-    case QE_GGUF_U32: *out = (int64_t)le(kv->val, 4); return 1;
-    case QE_GGUF_I32: *out = (int32_t)le(kv->val, 4); return 1;
-    case QE_GGUF_U64: u = le(kv->val, 8); if (u > INT64_MAX) return 0; *out = (int64_t)u; return 1;
-    case QE_GGUF_I64: *out = (int64_t)le(kv->val, 8); return 1;
+        case QE_GGUF_U8:
+        case QE_GGUF_BOOL: *out = kv->val[0]; return 1;
+        case QE_GGUF_I8: *out = (int8_t)kv->val[0]; return 1;
+        case QE_GGUF_U16: *out = (int64_t)le(kv->val, 2); return 1;
+        case QE_GGUF_I16: *out = (int16_t)le(kv->val, 2); return 1;
+        case QE_GGUF_U32: *out = (int64_t)le(kv->val, 4); return 1;
+        case QE_GGUF_I32: *out = (int32_t)le(kv->val, 4); return 1;
+        case QE_GGUF_U64:
+            u = le(kv->val, 8);
+            if (u > INT64_MAX) return 0;
+            *out = (int64_t)u;
+            return 1;
+        case QE_GGUF_I64: *out = (int64_t)le(kv->val, 8); return 1;
     }
     return 0;
 }
@@ -402,4 +419,3 @@ const char *qe_gguf_next_str(const uint8_t **cursor, uint64_t *len) {
     *len = n;
     return s;
 }
-

@@ -20,15 +20,38 @@
 
 /* ggml type ids as stored in tensor infos. */
 enum {
-    QE_GGML_F32 = 0, QE_GGML_F16 = 1, QE_GGML_Q4_0 = 2, QE_GGML_Q4_1 = 3, QE_GGML_Q5_0 = 6,
-    QE_GGML_Q5_1 = 7, QE_GGML_Q8_0 = 8, QE_GGML_Q8_1 = 9, QE_GGML_Q2_K = 10, QE_GGML_Q3_K = 11,
-    QE_GGML_Q4_K = 12, QE_GGML_Q5_K = 13, QE_GGML_Q6_K = 14, QE_GGML_Q8_K = 15, QE_GGML_BF16 = 30,
+    QE_GGML_F32 = 0,
+    QE_GGML_F16 = 1,
+    QE_GGML_Q4_0 = 2,
+    QE_GGML_Q4_1 = 3,
+    QE_GGML_Q5_0 = 6,
+    QE_GGML_Q5_1 = 7,
+    QE_GGML_Q8_0 = 8,
+    QE_GGML_Q8_1 = 9,
+    QE_GGML_Q2_K = 10,
+    QE_GGML_Q3_K = 11,
+    QE_GGML_Q4_K = 12,
+    QE_GGML_Q5_K = 13,
+    QE_GGML_Q6_K = 14,
+    QE_GGML_Q8_K = 15,
+    QE_GGML_BF16 = 30,
 };
 
 /* GGUF metadata value types. */
 enum {
-    QE_GGUF_U8 = 0, QE_GGUF_I8, QE_GGUF_U16, QE_GGUF_I16, QE_GGUF_U32, QE_GGUF_I32, QE_GGUF_F32,
-    QE_GGUF_BOOL, QE_GGUF_STRING, QE_GGUF_ARRAY, QE_GGUF_U64, QE_GGUF_I64, QE_GGUF_F64,
+    QE_GGUF_U8 = 0,
+    QE_GGUF_I8,
+    QE_GGUF_U16,
+    QE_GGUF_I16,
+    QE_GGUF_U32,
+    QE_GGUF_I32,
+    QE_GGUF_F32,
+    QE_GGUF_BOOL,
+    QE_GGUF_STRING,
+    QE_GGUF_ARRAY,
+    QE_GGUF_U64,
+    QE_GGUF_I64,
+    QE_GGUF_F64,
 };
 
 /* One key/value, pointing into the file. For an array, `val` is its first

@@ -26,11 +26,12 @@ qembed_status qe_gguf_config(const qe_gguf *g, const char *origin, qe_config *cf
     const char *arch;
     size_t al;
     if (!qe_gguf_get_str(g, "general.architecture", &arch, &al))
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: metadata \"general.architecture\" is missing (expected \"qwen3\")",
-                origin);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
+                "%s: metadata \"general.architecture\" is missing (expected \"qwen3\")", origin);
     if (al != 5 || memcmp(arch, "qwen3", 5))
-        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED, "%s: architecture \"%.*s\"; qembed runs \"qwen3\" (Qwen3-Embedding)",
-                origin, (int)(al > 60 ? 60 : al), arch);
+        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED,
+                "%s: architecture \"%.*s\"; qembed runs \"qwen3\" (Qwen3-Embedding)", origin,
+                (int)(al > 60 ? 60 : al), arch);
     int64_t pool;
     /* llama.cpp: 0 none, 1 mean, 2 cls, 3 last, 4 rank. Qwen3-Embedding is last. */
     if (qe_gguf_get_int(g, "qwen3.pooling_type", &pool) && pool != 3 && pool != 0)
@@ -39,10 +40,14 @@ qembed_status qe_gguf_config(const qe_gguf *g, const char *origin, qe_config *cf
                 (long long)pool);
     const qe_gguf_tensor *emb = find_tensor(g, "token_embd.weight");
     if (!emb || emb->n_dims != 2)
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: tensor \"token_embd.weight\" is missing or not a matrix", origin);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: tensor \"token_embd.weight\" is missing or not a matrix",
+                origin);
     /* Required keys -> config.json fields; qe_config_parse then applies the
      * exact checks a config.json gets, so both paths accept the same shapes. */
-    static const struct { const char *key, *field; int required; } ints[] = {
+    static const struct {
+        const char *key, *field;
+        int required;
+    } ints[] = {
         {"qwen3.embedding_length", "hidden_size", 1},
         {"qwen3.block_count", "num_hidden_layers", 1},
         {"qwen3.attention.head_count", "num_attention_heads", 1},
@@ -52,8 +57,9 @@ qembed_status qe_gguf_config(const qe_gguf *g, const char *origin, qe_config *cf
         {"qwen3.attention.key_length", "head_dim", 0},
     };
     char json[2048];
-    size_t n = (size_t)snprintf(json, sizeof json, "{\"architectures\":[\"Qwen3Model\"],\"model_type\":\"qwen3\","
-                                                    "\"vocab_size\":%lld",
+    size_t n = (size_t)snprintf(json, sizeof json,
+                                "{\"architectures\":[\"Qwen3Model\"],\"model_type\":\"qwen3\","
+                                "\"vocab_size\":%lld",
                                 (long long)emb->ne[1]);
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         int64_t v;
@@ -66,13 +72,15 @@ qembed_status qe_gguf_config(const qe_gguf *g, const char *origin, qe_config *cf
     }
     double eps, theta = 1e6;
     if (!qe_gguf_get_f64(g, "qwen3.attention.layer_norm_rms_epsilon", &eps))
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: metadata \"qwen3.attention.layer_norm_rms_epsilon\" is missing",
-                origin);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
+                "%s: metadata \"qwen3.attention.layer_norm_rms_epsilon\" is missing", origin);
     if (!qe_gguf_get_f64(g, "qwen3.rope.freq_base", &theta))
         QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: metadata \"qwen3.rope.freq_base\" is missing", origin);
     if (!isfinite(eps) || !isfinite(theta))
         QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: rms epsilon or rope base is not finite", origin);
-    const char *dt = emb->type == QE_GGML_F32 ? "float32" : emb->type == QE_GGML_BF16 ? "bfloat16" : "float16";
+    const char *dt = emb->type == QE_GGML_F32    ? "float32"
+                     : emb->type == QE_GGML_BF16 ? "bfloat16"
+                                                 : "float16";
     n += (size_t)snprintf(json + n, sizeof json - n,
                           ",\"rms_norm_eps\":%.17g,\"rope_theta\":%.17g,\"tie_word_embeddings\":%s,"
                           "\"torch_dtype\":\"%s\"}",
@@ -112,16 +120,18 @@ int qe_gguf_locate(const char *path, char *file, size_t file_size, qembed_error 
     while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
         if (e->d_name[0] == '.' || l < 5 || strcmp(e->d_name + l - 5, ".gguf")) continue;
-        if (found == 0) snprintf(first, sizeof first, "%s", e->d_name);
-        else if (found == 1) snprintf(second, sizeof second, "%s", e->d_name);
+        if (found == 0)
+            snprintf(first, sizeof first, "%s", e->d_name);
+        else if (found == 1)
+            snprintf(second, sizeof second, "%s", e->d_name);
         found++;
     }
     closedir(d);
     if (found == 0) return 0;
     if (found > 1) {
         *st = qe_error(err, QEMBED_ERR_INVALID_ARGUMENT,
-                       "%s: holds %d .gguf files (%s, %s%s); name the one to load", path, found, first, second,
-                       found > 2 ? ", ..." : "");
+                       "%s: holds %d .gguf files (%s, %s%s); name the one to load", path, found, first,
+                       second, found > 2 ? ", ..." : "");
         return 0;
     }
     if ((size_t)snprintf(file, file_size, "%s/%s", path, first) >= file_size) {
@@ -132,12 +142,14 @@ int qe_gguf_locate(const char *path, char *file, size_t file_size, qembed_error 
 }
 
 /* GGUF role names -> the Hugging Face names weights.c binds. */
-static const struct { const char *gguf, *hf; } layer_names[] = {
-    {"attn_norm", "input_layernorm"},       {"attn_q", "self_attn.q_proj"},
-    {"attn_k", "self_attn.k_proj"},         {"attn_v", "self_attn.v_proj"},
-    {"attn_output", "self_attn.o_proj"},    {"attn_q_norm", "self_attn.q_norm"},
-    {"attn_k_norm", "self_attn.k_norm"},    {"ffn_norm", "post_attention_layernorm"},
-    {"ffn_gate", "mlp.gate_proj"},          {"ffn_up", "mlp.up_proj"},
+static const struct {
+    const char *gguf, *hf;
+} layer_names[] = {
+    {"attn_norm", "input_layernorm"},    {"attn_q", "self_attn.q_proj"},
+    {"attn_k", "self_attn.k_proj"},      {"attn_v", "self_attn.v_proj"},
+    {"attn_output", "self_attn.o_proj"}, {"attn_q_norm", "self_attn.q_norm"},
+    {"attn_k_norm", "self_attn.k_norm"}, {"ffn_norm", "post_attention_layernorm"},
+    {"ffn_gate", "mlp.gate_proj"},       {"ffn_up", "mlp.up_proj"},
     {"ffn_down", "mlp.down_proj"},
 };
 
@@ -171,13 +183,14 @@ qembed_status qe_gguf_open(const char *path, qe_checkpoint **out, qe_config *cfg
     if (size < 24) {
         close(fd);
         QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
-                "%s: file is %zu bytes, too short for a GGUF header (24 bytes): truncated or not a GGUF file", path,
-                size);
+                "%s: file is %zu bytes, too short for a GGUF header (24 bytes): truncated or not a GGUF file",
+                path, size);
     }
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     close(fd);
-    if (map == MAP_FAILED) QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot mmap %zu bytes: %s", path, size, strerror(e));
+    if (map == MAP_FAILED)
+        QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot mmap %zu bytes: %s", path, size, strerror(e));
     qe_gguf *g = NULL;
     qe_tensor *ts = NULL;
     uint16_t *owned = NULL;
@@ -192,24 +205,26 @@ qembed_status qe_gguf_open(const char *path, qe_checkpoint **out, qe_config *cfg
             size_t nr = l < 0 ? 2 : sizeof layer_names / sizeof layer_names[0];
             for (size_t r = 0; r < nr; r++) {
                 char nm[96];
-                if (l < 0) snprintf(nm, sizeof nm, "%s", r ? "output_norm.weight" : "token_embd.weight");
-                else snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, layer_names[r].gguf);
+                if (l < 0)
+                    snprintf(nm, sizeof nm, "%s", r ? "output_norm.weight" : "token_embd.weight");
+                else
+                    snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, layer_names[r].gguf);
                 const qe_gguf_tensor *t = find_tensor(g, nm);
                 if (!t) {
-                    st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: tensor \"%s\" is missing (block_count is %d)",
-                                  path, nm, L);
+                    st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                                  "%s: tensor \"%s\" is missing (block_count is %d)", path, nm, L);
                     goto fail;
                 }
                 if (t->type != QE_GGML_F32 && t->type != QE_GGML_F16 && t->type != QE_GGML_BF16 &&
                     t->type != QE_GGML_Q8_0) {
                     st = qe_error(err, QEMBED_ERR_UNSUPPORTED,
-                                  "%s: tensor \"%s\" has type %s; qembed runs F32, F16, BF16 and Q8_0", path, nm,
-                                  qe_ggml_type_name(t->type));
+                                  "%s: tensor \"%s\" has type %s; qembed runs F32, F16, BF16 and Q8_0", path,
+                                  nm, qe_ggml_type_name(t->type));
                     goto fail;
                 }
                 if (t->n_dims > 2) {
-                    st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: tensor \"%s\" has %u dimensions", path, nm,
-                                  t->n_dims);
+                    st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: tensor \"%s\" has %u dimensions", path,
+                                  nm, t->n_dims);
                     goto fail;
                 }
             }
@@ -225,15 +240,18 @@ qembed_status qe_gguf_open(const char *path, qe_checkpoint **out, qe_config *cfg
     size_t n = 0;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const qe_gguf_tensor *t = &g->tensors[i];
-        if (!hf_name(t->name, names[n], sizeof names[n])) continue; /* output.weight, rope tables...: unused */
+        if (!hf_name(t->name, names[n], sizeof names[n]))
+            continue; /* output.weight, rope tables...: unused */
         if (t->n_dims > 2 || (t->type != QE_GGML_F32 && t->type != QE_GGML_F16 && t->type != QE_GGML_BF16 &&
                               t->type != QE_GGML_Q8_0))
             continue; /* a layer beyond block_count: weights.c reports it */
         qe_tensor *x = &ts[n];
         x->name = names[n];
         x->ndim = (int)t->n_dims;
-        if (t->n_dims == 2) x->shape[0] = t->ne[1], x->shape[1] = t->ne[0];
-        else x->shape[0] = t->ne[0];
+        if (t->n_dims == 2)
+            x->shape[0] = t->ne[1], x->shape[1] = t->ne[0];
+        else
+            x->shape[0] = t->ne[0];
         const uint8_t *src = (const uint8_t *)map + g->data_start + t->offset;
         if (t->type == QE_GGML_Q8_0) {
             /* as stored: products run on the int8 blocks (matmul_q8.c) */
@@ -244,8 +262,8 @@ qembed_status qe_gguf_open(const char *path, qe_checkpoint **out, qe_config *cfg
             x->dtype = t->type == QE_GGML_F32 ? QE_F32 : t->type == QE_GGML_F16 ? QE_F16 : QE_BF16;
             if ((uintptr_t)src % qe_dtype_size(x->dtype)) {
                 free(names);
-                st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: tensor \"%s\" is not aligned to its elements",
-                              path, t->name);
+                st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                              "%s: tensor \"%s\" is not aligned to its elements", path, t->name);
                 goto fail;
             }
         }

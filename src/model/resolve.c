@@ -78,20 +78,22 @@ qembed_status qe_resolve_model_path(const char *name, char *out, size_t out_size
     }
     struct stat sb;
     if (stat(name, &sb) == 0)
-        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "%s: not a directory (expected a model directory or a repo id)",
-                name);
+        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT,
+                "%s: not a directory (expected a model directory or a repo id)", name);
     if (!looks_like_repo_id(name))
-        QE_FAIL(err, QEMBED_ERR_NOT_FOUND, "%s: no such model directory (and not a repo id of the form org/name)",
-                name);
+        QE_FAIL(err, QEMBED_ERR_NOT_FOUND,
+                "%s: no such model directory (and not a repo id of the form org/name)", name);
 
     /* Candidate hub caches, in huggingface_hub's order of precedence. */
     char cands[4][2048];
     int nc = 0;
     const char *v;
     /* (an over-long variable is skipped rather than truncated into a wrong path) */
-    if ((v = getenv("HF_HUB_CACHE")) && v[0] && (size_t)snprintf(cands[nc], sizeof cands[0], "%s", v) < sizeof cands[0])
+    if ((v = getenv("HF_HUB_CACHE")) && v[0] &&
+        (size_t)snprintf(cands[nc], sizeof cands[0], "%s", v) < sizeof cands[0])
         nc++;
-    if ((v = getenv("HF_HOME")) && v[0] && (size_t)snprintf(cands[nc], sizeof cands[0], "%s/hub", v) < sizeof cands[0])
+    if ((v = getenv("HF_HOME")) && v[0] &&
+        (size_t)snprintf(cands[nc], sizeof cands[0], "%s/hub", v) < sizeof cands[0])
         nc++;
     if ((v = getenv("XDG_CACHE_HOME")) && v[0] &&
         (size_t)snprintf(cands[nc], sizeof cands[0], "%s/huggingface/hub", v) < sizeof cands[0])
@@ -118,8 +120,9 @@ qembed_status qe_resolve_model_path(const char *name, char *out, size_t out_size
     }
     /* The one command that fixes it, spelled out (`qembed pull` writes the
      * first of these caches). */
-    QE_FAIL(err, QEMBED_ERR_NOT_FOUND,
-            "model \"%s\" is neither a directory nor in the Hugging Face cache; download it with: qembed pull %s "
-            "(looked in: %s)",
-            name, name, ll ? looked : "no cache: HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME and HOME are unset");
+    QE_FAIL(
+        err, QEMBED_ERR_NOT_FOUND,
+        "model \"%s\" is neither a directory nor in the Hugging Face cache; download it with: qembed pull %s "
+        "(looked in: %s)",
+        name, name, ll ? looked : "no cache: HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME and HOME are unset");
 }

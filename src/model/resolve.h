@@ -9,7 +9,6 @@
 
 #include "common/error.h"
 
-qembed_status qe_resolve_model_path(const char *name, char *out, size_t out_size,
-                                    qembed_error *err);
+qembed_status qe_resolve_model_path(const char *name, char *out, size_t out_size, qembed_error *err);
 
 #endif

@@ -76,16 +76,15 @@ static qembed_status get_int_field(const cJSON *o, const char *key, const char *
     return QEMBED_OK;
 }
 
-static qembed_status check_size(const char *dir, const seg_entry *e, const char *where,
-                                qembed_error *err) {
+static qembed_status check_size(const char *dir, const seg_entry *e, const char *where, qembed_error *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, e->file);
     struct stat st;
     if (stat(path, &st) != 0)
-        QE_FAIL(err, QEMBED_ERR_IO, "%s: segment file %s (layers %d-%d) is missing: %s", where,
-                e->file, e->first, e->end - 1, strerror(errno));
-    QE_FAIL_IF(!S_ISREG(st.st_mode), err, QEMBED_ERR_IO, "%s: segment %s is not a regular file",
-               where, e->file);
+        QE_FAIL(err, QEMBED_ERR_IO, "%s: segment file %s (layers %d-%d) is missing: %s", where, e->file,
+                e->first, e->end - 1, strerror(errno));
+    QE_FAIL_IF(!S_ISREG(st.st_mode), err, QEMBED_ERR_IO, "%s: segment %s is not a regular file", where,
+               e->file);
     QE_FAIL_IF((uint64_t)st.st_size != e->bytes, err, QEMBED_ERR_MODEL_FORMAT,
                "%s: segment file %s has %" PRIu64 " bytes, the manifest says %" PRIu64
                " (truncated or replaced)",
@@ -197,10 +196,9 @@ static qembed_status open_segments(const char *dir, const cJSON *root, const cha
 
     const cJSON *segs = cJSON_GetObjectItemCaseSensitive(root, "segments");
     int n = cJSON_IsArray(segs) ? cJSON_GetArraySize(segs) : 0;
-    QE_FAIL_IF(n <= 0, err, QEMBED_ERR_MODEL_FORMAT, "%s: field \"segments\" is missing or empty",
-               mpath);
-    QE_FAIL_IF(n > n_layers, err, QEMBED_ERR_MODEL_FORMAT,
-               "%s: %d segments for %" PRId64 " layers", mpath, n, n_layers);
+    QE_FAIL_IF(n <= 0, err, QEMBED_ERR_MODEL_FORMAT, "%s: field \"segments\" is missing or empty", mpath);
+    QE_FAIL_IF(n > n_layers, err, QEMBED_ERR_MODEL_FORMAT, "%s: %d segments for %" PRId64 " layers", mpath, n,
+               n_layers);
     seg_entry *e = calloc((size_t)n, sizeof *e);
     QE_FAIL_IF(!e, err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", mpath);
 
@@ -233,10 +231,9 @@ static qembed_status open_segments(const char *dir, const cJSON *root, const cha
         e[i].embedding = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "embedding"));
         e[i].final_norm = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "final_norm"));
         /* A file name, never a path: the manifest must not reach outside dir. */
-        if (!*e[i].file || strchr(e[i].file, '/') || !strcmp(e[i].file, "..") ||
-            !strcmp(e[i].file, ".")) {
-            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: file \"%.200s\" is not a plain file name",
-                          where, e[i].file);
+        if (!*e[i].file || strchr(e[i].file, '/') || !strcmp(e[i].file, "..") || !strcmp(e[i].file, ".")) {
+            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: file \"%.200s\" is not a plain file name", where,
+                          e[i].file);
             goto fail;
         }
         if (idx != i) {
@@ -262,8 +259,8 @@ static qembed_status open_segments(const char *dir, const cJSON *root, const cha
         }
         for (int j = 0; j < i; j++) {
             if (!strcmp(e[j].file, e[i].file)) {
-                st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: segment file %s is listed twice",
-                              where, e[i].file);
+                st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: segment file %s is listed twice", where,
+                              e[i].file);
                 goto fail;
             }
         }
@@ -299,8 +296,8 @@ static qembed_status open_segments(const char *dir, const cJSON *root, const cha
         snprintf(path, sizeof path, "%.4000s/%s", dir, fe.file);
         struct stat fst;
         if (stat(path, &fst) != 0) {
-            st = qe_error(err, QEMBED_ERR_IO, "%s: %s, listed in the manifest, is missing: %s", dir,
-                          fe.file, strerror(errno));
+            st = qe_error(err, QEMBED_ERR_IO, "%s: %s, listed in the manifest, is missing: %s", dir, fe.file,
+                          strerror(errno));
             goto fail;
         }
         if ((uint64_t)fst.st_size != fe.bytes || verify) {
@@ -317,8 +314,8 @@ static qembed_status open_segments(const char *dir, const cJSON *root, const cha
             qe_sha256_hex(d, hex);
             if (strcasecmp(hex, fe.sha256) != 0) {
                 st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
-                              "%s: %s does not match the manifest's SHA-256 (changed after the split)",
-                              dir, fe.file);
+                              "%s: %s does not match the manifest's SHA-256 (changed after the split)", dir,
+                              fe.file);
                 goto fail;
             }
         }
@@ -362,21 +359,21 @@ static qembed_status open_segments(const char *dir, const cJSON *root, const cha
         for (i = 0; i < n; i++)
             if (!strcmp(e[i].file, file)) s = i;
         int layer = qe_tensor_layer(t->name);
-        int ok = s >= 0 && (layer >= 0             ? layer >= e[s].first && layer < e[s].end
+        int ok = s >= 0 && (layer >= 0                         ? layer >= e[s].first && layer < e[s].end
                             : qe_tensor_is_embed(t->name)      ? e[s].embedding
                             : qe_tensor_is_final_norm(t->name) ? e[s].final_norm
-                                                     : 1);
+                                                               : 1);
         if (!ok) {
             char owner[32];
             if (layer >= 0)
                 snprintf(owner, sizeof owner, "layer %d", layer);
             else
-                snprintf(owner, sizeof owner, "the %s segment", qe_tensor_is_embed(t->name) ? "first" : "last");
+                snprintf(owner, sizeof owner, "the %s segment",
+                         qe_tensor_is_embed(t->name) ? "first" : "last");
             st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
                           "%s: segment %s holds tensor \"%.200s\" which belongs to %s, outside its "
                           "layers %d-%d (segment files swapped?)",
-                          dir, file, t->name, owner, s >= 0 ? e[s].first : -1,
-                          s >= 0 ? e[s].end - 1 : -1);
+                          dir, file, t->name, owner, s >= 0 ? e[s].first : -1, s >= 0 ? e[s].end - 1 : -1);
             qe_checkpoint_free(ck);
             goto fail;
         }
@@ -390,8 +387,8 @@ fail:
     return st;
 }
 
-qembed_status qe_segments_open(const char *dir, int verify, const qe_logger *lg,
-                               qe_checkpoint **out, qe_config *cfg, qembed_error *err) {
+qembed_status qe_segments_open(const char *dir, int verify, const qe_logger *lg, qe_checkpoint **out,
+                               qe_config *cfg, qembed_error *err) {
     QE_FAIL_IF(!dir || !out, err, QEMBED_ERR_INVALID_ARGUMENT, "segments: NULL argument");
     *out = NULL;
     char mpath[4096];

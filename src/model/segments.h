@@ -36,8 +36,8 @@ int qe_segments_is_split_dir(const char *dir);
  * opens every segment into one checkpoint and checks each tensor lies in its
  * segment's declared range. Every error names the segment file and what is
  * wrong. `cfg` (may be NULL) receives the manifest's config. */
-qembed_status qe_segments_open(const char *dir, int verify, const qe_logger *lg,
-                               qe_checkpoint **out, qe_config *cfg, qembed_error *err);
+qembed_status qe_segments_open(const char *dir, int verify, const qe_logger *lg, qe_checkpoint **out,
+                               qe_config *cfg, qembed_error *err);
 
 /* Layer index of a tensor name ("model.layers.12.mlp.up_proj.weight" -> 12),
  * -1 for a tensor outside the layers. */

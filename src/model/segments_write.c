@@ -30,8 +30,8 @@
  * sentence-transformers metadata the same as the source's. */
 static const char *const required_files[] = {"config.json", "tokenizer.json", "tokenizer_config.json"};
 static const char *const optional_files[] = {"synth_manifest.json", "modules.json",
-                                             "config_sentence_transformers.json",
-                                             "special_tokens_map.json", "generation_config.json"};
+                                             "config_sentence_transformers.json", "special_tokens_map.json",
+                                             "generation_config.json"};
 
 qembed_split_params qe_split_defaults(void) {
     qembed_split_params p;
@@ -50,10 +50,10 @@ static uint64_t tensor_bytes(const qe_tensor *t) {
 
 static const char *st_dtype(qe_dtype d) {
     switch (d) {
-    case QE_F32: return "F32";
-    case QE_F16: return "F16";
-    case QE_BF16: return "BF16";
-    case QE_Q8_0: break; /* not a safetensors dtype: qembed_model_split refuses it first */
+        case QE_F32: return "F32";
+        case QE_F16: return "F16";
+        case QE_BF16: return "BF16";
+        case QE_Q8_0: break; /* not a safetensors dtype: qembed_model_split refuses it first */
     }
     return "?";
 }
@@ -85,8 +85,8 @@ static int seg_push(seg_plan *s, const qe_tensor *t) {
     return 0;
 }
 
-static qembed_status write_all(int fd, const void *buf, size_t n, const char *path,
-                               qe_sha256 *h, qembed_error *err) {
+static qembed_status write_all(int fd, const void *buf, size_t n, const char *path, qe_sha256 *h,
+                               qembed_error *err) {
     const char *p = buf;
     qe_sha256_update(h, buf, n);
     while (n) {
@@ -105,8 +105,7 @@ static qembed_status write_all(int fd, const void *buf, size_t n, const char *pa
 /* One self-contained safetensors file: 8-byte little-endian header length,
  * the JSON header padded with spaces to a multiple of 8 (so data stays
  * aligned), then the tensors back to back in header order. */
-static qembed_status write_segment(const char *dir, seg_plan *s, int index, int n_segs,
-                                   qembed_error *err) {
+static qembed_status write_segment(const char *dir, seg_plan *s, int index, int n_segs, qembed_error *err) {
     qsort(s->t, s->n_t, sizeof *s->t, cmp_tensor_name);
     cJSON *hdr = cJSON_CreateObject();
     cJSON *meta = cJSON_AddObjectToObject(hdr, "__metadata__");
@@ -255,8 +254,8 @@ static int cut_layers(const uint64_t *layer_bytes, int L, uint64_t head, uint64_
         }
         if (cur + add > cap) {
             qe_error(err, QEMBED_ERR_INVALID_ARGUMENT,
-                     "split: layer %d needs %" PRIu64 " bytes%s, more than --max-segment-bytes %" PRIu64,
-                     l, cur + add, l == 0 ? " with the token embedding" : "", cap);
+                     "split: layer %d needs %" PRIu64 " bytes%s, more than --max-segment-bytes %" PRIu64, l,
+                     cur + add, l == 0 ? " with the token embedding" : "", cap);
             return -1;
         }
         cur += add;
@@ -270,18 +269,15 @@ static int cut_layers(const uint64_t *layer_bytes, int L, uint64_t head, uint64_
     return n;
 }
 
-qembed_status qembed_model_split(const char *model, const char *out_dir,
-                                 const qembed_split_params *params, qembed_error *err) {
-    QE_FAIL_IF(!model || !out_dir || !params, err, QEMBED_ERR_INVALID_ARGUMENT,
-               "split: NULL argument");
-    static const size_t sizes[] = {QE_SIZE_UPTO(qembed_split_params, log_level),
-                                   sizeof(qembed_split_params)};
+qembed_status qembed_model_split(const char *model, const char *out_dir, const qembed_split_params *params,
+                                 qembed_error *err) {
+    QE_FAIL_IF(!model || !out_dir || !params, err, QEMBED_ERR_INVALID_ARGUMENT, "split: NULL argument");
+    static const size_t sizes[] = {QE_SIZE_UPTO(qembed_split_params, log_level), sizeof(qembed_split_params)};
     qembed_split_params p = qe_split_defaults();
     QE_TRY(qe_params_copy(&p, sizeof p, params, sizes, 2, "qembed_split_params", err));
     params = &p;
-    QE_FAIL_IF(params->max_segments < 0 || (params->max_segments == 0 && params->max_segment_bytes == 0),
-               err, QEMBED_ERR_INVALID_ARGUMENT,
-               "split: give max_segments (>= 1) or max_segment_bytes (> 0)");
+    QE_FAIL_IF(params->max_segments < 0 || (params->max_segments == 0 && params->max_segment_bytes == 0), err,
+               QEMBED_ERR_INVALID_ARGUMENT, "split: give max_segments (>= 1) or max_segment_bytes (> 0)");
     qe_logger lg = {params->log_fn, params->log_user, params->log_level};
     char dir[4096];
     QE_TRY(qe_resolve_model_path(model, dir, sizeof dir, err));
@@ -312,11 +308,10 @@ qembed_status qembed_model_split(const char *model, const char *out_dir,
     }
     {
         struct stat a, b;
-        if (stat(dir, &a) == 0 && stat(out_dir, &b) == 0 && a.st_dev == b.st_dev &&
-            a.st_ino == b.st_ino) {
+        if (stat(dir, &a) == 0 && stat(out_dir, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
             qe_checkpoint_free(ck);
-            QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT,
-                    "split: the output directory %s is the model directory", out_dir);
+            QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "split: the output directory %s is the model directory",
+                    out_dir);
         }
     }
 
@@ -383,9 +378,8 @@ qembed_status qembed_model_split(const char *model, const char *out_dir,
 
     for (int i = 0; i < n; i++) {
         if ((st = write_segment(out_dir, &segs[i], i, n, err))) goto done;
-        QE_INFO(&lg, "split: %s: layers %d-%d%s%s, %zu tensors, %.1f MiB", segs[i].file,
-                segs[i].first, segs[i].end - 1, i == 0 ? " + embedding" : "",
-                i == n - 1 ? " + final norm" : "", segs[i].n_t,
+        QE_INFO(&lg, "split: %s: layers %d-%d%s%s, %zu tensors, %.1f MiB", segs[i].file, segs[i].first,
+                segs[i].end - 1, i == 0 ? " + embedding" : "", i == n - 1 ? " + final norm" : "", segs[i].n_t,
                 (double)segs[i].file_bytes / (1 << 20));
     }
 

@@ -2,10 +2,10 @@
 
 size_t qe_dtype_size(qe_dtype t) {
     switch (t) {
-    case QE_F32: return 4;
-    case QE_F16: return 2;
-    case QE_BF16: return 2;
-    case QE_Q8_0: return 0;
+        case QE_F32: return 4;
+        case QE_F16: return 2;
+        case QE_BF16: return 2;
+        case QE_Q8_0: return 0;
     }
     return 0;
 }
@@ -17,10 +17,10 @@ uint64_t qe_dtype_bytes(qe_dtype t, uint64_t n) {
 /* The safetensors spelling, which is also what error messages show. */
 const char *qe_dtype_name(qe_dtype t) {
     switch (t) {
-    case QE_F32: return "F32";
-    case QE_F16: return "F16";
-    case QE_BF16: return "BF16";
-    case QE_Q8_0: return "Q8_0";
+        case QE_F32: return "F32";
+        case QE_F16: return "F16";
+        case QE_BF16: return "BF16";
+        case QE_Q8_0: return "Q8_0";
     }
     return "?";
 }

@@ -10,11 +10,11 @@
 typedef enum qe_dtype { QE_F32 = 0, QE_F16 = 1, QE_BF16 = 2, QE_Q8_0 = 3 } qe_dtype;
 
 typedef struct qe_tensor {
-    const void *data;  /* points into the mapping; row-major */
+    const void *data; /* points into the mapping; row-major */
     qe_dtype dtype;
-    int ndim;          /* 1 or 2 */
-    int64_t shape[2];  /* [rows, cols] for matrices, [n] for vectors */
-    const char *name;  /* owned by the checkpoint */
+    int ndim;         /* 1 or 2 */
+    int64_t shape[2]; /* [rows, cols] for matrices, [n] for vectors */
+    const char *name; /* owned by the checkpoint */
 } qe_tensor;
 
 size_t qe_dtype_size(qe_dtype t); /* bytes per element; 0 for block types (Q8_0) */

@@ -7,9 +7,12 @@
 #include <string.h>
 
 static void shape_text(const qe_tensor *t, char *buf, size_t n) {
-    if (t->ndim == 0) snprintf(buf, n, "[]");
-    else if (t->ndim == 1) snprintf(buf, n, "[%lld]", (long long)t->shape[0]);
-    else snprintf(buf, n, "[%lld, %lld]", (long long)t->shape[0], (long long)t->shape[1]);
+    if (t->ndim == 0)
+        snprintf(buf, n, "[]");
+    else if (t->ndim == 1)
+        snprintf(buf, n, "[%lld]", (long long)t->shape[0]);
+    else
+        snprintf(buf, n, "[%lld, %lld]", (long long)t->shape[0], (long long)t->shape[1]);
 }
 
 /* Finds `name` (with or without "model.") and checks its shape: rows x cols
@@ -34,9 +37,12 @@ static qembed_status bind_one(const qe_checkpoint *ck, const char *name, int64_t
     if (t->ndim != want_nd || t->shape[0] != rows || (want_nd == 2 && t->shape[1] != cols)) {
         char found[64], want[64];
         shape_text(t, found, sizeof found);
-        if (want_nd == 1) snprintf(want, sizeof want, "[%lld]", (long long)rows);
-        else snprintf(want, sizeof want, "[%lld, %lld]", (long long)rows, (long long)cols);
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: tensor \"%s\" has shape %s, expected %s (%s from config.json)",
+        if (want_nd == 1)
+            snprintf(want, sizeof want, "[%lld]", (long long)rows);
+        else
+            snprintf(want, sizeof want, "[%lld, %lld]", (long long)rows, (long long)cols);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
+                "%s: tensor \"%s\" has shape %s, expected %s (%s from config.json)",
                 qe_checkpoint_file_of(ck, t), t->name, found, want, what);
     }
     /* dtype was checked when the header was read (BF16, F16 or F32 only);
@@ -61,8 +67,8 @@ qembed_status qe_weights_bind_range(const qe_checkpoint *ck, const qe_config *cf
     if (!ck || !cfg || !w) QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qe_weights_bind: missing argument");
     memset(w, 0, sizeof *w);
     if (first < 0 || last > cfg->n_layers || first > last)
-        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qe_weights_bind: layer range [%d, %d) outside [0, %d)", first,
-                last, cfg->n_layers);
+        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qe_weights_bind: layer range [%d, %d) outside [0, %d)",
+                first, last, cfg->n_layers);
     const int64_t H = cfg->hidden_size, D = cfg->head_dim, F = cfg->intermediate_size;
     const int64_t QD = (int64_t)cfg->n_heads * D, KD = (int64_t)cfg->n_kv_heads * D;
 
@@ -82,7 +88,8 @@ qembed_status qe_weights_bind_range(const qe_checkpoint *ck, const qe_config *cf
     w->n_layers = cfg->n_layers;
     qembed_status st = QEMBED_OK;
     if (flags & QE_BIND_EMBED)
-        st = bind_one(ck, "embed_tokens.weight", cfg->vocab_size, H, "vocab_size x hidden_size", &w->embed, err);
+        st = bind_one(ck, "embed_tokens.weight", cfg->vocab_size, H, "vocab_size x hidden_size", &w->embed,
+                      err);
     if (st == QEMBED_OK && (flags & QE_BIND_FINAL_NORM))
         st = bind_one(ck, "norm.weight", H, -1, "hidden_size", &w->final_norm, err);
     for (int l = first; l < last && st == QEMBED_OK; l++) {
@@ -115,7 +122,8 @@ qembed_status qe_weights_bind_range(const qe_checkpoint *ck, const qe_config *cf
     return st;
 }
 
-qembed_status qe_weights_bind(const qe_checkpoint *ck, const qe_config *cfg, qe_weights *w, qembed_error *err) {
+qembed_status qe_weights_bind(const qe_checkpoint *ck, const qe_config *cfg, qe_weights *w,
+                              qembed_error *err) {
     if (!cfg) QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qe_weights_bind: no config");
     return qe_weights_bind_range(ck, cfg, 0, cfg->n_layers, QE_BIND_EMBED | QE_BIND_FINAL_NORM, w, err);
 }
@@ -130,12 +138,12 @@ uint64_t qe_layer_elems(const qe_config *cfg) {
     const uint64_t H = (uint64_t)cfg->hidden_size, D = (uint64_t)cfg->head_dim,
                    F = (uint64_t)cfg->intermediate_size;
     const uint64_t QD = (uint64_t)cfg->n_heads * D, KD = (uint64_t)cfg->n_kv_heads * D;
-    return 2 * H            /* input_layernorm, post_attention_layernorm */
-           + QD * H         /* q_proj */
-           + 2 * KD * H     /* k_proj, v_proj */
-           + H * QD         /* o_proj */
-           + 2 * D          /* q_norm, k_norm */
-           + 3 * F * H;     /* gate, up, down */
+    return 2 * H        /* input_layernorm, post_attention_layernorm */
+           + QD * H     /* q_proj */
+           + 2 * KD * H /* k_proj, v_proj */
+           + H * QD     /* o_proj */
+           + 2 * D      /* q_norm, k_norm */
+           + 3 * F * H; /* gate, up, down */
 }
 
 uint64_t qe_layer_bytes(const qe_config *cfg, qe_dtype dt) {
@@ -143,8 +151,8 @@ uint64_t qe_layer_bytes(const qe_config *cfg, qe_dtype dt) {
 }
 
 uint64_t qe_layer_bytes_bound(const qe_layer_weights *L) {
-    const qe_tensor *ts[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->q_norm,
-                             &L->k_norm, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+    const qe_tensor *ts[] = {&L->attn_norm, &L->wq,       &L->wk,     &L->wv,   &L->wo,    &L->q_norm,
+                             &L->k_norm,    &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
     uint64_t sum = 0;
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) sum += qe_tensor_bytes(ts[i]);
     return sum;

@@ -7,23 +7,23 @@
 #include "model/config.h"
 
 typedef struct qe_layer_weights {
-    qe_tensor attn_norm;  /* (hidden) input_layernorm */
-    qe_tensor wq;         /* (n_heads*head_dim, hidden) */
-    qe_tensor wk;         /* (n_kv_heads*head_dim, hidden) */
-    qe_tensor wv;         /* (n_kv_heads*head_dim, hidden) */
-    qe_tensor wo;         /* (hidden, n_heads*head_dim) */
-    qe_tensor q_norm;     /* (head_dim) */
-    qe_tensor k_norm;     /* (head_dim) */
-    qe_tensor ffn_norm;   /* (hidden) post_attention_layernorm */
-    qe_tensor w_gate;     /* (intermediate, hidden) */
-    qe_tensor w_up;       /* (intermediate, hidden) */
-    qe_tensor w_down;     /* (hidden, intermediate) */
+    qe_tensor attn_norm; /* (hidden) input_layernorm */
+    qe_tensor wq;        /* (n_heads*head_dim, hidden) */
+    qe_tensor wk;        /* (n_kv_heads*head_dim, hidden) */
+    qe_tensor wv;        /* (n_kv_heads*head_dim, hidden) */
+    qe_tensor wo;        /* (hidden, n_heads*head_dim) */
+    qe_tensor q_norm;    /* (head_dim) */
+    qe_tensor k_norm;    /* (head_dim) */
+    qe_tensor ffn_norm;  /* (hidden) post_attention_layernorm */
+    qe_tensor w_gate;    /* (intermediate, hidden) */
+    qe_tensor w_up;      /* (intermediate, hidden) */
+    qe_tensor w_down;    /* (hidden, intermediate) */
 } qe_layer_weights;
 
 typedef struct qe_weights {
-    qe_tensor embed;         /* (vocab, hidden) embed_tokens */
-    qe_tensor final_norm;    /* (hidden) norm */
-    qe_layer_weights *layers;/* n_layers */
+    qe_tensor embed;          /* (vocab, hidden) embed_tokens */
+    qe_tensor final_norm;     /* (hidden) norm */
+    qe_layer_weights *layers; /* n_layers */
     int n_layers;
 } qe_weights;
 
@@ -35,7 +35,6 @@ void qe_weights_release(qe_weights *w);
 
 /* Bytes of one layer's weights in their stored types. */
 uint64_t qe_layer_bytes(const qe_config *cfg, qe_dtype dt);
-
 
 /* ---- additions (model loading) ---- */
 

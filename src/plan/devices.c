@@ -34,8 +34,7 @@ static uint64_t read_u64_file(const char *path) {
     if (!f) return 0;
     char line[64] = {0};
     uint64_t v = 0;
-    if (fgets(line, sizeof line, f) && line[0] >= '0' && line[0] <= '9')
-        v = strtoull(line, NULL, 10);
+    if (fgets(line, sizeof line, f) && line[0] >= '0' && line[0] <= '9') v = strtoull(line, NULL, 10);
     fclose(f);
     return v;
 }
@@ -145,8 +144,8 @@ static int online_cores(void) {
     return n > 0 ? (int)n : 1;
 }
 
-qembed_status qe_devices_discover(const qembed_model_params *params, const qe_logger *lg,
-                                  qe_devices *out, qembed_error *err) {
+qembed_status qe_devices_discover(const qembed_model_params *params, const qe_logger *lg, qe_devices *out,
+                                  qembed_error *err) {
     QE_FAIL_IF(!params || !out, err, QEMBED_ERR_INVALID_ARGUMENT, "devices: NULL argument");
     memset(out, 0, sizeof *out);
     char b1[32], b2[32];
@@ -170,7 +169,7 @@ qembed_status qe_devices_discover(const qembed_model_params *params, const qe_lo
              qe_isa_name(qe_cpu_isa()), qe_fmt_bytes(avail, b1, sizeof b1));
     if (qe_cpu_isa_note()[0]) QE_WARN(lg, "cpu: %s", qe_cpu_isa_note());
     QE_DEBUG(lg, "discovered: cpu (%s); budget %s (%s)", cpu->detail,
-            qe_fmt_bytes(cpu->budget, b2, sizeof b2), cpu->budget_src);
+             qe_fmt_bytes(cpu->budget, b2, sizeof b2), cpu->budget_src);
 
     /* CUDA GPUs: reported, but no CUDA backend is built, so they hold no
      * layers (can_compute = 0) until one registers. */
@@ -185,9 +184,8 @@ qembed_status qe_devices_discover(const qembed_model_params *params, const qe_lo
         snprintf(g->name, sizeof g->name, "cuda:%d %.100s", i, names[i]);
         snprintf(g->detail, sizeof g->detail, "%s free of %s", qe_fmt_bytes(fr[i], b1, sizeof b1),
                  qe_fmt_bytes(tot[i], b2, sizeof b2));
-        g->budget = params->gpu_memory_limit && params->gpu_memory_limit < fr[i]
-                        ? params->gpu_memory_limit
-                        : fr[i];
+        g->budget =
+            params->gpu_memory_limit && params->gpu_memory_limit < fr[i] ? params->gpu_memory_limit : fr[i];
         g->budget_src = params->gpu_memory_limit ? "gpu_memory_limit" : "free memory";
         g->can_compute = 0;
         g->is_gpu = 1;

@@ -41,15 +41,15 @@ typedef enum qe_device_kind {
 
 typedef struct qe_device {
     qe_device_kind kind;
-    int index;               /* among devices of its kind */
-    char name[128];          /* "cpu", "cuda:0 NVIDIA H100", "sim-accel (test device)" */
-    char detail[160];        /* cores and ISA, or free/total memory, for the logs */
-    uint64_t budget;         /* bytes the planner may use on it */
-    const char *budget_src;  /* where the budget came from ("--cpu-memory-limit", "MemAvailable", ...) */
-    int can_compute;         /* 1 when a backend can run layers on it */
+    int index;                 /* among devices of its kind */
+    char name[128];            /* "cpu", "cuda:0 NVIDIA H100", "sim-accel (test device)" */
+    char detail[160];          /* cores and ISA, or free/total memory, for the logs */
+    uint64_t budget;           /* bytes the planner may use on it */
+    const char *budget_src;    /* where the budget came from ("--cpu-memory-limit", "MemAvailable", ...) */
+    int can_compute;           /* 1 when a backend can run layers on it */
     const qe_backend *backend; /* the table that computes on it; NULL: none (CUDA today) */
-    int is_gpu;              /* counts as a GPU for ALL and CPU_AND_GPU */
-    char unused_why[160];    /* when !can_compute: why it holds no layers (shown by the planner) */
+    int is_gpu;                /* counts as a GPU for ALL and CPU_AND_GPU */
+    char unused_why[160];      /* when !can_compute: why it holds no layers (shown by the planner) */
 } qe_device;
 
 typedef struct qe_devices {
@@ -62,8 +62,8 @@ typedef struct qe_devices {
  * libvulkan.so.1 can be dlopen'ed; see backend/vulkan/vk_backend.h) and the simulated accelerator
  * (params->sim_accel_memory > 0). Logs at DEBUG only: qe_plan_make lists the
  * devices at INFO after "Requesting compute units", so the log reads in order. */
-qembed_status qe_devices_discover(const qembed_model_params *params, const qe_logger *lg,
-                                  qe_devices *out, qembed_error *err);
+qembed_status qe_devices_discover(const qembed_model_params *params, const qe_logger *lg, qe_devices *out,
+                                  qembed_error *err);
 
 /* Pieces of discovery, exposed for tests and `qembed info`. */
 uint64_t qe_mem_available(const char **src); /* min(MemAvailable, cgroup room); 0 if unknown */
@@ -76,13 +76,13 @@ int qe_cuda_count(char names[][128], uint64_t *free_bytes, uint64_t *total_bytes
 #define QE_MAX_SEGMENTS 64
 
 typedef struct qe_plan_segment {
-    int first_layer;      /* inclusive */
-    int end_layer;        /* exclusive */
-    int device;           /* index into the qe_devices the plan was made from */
+    int first_layer; /* inclusive */
+    int end_layer;   /* exclusive */
+    int device;      /* index into the qe_devices the plan was made from */
     qe_device_kind kind;
     char device_name[128];
-    uint64_t weight_bytes;/* layers (+ embedding on the first, + final norm on the last) */
-    uint64_t work_bytes;  /* workspace charged to this device (first segment on it only) */
+    uint64_t weight_bytes; /* layers (+ embedding on the first, + final norm on the last) */
+    uint64_t work_bytes;   /* workspace charged to this device (first segment on it only) */
     int has_embed;
     int has_final_norm;
 } qe_plan_segment;
@@ -91,8 +91,8 @@ typedef struct qe_plan {
     qembed_compute_units units;
     int n_segments;
     qe_plan_segment seg[QE_MAX_SEGMENTS];
-    int degraded;         /* 1 when the preferred device could not hold everything */
-    char table[4096];     /* the printed placement table */
+    int degraded;     /* 1 when the preferred device could not hold everything */
+    char table[4096]; /* the printed placement table */
 } qe_plan;
 
 /* Bytes of one device's activation workspace for T tokens (see plan.h). */

@@ -57,8 +57,7 @@ uint64_t qe_plan_cpu_workspace_bytes(const qe_config *cfg, size_t T, int threads
  * in the tests, a CUDA GPU before its backend) its kind decides. */
 static uint64_t device_workspace(const qe_device *d, const qe_config *cfg, size_t T, int threads) {
     if (d->backend) return d->backend->workspace_bytes(d, cfg, T, threads);
-    if (d->kind == QE_DEV_CUDA || d->kind == QE_DEV_VULKAN)
-        return qe_plan_workspace_bytes(cfg, T, threads);
+    if (d->kind == QE_DEV_CUDA || d->kind == QE_DEV_VULKAN) return qe_plan_workspace_bytes(cfg, T, threads);
     return qe_plan_cpu_workspace_bytes(cfg, T, threads);
 }
 
@@ -115,10 +114,9 @@ static int threads_for(const qembed_model_params *p) {
 qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *devs,
                            const qembed_model_params *params, const qe_logger *lg, qe_plan *out,
                            qembed_error *err) {
-    QE_FAIL_IF(!cfg || !devs || !params || !out, err, QEMBED_ERR_INVALID_ARGUMENT,
-               "planner: NULL argument");
-    QE_FAIL_IF(cfg->n_layers <= 0, err, QEMBED_ERR_MODEL_FORMAT,
-               "planner: model has %d layers", cfg->n_layers);
+    QE_FAIL_IF(!cfg || !devs || !params || !out, err, QEMBED_ERR_INVALID_ARGUMENT, "planner: NULL argument");
+    QE_FAIL_IF(cfg->n_layers <= 0, err, QEMBED_ERR_MODEL_FORMAT, "planner: model has %d layers",
+               cfg->n_layers);
     memset(out, 0, sizeof *out);
     qembed_compute_units units = params->compute_units;
     QE_FAIL_IF((int)units < 0 || (int)units > 3, err, QEMBED_ERR_INVALID_ARGUMENT,
@@ -148,10 +146,10 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
                     "Linux); using the CPU instead (the GPU is excluded, as CoreML's CPU_AND_NE "
                     "excludes it)");
     else if (units == QEMBED_UNITS_CPU_AND_GPU && n_cuda_usable + n_sim == 0)
-        QE_WARN(lg, "compute units CPU_AND_GPU: no usable GPU (%d CUDA device%s found%s); using "
-                    "the CPU instead",
-                n_cuda, n_cuda == 1 ? "" : "s",
-                n_cuda ? ", but this build has no CUDA backend" : "");
+        QE_WARN(lg,
+                "compute units CPU_AND_GPU: no usable GPU (%d CUDA device%s found%s); using "
+                "the CPU instead",
+                n_cuda, n_cuda == 1 ? "" : "s", n_cuda ? ", but this build has no CUDA backend" : "");
     else if (units == QEMBED_UNITS_ALL && n_cuda_usable + n_sim == 0)
         QE_INFO(lg, "compute units ALL: no accelerator available%s; using the CPU",
                 n_cuda ? " (CUDA GPU found, but this build has no CUDA backend)" : "");
@@ -183,8 +181,8 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
         char why[160] = "";
         if (d->backend && !d->backend->supports(d, cfg, dt, T, why, sizeof why)) {
             QE_WARN(lg, "%s cannot run this model: %s; it holds no layers", d->name, why);
-            appendf(skipped, sizeof skipped, "%s%s cannot run this model (%s)",
-                    skipped[0] ? "; " : "", d->name, why);
+            appendf(skipped, sizeof skipped, "%s%s cannot run this model (%s)", skipped[0] ? "; " : "",
+                    d->name, why);
             continue;
         }
         const uint64_t Wd = device_workspace(d, cfg, T, threads);
@@ -199,7 +197,8 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
             if (k > 0 && layer + k == L && (uint64_t)k * lb + nb > room) k--;
         }
         if (k <= 0) {
-            appendf(skipped, sizeof skipped, "%s%s (budget %s) cannot hold even one layer beside "
+            appendf(skipped, sizeof skipped,
+                    "%s%s (budget %s) cannot hold even one layer beside "
                     "its workspace %s%s",
                     skipped[0] ? "; " : "", d->name, qe_fmt_bytes(d->budget, b1, sizeof b1),
                     qe_fmt_bytes(Wd, b2, sizeof b2), layer == 0 ? " and the embedding" : "");
@@ -242,10 +241,11 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
         out->degraded = 1;
         char how[512] = "";
         for (int i = 0; i < out->n_segments; i++)
-            appendf(how, sizeof how, "%slayers %d-%d on %s", i ? ", " : "",
-                    out->seg[i].first_layer, out->seg[i].end_layer - 1, out->seg[i].device_name);
-        QE_WARN(lg, "placement degraded: %s (budget %s, %s) cannot hold the whole model (needs %s: "
-                    "weights %s + workspace %s for %zu batch tokens)%s%s; running %s",
+            appendf(how, sizeof how, "%slayers %d-%d on %s", i ? ", " : "", out->seg[i].first_layer,
+                    out->seg[i].end_layer - 1, out->seg[i].device_name);
+        QE_WARN(lg,
+                "placement degraded: %s (budget %s, %s) cannot hold the whole model (needs %s: "
+                "weights %s + workspace %s for %zu batch tokens)%s%s; running %s",
                 pref->name, qe_fmt_bytes(pref->budget, b1, sizeof b1),
                 pref->budget_src ? pref->budget_src : "given", qe_fmt_bytes(whole, b2, sizeof b2),
                 qe_fmt_bytes(whole - W, b3, sizeof b3), qe_fmt_bytes(W, b4, sizeof b4), T,
@@ -273,12 +273,11 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
         char holds[96] = "";
         appendf(holds, sizeof holds, "%d layer%s%s%s%s", s->end_layer - s->first_layer,
                 s->end_layer - s->first_layer == 1 ? "" : "s",
-                s->has_embed && !host_embed ? " + embedding" : "",
-                s->has_final_norm ? " + final norm" : "",
+                s->has_embed && !host_embed ? " + embedding" : "", s->has_final_norm ? " + final norm" : "",
                 host_embed ? "; embedding lookup on the host" : "");
         appendf(t, ts, "  %-7d %-9s %-*s %12s %12s  %s\n", i, layers, dw, s->device_name,
-                qe_fmt_bytes(s->weight_bytes, b1, sizeof b1),
-                qe_fmt_bytes(s->work_bytes, b2, sizeof b2), holds);
+                qe_fmt_bytes(s->weight_bytes, b1, sizeof b1), qe_fmt_bytes(s->work_bytes, b2, sizeof b2),
+                holds);
     }
     /* Devices that hold nothing because they cannot compute, and why. */
     for (int i = 0; i < devs->n; i++)

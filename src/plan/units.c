@@ -5,8 +5,7 @@
 
 static const char *const unit_names[] = {"ALL", "CPU_AND_GPU", "CPU_AND_NE", "CPU_ONLY"};
 
-qembed_status qembed_compute_units_parse(const char *s, qembed_compute_units *out,
-                                         qembed_error *err) {
+qembed_status qembed_compute_units_parse(const char *s, qembed_compute_units *out, qembed_error *err) {
     if (s) {
         for (int i = 0; i < 4; i++) {
             if (strcasecmp(s, unit_names[i]) == 0) {

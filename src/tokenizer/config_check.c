@@ -30,9 +30,11 @@ qembed_status qe_tok_check_config(const qembed_tokenizer *t, const char *path, q
         size_t l = strlen(c->valuestring);
         if ((size_t)id >= t->n_ids || t->str_len[id] != l ||
             memcmp(t->str_pool + t->str_off[id], c->valuestring, l) != 0) {
-            s = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
-                         "%s: added_tokens_decoder[\"%ld\"] is \"%.60s\", which tokenizer.json does not have at "
-                         "that id", path, id, c->valuestring);
+            s = qe_error(
+                err, QEMBED_ERR_MODEL_FORMAT,
+                "%s: added_tokens_decoder[\"%ld\"] is \"%.60s\", which tokenizer.json does not have at "
+                "that id",
+                path, id, c->valuestring);
             break;
         }
     }

@@ -62,9 +62,11 @@ static int push(scratch *sc, int32_t id) {
 /* BPE                                                                      */
 /* ------------------------------------------------------------------------ */
 
-static inline int merge_get(const qembed_tokenizer *t, int32_t a, int32_t b, uint32_t *rank, int32_t *new_id) {
+static inline int merge_get(const qembed_tokenizer *t, int32_t a, int32_t b, uint32_t *rank,
+                            int32_t *new_id) {
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
-    for (size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & t->merge_mask;; i = (i + 1) & t->merge_mask) {
+    for (size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & t->merge_mask;;
+         i = (i + 1) & t->merge_mask) {
         uint64_t k = t->merges[i].key;
         if (k == key) {
             uint64_t v = t->merges[i].val;
@@ -279,7 +281,9 @@ static int is_ws(const uint8_t *s, size_t i, int *len) {
     return qe_pretok_class(cp) == QE_CL_S;
 }
 
-static int is_word(uint32_t cp) { return qe_pretok_is_word(cp); }
+static int is_word(uint32_t cp) {
+    return qe_pretok_is_word(cp);
+}
 
 /* Leftmost-longest match of any token of set at or after `from`. */
 static const qe_added *find_added(const qe_addset *set, const uint8_t *s, size_t n, size_t from, size_t *at) {
@@ -363,7 +367,8 @@ static int pretokenize(const qembed_tokenizer *t, scratch *sc, const uint8_t *s,
 
 /* Part of the text between non-normalized added tokens: normalize, then
  * split on normalized added tokens. */
-static int normalized_part(const qembed_tokenizer *t, scratch *sc, const uint8_t *s, size_t n, int skip_special) {
+static int normalized_part(const qembed_tokenizer *t, scratch *sc, const uint8_t *s, size_t n,
+                           int skip_special) {
     uint8_t *buf = NULL;
     size_t bl = 0;
     if (t->nfc && !qe_nfc_quick(s, n)) {
@@ -401,7 +406,8 @@ qembed_status qembed_tokenizer_encode(const qembed_tokenizer *t, const char *tex
     if (ids) *ids = NULL;
     if (n_ids) *n_ids = 0;
     if (!t || !ids || !n_ids || (!text && len))
-        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_tokenizer_encode: tokenizer, ids and n_ids are required, "
+        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT,
+                "qembed_tokenizer_encode: tokenizer, ids and n_ids are required, "
                 "and text unless len is 0");
     static const size_t sizes[] = {QE_SIZE_UPTO(qembed_encode_options, parse_special),
                                    sizeof(qembed_encode_options)};
@@ -410,7 +416,8 @@ qembed_status qembed_tokenizer_encode(const qembed_tokenizer *t, const char *tex
     const uint8_t *s = (const uint8_t *)text;
     size_t bad = qe_utf8_first_invalid(s, len);
     if (bad < len)
-        QE_FAIL(err, QEMBED_ERR_INVALID_UTF8, "text is not valid UTF-8 at byte offset %zu (byte 0x%02X)", bad, s[bad]);
+        QE_FAIL(err, QEMBED_ERR_INVALID_UTF8, "text is not valid UTF-8 at byte offset %zu (byte 0x%02X)", bad,
+                s[bad]);
 
     scratch sc;
     memset(&sc, 0, sizeof sc);
@@ -428,8 +435,7 @@ qembed_status qembed_tokenizer_encode(const qembed_tokenizer *t, const char *tex
         size_t limit = (size_t)t->trunc_max > added ? (size_t)t->trunc_max - added : 0;
         size_t n_model = sc.n - model_start;
         if (n_model > limit) {
-            if (t->trunc_left)
-                memmove(sc.out + model_start, sc.out + sc.n - limit, limit * sizeof *sc.out);
+            if (t->trunc_left) memmove(sc.out + model_start, sc.out + sc.n - limit, limit * sizeof *sc.out);
             sc.n = model_start + limit;
         }
     }
@@ -441,7 +447,8 @@ qembed_status qembed_tokenizer_encode(const qembed_tokenizer *t, const char *tex
     if (r) {
         free(sc.out);
         if (r == -2)
-            QE_FAIL(err, QEMBED_ERR_INPUT_TOO_LONG, "text has a pre-token longer than %zu bytes", QE_MAX_PIECE);
+            QE_FAIL(err, QEMBED_ERR_INPUT_TOO_LONG, "text has a pre-token longer than %zu bytes",
+                    QE_MAX_PIECE);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory encoding %zu bytes", len);
     }
     if (!sc.out) { /* empty result: still hand back a freeable pointer */
@@ -458,7 +465,8 @@ qembed_status qembed_tokenizer_decode(const qembed_tokenizer *t, const int32_t *
     if (text) *text = NULL;
     if (len) *len = 0;
     if (!t || !text || (!ids && n_ids))
-        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_tokenizer_decode: tokenizer, text, and ids unless "
+        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT,
+                "qembed_tokenizer_decode: tokenizer, text, and ids unless "
                 "n_ids is 0, are required");
     size_t total = 0;
     for (size_t i = 0; i < n_ids; i++) {
@@ -509,4 +517,6 @@ int32_t qembed_tokenizer_token_to_id(const qembed_tokenizer *t, const char *toke
     return qe_tok_str_lookup(t, (const uint8_t *)token, strlen(token));
 }
 
-size_t qembed_tokenizer_n_vocab(const qembed_tokenizer *t) { return t ? t->n_ids : 0; }
+size_t qembed_tokenizer_n_vocab(const qembed_tokenizer *t) {
+    return t ? t->n_ids : 0;
+}

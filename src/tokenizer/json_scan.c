@@ -64,7 +64,8 @@ static int js_skip(jscan *s) {
                 if (js_skip_string(s)) return -1;
                 continue;
             }
-            if (c == '{' || c == '[') depth++;
+            if (c == '{' || c == '[')
+                depth++;
             else if ((c == '}' || c == ']') && --depth == 0) {
                 s->p++;
                 return 0;
@@ -84,10 +85,14 @@ static int js_hex4(const char *p, const char *end, uint32_t *v) {
     for (int i = 0; i < 4; i++) {
         char c = p[i];
         x <<= 4;
-        if (c >= '0' && c <= '9') x |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f') x |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') x |= (uint32_t)(c - 'A' + 10);
-        else return -1;
+        if (c >= '0' && c <= '9')
+            x |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            x |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            x |= (uint32_t)(c - 'A' + 10);
+        else
+            return -1;
     }
     *v = x;
     return 0;
@@ -125,31 +130,31 @@ static int js_string(jscan *s, char **arena, const char **out, size_t *len) {
         }
         if (++q >= s->end) return -1;
         switch (*q) {
-        case '"': *w++ = '"'; break;
-        case '\\': *w++ = '\\'; break;
-        case '/': *w++ = '/'; break;
-        case 'b': *w++ = '\b'; break;
-        case 'f': *w++ = '\f'; break;
-        case 'n': *w++ = '\n'; break;
-        case 'r': *w++ = '\r'; break;
-        case 't': *w++ = '\t'; break;
-        case 'u': {
-            uint32_t cp, lo;
-            if (js_hex4(q + 1, s->end, &cp)) return -1;
-            q += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (s->end - q < 7 || q[1] != '\\' || q[2] != 'u' || js_hex4(q + 3, s->end, &lo) ||
-                    lo < 0xDC00 || lo > 0xDFFF)
+            case '"': *w++ = '"'; break;
+            case '\\': *w++ = '\\'; break;
+            case '/': *w++ = '/'; break;
+            case 'b': *w++ = '\b'; break;
+            case 'f': *w++ = '\f'; break;
+            case 'n': *w++ = '\n'; break;
+            case 'r': *w++ = '\r'; break;
+            case 't': *w++ = '\t'; break;
+            case 'u': {
+                uint32_t cp, lo;
+                if (js_hex4(q + 1, s->end, &cp)) return -1;
+                q += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    if (s->end - q < 7 || q[1] != '\\' || q[2] != 'u' || js_hex4(q + 3, s->end, &lo) ||
+                        lo < 0xDC00 || lo > 0xDFFF)
+                        return -1;
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    q += 6;
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                     return -1;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                q += 6;
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                return -1;
+                }
+                w += qe_utf8_enc(cp, (uint8_t *)w);
+                break;
             }
-            w += qe_utf8_enc(cp, (uint8_t *)w);
-            break;
-        }
-        default: return -1;
+            default: return -1;
         }
         q++;
     }
@@ -187,7 +192,8 @@ int qe_js_locate(const char *buf, size_t n, big_parts *b) {
             if (s.p < s.end && *s.p == '{') {
                 s.p++;
                 js_ws(&s);
-                if (s.p < s.end && *s.p == '}') s.p++;
+                if (s.p < s.end && *s.p == '}')
+                    s.p++;
                 else
                     for (;;) {
                         const char *mk;
@@ -210,10 +216,13 @@ int qe_js_locate(const char *buf, size_t n, big_parts *b) {
                             b->vocab_err = js_parse_vocab(b, vs, s.end, &ve);
                         } else if (is_merges) {
                             b->merges_err = js_parse_merges(b, vs, s.end, &ve);
-                            if (b->merges_err && b->merges_err != (size_t)-1) b->merges_err += (size_t)(vs - buf);
+                            if (b->merges_err && b->merges_err != (size_t)-1)
+                                b->merges_err += (size_t)(vs - buf);
                         }
-                        if (ve) s.p = ve;
-                        else if (js_skip(&s)) return -1;
+                        if (ve)
+                            s.p = ve;
+                        else if (js_skip(&s))
+                            return -1;
                         if (is_vocab) {
                             b->vocab = vs;
                             b->vocab_len = (size_t)(s.p - vs);
@@ -270,8 +279,10 @@ static size_t js_parse_vocab(big_parts *b, const char *start, const char *end, c
         js_ws(&s);
         uint64_t id = 0;
         const char *d0 = s.p;
-        while (s.p < s.end && *s.p >= '0' && *s.p <= '9' && id < QE_MAX_IDS) id = id * 10 + (uint64_t)(*s.p++ - '0');
-        if (s.p == d0 || id >= QE_MAX_IDS || (s.p < s.end && (*s.p == '.' || *s.p == 'e' || *s.p == 'E'))) break;
+        while (s.p < s.end && *s.p >= '0' && *s.p <= '9' && id < QE_MAX_IDS)
+            id = id * 10 + (uint64_t)(*s.p++ - '0');
+        if (s.p == d0 || id >= QE_MAX_IDS || (s.p < s.end && (*s.p == '.' || *s.p == 'e' || *s.p == 'E')))
+            break;
         if (b->n == b->cap) {
             vocab_entry *nv = realloc(b->v, b->cap * 2 * sizeof *nv);
             if (!nv) return (size_t)-1;
@@ -311,7 +322,8 @@ static int js_next_merge(jscan *s, char **arena, int *first, const char **a, siz
     }
     if (s->p < s->end && *s->p == '[') {
         s->p++;
-        if (js_string(s, arena, a, la) || js_expect(s, ',') || js_string(s, arena, b, lb) || js_expect(s, ']'))
+        if (js_string(s, arena, a, la) || js_expect(s, ',') || js_string(s, arena, b, lb) ||
+            js_expect(s, ']'))
             return -1;
         return 1;
     }

@@ -25,9 +25,9 @@ typedef struct big_parts {
     size_t vocab_len, merges_len;
     vocab_entry *v; /* model.vocab */
     size_t n, cap;
-    char *arena; /* its unescaped strings */
+    char *arena;      /* its unescaped strings */
     size_t vocab_err; /* 0; or 1 + offset in the span where it is not {"token": id}; (size_t)-1: no memory */
-    mpair *mp; /* model.merges */
+    mpair *mp;        /* model.merges */
     size_t n_merges, mcap;
     char *marena;
     size_t merges_err; /* 0; or 1 + offset in the file where an entry is malformed; (size_t)-1: no memory */

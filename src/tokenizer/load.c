@@ -83,7 +83,6 @@ static void addset_finish(qe_addset *set) {
     if (distinct != 1) set->only_first = -1;
 }
 
-
 qembed_status qe_tok_build(loader *L, const cJSON *root) {
     qembed_tokenizer *t = L->t;
     const char *file = L->file;
@@ -96,7 +95,8 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
                 file, mtype);
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
     if (cJSON_IsNumber(dropout) && dropout->valuedouble != 0.0)
-        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED, "%s: model.dropout %g is not supported", file, dropout->valuedouble);
+        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED, "%s: model.dropout %g is not supported", file,
+                dropout->valuedouble);
     const char *strfields[] = {"continuing_subword_prefix", "end_of_word_suffix"};
     for (int i = 0; i < 2; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(model, strfields[i]);
@@ -117,8 +117,10 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
     size_t bad = big->vocab_err;
     if (bad == (size_t)-1) QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
     if (bad)
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: not a {\"token\": id} object with integer ids in "
-                "[0, %u) (near byte %zu of the file)", file, QE_MAX_IDS, (size_t)(big->vocab - L->buf) + bad - 1);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
+                "%s: model.vocab: not a {\"token\": id} object with integer ids in "
+                "[0, %u) (near byte %zu of the file)",
+                file, QE_MAX_IDS, (size_t)(big->vocab - L->buf) + bad - 1);
 
     /* Pass 1: sizes, ids, string pool size. */
     size_t n_vocab = big->n, pool = 0;
@@ -137,10 +139,13 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
         size_t i = 0;
         cJSON_ArrayForEach(e, added) {
             const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
-            if (!cJSON_IsString(c) || !c->valuestring[0] || !jid(cJSON_GetObjectItemCaseSensitive(e, "id"), &as[i].id)) {
+            if (!cJSON_IsString(c) || !c->valuestring[0] ||
+                !jid(cJSON_GetObjectItemCaseSensitive(e, "id"), &as[i].id)) {
                 free(as);
-                QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: added_tokens[%zu]: needs a non-empty \"content\" and an "
-                        "integer \"id\"", file, i);
+                QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
+                        "%s: added_tokens[%zu]: needs a non-empty \"content\" and an "
+                        "integer \"id\"",
+                        file, i);
             }
             as[i].content = c->valuestring;
             as[i].special = (uint8_t)jbool(e, "special", 0);
@@ -166,7 +171,8 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
     t->str_pool = malloc(pool + 1);
     t->str_off = calloc(N, sizeof *t->str_off);
     t->str_len = calloc(N, sizeof *t->str_len);
-    t->raw_pool = malloc(pool * 2 + 1); /* a byte-level char is >= 1 byte and yields 1 byte; raw UTF-8 <= 1x */
+    t->raw_pool =
+        malloc(pool * 2 + 1); /* a byte-level char is >= 1 byte and yields 1 byte; raw UTF-8 <= 1x */
     t->raw_off = calloc(N, sizeof *t->raw_off);
     t->raw_len = calloc(N, sizeof *t->raw_len);
     t->flags = calloc(N, 1);
@@ -175,8 +181,8 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
     t->raw_mask = qe_strtab_size(n_vocab) - 1;
     t->str_hash = calloc(t->str_mask + 1, sizeof *t->str_hash);
     t->raw_hash = calloc(t->raw_mask + 1, sizeof *t->raw_hash);
-    if (!t->str_pool || !t->str_off || !t->str_len || !t->raw_pool || !t->raw_off || !t->raw_len || !t->flags ||
-        !t->memo || !t->str_hash || !t->raw_hash) {
+    if (!t->str_pool || !t->str_off || !t->str_len || !t->raw_pool || !t->raw_off || !t->raw_len ||
+        !t->flags || !t->memo || !t->str_hash || !t->raw_hash) {
         free(as);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu ids", file, N);
     }
@@ -187,31 +193,34 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
 
     /* Stores a token string and its decoded bytes for id. */
     size_t spos = 0, rpos = 0;
-#define STORE_TOKEN(idv, sv, lenv)                                                                  \
-    do {                                                                                            \
-        const uint8_t *s_ = (const uint8_t *)(sv);                                                  \
-        size_t l_ = (lenv);                                                                         \
-        t->str_off[idv] = (uint32_t)spos;                                                           \
-        t->str_len[idv] = (uint32_t)l_;                                                             \
-        memcpy(t->str_pool + spos, s_, l_);                                                         \
-        spos += l_;                                                                                 \
-        /* ByteLevel decoder: every char maps to its byte, else the raw UTF-8 */                   \
-        size_t r0_ = rpos, i_ = 0;                                                                  \
-        int pure_ = 1;                                                                              \
-        while (i_ < l_) {                                                                           \
-            uint32_t cp_;                                                                           \
-            i_ += (size_t)qe_utf8_dec(s_, i_, &cp_);                                               \
-            if (cp_ >= 324 || byte_of_cp[cp_] < 0) { pure_ = 0; break; }                            \
-            t->raw_pool[rpos++] = (uint8_t)byte_of_cp[cp_];                                        \
-        }                                                                                           \
-        if (!pure_) {                                                                               \
-            rpos = r0_;                                                                             \
-            memcpy(t->raw_pool + rpos, s_, l_);                                                     \
-            rpos += l_;                                                                             \
-        }                                                                                           \
-        t->raw_off[idv] = (uint32_t)r0_;                                                            \
-        t->raw_len[idv] = (uint32_t)(rpos - r0_);                                                   \
-        pure_out = pure_;                                                                           \
+#define STORE_TOKEN(idv, sv, lenv)                                               \
+    do {                                                                         \
+        const uint8_t *s_ = (const uint8_t *)(sv);                               \
+        size_t l_ = (lenv);                                                      \
+        t->str_off[idv] = (uint32_t)spos;                                        \
+        t->str_len[idv] = (uint32_t)l_;                                          \
+        memcpy(t->str_pool + spos, s_, l_);                                      \
+        spos += l_;                                                              \
+        /* ByteLevel decoder: every char maps to its byte, else the raw UTF-8 */ \
+        size_t r0_ = rpos, i_ = 0;                                               \
+        int pure_ = 1;                                                           \
+        while (i_ < l_) {                                                        \
+            uint32_t cp_;                                                        \
+            i_ += (size_t)qe_utf8_dec(s_, i_, &cp_);                             \
+            if (cp_ >= 324 || byte_of_cp[cp_] < 0) {                             \
+                pure_ = 0;                                                       \
+                break;                                                           \
+            }                                                                    \
+            t->raw_pool[rpos++] = (uint8_t)byte_of_cp[cp_];                      \
+        }                                                                        \
+        if (!pure_) {                                                            \
+            rpos = r0_;                                                          \
+            memcpy(t->raw_pool + rpos, s_, l_);                                  \
+            rpos += l_;                                                          \
+        }                                                                        \
+        t->raw_off[idv] = (uint32_t)r0_;                                         \
+        t->raw_len[idv] = (uint32_t)(rpos - r0_);                                \
+        pure_out = pure_;                                                        \
     } while (0)
 
     for (size_t vi = 0; vi < n_vocab; vi++) {
@@ -226,7 +235,8 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
         }
         if (qe_utf8_first_invalid((const uint8_t *)str, l) != l) {
             free(as);
-            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: token with id %d is not valid UTF-8", file, id);
+            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.vocab: token with id %d is not valid UTF-8",
+                    file, id);
         }
         STORE_TOKEN(id, str, l);
         t->flags[id] = QE_TOK_PRESENT;
@@ -246,10 +256,11 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
         }
         for (size_t j = 0; j < nb; j++) {
             int32_t id = big->v[b0 + j].id;
-            qe_strtab_put_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off[id], t->str_len[id], id,
-                         hs[j]);
+            qe_strtab_put_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off[id],
+                            t->str_len[id], id, hs[j]);
             if (t->flags[id] & QE_TOK_PURE)
-                qe_strtab_put_h(t->raw_hash, t->raw_mask, t->raw_pool, t->raw_off[id], t->raw_len[id], id, hr[j]);
+                qe_strtab_put_h(t->raw_hash, t->raw_mask, t->raw_pool, t->raw_off[id], t->raw_len[id], id,
+                                hr[j]);
         }
     }
 
@@ -264,8 +275,8 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
         t->unk_id = qe_tok_str_lookup(t, (const uint8_t *)unk->valuestring, strlen(unk->valuestring));
         if (t->unk_id < 0) {
             free(as);
-            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.unk_token \"%.60s\" is not in the vocabulary", file,
-                    unk->valuestring);
+            QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.unk_token \"%.60s\" is not in the vocabulary",
+                    file, unk->valuestring);
         }
     }
 
@@ -277,8 +288,10 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
     }
     if (big->merges_err) {
         free(as);
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: model.merges[%zu] is neither [\"a\", \"b\"] nor \"a b\" "
-                "(near byte %zu of the file)", file, big->n_merges, big->merges_err - 1);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
+                "%s: model.merges[%zu] is neither [\"a\", \"b\"] nor \"a b\" "
+                "(near byte %zu of the file)",
+                file, big->n_merges, big->merges_err - 1);
     }
     size_t n_merges = big->n_merges;
     const mpair *mp = big->mp;
@@ -302,10 +315,10 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
             __builtin_prefetch(&t->str_hash[hb[j] & t->str_mask]);
         }
         for (size_t j = 0; j < nb; j++) {
-            ia[j] = qe_strtab_get_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, (const uint8_t *)m[j].a,
-                                 m[j].la, ha[j]);
-            ib[j] = qe_strtab_get_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, (const uint8_t *)m[j].b,
-                                 m[j].lb, hb[j]);
+            ia[j] = qe_strtab_get_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool,
+                                    (const uint8_t *)m[j].a, m[j].la, ha[j]);
+            ib[j] = qe_strtab_get_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool,
+                                    (const uint8_t *)m[j].b, m[j].lb, hb[j]);
             if (m[j].la + m[j].lb <= sizeof cat[0]) {
                 memcpy(cat[j], m[j].a, m[j].la);
                 memcpy(cat[j] + m[j].la, m[j].b, m[j].lb);
@@ -317,7 +330,7 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
             size_t ln = (size_t)m[j].la + m[j].lb;
             if (ln <= sizeof cat[0]) {
                 inew[j] = qe_strtab_get_h(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool,
-                                       (const uint8_t *)cat[j], ln, hn[j]);
+                                          (const uint8_t *)cat[j], ln, hn[j]);
             } else { /* a long merged token: rare, done directly */
                 char *c = malloc(ln);
                 inew[j] = -1;
@@ -334,9 +347,12 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
         for (size_t j = 0; j < nb; j++) {
             if (ia[j] < 0 || ib[j] < 0 || inew[j] < 0) {
                 qe_error(err, QEMBED_ERR_MODEL_FORMAT,
-                         "%s: model.merges[%zu]: \"%.*s\" + \"%.*s\": %s is not in the vocabulary", file, b0 + j,
-                         (int)(m[j].la < 40 ? m[j].la : 40), m[j].a, (int)(m[j].lb < 40 ? m[j].lb : 40), m[j].b,
-                         ia[j] < 0 ? "the left part" : ib[j] < 0 ? "the right part" : "the merged token");
+                         "%s: model.merges[%zu]: \"%.*s\" + \"%.*s\": %s is not in the vocabulary", file,
+                         b0 + j, (int)(m[j].la < 40 ? m[j].la : 40), m[j].a,
+                         (int)(m[j].lb < 40 ? m[j].lb : 40), m[j].b,
+                         ia[j] < 0   ? "the left part"
+                         : ib[j] < 0 ? "the right part"
+                                     : "the merged token");
                 free(as);
                 return QEMBED_ERR_MODEL_FORMAT;
             }
@@ -345,7 +361,8 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
     }
 
     /* Normalizer before added tokens: normalized tokens match in normalized form. */
-    qembed_status st = qe_tok_load_normalizer(L, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer");
+    qembed_status st =
+        qe_tok_load_normalizer(L, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), "normalizer");
     if (st != QEMBED_OK) {
         free(as);
         return st;
@@ -362,7 +379,8 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
             size_t l = strlen(a->content);
             int32_t vid = qe_tok_str_lookup(t, (const uint8_t *)a->content, l);
             if (qe_utf8_first_invalid((const uint8_t *)a->content, l) != l) {
-                st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: added token id %d is not valid UTF-8", file, a->id);
+                st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: added token id %d is not valid UTF-8", file,
+                              a->id);
                 break;
             }
             if (vid >= 0 && vid != a->id && !(t->flags[vid] & QE_TOK_ADDED)) {
@@ -374,7 +392,8 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
             if ((t->flags[a->id] & QE_TOK_PRESENT) &&
                 !(t->str_len[a->id] == l && memcmp(t->str_pool + t->str_off[a->id], a->content, l) == 0)) {
                 st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
-                              "%s: added token \"%.60s\" reuses id %d of another token", file, a->content, a->id);
+                              "%s: added token \"%.60s\" reuses id %d of another token", file, a->content,
+                              a->id);
                 break;
             }
             /* A normalized token is matched, and decoded (as the reference
@@ -389,12 +408,15 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
             }
             if (!(t->flags[a->id] & QE_TOK_PRESENT)) {
                 int pure_out = 0;
-                if (nb && nl <= l) STORE_TOKEN(a->id, nb, nl);
-                else STORE_TOKEN(a->id, a->content, l);
+                if (nb && nl <= l)
+                    STORE_TOKEN(a->id, nb, nl);
+                else
+                    STORE_TOKEN(a->id, a->content, l);
                 (void)pure_out;
             }
             t->flags[a->id] |= QE_TOK_PRESENT | QE_TOK_ADDED | (a->special ? QE_TOK_SPECIAL : 0);
-            qe_strtab_put(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off[a->id], t->str_len[a->id], a->id);
+            qe_strtab_put(t->str_hash, t->str_mask, (const uint8_t *)t->str_pool, t->str_off[a->id],
+                          t->str_len[a->id], a->id);
             if (nb) {
                 st = nl ? addset_push(L, &t->norm, nb, nl, a) : QEMBED_OK;
                 free(nb);
@@ -417,10 +439,12 @@ qembed_status qe_tok_build(loader *L, const cJSON *root) {
     QE_TRY(qe_tok_load_trunc_pad(L, root));
     for (size_t i = 0; i < t->n_prefix; i++)
         QE_FAIL_IF((size_t)t->prefix[i] >= N || !(t->flags[t->prefix[i]] & QE_TOK_PRESENT), err,
-                   QEMBED_ERR_MODEL_FORMAT, "%s: post_processor adds id %d, which has no token", file, t->prefix[i]);
+                   QEMBED_ERR_MODEL_FORMAT, "%s: post_processor adds id %d, which has no token", file,
+                   t->prefix[i]);
     for (size_t i = 0; i < t->n_suffix; i++)
         QE_FAIL_IF((size_t)t->suffix[i] >= N || !(t->flags[t->suffix[i]] & QE_TOK_PRESENT), err,
-                   QEMBED_ERR_MODEL_FORMAT, "%s: post_processor adds id %d, which has no token", file, t->suffix[i]);
+                   QEMBED_ERR_MODEL_FORMAT, "%s: post_processor adds id %d, which has no token", file,
+                   t->suffix[i]);
     return QEMBED_OK;
 }
 
@@ -453,7 +477,8 @@ void qembed_tokenizer_free(qembed_tokenizer *t) {
 }
 
 qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qembed_error *err) {
-    if (!path || !out) QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_tokenizer_load: path and out are required");
+    if (!path || !out)
+        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_tokenizer_load: path and out are required");
     *out = NULL;
     size_t pl = strlen(path);
     if (pl > 5 && !strcmp(path + pl - 5, ".gguf")) return qe_tok_load_gguf(path, out, err);
@@ -481,8 +506,12 @@ qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qe
         const char *sp[2] = {big.vocab, big.merges};
         size_t sl[2] = {big.vocab_len, big.merges_len};
         if (sp[0] && sp[1] && sp[1] < sp[0]) {
-            const char *x = sp[0]; sp[0] = sp[1]; sp[1] = x;
-            size_t y = sl[0]; sl[0] = sl[1]; sl[1] = y;
+            const char *x = sp[0];
+            sp[0] = sp[1];
+            sp[1] = x;
+            size_t y = sl[0];
+            sl[0] = sl[1];
+            sl[1] = y;
         }
         char *rest = malloc(len + 1);
         if (rest) {
@@ -534,4 +563,3 @@ qembed_status qembed_tokenizer_load(const char *path, qembed_tokenizer **out, qe
     *out = t;
     return QEMBED_OK;
 }
-

@@ -34,35 +34,42 @@ static cJSON *byte_level(void) {
     return b;
 }
 
-qembed_status qe_tok_from_gguf(const qe_gguf *g, const char *file, qembed_tokenizer **out, qembed_error *err) {
+qembed_status qe_tok_from_gguf(const qe_gguf *g, const char *file, qembed_tokenizer **out,
+                               qembed_error *err) {
     const char *s;
     size_t n;
     if (!qe_gguf_get_str(g, "tokenizer.ggml.model", &s, &n))
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: metadata \"tokenizer.ggml.model\" is missing (no vocabulary)", file);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
+                "%s: metadata \"tokenizer.ggml.model\" is missing (no vocabulary)", file);
     if (n != 4 || memcmp(s, "gpt2", 4))
-        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model is \"%.*s\"; qembed reads \"gpt2\" (byte-level BPE)",
-                file, (int)(n > 40 ? 40 : n), s);
+        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED,
+                "%s: tokenizer.ggml.model is \"%.*s\"; qembed reads \"gpt2\" (byte-level BPE)", file,
+                (int)(n > 40 ? 40 : n), s);
     if (qe_gguf_get_str(g, "tokenizer.ggml.pre", &s, &n) && !(n == 5 && !memcmp(s, "qwen2", 5)))
-        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre is \"%.*s\"; qembed implements \"qwen2\"", file,
+        QE_FAIL(err, QEMBED_ERR_UNSUPPORTED,
+                "%s: tokenizer.ggml.pre is \"%.*s\"; qembed implements \"qwen2\"", file,
                 (int)(n > 40 ? 40 : n), s);
     const qe_gguf_kv *tok = qe_gguf_find(g, "tokenizer.ggml.tokens");
     const qe_gguf_kv *typ = qe_gguf_find(g, "tokenizer.ggml.token_type");
     const qe_gguf_kv *mer = qe_gguf_find(g, "tokenizer.ggml.merges");
     if (!tok || tok->type != QE_GGUF_ARRAY || tok->arr_type != QE_GGUF_STRING || tok->count == 0 ||
         tok->count >= QE_MAX_IDS)
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: tokenizer.ggml.tokens missing or not a string array", file);
-    if (typ && (typ->type != QE_GGUF_ARRAY || (typ->arr_type != QE_GGUF_I32 && typ->arr_type != QE_GGUF_U32) ||
-                typ->count != tok->count))
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: tokenizer.ggml.tokens missing or not a string array",
+                file);
+    if (typ && (typ->type != QE_GGUF_ARRAY ||
+                (typ->arr_type != QE_GGUF_I32 && typ->arr_type != QE_GGUF_U32) || typ->count != tok->count))
         QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
                 "%s: tokenizer.ggml.token_type must be an i32 array as long as tokenizer.ggml.tokens", file);
     if (!mer || mer->type != QE_GGUF_ARRAY || mer->arr_type != QE_GGUF_STRING)
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: tokenizer.ggml.merges missing or not a string array", file);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: tokenizer.ggml.merges missing or not a string array",
+                file);
     int64_t eos = -1, add_eos = 0;
     qe_gguf_get_int(g, "tokenizer.ggml.eos_token_id", &eos);
     qe_gguf_get_int(g, "tokenizer.ggml.add_eos_token", &add_eos);
     if (eos >= (int64_t)tok->count)
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT, "%s: tokenizer.ggml.eos_token_id %lld is outside the %llu tokens", file,
-                (long long)eos, (unsigned long long)tok->count);
+        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
+                "%s: tokenizer.ggml.eos_token_id %lld is outside the %llu tokens", file, (long long)eos,
+                (unsigned long long)tok->count);
 
     qembed_status st = QEMBED_OK;
     big_parts big;
@@ -87,8 +94,10 @@ qembed_status qe_tok_from_gguf(const qe_gguf *g, const char *file, qembed_tokeni
         if ((int64_t)i == eos) eos_str = ts, eos_len = len;
         if (len == 0 || len > 4096 || memchr(ts, '\0', (size_t)len)) {
             if (ty == 5) continue;
-            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: tokenizer.ggml.tokens[%llu] is empty, over 4096 bytes "
-                          "or holds NUL", file, (unsigned long long)i);
+            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                          "%s: tokenizer.ggml.tokens[%llu] is empty, over 4096 bytes "
+                          "or holds NUL",
+                          file, (unsigned long long)i);
             goto done;
         }
         if (ty == 3 || ty == 4) {
@@ -117,18 +126,19 @@ qembed_status qe_tok_from_gguf(const qe_gguf *g, const char *file, qembed_tokeni
         const char *ms = qe_gguf_next_str(&cur, &len);
         const char *sp = memchr(ms, ' ', (size_t)len);
         if (!sp || sp == ms || sp == ms + len - 1 || len > 8192) {
-            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT, "%s: tokenizer.ggml.merges[%llu] is not \"left right\"", file,
+            st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,
+                          "%s: tokenizer.ggml.merges[%llu] is not \"left right\"", file,
                           (unsigned long long)i);
             goto done;
         }
-        big.mp[big.n_merges++] = (mpair){.a = ms, .la = (uint32_t)(sp - ms), .b = sp + 1,
-                                         .lb = (uint32_t)(ms + len - sp - 1)};
+        big.mp[big.n_merges++] =
+            (mpair){.a = ms, .la = (uint32_t)(sp - ms), .b = sp + 1, .lb = (uint32_t)(ms + len - sp - 1)};
     }
     cJSON *model = cJSON_AddObjectToObject(root, "model");
     cJSON_AddStringToObject(model, "type", "BPE");
-    cJSON_AddObjectToObject(root, "normalizer") ? (void)cJSON_AddStringToObject(
-                                                      cJSON_GetObjectItem(root, "normalizer"), "type", "NFC")
-                                                : (void)0;
+    cJSON_AddObjectToObject(root, "normalizer")
+        ? (void)cJSON_AddStringToObject(cJSON_GetObjectItem(root, "normalizer"), "type", "NFC")
+        : (void)0;
     cJSON *pre = cJSON_AddObjectToObject(root, "pre_tokenizer");
     cJSON_AddStringToObject(pre, "type", "Sequence");
     cJSON *pl = cJSON_AddArrayToObject(pre, "pretokenizers");
@@ -175,8 +185,10 @@ qembed_status qe_tok_from_gguf(const qe_gguf *g, const char *file, qembed_tokeni
     }
     loader L = {t, file, err, &big, file};
     st = qe_tok_build(&L, root);
-    if (st != QEMBED_OK) qembed_tokenizer_free(t);
-    else *out = t;
+    if (st != QEMBED_OK)
+        qembed_tokenizer_free(t);
+    else
+        *out = t;
 done:
     cJSON_Delete(root);
     qe_big_free(&big);

@@ -16,8 +16,8 @@ typedef struct loader {
     qembed_tokenizer *t;
     const char *file; /* for messages */
     qembed_error *err;
-    big_parts *big;        /* model.vocab and model.merges, parsed apart */
-    const char *buf;       /* the file's text */
+    big_parts *big;  /* model.vocab and model.merges, parsed apart */
+    const char *buf; /* the file's text */
 } loader;
 
 static inline int jbool(const cJSON *obj, const char *key, int dflt) {

@@ -8,7 +8,6 @@
 #include "tokenizer/load_internal.h"
 #include "tokenizer/pretok.h"
 
-
 qembed_status qe_tok_load_normalizer(loader *L, const cJSON *n, const char *where) {
     if (!n || cJSON_IsNull(n)) return QEMBED_OK;
     const char *type = jtype(n);
@@ -31,8 +30,7 @@ qembed_status qe_tok_load_normalizer(loader *L, const cJSON *n, const char *wher
         return QEMBED_OK;
     }
     QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
-            "%s: %s type \"%s\" is not supported (qembed implements NFC and Sequence)", L->file, where,
-            type);
+            "%s: %s type \"%s\" is not supported (qembed implements NFC and Sequence)", L->file, where, type);
 }
 
 static qembed_status add_split(loader *L, int kind, const char *pattern, size_t plen, const char *where) {
@@ -84,7 +82,8 @@ static qembed_status load_pre_one(loader *L, const cJSON *p, const char *where, 
         if (jbool(p, "add_prefix_space", 0))
             QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: %s.add_prefix_space true is not supported", L->file,
                     where);
-        if (jbool(p, "use_regex", 1)) QE_TRY(add_split(L, QE_SPLIT_PCRE2, gpt2_pattern, strlen(gpt2_pattern), where));
+        if (jbool(p, "use_regex", 1))
+            QE_TRY(add_split(L, QE_SPLIT_PCRE2, gpt2_pattern, strlen(gpt2_pattern), where));
         *seen_bytelevel = 1;
         return QEMBED_OK;
     }
@@ -98,10 +97,12 @@ static qembed_status load_pre_one(loader *L, const cJSON *p, const char *where, 
         const cJSON *pat = cJSON_GetObjectItemCaseSensitive(p, "pattern");
         const cJSON *re = cJSON_GetObjectItemCaseSensitive(pat, "Regex");
         const cJSON *str = cJSON_GetObjectItemCaseSensitive(pat, "String");
-        if (cJSON_IsString(re)) return add_split(L, QE_SPLIT_PCRE2, re->valuestring, strlen(re->valuestring), where);
+        if (cJSON_IsString(re))
+            return add_split(L, QE_SPLIT_PCRE2, re->valuestring, strlen(re->valuestring), where);
         if (cJSON_IsString(str))
             return add_split(L, QE_SPLIT_STRING, str->valuestring, strlen(str->valuestring), where);
-        QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.pattern has neither Regex nor String", L->file, where);
+        QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.pattern has neither Regex nor String", L->file,
+                where);
     }
     QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
             "%s: %s type \"%s\" is not supported (qembed implements Split, ByteLevel, Sequence)", L->file,
@@ -117,7 +118,8 @@ qembed_status qe_tok_load_pre_tokenizer(loader *L, const cJSON *p) {
     if (type && strcmp(type, "Sequence") == 0) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
         if (!cJSON_IsArray(list))
-            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: pre_tokenizer.pretokenizers is not an array", L->file);
+            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: pre_tokenizer.pretokenizers is not an array",
+                    L->file);
         int i = 0;
         const cJSON *e;
         cJSON_ArrayForEach(e, list) {
@@ -129,8 +131,10 @@ qembed_status qe_tok_load_pre_tokenizer(loader *L, const cJSON *p) {
         QE_TRY(load_pre_one(L, p, "pre_tokenizer", &seen));
     }
     if (!seen)
-        QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: pre_tokenizer has no ByteLevel step; qembed implements "
-                "byte-level BPE only", L->file);
+        QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
+                "%s: pre_tokenizer has no ByteLevel step; qembed implements "
+                "byte-level BPE only",
+                L->file);
     return QEMBED_OK;
 }
 
@@ -175,25 +179,27 @@ static qembed_status load_template(loader *L, const cJSON *p, int32_t **pre, siz
             const cJSON *sid = cJSON_GetObjectItemCaseSensitive(seq, "id");
             if (!cJSON_IsString(sid) || strcmp(sid->valuestring, "A") != 0 || seen_a)
                 QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
-                        "%s: %s.single[%d]: only one Sequence \"A\" is supported in a single template", L->file,
-                        where, i);
+                        "%s: %s.single[%d]: only one Sequence \"A\" is supported in a single template",
+                        L->file, where, i);
             seen_a = 1;
         } else if (sp) {
             const cJSON *name = cJSON_GetObjectItemCaseSensitive(sp, "id");
-            const cJSON *def = cJSON_IsString(name) ? cJSON_GetObjectItemCaseSensitive(specials, name->valuestring)
-                                                    : NULL;
+            const cJSON *def =
+                cJSON_IsString(name) ? cJSON_GetObjectItemCaseSensitive(specials, name->valuestring) : NULL;
             const cJSON *ids = cJSON_GetObjectItemCaseSensitive(def, "ids");
             if (!cJSON_IsArray(ids))
                 QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT,
-                        "%s: %s.single[%d]: special token \"%s\" has no ids in special_tokens", L->file, where,
-                        i, cJSON_IsString(name) ? name->valuestring : "?");
+                        "%s: %s.single[%d]: special token \"%s\" has no ids in special_tokens", L->file,
+                        where, i, cJSON_IsString(name) ? name->valuestring : "?");
             const cJSON *x;
             cJSON_ArrayForEach(x, ids) {
                 int32_t v;
                 if (!jid(x, &v))
                     QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.special_tokens: bad id", L->file, where);
-                if (seen_a) QE_TRY(push_ids(L, suf, nsuf, &v, 1, 0));
-                else QE_TRY(push_ids(L, pre, npre, &v, 1, 0));
+                if (seen_a)
+                    QE_TRY(push_ids(L, suf, nsuf, &v, 1, 0));
+                else
+                    QE_TRY(push_ids(L, pre, npre, &v, 1, 0));
             }
         } else {
             QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.single[%d] is neither Sequence nor SpecialToken",
@@ -240,9 +246,11 @@ qembed_status qe_tok_load_post(loader *L, const cJSON *p, const char *where) {
     if (strcmp(type, "BertProcessing") == 0 || strcmp(type, "RobertaProcessing") == 0) {
         char sub[160];
         snprintf(sub, sizeof sub, "%s.cls", where);
-        QE_TRY(special_by_name(L, cJSON_GetObjectItemCaseSensitive(p, "cls"), sub, 1, &t->prefix, &t->n_prefix));
+        QE_TRY(
+            special_by_name(L, cJSON_GetObjectItemCaseSensitive(p, "cls"), sub, 1, &t->prefix, &t->n_prefix));
         snprintf(sub, sizeof sub, "%s.sep", where);
-        return special_by_name(L, cJSON_GetObjectItemCaseSensitive(p, "sep"), sub, 0, &t->suffix, &t->n_suffix);
+        return special_by_name(L, cJSON_GetObjectItemCaseSensitive(p, "sep"), sub, 0, &t->suffix,
+                               &t->n_suffix);
     }
     QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
             "%s: %s type \"%s\" is not supported (qembed implements ByteLevel, TemplateProcessing, "
@@ -258,7 +266,8 @@ qembed_status qe_tok_load_decoder(loader *L, const cJSON *d, const char *where) 
         int i = 0;
         const cJSON *e;
         if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0)
-            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.decoders is not a non-empty array", L->file, where);
+            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.decoders is not a non-empty array", L->file,
+                    where);
         cJSON_ArrayForEach(e, list) {
             char sub[128];
             snprintf(sub, sizeof sub, "%s.decoders[%d]", where, i++);
@@ -266,8 +275,9 @@ qembed_status qe_tok_load_decoder(loader *L, const cJSON *d, const char *where) 
         }
         return QEMBED_OK;
     }
-    QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: %s type \"%s\" is not supported (qembed decodes ByteLevel only)",
-            L->file, where, type ? type : "null");
+    QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
+            "%s: %s type \"%s\" is not supported (qembed decodes ByteLevel only)", L->file, where,
+            type ? type : "null");
 }
 
 /* truncation applies inside the reference's encode, so it is honoured;
@@ -281,7 +291,8 @@ qembed_status qe_tok_load_trunc_pad(loader *L, const cJSON *root) {
         int32_t max;
         const cJSON *dir = cJSON_GetObjectItemCaseSensitive(tr, "direction");
         if (!jid(cJSON_GetObjectItemCaseSensitive(tr, "max_length"), &max))
-            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: truncation.max_length is not a non-negative integer", L->file);
+            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT,
+                    "%s: truncation.max_length is not a non-negative integer", L->file);
         t->trunc_max = max;
         t->trunc_left = cJSON_IsString(dir) && strcmp(dir->valuestring, "Left") == 0;
     }
@@ -291,8 +302,10 @@ qembed_status qe_tok_load_trunc_pad(loader *L, const cJSON *root) {
         const cJSON *mult = cJSON_GetObjectItemCaseSensitive(pad, "pad_to_multiple_of");
         if (!(cJSON_IsString(strat) && strcmp(strat->valuestring, "BatchLongest") == 0) ||
             (mult && !cJSON_IsNull(mult)))
-            QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED, "%s: padding to a fixed length or a multiple is not supported "
-                    "(an embedding input is never padded)", L->file);
+            QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
+                    "%s: padding to a fixed length or a multiple is not supported "
+                    "(an embedding input is never padded)",
+                    L->file);
     }
     return QEMBED_OK;
 }

@@ -11,14 +11,24 @@
 #include "common/utf8.h"
 
 enum {
-    SBASE = 0xAC00, LBASE = 0x1100, VBASE = 0x1161, TBASE = 0x11A7,
-    LCOUNT = 19, VCOUNT = 21, TCOUNT = 28, NCOUNT = VCOUNT * TCOUNT, SCOUNT = LCOUNT * NCOUNT
+    SBASE = 0xAC00,
+    LBASE = 0x1100,
+    VBASE = 0x1161,
+    TBASE = 0x11A7,
+    LCOUNT = 19,
+    VCOUNT = 21,
+    TCOUNT = 28,
+    NCOUNT = VCOUNT * TCOUNT,
+    SCOUNT = LCOUNT * NCOUNT
 };
 
 int qe_nfc_quick(const uint8_t *s, size_t n) {
     size_t i = 0;
     while (i < n) {
-        if (s[i] < 0x80) { i++; continue; }
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
         uint32_t cp;
         i += (size_t)qe_utf8_dec(s, i, &cp);
         if (qe_nfc_unstable(cp)) return 0;
@@ -31,8 +41,10 @@ static const uint32_t *decomp_of(uint32_t cp, uint32_t *len) {
     size_t lo = 0, hi = qe_nfc_decomp_n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (qe_nfc_decomp_index[mid][0] < cp) lo = mid + 1;
-        else hi = mid;
+        if (qe_nfc_decomp_index[mid][0] < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     if (lo < qe_nfc_decomp_n && qe_nfc_decomp_index[lo][0] == cp) {
         *len = qe_nfc_decomp_index[lo][2];
@@ -45,18 +57,18 @@ static const uint32_t *decomp_of(uint32_t cp, uint32_t *len) {
 static uint32_t compose(uint32_t a, uint32_t b) {
     if (a >= LBASE && a < LBASE + LCOUNT && b >= VBASE && b < VBASE + VCOUNT)
         return SBASE + ((a - LBASE) * VCOUNT + (b - VBASE)) * TCOUNT;
-    if (a >= SBASE && a < SBASE + SCOUNT && (a - SBASE) % TCOUNT == 0 && b > TBASE &&
-        b < TBASE + TCOUNT)
+    if (a >= SBASE && a < SBASE + SCOUNT && (a - SBASE) % TCOUNT == 0 && b > TBASE && b < TBASE + TCOUNT)
         return a + (b - TBASE);
     size_t lo = 0, hi = qe_nfc_comp_n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         const uint32_t *e = qe_nfc_comp[mid];
-        if (e[0] < a || (e[0] == a && e[1] < b)) lo = mid + 1;
-        else hi = mid;
+        if (e[0] < a || (e[0] == a && e[1] < b))
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    if (lo < qe_nfc_comp_n && qe_nfc_comp[lo][0] == a && qe_nfc_comp[lo][1] == b)
-        return qe_nfc_comp[lo][2];
+    if (lo < qe_nfc_comp_n && qe_nfc_comp[lo][0] == a && qe_nfc_comp[lo][1] == b) return qe_nfc_comp[lo][2];
     return 0;
 }
 

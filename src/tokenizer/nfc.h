@@ -16,7 +16,9 @@ extern const uint32_t qe_nfc_decomp_pool[];
 extern const uint32_t qe_nfc_comp_n;
 extern const uint32_t qe_nfc_comp[][3];
 
-static inline int qe_nfc_ccc(uint32_t cp) { return qe_nfc_ccc_stage2[qe_nfc_ccc_stage1[cp >> 7]][cp & 127]; }
+static inline int qe_nfc_ccc(uint32_t cp) {
+    return qe_nfc_ccc_stage2[qe_nfc_ccc_stage1[cp >> 7]][cp & 127];
+}
 /* 0 when NFC of any text made only of such code points is the text itself. */
 static inline int qe_nfc_unstable(uint32_t cp) {
     return qe_nfc_unstable_stage2[qe_nfc_unstable_stage1[cp >> 7]][cp & 127];

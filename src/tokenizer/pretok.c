@@ -38,8 +38,10 @@ static int fold(uint32_t cp) {
     size_t lo = 0, hi = qe_pretok_nfold;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (qe_pretok_fold[mid][0] < cp) lo = mid + 1;
-        else hi = mid;
+        if (qe_pretok_fold[mid][0] < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo < qe_pretok_nfold && qe_pretok_fold[lo][0] == cp ? (int)qe_pretok_fold[lo][1] : 0;
 }
@@ -84,8 +86,10 @@ size_t qe_pretok_qwen_next(const uint8_t *s, size_t n, size_t i) {
     if (k == QE_CL_N) return j;
     /*  ?[^\s\p{L}\p{N}]+[\r\n]* */
     size_t o = (size_t)-1;
-    if (k == QE_CL_O) o = i;
-    else if (c == ' ' && j < n && cls_at(s, j, &c2, &l2) == QE_CL_O) o = j;
+    if (k == QE_CL_O)
+        o = i;
+    else if (c == ' ' && j < n && cls_at(s, j, &c2, &l2) == QE_CL_O)
+        o = j;
     if (o != (size_t)-1) {
         size_t e = skip_class(s, n, o, QE_CL_O);
         while (e < n && (s[e] == '\r' || s[e] == '\n')) e++;

@@ -16,7 +16,12 @@
  * and would make us allocate per-id arrays of absurd size. */
 #define QE_MAX_IDS (1u << 24)
 
-enum { QE_TOK_PRESENT = 1, QE_TOK_ADDED = 2, QE_TOK_SPECIAL = 4, QE_TOK_PURE = 8 /* only byte-level chars */ };
+enum {
+    QE_TOK_PRESENT = 1,
+    QE_TOK_ADDED = 2,
+    QE_TOK_SPECIAL = 4,
+    QE_TOK_PURE = 8 /* only byte-level chars */
+};
 
 typedef struct qe_added {
     uint8_t *content; /* as matched: normalized tokens hold their normalized form */
@@ -39,14 +44,14 @@ enum { QE_SPLIT_QWEN = 0, QE_SPLIT_PCRE2 = 1, QE_SPLIT_STRING = 2 };
 /* One Split stage of the pre-tokenizer, behaviour Isolated. */
 typedef struct qe_split {
     int kind;
-    pcre2_code *re;       /* QE_SPLIT_PCRE2 */
-    uint8_t *lit;         /* QE_SPLIT_STRING */
+    pcre2_code *re; /* QE_SPLIT_PCRE2 */
+    uint8_t *lit;   /* QE_SPLIT_STRING */
     size_t lit_len;
 } qe_split;
 
 typedef struct qe_hent {
-    uint32_t tag;  /* high bits of the hash */
-    int32_t id1;   /* id + 1; 0: empty slot */
+    uint32_t tag;      /* high bits of the hash */
+    int32_t id1;       /* id + 1; 0: empty slot */
     uint32_t off, len; /* the key in the table's pool */
 } qe_hent;
 

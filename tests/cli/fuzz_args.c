@@ -14,8 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum { K_FMT = 256, K_FLAG };
 static const cli_optdef opts[] = {
-    {"help", 'h', 0}, {"input", 'i', 1}, {"format", 'f', 1}, {"format-x", K_FMT, 1}, {"flag", K_FLAG, 0},
-    {NULL, 0, 0},
+    {"help", 'h', 0},       {"input", 'i', 1},   {"format", 'f', 1},
+    {"format-x", K_FMT, 1}, {"flag", K_FLAG, 0}, {NULL, 0, 0},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -20,8 +20,8 @@ static float frand(void) {
 }
 
 /* out (T, nh*hd) by the plain formula */
-static void naive(const float *q, const float *k, const float *v, const int *off, int n_seq, int nh,
-                  int nkv, int hd, float *out) {
+static void naive(const float *q, const float *k, const float *v, const int *off, int n_seq, int nh, int nkv,
+                  int hd, float *out) {
     int QD = nh * hd, KD = nkv * hd;
     for (int s = 0; s < n_seq; s++)
         for (int i = off[s]; i < off[s + 1]; i++)
@@ -33,7 +33,8 @@ static void naive(const float *q, const float *k, const float *v, const int *off
                 for (int j = 0; j < n; j++) {
                     double d = 0;
                     for (int x = 0; x < hd; x++)
-                        d += (double)q[(size_t)i * QD + h * hd + x] * k[(size_t)(off[s] + j) * KD + kh * hd + x];
+                        d += (double)q[(size_t)i * QD + h * hd + x] *
+                             k[(size_t)(off[s] + j) * KD + kh * hd + x];
                     p[j] = d / sqrt((double)hd);
                     if (p[j] > mx) mx = p[j];
                 }
@@ -49,7 +50,7 @@ static void naive(const float *q, const float *k, const float *v, const int *off
 
 typedef struct attn_case {
     int nh, nkv, hd;
-    int lens[12]; /* ends at 0 */
+    int lens[12];     /* ends at 0 */
     int nan_k, nan_v; /* a token whose key (kv head 1 % nkv) / value (kv head 0) is NaN; -1: none */
 } attn_case;
 
@@ -63,7 +64,9 @@ static const attn_case cases[] = {
     {4, 2, 24, {70, 9}, 68, 69}, /* NaN key, NaN value: only later rows see them */
 };
 
-static int nan_of(double x) { return x != x; }
+static int nan_of(double x) {
+    return x != x;
+}
 
 /* 0: every ISA, thread count and last_only mode agree with naive() */
 static int run_case(const attn_case *c) {
@@ -92,11 +95,22 @@ static int run_case(const attn_case *c) {
         for (int threads = 1; threads <= 2; threads++)
             for (int last_only = 0; last_only <= 1; last_only++) {
                 qe_threadpool *pool = qe_threadpool_create(threads);
-                float *scratch = malloc((size_t)threads * qe_attn_scratch_floats(hd, nh / nkv) * sizeof(float));
+                float *scratch =
+                    malloc((size_t)threads * qe_attn_scratch_floats(hd, nh / nkv) * sizeof(float));
                 memcpy(got, q, (size_t)T * QD * sizeof(float));
-                qe_attn_args a = {.q = got, .ldq = QD, .k = k, .v = v, .ldkv = KD, .seq_off = off,
-                                  .n_seq = n_seq, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd,
-                                  .last_only = last_only, .tile_off = tile_off, .scratch = scratch,
+                qe_attn_args a = {.q = got,
+                                  .ldq = QD,
+                                  .k = k,
+                                  .v = v,
+                                  .ldkv = KD,
+                                  .seq_off = off,
+                                  .n_seq = n_seq,
+                                  .n_heads = nh,
+                                  .n_kv_heads = nkv,
+                                  .head_dim = hd,
+                                  .last_only = last_only,
+                                  .tile_off = tile_off,
+                                  .scratch = scratch,
                                   .isa = (qe_isa)isa};
                 qe_attention(pool, &a);
                 double worst = 0;
@@ -105,7 +119,8 @@ static int run_case(const attn_case *c) {
                     for (int i = off[s]; i < off[s + 1]; i++) {
                         int is_last = i == off[s + 1] - 1;
                         for (size_t x = 0; x < QD; x++) {
-                            float expect = last_only && !is_last ? q[(size_t)i * QD + x] : want[(size_t)i * QD + x];
+                            float expect =
+                                last_only && !is_last ? q[(size_t)i * QD + x] : want[(size_t)i * QD + x];
                             float g = got[(size_t)i * QD + x];
                             if (nan_of(expect) || nan_of(g)) {
                                 nan_wrong += nan_of(expect) != nan_of(g);
@@ -120,7 +135,9 @@ static int run_case(const attn_case *c) {
                          qe_isa_name((qe_isa)isa), threads, last_only);
                 if (worst > 2e-5 || nan_wrong) {
                     failures++;
-                    fprintf(stderr, "FAIL %s: max error %.3g, %d values NaN where they should not be or not NaN where they should\n",
+                    fprintf(stderr,
+                            "FAIL %s: max error %.3g, %d values NaN where they should not be or not NaN "
+                            "where they should\n",
                             what, worst, nan_wrong);
                 } else {
                     printf("ok %s: max error %.3g\n", what, worst);

@@ -105,8 +105,8 @@ static void test_golden_ids(void) {
         float *out = malloc((size_t)nc * dims * sizeof(float));
         qembed_embed_options o = qembed_embed_default_options();
         qembed_error e;
-        qembed_status s = qembed_ctx_embed_tokens(c, (const int32_t *const *)ids, lens, (size_t)nc,
-                                                  &o, out, &e);
+        qembed_status s =
+            qembed_ctx_embed_tokens(c, (const int32_t *const *)ids, lens, (size_t)nc, &o, out, &e);
         CHECK(s == QEMBED_OK, "%s", e.message);
         for (int i = 0; i < nc && s == QEMBED_OK; i++) {
             double cs = cosine(out + (size_t)i * dims, gold[i], dims);
@@ -128,8 +128,8 @@ static void test_golden_ids(void) {
 
 /* A text of about n_words words, deterministic. */
 static char *words(int n_words, unsigned seed) {
-    static const char *const w[] = {"river", "stone", "quantum", "bread", "北京", "the", "of",
-                                    "embedding", "🙂", "naïve", "code();", "42", "zebra", "Über"};
+    static const char *const w[] = {"river",     "stone", "quantum", "bread",   "北京", "the",   "of",
+                                    "embedding", "🙂",  "naïve",   "code();", "42",   "zebra", "Über"};
     char *s = malloc((size_t)n_words * 16 + 1);
     size_t k = 0;
     for (int i = 0; i < n_words; i++) {
@@ -163,13 +163,14 @@ static void test_batching_and_threads(void) {
         float *batch1 = malloc((size_t)N * H * sizeof(float));
         float *single = malloc((size_t)H * sizeof(float));
         qembed_error e;
-        CHECK(qembed_ctx_embed(big, (const char *const *)texts, NULL, N, &o, batch, &e) == QEMBED_OK,
+        CHECK(qembed_ctx_embed(big, (const char *const *)texts, NULL, N, &o, batch, &e) == QEMBED_OK, "%s",
+              e.message);
+        CHECK(qembed_ctx_embed(one_thread, (const char *const *)texts, NULL, N, &o, batch1, &e) == QEMBED_OK,
               "%s", e.message);
-        CHECK(qembed_ctx_embed(one_thread, (const char *const *)texts, NULL, N, &o, batch1, &e) ==
-                  QEMBED_OK, "%s", e.message);
         for (int i = 0; i < N; i++) {
             CHECK(qembed_ctx_embed(small, (const char *const *)&texts[i], NULL, 1, &o, single, &e) ==
-                      QEMBED_OK, "%s", e.message);
+                      QEMBED_OK,
+                  "%s", e.message);
             double cs = cosine(batch + (size_t)i * H, single, H);
             CHECK(cs >= 0.99999, "exact=%d input %d: batched vs alone cosine %.8f", exact, i, cs);
             cs = cosine(batch + (size_t)i * H, batch1 + (size_t)i * H, H);
@@ -198,7 +199,7 @@ static void test_many_inputs(void) {
     int H = hidden_of(m);
     qembed_ctx *c = ctx_of(m, 0);
     const char **texts = malloc(N * sizeof *texts);
-    char (*buf)[16] = malloc(N * sizeof *buf);
+    char(*buf)[16] = malloc(N * sizeof *buf);
     for (int i = 0; i < N; i++) {
         snprintf(buf[i], sizeof buf[i], "item %d", i);
         texts[i] = buf[i];
@@ -245,7 +246,8 @@ static void test_pipeline(void) {
      * the post-processor appends another one (as the reference does) */
     const char *lit = "done<|endoftext|>";
     CHECK(qembed_model_tokenize(m, lit, strlen(lit), &o, &ids, &n, &e) == QEMBED_OK, "%s", e.message);
-    CHECK(n >= 3 && ids[n - 1] == 151643 && ids[n - 2] == 151643, "literal EOS: expected two 151643 at the end");
+    CHECK(n >= 3 && ids[n - 1] == 151643 && ids[n - 2] == 151643,
+          "literal EOS: expected two 151643 at the end");
     qembed_free(ids);
     qembed_embed_options plain = o;
     plain.parse_special = 0;
@@ -287,8 +289,8 @@ static void test_pipeline(void) {
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         qembed_embed_options bo = o;
         bo.dims = bad[k];
-        CHECK(qembed_ctx_embed(c, &t, NULL, 1, &bo, a, &e) == QEMBED_ERR_INVALID_ARGUMENT,
-              "dims %d accepted", bad[k]);
+        CHECK(qembed_ctx_embed(c, &t, NULL, 1, &bo, a, &e) == QEMBED_ERR_INVALID_ARGUMENT, "dims %d accepted",
+              bad[k]);
         CHECK(strstr(e.message, "dims") != NULL, "message does not name dims: %s", e.message);
     }
     free(a);
@@ -314,7 +316,7 @@ static void test_limits_and_errors(void) {
     qembed_embed_options lim = o;
     lim.max_tokens = n + 1; /* the input has N-1 tokens */
     CHECK(qembed_ctx_embed(c, &tp, NULL, 1, &lim, v, &e) == QEMBED_OK, "N-1: %s", e.message);
-    lim.max_tokens = n;     /* exactly N */
+    lim.max_tokens = n; /* exactly N */
     CHECK(qembed_ctx_embed(c, &tp, NULL, 1, &lim, v, &e) == QEMBED_OK, "N: %s", e.message);
     lim.max_tokens = n - 1; /* N+1 */
     const char *texts2[2] = {"short", text};
@@ -356,8 +358,9 @@ static void test_limits_and_errors(void) {
     const int32_t *idp[2] = {ids, ids};
     size_t idn[2] = {3, n};
     lim.n_tokens_out = counts;
-    CHECK(qembed_ctx_embed_tokens(c, idp, idn, 2, &lim, two = malloc(2 * (size_t)H * sizeof(float)), &e)
-              == QEMBED_OK, "%s", e.message);
+    CHECK(qembed_ctx_embed_tokens(c, idp, idn, 2, &lim, two = malloc(2 * (size_t)H * sizeof(float)), &e) ==
+              QEMBED_OK,
+          "%s", e.message);
     const int32_t *last = ids + 1; /* n ids cut to max_tokens = n - 1 */
     size_t lastn = n - 1;
     CHECK(qembed_ctx_embed_tokens(c, &last, &lastn, 1, &o, w, &e) == QEMBED_OK, "%s", e.message);
@@ -386,7 +389,8 @@ static void test_limits_and_errors(void) {
     const char *with_empty[3] = {"a", "", "b"};
     CHECK(qembed_ctx_embed(c, with_empty, NULL, 3, &o, v, &e) == QEMBED_ERR_EMPTY_INPUT, "empty accepted");
     CHECK(strstr(e.message, "input 1") != NULL, "empty: message '%s' lacks the index", e.message);
-    CHECK(qembed_ctx_embed(c, with_empty, NULL, 0, &o, v, &e) == QEMBED_ERR_EMPTY_INPUT, "empty batch accepted");
+    CHECK(qembed_ctx_embed(c, with_empty, NULL, 0, &o, v, &e) == QEMBED_ERR_EMPTY_INPUT,
+          "empty batch accepted");
 
     /* invalid UTF-8 */
     const char *bad_utf8[2] = {"ok", "caf\xc3("};
@@ -397,16 +401,19 @@ static void test_limits_and_errors(void) {
     int32_t bad_ids[3] = {5, 151669, 151643};
     const int32_t *const bp = bad_ids;
     size_t bn = 3;
-    CHECK(qembed_ctx_embed_tokens(c, &bp, &bn, 1, &o, v, &e) == QEMBED_ERR_INVALID_ARGUMENT, "bad id accepted");
+    CHECK(qembed_ctx_embed_tokens(c, &bp, &bn, 1, &o, v, &e) == QEMBED_ERR_INVALID_ARGUMENT,
+          "bad id accepted");
     CHECK(strstr(e.message, "151669") != NULL, "bad id: message '%s'", e.message);
     bn = 0;
     CHECK(qembed_ctx_embed_tokens(c, &bp, &bn, 1, &o, v, &e) == QEMBED_ERR_EMPTY_INPUT, "no ids accepted");
 
     /* NULLs */
     qembed_ctx *nc = NULL;
-    CHECK(qembed_ctx_create(NULL, NULL, &nc, &e) == QEMBED_ERR_INVALID_ARGUMENT && !nc, "NULL model accepted");
+    CHECK(qembed_ctx_create(NULL, NULL, &nc, &e) == QEMBED_ERR_INVALID_ARGUMENT && !nc,
+          "NULL model accepted");
     qembed_model *nm = NULL;
-    CHECK(qembed_model_load("/nonexistent/qembed-model", NULL, &nm, &e) != QEMBED_OK && !nm, "missing dir loaded");
+    CHECK(qembed_model_load("/nonexistent/qembed-model", NULL, &nm, &e) != QEMBED_OK && !nm,
+          "missing dir loaded");
     qembed_ctx_free(NULL);
     qembed_model_free(NULL);
 

@@ -51,7 +51,8 @@ int main(int argc, char **argv) {
     if (!m) return 1;
     qembed_model_info info;
     qembed_model_get_info(m, &info);
-    CHECK(info.max_position_embeddings == (int)n, "the tiny model's limit is %d", info.max_position_embeddings);
+    CHECK(info.max_position_embeddings == (int)n, "the tiny model's limit is %d",
+          info.max_position_embeddings);
     qembed_ctx_params cp = qembed_ctx_default_params();
     cp.max_batch_tokens = n;
     qembed_ctx *c = NULL;

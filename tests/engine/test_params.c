@@ -20,8 +20,15 @@
 #include "qembed.h"
 
 /* A struct at release 1 and after a field was appended. */
-typedef struct v1 { size_t size; int a; } v1;
-typedef struct v2 { size_t size; int a; double b; } v2;
+typedef struct v1 {
+    size_t size;
+    int a;
+} v1;
+typedef struct v2 {
+    size_t size;
+    int a;
+    double b;
+} v2;
 
 static void test_mechanism(void) {
     v1 *old = malloc(sizeof *old); /* exactly v1's bytes */
@@ -32,8 +39,8 @@ static void test_mechanism(void) {
     CHECK(sizes[0] == sizeof(v1), "the v1 size from the v2 layout: %zu", sizes[0]);
     qembed_error e = {0};
     CHECK(qe_params_copy(&d, sizeof d, old, sizes, 2, "v2", &e) == QEMBED_OK, "%s", e.message);
-    CHECK(d.a == 7 && d.b == 2.5 && d.size == sizeof d, "v1 fields taken, b keeps its default: %d %g",
-          d.a, d.b);
+    CHECK(d.a == 7 && d.b == 2.5 && d.size == sizeof d, "v1 fields taken, b keeps its default: %d %g", d.a,
+          d.b);
     old->size = 12;
     CHECK(qe_params_copy(&d, sizeof d, old, sizes, 2, "v2", &e) == QEMBED_ERR_INVALID_ARGUMENT &&
               strstr(e.message, "v2: size 12"),
@@ -93,8 +100,7 @@ int main(int argc, char **argv) {
     qembed_model_params *mp1 = old_copy(&mp, QE_SIZE_UPTO(qembed_model_params, no_verify));
     qembed_model *m = NULL;
     qembed_error e = {0};
-    CHECK(qembed_model_load(dir, mp1, &m, &e) == QEMBED_OK, "model params of the first size: %s",
-          e.message);
+    CHECK(qembed_model_load(dir, mp1, &m, &e) == QEMBED_OK, "model params of the first size: %s", e.message);
     free(mp1);
     if (!m) return 1;
     qembed_ctx_params *cp1 = old_copy(&cp, QE_SIZE_UPTO(qembed_ctx_params, max_batch_tokens));
@@ -143,8 +149,7 @@ int main(int argc, char **argv) {
               "tokenize options size %zu", xe.size);
         qembed_encode_options xn = no;
         xn.size = i == 3 ? sizeof xn + 8 : b;
-        CHECK(refused(qembed_tokenizer_encode(tok, text, 11, &xn, &ids, &n, &e), &e,
-                      "qembed_encode_options"),
+        CHECK(refused(qembed_tokenizer_encode(tok, text, 11, &xn, &ids, &n, &e), &e, "qembed_encode_options"),
               "encode options size %zu: %s", xn.size, e.message);
         qembed_split_params xs = sp;
         xs.max_segments = 2;

@@ -35,7 +35,9 @@ static uint32_t rnd32(void) {
     g_rng ^= g_rng << 17;
     return (uint32_t)(g_rng >> 16);
 }
-static float rnd_unit(void) { return (float)((double)rnd32() / 4294967296.0 * 2.0 - 1.0); }
+static float rnd_unit(void) {
+    return (float)((double)rnd32() / 4294967296.0 * 2.0 - 1.0);
+}
 
 static uint32_t bits(float f) {
     uint32_t u;
@@ -208,7 +210,9 @@ static void *make_weights(qe_dtype wt, int n, int k, float *wf /* (n,k) as f32 *
     return w;
 }
 
-static const char *dt_name(qe_dtype t) { return t == QE_F32 ? "f32" : t == QE_F16 ? "f16" : "bf16"; }
+static const char *dt_name(qe_dtype t) {
+    return t == QE_F32 ? "f32" : t == QE_F16 ? "f16" : "bf16";
+}
 
 /* Returns the number of failures for this shape. */
 static void test_shape(shape s, qe_dtype wt, qe_threadpool *pool2, qe_isa max_isa) {
@@ -239,8 +243,8 @@ static void test_shape(shape s, qe_dtype wt, qe_threadpool *pool2, qe_isa max_is
         for (int isa = QE_ISA_SCALAR; isa <= (int)max_isa; isa++) {
             for (int threads = 1; threads <= 2; threads++) {
                 for (size_t i = 0; i < (size_t)m * ldy; i++) y[i] = sentinel;
-                qe_matmul(threads == 1 ? NULL : pool2, (qe_isa)isa, (qe_mm_mode)mode, x, ldx, m, k, w,
-                          wt, n, y, ldy);
+                qe_matmul(threads == 1 ? NULL : pool2, (qe_isa)isa, (qe_mm_mode)mode, x, ldx, m, k, w, wt, n,
+                          y, ldy);
                 int bad = 0;
                 for (int i = 0; i < m && !bad; i++) {
                     for (size_t j = 0; j < ldy; j++) {
@@ -248,8 +252,8 @@ static void test_shape(shape s, qe_dtype wt, qe_threadpool *pool2, qe_isa max_is
                         if (j >= (size_t)n) {
                             if (got != sentinel) {
                                 CHECK(0, "%s %s %s m=%d k=%d n=%d threads=%d: y[%d][%zu] (gap) written",
-                                      qe_isa_name((qe_isa)isa), dt_name(wt),
-                                      mode ? "bf16" : "exact", m, k, n, threads, i, j);
+                                      qe_isa_name((qe_isa)isa), dt_name(wt), mode ? "bf16" : "exact", m, k, n,
+                                      threads, i, j);
                                 bad = 1;
                                 break;
                             }
@@ -261,8 +265,8 @@ static void test_shape(shape s, qe_dtype wt, qe_threadpool *pool2, qe_isa max_is
                             CHECK(0,
                                   "%s %s %s m=%d k=%d n=%d threads=%d: y[%d][%zu] = %.9g, ref %.9g "
                                   "(err %.3g > bound %.3g)",
-                                  qe_isa_name((qe_isa)isa), dt_name(wt), mode ? "bf16" : "exact", m,
-                                  k, n, threads, i, j, got, want, err, bound[(size_t)i * n + j]);
+                                  qe_isa_name((qe_isa)isa), dt_name(wt), mode ? "bf16" : "exact", m, k, n,
+                                  threads, i, j, got, want, err, bound[(size_t)i * n + j]);
                             bad = 1;
                             break;
                         }
@@ -285,8 +289,8 @@ static void test_matmul(void) {
            qe_isa_name(hw));
     if (hw < QE_ISA_AMX) printf("kernels: level amx not offered here (needs AMX-BF16 and libdnnl.so.2)\n");
     if (hw < QE_ISA_AVX512_BF16)
-        printf("kernels: NOT TESTED here (CPU lacks them): %s%s\n",
-               hw < QE_ISA_AVX512 ? "avx512 " : "", "avx512bf16");
+        printf("kernels: NOT TESTED here (CPU lacks them): %s%s\n", hw < QE_ISA_AVX512 ? "avx512 " : "",
+               "avx512bf16");
     qe_threadpool *pool2 = qe_threadpool_create(2);
     CHECK(pool2 != NULL, "pool");
     static const int ms[] = {1, 2, 3, 4, 5, 16, 17, 31, 32, 64, 129};
@@ -315,8 +319,13 @@ static void test_matmul(void) {
      * max, rows not a multiple of its 6-row micro-panels), k-blocks of 256
      * with a tail that is not a multiple of 8, columns not a multiple of 16;
      * enough rows for a task per row block */
-    shape extra[] = {{5, 1537, 9}, {4, 3072, 6}, {2, 2048, 35}, {250, 300, 37}, {487, 523, 21},
-                     {128, 1031, 33}, {31, 3000, 9},
+    shape extra[] = {{5, 1537, 9},
+                     {4, 3072, 6},
+                     {2, 2048, 35},
+                     {250, 300, 37},
+                     {487, 523, 21},
+                     {128, 1031, 33},
+                     {31, 3000, 9},
                      /* GEMM form split by row blocks (>= 4 per thread) */
                      {1931, 40, 19}};
     for (size_t e = 0; e < sizeof extra / sizeof *extra; e++)
@@ -338,7 +347,8 @@ static void test_onednn(qe_threadpool *pool2) {
                qe_onednn_available() ? "CPU lacks AMX-BF16" : "libdnnl.so.2 not loadable");
         return;
     }
-    static const shape shapes[] = {{1, 67, 9}, {17, 1024, 192}, {33, 1000, 130}, {129, 2048, 64}, {700, 3072, 65}};
+    static const shape shapes[] = {
+        {1, 67, 9}, {17, 1024, 192}, {33, 1000, 130}, {129, 2048, 64}, {700, 3072, 65}};
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
         const shape s = shapes[si];
         size_t ldx = (size_t)s.k + 3, ldy = (size_t)s.n;
@@ -363,8 +373,8 @@ static void test_onednn(qe_threadpool *pool2) {
                                   wf[(size_t)j * s.k + p]);
                     double err = fabs((double)y[(size_t)i * ldy + j] - yr[(size_t)i * ldy + j]);
                     if (!(err <= 1e-5 * b + 1e-30)) {
-                        CHECK(0, "onednn m=%d k=%d n=%d threads=%d: y[%d][%d] = %.9g, ref %.9g", s.m, s.k, s.n,
-                              threads, i, j, y[(size_t)i * ldy + j], yr[(size_t)i * ldy + j]);
+                        CHECK(0, "onednn m=%d k=%d n=%d threads=%d: y[%d][%d] = %.9g, ref %.9g", s.m, s.k,
+                              s.n, threads, i, j, y[(size_t)i * ldy + j], yr[(size_t)i * ldy + j]);
                         bad = 1;
                     }
                 }
@@ -407,13 +417,13 @@ static void test_swiglu(void) {
             qe_op_swiglu_isa((qe_isa)isa, g2, u, n);
             for (size_t i = 0; i < n; i++) {
                 if (isnan(g[i]) || isnan(g2[i])) {
-                    CHECK(isnan(g[i]) && isnan(g2[i]), "swiglu %s n=%zu [%zu]: %g vs %g", qe_isa_name((qe_isa)isa),
-                          n, i, g2[i], g[i]);
+                    CHECK(isnan(g[i]) && isnan(g2[i]), "swiglu %s n=%zu [%zu]: %g vs %g",
+                          qe_isa_name((qe_isa)isa), n, i, g2[i], g[i]);
                     continue;
                 }
                 float tol = 4e-7f * fabsf(g[i]) + 1e-30f;
-                CHECK(fabsf(g2[i] - g[i]) <= tol, "swiglu %s n=%zu [%zu]: %.9g vs %.9g", qe_isa_name((qe_isa)isa),
-                      n, i, g2[i], g[i]);
+                CHECK(fabsf(g2[i] - g[i]) <= tol, "swiglu %s n=%zu [%zu]: %.9g vs %.9g",
+                      qe_isa_name((qe_isa)isa), n, i, g2[i], g[i]);
                 checked++;
             }
         }
@@ -481,7 +491,8 @@ static void test_q8(qe_threadpool *pool2) {
     for (int b = 0; b < n * 7; b++) {
         uint16_t d = qe_f32_to_f16(0.004f);
         memcpy(w + b * 34, &d, 2);
-        for (int i = 0; i < 32; i++) w[b * 34 + 2 + i] = (uint8_t)(int8_t)((int)((s = s * 1103515245u + 12345u) >> 16) % 255 - 127);
+        for (int i = 0; i < 32; i++)
+            w[b * 34 + 2 + i] = (uint8_t)(int8_t)((int)((s = s * 1103515245u + 12345u) >> 16) % 255 - 127);
     }
     for (int i = 0; i < n * k; i++) wd[i] = qe_tensor_get_f32(w, QE_Q8_0, (size_t)i);
     qe_matmul(NULL, QE_ISA_SCALAR, QE_MM_EXACT, x, (size_t)k, m, k, wd, QE_F32, n, yd, (size_t)n);

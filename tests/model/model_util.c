@@ -70,7 +70,6 @@ qembed_status load_dir(const char *dir, qe_config *cfg, qembed_error *err) {
     return st;
 }
 
-
 void model_test_init(const char *prog, const char *shared, const char *tmp) {
     struct stat sb;
     if (!shared || stat(shared, &sb) != 0) {
@@ -86,7 +85,9 @@ void model_test_init(const char *prog, const char *shared, const char *tmp) {
 }
 
 int model_test_done(int failures) {
-    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-    else printf("all passed\n");
+    if (failures)
+        fprintf(stderr, "%d check(s) failed\n", failures);
+    else
+        printf("all passed\n");
     return failures ? 1 : 0;
 }

@@ -45,7 +45,8 @@ static void spit(const char *path, const void *b, size_t n) {
 
 static double cosine(const float *a, const float *b, int n) {
     double d = 0, na = 0, nb = 0;
-    for (int i = 0; i < n; i++) d += (double)a[i] * b[i], na += (double)a[i] * a[i], nb += (double)b[i] * b[i];
+    for (int i = 0; i < n; i++)
+        d += (double)a[i] * b[i], na += (double)a[i] * a[i], nb += (double)b[i] * b[i];
     return d / sqrt(na * nb);
 }
 
@@ -110,9 +111,10 @@ static float *embed_all(const char *model) {
         qembed_encode_options eo = qembed_encode_default_options();
         int32_t *ids = NULL;
         size_t n = 0;
-        CHECK(qembed_tokenizer_encode(tk, texts[i], lens[i], &eo, &ids, &n, &e) == QEMBED_OK, "%s", e.message);
-        CHECK(n == gold_n[i] && !memcmp(ids, gold_ids[i], n * sizeof *ids), "%s: case %d: ids differ from golden",
-              model, i);
+        CHECK(qembed_tokenizer_encode(tk, texts[i], lens[i], &eo, &ids, &n, &e) == QEMBED_OK, "%s",
+              e.message);
+        CHECK(n == gold_n[i] && !memcmp(ids, gold_ids[i], n * sizeof *ids),
+              "%s: case %d: ids differ from golden", model, i);
         qembed_free(ids);
     }
     free(lens);
@@ -121,7 +123,9 @@ static float *embed_all(const char *model) {
     return out;
 }
 
-static void path_of(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmp, name); }
+static void path_of(char *buf, size_t n, const char *name) {
+    snprintf(buf, n, "%s/%s", tmp, name);
+}
 
 static void test_fidelity(void) {
     float *ref = embed_all(model_dir);
@@ -143,9 +147,12 @@ static void test_fidelity(void) {
             if (c1 < worst) worst = c1;
             if (c2 < worst_gold) worst_gold = c2;
         }
-        printf("gguf %-4s: worst cosine vs safetensors %.7f, vs golden f32 %.7f\n", types[t], worst, worst_gold);
-        if (t < 3) CHECK(worst >= 0.99999, "%s GGUF vs safetensors: cosine %.7f", types[t], worst);
-        else CHECK(worst_gold >= 0.9995, "q8_0 GGUF vs golden f32: cosine %.7f", worst_gold);
+        printf("gguf %-4s: worst cosine vs safetensors %.7f, vs golden f32 %.7f\n", types[t], worst,
+               worst_gold);
+        if (t < 3)
+            CHECK(worst >= 0.99999, "%s GGUF vs safetensors: cosine %.7f", types[t], worst);
+        else
+            CHECK(worst_gold >= 0.9995, "q8_0 GGUF vs golden f32: cosine %.7f", worst_gold);
         free(v);
     }
     /* a folder holding exactly one .gguf is the model too */
@@ -206,7 +213,8 @@ static void test_tokenizer(void) {
                 qembed_status sa = qembed_tokenizer_encode(a, t->valuestring, len, &o, &x, &nx, &e);
                 qembed_status sb = qembed_tokenizer_encode(b, t->valuestring, len, &o, &y, &ny, &e);
                 if (sa != sb || nx != ny || (nx && memcmp(x, y, nx * sizeof *x))) {
-                    if (diff++ < 5) fprintf(stderr, "FAIL ids differ on corpus line %d: %.80s\n", lines + 1, line);
+                    if (diff++ < 5)
+                        fprintf(stderr, "FAIL ids differ on corpus line %d: %.80s\n", lines + 1, line);
                 }
                 qembed_free(x);
                 qembed_free(y);

@@ -34,7 +34,8 @@ static void test_load(void) {
               cfg.head_dim == 16 && cfg.intermediate_size == 192 && cfg.vocab_size == 151669 &&
               cfg.max_position_embeddings == 32768 && cfg.tie_word_embeddings && cfg.torch_dtype == QE_BF16,
           "config values");
-    CHECK(cfg.rms_norm_eps == 1e-6 && cfg.rope_theta == 1e6, "eps %g theta %g", cfg.rms_norm_eps, cfg.rope_theta);
+    CHECK(cfg.rms_norm_eps == 1e-6 && cfg.rope_theta == 1e6, "eps %g theta %g", cfg.rms_norm_eps,
+          cfg.rope_theta);
     CHECK(!strcmp(cfg.architecture, "Qwen3ForCausalLM") && !strcmp(cfg.model_type, "qwen3"), "arch");
 
     qe_checkpoint *ck = NULL;
@@ -87,7 +88,8 @@ static void test_load(void) {
         path_join(p, sizeof p, g_shared, "model.safetensors");
         CHECK(qe_sha256_file(p, d, &err) == QEMBED_OK, "%s", err.message);
         qe_sha256_hex(d, hex);
-        CHECK(!strcmp(hex, cJSON_GetObjectItem(m, "model_safetensors_sha256")->valuestring), "sha256 %s", hex);
+        CHECK(!strcmp(hex, cJSON_GetObjectItem(m, "model_safetensors_sha256")->valuestring), "sha256 %s",
+              hex);
         cJSON_Delete(m);
     }
     /* SHA-256 known answers (FIPS 180-2) */
@@ -95,13 +97,14 @@ static void test_load(void) {
     char hex[65];
     qe_sha256_buf("abc", 3, d, &err);
     qe_sha256_hex(d, hex);
-    CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), "sha256(abc) %s", hex);
+    CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), "sha256(abc) %s",
+          hex);
     qe_sha256_buf("", 0, d, &err);
     qe_sha256_hex(d, hex);
-    CHECK(!strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"), "sha256('') %s", hex);
+    CHECK(!strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"), "sha256('') %s",
+          hex);
     qe_checkpoint_free(ck);
 }
-
 
 /* A generated preset loads, binds, and has the published model's size. */
 static void test_check(const char *dir, const char *preset) {
@@ -112,7 +115,8 @@ static void test_check(const char *dir, const char *preset) {
     if (st) return;
     if (!strcmp(preset, "0.6b")) {
         /* Qwen3-Embedding-0.6B: 595,776,512 parameters (1,191,553,024 bytes in bf16) */
-        CHECK(qe_model_n_params(&cfg) == 595776512ull, "n_params %llu", (unsigned long long)qe_model_n_params(&cfg));
+        CHECK(qe_model_n_params(&cfg) == 595776512ull, "n_params %llu",
+              (unsigned long long)qe_model_n_params(&cfg));
         CHECK(cfg.hidden_size == 1024 && cfg.n_layers == 28 && cfg.n_heads == 16 && cfg.n_kv_heads == 8 &&
                   cfg.head_dim == 128 && cfg.intermediate_size == 3072 && cfg.vocab_size == 151669 &&
                   cfg.max_position_embeddings == 32768 && cfg.rope_theta == 1e6 && cfg.rms_norm_eps == 1e-6 &&

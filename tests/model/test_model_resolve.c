@@ -17,20 +17,23 @@
 /* ---- Hugging Face cache resolution ---- */
 
 static void set_env(const char *k, const char *v) {
-    if (v) setenv(k, v, 1);
-    else unsetenv(k);
+    if (v)
+        setenv(k, v, 1);
+    else
+        unsetenv(k);
 }
 
 static void make_cache(const char *hub, const char *repo_folder, const char *rev, int with_ref) {
     /* as huggingface_hub lays it out: blobs by hash, snapshot files are
      * relative symlinks into them */
-    run_cmd("mkdir -p '%s/%s/blobs' '%s/%s/snapshots/%s' '%s/%s/refs'", hub, repo_folder, hub, repo_folder, rev, hub,
-            repo_folder);
+    run_cmd("mkdir -p '%s/%s/blobs' '%s/%s/snapshots/%s' '%s/%s/refs'", hub, repo_folder, hub, repo_folder,
+            rev, hub, repo_folder);
     run_cmd("cp '%s/config.json' '%s/%s/blobs/c0ffee01'", g_shared, hub, repo_folder);
     run_cmd("ln -sf '%s/model.safetensors' '%s/%s/blobs/c0ffee02'", g_shared, hub, repo_folder);
-    run_cmd("cd '%s/%s/snapshots/%s' && ln -sf ../../blobs/c0ffee01 config.json && ln -sf ../../blobs/c0ffee02 "
-            "model.safetensors",
-            hub, repo_folder, rev);
+    run_cmd(
+        "cd '%s/%s/snapshots/%s' && ln -sf ../../blobs/c0ffee01 config.json && ln -sf ../../blobs/c0ffee02 "
+        "model.safetensors",
+        hub, repo_folder, rev);
     if (with_ref) {
         char p[4096];
         snprintf(p, sizeof p, "%s/%s/refs/main", hub, repo_folder);
@@ -50,7 +53,8 @@ static void test_resolve(void) {
     const char *rev = "0123456789abcdef0123456789abcdef01234567";
 
     /* a directory is used as it is */
-    CHECK(qe_resolve_model_path(g_shared, out, sizeof out, &err) == QEMBED_OK && !strcmp(out, g_shared), "dir");
+    CHECK(qe_resolve_model_path(g_shared, out, sizeof out, &err) == QEMBED_OK && !strcmp(out, g_shared),
+          "dir");
     /* a file is not a model */
     char f[2048];
     path_join(f, sizeof f, g_shared, "config.json");
@@ -64,7 +68,8 @@ static void test_resolve(void) {
               strstr(err.message, "/.cache/huggingface/hub/models--Qwen--Qwen3-Embedding-0.6B"),
           "not found: %s", err.message);
     st = qe_resolve_model_path("no-such-dir-or-repo", out, sizeof out, &err);
-    CHECK(st == QEMBED_ERR_NOT_FOUND && strstr(err.message, "no-such-dir-or-repo"), "plain name: %s", err.message);
+    CHECK(st == QEMBED_ERR_NOT_FOUND && strstr(err.message, "no-such-dir-or-repo"), "plain name: %s",
+          err.message);
 
     /* ~/.cache/huggingface/hub with refs/main */
     char hub[2048];
@@ -97,7 +102,8 @@ static void test_resolve(void) {
     path_join(hub3, sizeof hub3, hfhome, "hub");
     make_cache(hub3, "models--org--tiny", "1111111111111111111111111111111111111111", 1);
     set_env("HF_HOME", hfhome);
-    snprintf(want, sizeof want, "%s/models--org--tiny/snapshots/1111111111111111111111111111111111111111", hub3);
+    snprintf(want, sizeof want, "%s/models--org--tiny/snapshots/1111111111111111111111111111111111111111",
+             hub3);
     st = qe_resolve_model_path("org/tiny", out, sizeof out, &err);
     CHECK(st == QEMBED_OK && !strcmp(out, want), "HF_HOME: %s / %s", out, err.message);
 
@@ -106,7 +112,8 @@ static void test_resolve(void) {
     path_join(hub4, sizeof hub4, g_tmp, "hubcache");
     make_cache(hub4, "models--org--tiny", "2222222222222222222222222222222222222222", 1);
     set_env("HF_HUB_CACHE", hub4);
-    snprintf(want, sizeof want, "%s/models--org--tiny/snapshots/2222222222222222222222222222222222222222", hub4);
+    snprintf(want, sizeof want, "%s/models--org--tiny/snapshots/2222222222222222222222222222222222222222",
+             hub4);
     st = qe_resolve_model_path("org/tiny", out, sizeof out, &err);
     CHECK(st == QEMBED_OK && !strcmp(out, want), "HF_HUB_CACHE: %s / %s", out, err.message);
 

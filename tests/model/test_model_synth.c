@@ -127,11 +127,13 @@ static void check_generated(const char *dir, qe_dtype want_dt, const char *what)
     }
     double m, sd;
     stats(&w.embed, &m, &sd);
-    CHECK(fabs(m) < 1e-3 && fabs(sd - 0.02) < 5e-4, "%s: embed mean %g sd %g, expected N(0, 0.02)", what, m, sd);
+    CHECK(fabs(m) < 1e-3 && fabs(sd - 0.02) < 5e-4, "%s: embed mean %g sd %g, expected N(0, 0.02)", what, m,
+          sd);
     stats(&w.layers[1].w_down, &m, &sd);
     CHECK(fabs(m) < 2e-3 && fabs(sd - 0.02) < 2e-3, "%s: w_down mean %g sd %g", what, m, sd);
     stats(&w.final_norm, &m, &sd);
-    CHECK(fabs(m - 1) < 0.05 && fabs(sd - 0.1) < 0.04, "%s: norm mean %g sd %g, expected 1 + 0.1 N(0,1)", what, m, sd);
+    CHECK(fabs(m - 1) < 0.05 && fabs(sd - 0.1) < 0.04, "%s: norm mean %g sd %g, expected 1 + 0.1 N(0,1)",
+          what, m, sd);
     CHECK(w.embed.dtype == want_dt && w.layers[0].wq.dtype == want_dt, "%s: dtype", what);
     qe_weights_release(&w);
     qe_checkpoint_free(ck);
@@ -158,7 +160,8 @@ static void test_synth(const char *synth) {
      * no rounding to hide a last-bit difference) */
     char f32s[2048];
     path_join(f32s, sizeof f32s, g_tmp, "synth-f32-scalar");
-    run_cmd("rm -rf '%s' && QEMBED_SYNTH_SCALAR=1 '%s' -q --preset tiny --dtype f32 -o '%s'", f32s, synth, f32s);
+    run_cmd("rm -rf '%s' && QEMBED_SYNTH_SCALAR=1 '%s' -q --preset tiny --dtype f32 -o '%s'", f32s, synth,
+            f32s);
     char h1[65], h2[65];
     sha_of(f32, "model.safetensors", h1);
     sha_of(f32s, "model.safetensors", h2);
@@ -205,8 +208,8 @@ static void test_synth(const char *synth) {
     CHECK(qe_checkpoint_open_dir(px, &k3, &err) == QEMBED_OK, "%s", err.message);
     if (k1 && k2 && k3) {
         CHECK(qe_checkpoint_n_files(k2) >= 3, "shards: %zu files", qe_checkpoint_n_files(k2));
-        CHECK(qe_checkpoint_find(k3, "norm.weight") && !strcmp(qe_checkpoint_find(k3, "norm.weight")->name,
-                                                              "model.norm.weight"),
+        CHECK(qe_checkpoint_find(k3, "norm.weight") &&
+                  !strcmp(qe_checkpoint_find(k3, "norm.weight")->name, "model.norm.weight"),
               "prefixed names");
         for (size_t i = 0; i < qe_checkpoint_n_tensors(k1); i++) {
             const qe_tensor *t = qe_checkpoint_tensor(k1, i);
@@ -242,10 +245,13 @@ static void test_synth(const char *synth) {
     snprintf(cmd, sizeof cmd, "'%s' --preset huge -o '%s/x' 2>/dev/null", synth, g_tmp);
     int rc = system(cmd);
     CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "unknown preset: rc %d", rc);
-    snprintf(cmd, sizeof cmd, "'%s' --preset tiny --tokenizer /nonexistent-tok -o '%s/x' 2>&1 | grep -q nonexistent-tok/tokenizer.json",
+    snprintf(cmd, sizeof cmd,
+             "'%s' --preset tiny --tokenizer /nonexistent-tok -o '%s/x' 2>&1 | grep -q "
+             "nonexistent-tok/tokenizer.json",
              synth, g_tmp);
     CHECK(system(cmd) == 0, "missing tokenizer is named");
-    snprintf(cmd, sizeof cmd, "'%s' --preset tiny --tokenizer /nonexistent-tok -o '%s/x' 2>/dev/null", synth, g_tmp);
+    snprintf(cmd, sizeof cmd, "'%s' --preset tiny --tokenizer /nonexistent-tok -o '%s/x' 2>/dev/null", synth,
+             g_tmp);
     rc = system(cmd);
     CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "missing tokenizer: rc %d", rc);
     run_cmd("rm -rf '%s' '%s' '%s' '%s' '%s' '%s' '%s' '%s/x'", a, b, c, sh, px, f16, f32, g_tmp);

@@ -117,8 +117,8 @@ static void check_plan_invariants(const qe_plan *pl, const qe_config *cfg, const
     uint64_t used[QE_MAX_DEVICES] = {0};
     for (int i = 0; i < pl->n_segments; i++) {
         const qe_plan_segment *s = &pl->seg[i];
-        CHECK(s->first_layer == next, "%s: segment %d starts at %d, expected %d", what, i,
-              s->first_layer, next);
+        CHECK(s->first_layer == next, "%s: segment %d starts at %d, expected %d", what, i, s->first_layer,
+              next);
         CHECK(s->end_layer > s->first_layer, "%s: empty segment %d", what, i);
         CHECK(s->has_embed == (i == 0), "%s: embedding flag on segment %d", what, i);
         CHECK(s->has_final_norm == (i == pl->n_segments - 1), "%s: final norm flag on %d", what, i);
@@ -132,8 +132,8 @@ static void check_plan_invariants(const qe_plan *pl, const qe_config *cfg, const
               d->dev[i].name, used[i], d->dev[i].budget);
 }
 
-static qembed_status plan(const qe_config *cfg, const qe_devices *d, qembed_compute_units u,
-                          size_t batch, qe_plan *pl, qembed_error *err) {
+static qembed_status plan(const qe_config *cfg, const qe_devices *d, qembed_compute_units u, size_t batch,
+                          qe_plan *pl, qembed_error *err) {
     logs.n = 0;
     qembed_model_params p = params(u, batch);
     memset(err, 0, sizeof *err);
@@ -194,8 +194,8 @@ static void test_every_units_value(void) {
     qe_devices d = devices(64 * GiB, 32 * GiB, 1);
     qe_plan pl;
     qembed_error e;
-    const qembed_compute_units all[] = {QEMBED_UNITS_ALL, QEMBED_UNITS_CPU_AND_GPU,
-                                        QEMBED_UNITS_CPU_AND_NE, QEMBED_UNITS_CPU_ONLY};
+    const qembed_compute_units all[] = {QEMBED_UNITS_ALL, QEMBED_UNITS_CPU_AND_GPU, QEMBED_UNITS_CPU_AND_NE,
+                                        QEMBED_UNITS_CPU_ONLY};
     for (int i = 0; i < 4; i++) {
         qembed_compute_units u = all[i];
         const char *nm = qembed_compute_units_name(u);
@@ -277,10 +277,8 @@ static void test_split_forced_by_small_accel(void) {
     CHECK(plan(&cfg, &d, QEMBED_UNITS_ALL, T, &pl, &e) == QEMBED_OK, "%s", e.message);
     check_plan_invariants(&pl, &cfg, &d, "small accel");
     CHECK(pl.n_segments == 2, "%d segments", pl.n_segments);
-    CHECK(pl.seg[0].kind == QE_DEV_SIM_ACCEL && pl.seg[0].first_layer == 0 &&
-              pl.seg[0].end_layer == 10,
-          "first segment %d-%d on %s", pl.seg[0].first_layer, pl.seg[0].end_layer,
-          pl.seg[0].device_name);
+    CHECK(pl.seg[0].kind == QE_DEV_SIM_ACCEL && pl.seg[0].first_layer == 0 && pl.seg[0].end_layer == 10,
+          "first segment %d-%d on %s", pl.seg[0].first_layer, pl.seg[0].end_layer, pl.seg[0].device_name);
     CHECK(pl.seg[1].kind == QE_DEV_CPU && pl.seg[1].end_layer == 28, "second on cpu");
     CHECK(pl.degraded, "degraded flag");
     CHECK(count_level(QEMBED_LOG_WARN) == 1, "%d WARN lines", count_level(QEMBED_LOG_WARN));
@@ -335,8 +333,7 @@ static void test_too_big(void) {
     /* CPU_ONLY with a tiny CPU budget. */
     qe_devices d2 = devices(100ull << 20, 0, 0);
     st = plan(&cfg, &d2, QEMBED_UNITS_CPU_ONLY, 8192, &pl, &e);
-    CHECK(st == QEMBED_ERR_PLACEMENT && strstr(e.message, "cpu 100.00 MiB"), "cpu only: %s",
-          e.message);
+    CHECK(st == QEMBED_ERR_PLACEMENT && strstr(e.message, "cpu 100.00 MiB"), "cpu only: %s", e.message);
     /* A budget of zero (unknown available memory) is the same clear error. */
     qe_devices d3 = devices(0, 0, 0);
     st = plan(&cfg, &d3, QEMBED_UNITS_ALL, 8192, &pl, &e);

@@ -13,11 +13,21 @@
 
 #include "check.h"
 
-static const char *const vars[] = {
-    "QEMBED_MODEL", "PAPR_COREML_MODEL", "PAPR_EMBEDDING_MODEL", "QEMBED_COMPUTE_UNITS",
-    "PAPR_COREML_COMPUTE_UNITS", "PAPR_ENABLE_COREML", "QEMBED_CPU_MEMORY_LIMIT",
-    "QEMBED_GPU_MEMORY_LIMIT", "QEMBED_SIM_ACCEL_MEMORY", "QEMBED_MAX_BATCH_TOKENS",
-    "QEMBED_THREADS", "QEMBED_NO_VERIFY", "HF_HOME", "HF_HUB_CACHE", "XDG_CACHE_HOME"};
+static const char *const vars[] = {"QEMBED_MODEL",
+                                   "PAPR_COREML_MODEL",
+                                   "PAPR_EMBEDDING_MODEL",
+                                   "QEMBED_COMPUTE_UNITS",
+                                   "PAPR_COREML_COMPUTE_UNITS",
+                                   "PAPR_ENABLE_COREML",
+                                   "QEMBED_CPU_MEMORY_LIMIT",
+                                   "QEMBED_GPU_MEMORY_LIMIT",
+                                   "QEMBED_SIM_ACCEL_MEMORY",
+                                   "QEMBED_MAX_BATCH_TOKENS",
+                                   "QEMBED_THREADS",
+                                   "QEMBED_NO_VERIFY",
+                                   "HF_HOME",
+                                   "HF_HUB_CACHE",
+                                   "XDG_CACHE_HOME"};
 
 static char empty_home[256];
 
@@ -69,8 +79,8 @@ static void test_compute_units_precedence(void) {
           "QEMBED beats PAPR: %s", s.units_src);
 
     run_case(&s, E("QEMBED_COMPUTE_UNITS=CPU_AND_NE"), E("--compute-units", "cpu_only"));
-    CHECK(s.units == QEMBED_UNITS_CPU_ONLY && !strcmp(s.units_src, "--compute-units"),
-          "flag beats env: %s", s.units_src);
+    CHECK(s.units == QEMBED_UNITS_CPU_ONLY && !strcmp(s.units_src, "--compute-units"), "flag beats env: %s",
+          s.units_src);
 
     run_case(&s, E("QEMBED_COMPUTE_UNITS=CPU_AND_NE"), E("--compute-units=ALL"));
     CHECK(s.units == QEMBED_UNITS_ALL && !strcmp(s.units_src, "--compute-units"), "--flag=value");
@@ -81,8 +91,8 @@ static void test_compute_units_precedence(void) {
         char v[64];
         snprintf(v, sizeof v, "PAPR_ENABLE_COREML=%s", offs[i]);
         run_case(&s, E(v, "PAPR_COREML_COMPUTE_UNITS=ALL"), NONE);
-        CHECK(s.units == QEMBED_UNITS_CPU_ONLY && strstr(s.units_src, "PAPR_ENABLE_COREML"),
-              "%s: %d %s", v, s.units, s.units_src);
+        CHECK(s.units == QEMBED_UNITS_CPU_ONLY && strstr(s.units_src, "PAPR_ENABLE_COREML"), "%s: %d %s", v,
+              s.units, s.units_src);
     }
     run_case(&s, E("PAPR_ENABLE_COREML=true"), NONE);
     CHECK(s.units == QEMBED_UNITS_ALL, "PAPR_ENABLE_COREML=true keeps ALL");
@@ -143,39 +153,49 @@ static void test_sizes_and_numbers(void) {
         int ok;
         uint64_t v;
     } cases[] = {
-        {"1024", 1, 1024},         {"0", 1, 0},
-        {"1K", 1, 1024},           {"512M", 1, 512ull << 20},
-        {"3G", 1, 3ull << 30},     {"3g", 1, 3ull << 30},
-        {"3GB", 1, 3ull << 30},    {"3GiB", 1, 3ull << 30},
-        {"1T", 1, 1ull << 40},     {"1.5G", 1, 3ull << 29},
-        {"", 0, 0},                {"G", 0, 0},
-        {"-1G", 0, 0},             {"3X", 0, 0},
-        {"3 G", 0, 0},             {"1.5", 0, 0},
-        {"99999999999T", 0, 0},    {"18446744073709551616", 0, 0},
+        {"1024", 1, 1024},
+        {"0", 1, 0},
+        {"1K", 1, 1024},
+        {"512M", 1, 512ull << 20},
+        {"3G", 1, 3ull << 30},
+        {"3g", 1, 3ull << 30},
+        {"3GB", 1, 3ull << 30},
+        {"3GiB", 1, 3ull << 30},
+        {"1T", 1, 1ull << 40},
+        {"1.5G", 1, 3ull << 29},
+        {"", 0, 0},
+        {"G", 0, 0},
+        {"-1G", 0, 0},
+        {"3X", 0, 0},
+        {"3 G", 0, 0},
+        {"1.5", 0, 0},
+        {"99999999999T", 0, 0},
+        {"18446744073709551616", 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint64_t v = 12345;
         int r = cli_parse_bytes(cases[i].s, &v);
         CHECK((r == 0) == cases[i].ok, "parse_bytes('%s') = %d", cases[i].s, r);
-        if (cases[i].ok) CHECK(v == cases[i].v, "parse_bytes('%s') = %llu", cases[i].s,
-                               (unsigned long long)v);
+        if (cases[i].ok)
+            CHECK(v == cases[i].v, "parse_bytes('%s') = %llu", cases[i].s, (unsigned long long)v);
     }
 
     cli_settings s;
-    run_case(&s, E("QEMBED_SIM_ACCEL_MEMORY=3G", "QEMBED_CPU_MEMORY_LIMIT=8G",
-                   "QEMBED_GPU_MEMORY_LIMIT=512M", "QEMBED_MAX_BATCH_TOKENS=2048",
-                   "QEMBED_THREADS=3"),
+    run_case(&s,
+             E("QEMBED_SIM_ACCEL_MEMORY=3G", "QEMBED_CPU_MEMORY_LIMIT=8G", "QEMBED_GPU_MEMORY_LIMIT=512M",
+               "QEMBED_MAX_BATCH_TOKENS=2048", "QEMBED_THREADS=3"),
              NONE);
     CHECK(s.sim_accel_memory == 3ull << 30 && !strcmp(s.sim_accel_src, "QEMBED_SIM_ACCEL_MEMORY"), "sim env");
     CHECK(s.cpu_memory_limit == 8ull << 30 && !strcmp(s.cpu_limit_src, "QEMBED_CPU_MEMORY_LIMIT"), "cpu env");
-    CHECK(s.gpu_memory_limit == 512ull << 20 && !strcmp(s.gpu_limit_src, "QEMBED_GPU_MEMORY_LIMIT"), "gpu env");
+    CHECK(s.gpu_memory_limit == 512ull << 20 && !strcmp(s.gpu_limit_src, "QEMBED_GPU_MEMORY_LIMIT"),
+          "gpu env");
     CHECK(s.max_batch_tokens == 2048 && !strcmp(s.max_batch_src, "QEMBED_MAX_BATCH_TOKENS"), "batch env");
     CHECK(s.n_threads == 3 && !strcmp(s.threads_src, "QEMBED_THREADS"), "threads env");
     CHECK(!s.error[0], "no error: %s", s.error);
 
     run_case(&s, E("QEMBED_SIM_ACCEL_MEMORY=3G", "QEMBED_THREADS=3", "QEMBED_MAX_BATCH_TOKENS=2048"),
-             E("--sim-accel-memory", "1G", "-t", "1", "--max-batch-tokens=512",
-               "--cpu-memory-limit", "4G", "--gpu-memory-limit=2G", "-q"));
+             E("--sim-accel-memory", "1G", "-t", "1", "--max-batch-tokens=512", "--cpu-memory-limit", "4G",
+               "--gpu-memory-limit=2G", "-q"));
     CHECK(s.sim_accel_memory == 1ull << 30 && !strcmp(s.sim_accel_src, "--sim-accel-memory"), "sim flag");
     CHECK(s.n_threads == 1 && !strcmp(s.threads_src, "--threads"), "threads flag");
     CHECK(s.max_batch_tokens == 512 && !strcmp(s.max_batch_src, "--max-batch-tokens"), "batch flag");
@@ -197,8 +217,10 @@ static void test_sizes_and_numbers(void) {
         *strchr(name, '=') = '\0';
         CHECK(s.error[0] && strstr(s.error, name), "%s: error '%s'", bad_env[i], s.error);
     }
-    static const char *const bad_flags[][2] = {{"--sim-accel-memory", "3X"}, {"--threads", "-2"},
-                                               {"--max-batch-tokens", "0"}, {"-t", "x"},
+    static const char *const bad_flags[][2] = {{"--sim-accel-memory", "3X"},
+                                               {"--threads", "-2"},
+                                               {"--max-batch-tokens", "0"},
+                                               {"-t", "x"},
                                                {"--cpu-memory-limit", ""}};
     for (size_t i = 0; i < 5; i++)
         CHECK(run_case(&s, NONE, E(bad_flags[i][0], bad_flags[i][1])) == -1, "%s %s accepted",
@@ -211,8 +233,7 @@ static void test_sizes_and_numbers(void) {
     run_case(&s, NONE, NONE);
     CHECK(!s.no_verify && !cli_settings_model_params(&s).no_verify, "verify by default");
     run_case(&s, E("QEMBED_NO_VERIFY=1"), NONE);
-    CHECK(s.no_verify && !strcmp(s.verify_src, "QEMBED_NO_VERIFY") &&
-              cli_settings_model_params(&s).no_verify,
+    CHECK(s.no_verify && !strcmp(s.verify_src, "QEMBED_NO_VERIFY") && cli_settings_model_params(&s).no_verify,
           "QEMBED_NO_VERIFY=1");
     run_case(&s, E("QEMBED_NO_VERIFY=0"), NONE);
     CHECK(!s.no_verify, "QEMBED_NO_VERIFY=0");

@@ -101,8 +101,8 @@ static const char *const texts[] = {
 static size_t N_TEXTS = sizeof texts / sizeof texts[0];
 
 /* Loads and embeds; returns malloc'ed (N_TEXTS x hidden) or NULL (err set). */
-static float *embed_all(const char *dir, const qembed_model_params *p, int *hidden,
-                        char *placement, size_t psize, qembed_status *st, qembed_error *err) {
+static float *embed_all(const char *dir, const qembed_model_params *p, int *hidden, char *placement,
+                        size_t psize, qembed_status *st, qembed_error *err) {
     qembed_model *m = NULL;
     memset(err, 0, sizeof *err);
     *st = qembed_model_load(dir, p, &m, err);
@@ -151,8 +151,8 @@ static qembed_status do_split(const char *model, const char *out, int n, uint64_
 }
 
 /* Splits, loads split and unsplit (the split one across two devices), compares. */
-static void split_and_compare(const char *model, const char *out, int n_segments,
-                              int layers_on_accel, const char *what) {
+static void split_and_compare(const char *model, const char *out, int n_segments, int layers_on_accel,
+                              const char *what) {
     qembed_error e;
     qembed_status st = do_split(model, out, n_segments, 0, &e);
     CHECK(st == QEMBED_OK, "%s: split: %s", what, e.message);
@@ -171,8 +171,8 @@ static void split_and_compare(const char *model, const char *out, int n_segments
     if (a && b) {
         CHECK(h1 == h2, "hidden sizes");
         compare(a, b, h1, what);
-        CHECK(strstr(placement, "sim-accel") && strstr(placement, "cpu"),
-              "%s: segments on two devices:\n%s", what, placement);
+        CHECK(strstr(placement, "sim-accel") && strstr(placement, "cpu"), "%s: segments on two devices:\n%s",
+              what, placement);
         char want[64];
         snprintf(want, sizeof want, "0-%d ", layers_on_accel - 1);
         CHECK(strstr(placement, want), "%s: accelerator holds layers %s:\n%s", what, want, placement);
@@ -187,8 +187,8 @@ static void split_and_compare(const char *model, const char *out, int n_segments
 /* ---- damaging a split directory ---- */
 
 static int g_no_verify = 0;
-static void expect_load_error(const char *dir, qembed_status want, const char *must1,
-                              const char *must2, const char *what) {
+static void expect_load_error(const char *dir, qembed_status want, const char *must1, const char *must2,
+                              const char *what) {
     qembed_model_params p = mparams(0);
     p.no_verify = g_no_verify;
     qembed_model *m = NULL;
@@ -199,8 +199,8 @@ static void expect_load_error(const char *dir, qembed_status want, const char *m
           e.message);
     CHECK(m == NULL, "%s: a model was returned", what);
     CHECK(strstr(e.message, must1) && (!must2 || strstr(e.message, must2)),
-          "%s: message should name '%s'%s%s: %s", what, must1, must2 ? " and " : "",
-          must2 ? must2 : "", e.message);
+          "%s: message should name '%s'%s%s: %s", what, must1, must2 ? " and " : "", must2 ? must2 : "",
+          e.message);
     printf("%s -> %s\n", what, e.message);
     qembed_model_free(m);
 }
@@ -304,8 +304,7 @@ static void damage_tests(const char *model, const char *work) {
     sh("cd '%s' && mv segment-00-of-02.safetensors x && mv segment-01-of-02.safetensors "
        "segment-00-of-02.safetensors && mv x segment-01-of-02.safetensors%s",
        dir, "");
-    expect_load_error(dir, QEMBED_ERR_MODEL_FORMAT, "segment-00-of-02.safetensors", "bytes",
-                      "swapped files");
+    expect_load_error(dir, QEMBED_ERR_MODEL_FORMAT, "segment-00-of-02.safetensors", "bytes", "swapped files");
 
     /* The same swap with the manifest's sizes edited to match and hashing
      * off: the per-tensor range check still names the swapped files. */
@@ -374,8 +373,7 @@ static void damage_tests(const char *model, const char *work) {
           "overwrite refused: %s", e.message);
     /* --max-segment-bytes: too small for layer 0 with the embedding. */
     snprintf(dir, sizeof dir, "%s/toosmall", work);
-    CHECK(do_split(model, dir, 0, 1 << 20, &e) == QEMBED_ERR_INVALID_ARGUMENT &&
-              strstr(e.message, "layer 0"),
+    CHECK(do_split(model, dir, 0, 1 << 20, &e) == QEMBED_ERR_INVALID_ARGUMENT && strstr(e.message, "layer 0"),
           "max-segment-bytes too small: %s", e.message);
     /* A cap that fits: every file at most the cap, all layers covered. */
     snprintf(dir, sizeof dir, "%s/capped", work);

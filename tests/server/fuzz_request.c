@@ -14,13 +14,11 @@
 static qs_server *srv;
 static qembed_model *model;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     const char *dir = getenv("QE_TINY_MODEL");
-    if (!dir)
-        dir = QE_TINY_MODEL_DEFAULT;
+    if (!dir) dir = QE_TINY_MODEL_DEFAULT;
     qembed_model_params mp = qembed_model_default_params();
     mp.max_batch_tokens = 256;
     qembed_error err = {0};
@@ -42,10 +40,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
-{
-    if (size < 1 || size > 65536)
-        return 0;
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
+    if (size < 1 || size > 65536) return 0;
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
     qs_apierr e = {0};
@@ -67,10 +63,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
             line = le + 1;
         }
         qs_framing_finish(&f);
-        if (f.status != 0 && f.status != 400 && f.status != 501)
-            abort();
-        if (f.status && (!f.msg[0] || !memchr(f.msg, 0, sizeof f.msg)))
-            abort(); /* every refusal says why */
+        if (f.status != 0 && f.status != 400 && f.status != 501) abort();
+        if (f.status && (!f.msg[0] || !memchr(f.msg, 0, sizeof f.msg))) abort(); /* every refusal says why */
         return 0;
     }
     if (data[0] % 3 == 2) {
@@ -89,11 +83,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     qs_req_opts ro;
     if (qs_parse_embed_request(srv, data[0] % 3, body, len, &job, &ro, &e) == 0) {
         /* Every accepted job must respect the limits the parser enforces. */
-        if (!job || job->n_units == 0 || job->n_units > 16)
-            abort();
+        if (!job || job->n_units == 0 || job->n_units > 16) abort();
         for (size_t i = 0; i < job->n_units; i++)
-            if (job->units[i].n_ids == 0 || job->units[i].n_ids > 64)
-                abort();
+            if (job->units[i].n_ids == 0 || job->units[i].n_ids > 64) abort();
         qs_job_free(job);
     } else if (e.status < 400 || e.status > 599 || !e.message[0]) {
         abort(); /* every refusal carries a status and a message */

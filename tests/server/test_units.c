@@ -28,37 +28,27 @@ typedef struct policy_case {
 } policy_case;
 
 static const policy_case cases[] = {
-    {"short inputs ride past a long one that does not fit", 64,
+    {"short inputs ride past a long one that does not fit",
+     64,
      {5, 0, -1, 61, 0, -1, 5, 0, -1, 5, 0, -1, 5, 0, -1, 5, 0, -2},
      "0.0 2.0 3.0 4.0 5.0|1.0"},
-    {"the oldest input goes first even when long", 64,
-     {61, 0, -1, 5, 0, -1, 5, 0, -2},
-     "0.0|1.0 2.0"},
-    {"a request larger than one pass is split, in order", 10,
-     {4, 4, 4, 4, 0, -2},
-     "0.0 0.1|0.2 0.3"},
-    {"an exact fill stops the pass", 10,
-     {6, 4, 0, -1, 6, 4, 0, -2},
-     "0.0 1.1|0.1 1.0"},
-    {"round-robin, then first-fit inside a request", 10,
-     {6, 6, 3, 0, -1, 1, 0, -2},
-     "0.0 1.0 0.2|0.1"},
-    {"a small request is not held behind a big one", 10,
+    {"the oldest input goes first even when long", 64, {61, 0, -1, 5, 0, -1, 5, 0, -2}, "0.0|1.0 2.0"},
+    {"a request larger than one pass is split, in order", 10, {4, 4, 4, 4, 0, -2}, "0.0 0.1|0.2 0.3"},
+    {"an exact fill stops the pass", 10, {6, 4, 0, -1, 6, 4, 0, -2}, "0.0 1.1|0.1 1.0"},
+    {"round-robin, then first-fit inside a request", 10, {6, 6, 3, 0, -1, 1, 0, -2}, "0.0 1.0 0.2|0.1"},
+    {"a small request is not held behind a big one",
+     10,
      {5, 5, 5, 5, 5, 5, 0, -1, 2, 0, -2},
      "0.0 1.0|0.1 0.2|0.3 0.4|0.5"},
-    {"an input longer than the (time) budget runs alone", 10,
-     {12, 0, -1, 3, 0, -2},
-     "0.0|1.0"},
-    {"requests take turns", 12,
+    {"an input longer than the (time) budget runs alone", 10, {12, 0, -1, 3, 0, -2}, "0.0|1.0"},
+    {"requests take turns",
+     12,
      {4, 4, 4, 0, -1, 4, 4, 4, 0, -1, 4, 4, 4, 0, -2},
      "0.0 1.0 2.0|0.1 1.1 2.1|0.2 1.2 2.2"},
-    {"inputs of exactly the budget", 8,
-     {8, 0, -1, 8, 0, -1, 1, 0, -2},
-     "0.0|1.0|2.0"},
+    {"inputs of exactly the budget", 8, {8, 0, -1, 8, 0, -1, 1, 0, -2}, "0.0|1.0|2.0"},
 };
 
-static void run_policy_case(const policy_case *pc)
-{
+static void run_policy_case(const policy_case *pc) {
     qs_server_config cfg;
     qs_server_default_config(&cfg);
     qs_server *srv = NULL;
@@ -84,8 +74,7 @@ static void run_policy_case(const policy_case *pc)
             p++;
         }
         p++; /* the 0 */
-        if (*p == -1)
-            p++;
+        if (*p == -1) p++;
         j->refs = 2;
         qs_apierr e;
         CHECK(qs_enqueue(srv, j, &e) == 0, "%s: enqueue: %s", pc->name, e.message);
@@ -97,28 +86,23 @@ static void run_policy_case(const policy_case *pc)
         pthread_mutex_lock(&srv->mu);
         qs_select_locked(srv, &b);
         pthread_mutex_unlock(&srv->mu);
-        if (b.n == 0)
-            break;
-        CHECK(b.tokens <= pc->budget || b.n == 1, "%s: pass %d has %zu tokens > budget %zu", pc->name,
-              pass, b.tokens, pc->budget); /* (one input alone may exceed it) */
-        if (pass)
-            strcat(got, "|");
+        if (b.n == 0) break;
+        CHECK(b.tokens <= pc->budget || b.n == 1, "%s: pass %d has %zu tokens > budget %zu", pc->name, pass,
+              b.tokens, pc->budget); /* (one input alone may exceed it) */
+        if (pass) strcat(got, "|");
         for (size_t i = 0; i < b.n; i++) {
             size_t ji = 0;
-            while (ji < nj && jobs[ji] != b.job[i])
-                ji++;
+            while (ji < nj && jobs[ji] != b.job[i]) ji++;
             char lab[32];
             snprintf(lab, sizeof lab, "%s%zu.%zu", i ? " " : "", ji, b.unit[i]);
             strcat(got, lab);
         }
     }
     CHECK(strcmp(got, pc->passes) == 0, "%s: passes \"%s\", want \"%s\"", pc->name, got, pc->passes);
-    if (strcmp(got, pc->passes) == 0)
-        printf("ok: policy: %s (%s)\n", pc->name, got);
+    if (strcmp(got, pc->passes) == 0) printf("ok: policy: %s (%s)\n", pc->name, got);
     CHECK(srv->head == NULL, "%s: jobs left pending", pc->name);
     qs_batch_free(&b);
-    for (size_t i = 0; i < nj; i++)
-        qs_job_free(jobs[i]);
+    for (size_t i = 0; i < nj; i++) qs_job_free(jobs[i]);
     srv->batcher_running = 0;
     qs_server_free(srv);
 }
@@ -127,44 +111,38 @@ static void run_policy_case(const policy_case *pc)
 
 /* The Unicode standard's Table 3-7 (well-formed UTF-8 byte sequences): the
  * length of the well-formed sequence at s, or 0 when ill-formed. */
-static int ref_seq(const unsigned char *s, size_t n)
-{
-    static const struct { unsigned char lo0, hi0, lo1, hi1; int len; } t[] = {
+static int ref_seq(const unsigned char *s, size_t n) {
+    static const struct {
+        unsigned char lo0, hi0, lo1, hi1;
+        int len;
+    } t[] = {
         {0x00, 0x7F, 0, 0, 1},       {0xC2, 0xDF, 0x80, 0xBF, 2}, {0xE0, 0xE0, 0xA0, 0xBF, 3},
         {0xE1, 0xEC, 0x80, 0xBF, 3}, {0xED, 0xED, 0x80, 0x9F, 3}, {0xEE, 0xEF, 0x80, 0xBF, 3},
         {0xF0, 0xF0, 0x90, 0xBF, 4}, {0xF1, 0xF3, 0x80, 0xBF, 4}, {0xF4, 0xF4, 0x80, 0x8F, 4},
     };
     for (size_t k = 0; k < sizeof t / sizeof *t; k++) {
-        if (s[0] < t[k].lo0 || s[0] > t[k].hi0)
-            continue;
-        if ((size_t)t[k].len > n)
-            return 0;
-        if (t[k].len == 1)
-            return 1;
-        if (s[1] < t[k].lo1 || s[1] > t[k].hi1)
-            return 0;
+        if (s[0] < t[k].lo0 || s[0] > t[k].hi0) continue;
+        if ((size_t)t[k].len > n) return 0;
+        if (t[k].len == 1) return 1;
+        if (s[1] < t[k].lo1 || s[1] > t[k].hi1) return 0;
         for (int i = 2; i < t[k].len; i++)
-            if (s[i] < 0x80 || s[i] > 0xBF)
-                return 0;
+            if (s[i] < 0x80 || s[i] > 0xBF) return 0;
         return t[k].len;
     }
     return 0;
 }
 
-static long ref_invalid_at(const unsigned char *s, size_t n)
-{
+static long ref_invalid_at(const unsigned char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         int l = ref_seq(s + i, n - i);
-        if (!l)
-            return (long)i;
+        if (!l) return (long)i;
         i += (size_t)l;
     }
     return -1;
 }
 
-static void utf8_checks(void)
-{
+static void utf8_checks(void) {
     unsigned char buf[6];
     long bad = 0, checked = 0;
     /* every 1-, 2- and 3-byte string, after a valid 'a' (offsets shift by 1) */
@@ -198,18 +176,20 @@ static void utf8_checks(void)
                     long want = ref_invalid_at(buf, 4), got = qs_utf8_invalid_at((char *)buf, 4);
                     checked++;
                     if (want != got && bad++ < 10)
-                        CHECK(0, "utf8 %02x %02x %02x %02x: got %ld want %ld", a, b, tails[c], tails[d],
-                              got, want);
+                        CHECK(0, "utf8 %02x %02x %02x %02x: got %ld want %ld", a, b, tails[c], tails[d], got,
+                              want);
                 }
     CHECK(bad == 0, "utf8: %ld of %ld strings disagree with the reference", bad, checked);
-    if (!bad)
-        printf("ok: utf8 validator agrees with Table 3-7 on %ld strings\n", checked);
+    if (!bad) printf("ok: utf8 validator agrees with Table 3-7 on %ld strings\n", checked);
 }
 
-static void misc_checks(void)
-{
-    static const char *const b64[][2] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-                                         {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+static void misc_checks(void) {
+    static const char *const b64[][2] = {{"", ""},
+                                         {"f", "Zg=="},
+                                         {"fo", "Zm8="},
+                                         {"foo", "Zm9v"},
+                                         {"foob", "Zm9vYg=="},
+                                         {"fooba", "Zm9vYmE="},
                                          {"foobar", "Zm9vYmFy"}};
     for (size_t i = 0; i < sizeof b64 / sizeof *b64; i++) {
         qs_buf b = {0};
@@ -269,8 +249,7 @@ static const framing_case framing_cases[] = {
     {"/health", "X-A: tab\tok", 0, 0},
 };
 
-static void framing_checks(void)
-{
+static void framing_checks(void) {
     for (size_t i = 0; i < sizeof framing_cases / sizeof *framing_cases; i++) {
         const framing_case *fc = &framing_cases[i];
         qs_framing f = {0};
@@ -281,8 +260,7 @@ static void framing_checks(void)
             const char *le = nl ? nl : end;
             const char *colon = memchr(h, ':', (size_t)(le - h));
             const char *v = colon + 1;
-            while (v < le && *v == ' ')
-                v++;
+            while (v < le && *v == ' ') v++;
             qs_framing_header(&f, h, (size_t)(colon - h), v, (size_t)(le - v));
             h = le + 1;
         }
@@ -292,11 +270,9 @@ static void framing_checks(void)
     }
 }
 
-int main(void)
-{
+int main(void) {
     framing_checks();
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        run_policy_case(&cases[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_policy_case(&cases[i]);
     utf8_checks();
     misc_checks();
     if (failures) {

@@ -64,8 +64,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *out;
     size_t ol;
     s = qembed_tokenizer_decode(tok, raw, k, skip, &out, &ol, &err);
-    if (s == QEMBED_OK) qembed_free(out);
-    else if (s != QEMBED_ERR_INVALID_ARGUMENT) abort();
+    if (s == QEMBED_OK)
+        qembed_free(out);
+    else if (s != QEMBED_ERR_INVALID_ARGUMENT)
+        abort();
     free(raw);
     return 0;
 }

@@ -23,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (s == QEMBED_OK) {
         int32_t *ids;
         size_t n;
-        if (qembed_tokenizer_encode(t, "Hello wor\xc3\xa9ld 123 <|endoftext|>\n\n", 28, NULL, &ids, &n, &err) ==
-            QEMBED_OK) {
+        if (qembed_tokenizer_encode(t, "Hello wor\xc3\xa9ld 123 <|endoftext|>\n\n", 28, NULL, &ids, &n,
+                                    &err) == QEMBED_OK) {
             char *out;
             size_t ol;
             if (qembed_tokenizer_decode(t, ids, n, 1, &out, &ol, &err) == QEMBED_OK) qembed_free(out);

@@ -31,7 +31,8 @@ static void *worker(void *arg) {
         qembed_error err;
         if (qembed_tokenizer_encode(tok, texts[i], strlen(texts[i]), NULL, &ids, &n, &err) != QEMBED_OK ||
             n != want_n[i] || memcmp(ids, want[i], n * sizeof *ids) != 0) {
-            if (bad++ < 3) fprintf(stderr, "thread %zu: text %zu differs from the single-threaded ids\n", k, i);
+            if (bad++ < 3)
+                fprintf(stderr, "thread %zu: text %zu differs from the single-threaded ids\n", k, i);
         }
         if (ids) qembed_free(ids);
     }
@@ -89,7 +90,8 @@ int main(int argc, char **argv) {
     want = calloc(n_texts, sizeof *want);
     want_n = calloc(n_texts, sizeof *want_n);
     for (size_t i = 0; i < n_texts; i++)
-        if (qembed_tokenizer_encode(t1, texts[i], strlen(texts[i]), NULL, &want[i], &want_n[i], &err) != QEMBED_OK) {
+        if (qembed_tokenizer_encode(t1, texts[i], strlen(texts[i]), NULL, &want[i], &want_n[i], &err) !=
+            QEMBED_OK) {
             fprintf(stderr, "FAIL: text %zu: %s\n", i, err.message);
             return 1;
         }
@@ -97,7 +99,8 @@ int main(int argc, char **argv) {
     size_t total_ids = 0;
     for (size_t i = 0; i < n_texts; i++) total_ids += want_n[i];
     if (total_ids == 0) {
-        fprintf(stderr, "FAIL: the %zu texts encode to no ids: nothing for the threads to compare\n", n_texts);
+        fprintf(stderr, "FAIL: the %zu texts encode to no ids: nothing for the threads to compare\n",
+                n_texts);
         return 1;
     }
     tok = t;

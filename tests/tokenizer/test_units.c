@@ -40,7 +40,8 @@ static const struct {
     {" !!!\n\nx", {" !!!\n\n", "x"}},
     {"\t!", {"\t", "!"}},
     {"(hello", {"(hello"}},
-    {"\xe4\xb8\xad\xe6\x96\x87 \xe6\xb5\x8b\xe8\xaf\x95", {"\xe4\xb8\xad\xe6\x96\x87", " \xe6\xb5\x8b\xe8\xaf\x95"}},
+    {"\xe4\xb8\xad\xe6\x96\x87 \xe6\xb5\x8b\xe8\xaf\x95",
+     {"\xe4\xb8\xad\xe6\x96\x87", " \xe6\xb5\x8b\xe8\xaf\x95"}},
     {"a\u0301", {"a", "\u0301"}},
     {"\u00a0x", {"\u00a0x"}},
     {"\xc2\x85x", {"\xc2\x85x"}},
@@ -75,21 +76,22 @@ static const struct {
     const char *in, *out;
 } nfc_cases[] = {
     {"e\u0301", "\u00e9"},
-    {"E\u0323\u0301", "\u1eb8\u0301"},           /* E + dot below composes; no composite takes the acute too */
-    {"e\u0301\u0323", "\u1eb9\u0301"},           /* reordered: 0323 (220) before 0301 (230) */
-    {"\u1100\u1161\u11a8", "\uac01"},            /* Hangul LVT */
+    {"E\u0323\u0301", "\u1eb8\u0301"}, /* E + dot below composes; no composite takes the acute too */
+    {"e\u0301\u0323", "\u1eb9\u0301"}, /* reordered: 0323 (220) before 0301 (230) */
+    {"\u1100\u1161\u11a8", "\uac01"},  /* Hangul LVT */
     {"\u1100\u1161", "\uac00"},
     {"\uac00\u11a8", "\uac01"},
-    {"\u212b", "\u00c5"},                        /* singleton */
+    {"\u212b", "\u00c5"}, /* singleton */
     {"\u2126", "\u03a9"},
-    {"\u0958", "\u0915\u093c"},                  /* composition exclusion */
-    {"a\u0315\u0301", "\u00e1\u0315"},           /* ccc 232 after 230 */
-    {"\u0344", "\u0308\u0301"},                  /* non-starter decomposition */
-    {"\xf0\x91\xa4\xb5\xf0\x91\xa4\xb0", "\xf0\x91\xa4\xb5\xf0\x91\xa4\xb0"}, /* U+11935 U+11930: Unicode 13, unknown */
-    {"a\u1df6\u0301", "a\u1df6\u0301"},          /* U+1DF6: Unicode 10 mark, class 0 for the reference */
+    {"\u0958", "\u0915\u093c"},        /* composition exclusion */
+    {"a\u0315\u0301", "\u00e1\u0315"}, /* ccc 232 after 230 */
+    {"\u0344", "\u0308\u0301"},        /* non-starter decomposition */
+    {"\xf0\x91\xa4\xb5\xf0\x91\xa4\xb0",
+     "\xf0\x91\xa4\xb5\xf0\x91\xa4\xb0"}, /* U+11935 U+11930: Unicode 13, unknown */
+    {"a\u1df6\u0301", "a\u1df6\u0301"},   /* U+1DF6: Unicode 10 mark, class 0 for the reference */
     {"\u0301a", "\u0301a"},
     {"Hello", "Hello"},
-    {"\ufb01", "\ufb01"},                        /* compatibility only: NFC keeps it */
+    {"\ufb01", "\ufb01"}, /* compatibility only: NFC keeps it */
     {"\u00c5", "\u00c5"},
 };
 
@@ -144,7 +146,8 @@ static void test_encode(const qembed_tokenizer *tok) {
         int32_t *ids;
         size_t n;
         qembed_error err;
-        qembed_status s = qembed_tokenizer_encode(tok, enc_cases[c].in, strlen(enc_cases[c].in), &o, &ids, &n, &err);
+        qembed_status s =
+            qembed_tokenizer_encode(tok, enc_cases[c].in, strlen(enc_cases[c].in), &o, &ids, &n, &err);
         CHECK(s == QEMBED_OK, "encode case %zu: %s", c, err.message);
         if (s == QEMBED_OK) check_ids("encode", c, ids, n, enc_cases[c].ids);
         qembed_free(ids);
@@ -156,7 +159,8 @@ static void test_encode(const qembed_tokenizer *tok) {
     int32_t *ids;
     size_t n;
     qembed_error err;
-    CHECK(qembed_tokenizer_encode(tok, "<|endoftext|>", 13, &o, &ids, &n, &err) == QEMBED_OK, "%s", err.message);
+    CHECK(qembed_tokenizer_encode(tok, "<|endoftext|>", 13, &o, &ids, &n, &err) == QEMBED_OK, "%s",
+          err.message);
     CHECK(n > 1, "parse_special=0 gave %zu ids for <|endoftext|>", n);
     for (size_t i = 0; i < n; i++) CHECK(ids[i] < 151643, "parse_special=0 produced added id %d", ids[i]);
     qembed_free(ids);
@@ -186,7 +190,8 @@ static void test_byte_level(const qembed_tokenizer *tok) {
         qembed_encode_options o = qembed_encode_default_options();
         o.add_special_tokens = 0;
         CHECK(qembed_tokenizer_encode(tok, in, 1, &o, &ids, &n, &err) == QEMBED_OK && n == 1, "byte %d", b);
-        CHECK(qembed_tokenizer_decode(tok, ids, n, 0, &out, &ol, &err) == QEMBED_OK && ol == 1 && out[0] == in[0],
+        CHECK(qembed_tokenizer_decode(tok, ids, n, 0, &out, &ol, &err) == QEMBED_OK && ol == 1 &&
+                  out[0] == in[0],
               "byte %d does not decode back", b);
         qembed_free(ids);
         qembed_free(out);
@@ -195,8 +200,14 @@ static void test_byte_level(const qembed_tokenizer *tok) {
 
 /* ---- decoding ----------------------------------------------------------- */
 static const char *roundtrip_cases[] = {
-    "Hello world", "  leading and trailing  ", "tabs\tand\nnewlines\r\n", "\xe4\xb8\xad\xe6\x96\x87",
-    "emoji \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd", "\u00e9\u00e8", "code: if (a != b) { return; }", "",
+    "Hello world",
+    "  leading and trailing  ",
+    "tabs\tand\nnewlines\r\n",
+    "\xe4\xb8\xad\xe6\x96\x87",
+    "emoji \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd",
+    "\u00e9\u00e8",
+    "code: if (a != b) { return; }",
+    "",
     "<|im_start|>user<|im_end|>",
 };
 
@@ -206,11 +217,17 @@ static const struct {
 } lossy_cases[] = {
     {"\xe4\xb8\xad", "\xe4\xb8\xad"},
     {"\xe4\xb8", "\xef\xbf\xbd"},
-    {"\xe4\xb8" "a", "\xef\xbf\xbd" "a"},
+    {"\xe4\xb8"
+     "a",
+     "\xef\xbf\xbd"
+     "a"},
     {"\xf0\x80", "\xef\xbf\xbd\xef\xbf\xbd"},
     {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},
     {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
-    {"a\xff" "b", "a\xef\xbf\xbd" "b"},
+    {"a\xff"
+     "b",
+     "a\xef\xbf\xbd"
+     "b"},
     {"\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
     {"\xf0\x9f\x91", "\xef\xbf\xbd"},
 };
@@ -225,8 +242,14 @@ static int32_t byte_token(const qembed_tokenizer *tok, unsigned b) {
         cp = 256 + n;
     }
     char s[3];
-    if (cp < 0x80) { s[0] = (char)cp; s[1] = 0; }
-    else { s[0] = (char)(0xC0 | (cp >> 6)); s[1] = (char)(0x80 | (cp & 0x3F)); s[2] = 0; }
+    if (cp < 0x80) {
+        s[0] = (char)cp;
+        s[1] = 0;
+    } else {
+        s[0] = (char)(0xC0 | (cp >> 6));
+        s[1] = (char)(0x80 | (cp & 0x3F));
+        s[2] = 0;
+    }
     return qembed_tokenizer_token_to_id(tok, s);
 }
 
@@ -239,7 +262,8 @@ static void test_decode(const qembed_tokenizer *tok) {
         int32_t *ids;
         size_t n, ol;
         char *out;
-        CHECK(qembed_tokenizer_encode(tok, in, strlen(in), &o, &ids, &n, &err) == QEMBED_OK, "%s", err.message);
+        CHECK(qembed_tokenizer_encode(tok, in, strlen(in), &o, &ids, &n, &err) == QEMBED_OK, "%s",
+              err.message);
         CHECK(qembed_tokenizer_decode(tok, ids, n, 0, &out, &ol, &err) == QEMBED_OK, "%s", err.message);
         CHECK(ol == strlen(in) && strcmp(out, in) == 0, "round trip %zu: got \"%s\"", c, out);
         qembed_free(ids);
@@ -260,15 +284,18 @@ static void test_decode(const qembed_tokenizer *tok) {
     int32_t sp[] = {9707, 151643, 1879, 151644};
     char *out;
     size_t ol;
-    CHECK(qembed_tokenizer_decode(tok, sp, 4, 1, &out, &ol, &err) == QEMBED_OK && strcmp(out, "Hello world") == 0,
+    CHECK(qembed_tokenizer_decode(tok, sp, 4, 1, &out, &ol, &err) == QEMBED_OK &&
+              strcmp(out, "Hello world") == 0,
           "skip_special_tokens");
     qembed_free(out);
     CHECK(qembed_tokenizer_decode(tok, sp, 4, 0, &out, &ol, &err) == QEMBED_OK &&
-              strcmp(out, "Hello<|endoftext|> world<|im_start|>") == 0, "special tokens kept");
+              strcmp(out, "Hello<|endoftext|> world<|im_start|>") == 0,
+          "special tokens kept");
     qembed_free(out);
     int32_t bad[] = {1, 151669};
     CHECK(qembed_tokenizer_decode(tok, bad, 2, 0, &out, &ol, &err) == QEMBED_ERR_INVALID_ARGUMENT &&
-              strstr(err.message, "index 1"), "out-of-range id: %s", err.message);
+              strstr(err.message, "index 1"),
+          "out-of-range id: %s", err.message);
     CHECK(qembed_tokenizer_decode(tok, NULL, 0, 0, &out, &ol, &err) == QEMBED_OK && ol == 0 && out[0] == 0,
           "empty decode");
     qembed_free(out);
@@ -280,7 +307,9 @@ static const struct {
     size_t len;
     const char *offset_text;
 } utf8_cases[] = {
-    {"ab\xff" "cd", 5, "byte offset 2"},
+    {"ab\xff"
+     "cd",
+     5, "byte offset 2"},
     {"\xe4\xb8", 2, "byte offset 0"},
     {"ok \xc0\x80", 5, "byte offset 3"},
     {"\xed\xa0\x80", 3, "byte offset 0"},
@@ -293,9 +322,10 @@ static void test_utf8_errors(const qembed_tokenizer *tok) {
         int32_t *ids = (int32_t *)1;
         size_t n = 7;
         qembed_error err;
-        qembed_status s = qembed_tokenizer_encode(tok, utf8_cases[c].in, utf8_cases[c].len, NULL, &ids, &n, &err);
-        CHECK(s == QEMBED_ERR_INVALID_UTF8 && err.code == s && strstr(err.message, utf8_cases[c].offset_text) &&
-                  ids == NULL && n == 0,
+        qembed_status s =
+            qembed_tokenizer_encode(tok, utf8_cases[c].in, utf8_cases[c].len, NULL, &ids, &n, &err);
+        CHECK(s == QEMBED_ERR_INVALID_UTF8 && err.code == s &&
+                  strstr(err.message, utf8_cases[c].offset_text) && ids == NULL && n == 0,
               "utf8 case %zu: status %d message \"%s\"", c, (int)s, err.message);
     }
 }
@@ -311,24 +341,24 @@ static const char *write_tmp(const char *json) {
     return path;
 }
 
-#define TINY_HEAD                                                                                  \
-    "{\"added_tokens\":[],\"normalizer\":null,"                                                    \
-    "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false},"    \
-    "\"post_processor\":null,\"decoder\":{\"type\":\"ByteLevel\"},"                                 \
+#define TINY_HEAD                                                                                \
+    "{\"added_tokens\":[],\"normalizer\":null,"                                                  \
+    "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false}," \
+    "\"post_processor\":null,\"decoder\":{\"type\":\"ByteLevel\"},"                              \
     "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"c\":2,\"ab\":3,\"bc\":4,\"abc\":5,\"aa\":6},"
 
 static const struct {
     const char *merges, *in;
     int32_t ids[8];
 } merge_cases[] = {
-    {"[[\"b\",\"c\"],[\"a\",\"b\"]]", "abc", {0, 4, END}},           /* lower rank first */
+    {"[[\"b\",\"c\"],[\"a\",\"b\"]]", "abc", {0, 4, END}}, /* lower rank first */
     {"[[\"a\",\"b\"],[\"b\",\"c\"]]", "abc", {3, 2, END}},
-    {"[\"b c\",\"a b\"]", "abc", {0, 4, END}},                        /* legacy "a b" strings */
+    {"[\"b c\",\"a b\"]", "abc", {0, 4, END}}, /* legacy "a b" strings */
     {"[[\"b\",\"c\"],[\"a\",\"bc\"]]", "abc", {5, END}},
-    {"[[\"a\",\"a\"]]", "aaa", {6, 0, END}},                          /* ties: leftmost first */
+    {"[[\"a\",\"a\"]]", "aaa", {6, 0, END}}, /* ties: leftmost first */
     {"[[\"a\",\"a\"]]", "aaaa", {6, 6, END}},
     {"[]", "cab", {2, 0, 1, END}},
-    {"[[\"a\",\"b\"]]", "abxab", {3, 3, END}},                        /* 'x' not in vocab, no unk: dropped */
+    {"[[\"a\",\"b\"]]", "abxab", {3, 3, END}}, /* 'x' not in vocab, no unk: dropped */
 };
 
 static void test_merges(void) {
@@ -343,8 +373,9 @@ static void test_merges(void) {
         if (s != QEMBED_OK) continue;
         int32_t *ids;
         size_t n;
-        CHECK(qembed_tokenizer_encode(t, merge_cases[c].in, strlen(merge_cases[c].in), NULL, &ids, &n, &err) ==
-                  QEMBED_OK, "%s", err.message);
+        CHECK(qembed_tokenizer_encode(t, merge_cases[c].in, strlen(merge_cases[c].in), NULL, &ids, &n,
+                                      &err) == QEMBED_OK,
+              "%s", err.message);
         check_ids("merge", c, ids, n, merge_cases[c].ids);
         qembed_free(ids);
         qembed_tokenizer_free(t);
@@ -361,7 +392,8 @@ static const struct {
     {TINY_HEAD "\"merges\":[[\"a\",\"x\"]]}}", QEMBED_ERR_MODEL_FORMAT, "merges[0]"},
     {TINY_HEAD "\"merges\":[[\"c\",\"c\"]]}}", QEMBED_ERR_MODEL_FORMAT, "merged token"},
     {TINY_HEAD "\"merges\":[42]}}", QEMBED_ERR_MODEL_FORMAT, "merges[0]"},
-    {"{\"normalizer\":{\"type\":\"Lowercase\"},\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"use_regex\":false},"
+    {"{\"normalizer\":{\"type\":\"Lowercase\"},\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"use_regex\":false}"
+     ","
      "\"decoder\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]}}",
      QEMBED_ERR_UNSUPPORTED, "normalizer type \"Lowercase\""},
     {"{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFC\"},{\"type\":\"NFKD\"}]},"
@@ -398,7 +430,8 @@ static void test_load_errors(void) {
     qembed_tokenizer *t;
     qembed_error err;
     CHECK(qembed_tokenizer_load("/nonexistent/qembed/tokenizer.json", &t, &err) == QEMBED_ERR_IO &&
-              strstr(err.message, "/nonexistent/qembed"), "missing file: %s", err.message);
+              strstr(err.message, "/nonexistent/qembed"),
+          "missing file: %s", err.message);
     qembed_tokenizer_free(NULL);
 }
 
@@ -413,11 +446,13 @@ static void test_dir_and_config(void) {
     }
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     FILE *f = fopen(path, "wb");
-    fputs("{\"added_tokens\":[{\"id\":7,\"content\":\"<s>\",\"special\":true,\"normalized\":false}],"
-          "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"use_regex\":false},\"decoder\":{\"type\":\"ByteLevel\"},"
-          "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<s>\"}},"
-          "{\"Sequence\":{\"id\":\"A\"}}],\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[7]}}},"
-          "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[]}}", f);
+    fputs(
+        "{\"added_tokens\":[{\"id\":7,\"content\":\"<s>\",\"special\":true,\"normalized\":false}],"
+        "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"use_regex\":false},\"decoder\":{\"type\":\"ByteLevel\"},"
+        "\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<s>\"}},"
+        "{\"Sequence\":{\"id\":\"A\"}}],\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[7]}}},"
+        "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[]}}",
+        f);
     fclose(f);
     char cfg[256];
     snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", dir);

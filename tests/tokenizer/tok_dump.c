@@ -18,13 +18,16 @@
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s tokenizer.json corpus.jsonl [--no-parse-special] [--no-add-special]\n", argv[0]);
+        fprintf(stderr, "usage: %s tokenizer.json corpus.jsonl [--no-parse-special] [--no-add-special]\n",
+                argv[0]);
         return 2;
     }
     qembed_encode_options opts = qembed_encode_default_options();
     for (int i = 3; i < argc; i++) {
-        if (strcmp(argv[i], "--no-parse-special") == 0) opts.parse_special = 0;
-        else if (strcmp(argv[i], "--no-add-special") == 0) opts.add_special_tokens = 0;
+        if (strcmp(argv[i], "--no-parse-special") == 0)
+            opts.parse_special = 0;
+        else if (strcmp(argv[i], "--no-add-special") == 0)
+            opts.add_special_tokens = 0;
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 2;
@@ -60,8 +63,8 @@ int main(int argc, char **argv) {
         int ok = 1;
         if (cJSON_IsString(text)) {
             /* cJSON strings are NUL-terminated: texts with U+0000 are not in the corpus */
-            qembed_status s = qembed_tokenizer_encode(tok, text->valuestring, strlen(text->valuestring), &opts,
-                                                      &ids, &n, &err);
+            qembed_status s = qembed_tokenizer_encode(tok, text->valuestring, strlen(text->valuestring),
+                                                      &opts, &ids, &n, &err);
             if (s != QEMBED_OK) {
                 cJSON_AddNumberToObject(out, "error", s);
                 cJSON_AddStringToObject(out, "message", err.message);

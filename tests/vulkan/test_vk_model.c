@@ -58,8 +58,7 @@ static qembed_model *load(const char *dir, opts o) {
 }
 
 /* Embeds n id sequences; out: (n, hidden), L2-normalised. */
-static int embed(const qembed_model *m, const int32_t *const *ids, const size_t *lens, size_t n,
-                 float *out) {
+static int embed(const qembed_model *m, const int32_t *const *ids, const size_t *lens, size_t n, float *out) {
     qembed_ctx *c = NULL;
     qembed_error e;
     int ok = qembed_ctx_create(m, NULL, &c, &e) == QEMBED_OK;
@@ -101,8 +100,8 @@ static int hidden(const qembed_model *m) {
 }
 
 static int on_vulkan(const qembed_model *m) {
-    return strstr(qembed_model_placement(m), "vulkan0 (") &&
-           strstr(qembed_model_placement(m), "layers") && m->plan.seg[0].kind == QE_DEV_VULKAN;
+    return strstr(qembed_model_placement(m), "vulkan0 (") && strstr(qembed_model_placement(m), "layers") &&
+           m->plan.seg[0].kind == QE_DEV_VULKAN;
 }
 
 /* Vulkan (all layers) against the CPU backend, exact mode. */
@@ -119,8 +118,7 @@ static void compare_with_cpu(const char *dir, const char *what, double min_cos) 
           "%s: embed", what);
     for (int i = 0; i < N_IN; i++) {
         double cs = cosine(a + (size_t)i * H, b + (size_t)i * H, H);
-        CHECK(cs >= min_cos, "%s: input %d (%zu tokens): cosine %.8f vulkan vs cpu", what, i,
-              in_lens[i], cs);
+        CHECK(cs >= min_cos, "%s: input %d (%zu tokens): cosine %.8f vulkan vs cpu", what, i, in_lens[i], cs);
     }
     free(a);
     free(b);
@@ -212,10 +210,9 @@ static void test_split(const char *dir) {
     /* A device too small for one layer: the documented fallback, the cpu. */
     g = load(dir, (opts){QEMBED_UNITS_CPU_AND_GPU, 1, 4096, 0});
     if (g) {
-        CHECK(g->plan.n_segments == 1 && g->plan.seg[0].kind == QE_DEV_CPU,
-              "too small: placement:\n%s", qembed_model_placement(g));
-        CHECK(strstr(warns, "vulkan0") && strstr(warns, "cannot hold"), "too small: WARN: %s",
-              warns);
+        CHECK(g->plan.n_segments == 1 && g->plan.seg[0].kind == QE_DEV_CPU, "too small: placement:\n%s",
+              qembed_model_placement(g));
+        CHECK(strstr(warns, "vulkan0") && strstr(warns, "cannot hold"), "too small: WARN: %s", warns);
     }
     qembed_model_free(g);
     qembed_model_free(c);
@@ -270,8 +267,7 @@ static void test_long(const char *dir) {
             } else {
                 const int32_t *sp[3] = {ids + it, ids + 100 * it, ids + 7};
                 size_t sl[3] = {(size_t)(3 + it), (size_t)(40 * it), 200};
-                ok = qembed_ctx_embed_tokens(ctx, sp, sl, (size_t)(1 + it % 3), NULL, sh, &e) ==
-                     QEMBED_OK;
+                ok = qembed_ctx_embed_tokens(ctx, sp, sl, (size_t)(1 + it % 3), NULL, sh, &e) == QEMBED_OK;
             }
             CHECK(ok, "long: batch %d on vulkan0: %s", it + 1, e.message);
             if (!ok) break;
@@ -289,23 +285,23 @@ static void test_long(const char *dir) {
         printf("long: device memory allocated %llu bytes in %llu allocations; planned %llu "
                "(weights %llu + workspace %llu); after the 10th batch %llu bytes, %llu "
                "allocations; descriptor sets written %llu after batch 1, %llu after batch 10\n",
-               (unsigned long long)s1.bytes, (unsigned long long)s1.allocs,
-               (unsigned long long)planned, (unsigned long long)g->plan.seg[0].weight_bytes,
-               (unsigned long long)g->plan.seg[0].work_bytes, (unsigned long long)s10.bytes,
-               (unsigned long long)s10.allocs, (unsigned long long)s1.desc_writes,
-               (unsigned long long)s10.desc_writes);
+               (unsigned long long)s1.bytes, (unsigned long long)s1.allocs, (unsigned long long)planned,
+               (unsigned long long)g->plan.seg[0].weight_bytes, (unsigned long long)g->plan.seg[0].work_bytes,
+               (unsigned long long)s10.bytes, (unsigned long long)s10.allocs,
+               (unsigned long long)s1.desc_writes, (unsigned long long)s10.desc_writes);
         CHECK(s1.bytes > 0 && s1.allocs > 0, "long: the device counted no allocation");
         CHECK(s1.bytes <= planned, "long: %llu device bytes allocated > %llu planned",
               (unsigned long long)s1.bytes, (unsigned long long)planned);
         CHECK(s10.bytes == s1.bytes && s10.allocs == s1.allocs,
               "long: the hot path allocated device memory (%llu B in %llu after batch 1, %llu B "
-              "in %llu after batch 10)", (unsigned long long)s1.bytes,
-              (unsigned long long)s1.allocs, (unsigned long long)s10.bytes,
+              "in %llu after batch 10)",
+              (unsigned long long)s1.bytes, (unsigned long long)s1.allocs, (unsigned long long)s10.bytes,
               (unsigned long long)s10.allocs);
         /* The same batch shape again reuses the descriptor sets of the first. */
         CHECK(s1.desc_writes > 0 && s10.desc_writes == s1.desc_writes,
               "long: descriptor sets rewritten in the hot path (%llu after batch 1, %llu after "
-              "batch 10)", (unsigned long long)s1.desc_writes, (unsigned long long)s10.desc_writes);
+              "batch 10)",
+              (unsigned long long)s1.desc_writes, (unsigned long long)s10.desc_writes);
         free(ids);
         free(a);
         free(b);
@@ -334,8 +330,7 @@ static void test_faults(const char *dir) {
                 CHECK(strstr(qembed_model_placement(g), "fallback: layers 0-1 run on the cpu"),
                       "fault %s: placement:\n%s", where[i], qembed_model_placement(g));
             memset(got, 0, (size_t)N_IN * H * 4);
-            CHECK(embed(g, (const int32_t *const *)in_ids, in_lens, N_IN, got), "fault %s: embed",
-                  where[i]);
+            CHECK(embed(g, (const int32_t *const *)in_ids, in_lens, N_IN, got), "fault %s: embed", where[i]);
             CHECK(strstr(warns, says[i]), "fault %s: the WARN: %s", where[i], warns);
             for (int k = 0; k < N_IN; k++) {
                 double cs = cosine(got + (size_t)k * H, ref + (size_t)k * H, H);
@@ -382,11 +377,11 @@ int main(int argc, char **argv) {
     setenv("QEMBED_VULKAN_SOFTWARE", "1", 1);
     make_inputs(151000);
     double t0 = qe_now_ms();
-#define STEP(call)                                                              \
-    do {                                                                        \
-        call;                                                                   \
-        printf("  %-50s %.1f s\n", #call, (qe_now_ms() - t0) / 1e3);            \
-        t0 = qe_now_ms();                                                       \
+#define STEP(call)                                                   \
+    do {                                                             \
+        call;                                                        \
+        printf("  %-50s %.1f s\n", #call, (qe_now_ms() - t0) / 1e3); \
+        t0 = qe_now_ms();                                            \
     } while (0)
     STEP(test_golden(argv[1], argv[2]));
     STEP(compare_with_cpu(argv[3], "tiny f32", 0.99999));

@@ -55,11 +55,10 @@ static void down(const qe_vk_buf *b, void *dst, size_t bytes) {
     }
 }
 static qembed_error E;
-#define RUN(op)                                                                         \
-    do {                                                                                \
-        CHECK(qe_vk_begin(vk, &E) == QEMBED_OK && (op) == QEMBED_OK &&                  \
-                  qe_vk_submit(vk, &E) == QEMBED_OK,                                    \
-              "%s", E.message);                                                         \
+#define RUN(op)                                                                                           \
+    do {                                                                                                  \
+        CHECK(qe_vk_begin(vk, &E) == QEMBED_OK && (op) == QEMBED_OK && qe_vk_submit(vk, &E) == QEMBED_OK, \
+              "%s", E.message);                                                                           \
     } while (0)
 
 /* y = x W^T with W stored as f32/f16/bf16, f32 accumulation; tolerance 1e-5
@@ -70,15 +69,17 @@ static void test_matmul(qe_dtype wt, int M, int K, int N) {
     size_t esz = qe_dtype_size(wt);
     void *w = malloc((size_t)N * K * esz);
     for (size_t i = 0; i < (size_t)N * K; i++) {
-        if (wt == QE_F32) ((float *)w)[i] = wf[i];
-        else if (wt == QE_F16) ((uint16_t *)w)[i] = qe_f32_to_f16(wf[i]);
-        else ((uint16_t *)w)[i] = qe_f32_to_bf16(wf[i]);
+        if (wt == QE_F32)
+            ((float *)w)[i] = wf[i];
+        else if (wt == QE_F16)
+            ((uint16_t *)w)[i] = qe_f32_to_f16(wf[i]);
+        else
+            ((uint16_t *)w)[i] = qe_f32_to_bf16(wf[i]);
     }
     float *ref = malloc((size_t)M * N * sizeof(float)), *got = malloc((size_t)M * N * sizeof(float));
     qe_matmul(NULL, qe_cpu_isa(), QE_MM_EXACT, x, (size_t)K, M, K, w, wt, N, ref, (size_t)N);
     float *y0 = rand_f((size_t)M * N);
-    qe_vk_buf bx = up(x, (size_t)M * K * 4), bw = up(w, (size_t)N * K * esz),
-              by = up(y0, (size_t)M * N * 4);
+    qe_vk_buf bx = up(x, (size_t)M * K * 4), bw = up(w, (size_t)N * K * esz), by = up(y0, (size_t)M * N * 4);
     RUN(qe_vk_matmul(vk, &bx, 0, (uint32_t)K, (uint32_t)M, (uint32_t)K, &bw, wt, (uint32_t)N, &by, 0,
                      (uint32_t)N, 0, &E));
     down(&by, got, (size_t)M * N * 4);
@@ -95,7 +96,12 @@ static void test_matmul(qe_dtype wt, int M, int K, int N) {
     qe_vk_buf_free(vk, &bx);
     qe_vk_buf_free(vk, &bw);
     qe_vk_buf_free(vk, &by);
-    free(x); free(wf); free(w); free(ref); free(got); free(y0);
+    free(x);
+    free(wf);
+    free(w);
+    free(ref);
+    free(got);
+    free(y0);
 }
 
 /* RMSNorm, out of place and in place; 1e-5 relative. */
@@ -114,8 +120,13 @@ static void test_rmsnorm(int rows, int d) {
     down(&bx, got, (size_t)rows * d * 4);
     r = rel_err(got, ref, (size_t)rows * d);
     CHECK(r < 1e-5, "rmsnorm in place %dx%d: relative error %.3g", rows, d, r);
-    qe_vk_buf_free(vk, &bx); qe_vk_buf_free(vk, &bw); qe_vk_buf_free(vk, &by);
-    free(x); free(w); free(ref); free(got);
+    qe_vk_buf_free(vk, &bx);
+    qe_vk_buf_free(vk, &bw);
+    qe_vk_buf_free(vk, &by);
+    free(x);
+    free(w);
+    free(ref);
+    free(got);
 }
 
 /* RoPE on q and k heads at each row's position, with the CPU's table;
@@ -127,8 +138,8 @@ static void test_rope(int T, int nh, int nkv, int D) {
     for (int r = 0; r < T; r++) pos[r] = (r * 7) % 53; /* packed sequences: positions restart */
     float *cs = malloc(64 * half * 4), *sn = malloc(64 * half * 4);
     qe_op_rope_table(1e6, D, 64, cs, sn);
-    qe_vk_buf bq = up(q, nq * 4), bk = up(k, nk * 4), bc = up(cs, 64 * half * 4),
-              bs = up(sn, 64 * half * 4), bp = up(pos, (size_t)T * 4);
+    qe_vk_buf bq = up(q, nq * 4), bk = up(k, nk * 4), bc = up(cs, 64 * half * 4), bs = up(sn, 64 * half * 4),
+              bp = up(pos, (size_t)T * 4);
     RUN(qe_vk_rope(vk, &bq, &bk, &bc, &bs, &bp, (uint32_t)T, (uint32_t)nh, (uint32_t)nkv, (uint32_t)D, &E));
     float *gq = malloc(nq * 4), *gk = malloc(nk * 4);
     down(&bq, gq, nq * 4);
@@ -141,9 +152,18 @@ static void test_rope(int T, int nh, int nkv, int D) {
     }
     double r1 = rel_err(gq, q, nq), r2 = rel_err(gk, k, nk);
     CHECK(r1 < 1e-6 && r2 < 1e-6, "rope T=%d D=%d: relative error q %.3g k %.3g", T, D, r1, r2);
-    qe_vk_buf_free(vk, &bq); qe_vk_buf_free(vk, &bk); qe_vk_buf_free(vk, &bc);
-    qe_vk_buf_free(vk, &bs); qe_vk_buf_free(vk, &bp);
-    free(q); free(k); free(pos); free(cs); free(sn); free(gq); free(gk);
+    qe_vk_buf_free(vk, &bq);
+    qe_vk_buf_free(vk, &bk);
+    qe_vk_buf_free(vk, &bc);
+    qe_vk_buf_free(vk, &bs);
+    qe_vk_buf_free(vk, &bp);
+    free(q);
+    free(k);
+    free(pos);
+    free(cs);
+    free(sn);
+    free(gq);
+    free(gk);
 }
 
 /* SwiGLU and the residual add; 1e-6 relative (exp may differ in the last ulp). */
@@ -165,8 +185,12 @@ static void test_elementwise(size_t n) {
     qe_op_add(ref, u, n);
     r = rel_err(got, ref, n);
     CHECK(r == 0, "add n=%zu: relative error %.3g", n, r);
-    qe_vk_buf_free(vk, &bg); qe_vk_buf_free(vk, &bu);
-    free(g); free(u); free(got); free(ref);
+    qe_vk_buf_free(vk, &bg);
+    qe_vk_buf_free(vk, &bu);
+    free(g);
+    free(u);
+    free(got);
+    free(ref);
 }
 
 /* Causal GQA over a packed batch of sequences of the given lengths, against
@@ -174,7 +198,10 @@ static void test_elementwise(size_t n) {
 static void test_attention(const int *lens, int n_seq, int nh, int nkv, int D) {
     int T = 0;
     int *off = malloc(((size_t)n_seq + 1) * sizeof(int));
-    for (int s = 0; s < n_seq; s++) { off[s] = T; T += lens[s]; }
+    for (int s = 0; s < n_seq; s++) {
+        off[s] = T;
+        T += lens[s];
+    }
     off[n_seq] = T;
     size_t nq = (size_t)T * nh * D, nk = (size_t)T * nkv * D;
     float *q = rand_f(nq), *k = rand_f(nk), *v = rand_f(nk);
@@ -189,17 +216,36 @@ static void test_attention(const int *lens, int n_seq, int nh, int nkv, int D) {
     qe_threadpool *pool = qe_threadpool_create(1);
     float *scratch = malloc(qe_attn_scratch_floats(D, nh / nkv) * sizeof(float));
     int *tile_off = malloc(((size_t)T + 1) * sizeof(int)); /* as forward.c: cap+1 */
-    qe_attn_args a = {.q = q, .ldq = (size_t)nh * D, .k = k, .v = v, .ldkv = (size_t)nkv * D,
-                      .seq_off = off, .n_seq = n_seq, .n_heads = nh, .n_kv_heads = nkv,
-                      .head_dim = D, .last_only = 0, .tile_off = tile_off, .scratch = scratch,
+    qe_attn_args a = {.q = q,
+                      .ldq = (size_t)nh * D,
+                      .k = k,
+                      .v = v,
+                      .ldkv = (size_t)nkv * D,
+                      .seq_off = off,
+                      .n_seq = n_seq,
+                      .n_heads = nh,
+                      .n_kv_heads = nkv,
+                      .head_dim = D,
+                      .last_only = 0,
+                      .tile_off = tile_off,
+                      .scratch = scratch,
                       .isa = qe_cpu_isa()};
     qe_attention(pool, &a);
     double r = rel_err(got, q, nq);
-    CHECK(r < 1e-5, "attention T=%d seqs=%d heads %d/%d D=%d: relative error %.3g", T, n_seq, nh, nkv,
-          D, r);
+    CHECK(r < 1e-5, "attention T=%d seqs=%d heads %d/%d D=%d: relative error %.3g", T, n_seq, nh, nkv, D, r);
     qe_threadpool_free(pool);
-    qe_vk_buf_free(vk, &bq); qe_vk_buf_free(vk, &bk); qe_vk_buf_free(vk, &bv); qe_vk_buf_free(vk, &bs);
-    free(off); free(q); free(k); free(v); free(sst); free(got); free(scratch); free(tile_off);
+    qe_vk_buf_free(vk, &bq);
+    qe_vk_buf_free(vk, &bk);
+    qe_vk_buf_free(vk, &bv);
+    qe_vk_buf_free(vk, &bs);
+    free(off);
+    free(q);
+    free(k);
+    free(v);
+    free(sst);
+    free(got);
+    free(scratch);
+    free(tile_off);
 }
 
 int main(void) {

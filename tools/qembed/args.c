@@ -12,8 +12,8 @@ static int add_table(cli_args *a, size_t *n, char **sp, const cli_optdef *t) {
     for (; t && t->key; t++) {
         if (*n >= CLI_ARGS_MAX) return -1;
         if (t->name) {
-            a->longs[*n] = (struct option){t->name, t->has_value ? required_argument : no_argument,
-                                           NULL, t->key};
+            a->longs[*n] =
+                (struct option){t->name, t->has_value ? required_argument : no_argument, NULL, t->key};
             (*n)++;
         }
         if (t->key > 0 && t->key < 128) {
@@ -25,7 +25,7 @@ static int add_table(cli_args *a, size_t *n, char **sp, const cli_optdef *t) {
 }
 
 void cli_args_init(cli_args *a, const char *cmd, int argc, char **argv, const cli_optdef *opts,
-                  cli_settings *s) {
+                   cli_settings *s) {
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
     a->argc = argc;
@@ -88,8 +88,7 @@ int cli_args_next(cli_args *a) {
             int is_long = el && el[0] == '-' && el[1] == '-';
             if (c == ':')
                 fprintf(stderr, "qembed %s: %.*s needs a value (see qembed %s --help)\n", a->cmd,
-                        is_long ? name_len(el) : 2, is_long ? el : (char[]){'-', (char)optopt, 0},
-                        a->cmd);
+                        is_long ? name_len(el) : 2, is_long ? el : (char[]){'-', (char)optopt, 0}, a->cmd);
             else if (!optopt) /* an unknown or ambiguous long option (its element is el) */
                 fprintf(stderr, "qembed %s: unknown option '%.*s' (see qembed %s --help)\n", a->cmd,
                         name_len(el), el, a->cmd);
@@ -97,8 +96,8 @@ int cli_args_next(cli_args *a) {
                 fprintf(stderr, "qembed %s: %.*s takes no value (see qembed %s --help)\n", a->cmd,
                         name_len(el), el, a->cmd);
             else /* an unknown short option, maybe inside a cluster: el is not its element */
-                fprintf(stderr, "qembed %s: unknown option '-%c' (see qembed %s --help)\n", a->cmd,
-                        optopt, a->cmd);
+                fprintf(stderr, "qembed %s: unknown option '-%c' (see qembed %s --help)\n", a->cmd, optopt,
+                        a->cmd);
             return CLI_ARG_ERROR;
         }
         a->value = optarg;
@@ -110,8 +109,9 @@ int cli_args_next(cli_args *a) {
             size_t nl = strlen(a->longs[li].name);
             if (strncmp(opt, "--", 2) != 0 || strncmp(opt + 2, a->longs[li].name, nl) != 0 ||
                 (opt[2 + nl] != '\0' && opt[2 + nl] != '=')) {
-                fprintf(stderr, "qembed %s: unknown option '%.*s' (did you mean --%s? options are "
-                                "not abbreviated)\n",
+                fprintf(stderr,
+                        "qembed %s: unknown option '%.*s' (did you mean --%s? options are "
+                        "not abbreviated)\n",
                         a->cmd, name_len(opt), opt, a->longs[li].name);
                 return CLI_ARG_ERROR;
             }

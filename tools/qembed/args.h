@@ -19,16 +19,16 @@
 
 /* Option tables are cli_optdef arrays (commands.h). */
 typedef struct cli_args {
-    const char *cmd;  /* "embed": messages read "qembed embed: ..." */
+    const char *cmd; /* "embed": messages read "qembed embed: ..." */
     int argc;
     char **argv;
-    cli_settings *s;   /* NULL: no shared options */
+    cli_settings *s; /* NULL: no shared options */
     struct option longs[CLI_ARGS_MAX + 1];
     char shorts[2 * CLI_ARGS_MAX + 3];
     const char *value;   /* the option's value, or the operand */
     const char *spelled; /* the option's name ("--dims", or "-t" when given short), for messages */
     char spelled_buf[64];
-    int rest;            /* after "--" or the end of options: the next operand */
+    int rest; /* after "--" or the end of options: the next operand */
     int ended;
 } cli_args;
 
@@ -38,7 +38,7 @@ typedef struct cli_args {
 
 /* argv[0] is the command's name and is skipped. opts: the command's table. */
 void cli_args_init(cli_args *a, const char *cmd, int argc, char **argv, const cli_optdef *opts,
-                  cli_settings *s);
+                   cli_settings *s);
 
 /* The next option's key (a->value holds its value), CLI_ARG_OPERAND,
  * CLI_ARG_END, or CLI_ARG_ERROR after printing a usage error (unknown option,

@@ -21,8 +21,10 @@ int cli_reader_open(cli_reader *r, const char *path, const char *format, char **
     if (!path) return 0;
     r->name = strcmp(path, "-") == 0 ? "standard input" : path;
     if (format) {
-        if (strcmp(format, "jsonl") == 0) r->jsonl = 1;
-        else if (strcmp(format, "text") == 0) r->jsonl = 0;
+        if (strcmp(format, "jsonl") == 0)
+            r->jsonl = 1;
+        else if (strcmp(format, "text") == 0)
+            r->jsonl = 0;
         else {
             snprintf(r->err, sizeof r->err, "--input-format '%s': expected text or jsonl", format);
             return -1;
@@ -124,8 +126,9 @@ static int next_text(cli_reader *r, char **text, size_t *len, size_t *line) {
         if (!j || !cJSON_IsString(j)) {
             int other = j != NULL;
             cJSON_Delete(j);
-            return bad_line(r, other ? "expected one JSON string per line (found another JSON value)"
-                                     : "expected one JSON string per line (not valid JSON)",
+            return bad_line(r,
+                            other ? "expected one JSON string per line (found another JSON value)"
+                                  : "expected one JSON string per line (not valid JSON)",
                             text, len, line);
         }
         *text = strdup(j->valuestring);
@@ -168,8 +171,8 @@ long long cli_reader_tell(cli_reader *r) {
 
 int cli_reader_seek(cli_reader *r, long long offset, size_t line) {
     if (!r->f || fseeko(r->f, (off_t)offset, SEEK_SET) != 0) {
-        snprintf(r->err, sizeof r->err, "%s: cannot seek to byte %lld to resume", r->name
-                 ? r->name : "input", offset);
+        snprintf(r->err, sizeof r->err, "%s: cannot seek to byte %lld to resume", r->name ? r->name : "input",
+                 offset);
         return -1;
     }
     r->line = line;
@@ -257,19 +260,17 @@ void cli_chunk_free(cli_chunk *c) {
     memset(c, 0, sizeof *c);
 }
 
-void cli_report_input_error(const char *cmd, const cli_reader *r, const cli_chunk *c,
-                           const qembed_error *e) {
+void cli_report_input_error(const char *cmd, const cli_reader *r, const cli_chunk *c, const qembed_error *e) {
     size_t k;
     int used = 0;
     if (sscanf(e->message, "input %zu%n", &k, &used) == 1 && used > 0 && k < c->n) {
         const char *rest = e->message + used;
         size_t global = c->first + k;
         if (r->f)
-            fprintf(stderr, "qembed %s: input %zu (line %zu of %s)%s\n", cmd, global, c->lines[k],
-                    r->name, rest);
-        else
-            fprintf(stderr, "qembed %s: input %zu (argument %zu)%s\n", cmd, global, global + 1,
+            fprintf(stderr, "qembed %s: input %zu (line %zu of %s)%s\n", cmd, global, c->lines[k], r->name,
                     rest);
+        else
+            fprintf(stderr, "qembed %s: input %zu (argument %zu)%s\n", cmd, global, global + 1, rest);
         return;
     }
     fprintf(stderr, "qembed %s: %s\n", cmd, e->message);
@@ -383,28 +384,28 @@ int cli_writer_rows(cli_writer *w, const float *v, size_t n) {
     for (size_t r = 0; r < n; r++, w->rows++) {
         const float *row = v + r * (size_t)w->dims;
         switch (w->fmt) {
-        case CLI_OUT_NPY:
-            if (fwrite(row, sizeof(float), (size_t)w->dims, w->f) != (size_t)w->dims) return -1;
-            break;
-        case CLI_OUT_TSV:
-            for (int j = 0; j < w->dims; j++) {
-                cli_fmt_float(w->num, sizeof w->num, row[j]);
-                fputs(w->num, w->f);
-                fputc(j + 1 < w->dims ? '\t' : '\n', w->f);
-            }
-            break;
-        case CLI_OUT_JSON:
-        case CLI_OUT_JSONL:
-            if (w->fmt == CLI_OUT_JSON) fputs(w->rows ? ",\n" : "\n", w->f);
-            fputc('[', w->f);
-            for (int j = 0; j < w->dims; j++) {
-                cli_fmt_float(w->num, sizeof w->num, row[j]);
-                if (j) fputc(',', w->f);
-                fputs(w->num, w->f);
-            }
-            fputc(']', w->f);
-            if (w->fmt == CLI_OUT_JSONL) fputc('\n', w->f);
-            break;
+            case CLI_OUT_NPY:
+                if (fwrite(row, sizeof(float), (size_t)w->dims, w->f) != (size_t)w->dims) return -1;
+                break;
+            case CLI_OUT_TSV:
+                for (int j = 0; j < w->dims; j++) {
+                    cli_fmt_float(w->num, sizeof w->num, row[j]);
+                    fputs(w->num, w->f);
+                    fputc(j + 1 < w->dims ? '\t' : '\n', w->f);
+                }
+                break;
+            case CLI_OUT_JSON:
+            case CLI_OUT_JSONL:
+                if (w->fmt == CLI_OUT_JSON) fputs(w->rows ? ",\n" : "\n", w->f);
+                fputc('[', w->f);
+                for (int j = 0; j < w->dims; j++) {
+                    cli_fmt_float(w->num, sizeof w->num, row[j]);
+                    if (j) fputc(',', w->f);
+                    fputs(w->num, w->f);
+                }
+                fputc(']', w->f);
+                if (w->fmt == CLI_OUT_JSONL) fputc('\n', w->f);
+                break;
         }
     }
     return ferror(w->f) ? -1 : 0;
@@ -412,28 +413,24 @@ int cli_writer_rows(cli_writer *w, const float *v, size_t n) {
 
 int cli_writer_gap(cli_writer *w) {
     switch (w->fmt) {
-    case CLI_OUT_NPY: {
-        float nan = __builtin_nanf("");
-        for (int j = 0; j < w->dims; j++)
-            if (fwrite(&nan, sizeof nan, 1, w->f) != 1) return -1;
-        break;
-    }
-    case CLI_OUT_TSV:
-        for (int j = 0; j < w->dims; j++) fputs(j + 1 < w->dims ? "nan\t" : "nan\n", w->f);
-        break;
-    case CLI_OUT_JSON:
-        fputs(w->rows ? ",\nnull" : "\nnull", w->f);
-        break;
-    case CLI_OUT_JSONL:
-        fputs("null\n", w->f);
-        break;
+        case CLI_OUT_NPY: {
+            float nan = __builtin_nanf("");
+            for (int j = 0; j < w->dims; j++)
+                if (fwrite(&nan, sizeof nan, 1, w->f) != 1) return -1;
+            break;
+        }
+        case CLI_OUT_TSV:
+            for (int j = 0; j < w->dims; j++) fputs(j + 1 < w->dims ? "nan\t" : "nan\n", w->f);
+            break;
+        case CLI_OUT_JSON: fputs(w->rows ? ",\nnull" : "\nnull", w->f); break;
+        case CLI_OUT_JSONL: fputs("null\n", w->f); break;
     }
     w->rows++;
     return ferror(w->f) ? -1 : 0;
 }
 
 int cli_writer_reopen(cli_writer *w, const char *path, cli_out_fmt fmt, int dims, size_t rows,
-                     long long bytes) {
+                      long long bytes) {
     if (bytes == 0) return cli_writer_open(w, path, fmt, dims, -1);
     memset(w, 0, sizeof *w);
     w->fmt = fmt;
@@ -449,8 +446,9 @@ int cli_writer_reopen(cli_writer *w, const char *path, cli_out_fmt fmt, int dims
     w->seekable = 1;
     struct stat sb;
     if (fstat(fileno(w->f), &sb) != 0 || (long long)sb.st_size < bytes) {
-        fprintf(stderr, "qembed: %s: shorter (%lld bytes) than its state file says was committed "
-                        "(%lld): the output was changed since; remove both to start over\n",
+        fprintf(stderr,
+                "qembed: %s: shorter (%lld bytes) than its state file says was committed "
+                "(%lld): the output was changed since; remove both to start over\n",
                 path, (long long)sb.st_size, bytes);
         fclose(w->f);
         w->f = NULL;
@@ -487,8 +485,7 @@ int cli_writer_close(cli_writer *w) {
     if (w->fmt == CLI_OUT_JSON) fputs(w->rows ? "\n]\n" : "]\n", w->f);
     if (w->fmt == CLI_OUT_NPY) {
         if (w->seekable) {
-            if (fflush(w->f) != 0 || fseek(w->f, 0, SEEK_SET) != 0 || npy_header(w, w->rows) != 0)
-                rc = -1;
+            if (fflush(w->f) != 0 || fseek(w->f, 0, SEEK_SET) != 0 || npy_header(w, w->rows) != 0) rc = -1;
         } else if (w->expect_rows != (long)w->rows) {
             rc = -1; /* the announced shape is wrong: the inputs changed while reading */
         }

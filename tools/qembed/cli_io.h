@@ -16,17 +16,17 @@
 #include "qembed.h"
 
 typedef struct cli_reader {
-    FILE *f;          /* NULL: texts come from args */
-    int own;          /* close f at the end */
+    FILE *f; /* NULL: texts come from args */
+    int own; /* close f at the end */
     int jsonl;
     const char *name; /* file name for messages */
     char **args;
     int n_args;
     int next_arg;
-    size_t line;      /* lines read so far */
-    int skip_bad;     /* --on-error skip: a bad line is a text with a reason (cli_chunk.why), not an error */
-    long long size;   /* the input file's size in bytes; 0 when not a regular file */
-    char *buf;        /* getline buffer */
+    size_t line;    /* lines read so far */
+    int skip_bad;   /* --on-error skip: a bad line is a text with a reason (cli_chunk.why), not an error */
+    long long size; /* the input file's size in bytes; 0 when not a regular file */
+    char *buf;      /* getline buffer */
     size_t buf_cap;
     char err[600];
 } cli_reader;
@@ -52,9 +52,9 @@ long cli_reader_skip(cli_reader *r, size_t max);
 typedef struct cli_chunk {
     char **texts;
     size_t *lens;
-    size_t *lines;  /* line in the file (0 for arguments) */
-    char **why;     /* with skip_bad: why texts[i] is unusable (owned), else NULL; texts[i] is then "" */
-    size_t first;   /* input index of texts[0] */
+    size_t *lines; /* line in the file (0 for arguments) */
+    char **why;    /* with skip_bad: why texts[i] is unusable (owned), else NULL; texts[i] is then "" */
+    size_t first;  /* input index of texts[0] */
     size_t n;
     size_t cap;
 } cli_chunk;
@@ -66,8 +66,7 @@ void cli_chunk_free(cli_chunk *c);
 /* Prints a library error for an input of a chunk: the library's "input K"
  * (K within the chunk) is rewritten as the input's index in the whole run and
  * its line, e.g. "qembed embed: input 41 (line 42 of texts.txt): ...". */
-void cli_report_input_error(const char *cmd, const cli_reader *r, const cli_chunk *c,
-                           const qembed_error *e);
+void cli_report_input_error(const char *cmd, const cli_reader *r, const cli_chunk *c, const qembed_error *e);
 
 /* Output formats of `embed`. */
 typedef enum cli_out_fmt { CLI_OUT_JSON, CLI_OUT_JSONL, CLI_OUT_NPY, CLI_OUT_TSV } cli_out_fmt;
@@ -99,7 +98,7 @@ int cli_writer_gap(cli_writer *w);
  * `bytes` holding `rows` rows (bytes 0: created afresh, as cli_writer_open).
  * Returns 0 or -1 with a message printed. */
 int cli_writer_reopen(cli_writer *w, const char *path, cli_out_fmt fmt, int dims, size_t rows,
-                     long long bytes);
+                      long long bytes);
 /* Makes what is written so far durable: the .npy header's shape brought up to
  * date, flushed, fsynced. *bytes: the file's committed length. 0 or -1. */
 int cli_writer_commit(cli_writer *w, long long *bytes);

@@ -93,11 +93,12 @@ static void cpu_model(char *buf, size_t n) {
 /* ---- deterministic texts of a given token count ---- */
 
 static const char *const g_words[] = {
-    "the", "model", "reads", "a", "long", "document", "about", "rivers", "and", "mountains",
-    "where", "people", "build", "small", "houses", "near", "water", "while", "children", "play",
-    "in", "green", "fields", "under", "bright", "summer", "skies", "every", "morning", "birds",
-    "sing", "over", "quiet", "roads", "that", "lead", "to", "old", "towns", "with", "markets",
-    "selling", "bread", "fruit", "fish", "cheese", "books", "tools", "for", "work", "at", "home",
+    "the",       "model",   "reads",  "a",     "long",    "document", "about",  "rivers", "and",
+    "mountains", "where",   "people", "build", "small",   "houses",   "near",   "water",  "while",
+    "children",  "play",    "in",     "green", "fields",  "under",    "bright", "summer", "skies",
+    "every",     "morning", "birds",  "sing",  "over",    "quiet",    "roads",  "that",   "lead",
+    "to",        "old",     "towns",  "with",  "markets", "selling",  "bread",  "fruit",  "fish",
+    "cheese",    "books",   "tools",  "for",   "work",    "at",       "home",
 };
 #define N_WORDS (sizeof g_words / sizeof g_words[0])
 
@@ -272,11 +273,11 @@ static cold run_cold(const cli_settings *s, int exact) {
         close(fd[0]);
         close(fd[1]);
         if (exact)
-            execl("/proc/self/exe", "qembed", "bench", "--cold-child", "-m", s->model, "--threads",
-                  thr, "--exact", (char *)NULL);
+            execl("/proc/self/exe", "qembed", "bench", "--cold-child", "-m", s->model, "--threads", thr,
+                  "--exact", (char *)NULL);
         else
-            execl("/proc/self/exe", "qembed", "bench", "--cold-child", "-m", s->model, "--threads",
-                  thr, (char *)NULL);
+            execl("/proc/self/exe", "qembed", "bench", "--cold-child", "-m", s->model, "--threads", thr,
+                  (char *)NULL);
         _exit(127);
     }
     close(fd[1]);
@@ -325,39 +326,43 @@ int cmd_bench(int argc, char **argv) {
     for (int k; (k = cli_args_next(&ap)) != CLI_ARG_END;) {
         const char *val = ap.value;
         switch (k) {
-        case CLI_ARG_ERROR: return 1;
-        case CLI_ARG_OPERAND:
-            fprintf(stderr, "qembed bench: unknown argument '%s' (see qembed bench --help)\n", val);
-            return 1;
-        case 'h':
-            fputs(bench_help, stdout);
-            fputc('\n', stdout);
-            fputs(cli_settings_help, stdout);
-            return 0;
-        case OPT_JSON: json_path = val; break;
-        case OPT_EXACT: exact = 1; break;
-        case OPT_COLD_CHILD: child = 1; break;
-        case OPT_NO_COLD: no_cold = 1; break;
-        case OPT_QUICK:
-            quick = 1;
-            query_runs = 20;
-            batch_texts = 8;
-            docs = 1;
-            long_tokens = 1024;
-            break;
-        default: { /* the four counts */
-            char *end = NULL;
-            long v = strtol(val, &end, 10);
-            if (!*val || !end || *end || v < 0 || v > 1000000) {
-                fprintf(stderr, "qembed bench: %s wants a count, got '%s'\n", ap.spelled, val);
+            case CLI_ARG_ERROR: return 1;
+            case CLI_ARG_OPERAND:
+                fprintf(stderr, "qembed bench: unknown argument '%s' (see qembed bench --help)\n", val);
                 return 1;
+            case 'h':
+                fputs(bench_help, stdout);
+                fputc('\n', stdout);
+                fputs(cli_settings_help, stdout);
+                return 0;
+            case OPT_JSON: json_path = val; break;
+            case OPT_EXACT: exact = 1; break;
+            case OPT_COLD_CHILD: child = 1; break;
+            case OPT_NO_COLD: no_cold = 1; break;
+            case OPT_QUICK:
+                quick = 1;
+                query_runs = 20;
+                batch_texts = 8;
+                docs = 1;
+                long_tokens = 1024;
+                break;
+            default: { /* the four counts */
+                char *end = NULL;
+                long v = strtol(val, &end, 10);
+                if (!*val || !end || *end || v < 0 || v > 1000000) {
+                    fprintf(stderr, "qembed bench: %s wants a count, got '%s'\n", ap.spelled, val);
+                    return 1;
+                }
+                if (k == OPT_QUERY_RUNS)
+                    query_runs = v;
+                else if (k == OPT_BATCH_TEXTS)
+                    batch_texts = v;
+                else if (k == OPT_DOCS)
+                    docs = v;
+                else
+                    long_tokens = v;
+                break;
             }
-            if (k == OPT_QUERY_RUNS) query_runs = v;
-            else if (k == OPT_BATCH_TEXTS) batch_texts = v;
-            else if (k == OPT_DOCS) docs = v;
-            else long_tokens = v;
-            break;
-        }
         }
     }
     if (child) return cold_child(&s, exact);
@@ -376,7 +381,8 @@ int cmd_bench(int argc, char **argv) {
     if (mp.log_level < QEMBED_LOG_WARN && !s.verbose) mp.log_level = QEMBED_LOG_WARN;
     /* the long input must fit one pass: plan the context for it (the
      * planner and the activation memory follow) */
-    if (long_tokens > 0 && (size_t)long_tokens > mp.max_batch_tokens) mp.max_batch_tokens = (size_t)long_tokens;
+    if (long_tokens > 0 && (size_t)long_tokens > mp.max_batch_tokens)
+        mp.max_batch_tokens = (size_t)long_tokens;
     double tl0 = cli_now_s();
     qembed_model *m = cli_settings_load_model(&s, &mp);
     if (!m) return 2;
@@ -405,7 +411,7 @@ int cmd_bench(int argc, char **argv) {
     if (!qt || !batch || !docv) goto out;
 
     fprintf(stderr, "bench: model %s (%s, %d layers, hidden %d), preparing texts...\n", in.name, in.dtype,
-           in.n_layers, in.hidden_size);
+            in.n_layers, in.hidden_size);
     query = make_text(m, 16, 1, &q_tok);
     if (!query) {
         fprintf(stderr, "qembed bench: cannot make the benchmark texts\n");
@@ -469,8 +475,8 @@ int cmd_bench(int argc, char **argv) {
     printf("\nqembed bench  %s\n", quick ? "(--quick: smoke-test sizes, not figures to publish)" : "");
     printf("machine  %s, %ld cores, isa %s, %d threads, load average %.2f\n", cpu, ncores, pk.isa,
            pk.n_threads, la[0]);
-    printf("model    %s  %s  %d layers  hidden %d  heads %d/%d x %d  ffn %d  %.2f GB weights%s\n",
-           in.name, in.dtype, in.n_layers, in.hidden_size, in.n_heads, in.n_kv_heads, in.head_dim,
+    printf("model    %s  %s  %d layers  hidden %d  heads %d/%d x %d  ffn %d  %.2f GB weights%s\n", in.name,
+           in.dtype, in.n_layers, in.hidden_size, in.n_heads, in.n_kv_heads, in.head_dim,
            in.intermediate_size, w_bytes * 1e-9, in.synthetic ? "  (synthetic)" : "");
     /* Which device ran which layers: every figure below is for this placement. */
     const char *placement = qembed_model_placement(m);
@@ -489,7 +495,9 @@ int cmd_bench(int argc, char **argv) {
     if (on_vulkan)
         printf("         (layers on a Vulkan device: the peak and the achieved percentages below are "
                "the CPU's; on a software device such as lavapipe the figures only show the path works)\n");
-    printf("mode     %s activations\n\n", on_vulkan ? "f32 on the Vulkan device," : exact ? "f32 (exact)" : "bf16");
+    printf("mode     %s activations\n\n", on_vulkan ? "f32 on the Vulkan device,"
+                                          : exact   ? "f32 (exact)"
+                                                    : "bf16");
     printf("%-30s %s\n", "figure", "value");
     if (cs.ok)
         printf("%-30s %.3f s  (load %.3f, warm-up %.3f, first vector %.3f; rest is process start)\n",
@@ -497,8 +505,8 @@ int cmd_bench(int argc, char **argv) {
     else if (!no_cold)
         printf("%-30s failed\n", "cold start to first vector");
     printf("%-30s %.3f s (this process, page cache warm)\n", "load", load_s);
-    printf("%-30s p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (min %.1f, %ld runs)\n",
-           "query (16 tokens)", pct(qt, (int)query_runs, 50) * 1e3, pct(qt, (int)query_runs, 95) * 1e3,
+    printf("%-30s p50 %.1f ms  p95 %.1f ms  p99 %.1f ms  (min %.1f, %ld runs)\n", "query (16 tokens)",
+           pct(qt, (int)query_runs, 50) * 1e3, pct(qt, (int)query_runs, 95) * 1e3,
            pct(qt, (int)query_runs, 99) * 1e3, qt[0] * 1e3, query_runs);
     {
         char label[64];
@@ -512,26 +520,31 @@ int cmd_bench(int argc, char **argv) {
                    docs / td, doc_tok, td);
     }
     if (longt)
-        printf("%-30s %.2f s (%zu tokens)  peak RSS %.0f MiB (before it %.0f MiB)\n", "long input", tlong, long_tok,
-               hwm / 1048576.0, rss_before_long / 1048576.0);
+        printf("%-30s %.2f s (%zu tokens)  peak RSS %.0f MiB (before it %.0f MiB)\n", "long input", tlong,
+               long_tok, hwm / 1048576.0, rss_before_long / 1048576.0);
     char bf16_peak[64];
-    if (pk.bf16_dot_gflops > 0) snprintf(bf16_peak, sizeof bf16_peak, "%.1f", pk.bf16_dot_gflops);
-    else snprintf(bf16_peak, sizeof bf16_peak, "n/a (no AVX512-BF16)");
+    if (pk.bf16_dot_gflops > 0)
+        snprintf(bf16_peak, sizeof bf16_peak, "%.1f", pk.bf16_dot_gflops);
+    else
+        snprintf(bf16_peak, sizeof bf16_peak, "n/a (no AVX512-BF16)");
     printf("%-30s %.1f GFLOP/s f32 FMA, bf16 dot %s, DRAM read %.1f GB/s (%.1f huge pages)\n",
            "machine peak (measured)", pk.f32_fma_gflops, bf16_peak, pk.dram_read_gbs,
            pk.dram_read_hugepage_gbs);
-    printf("%-30s %.1f MiB for %zu tokens per pass (planned at start: the most a pass adds, whatever its length)\n",
+    printf("%-30s %.1f MiB for %zu tokens per pass (planned at start: the most a pass adds, whatever its "
+           "length)\n",
            "activation memory", (double)qembed_ctx_activation_bytes(ctx) / 1048576.0, mp.max_batch_tokens);
     /* Against the peak of the instructions the products run (pk.isa: "amx"
      * is the tile peak, tdpbf16ps); a figure that was not run reads n/a. */
     char ach[3][64];
     const double gs[3] = {g_b, g_d, g_q};
     for (int k = 0; k < 3; k++) {
-        if (gs[k] > 0) snprintf(ach[k], sizeof ach[k], "%.1f = %.0f%%", gs[k], 100 * gs[k] / pk.compute_gflops);
-        else snprintf(ach[k], sizeof ach[k], "n/a");
+        if (gs[k] > 0)
+            snprintf(ach[k], sizeof ach[k], "%.1f = %.0f%%", gs[k], 100 * gs[k] / pk.compute_gflops);
+        else
+            snprintf(ach[k], sizeof ach[k], "n/a");
     }
-    printf("%-30s batch %s; docs %s; query %s (GFLOP/s, %% of the %s peak %.1f)\n", "achieved", ach[0], ach[1],
-           ach[2], pk.isa, pk.compute_gflops);
+    printf("%-30s batch %s; docs %s; query %s (GFLOP/s, %% of the %s peak %.1f)\n", "achieved", ach[0],
+           ach[1], ach[2], pk.isa, pk.compute_gflops);
     printf("%-30s %.0f MiB = %.2f x the weights (%.0f MiB)\n", "peak RSS", hwm / 1048576.0,
            w_bytes > 0 ? hwm / w_bytes : 0, w_bytes / 1048576.0);
 

@@ -112,8 +112,7 @@ static int parse_size(const char *s, long lo, long hi, long *out) {
 /* One line on stderr, redrawn in place: count, tokens/s, time left. The
  * estimate is by bytes of a file input (pos of size): the input is read once,
  * never counted first. */
-static void progress(size_t done, long long pos, long long size, uint64_t tokens, double t0,
-                     int final) {
+static void progress(size_t done, long long pos, long long size, uint64_t tokens, double t0, int final) {
     double el = cli_now_s() - t0;
     double tps = el > 0 ? (double)tokens / el : 0.0;
     double frac = size > 0 && pos >= 0 ? (double)pos / (double)size : -1.0;
@@ -128,8 +127,8 @@ static void progress(size_t done, long long pos, long long size, uint64_t tokens
     for (int i = 0; i < 32; i++) bar[i] = i < fill ? '#' : '.';
     bar[32] = '\0';
     if (frac >= 0)
-        fprintf(stderr, "\r[%s] %3.0f%%  %zu texts  %.0f tokens/s  ETA %s ", bar, 100.0 * frac, done,
-                tps, eta);
+        fprintf(stderr, "\r[%s] %3.0f%%  %zu texts  %.0f tokens/s  ETA %s ", bar, 100.0 * frac, done, tps,
+                eta);
     else
         fprintf(stderr, "\r%zu texts  %.0f tokens/s ", done, tps);
     if (final) fputc('\n', stderr);
@@ -140,8 +139,10 @@ static void progress(size_t done, long long pos, long long size, uint64_t tokens
 static int report_skip(FILE *f, size_t input, size_t line, const char *reason) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "input", (double)input);
-    if (line) cJSON_AddNumberToObject(o, "line", (double)line);
-    else cJSON_AddNumberToObject(o, "argument", (double)input + 1);
+    if (line)
+        cJSON_AddNumberToObject(o, "line", (double)line);
+    else
+        cJSON_AddNumberToObject(o, "argument", (double)input + 1);
     cJSON_AddStringToObject(o, "reason", reason);
     char *t = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -154,14 +155,12 @@ static int report_skip(FILE *f, size_t input, size_t line, const char *reason) {
  * about that input, not the run: with --on-error skip it becomes a gap. */
 static int input_error(const qembed_error *e, size_t n, size_t *k, const char **reason) {
     switch (e->code) {
-    case QEMBED_ERR_INVALID_ARGUMENT:
-    case QEMBED_ERR_INVALID_UTF8:
-    case QEMBED_ERR_INPUT_TOO_LONG:
-    case QEMBED_ERR_EMPTY_INPUT:
-    case QEMBED_ERR_NUMERIC:
-        break;
-    default:
-        return 0;
+        case QEMBED_ERR_INVALID_ARGUMENT:
+        case QEMBED_ERR_INVALID_UTF8:
+        case QEMBED_ERR_INPUT_TOO_LONG:
+        case QEMBED_ERR_EMPTY_INPUT:
+        case QEMBED_ERR_NUMERIC: break;
+        default: return 0;
     }
     int used = 0;
     if (sscanf(e->message, "input %zu%n", k, &used) != 1 || used <= 0 || *k >= n) return 0;
@@ -225,14 +224,13 @@ static qembed_status embed_chunk(qembed_ctx *ctx, cli_chunk *c, const qembed_emb
 }
 
 /* What the vectors depend on, for the state file: a resumed job must match. */
-static void job_options(char *buf, size_t n, const qembed_model_info *info, const char *fmt,
-                        int dims, const qembed_embed_options *o, int exact, size_t max_batch,
-                        int skip) {
+static void job_options(char *buf, size_t n, const qembed_model_info *info, const char *fmt, int dims,
+                        const qembed_embed_options *o, int exact, size_t max_batch, int skip) {
     snprintf(buf, n,
              "model=%s format=%s dims=%d instruct=%s max_tokens=%zu truncate=%d special=%d "
              "exact=%d max_batch_tokens=%zu on_error=%s",
-             info->resolved_path, fmt, dims, o->instruction ? o->instruction : "(none)",
-             o->max_tokens, o->truncate, o->parse_special, exact, max_batch, skip ? "skip" : "strict");
+             info->resolved_path, fmt, dims, o->instruction ? o->instruction : "(none)", o->max_tokens,
+             o->truncate, o->parse_special, exact, max_batch, skip ? "skip" : "strict");
 }
 
 /* The report file: created, or reopened and cut back to what was committed. */
@@ -278,51 +276,53 @@ int cmd_embed(int argc, char **argv) {
     for (int k; (k = cli_args_next(&ap)) != CLI_ARG_END;) {
         const char *v = ap.value;
         switch (k) {
-        case CLI_ARG_ERROR: goto out;
-        case CLI_ARG_OPERAND: texts[n_texts++] = (char *)v; break;
-        case 'h':
-            fputs(embed_help, stdout);
-            fputc('\n', stdout);
-            fputs(cli_settings_help, stdout);
-            rc = 0;
-            goto out;
-        case 'i': input = v; break;
-        case OPT_INPUT_FORMAT: input_format = v; break;
-        case 'o': output = v; break;
-        case 'f': format = v; break;
-        case OPT_INSTRUCT: opts.instruction = v; break;
-        case OPT_DIMS:
-            if (parse_size(v, 1, 1 << 20, &dims) != 0) {
-                fprintf(stderr, "qembed embed: --dims '%s': expected a whole number (32..hidden size)\n", v);
+            case CLI_ARG_ERROR: goto out;
+            case CLI_ARG_OPERAND: texts[n_texts++] = (char *)v; break;
+            case 'h':
+                fputs(embed_help, stdout);
+                fputc('\n', stdout);
+                fputs(cli_settings_help, stdout);
+                rc = 0;
                 goto out;
-            }
-            break;
-        case OPT_MAX_TOKENS:
-            if (parse_size(v, 1, 1 << 24, &max_tokens) != 0) {
-                fprintf(stderr, "qembed embed: --max-tokens '%s': expected a positive whole number\n", v);
-                goto out;
-            }
-            break;
-        case OPT_TRUNCATE: opts.truncate = 1; break;
-        case OPT_EXACT: exact = 1; break;
-        case OPT_NO_SPECIAL: opts.parse_special = 0; break;
-        case OPT_PROGRESS: show_progress = 1; break;
-        case OPT_NO_PROGRESS: show_progress = 0; break;
-        case OPT_RESUME: resume = 1; break;
-        case OPT_SHARD:
-            if (cli_job_parse_shard(v, &shard_i, &shard_n) != 0) {
-                fprintf(stderr, "qembed embed: --shard '%s': expected I/N with 0 <= I < N (e.g. 0/4)\n", v);
-                goto out;
-            }
-            break;
-        case OPT_ON_ERROR:
-            if (strcmp(v, "skip") && strcmp(v, "strict")) {
-                fprintf(stderr, "qembed embed: --on-error '%s': expected strict or skip\n", v);
-                goto out;
-            }
-            skip = !strcmp(v, "skip");
-            break;
-        case OPT_ERROR_REPORT: report_path = v; break;
+            case 'i': input = v; break;
+            case OPT_INPUT_FORMAT: input_format = v; break;
+            case 'o': output = v; break;
+            case 'f': format = v; break;
+            case OPT_INSTRUCT: opts.instruction = v; break;
+            case OPT_DIMS:
+                if (parse_size(v, 1, 1 << 20, &dims) != 0) {
+                    fprintf(stderr, "qembed embed: --dims '%s': expected a whole number (32..hidden size)\n",
+                            v);
+                    goto out;
+                }
+                break;
+            case OPT_MAX_TOKENS:
+                if (parse_size(v, 1, 1 << 24, &max_tokens) != 0) {
+                    fprintf(stderr, "qembed embed: --max-tokens '%s': expected a positive whole number\n", v);
+                    goto out;
+                }
+                break;
+            case OPT_TRUNCATE: opts.truncate = 1; break;
+            case OPT_EXACT: exact = 1; break;
+            case OPT_NO_SPECIAL: opts.parse_special = 0; break;
+            case OPT_PROGRESS: show_progress = 1; break;
+            case OPT_NO_PROGRESS: show_progress = 0; break;
+            case OPT_RESUME: resume = 1; break;
+            case OPT_SHARD:
+                if (cli_job_parse_shard(v, &shard_i, &shard_n) != 0) {
+                    fprintf(stderr, "qembed embed: --shard '%s': expected I/N with 0 <= I < N (e.g. 0/4)\n",
+                            v);
+                    goto out;
+                }
+                break;
+            case OPT_ON_ERROR:
+                if (strcmp(v, "skip") && strcmp(v, "strict")) {
+                    fprintf(stderr, "qembed embed: --on-error '%s': expected strict or skip\n", v);
+                    goto out;
+                }
+                skip = !strcmp(v, "skip");
+                break;
+            case OPT_ERROR_REPORT: report_path = v; break;
         }
     }
     if (!input && n_texts == 0) {
@@ -340,8 +340,10 @@ int cmd_embed(int argc, char **argv) {
             goto out;
         }
     } else if (output && strcmp(output, "-") != 0 && cli_out_fmt_from_name(output, &fmt) != 0) {
-        fprintf(stderr, "qembed embed: --output '%s': cannot tell the format from the extension; "
-                        "use .json, .jsonl, .npy or .tsv, or --format\n", output);
+        fprintf(stderr,
+                "qembed embed: --output '%s': cannot tell the format from the extension; "
+                "use .json, .jsonl, .npy or .tsv, or --format\n",
+                output);
         goto out;
     }
     if (input_format && strcmp(input_format, "text") && strcmp(input_format, "jsonl")) {
@@ -380,8 +382,7 @@ int cmd_embed(int argc, char **argv) {
     }
     rd.skip_bad = skip;
     if (bulk && rd.size <= 0) {
-        fprintf(stderr, "qembed embed: --resume and --shard need a regular --input file: %s is not\n",
-                input);
+        fprintf(stderr, "qembed embed: --resume and --shard need a regular --input file: %s is not\n", input);
         goto out;
     }
     int bar = show_progress >= 0 ? show_progress : (input && isatty(2) && !s.quiet);
@@ -395,11 +396,14 @@ int cmd_embed(int argc, char **argv) {
     qembed_model_info info;
     qembed_model_get_info(model, &info);
     if (info.synthetic)
-        fprintf(stderr, "warning: %s is a synthetic model with random weights: its vectors carry "
-                        "no meaning (useful for testing and timing only)\n", info.resolved_path);
+        fprintf(stderr,
+                "warning: %s is a synthetic model with random weights: its vectors carry "
+                "no meaning (useful for testing and timing only)\n",
+                info.resolved_path);
     if (dims && (dims < 32 || dims > info.hidden_size)) {
-        fprintf(stderr, "qembed embed: --dims %ld is out of range: expected 32..%d (the model's hidden size)\n",
-                dims, info.hidden_size);
+        fprintf(stderr,
+                "qembed embed: --dims %ld is out of range: expected 32..%d (the model's hidden size)\n", dims,
+                info.hidden_size);
         rc = 1;
         goto out;
     }
@@ -444,31 +448,32 @@ int cmd_embed(int argc, char **argv) {
             goto out;
         }
         if (have) {
-            const char *why = strcmp(job.options, opt_s) ? "its options differ"
+            const char *why = strcmp(job.options, opt_s)                         ? "its options differ"
                               : job.shard_i != shard_i || job.shard_n != shard_n ? "its --shard differs"
-                              : strcmp(job.input, input) ? "its --input differs"
+                              : strcmp(job.input, input)                         ? "its --input differs"
                               : job.input_size != (long long)in_st.st_size || job.input_mtime != in_mtime
                                   ? "the input file changed since it started"
                                   : NULL;
             if (why) {
-                fprintf(stderr, "qembed embed: cannot resume %s: %s (state: %s, this run: %s); "
-                                "remove %s and the output to start over\n",
+                fprintf(stderr,
+                        "qembed embed: cannot resume %s: %s (state: %s, this run: %s); "
+                        "remove %s and the output to start over\n",
                         output, why, job.options, opt_s, state_path);
                 goto out;
             }
             if (job.complete) {
-                fprintf(stderr, "qembed embed: %s is complete (%zu rows); nothing to do\n", output,
-                        job.rows);
+                fprintf(stderr, "qembed embed: %s is complete (%zu rows); nothing to do\n", output, job.rows);
                 rc = 0;
                 goto out;
             }
             if (!s.quiet)
-                fprintf(stderr, "qembed embed: resuming %s at input %zu (line %zu), %zu rows done\n",
-                        output, job.texts, job.input_line, job.rows);
+                fprintf(stderr, "qembed embed: resuming %s at input %zu (line %zu), %zu rows done\n", output,
+                        job.texts, job.input_line, job.rows);
         } else {
             if (resume && access(output, F_OK) == 0) {
-                fprintf(stderr, "qembed embed: --resume: %s exists but %s does not, so it is not an "
-                                "interrupted job's; remove it, or run without --resume to overwrite it\n",
+                fprintf(stderr,
+                        "qembed embed: --resume: %s exists but %s does not, so it is not an "
+                        "interrupted job's; remove it, or run without --resume to overwrite it\n",
                         output, state_path);
                 goto out;
             }

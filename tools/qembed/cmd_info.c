@@ -59,8 +59,7 @@ int cmd_info(int argc, char **argv) {
     printf("intermediate_size:       %d\n", in.intermediate_size);
     printf("vocab_size:              %d\n", in.vocab_size);
     printf("max_position_embeddings: %d\n", in.max_position_embeddings);
-    printf("max input tokens:        %zu (default; counts the appended <|endoftext|>)\n",
-           in.max_tokens);
+    printf("max input tokens:        %zu (default; counts the appended <|endoftext|>)\n", in.max_tokens);
     printf("parameters:              %llu (%.3f B)\n", (unsigned long long)in.n_params,
            (double)in.n_params / 1e9);
     mib(b1, sizeof b1, in.weights_bytes);

@@ -66,13 +66,13 @@ int cmd_merge(int argc, char **argv) {
     cli_args_init(&ap, "merge", argc, argv, merge_opts, NULL);
     for (int k; (k = cli_args_next(&ap)) != CLI_ARG_END;) {
         switch (k) {
-        case CLI_ARG_ERROR: goto done;
-        case 'h':
-            fputs(merge_help, stdout);
-            rc = 0;
-            goto done;
-        case 'o': output = ap.value; break;
-        default: parts[n++].path = ap.value; break;
+            case CLI_ARG_ERROR: goto done;
+            case 'h':
+                fputs(merge_help, stdout);
+                rc = 0;
+                goto done;
+            case 'o': output = ap.value; break;
+            default: parts[n++].path = ap.value; break;
         }
     }
     cli_out_fmt fmt;
@@ -96,26 +96,27 @@ int cmd_merge(int argc, char **argv) {
             goto done;
         }
         if (have == 0) {
-            fprintf(stderr, "qembed merge: %s: no state file %s: merge joins the parts of "
-                            "`qembed embed --shard I/N`\n", p->path, state);
+            fprintf(stderr,
+                    "qembed merge: %s: no state file %s: merge joins the parts of "
+                    "`qembed embed --shard I/N`\n",
+                    p->path, state);
             goto done;
         }
         const cli_job *j = &p->job, *j0 = &parts[0].job;
-        const char *why = !j->complete ? "is not complete (resume its job with --resume)"
-                          : j->shard_n != n ? "belongs to a job of another shard count"
-                          : j->shard_i != i ? "is another shard (give the parts in order 0 to N-1)"
-                          : strcmp(j->options, j0->options) || strcmp(j->input, j0->input) ||
-                                  j->input_size != j0->input_size || j->input_mtime != j0->input_mtime
-                              ? "belongs to another job (input or options differ from the first part's)"
-                          : j->texts != j0->texts ? "counted another number of texts than the first part"
-                          : j->rows != cli_job_shard_rows(j->texts, i, n)
-                              ? "has the wrong number of rows for its shard"
-                          : cli_out_fmt_from_name(p->path, &pf) != 0 || pf != fmt
-                              ? "is not in the output's format"
-                              : NULL;
+        const char *why =
+            !j->complete      ? "is not complete (resume its job with --resume)"
+            : j->shard_n != n ? "belongs to a job of another shard count"
+            : j->shard_i != i ? "is another shard (give the parts in order 0 to N-1)"
+            : strcmp(j->options, j0->options) || strcmp(j->input, j0->input) ||
+                    j->input_size != j0->input_size || j->input_mtime != j0->input_mtime
+                ? "belongs to another job (input or options differ from the first part's)"
+            : j->texts != j0->texts ? "counted another number of texts than the first part"
+            : j->rows != cli_job_shard_rows(j->texts, i, n) ? "has the wrong number of rows for its shard"
+            : cli_out_fmt_from_name(p->path, &pf) != 0 || pf != fmt ? "is not in the output's format"
+                                                                    : NULL;
         if (why) {
-            fprintf(stderr, "qembed merge: %s (shard %d/%d of the state file) %s\n", p->path,
-                    j->shard_i, j->shard_n, why);
+            fprintf(stderr, "qembed merge: %s (shard %d/%d of the state file) %s\n", p->path, j->shard_i,
+                    j->shard_n, why);
             goto done;
         }
         if (!(p->f = fopen(p->path, "rb"))) {
@@ -144,8 +145,7 @@ int cmd_merge(int argc, char **argv) {
         size_t rows = texts - c * CLI_JOB_CHUNK < CLI_JOB_CHUNK ? texts - c * CLI_JOB_CHUNK : CLI_JOB_CHUNK;
         part *p = &parts[c % (size_t)n];
         if (copy_rows(p, out, fmt, dims, rows, &line, &cap) != 0) {
-            fprintf(stderr, "qembed merge: %s: shorter than its state file says (chunk %zu)\n",
-                    p->path, c);
+            fprintf(stderr, "qembed merge: %s: shorter than its state file says (chunk %zu)\n", p->path, c);
             goto done;
         }
     }

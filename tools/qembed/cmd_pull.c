@@ -30,7 +30,8 @@ static const char *const pull_usage =
     "      --cache-dir DIR   the hub cache folder (default: HF_HUB_CACHE, $HF_HOME/hub,\n"
     "                        $XDG_CACHE_HOME/huggingface/hub, ~/.cache/huggingface/hub)\n"
     "      --token TOKEN     access token (prefer HF_TOKEN or the token file: arguments show in ps)\n"
-    "      --retries N       attempts after a transient network failure (default 5; back-off 1 s, 2 s, 4 s ...)\n"
+    "      --retries N       attempts after a transient network failure (default 5; back-off 1 s, 2 s, 4 s "
+    "...)\n"
     "      --progress, --no-progress   progress bars (default: when stderr is a terminal)\n"
     "  -q, --quiet           only errors\n"
     "\n"
@@ -71,11 +72,17 @@ int cmd_pull(int argc, char **argv) {
         return 2;
     }
     enum { O_CACHE = 256, O_TOKEN, O_RETRIES, O_PROGRESS, O_NO_PROGRESS };
-    static const cli_optdef pull_opts[] = {
-        {"revision", 'r', 1}, {"include", 'I', 1},       {"exclude", 'X', 1},
-        {"cache-dir", O_CACHE, 1}, {"token", O_TOKEN, 1}, {"retries", O_RETRIES, 1},
-        {"progress", O_PROGRESS, 0}, {"no-progress", O_NO_PROGRESS, 0},
-        {"quiet", 'q', 0},     {"help", 'h', 0},          {NULL, 0, 0}};
+    static const cli_optdef pull_opts[] = {{"revision", 'r', 1},
+                                           {"include", 'I', 1},
+                                           {"exclude", 'X', 1},
+                                           {"cache-dir", O_CACHE, 1},
+                                           {"token", O_TOKEN, 1},
+                                           {"retries", O_RETRIES, 1},
+                                           {"progress", O_PROGRESS, 0},
+                                           {"no-progress", O_NO_PROGRESS, 0},
+                                           {"quiet", 'q', 0},
+                                           {"help", 'h', 0},
+                                           {NULL, 0, 0}};
     const char *repo = NULL;
     int n_repos = 0;
     cli_args ap;
@@ -83,32 +90,32 @@ int cmd_pull(int argc, char **argv) {
     for (int o; (o = cli_args_next(&ap)) != CLI_ARG_END;) {
         const char *optarg_ = ap.value;
         switch (o) {
-        case CLI_ARG_ERROR: goto done;
-        case CLI_ARG_OPERAND:
-            if (n_repos++ == 0) repo = optarg_;
-            break;
-        case 'r': revision = optarg_; break;
-        case 'I': inc[n_inc++] = (char *)optarg_; break;
-        case 'X': exc[n_exc++] = (char *)optarg_; break;
-        case O_CACHE: cache_override = optarg_; break;
-        case O_TOKEN: token = optarg_; break;
-        case O_RETRIES: {
-            char *end;
-            long v = strtol(optarg_, &end, 10);
-            if (!*optarg_ || *end || v < 0 || v > 100) {
-                fprintf(stderr, "qembed pull: --retries: '%s' is not a count (0 to 100)\n", optarg_);
-                goto done;
+            case CLI_ARG_ERROR: goto done;
+            case CLI_ARG_OPERAND:
+                if (n_repos++ == 0) repo = optarg_;
+                break;
+            case 'r': revision = optarg_; break;
+            case 'I': inc[n_inc++] = (char *)optarg_; break;
+            case 'X': exc[n_exc++] = (char *)optarg_; break;
+            case O_CACHE: cache_override = optarg_; break;
+            case O_TOKEN: token = optarg_; break;
+            case O_RETRIES: {
+                char *end;
+                long v = strtol(optarg_, &end, 10);
+                if (!*optarg_ || *end || v < 0 || v > 100) {
+                    fprintf(stderr, "qembed pull: --retries: '%s' is not a count (0 to 100)\n", optarg_);
+                    goto done;
+                }
+                retries = (int)v;
+                break;
             }
-            retries = (int)v;
-            break;
-        }
-        case O_PROGRESS: progress = 1; break;
-        case O_NO_PROGRESS: progress = 0; break;
-        case 'q': quiet = 1; break;
-        case 'h':
-            fputs(pull_usage, stdout);
-            rc = 0;
-            goto done;
+            case O_PROGRESS: progress = 1; break;
+            case O_NO_PROGRESS: progress = 0; break;
+            case 'q': quiet = 1; break;
+            case 'h':
+                fputs(pull_usage, stdout);
+                rc = 0;
+                goto done;
         }
     }
     if (n_repos != 1) {
@@ -119,7 +126,8 @@ int cmd_pull(int argc, char **argv) {
         goto done;
     }
     if (!qh_repo_id_is_valid(repo)) {
-        fprintf(stderr, "qembed pull: '%s' is not a repo id (org/name, letters, digits, '-', '_', '.')\n", repo);
+        fprintf(stderr, "qembed pull: '%s' is not a repo id (org/name, letters, digits, '-', '_', '.')\n",
+                repo);
         goto done;
     }
     if (!qh_revision_is_valid(revision)) {
@@ -142,14 +150,17 @@ int cmd_pull(int argc, char **argv) {
         char commit[41];
         qh_read_ref(&rcache, revision, commit);
         if (commit[0] && snapshot_dir_exists(rcache.root, commit, snap, sizeof snap)) {
-            if (!quiet) fprintf(stderr, "qembed pull: HF_HUB_OFFLINE is set; %s@%s is in the cache\n", repo, revision);
+            if (!quiet)
+                fprintf(stderr, "qembed pull: HF_HUB_OFFLINE is set; %s@%s is in the cache\n", repo,
+                        revision);
             printf("%s\n", snap);
             rc = 0;
         } else {
-            fprintf(stderr,
-                    "qembed pull: HF_HUB_OFFLINE is set and %s@%s is not in the cache (%s); unset HF_HUB_OFFLINE "
-                    "to download it\n",
-                    repo, revision, rcache.root);
+            fprintf(
+                stderr,
+                "qembed pull: HF_HUB_OFFLINE is set and %s@%s is not in the cache (%s); unset HF_HUB_OFFLINE "
+                "to download it\n",
+                repo, revision, rcache.root);
         }
         goto done;
     }
@@ -208,7 +219,8 @@ int cmd_pull(int argc, char **argv) {
             struct stat sb;
             if (!guess[0] || f->size <= 0) continue;
             snprintf(p, sizeof p, "%s/%s", blobs, guess);
-            if (stat(p, &sb) == 0) have += f->size;
+            if (stat(p, &sb) == 0)
+                have += f->size;
             else if (snprintf(p, sizeof p, "%s/%s.incomplete", blobs, guess) > 0 && stat(p, &sb) == 0 &&
                      S_ISREG(sb.st_mode))
                 have += sb.st_size < f->size ? sb.st_size : f->size;
@@ -218,19 +230,19 @@ int cmd_pull(int argc, char **argv) {
             char a[32], b[32];
             qh_fmt_bytes((double)(need - have), a, sizeof a);
             qh_fmt_bytes((double)free_b, b, sizeof b);
-            fprintf(stderr, "qembed pull: %s: not enough disk space in %s: %s to download, %s free\n", repo, cache, a,
-                    b);
+            fprintf(stderr, "qembed pull: %s: not enough disk space in %s: %s to download, %s free\n", repo,
+                    cache, a, b);
             goto free_all;
         }
     }
 
     if (progress < 0) {
         const char *d = getenv("HF_HUB_DISABLE_PROGRESS_BARS");
-        int off = d && (!strcasecmp(d, "1") || !strcasecmp(d, "true") || !strcasecmp(d, "yes") || !strcasecmp(d, "on"));
+        int off = d && (!strcasecmp(d, "1") || !strcasecmp(d, "true") || !strcasecmp(d, "yes") ||
+                        !strcasecmp(d, "on"));
         progress = !quiet && !off && isatty(2);
     }
-    qh_progress prog = {.enabled = progress, .count = n_todo,
-                        .total_bytes = need, .t0 = cli_now_s()};
+    qh_progress prog = {.enabled = progress, .count = n_todo, .total_bytes = need, .t0 = cli_now_s()};
     int64_t downloaded = 0;
     size_t n_dl = 0, n_resumed = 0;
     for (size_t k = 0; k < n_todo; k++) {
@@ -251,7 +263,9 @@ int cmd_pull(int argc, char **argv) {
             qh_fmt_bytes(f->size >= 0 ? (double)f->size : (double)fr.bytes, a, sizeof a);
             if (prog.enabled) fputs("\r\033[K", stderr);
             fprintf(stderr, "  %s  %s%s\n", f->path, a,
-                    !fr.downloaded ? " (already in the cache)" : fr.resumed ? " (resumed)" : "");
+                    !fr.downloaded ? " (already in the cache)"
+                    : fr.resumed   ? " (resumed)"
+                                   : "");
         }
     }
     if (qh_write_ref(&rcache, revision, info.sha, err, sizeof err) != 0) {
@@ -262,8 +276,10 @@ int cmd_pull(int argc, char **argv) {
     if (!quiet) {
         char a[32];
         qh_fmt_bytes((double)downloaded, a, sizeof a);
-        fprintf(stderr, "qembed pull: %s@%s (commit %.12s): %zu files, %zu downloaded (%s%s), %zu already in the cache\n",
-                repo, revision, info.sha, n_sel, n_dl, a, n_resumed ? ", resumed" : "", n_sel - n_dl);
+        fprintf(
+            stderr,
+            "qembed pull: %s@%s (commit %.12s): %zu files, %zu downloaded (%s%s), %zu already in the cache\n",
+            repo, revision, info.sha, n_sel, n_dl, a, n_resumed ? ", resumed" : "", n_sel - n_dl);
     }
     printf("%s\n", snap);
     rc = 0;

@@ -35,26 +35,28 @@ int cmd_quantize(int argc, char **argv) {
     for (int k; (k = cli_args_next(&ap)) != CLI_ARG_END;) {
         const char *v = ap.value;
         switch (k) {
-        case CLI_ARG_ERROR: return 1;
-        case 'h':
-            fputs(quantize_usage, stdout);
-            fputs(cli_settings_help, stdout);
-            return 0;
-        case 'o': out = v; break;
-        case OPT_TYPE:
-            if (strcmp(v, "q8_0") && strcmp(v, "bf16") && strcmp(v, "f16") && strcmp(v, "f32")) {
-                fprintf(stderr, "qembed quantize: --type: '%s' is not one of q8_0, bf16, f16, f32\n", v);
+            case CLI_ARG_ERROR: return 1;
+            case 'h':
+                fputs(quantize_usage, stdout);
+                fputs(cli_settings_help, stdout);
+                return 0;
+            case 'o': out = v; break;
+            case OPT_TYPE:
+                if (strcmp(v, "q8_0") && strcmp(v, "bf16") && strcmp(v, "f16") && strcmp(v, "f32")) {
+                    fprintf(stderr, "qembed quantize: --type: '%s' is not one of q8_0, bf16, f16, f32\n", v);
+                    return 1;
+                }
+                type = v;
+                break;
+            default:
+                fprintf(stderr, "qembed quantize: unexpected argument '%s' (see qembed quantize --help)\n",
+                        v);
                 return 1;
-            }
-            type = v;
-            break;
-        default:
-            fprintf(stderr, "qembed quantize: unexpected argument '%s' (see qembed quantize --help)\n", v);
-            return 1;
         }
     }
     if (!out || !type) {
-        fprintf(stderr, "qembed quantize: -o OUT.gguf and --type are required (see qembed quantize --help)\n");
+        fprintf(stderr,
+                "qembed quantize: -o OUT.gguf and --type are required (see qembed quantize --help)\n");
         return 1;
     }
     size_t ol = strlen(out);

@@ -126,11 +126,9 @@ typedef struct serve_log {
     qembed_log_level min;
 } serve_log;
 
-static void log_stderr(qembed_log_level lvl, const char *line, void *user)
-{
+static void log_stderr(qembed_log_level lvl, const char *line, void *user) {
     const serve_log *l = user;
-    if (lvl < l->min)
-        return;
+    if (lvl < l->min) return;
     static const char *const names[] = {"debug", "info", "warn", "error"};
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -141,8 +139,7 @@ static void log_stderr(qembed_log_level lvl, const char *line, void *user)
             names[lvl <= QEMBED_LOG_ERROR ? lvl : QEMBED_LOG_ERROR], line);
 }
 
-static int parse_size(const char *flag, const char *v, size_t *out)
-{
+static int parse_size(const char *flag, const char *v, size_t *out) {
     uint64_t x;
     if (!v || cli_parse_bytes(v, &x) != 0) {
         fprintf(stderr, "qembed serve: %s needs a number (K/M/G suffixes allowed), got '%s'\n", flag,
@@ -153,8 +150,7 @@ static int parse_size(const char *flag, const char *v, size_t *out)
     return 0;
 }
 
-static int parse_double(const char *flag, const char *v, double *out)
-{
+static int parse_double(const char *flag, const char *v, double *out) {
     char *end = NULL;
     errno = 0;
     double d = v ? strtod(v, &end) : 0;
@@ -166,15 +162,13 @@ static int parse_double(const char *flag, const char *v, double *out)
     return 0;
 }
 
-int cmd_serve(int argc, char **argv)
-{
+int cmd_serve(int argc, char **argv) {
     cli_settings s;
     cli_settings_init(&s);
     qs_server_config cfg;
     qs_server_default_config(&cfg);
     const char *env_key = getenv("QEMBED_API_KEY");
-    if (env_key && env_key[0])
-        cfg.api_key = env_key;
+    if (env_key && env_key[0]) cfg.api_key = env_key;
     const char *port_file = NULL;
     double grace = 120;
 
@@ -186,117 +180,98 @@ int cmd_serve(int argc, char **argv)
         size_t z;
         double d;
         switch (k) {
-        case CLI_ARG_ERROR:
-            return 1;
-        case CLI_ARG_OPERAND:
-            fprintf(stderr, "qembed serve: unexpected argument '%s' (see qembed serve --help)\n", v);
-            return 1;
-        case 'h':
-            fputs(serve_help, stdout);
-            fputs("\n", stdout);
-            fputs(cli_settings_help, stdout);
-            return 0;
-        case OPT_HOST:
-            cfg.host = v;
-            break;
-        case OPT_PORT: {
-            char *end;
-            long p = strtol(v, &end, 10);
-            if (!*v || *end || p < 0 || p > 65535) {
-                fprintf(stderr, "qembed serve: --port needs 0..65535, got '%s'\n", v);
+            case CLI_ARG_ERROR: return 1;
+            case CLI_ARG_OPERAND:
+                fprintf(stderr, "qembed serve: unexpected argument '%s' (see qembed serve --help)\n", v);
                 return 1;
-            }
-            cfg.port = (int)p;
-            break;
-        }
-        case OPT_PORT_FILE:
-            port_file = v;
-            break;
-        case OPT_API_KEY:
-            cfg.api_key = v;
-            break;
-        case OPT_SERVED_MODEL_NAME:
-            cfg.served_model_name = v;
-            break;
-        case OPT_INSTRUCTION:
-            cfg.default_instruction = v;
-            break;
-        case OPT_PARSE_SPECIAL:
-            cfg.parse_special = 1;
-            break;
-        case OPT_LOG_REQUESTS:
-            cfg.log_requests = 1;
-            break;
-        case OPT_HTTP_THREADS:
-        case OPT_MAX_CONNECTIONS:
-        case OPT_MAX_BODY_BYTES:
-        case OPT_MAX_BODY_MEMORY:
-        case OPT_MAX_INPUTS:
-        case OPT_MAX_TOKENS:
-        case OPT_MAX_QUEUE:
-        case OPT_MAX_QUEUE_TOKENS:
-        case OPT_MAX_REQUEST_TOKENS:
-        case OPT_MAX_RESPONSE_MEMORY:
-            if (parse_size(a, v, &z) != 0)
-                return 1;
-            if (z == 0 && k != OPT_MAX_TOKENS) {
-                fprintf(stderr, "qembed serve: %s must be positive\n", a);
-                return 1;
-            }
-            if (k == OPT_HTTP_THREADS)
-                cfg.http_threads = z > 256 ? 256 : (int)z;
-            else if (k == OPT_MAX_CONNECTIONS)
-                cfg.max_connections = (unsigned)z;
-            else if (k == OPT_MAX_BODY_BYTES)
-                cfg.max_body_bytes = z;
-            else if (k == OPT_MAX_BODY_MEMORY)
-                cfg.max_body_memory = z;
-            else if (k == OPT_MAX_INPUTS)
-                cfg.max_inputs = z;
-            else if (k == OPT_MAX_TOKENS)
-                cfg.max_tokens = z;
-            else if (k == OPT_MAX_QUEUE)
-                cfg.max_queue = z;
-            else if (k == OPT_MAX_REQUEST_TOKENS)
-                cfg.max_request_tokens = z;
-            else if (k == OPT_MAX_RESPONSE_MEMORY)
-                cfg.max_response_memory = z;
-            else
-                cfg.max_queue_tokens = z;
-            break;
-        case OPT_IDLE_TIMEOUT:
-            if (parse_size(a, v, &z) != 0)
-                return 1;
-            cfg.idle_timeout_s = (unsigned)(z > 86400 ? 86400 : z);
-            break;
-        case OPT_MIN_BODY_RATE:
-            if (parse_size(a, v, &z) != 0)
-                return 1;
-            cfg.min_body_rate = z;
-            break;
-        case OPT_REQUEST_TIMEOUT:
-        case OPT_BATCH_WAIT_MS:
-        case OPT_SHUTDOWN_GRACE:
-        case OPT_PASS_SECONDS:
-        case OPT_HEADER_TIMEOUT:
-            if (parse_double(a, v, &d) != 0)
-                return 1;
-            if (k == OPT_REQUEST_TIMEOUT) {
-                if (d <= 0) {
-                    fprintf(stderr, "qembed serve: --request-timeout must be positive\n");
+            case 'h':
+                fputs(serve_help, stdout);
+                fputs("\n", stdout);
+                fputs(cli_settings_help, stdout);
+                return 0;
+            case OPT_HOST: cfg.host = v; break;
+            case OPT_PORT: {
+                char *end;
+                long p = strtol(v, &end, 10);
+                if (!*v || *end || p < 0 || p > 65535) {
+                    fprintf(stderr, "qembed serve: --port needs 0..65535, got '%s'\n", v);
                     return 1;
                 }
-                cfg.request_timeout_s = d;
-            } else if (k == OPT_BATCH_WAIT_MS) {
-                cfg.batch_wait_ms = d;
-            } else if (k == OPT_PASS_SECONDS) {
-                cfg.pass_seconds = d;
-            } else if (k == OPT_HEADER_TIMEOUT) {
-                cfg.header_timeout_s = d;
-            } else {
-                grace = d;
+                cfg.port = (int)p;
+                break;
             }
-            break;
+            case OPT_PORT_FILE: port_file = v; break;
+            case OPT_API_KEY: cfg.api_key = v; break;
+            case OPT_SERVED_MODEL_NAME: cfg.served_model_name = v; break;
+            case OPT_INSTRUCTION: cfg.default_instruction = v; break;
+            case OPT_PARSE_SPECIAL: cfg.parse_special = 1; break;
+            case OPT_LOG_REQUESTS: cfg.log_requests = 1; break;
+            case OPT_HTTP_THREADS:
+            case OPT_MAX_CONNECTIONS:
+            case OPT_MAX_BODY_BYTES:
+            case OPT_MAX_BODY_MEMORY:
+            case OPT_MAX_INPUTS:
+            case OPT_MAX_TOKENS:
+            case OPT_MAX_QUEUE:
+            case OPT_MAX_QUEUE_TOKENS:
+            case OPT_MAX_REQUEST_TOKENS:
+            case OPT_MAX_RESPONSE_MEMORY:
+                if (parse_size(a, v, &z) != 0) return 1;
+                if (z == 0 && k != OPT_MAX_TOKENS) {
+                    fprintf(stderr, "qembed serve: %s must be positive\n", a);
+                    return 1;
+                }
+                if (k == OPT_HTTP_THREADS)
+                    cfg.http_threads = z > 256 ? 256 : (int)z;
+                else if (k == OPT_MAX_CONNECTIONS)
+                    cfg.max_connections = (unsigned)z;
+                else if (k == OPT_MAX_BODY_BYTES)
+                    cfg.max_body_bytes = z;
+                else if (k == OPT_MAX_BODY_MEMORY)
+                    cfg.max_body_memory = z;
+                else if (k == OPT_MAX_INPUTS)
+                    cfg.max_inputs = z;
+                else if (k == OPT_MAX_TOKENS)
+                    cfg.max_tokens = z;
+                else if (k == OPT_MAX_QUEUE)
+                    cfg.max_queue = z;
+                else if (k == OPT_MAX_REQUEST_TOKENS)
+                    cfg.max_request_tokens = z;
+                else if (k == OPT_MAX_RESPONSE_MEMORY)
+                    cfg.max_response_memory = z;
+                else
+                    cfg.max_queue_tokens = z;
+                break;
+            case OPT_IDLE_TIMEOUT:
+                if (parse_size(a, v, &z) != 0) return 1;
+                cfg.idle_timeout_s = (unsigned)(z > 86400 ? 86400 : z);
+                break;
+            case OPT_MIN_BODY_RATE:
+                if (parse_size(a, v, &z) != 0) return 1;
+                cfg.min_body_rate = z;
+                break;
+            case OPT_REQUEST_TIMEOUT:
+            case OPT_BATCH_WAIT_MS:
+            case OPT_SHUTDOWN_GRACE:
+            case OPT_PASS_SECONDS:
+            case OPT_HEADER_TIMEOUT:
+                if (parse_double(a, v, &d) != 0) return 1;
+                if (k == OPT_REQUEST_TIMEOUT) {
+                    if (d <= 0) {
+                        fprintf(stderr, "qembed serve: --request-timeout must be positive\n");
+                        return 1;
+                    }
+                    cfg.request_timeout_s = d;
+                } else if (k == OPT_BATCH_WAIT_MS) {
+                    cfg.batch_wait_ms = d;
+                } else if (k == OPT_PASS_SECONDS) {
+                    cfg.pass_seconds = d;
+                } else if (k == OPT_HEADER_TIMEOUT) {
+                    cfg.header_timeout_s = d;
+                } else {
+                    grace = d;
+                }
+                break;
         }
     }
 
@@ -335,10 +310,8 @@ int cmd_serve(int argc, char **argv)
     qembed_model_params mp = cli_settings_model_params(&s);
     /* The library logs every forward pass at INFO: too much for a server
      * under load. Keep its warnings; -v shows everything. */
-    if (!s.verbose && mp.log_level < QEMBED_LOG_WARN)
-        mp.log_level = QEMBED_LOG_WARN;
-    if (cfg.max_tokens)
-        mp.max_tokens = cfg.max_tokens;
+    if (!s.verbose && mp.log_level < QEMBED_LOG_WARN) mp.log_level = QEMBED_LOG_WARN;
+    if (cfg.max_tokens) mp.max_tokens = cfg.max_tokens;
     qembed_model *model = cli_settings_load_model(&s, &mp);
     if (!model) {
         qs_server_shutdown(srv, 0);
@@ -368,8 +341,7 @@ int cmd_serve(int argc, char **argv)
     }
 
     int sig = 0;
-    while (sigwait(&set, &sig) != 0) {
-    }
+    while (sigwait(&set, &sig) != 0) {}
     log_stderr(QEMBED_LOG_INFO, sig == SIGTERM ? "SIGTERM received" : "SIGINT received", &lg);
     qs_server_shutdown(srv, grace);
     qs_server_free(srv);

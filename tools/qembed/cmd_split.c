@@ -48,31 +48,32 @@ int cmd_split(int argc, char **argv) {
     for (int k; (k = cli_args_next(&ap)) != CLI_ARG_END;) {
         const char *v = ap.value;
         switch (k) {
-        case CLI_ARG_ERROR: return 1;
-        case 'h':
-            fputs(split_usage, stdout);
-            fputs(cli_settings_help, stdout);
-            return 0;
-        case 'o': out = v; break;
-        case OPT_MAX_SEGMENTS: {
-            char *end = NULL;
-            long n = strtol(v, &end, 10);
-            if (!*v || *end || n < 1 || n > 1024) {
-                fprintf(stderr, "qembed split: --max-segments: '%s' is not a count (1 to 1024)\n", v);
-                return 1;
+            case CLI_ARG_ERROR: return 1;
+            case 'h':
+                fputs(split_usage, stdout);
+                fputs(cli_settings_help, stdout);
+                return 0;
+            case 'o': out = v; break;
+            case OPT_MAX_SEGMENTS: {
+                char *end = NULL;
+                long n = strtol(v, &end, 10);
+                if (!*v || *end || n < 1 || n > 1024) {
+                    fprintf(stderr, "qembed split: --max-segments: '%s' is not a count (1 to 1024)\n", v);
+                    return 1;
+                }
+                p.max_segments = (int)n;
+                break;
             }
-            p.max_segments = (int)n;
-            break;
-        }
-        case OPT_MAX_SEGMENT_BYTES:
-            if (cli_parse_bytes(v, &p.max_segment_bytes) != 0 || !p.max_segment_bytes) {
-                fprintf(stderr, "qembed split: --max-segment-bytes: '%s' is not a byte size (e.g. 512M)\n", v);
+            case OPT_MAX_SEGMENT_BYTES:
+                if (cli_parse_bytes(v, &p.max_segment_bytes) != 0 || !p.max_segment_bytes) {
+                    fprintf(stderr,
+                            "qembed split: --max-segment-bytes: '%s' is not a byte size (e.g. 512M)\n", v);
+                    return 1;
+                }
+                break;
+            default: /* an operand */
+                fprintf(stderr, "qembed split: unexpected argument '%s' (see qembed split --help)\n", v);
                 return 1;
-            }
-            break;
-        default: /* an operand */
-            fprintf(stderr, "qembed split: unexpected argument '%s' (see qembed split --help)\n", v);
-            return 1;
         }
     }
     if (!out) {

@@ -84,31 +84,32 @@ int cmd_tokenize(int argc, char **argv) {
     for (int k; (k = cli_args_next(&ap)) != CLI_ARG_END;) {
         const char *v = ap.value;
         switch (k) {
-        case CLI_ARG_ERROR: goto out;
-        case CLI_ARG_OPERAND: texts[n_texts++] = (char *)v; break;
-        case 'h':
-            fputs(tokenize_help, stdout);
-            fputc('\n', stdout);
-            fputs(cli_settings_help, stdout);
-            rc = 0;
-            goto out;
-        case 'i': input = v; break;
-        case 'f': format = v; break;
-        case OPT_INPUT_FORMAT: input_format = v; break;
-        case OPT_INSTRUCT: opts.instruction = v; break;
-        case OPT_MAX_TOKENS: {
-            char *end;
-            errno = 0;
-            max_tokens = strtol(v, &end, 10);
-            if (errno || !*v || *end || max_tokens < 1) {
-                fprintf(stderr, "qembed tokenize: --max-tokens '%s': expected a positive whole number\n", v);
+            case CLI_ARG_ERROR: goto out;
+            case CLI_ARG_OPERAND: texts[n_texts++] = (char *)v; break;
+            case 'h':
+                fputs(tokenize_help, stdout);
+                fputc('\n', stdout);
+                fputs(cli_settings_help, stdout);
+                rc = 0;
                 goto out;
+            case 'i': input = v; break;
+            case 'f': format = v; break;
+            case OPT_INPUT_FORMAT: input_format = v; break;
+            case OPT_INSTRUCT: opts.instruction = v; break;
+            case OPT_MAX_TOKENS: {
+                char *end;
+                errno = 0;
+                max_tokens = strtol(v, &end, 10);
+                if (errno || !*v || *end || max_tokens < 1) {
+                    fprintf(stderr, "qembed tokenize: --max-tokens '%s': expected a positive whole number\n",
+                            v);
+                    goto out;
+                }
+                break;
             }
-            break;
-        }
-        case OPT_TRUNCATE: opts.truncate = 1; break;
-        case OPT_NO_SPECIAL: opts.parse_special = 0; break;
-        case OPT_DECODE: decode = 1; break;
+            case OPT_TRUNCATE: opts.truncate = 1; break;
+            case OPT_NO_SPECIAL: opts.parse_special = 0; break;
+            case OPT_DECODE: decode = 1; break;
         }
     }
     if (!input && n_texts == 0) {
@@ -165,8 +166,11 @@ int cmd_tokenize(int argc, char **argv) {
                 QEMBED_OK) {
                 /* one text per call: the library names it input 0 of a
                  * one-text view of the chunk */
-                cli_chunk one = {.texts = chunk.texts + j, .lens = chunk.lens + j,
-                                .lines = chunk.lines + j, .first = chunk.first + j, .n = 1};
+                cli_chunk one = {.texts = chunk.texts + j,
+                                 .lens = chunk.lens + j,
+                                 .lines = chunk.lines + j,
+                                 .first = chunk.first + j,
+                                 .n = 1};
                 cli_report_input_error("tokenize", &rd, &one, &err);
                 goto out;
             }
@@ -174,8 +178,8 @@ int cmd_tokenize(int argc, char **argv) {
             if (decode) {
                 char *text = NULL;
                 size_t len = 0;
-                if (qembed_tokenizer_decode(qembed_model_tokenizer(model), ids, n, 0, &text, &len,
-                                            &err) != QEMBED_OK) {
+                if (qembed_tokenizer_decode(qembed_model_tokenizer(model), ids, n, 0, &text, &len, &err) !=
+                    QEMBED_OK) {
                     qembed_free(ids);
                     fprintf(stderr, "qembed tokenize: input %zu: %s\n", done + j, err.message);
                     goto out;

@@ -29,20 +29,28 @@ unsigned long long cli_proc_status_bytes(const char *field);
  * Each value remembers where it came from, for `qembed info` and the logs.
  * Precedence: flag > QEMBED_* variable > PAPR_* variable > default. */
 typedef struct cli_settings {
-    char model[1024];         const char *model_src;   /* --model, QEMBED_MODEL, PAPR_COREML_MODEL,
+    char model[1024];
+    const char *model_src; /* --model, QEMBED_MODEL, PAPR_COREML_MODEL,
                                                           PAPR_EMBEDDING_MODEL (repo id), HF cache, default */
-    qembed_compute_units units; const char *units_src; /* --compute-units, QEMBED_COMPUTE_UNITS,
+    qembed_compute_units units;
+    const char *units_src; /* --compute-units, QEMBED_COMPUTE_UNITS,
                                                           PAPR_COREML_COMPUTE_UNITS, PAPR_ENABLE_COREML=false */
-    uint64_t cpu_memory_limit; const char *cpu_limit_src;
-    uint64_t gpu_memory_limit; const char *gpu_limit_src;
-    uint64_t sim_accel_memory; const char *sim_accel_src;
-    size_t max_batch_tokens;   const char *max_batch_src;
-    int n_threads;             const char *threads_src;
-    int verbose;               /* -v: log DEBUG */
-    int quiet;                 /* -q: log WARN and above only */
-    char error[256];           /* an invalid environment value ("QEMBED_THREADS=x is not ...");
+    uint64_t cpu_memory_limit;
+    const char *cpu_limit_src;
+    uint64_t gpu_memory_limit;
+    const char *gpu_limit_src;
+    uint64_t sim_accel_memory;
+    const char *sim_accel_src;
+    size_t max_batch_tokens;
+    const char *max_batch_src;
+    int n_threads;
+    const char *threads_src;
+    int verbose;     /* -v: log DEBUG */
+    int quiet;       /* -q: log WARN and above only */
+    char error[256]; /* an invalid environment value ("QEMBED_THREADS=x is not ...");
                                   cli_settings_load_model reports it and fails */
-    int no_verify;             const char *verify_src; /* --no-verify, QEMBED_NO_VERIFY=1: skip the
+    int no_verify;
+    const char *verify_src; /* --no-verify, QEMBED_NO_VERIFY=1: skip the
                                                           SHA-256 check of split segments */
 } cli_settings;
 
@@ -58,7 +66,7 @@ void cli_settings_init(cli_settings *s);
 typedef struct cli_optdef {
     const char *name; /* long name without "--" */
     int key;
-    int has_value;    /* 1: takes a value */
+    int has_value; /* 1: takes a value */
 } cli_optdef;
 extern const cli_optdef cli_settings_opts[];
 

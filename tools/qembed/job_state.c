@@ -53,9 +53,9 @@ int cli_job_parse(const char *buf, size_t len, const char *path, cli_job *j, cha
     memset(j, 0, sizeof *j);
     cJSON *o = cJSON_ParseWithLength(buf, len);
     double d[11] = {0};
-    static const char *const keys[] = {"version", "input_size", "input_mtime_s", "shard_i", "shard_n",
-                                       "input_offset", "input_line", "texts", "rows",
-                                       "output_bytes", "report_bytes"};
+    static const char *const keys[] = {"version", "input_size",   "input_mtime_s", "shard_i",
+                                       "shard_n", "input_offset", "input_line",    "texts",
+                                       "rows",    "output_bytes", "report_bytes"};
     int bad = !cJSON_IsObject(o);
     for (int k = 0; !bad && k < 11; k++) bad = num(o, keys[k], &d[k]) != 0;
     const cJSON *opt = bad ? NULL : cJSON_GetObjectItemCaseSensitive(o, "options");
@@ -66,8 +66,7 @@ int cli_job_parse(const char *buf, size_t len, const char *path, cli_job *j, cha
     if (bad || !cJSON_IsString(opt) || !cJSON_IsString(in) || ns >= 1e9 || d[2] >= 9e9 ||
         !cJSON_IsBool(done) || d[0] != STATE_VERSION || d[4] < 1 || d[4] > 65536 || d[3] >= d[4]) {
         cJSON_Delete(o);
-        snprintf(err, n, "%s: not a qembed state file (or another version); remove it to start over",
-                 path);
+        snprintf(err, n, "%s: not a qembed state file (or another version); remove it to start over", path);
         return -1;
     }
     snprintf(j->options, sizeof j->options, "%s", opt->valuestring);
@@ -128,8 +127,7 @@ int cli_job_save(const char *path, const cli_job *j, char *err, size_t n) {
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
-    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0 &&
-             fsync(fileno(f)) == 0;
+    int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fileno(f)) == 0;
     if (f && fclose(f) != 0) ok = 0;
     free(text);
     if (!ok || rename(tmp, path) != 0 || sync_dir(path) != 0) {

@@ -21,11 +21,11 @@
 
 typedef struct cli_job {
     /* what the job is: a resume or a merge must match all of it */
-    char options[1536];     /* model, format, dims and every option the vectors depend on */
-    char input[1024];       /* the input file as given */
-    long long input_size;   /* size and modification time when the job started: */
-    long long input_mtime;  /* a changed input is refused (ns since the epoch) */
-    int shard_i, shard_n;   /* 0 and 1 when unsharded */
+    char options[1536];    /* model, format, dims and every option the vectors depend on */
+    char input[1024];      /* the input file as given */
+    long long input_size;  /* size and modification time when the job started: */
+    long long input_mtime; /* a changed input is refused (ns since the epoch) */
+    int shard_i, shard_n;  /* 0 and 1 when unsharded */
     /* committed progress */
     long long input_offset; /* byte after the last committed text's line */
     size_t input_line;      /* lines read up to there */

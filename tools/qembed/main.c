@@ -32,8 +32,7 @@ typedef struct command {
 static const command commands[] = {
     {"embed", cmd_embed}, {"tokenize", cmd_tokenize}, {"info", cmd_info},
     {"split", cmd_split}, {"serve", cmd_serve},       {"bench", cmd_bench},
-    {"merge", cmd_merge},       {"quantize", cmd_quantize},
-    {"pull", cmd_pull},
+    {"merge", cmd_merge}, {"quantize", cmd_quantize}, {"pull", cmd_pull},
 };
 
 int main(int argc, char **argv) {

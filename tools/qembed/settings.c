@@ -71,11 +71,23 @@ int cli_parse_bytes(const char *s, uint64_t *out) {
     }
     uint64_t mul = 1;
     switch (toupper((unsigned char)*end)) {
-    case 'K': mul = 1ull << 10; end++; break;
-    case 'M': mul = 1ull << 20; end++; break;
-    case 'G': mul = 1ull << 30; end++; break;
-    case 'T': mul = 1ull << 40; end++; break;
-    default: break;
+        case 'K':
+            mul = 1ull << 10;
+            end++;
+            break;
+        case 'M':
+            mul = 1ull << 20;
+            end++;
+            break;
+        case 'G':
+            mul = 1ull << 30;
+            end++;
+            break;
+        case 'T':
+            mul = 1ull << 40;
+            end++;
+            break;
+        default: break;
     }
     /* Accept "3G", "3GB", "3GiB", "1024B". */
     if (mul > 1 && (*end == 'i' || *end == 'I')) end++;
@@ -156,8 +168,7 @@ static void env_bytes(cli_settings *s, const char *name, uint64_t *dst, const ch
 }
 
 static int is_false(const char *v) {
-    return !strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") ||
-           !strcasecmp(v, "off");
+    return !strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") || !strcasecmp(v, "off");
 }
 
 void cli_settings_init(cli_settings *s) {
@@ -234,8 +245,7 @@ void cli_settings_init(cli_settings *s) {
             s->n_threads = (int)n;
             s->threads_src = "QEMBED_THREADS";
         } else {
-            set_error(s, "%s=%s is not a thread count (0 = every core, up to 4096)",
-                      "QEMBED_THREADS", v);
+            set_error(s, "%s=%s is not a thread count (0 = every core, up to 4096)", "QEMBED_THREADS", v);
         }
     }
 }
@@ -268,66 +278,68 @@ const cli_optdef cli_settings_opts[] = {
 int cli_settings_set(cli_settings *s, int key, const char *v) {
     long n;
     switch (key) {
-    case 'v': s->verbose = 1; return 0;
-    case 'q': s->quiet = 1; return 0;
-    case OPT_NO_VERIFY:
-        s->no_verify = 1;
-        s->verify_src = "--no-verify";
-        return 0;
-    case 'm':
-        if (!*v) {
-            fprintf(stderr, "qembed: --model needs a directory or a repo id\n");
-            return -1;
+        case 'v': s->verbose = 1; return 0;
+        case 'q': s->quiet = 1; return 0;
+        case OPT_NO_VERIFY:
+            s->no_verify = 1;
+            s->verify_src = "--no-verify";
+            return 0;
+        case 'm':
+            if (!*v) {
+                fprintf(stderr, "qembed: --model needs a directory or a repo id\n");
+                return -1;
+            }
+            snprintf(s->model, sizeof s->model, "%s", v);
+            s->model_src = "--model";
+            return 0;
+        case OPT_COMPUTE_UNITS: {
+            qembed_error e;
+            if (qembed_compute_units_parse(v, &s->units, &e) != QEMBED_OK) {
+                fprintf(stderr, "qembed: --compute-units: %s\n", e.message);
+                return -1;
+            }
+            s->units_src = "--compute-units";
+            return 0;
         }
-        snprintf(s->model, sizeof s->model, "%s", v);
-        s->model_src = "--model";
-        return 0;
-    case OPT_COMPUTE_UNITS: {
-        qembed_error e;
-        if (qembed_compute_units_parse(v, &s->units, &e) != QEMBED_OK) {
-            fprintf(stderr, "qembed: --compute-units: %s\n", e.message);
-            return -1;
+        case OPT_CPU_LIMIT:
+        case OPT_GPU_LIMIT:
+        case OPT_SIM_ACCEL: {
+            const char *flag = key == OPT_CPU_LIMIT   ? "--cpu-memory-limit"
+                               : key == OPT_GPU_LIMIT ? "--gpu-memory-limit"
+                                                      : "--sim-accel-memory";
+            uint64_t b;
+            if (cli_parse_bytes(v, &b) != 0) {
+                fprintf(stderr, "qembed: %s: '%s' is not a byte size (e.g. 512M, 3G)\n", flag, v);
+                return -1;
+            }
+            if (key == OPT_CPU_LIMIT)
+                s->cpu_memory_limit = b;
+            else if (key == OPT_GPU_LIMIT)
+                s->gpu_memory_limit = b;
+            else
+                s->sim_accel_memory = b;
+            *(key == OPT_CPU_LIMIT   ? &s->cpu_limit_src
+              : key == OPT_GPU_LIMIT ? &s->gpu_limit_src
+                                     : &s->sim_accel_src) = flag;
+            return 0;
         }
-        s->units_src = "--compute-units";
-        return 0;
-    }
-    case OPT_CPU_LIMIT:
-    case OPT_GPU_LIMIT:
-    case OPT_SIM_ACCEL: {
-        const char *flag = key == OPT_CPU_LIMIT   ? "--cpu-memory-limit"
-                           : key == OPT_GPU_LIMIT ? "--gpu-memory-limit"
-                                                  : "--sim-accel-memory";
-        uint64_t b;
-        if (cli_parse_bytes(v, &b) != 0) {
-            fprintf(stderr, "qembed: %s: '%s' is not a byte size (e.g. 512M, 3G)\n", flag, v);
-            return -1;
-        }
-        if (key == OPT_CPU_LIMIT) s->cpu_memory_limit = b;
-        else if (key == OPT_GPU_LIMIT) s->gpu_memory_limit = b;
-        else s->sim_accel_memory = b;
-        *(key == OPT_CPU_LIMIT ? &s->cpu_limit_src
-          : key == OPT_GPU_LIMIT ? &s->gpu_limit_src : &s->sim_accel_src) = flag;
-        return 0;
-    }
-    case OPT_MAX_BATCH:
-        if (parse_int(v, 1, MAX_BATCH_TOKENS_LIMIT, &n) != 0) {
-            fprintf(stderr, "qembed: --max-batch-tokens: '%s' is not a token count (1 to 16777216)\n",
-                    v);
-            return -1;
-        }
-        s->max_batch_tokens = (size_t)n;
-        s->max_batch_src = "--max-batch-tokens";
-        return 0;
-    case 't':
-        if (parse_int(v, 0, 4096, &n) != 0) {
-            fprintf(stderr, "qembed: --threads: '%s' is not a thread count (0 = every core)\n", v);
-            return -1;
-        }
-        s->n_threads = (int)n;
-        s->threads_src = "--threads";
-        return 0;
-    default:
-        return -1;
+        case OPT_MAX_BATCH:
+            if (parse_int(v, 1, MAX_BATCH_TOKENS_LIMIT, &n) != 0) {
+                fprintf(stderr, "qembed: --max-batch-tokens: '%s' is not a token count (1 to 16777216)\n", v);
+                return -1;
+            }
+            s->max_batch_tokens = (size_t)n;
+            s->max_batch_src = "--max-batch-tokens";
+            return 0;
+        case 't':
+            if (parse_int(v, 0, 4096, &n) != 0) {
+                fprintf(stderr, "qembed: --threads: '%s' is not a thread count (0 = every core)\n", v);
+                return -1;
+            }
+            s->n_threads = (int)n;
+            s->threads_src = "--threads";
+            return 0;
+        default: return -1;
     }
 }
 
@@ -398,15 +410,13 @@ void cli_settings_print(const cli_settings *s, FILE *f) {
     char b[64];
     fprintf(f, "configuration (flag > QEMBED_* > PAPR_* > default):\n");
     fprintf(f, "  %-18s %-40s (%s)\n", "model", s->model[0] ? s->model : "(none)", s->model_src);
-    fprintf(f, "  %-18s %-40s (%s)\n", "compute units", qembed_compute_units_name(s->units),
-            s->units_src);
+    fprintf(f, "  %-18s %-40s (%s)\n", "compute units", qembed_compute_units_name(s->units), s->units_src);
     fprintf(f, "  %-18s %-40s (%s)\n", "cpu memory limit",
             bytes_str(s->cpu_memory_limit, b, sizeof b, "available memory"), s->cpu_limit_src);
     fprintf(f, "  %-18s %-40s (%s)\n", "gpu memory limit",
             bytes_str(s->gpu_memory_limit, b, sizeof b, "free memory per GPU"), s->gpu_limit_src);
     fprintf(f, "  %-18s %-40s (%s)\n", "sim-accel memory",
-            bytes_str(s->sim_accel_memory, b, sizeof b, "none (no simulated accelerator)"),
-            s->sim_accel_src);
+            bytes_str(s->sim_accel_memory, b, sizeof b, "none (no simulated accelerator)"), s->sim_accel_src);
     snprintf(b, sizeof b, "%zu", s->max_batch_tokens);
     fprintf(f, "  %-18s %-40s (%s)\n", "max batch tokens", b, s->max_batch_src);
     if (s->n_threads)

@@ -17,14 +17,17 @@ static void normals_scalar(uint64_t key, uint64_t j0, size_t n_pairs, float *out
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define QS_AVX2 __attribute__((target("avx2")))
 
-QS_AVX2 static __m256 c8(float v) { return _mm256_set1_ps(v); }
+QS_AVX2 static __m256 c8(float v) {
+    return _mm256_set1_ps(v);
+}
 
 /* qs_logf, lane-wise */
 QS_AVX2 static __m256 log8(__m256 x) {
     __m256i u = _mm256_castps_si256(x);
     __m256i e = _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(u, 23), _mm256_set1_epi32(0xFF)),
                                  _mm256_set1_epi32(126));
-    u = _mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32((int)0x807FFFFFu)), _mm256_set1_epi32(0x3F000000));
+    u = _mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32((int)0x807FFFFFu)),
+                        _mm256_set1_epi32(0x3F000000));
     __m256 m = _mm256_castsi256_ps(u);
     __m256 lo = _mm256_cmp_ps(m, c8(0.707106781186547524f), _CMP_LT_OQ);
     e = _mm256_add_epi32(e, _mm256_castps_si256(lo)); /* lanes of lo are -1 */
@@ -67,8 +70,8 @@ QS_AVX2 static void sincos8(__m256 u, __m256 *s, __m256 *co) {
     __m256 sm = _mm256_blendv_ps(sx, cx, odd), cm = _mm256_blendv_ps(cx, sx, odd);
     /* bit 1 of q (of q + 1) moved to the sign bit */
     __m256 ss = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_and_si256(q, _mm256_set1_epi32(2)), 30));
-    __m256 cs = _mm256_castsi256_ps(
-        _mm256_slli_epi32(_mm256_and_si256(_mm256_add_epi32(q, _mm256_set1_epi32(1)), _mm256_set1_epi32(2)), 30));
+    __m256 cs = _mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_and_si256(_mm256_add_epi32(q, _mm256_set1_epi32(1)), _mm256_set1_epi32(2)), 30));
     *s = _mm256_xor_ps(sm, ss);
     *co = _mm256_xor_ps(cm, cs);
 }
@@ -84,8 +87,10 @@ QS_AVX2 static void normals_avx2(uint64_t key, uint64_t j0, size_t n_pairs, floa
             a1[l] = (int32_t)((r >> 40) + 1);
             a2[l] = (int32_t)((r >> 16) & 0xFFFFFF);
         }
-        __m256 u1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)a1)), c8(1.0f / 16777216.0f));
-        __m256 u2 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)a2)), c8(1.0f / 16777216.0f));
+        __m256 u1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)a1)),
+                                  c8(1.0f / 16777216.0f));
+        __m256 u2 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)a2)),
+                                  c8(1.0f / 16777216.0f));
         __m256 rad = _mm256_sqrt_ps(_mm256_mul_ps(c8(-2.0f), log8(u1)));
         __m256 s, co;
         sincos8(u2, &s, &co);

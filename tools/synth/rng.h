@@ -68,12 +68,13 @@ static inline float qs_logf(float x) {
  * quarter turns to [-pi/4, pi/4], Cephes sinf/cosf polynomials, and the
  * quadrant applied by selects (q is random: no branches). */
 static inline void qs_sincos_turns(float u, float *s, float *c) {
-    int32_t q = (int32_t)(u * 4.0f + 0.5f); /* nearest quarter turn, 0..4 */
+    int32_t q = (int32_t)(u * 4.0f + 0.5f);                 /* nearest quarter turn, 0..4 */
     float x = (u - 0.25f * (float)q) * 6.2831853071795864f; /* the subtraction is exact */
     float z = x * x;
     float sx = ((((-1.9515295891E-4f * z) + 8.3321608736E-3f) * z + -1.6666654611E-1f) * z) * x + x;
-    float cx = ((((2.443315711809948E-5f * z) + -1.388731625493765E-3f) * z + 4.166664568298827E-2f) * z) * z -
-               0.5f * z + 1.0f;
+    float cx =
+        ((((2.443315711809948E-5f * z) + -1.388731625493765E-3f) * z + 4.166664568298827E-2f) * z) * z -
+        0.5f * z + 1.0f;
     float sm = (q & 1) ? cx : sx, cm = (q & 1) ? sx : cx;
     *s = (q & 2) ? -sm : sm;
     *c = ((q + 1) & 2) ? -cm : cm;
@@ -85,7 +86,7 @@ static inline void qs_sincos_turns(float u, float *s, float *c) {
 static inline void qs_normal_pair(uint64_t key, uint64_t j, float out[2]) {
     uint64_t r = qs_splitmix(key, j);
     /* via int32: exact, and cheaper than converting an unsigned 64-bit value */
-    float u1 = (float)(int32_t)((r >> 40) + 1) * (1.0f / 16777216.0f);     /* (0, 1] */
+    float u1 = (float)(int32_t)((r >> 40) + 1) * (1.0f / 16777216.0f);        /* (0, 1] */
     float u2 = (float)(int32_t)((r >> 16) & 0xFFFFFF) * (1.0f / 16777216.0f); /* [0, 1) */
     float rad = sqrtf(-2.0f * qs_logf(u1));
     float s, c;

@@ -55,7 +55,7 @@ typedef struct tensor_spec {
     char base[96];  /* without prefix: the RNG key, so values do not depend on it */
     int ndim;
     int64_t shape[2];
-    int is_norm;    /* 1 + 0.1 N(0,1) instead of N(0, 0.02) */
+    int is_norm; /* 1 + 0.1 N(0,1) instead of N(0, 0.02) */
     uint64_t nbytes;
     int shard;
     uint64_t begin; /* offset in its shard's data region */
@@ -82,9 +82,15 @@ static void die(const char *fmt, ...) {
     exit(2);
 }
 
-static size_t dt_size(out_dtype d) { return d == DT_F32 ? 4 : 2; }
-static const char *dt_st(out_dtype d) { return d == DT_F32 ? "F32" : d == DT_F16 ? "F16" : "BF16"; }
-static const char *dt_torch(out_dtype d) { return d == DT_F32 ? "float32" : d == DT_F16 ? "float16" : "bfloat16"; }
+static size_t dt_size(out_dtype d) {
+    return d == DT_F32 ? 4 : 2;
+}
+static const char *dt_st(out_dtype d) {
+    return d == DT_F32 ? "F32" : d == DT_F16 ? "F16" : "BF16";
+}
+static const char *dt_torch(out_dtype d) {
+    return d == DT_F32 ? "float32" : d == DT_F16 ? "float16" : "bfloat16";
+}
 
 static int cmp_spec(const void *a, const void *b) {
     return strcmp(((const tensor_spec *)a)->name, ((const tensor_spec *)b)->name);
@@ -98,12 +104,12 @@ static tensor_spec *make_specs(const opts *o, size_t *n_out) {
     tensor_spec *t = calloc(n, sizeof *t);
     if (!t) die("out of memory");
     size_t k = 0;
-#define ADD(norm, nd, r, c, ...)                                                 \
-    do {                                                                         \
-        snprintf(t[k].base, sizeof t[k].base, __VA_ARGS__);                      \
-        snprintf(t[k].name, sizeof t[k].name, "%s%s", o->prefix, t[k].base);     \
+#define ADD(norm, nd, r, c, ...)                                                   \
+    do {                                                                           \
+        snprintf(t[k].base, sizeof t[k].base, __VA_ARGS__);                        \
+        snprintf(t[k].name, sizeof t[k].name, "%s%s", o->prefix, t[k].base);       \
         t[k].is_norm = norm, t[k].ndim = nd, t[k].shape[0] = r, t[k].shape[1] = c; \
-        k++;                                                                     \
+        k++;                                                                       \
     } while (0)
     const int64_t H = p->hidden, D = p->head_dim, F = p->intermediate;
     const int64_t QD = (int64_t)p->heads * D, KD = (int64_t)p->kv_heads * D;
@@ -240,8 +246,10 @@ static void gen_tensor(out_file *f, const tensor_spec *t, const opts *o) {
         for (int w = 1; w < nw; w++) launched[w] = pthread_create(&tids[w], NULL, gen_run, &jobs[w]) == 0;
         gen_run(&jobs[0]);
         for (int w = 1; w < nw; w++) {
-            if (launched[w]) pthread_join(tids[w], NULL);
-            else gen_run(&jobs[w]); /* no thread to be had: do it here */
+            if (launched[w])
+                pthread_join(tids[w], NULL);
+            else
+                gen_run(&jobs[w]); /* no thread to be had: do it here */
         }
         f->len += todo * es;
         i += todo;
@@ -251,66 +259,65 @@ static void gen_tensor(out_file *f, const tensor_spec *t, const opts *o) {
 /* The Qwen3-Embedding post-processor (appends <|endoftext|>, 151643), written
  * exactly as in the published checkpoints' tokenizer.json, indented for its
  * place as a top-level value. */
-static const char EMBED_POST_PROCESSOR[] =
-    "{\n"
-    "    \"type\": \"Sequence\",\n"
-    "    \"processors\": [\n"
-    "      {\n"
-    "        \"type\": \"ByteLevel\",\n"
-    "        \"add_prefix_space\": false,\n"
-    "        \"trim_offsets\": false,\n"
-    "        \"use_regex\": false\n"
-    "      },\n"
-    "      {\n"
-    "        \"type\": \"TemplateProcessing\",\n"
-    "        \"single\": [\n"
-    "          {\n"
-    "            \"Sequence\": {\n"
-    "              \"id\": \"A\",\n"
-    "              \"type_id\": 0\n"
-    "            }\n"
-    "          },\n"
-    "          {\n"
-    "            \"SpecialToken\": {\n"
-    "              \"id\": \"<|endoftext|>\",\n"
-    "              \"type_id\": 0\n"
-    "            }\n"
-    "          }\n"
-    "        ],\n"
-    "        \"pair\": [\n"
-    "          {\n"
-    "            \"Sequence\": {\n"
-    "              \"id\": \"A\",\n"
-    "              \"type_id\": 0\n"
-    "            }\n"
-    "          },\n"
-    "          {\n"
-    "            \"Sequence\": {\n"
-    "              \"id\": \"B\",\n"
-    "              \"type_id\": 0\n"
-    "            }\n"
-    "          },\n"
-    "          {\n"
-    "            \"SpecialToken\": {\n"
-    "              \"id\": \"<|endoftext|>\",\n"
-    "              \"type_id\": 0\n"
-    "            }\n"
-    "          }\n"
-    "        ],\n"
-    "        \"special_tokens\": {\n"
-    "          \"<|endoftext|>\": {\n"
-    "            \"id\": \"<|endoftext|>\",\n"
-    "            \"ids\": [\n"
-    "              151643\n"
-    "            ],\n"
-    "            \"tokens\": [\n"
-    "              \"<|endoftext|>\"\n"
-    "            ]\n"
-    "          }\n"
-    "        }\n"
-    "      }\n"
-    "    ]\n"
-    "  }";
+static const char EMBED_POST_PROCESSOR[] = "{\n"
+                                           "    \"type\": \"Sequence\",\n"
+                                           "    \"processors\": [\n"
+                                           "      {\n"
+                                           "        \"type\": \"ByteLevel\",\n"
+                                           "        \"add_prefix_space\": false,\n"
+                                           "        \"trim_offsets\": false,\n"
+                                           "        \"use_regex\": false\n"
+                                           "      },\n"
+                                           "      {\n"
+                                           "        \"type\": \"TemplateProcessing\",\n"
+                                           "        \"single\": [\n"
+                                           "          {\n"
+                                           "            \"Sequence\": {\n"
+                                           "              \"id\": \"A\",\n"
+                                           "              \"type_id\": 0\n"
+                                           "            }\n"
+                                           "          },\n"
+                                           "          {\n"
+                                           "            \"SpecialToken\": {\n"
+                                           "              \"id\": \"<|endoftext|>\",\n"
+                                           "              \"type_id\": 0\n"
+                                           "            }\n"
+                                           "          }\n"
+                                           "        ],\n"
+                                           "        \"pair\": [\n"
+                                           "          {\n"
+                                           "            \"Sequence\": {\n"
+                                           "              \"id\": \"A\",\n"
+                                           "              \"type_id\": 0\n"
+                                           "            }\n"
+                                           "          },\n"
+                                           "          {\n"
+                                           "            \"Sequence\": {\n"
+                                           "              \"id\": \"B\",\n"
+                                           "              \"type_id\": 0\n"
+                                           "            }\n"
+                                           "          },\n"
+                                           "          {\n"
+                                           "            \"SpecialToken\": {\n"
+                                           "              \"id\": \"<|endoftext|>\",\n"
+                                           "              \"type_id\": 0\n"
+                                           "            }\n"
+                                           "          }\n"
+                                           "        ],\n"
+                                           "        \"special_tokens\": {\n"
+                                           "          \"<|endoftext|>\": {\n"
+                                           "            \"id\": \"<|endoftext|>\",\n"
+                                           "            \"ids\": [\n"
+                                           "              151643\n"
+                                           "            ],\n"
+                                           "            \"tokens\": [\n"
+                                           "              \"<|endoftext|>\"\n"
+                                           "            ]\n"
+                                           "          }\n"
+                                           "        }\n"
+                                           "      }\n"
+                                           "    ]\n"
+                                           "  }";
 
 /* Skips one JSON value starting at s[i] (after whitespace); returns the index
  * just past it, or 0 on malformed input. Enough to find the extent of a
@@ -323,8 +330,10 @@ static size_t skip_ws(const char *s, size_t n, size_t i) {
 static size_t skip_string(const char *s, size_t n, size_t i) {
     /* s[i] == '"' */
     for (i++; i < n; i++) {
-        if (s[i] == '\\') i++;
-        else if (s[i] == '"') return i + 1;
+        if (s[i] == '\\')
+            i++;
+        else if (s[i] == '"')
+            return i + 1;
     }
     return 0;
 }
@@ -482,7 +491,8 @@ static void write_st_files(const opts *o) {
         "  {\n    \"idx\": 2,\n    \"name\": \"2\",\n    \"path\": \"2_Normalize\",\n"
         "    \"type\": \"sentence_transformers.models.Normalize\"\n  }\n]";
     static const char st_cfg[] =
-        "{\n  \"prompts\": {\n    \"query\": \"Instruct: Given a web search query, retrieve relevant passages "
+        "{\n  \"prompts\": {\n    \"query\": \"Instruct: Given a web search query, retrieve relevant "
+        "passages "
         "that answer the query\\nQuery:\",\n    \"document\": \"\"\n  },\n  \"default_prompt_name\": null,\n"
         "  \"similarity_fn_name\": \"cosine\"\n}";
     write_text(o->out, "modules.json", modules, sizeof modules - 1);
@@ -528,8 +538,10 @@ static void write_weights(const opts *o, tensor_spec *t, size_t n, int n_shards,
     f.buf = malloc(f.cap);
     if (!f.buf) die("out of memory");
     for (int s = 0; s < n_shards; s++) {
-        if (n_shards == 1) snprintf(so[s].name, sizeof so[s].name, "model.safetensors");
-        else snprintf(so[s].name, sizeof so[s].name, "model-%05d-of-%05d.safetensors", s + 1, n_shards);
+        if (n_shards == 1)
+            snprintf(so[s].name, sizeof so[s].name, "model.safetensors");
+        else
+            snprintf(so[s].name, sizeof so[s].name, "model-%05d-of-%05d.safetensors", s + 1, n_shards);
         /* header */
         size_t hcap = 256 + n * 200, hl = 0;
         char *h = malloc(hcap);
@@ -543,7 +555,8 @@ static void write_weights(const opts *o, tensor_spec *t, size_t n, int n_shards,
             else
                 snprintf(shape, sizeof shape, "[%" PRId64 "]", t[i].shape[0]);
             hl += (size_t)snprintf(h + hl, hcap - hl,
-                                   ",\"%s\":{\"dtype\":\"%s\",\"shape\":%s,\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}",
+                                   ",\"%s\":{\"dtype\":\"%s\",\"shape\":%s,\"data_offsets\":[%" PRIu64
+                                   ",%" PRIu64 "]}",
                                    t[i].name, dt_st(o->dtype), shape, t[i].begin, t[i].begin + t[i].nbytes);
         }
         hl += (size_t)snprintf(h + hl, hcap - hl, "}");
@@ -582,9 +595,12 @@ static void write_index(const opts *o, const tensor_spec *t, size_t n, const sha
     size_t cap = 256 + n * 200, l = 0;
     char *s = malloc(cap);
     if (!s) die("out of memory");
-    l += (size_t)snprintf(s + l, cap - l, "{\n  \"metadata\": {\n    \"total_size\": %" PRIu64 "\n  },\n  \"weight_map\": {", total);
+    l += (size_t)snprintf(s + l, cap - l,
+                          "{\n  \"metadata\": {\n    \"total_size\": %" PRIu64 "\n  },\n  \"weight_map\": {",
+                          total);
     for (size_t i = 0; i < n; i++)
-        l += (size_t)snprintf(s + l, cap - l, "%s\n    \"%s\": \"%s\"", i ? "," : "", t[i].name, so[t[i].shard].name);
+        l += (size_t)snprintf(s + l, cap - l, "%s\n    \"%s\": \"%s\"", i ? "," : "", t[i].name,
+                              so[t[i].shard].name);
     l += (size_t)snprintf(s + l, cap - l, "\n  }\n}\n");
     write_text(o->out, "model.safetensors.index.json", s, l);
     free(s);
@@ -596,10 +612,11 @@ static void write_manifest(const opts *o, const tensor_spec *t, size_t n, int n_
     for (size_t i = 0; i < n; i++) bytes += t[i].nbytes, numel += t[i].nbytes / dt_size(o->dtype);
     cJSON *m = cJSON_CreateObject();
     cJSON_AddBoolToObject(m, "synthetic", 1);
-    cJSON_AddStringToObject(m, "note",
-                            "RANDOM WEIGHTS: this checkpoint was generated by qembed-synth; its vectors carry no "
-                            "meaning. It has the exact shape and file layout of Qwen3-Embedding for testing and "
-                            "benchmarking only.");
+    cJSON_AddStringToObject(
+        m, "note",
+        "RANDOM WEIGHTS: this checkpoint was generated by qembed-synth; its vectors carry no "
+        "meaning. It has the exact shape and file layout of Qwen3-Embedding for testing and "
+        "benchmarking only.");
     cJSON_AddStringToObject(m, "generator", "qembed-synth " QEMBED_VERSION_STRING);
     cJSON_AddStringToObject(m, "preset", o->p->name);
     cJSON_AddNumberToObject(m, "seed", (double)o->seed);
@@ -615,16 +632,20 @@ static void write_manifest(const opts *o, const tensor_spec *t, size_t n, int n_
         cJSON *fs = cJSON_AddObjectToObject(m, "files_sha256");
         for (int s = 0; s < n_shards; s++) cJSON_AddStringToObject(fs, so[s].name, so[s].sha);
     }
-    cJSON_AddStringToObject(m, "rng",
-                            "element i of tensor T: pair j = i/2 takes r = splitmix64 output of counter j under "
-                            "key mix64(seed ^ fnv1a64(T without prefix)); u1 = ((r>>40)+1)/2^24, u2 = ((r>>16) & "
-                            "0xffffff)/2^24; Box-Muller in float: even i -> sqrt(-2 ln u1) cos(2 pi u2), odd i -> "
-                            "sin; ln, sin, cos by Cephes float polynomials (tools/synth/rng.h), bit-identical on "
-                            "every CPU");
+    cJSON_AddStringToObject(
+        m, "rng",
+        "element i of tensor T: pair j = i/2 takes r = splitmix64 output of counter j under "
+        "key mix64(seed ^ fnv1a64(T without prefix)); u1 = ((r>>40)+1)/2^24, u2 = ((r>>16) & "
+        "0xffffff)/2^24; Box-Muller in float: even i -> sqrt(-2 ln u1) cos(2 pi u2), odd i -> "
+        "sin; ln, sin, cos by Cephes float polynomials (tools/synth/rng.h), bit-identical on "
+        "every CPU");
     cJSON *init = cJSON_AddObjectToObject(m, "init");
     cJSON_AddStringToObject(init, "matrices", "N(0, 0.02)");
     cJSON_AddStringToObject(init, "norms", "1 + 0.1*N(0,1)");
-    cJSON_AddStringToObject(init, "storage", o->dtype == DT_F32 ? "f32" : o->dtype == DT_F16 ? "f16 RNE" : "bf16 RNE");
+    cJSON_AddStringToObject(init, "storage",
+                            o->dtype == DT_F32   ? "f32"
+                            : o->dtype == DT_F16 ? "f16 RNE"
+                                                 : "bf16 RNE");
     (void)seconds; /* not recorded: the manifest must be identical run to run */
     char *text = cJSON_Print(m);
     cJSON_Delete(m);
@@ -661,9 +682,12 @@ static uint64_t parse_bytes(const char *s) {
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || end == s || s[0] == '-') die("--shard-bytes: \"%s\" is not a byte count", s);
     uint64_t mul = 1;
-    if (*end == 'K' || *end == 'k') mul = 1ull << 10, end++;
-    else if (*end == 'M' || *end == 'm') mul = 1ull << 20, end++;
-    else if (*end == 'G' || *end == 'g') mul = 1ull << 30, end++;
+    if (*end == 'K' || *end == 'k')
+        mul = 1ull << 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        mul = 1ull << 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        mul = 1ull << 30, end++;
     if (*end) die("--shard-bytes: \"%s\" is not a byte count", s);
     if (v == 0 || v > (UINT64_MAX >> 30)) die("--shard-bytes: %s is out of range", s);
     return v * mul;
@@ -674,67 +698,78 @@ int main(int argc, char **argv) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     g_threads = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (int)ncpu;
     int quiet = 0;
-    static const struct option lo[] = {
-        {"preset", required_argument, 0, 'p'}, {"output", required_argument, 0, 'o'},
-        {"seed", required_argument, 0, 's'},   {"dtype", required_argument, 0, 'd'},
-        {"shard-bytes", required_argument, 0, 'B'}, {"prefix", required_argument, 0, 'P'},
-        {"tokenizer", required_argument, 0, 'T'}, {"quiet", no_argument, 0, 'q'},
-        {"threads", required_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    static const struct option lo[] = {{"preset", required_argument, 0, 'p'},
+                                       {"output", required_argument, 0, 'o'},
+                                       {"seed", required_argument, 0, 's'},
+                                       {"dtype", required_argument, 0, 'd'},
+                                       {"shard-bytes", required_argument, 0, 'B'},
+                                       {"prefix", required_argument, 0, 'P'},
+                                       {"tokenizer", required_argument, 0, 'T'},
+                                       {"quiet", no_argument, 0, 'q'},
+                                       {"threads", required_argument, 0, 'j'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "p:o:s:d:j:qh", lo, NULL)) != -1) {
         switch (c) {
-        case 'p':
-            for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++)
-                if (!strcmp(optarg, PRESETS[i].name)) o.p = &PRESETS[i];
-            if (!o.p) {
-                fprintf(stderr, "qembed-synth: unknown preset \"%s\" (expected tiny, 0.6b, 0.6b-2l or 4b)\n", optarg);
-                return 1;
+            case 'p':
+                for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++)
+                    if (!strcmp(optarg, PRESETS[i].name)) o.p = &PRESETS[i];
+                if (!o.p) {
+                    fprintf(stderr,
+                            "qembed-synth: unknown preset \"%s\" (expected tiny, 0.6b, 0.6b-2l or 4b)\n",
+                            optarg);
+                    return 1;
+                }
+                break;
+            case 'o': o.out = optarg; break;
+            case 's': {
+                char *end;
+                errno = 0;
+                o.seed = strtoull(optarg, &end, 0);
+                if (errno || *end || !optarg[0] || optarg[0] == '-') {
+                    fprintf(stderr, "qembed-synth: --seed: \"%s\" is not a non-negative integer\n", optarg);
+                    return 1;
+                }
+                break;
             }
-            break;
-        case 'o': o.out = optarg; break;
-        case 's': {
-            char *end;
-            errno = 0;
-            o.seed = strtoull(optarg, &end, 0);
-            if (errno || *end || !optarg[0] || optarg[0] == '-') {
-                fprintf(stderr, "qembed-synth: --seed: \"%s\" is not a non-negative integer\n", optarg);
-                return 1;
+            case 'd':
+                if (!strcmp(optarg, "bf16"))
+                    o.dtype = DT_BF16;
+                else if (!strcmp(optarg, "f16"))
+                    o.dtype = DT_F16;
+                else if (!strcmp(optarg, "f32"))
+                    o.dtype = DT_F32;
+                else {
+                    fprintf(stderr, "qembed-synth: --dtype: \"%s\" (expected bf16, f16 or f32)\n", optarg);
+                    return 1;
+                }
+                break;
+            case 'B': o.shard_bytes = parse_bytes(optarg); break;
+            case 'P':
+                if (!strcmp(optarg, "none") || !optarg[0])
+                    o.prefix = "";
+                else if (!strcmp(optarg, "model.") || !strcmp(optarg, "model"))
+                    o.prefix = "model.";
+                else {
+                    fprintf(stderr, "qembed-synth: --prefix: \"%s\" (expected none or model.)\n", optarg);
+                    return 1;
+                }
+                break;
+            case 'T': o.tok_dir = optarg; break;
+            case 'q': quiet = 1; break;
+            case 'j': {
+                char *end;
+                long v = strtol(optarg, &end, 10);
+                if (*end || v < 1 || v > 64) {
+                    fprintf(stderr, "qembed-synth: --threads: \"%s\" (expected 1 to 64)\n", optarg);
+                    return 1;
+                }
+                g_threads = (int)v;
+                break;
             }
-            break;
-        }
-        case 'd':
-            if (!strcmp(optarg, "bf16")) o.dtype = DT_BF16;
-            else if (!strcmp(optarg, "f16")) o.dtype = DT_F16;
-            else if (!strcmp(optarg, "f32")) o.dtype = DT_F32;
-            else {
-                fprintf(stderr, "qembed-synth: --dtype: \"%s\" (expected bf16, f16 or f32)\n", optarg);
-                return 1;
-            }
-            break;
-        case 'B': o.shard_bytes = parse_bytes(optarg); break;
-        case 'P':
-            if (!strcmp(optarg, "none") || !optarg[0]) o.prefix = "";
-            else if (!strcmp(optarg, "model.") || !strcmp(optarg, "model")) o.prefix = "model.";
-            else {
-                fprintf(stderr, "qembed-synth: --prefix: \"%s\" (expected none or model.)\n", optarg);
-                return 1;
-            }
-            break;
-        case 'T': o.tok_dir = optarg; break;
-        case 'q': quiet = 1; break;
-        case 'j': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 64) {
-                fprintf(stderr, "qembed-synth: --threads: \"%s\" (expected 1 to 64)\n", optarg);
-                return 1;
-            }
-            g_threads = (int)v;
-            break;
-        }
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 1;
+            case 'h': usage(stdout); return 0;
+            default: usage(stderr); return 1;
         }
     }
     if (optind < argc) {
@@ -773,7 +808,8 @@ int main(int argc, char **argv) {
     if (!so) die("out of memory");
     /* Remove a previous run's other layout so the directory is unambiguous. */
     char old[PATH_MAX];
-    snprintf(old, sizeof old, "%s/%s", o.out, n_shards == 1 ? "model.safetensors.index.json" : "model.safetensors");
+    snprintf(old, sizeof old, "%s/%s", o.out,
+             n_shards == 1 ? "model.safetensors.index.json" : "model.safetensors");
     unlink(old);
     snprintf(old, sizeof old, "%s/synth_manifest.json", o.out);
     unlink(old);
@@ -786,10 +822,11 @@ int main(int argc, char **argv) {
     uint64_t bytes = 0;
     for (int s = 0; s < n_shards; s++) bytes += so[s].bytes;
     if (!quiet)
-        fprintf(stderr, "qembed-synth: wrote %s (preset %s, %s, %d file%s, %.1f MB of weights) in %.1f s (%d "
+        fprintf(stderr,
+                "qembed-synth: wrote %s (preset %s, %s, %d file%s, %.1f MB of weights) in %.1f s (%d "
                 "threads, %s); random weights: vectors carry no meaning\n",
-                o.out, o.p->name, dt_st(o.dtype), n_shards, n_shards > 1 ? "s" : "", bytes / 1e6, secs, g_threads,
-                simd);
+                o.out, o.p->name, dt_st(o.dtype), n_shards, n_shards > 1 ? "s" : "", bytes / 1e6, secs,
+                g_threads, simd);
     free(so);
     free(t);
     return 0;

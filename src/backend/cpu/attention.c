@@ -48,18 +48,20 @@
 #endif
 _Static_assert(sizeof(int) == sizeof(float), "vis: one int in each float of its scratch room");
 
-static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+static size_t round_up(size_t x, size_t m) {
+    return (x + m - 1) / m * m;
+}
 
 size_t qe_attn_scratch_floats(int head_dim, int group) {
     const size_t Q = (size_t)QE_ATTN_TILE_Q * (size_t)group; /* query vectors per task */
-    const size_t QP = round_up(Q, MR);                        /* ... in whole panels */
+    const size_t QP = round_up(Q, MR);                       /* ... in whole panels */
     const size_t D = (size_t)head_dim;
-    return QP * D                   /* qp */
-           + Q * D                  /* o: output accumulators (nvec, head_dim) */
-           + 4 * Q                  /* running max, running sum, rescale factor, visible keys */
-           + QP * TK                /* s */
-           + TK * D                 /* kp */
-           + TK * round_up(D, NR);  /* vp */
+    return QP * D                  /* qp */
+           + Q * D                 /* o: output accumulators (nvec, head_dim) */
+           + 4 * Q                 /* running max, running sum, rescale factor, visible keys */
+           + QP * TK               /* s */
+           + TK * D                /* kp */
+           + TK * round_up(D, NR); /* vp */
 }
 
 typedef struct attn_vec {
@@ -131,37 +133,55 @@ TGT static void qk_avx2(const float *qp, const float *kp, int hd, float *s) {
     for (int d = 0; d < hd; d++) {
         const __m256 w0 = _mm256_loadu_ps(kp), w1 = _mm256_loadu_ps(kp + 8);
         __m256 b;
-        b = _mm256_broadcast_ss(qp + 0); c00 = _mm256_fmadd_ps(b, w0, c00); c01 = _mm256_fmadd_ps(b, w1, c01);
-        b = _mm256_broadcast_ss(qp + 1); c10 = _mm256_fmadd_ps(b, w0, c10); c11 = _mm256_fmadd_ps(b, w1, c11);
-        b = _mm256_broadcast_ss(qp + 2); c20 = _mm256_fmadd_ps(b, w0, c20); c21 = _mm256_fmadd_ps(b, w1, c21);
-        b = _mm256_broadcast_ss(qp + 3); c30 = _mm256_fmadd_ps(b, w0, c30); c31 = _mm256_fmadd_ps(b, w1, c31);
-        b = _mm256_broadcast_ss(qp + 4); c40 = _mm256_fmadd_ps(b, w0, c40); c41 = _mm256_fmadd_ps(b, w1, c41);
-        b = _mm256_broadcast_ss(qp + 5); c50 = _mm256_fmadd_ps(b, w0, c50); c51 = _mm256_fmadd_ps(b, w1, c51);
+        b = _mm256_broadcast_ss(qp + 0);
+        c00 = _mm256_fmadd_ps(b, w0, c00);
+        c01 = _mm256_fmadd_ps(b, w1, c01);
+        b = _mm256_broadcast_ss(qp + 1);
+        c10 = _mm256_fmadd_ps(b, w0, c10);
+        c11 = _mm256_fmadd_ps(b, w1, c11);
+        b = _mm256_broadcast_ss(qp + 2);
+        c20 = _mm256_fmadd_ps(b, w0, c20);
+        c21 = _mm256_fmadd_ps(b, w1, c21);
+        b = _mm256_broadcast_ss(qp + 3);
+        c30 = _mm256_fmadd_ps(b, w0, c30);
+        c31 = _mm256_fmadd_ps(b, w1, c31);
+        b = _mm256_broadcast_ss(qp + 4);
+        c40 = _mm256_fmadd_ps(b, w0, c40);
+        c41 = _mm256_fmadd_ps(b, w1, c41);
+        b = _mm256_broadcast_ss(qp + 5);
+        c50 = _mm256_fmadd_ps(b, w0, c50);
+        c51 = _mm256_fmadd_ps(b, w1, c51);
         kp += NR;
         qp += MR;
     }
-    _mm256_storeu_ps(s + 0 * TK, c00); _mm256_storeu_ps(s + 0 * TK + 8, c01);
-    _mm256_storeu_ps(s + 1 * TK, c10); _mm256_storeu_ps(s + 1 * TK + 8, c11);
-    _mm256_storeu_ps(s + 2 * TK, c20); _mm256_storeu_ps(s + 2 * TK + 8, c21);
-    _mm256_storeu_ps(s + 3 * TK, c30); _mm256_storeu_ps(s + 3 * TK + 8, c31);
-    _mm256_storeu_ps(s + 4 * TK, c40); _mm256_storeu_ps(s + 4 * TK + 8, c41);
-    _mm256_storeu_ps(s + 5 * TK, c50); _mm256_storeu_ps(s + 5 * TK + 8, c51);
+    _mm256_storeu_ps(s + 0 * TK, c00);
+    _mm256_storeu_ps(s + 0 * TK + 8, c01);
+    _mm256_storeu_ps(s + 1 * TK, c10);
+    _mm256_storeu_ps(s + 1 * TK + 8, c11);
+    _mm256_storeu_ps(s + 2 * TK, c20);
+    _mm256_storeu_ps(s + 2 * TK + 8, c21);
+    _mm256_storeu_ps(s + 3 * TK, c30);
+    _mm256_storeu_ps(s + 3 * TK + 8, c31);
+    _mm256_storeu_ps(s + 4 * TK, c40);
+    _mm256_storeu_ps(s + 4 * TK + 8, c41);
+    _mm256_storeu_ps(s + 5 * TK, c50);
+    _mm256_storeu_ps(s + 5 * TK + 8, c51);
 }
 
 /* row r's accumulators += p[r][j] * (w0, w1) */
-#define PV_ROW(r, c0, c1)                                          \
-    do {                                                           \
-        const __m256 b = _mm256_broadcast_ss(p + (r) * TK + j);    \
-        c0 = _mm256_fmadd_ps(b, w0, c0);                           \
-        c1 = _mm256_fmadd_ps(b, w1, c1);                           \
+#define PV_ROW(r, c0, c1)                                     \
+    do {                                                      \
+        const __m256 b = _mm256_broadcast_ss(p + (r)*TK + j); \
+        c0 = _mm256_fmadd_ps(b, w0, c0);                      \
+        c1 = _mm256_fmadd_ps(b, w1, c1);                      \
     } while (0)
 
-TGT static void pv_avx2(float *o, size_t ldo, const float *corr, const float *p, const float *vp, const int *nv,
-                        int jf, int jm) {
-#define PV_LOAD(r, c0, c1)                                                              \
-    const __m256 k##r = _mm256_broadcast_ss(corr + (r));                                \
-    __m256 c0 = _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)(r) * ldo), k##r);            \
-    __m256 c1 = _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)(r) * ldo + 8), k##r)
+TGT static void pv_avx2(float *o, size_t ldo, const float *corr, const float *p, const float *vp,
+                        const int *nv, int jf, int jm) {
+#define PV_LOAD(r, c0, c1)                                                 \
+    const __m256 k##r = _mm256_broadcast_ss(corr + (r));                   \
+    __m256 c0 = _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)(r)*ldo), k##r); \
+    __m256 c1 = _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)(r)*ldo + 8), k##r)
     PV_LOAD(0, c00, c01);
     PV_LOAD(1, c10, c11);
     PV_LOAD(2, c20, c21);
@@ -191,12 +211,18 @@ TGT static void pv_avx2(float *o, size_t ldo, const float *corr, const float *p,
         if (j < nv[4]) PV_ROW(4, c40, c41);
         if (j < nv[5]) PV_ROW(5, c50, c51);
     }
-    _mm256_storeu_ps(o + 0 * ldo, c00); _mm256_storeu_ps(o + 0 * ldo + 8, c01);
-    _mm256_storeu_ps(o + 1 * ldo, c10); _mm256_storeu_ps(o + 1 * ldo + 8, c11);
-    _mm256_storeu_ps(o + 2 * ldo, c20); _mm256_storeu_ps(o + 2 * ldo + 8, c21);
-    _mm256_storeu_ps(o + 3 * ldo, c30); _mm256_storeu_ps(o + 3 * ldo + 8, c31);
-    _mm256_storeu_ps(o + 4 * ldo, c40); _mm256_storeu_ps(o + 4 * ldo + 8, c41);
-    _mm256_storeu_ps(o + 5 * ldo, c50); _mm256_storeu_ps(o + 5 * ldo + 8, c51);
+    _mm256_storeu_ps(o + 0 * ldo, c00);
+    _mm256_storeu_ps(o + 0 * ldo + 8, c01);
+    _mm256_storeu_ps(o + 1 * ldo, c10);
+    _mm256_storeu_ps(o + 1 * ldo + 8, c11);
+    _mm256_storeu_ps(o + 2 * ldo, c20);
+    _mm256_storeu_ps(o + 2 * ldo + 8, c21);
+    _mm256_storeu_ps(o + 3 * ldo, c30);
+    _mm256_storeu_ps(o + 3 * ldo + 8, c31);
+    _mm256_storeu_ps(o + 4 * ldo, c40);
+    _mm256_storeu_ps(o + 4 * ldo + 8, c41);
+    _mm256_storeu_ps(o + 5 * ldo, c50);
+    _mm256_storeu_ps(o + 5 * ldo + 8, c51);
 }
 #undef PV_ROW
 
@@ -245,8 +271,8 @@ __attribute__((target("avx2,fma"))) static __m256 exp_avx2(__m256 x) {
     return _mm256_mul_ps(y, _mm256_castsi256_ps(_mm256_slli_epi32(n, 23)));
 }
 
-__attribute__((target("avx2,fma"))) static float softmax_avx2(float *s, int n, float scale,
-                                                               float m_old, float *m_new) {
+__attribute__((target("avx2,fma"))) static float softmax_avx2(float *s, int n, float scale, float m_old,
+                                                              float *m_new) {
     const __m256 vs = _mm256_set1_ps(scale);
     __m256 vmax = _mm256_set1_ps(-INFINITY);
     int j = 0;
@@ -312,11 +338,12 @@ TGT5 static void qk_avx512(const float *qp, const float *kp, int hd, float *s) {
     _mm512_storeu_ps(s + 5 * TK, c5);
 }
 
-TGT5 static void pv_avx512(float *o, size_t ldo, const float *corr, const float *p, const float *vp, const int *nv,
-                           int jf, int jm) {
+TGT5 static void pv_avx512(float *o, size_t ldo, const float *corr, const float *p, const float *vp,
+                           const int *nv, int jf, int jm) {
     __m512 c[MR];
 #pragma GCC unroll 6
-    for (int r = 0; r < MR; r++) c[r] = _mm512_mul_ps(_mm512_loadu_ps(o + (size_t)r * ldo), _mm512_set1_ps(corr[r]));
+    for (int r = 0; r < MR; r++)
+        c[r] = _mm512_mul_ps(_mm512_loadu_ps(o + (size_t)r * ldo), _mm512_set1_ps(corr[r]));
     int j = 0;
 #pragma GCC unroll 4
     for (; j < jf; j++) {
@@ -449,7 +476,9 @@ static void prefetch_next(attn_tile *t) {
 
 /* Keys of the current tile that vector v sees (causal: row r sees keys
  * 0..r), <= 0 when none; 0 for the padding past nvec. */
-static int n_visible(const attn_tile *t, int v) { return v < t->nvec ? t->vis[v] : 0; }
+static int n_visible(const attn_tile *t, int v) {
+    return v < t->nvec ? t->vis[v] : 0;
+}
 
 /* Keys [c0, c0+nk) of kv head kvh (rows ld floats apart, often 4 KiB, which
  * thrashes L1 sets when walked directly) into kp and vp, and each vector's
@@ -554,8 +583,10 @@ static void attn_task(void *arg, int task, int thread) {
     int lo = 0, hi = a->n_seq - 1;
     while (lo < hi) { /* last s with tile_off[s] <= tile */
         int mid = (lo + hi + 1) / 2;
-        if (a->tile_off[mid] <= tile) lo = mid;
-        else hi = mid - 1;
+        if (a->tile_off[mid] <= tile)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
     const int s = lo;
     const size_t base = (size_t)a->seq_off[s];

@@ -21,20 +21,20 @@
 #define QE_ATTN_TILE_K 64
 
 typedef struct qe_attn_args {
-    float *q;          /* (T, n_heads*head_dim), row stride ldq; RoPE applied. The output
+    float *q; /* (T, n_heads*head_dim), row stride ldq; RoPE applied. The output
                           replaces q in place: (T, n_heads*head_dim) attention result. */
     size_t ldq;
-    const float *k;    /* (T, n_kv_heads*head_dim), row stride ldkv; RoPE applied */
-    const float *v;    /* (T, n_kv_heads*head_dim), row stride ldkv */
+    const float *k; /* (T, n_kv_heads*head_dim), row stride ldkv; RoPE applied */
+    const float *v; /* (T, n_kv_heads*head_dim), row stride ldkv */
     size_t ldkv;
-    const int *seq_off;/* n_seq+1 row offsets: sequence s is rows [seq_off[s], seq_off[s+1]) */
+    const int *seq_off; /* n_seq+1 row offsets: sequence s is rows [seq_off[s], seq_off[s+1]) */
     int n_seq;
     int n_heads, n_kv_heads, head_dim;
-    int last_only;     /* 1: only each sequence's last row is computed (the last layer,
+    int last_only;  /* 1: only each sequence's last row is computed (the last layer,
                           where only the pooled token matters); other rows are left as they are */
-    int *tile_off;     /* scratch, n_seq+1 ints */
-    float *scratch;    /* qe_attn_scratch_floats(head_dim, group) floats per pool thread */
-    qe_isa isa;        /* picks the inner-loop bodies (scalar, AVX2+FMA) */
+    int *tile_off;  /* scratch, n_seq+1 ints */
+    float *scratch; /* qe_attn_scratch_floats(head_dim, group) floats per pool thread */
+    qe_isa isa;     /* picks the inner-loop bodies (scalar, AVX2+FMA) */
 } qe_attn_args;
 
 /* Per-thread scratch size in floats; group = n_heads / n_kv_heads. */

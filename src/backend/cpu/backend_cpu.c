@@ -7,18 +7,17 @@
 #include "backend/backend.h"
 #include "plan/plan.h"
 
-static uint64_t cpu_workspace_bytes(const qe_device *dev, const qe_config *cfg, size_t T,
-                                    int threads) {
+static uint64_t cpu_workspace_bytes(const qe_device *dev, const qe_config *cfg, size_t T, int threads) {
     return qe_plan_cpu_workspace_bytes(cfg, T, threads);
 }
 
-static int cpu_supports(const qe_device *dev, const qe_config *cfg, qe_dtype dt, size_t T,
-                        char *why, size_t why_size) {
+static int cpu_supports(const qe_device *dev, const qe_config *cfg, qe_dtype dt, size_t T, char *why,
+                        size_t why_size) {
     return 1; /* the reference runs every model the loader accepts */
 }
 
-static qembed_status cpu_seg_load(const qe_device *dev, const qe_fwd_weights *fw, int first,
-                                  int end, const qe_logger *lg, void **seg, qembed_error *err) {
+static qembed_status cpu_seg_load(const qe_device *dev, const qe_fwd_weights *fw, int first, int end,
+                                  const qe_logger *lg, void **seg, qembed_error *err) {
     *seg = (void *)fw; /* the mapped weights, read in place */
     return QEMBED_OK;
 }
@@ -55,7 +54,9 @@ static qembed_status cpu_work_create_pair(void *seg, int cap, qe_fwd_state *host
     return QEMBED_OK;
 }
 
-static void cpu_work_free_pair(void *work) { free(work); }
+static void cpu_work_free_pair(void *work) {
+    free(work);
+}
 
 const qe_backend qe_backend_cpu = {
     .api_version = QE_BACKEND_API_VERSION,

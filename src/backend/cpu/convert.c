@@ -18,7 +18,9 @@ static inline float bits_f32(uint32_t u) {
     return f;
 }
 
-float qe_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+float qe_bf16_to_f32(uint16_t h) {
+    return bits_f32((uint32_t)h << 16);
+}
 
 uint16_t qe_f32_to_bf16(float f) {
     uint32_t u = f32_bits(f);
@@ -66,13 +68,13 @@ uint16_t qe_f32_to_f16(float f) {
 
 float qe_tensor_get_f32(const void *data, qe_dtype dt, size_t i) {
     switch (dt) {
-    case QE_F32: return ((const float *)data)[i];
-    case QE_F16: return qe_f16_to_f32(((const uint16_t *)data)[i]);
-    case QE_BF16: return qe_bf16_to_f32(((const uint16_t *)data)[i]);
-    case QE_Q8_0: {
-        const uint8_t *blk = (const uint8_t *)data + i / 32 * 34;
-        return qe_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8)) * (float)(int8_t)blk[2 + i % 32];
-    }
+        case QE_F32: return ((const float *)data)[i];
+        case QE_F16: return qe_f16_to_f32(((const uint16_t *)data)[i]);
+        case QE_BF16: return qe_bf16_to_f32(((const uint16_t *)data)[i]);
+        case QE_Q8_0: {
+            const uint8_t *blk = (const uint8_t *)data + i / 32 * 34;
+            return qe_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8)) * (float)(int8_t)blk[2 + i % 32];
+        }
     }
     return 0.0f;
 }

@@ -30,7 +30,7 @@ qe_isa qe_cpu_features(int *amx_out) {
     if (!(avx2 && fma && f16c)) return QE_ISA_SCALAR;
     /* opmask, ZMM0-15 upper halves and ZMM16-31 state */
     if ((xcr0 & 0xe0) != 0xe0 || !(avx512f && avx512bw && avx512vl)) return QE_ISA_AVX2;
-    unsigned max7 = a; /* leaf 7 subleaf 0: eax = highest subleaf */
+    unsigned max7 = a;                            /* leaf 7 subleaf 0: eax = highest subleaf */
     int amx = ((d >> 22) & 1) && ((d >> 24) & 1); /* AMX-BF16 and AMX-TILE */
     int bf16 = 0;
     if (max7 >= 1) {
@@ -49,4 +49,3 @@ qe_isa qe_cpu_features(int *amx_out) {
     return QE_ISA_SCALAR;
 }
 #endif
-

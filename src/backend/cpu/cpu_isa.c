@@ -67,11 +67,11 @@ qe_isa qe_cpu_isa_hw(void) {
 
 const char *qe_isa_name(qe_isa isa) {
     switch (isa) {
-    case QE_ISA_SCALAR: return "scalar";
-    case QE_ISA_AVX2: return "avx2";
-    case QE_ISA_AVX512: return "avx512";
-    case QE_ISA_AVX512_BF16: return "avx512bf16";
-    case QE_ISA_AMX: return "amx";
+        case QE_ISA_SCALAR: return "scalar";
+        case QE_ISA_AVX2: return "avx2";
+        case QE_ISA_AVX512: return "avx512";
+        case QE_ISA_AVX512_BF16: return "avx512bf16";
+        case QE_ISA_AMX: return "amx";
     }
     return "unknown";
 }

@@ -31,10 +31,18 @@ qembed_status qe_fwd_weights_init(qe_fwd_weights *fw, const qe_config *cfg, cons
     float *p = fw->norm_data;
     for (size_t l = 0; l < L; l++) {
         const qe_layer_weights *lw = &w->layers[l];
-        widen(&lw->attn_norm, p, H); fw->layers[l].attn = p; p += H;
-        widen(&lw->ffn_norm, p, H);  fw->layers[l].ffn = p;  p += H;
-        widen(&lw->q_norm, p, D);    fw->layers[l].q = p;    p += D;
-        widen(&lw->k_norm, p, D);    fw->layers[l].k = p;    p += D;
+        widen(&lw->attn_norm, p, H);
+        fw->layers[l].attn = p;
+        p += H;
+        widen(&lw->ffn_norm, p, H);
+        fw->layers[l].ffn = p;
+        p += H;
+        widen(&lw->q_norm, p, D);
+        fw->layers[l].q = p;
+        p += D;
+        widen(&lw->k_norm, p, D);
+        fw->layers[l].k = p;
+        p += D;
     }
     widen(&w->final_norm, p, H);
     fw->final_norm = p;
@@ -54,15 +62,15 @@ static void state_sizes(const qe_config *cfg, int cap, int n_threads, size_t sz[
     const size_t C = (size_t)cap, H = (size_t)cfg->hidden_size, D = (size_t)cfg->head_dim;
     const size_t QD = (size_t)cfg->n_heads * D, KD = (size_t)cfg->n_kv_heads * D;
     const size_t R = (size_t)(cap < QE_MLP_ROWS ? cap : QE_MLP_ROWS);
-    sz[0] = C * H;                  /* x */
-    sz[1] = C * H;                  /* xn */
-    sz[2] = C * QD;                 /* q */
-    sz[3] = C * KD;                 /* k */
-    sz[4] = C * KD;                 /* v */
+    sz[0] = C * H;                              /* x */
+    sz[1] = C * H;                              /* xn */
+    sz[2] = C * QD;                             /* q */
+    sz[3] = C * KD;                             /* k */
+    sz[4] = C * KD;                             /* v */
     sz[5] = R * (size_t)cfg->intermediate_size; /* gate */
-    sz[6] = sz[5];                  /* up */
-    sz[7] = C * (D / 2);            /* rope_cos */
-    sz[8] = C * (D / 2);            /* rope_sin */
+    sz[6] = sz[5];                              /* up */
+    sz[7] = C * (D / 2);                        /* rope_cos */
+    sz[8] = C * (D / 2);                        /* rope_sin */
     sz[9] = (size_t)(n_threads > 0 ? n_threads : 1) *
             qe_attn_scratch_floats((int)D, cfg->n_heads / cfg->n_kv_heads);
 }
@@ -82,8 +90,8 @@ qembed_status qe_fwd_state_init(qe_fwd_state *st, const qe_fwd_weights *fw, int 
     const qe_config *cfg = fw->cfg;
     size_t sz[12];
     state_sizes(cfg, cap, qe_threadpool_size(pool), sz);
-    float **bufs[10] = {&st->x,    &st->xn,       &st->q,        &st->k,       &st->v,
-                        &st->gate, &st->up,       &st->rope_cos, &st->rope_sin, &st->attn_scratch};
+    float **bufs[10] = {&st->x,    &st->xn, &st->q,        &st->k,        &st->v,
+                        &st->gate, &st->up, &st->rope_cos, &st->rope_sin, &st->attn_scratch};
     int ok = 1;
     for (int i = 0; i < 10; i++) {
         /* malloc, not calloc: pages are touched only as far as a batch reaches */
@@ -184,15 +192,20 @@ static void add_rmsnorm_task(void *arg, int task, int thread) {
 
 static void add_rmsnorm_rows(qe_fwd_state *st, const qe_fwd_weights *fw, const float *delta, float *dst,
                              const float *w, int rows) {
-    row_job j = {.st = st, .fw = fw, .src = delta, .dst = dst, .w = w, .rows = rows,
+    row_job j = {.st = st,
+                 .fw = fw,
+                 .src = delta,
+                 .dst = dst,
+                 .w = w,
+                 .rows = rows,
                  .n_chunks = n_chunks_for(st, rows)};
     qe_threadpool_run(st->pool, add_rmsnorm_task, &j, j.n_chunks);
 }
 
 static void rmsnorm_rows(qe_fwd_state *st, const qe_fwd_weights *fw, const float *src, float *dst,
                          const float *w, int rows) {
-    row_job j = {.st = st, .fw = fw, .src = src, .dst = dst, .w = w, .rows = rows,
-                 .n_chunks = n_chunks_for(st, rows)};
+    row_job j = {
+        .st = st, .fw = fw, .src = src, .dst = dst, .w = w, .rows = rows, .n_chunks = n_chunks_for(st, rows)};
     qe_threadpool_run(st->pool, rmsnorm_task, &j, j.n_chunks);
 }
 
@@ -214,8 +227,7 @@ static void qk_norm_rope_task(void *arg, int task, int thread) {
         qe_op_rmsnorm_rows(qr, (size_t)D, qr, (size_t)D, 0, (size_t)cfg->n_heads, D, j->ln->q, eps);
         for (int h = 0; h < cfg->n_heads; h++) qe_op_rope_head(qr + (size_t)h * D, D, c, s);
         float *kr = st->k + (size_t)r * ldk;
-        qe_op_rmsnorm_rows(kr, (size_t)D, kr, (size_t)D, 0, (size_t)cfg->n_kv_heads, D, j->ln->k,
-                           eps);
+        qe_op_rmsnorm_rows(kr, (size_t)D, kr, (size_t)D, 0, (size_t)cfg->n_kv_heads, D, j->ln->k, eps);
         for (int h = 0; h < cfg->n_kv_heads; h++) qe_op_rope_head(kr + (size_t)h * D, D, c, s);
     }
 }
@@ -241,14 +253,13 @@ static void swiglu_task(void *arg, int task, int thread) {
 
 /* ----------------------------------------------------------------- passes */
 
-static void matmul(qe_fwd_state *st, const float *x, size_t ldx, int m, int k, const qe_tensor *w,
-                   float *y, size_t ldy) {
-    qe_matmul(st->pool, st->isa, st->mode, x, ldx, m, k, w->data, w->dtype, (int)w->shape[0], y,
-              ldy);
+static void matmul(qe_fwd_state *st, const float *x, size_t ldx, int m, int k, const qe_tensor *w, float *y,
+                   size_t ldy) {
+    qe_matmul(st->pool, st->isa, st->mode, x, ldx, m, k, w->data, w->dtype, (int)w->shape[0], y, ldy);
 }
 
-void qe_fwd_begin(qe_fwd_state *st, const qe_fwd_weights *fw, const int32_t *ids,
-                  const size_t *lens, int n_seq) {
+void qe_fwd_begin(qe_fwd_state *st, const qe_fwd_weights *fw, const int32_t *ids, const size_t *lens,
+                  int n_seq) {
     int t = 0;
     for (int s = 0; s < n_seq; s++) {
         st->seq_off[s] = t;
@@ -260,8 +271,7 @@ void qe_fwd_begin(qe_fwd_state *st, const qe_fwd_weights *fw, const int32_t *ids
     st->n_tok = t;
     st->rows = t;
     st->compacted = 0;
-    qe_op_embed_rows(fw->w->embed.data, fw->w->embed.dtype, fw->cfg->hidden_size, ids, (size_t)t,
-                     st->x);
+    qe_op_embed_rows(fw->w->embed.data, fw->w->embed.dtype, fw->cfg->hidden_size, ids, (size_t)t, st->x);
 }
 
 void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
@@ -281,10 +291,19 @@ void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
     row_job j = {.st = st, .fw = fw, .ln = ln, .rows = T, .n_chunks = n_chunks_for(st, T)};
     qe_threadpool_run(st->pool, qk_norm_rope_task, &j, j.n_chunks);
 
-    qe_attn_args a = {.q = st->q, .ldq = QD, .k = st->k, .v = st->v, .ldkv = KD,
-                      .seq_off = st->seq_off, .n_seq = st->n_seq, .n_heads = cfg->n_heads,
-                      .n_kv_heads = cfg->n_kv_heads, .head_dim = D, .last_only = last,
-                      .tile_off = st->tile_off, .scratch = st->attn_scratch,
+    qe_attn_args a = {.q = st->q,
+                      .ldq = QD,
+                      .k = st->k,
+                      .v = st->v,
+                      .ldkv = KD,
+                      .seq_off = st->seq_off,
+                      .n_seq = st->n_seq,
+                      .n_heads = cfg->n_heads,
+                      .n_kv_heads = cfg->n_kv_heads,
+                      .head_dim = D,
+                      .last_only = last,
+                      .tile_off = st->tile_off,
+                      .scratch = st->attn_scratch,
                       .isa = st->isa};
     qe_attention(st->pool, &a);
 
@@ -315,7 +334,10 @@ void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
         float *xin = st->xn + (size_t)r0 * H;
         matmul(st, xin, (size_t)H, m, H, &lw->w_gate, st->gate, (size_t)I);
         matmul(st, xin, (size_t)H, m, H, &lw->w_up, st->up, (size_t)I);
-        swiglu_job sj = {.isa = st->isa, .g = st->gate, .u = st->up, .n = (size_t)m * I,
+        swiglu_job sj = {.isa = st->isa,
+                         .g = st->gate,
+                         .u = st->up,
+                         .n = (size_t)m * I,
                          .n_chunks = qe_threadpool_size(st->pool) * 4};
         qe_threadpool_run(st->pool, swiglu_task, &sj, sj.n_chunks);
         /* xin is consumed: the down projection's output reuses its rows */

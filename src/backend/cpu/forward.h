@@ -30,11 +30,11 @@ typedef struct qe_layer_norms {
 } qe_layer_norms;
 
 typedef struct qe_fwd_weights {
-    const qe_config *cfg;     /* borrowed from the model */
-    const qe_weights *w;      /* borrowed from the model */
-    float *norm_data;         /* every norm vector widened to f32 (small), owned */
-    qe_layer_norms *layers;   /* (n_layers), owned */
-    const float *final_norm;  /* (hidden), inside norm_data */
+    const qe_config *cfg;    /* borrowed from the model */
+    const qe_weights *w;     /* borrowed from the model */
+    float *norm_data;        /* every norm vector widened to f32 (small), owned */
+    qe_layer_norms *layers;  /* (n_layers), owned */
+    const float *final_norm; /* (hidden), inside norm_data */
 } qe_fwd_weights;
 
 /* Widens the norm weights of bound weights `w` to f32. Fails on allocation only. */
@@ -43,30 +43,30 @@ qembed_status qe_fwd_weights_init(qe_fwd_weights *fw, const qe_config *cfg, cons
 void qe_fwd_weights_free(qe_fwd_weights *fw);
 
 typedef struct qe_fwd_state {
-    int cap;          /* most tokens in one pass (sum over the batch's sequences) */
-    int mlp_rows;     /* rows per MLP chunk */
-    qe_threadpool *pool;    /* borrowed from the context */
+    int cap;             /* most tokens in one pass (sum over the batch's sequences) */
+    int mlp_rows;        /* rows per MLP chunk */
+    qe_threadpool *pool; /* borrowed from the context */
     qe_isa isa;
     qe_mm_mode mode;
     /* activations, planned for cap tokens */
-    float *x;         /* (cap, hidden) residual stream */
-    float *xn;        /* (cap, hidden) normed input of a block; also the o/down output */
-    float *q;         /* (cap, n_heads*head_dim) queries, then the attention output */
-    float *k;         /* (cap, n_kv_heads*head_dim) */
-    float *v;         /* (cap, n_kv_heads*head_dim) */
-    float *gate;      /* (mlp_rows, intermediate) */
-    float *up;        /* (mlp_rows, intermediate) */
-    float *rope_cos;  /* (cap, head_dim/2) */
-    float *rope_sin;  /* (cap, head_dim/2) */
+    float *x;            /* (cap, hidden) residual stream */
+    float *xn;           /* (cap, hidden) normed input of a block; also the o/down output */
+    float *q;            /* (cap, n_heads*head_dim) queries, then the attention output */
+    float *k;            /* (cap, n_kv_heads*head_dim) */
+    float *v;            /* (cap, n_kv_heads*head_dim) */
+    float *gate;         /* (mlp_rows, intermediate) */
+    float *up;           /* (mlp_rows, intermediate) */
+    float *rope_cos;     /* (cap, head_dim/2) */
+    float *rope_sin;     /* (cap, head_dim/2) */
     float *attn_scratch; /* per pool thread */
-    int *pos;         /* (cap) position of each row within its sequence */
-    int *seq_off;     /* (cap+1) current batch's row offsets */
-    int *tile_off;    /* (cap+1) attention scratch */
+    int *pos;            /* (cap) position of each row within its sequence */
+    int *seq_off;        /* (cap+1) current batch's row offsets */
+    int *tile_off;       /* (cap+1) attention scratch */
     /* the batch in flight */
     int n_seq;
     int n_tok;
-    int rows;         /* rows of x in use: n_tok, or n_seq after the last layer */
-    int compacted;    /* 1 once the last layer kept only the last rows */
+    int rows;      /* rows of x in use: n_tok, or n_seq after the last layer */
+    int compacted; /* 1 once the last layer kept only the last rows */
 } qe_fwd_state;
 
 qembed_status qe_fwd_state_init(qe_fwd_state *st, const qe_fwd_weights *fw, int cap, qe_threadpool *pool,
@@ -78,8 +78,8 @@ uint64_t qe_fwd_state_bytes(const qe_config *cfg, int cap, int n_threads);
 
 /* ids: (sum of lens) token ids, all in [0, vocab); lens: n_seq lengths, each
  * >= 1, summing to at most cap (the caller checks). */
-void qe_fwd_begin(qe_fwd_state *st, const qe_fwd_weights *fw, const int32_t *ids,
-                  const size_t *lens, int n_seq);
+void qe_fwd_begin(qe_fwd_state *st, const qe_fwd_weights *fw, const int32_t *ids, const size_t *lens,
+                  int n_seq);
 void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer);
 /* out: (n_seq, hidden), the final-normed last-token state of each sequence
  * (not L2-normalised). */

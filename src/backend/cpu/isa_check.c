@@ -35,21 +35,25 @@ static float rnd(void) {
 
 /* One product by `variant` against the scalar reference: 0 when within
  * 1e-5 * sum |x w| everywhere (as tests/kernels), -1 otherwise. */
-static int check_one(qe_mm_variant variant, const shape *s, qe_dtype dt, qe_mm_mode mode, float *x, void *w, float *y,
-                     float *yr) {
+static int check_one(qe_mm_variant variant, const shape *s, qe_dtype dt, qe_mm_mode mode, float *x, void *w,
+                     float *y, float *yr) {
     const size_t nx = (size_t)s->m * s->k, nw = (size_t)s->n * s->k, ny = (size_t)s->m * s->n;
     for (size_t i = 0; i < nx; i++) x[i] = rnd();
     for (size_t i = 0; i < nw; i++) {
         float v = rnd();
-        if (dt == QE_BF16) ((uint16_t *)w)[i] = qe_f32_to_bf16(v);
-        else if (dt == QE_F16) ((uint16_t *)w)[i] = qe_f32_to_f16(v);
-        else ((float *)w)[i] = v;
+        if (dt == QE_BF16)
+            ((uint16_t *)w)[i] = qe_f32_to_bf16(v);
+        else if (dt == QE_F16)
+            ((uint16_t *)w)[i] = qe_f32_to_f16(v);
+        else
+            ((float *)w)[i] = v;
     }
     qe_mm_args a = {NULL, mode, x, (size_t)s->k, s->m, s->k, w, dt, s->n, yr, (size_t)s->n};
     qe_matmul_scalar(&a);
     for (size_t i = 0; i < ny; i++) y[i] = NAN;
     a.y = y;
-    if (variant(&a) != 0) return 0; /* not applicable (e.g. vdpbf16ps needs bf16 weights): the caller falls back */
+    if (variant(&a) != 0)
+        return 0; /* not applicable (e.g. vdpbf16ps needs bf16 weights): the caller falls back */
     for (int i = 0; i < s->m; i++)
         for (int j = 0; j < s->n; j++) {
             double b = 0;
@@ -79,7 +83,8 @@ int qe_q8_check(qe_q8_variant v, qe_threadpool *pool) {
             for (int i = 0; i < 32; i++) w[b * 34 + 2 + i] = (uint8_t)(int8_t)(int)(rnd() * 127.f);
         }
         if (rc == 0) {
-            qe_mm_args a = {NULL, QE_MM_EXACT, x, (size_t)s->k, s->m, s->k, w, QE_Q8_0, s->n, yr, (size_t)s->n};
+            qe_mm_args a = {NULL, QE_MM_EXACT, x,    (size_t)s->k, s->m,        s->k,
+                            w,    QE_Q8_0,     s->n, yr,           (size_t)s->n};
             rc = qe_matmul_q8(&a, QE_Q8_SCALAR) ? 1 : 0;
             for (size_t i = 0; i < (size_t)s->m * s->n; i++) y[i] = NAN;
             a.pool = pool;
@@ -89,7 +94,8 @@ int qe_q8_check(qe_q8_variant v, qe_threadpool *pool) {
                 for (int j = 0; j < s->n; j++) {
                     double bnd = 0;
                     for (int p = 0; p < s->k; p++)
-                        bnd += fabs((double)x[(size_t)i * s->k + p] * qe_tensor_get_f32(w, QE_Q8_0, (size_t)j * s->k + p));
+                        bnd += fabs((double)x[(size_t)i * s->k + p] *
+                                    qe_tensor_get_f32(w, QE_Q8_0, (size_t)j * s->k + p));
                     double d = fabs((double)y[(size_t)i * s->n + j] - (double)yr[(size_t)i * s->n + j]);
                     if (!(d <= 1e-5 * bnd + 1e-30)) rc = -1;
                 }
@@ -105,11 +111,11 @@ int qe_q8_check(qe_q8_variant v, qe_threadpool *pool) {
 int qe_isa_check(qe_isa isa) {
     int rc = 0;
     switch (isa) {
-    case QE_ISA_AMX: rc = qe_mm_variant_check(qe_matmul_onednn); break;
-    case QE_ISA_AVX512_BF16: rc = qe_mm_variant_check(qe_matmul_avx512bf16); break;
-    case QE_ISA_AVX512: rc = qe_mm_variant_check(qe_matmul_avx512); break;
-    case QE_ISA_AVX2: rc = qe_mm_variant_check(qe_matmul_avx2); break;
-    case QE_ISA_SCALAR: break;
+        case QE_ISA_AMX: rc = qe_mm_variant_check(qe_matmul_onednn); break;
+        case QE_ISA_AVX512_BF16: rc = qe_mm_variant_check(qe_matmul_avx512bf16); break;
+        case QE_ISA_AVX512: rc = qe_mm_variant_check(qe_matmul_avx512); break;
+        case QE_ISA_AVX2: rc = qe_mm_variant_check(qe_matmul_avx2); break;
+        case QE_ISA_SCALAR: break;
     }
     /* the int8 products this level would use for Q8_0 weights */
     if (rc == 0 && isa >= QE_ISA_AVX2) rc = qe_q8_check(QE_Q8_AVX2, NULL);

@@ -27,8 +27,8 @@ void qe_threadpool_run(qe_threadpool *pool, qe_task_fn fn, void *arg, int n_task
 /* ---- instruction-set levels ---- */
 typedef enum qe_isa {
     QE_ISA_SCALAR = 0,
-    QE_ISA_AVX2 = 1,       /* AVX2 + FMA + F16C */
-    QE_ISA_AVX512 = 2,     /* AVX-512 F/BW/VL */
+    QE_ISA_AVX2 = 1,        /* AVX2 + FMA + F16C */
+    QE_ISA_AVX512 = 2,      /* AVX-512 F/BW/VL */
     QE_ISA_AVX512_BF16 = 3, /* + AVX512_BF16 (vdpbf16ps) */
     QE_ISA_AMX = 4          /* + AMX-BF16 tiles, through oneDNN (libdnnl.so.2 loaded at run
                              * time, matmul_onednn.c) for bf16-mode products on bf16
@@ -60,8 +60,8 @@ typedef enum qe_mm_mode { QE_MM_EXACT = 0, QE_MM_BF16 = 1 } qe_mm_mode;
  * with a pool, each thread's block is allocated once at qe_threadpool_create, so
  * the hot path allocates nothing).
  * Not in place: y must not overlap x or W. k == 0 gives y = 0. */
-void qe_matmul(qe_threadpool *pool, qe_isa isa, qe_mm_mode mode, const float *x, size_t ldx, int m,
-               int k, const void *w, qe_dtype wt, int n, float *y, size_t ldy);
+void qe_matmul(qe_threadpool *pool, qe_isa isa, qe_mm_mode mode, const float *x, size_t ldx, int m, int k,
+               const void *w, qe_dtype wt, int n, float *y, size_t ldy);
 
 /* Conversions used around the products. */
 float qe_bf16_to_f32(uint16_t h);

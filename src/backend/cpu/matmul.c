@@ -5,8 +5,8 @@
 #include "kernels.h"
 #include "matmul_internal.h"
 
-void qe_matmul(qe_threadpool *pool, qe_isa isa, qe_mm_mode mode, const float *x, size_t ldx, int m,
-               int k, const void *w, qe_dtype wt, int n, float *y, size_t ldy) {
+void qe_matmul(qe_threadpool *pool, qe_isa isa, qe_mm_mode mode, const float *x, size_t ldx, int m, int k,
+               const void *w, qe_dtype wt, int n, float *y, size_t ldy) {
     if (m <= 0 || n <= 0) return;
     qe_mm_args a = {pool, mode, x, ldx, m, k, w, wt, n, y, ldy};
     if (k <= 0) { /* empty sum */
@@ -16,29 +16,26 @@ void qe_matmul(qe_threadpool *pool, qe_isa isa, qe_mm_mode mode, const float *x,
     }
     qe_isa hw = qe_cpu_isa_hw();
     if (isa > hw) isa = hw; /* forcing a level the CPU lacks must not fault */
-    if (wt == QE_Q8_0) { /* int8 blocks: their own kernels (matmul_q8.c) */
+    if (wt == QE_Q8_0) {    /* int8 blocks: their own kernels (matmul_q8.c) */
         if (qe_matmul_q8(&a, qe_q8_best(isa)) != 0) qe_matmul_q8(&a, QE_Q8_SCALAR);
         return;
     }
     int done = -1;
     switch (isa) {
-    case QE_ISA_AMX:
-        done = qe_matmul_onednn(&a);
-        if (done == 0) break;
-        /* fall through */
-    case QE_ISA_AVX512_BF16:
-        done = qe_matmul_avx512bf16(&a);
-        if (done == 0) break;
-        /* fall through */
-    case QE_ISA_AVX512:
-        done = qe_matmul_avx512(&a);
-        if (done == 0) break;
-        /* fall through */
-    case QE_ISA_AVX2:
-        done = qe_matmul_avx2(&a);
-        break;
-    case QE_ISA_SCALAR:
-        break;
+        case QE_ISA_AMX:
+            done = qe_matmul_onednn(&a);
+            if (done == 0) break;
+            /* fall through */
+        case QE_ISA_AVX512_BF16:
+            done = qe_matmul_avx512bf16(&a);
+            if (done == 0) break;
+            /* fall through */
+        case QE_ISA_AVX512:
+            done = qe_matmul_avx512(&a);
+            if (done == 0) break;
+            /* fall through */
+        case QE_ISA_AVX2: done = qe_matmul_avx2(&a); break;
+        case QE_ISA_SCALAR: break;
     }
     if (done != 0) qe_matmul_scalar(&a);
 }

@@ -38,17 +38,17 @@
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define INL TGT static inline __attribute__((always_inline))
 
-#define STEP 16 /* k elements per kernel step */
-#define KC QE_MM_KC /* smallest k-block */
-#define TR 3    /* activation rows per tile, at most (tiles of 3, 2 or 1 rows) */
+#define STEP 16            /* k elements per kernel step */
+#define KC QE_MM_KC        /* smallest k-block */
+#define TR 3               /* activation rows per tile, at most (tiles of 3, 2 or 1 rows) */
 #define AVX2_GEMM_MIN_M 80 /* from this many rows on, the GEMM form (qe_matmul_avx2) */
-#define TC 4    /* weight rows per tile (the reduction assumes 4): 12 accumulators
+#define TC \
+    4 /* weight rows per tile (the reduction assumes 4): 12 accumulators
                  * + 3 activation vectors + 1 weight vector = 16 ymm */
 
 /* Packs x[i0 .. i0+mc)[p0 .. p0+kc) into dst, rows of kcp floats (kc rounded
  * up to STEP, the rest zero). perm: the even/odd order of the bf16 kernel. */
-TGT static void pack_x(const qe_mm_args *a, int i0, int mc, int p0, int kc, int kcp, int perm,
-                       float *dst) {
+TGT static void pack_x(const qe_mm_args *a, int i0, int mc, int p0, int kc, int kcp, int perm, float *dst) {
     int round = a->mode == QE_MM_BF16;
     int full = kc / STEP * STEP;
     for (int r = 0; r < mc; r++) {
@@ -83,7 +83,7 @@ TGT static void pack_x(const qe_mm_args *a, int i0, int mc, int p0, int kc, int 
 }
 
 static const _Alignas(32) uint32_t g_odd_mask[8] = {0xffff0000u, 0xffff0000u, 0xffff0000u, 0xffff0000u,
-                                                  0xffff0000u, 0xffff0000u, 0xffff0000u, 0xffff0000u};
+                                                    0xffff0000u, 0xffff0000u, 0xffff0000u, 0xffff0000u};
 
 /* Half h (0 or 1) of the STEP weights at w (dtype dt), widened to match the
  * packed activations: lanes of half 0 go with x[p..p+8), half 1 with
@@ -112,8 +112,8 @@ INL __m256 load_w_half(const void *w, qe_dtype dt, int h) {
  * step, which on Zen 3 (4-cycle FMA latency, 2 pipes) is exactly the FMA
  * pipes' throughput: any stall lost cycles. 12 accumulators leave slack, and
  * the weights' loads and widening are shared by 3 rows instead of 2. */
-INL void kernel(int R, qe_dtype dt, int steps, const float *xp, size_t ldxp,
-                const void *const *w, float out[TR][TC]) {
+INL void kernel(int R, qe_dtype dt, int steps, const float *xp, size_t ldxp, const void *const *w,
+                float out[TR][TC]) {
     __m256 acc[TR][TC];
     const size_t es = dt == QE_F32 ? 4 : 2;
 #pragma GCC unroll 4
@@ -139,25 +139,25 @@ INL void kernel(int R, qe_dtype dt, int steps, const float *xp, size_t ldxp,
     /* the 4 column sums of a row in one go: 3 hadds + 1 cross-lane add */
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
-        __m256 hs = _mm256_hadd_ps(_mm256_hadd_ps(acc[r][0], acc[r][1]),
-                                   _mm256_hadd_ps(acc[r][2], acc[r][3]));
+        __m256 hs =
+            _mm256_hadd_ps(_mm256_hadd_ps(acc[r][0], acc[r][1]), _mm256_hadd_ps(acc[r][2], acc[r][3]));
         __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(hs), _mm256_extractf128_ps(hs, 1));
         _mm_storeu_ps(out[r], s4);
     }
 }
 
-#define DEF_KERNELS(DT, SUF)                                                                       \
-    TGT static void k3_##SUF(int steps, const float *xp, size_t ldxp, const void *const *w,       \
-                             float out[TR][TC]) {                                                  \
-        kernel(3, DT, steps, xp, ldxp, w, out);                                                    \
-    }                                                                                              \
-    TGT static void k2_##SUF(int steps, const float *xp, size_t ldxp, const void *const *w,       \
-                             float out[TR][TC]) {                                                  \
-        kernel(2, DT, steps, xp, ldxp, w, out);                                                    \
-    }                                                                                              \
-    TGT static void k1_##SUF(int steps, const float *xp, size_t ldxp, const void *const *w,       \
-                             float out[TR][TC]) {                                                  \
-        kernel(1, DT, steps, xp, ldxp, w, out);                                                    \
+#define DEF_KERNELS(DT, SUF)                                                                \
+    TGT static void k3_##SUF(int steps, const float *xp, size_t ldxp, const void *const *w, \
+                             float out[TR][TC]) {                                           \
+        kernel(3, DT, steps, xp, ldxp, w, out);                                             \
+    }                                                                                       \
+    TGT static void k2_##SUF(int steps, const float *xp, size_t ldxp, const void *const *w, \
+                             float out[TR][TC]) {                                           \
+        kernel(2, DT, steps, xp, ldxp, w, out);                                             \
+    }                                                                                       \
+    TGT static void k1_##SUF(int steps, const float *xp, size_t ldxp, const void *const *w, \
+                             float out[TR][TC]) {                                           \
+        kernel(1, DT, steps, xp, ldxp, w, out);                                             \
     }
 DEF_KERNELS(QE_BF16, bf16)
 DEF_KERNELS(QE_F16, f16)
@@ -256,10 +256,22 @@ int qe_matmul_avx2(const qe_mm_args *a) {
     if (a->m >= AVX2_GEMM_MIN_M && qe_matmul_avx2_gemm(a) == 0) return 0;
     job jb = {a, qe_mm_n_tasks(a, TC), {NULL}, NULL};
     switch (a->wt) {
-    case QE_BF16: jb.k[1] = k1_bf16; jb.k[2] = k2_bf16; jb.k[3] = k3_bf16; break;
-    case QE_F16: jb.k[1] = k1_f16; jb.k[2] = k2_f16; jb.k[3] = k3_f16; break;
-    case QE_F32: jb.k[1] = k1_f32; jb.k[2] = k2_f32; jb.k[3] = k3_f32; break;
-    default: return -1;
+        case QE_BF16:
+            jb.k[1] = k1_bf16;
+            jb.k[2] = k2_bf16;
+            jb.k[3] = k3_bf16;
+            break;
+        case QE_F16:
+            jb.k[1] = k1_f16;
+            jb.k[2] = k2_f16;
+            jb.k[3] = k3_f16;
+            break;
+        case QE_F32:
+            jb.k[1] = k1_f32;
+            jb.k[2] = k2_f32;
+            jb.k[3] = k3_f32;
+            break;
+        default: return -1;
     }
     return qe_mm_run(a->pool, task, &jb, jb.n_tasks, &jb.own_scratch);
 }

@@ -78,12 +78,12 @@ TGT static void pack_a(const qe_mm_args *a, int i0, int mc, int p0, int kc, floa
 INL __m256 load8(const qe_mm_args *a, int row, int p) {
     size_t off = (size_t)row * (size_t)a->k + (size_t)p;
     switch (a->wt) {
-    case QE_BF16:
-        return _mm256_castsi256_ps(_mm256_slli_epi32(
-            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)a->w + off))), 16));
-    case QE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)a->w + off)));
-    case QE_F32: break;
-    case QE_Q8_0: break; /* never here: qe_matmul sends Q8_0 to matmul_q8.c */
+        case QE_BF16:
+            return _mm256_castsi256_ps(_mm256_slli_epi32(
+                _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)a->w + off))), 16));
+        case QE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)a->w + off)));
+        case QE_F32: break;
+        case QE_Q8_0: break; /* never here: qe_matmul sends Q8_0 to matmul_q8.c */
     }
     return _mm256_loadu_ps((const float *)a->w + off);
 }
@@ -107,8 +107,9 @@ TGT static void pack_w(const qe_mm_args *a, int j, int nc, int p0, int kc, float
             for (int c = 0; c < 8; c++) {
                 int row = g * 8 + c;
                 dst[(size_t)p * NR + row] =
-                    row < nc ? qe_tensor_get_f32(a->w, a->wt, (size_t)(j + row) * (size_t)a->k + (size_t)(p0 + p))
-                             : 0.0f;
+                    row < nc
+                        ? qe_tensor_get_f32(a->w, a->wt, (size_t)(j + row) * (size_t)a->k + (size_t)(p0 + p))
+                        : 0.0f;
             }
     }
 }
@@ -132,12 +133,24 @@ TGT static void kernel(int kc, const float *ap, const float *wp, float *y, size_
     for (int p = 0; p < kc; p++) {
         __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + 8);
         __m256 b;
-        b = _mm256_broadcast_ss(ap + 0); c00 = _mm256_fmadd_ps(b, w0, c00); c01 = _mm256_fmadd_ps(b, w1, c01);
-        b = _mm256_broadcast_ss(ap + 1); c10 = _mm256_fmadd_ps(b, w0, c10); c11 = _mm256_fmadd_ps(b, w1, c11);
-        b = _mm256_broadcast_ss(ap + 2); c20 = _mm256_fmadd_ps(b, w0, c20); c21 = _mm256_fmadd_ps(b, w1, c21);
-        b = _mm256_broadcast_ss(ap + 3); c30 = _mm256_fmadd_ps(b, w0, c30); c31 = _mm256_fmadd_ps(b, w1, c31);
-        b = _mm256_broadcast_ss(ap + 4); c40 = _mm256_fmadd_ps(b, w0, c40); c41 = _mm256_fmadd_ps(b, w1, c41);
-        b = _mm256_broadcast_ss(ap + 5); c50 = _mm256_fmadd_ps(b, w0, c50); c51 = _mm256_fmadd_ps(b, w1, c51);
+        b = _mm256_broadcast_ss(ap + 0);
+        c00 = _mm256_fmadd_ps(b, w0, c00);
+        c01 = _mm256_fmadd_ps(b, w1, c01);
+        b = _mm256_broadcast_ss(ap + 1);
+        c10 = _mm256_fmadd_ps(b, w0, c10);
+        c11 = _mm256_fmadd_ps(b, w1, c11);
+        b = _mm256_broadcast_ss(ap + 2);
+        c20 = _mm256_fmadd_ps(b, w0, c20);
+        c21 = _mm256_fmadd_ps(b, w1, c21);
+        b = _mm256_broadcast_ss(ap + 3);
+        c30 = _mm256_fmadd_ps(b, w0, c30);
+        c31 = _mm256_fmadd_ps(b, w1, c31);
+        b = _mm256_broadcast_ss(ap + 4);
+        c40 = _mm256_fmadd_ps(b, w0, c40);
+        c41 = _mm256_fmadd_ps(b, w1, c41);
+        b = _mm256_broadcast_ss(ap + 5);
+        c50 = _mm256_fmadd_ps(b, w0, c50);
+        c51 = _mm256_fmadd_ps(b, w1, c51);
         wp += NR;
         ap += MR;
     }
@@ -165,7 +178,7 @@ TGT static void kernel(int kc, const float *ap, const float *wp, float *y, size_
 
 typedef struct job {
     const qe_mm_args *a;
-    int n_tasks;       /* n_blocks x n_groups: task t is row block t / n_groups, column group t % n_groups */
+    int n_tasks; /* n_blocks x n_groups: task t is row block t / n_groups, column group t % n_groups */
     int n_groups;
     int mb;            /* rows per block: equal blocks of at most MCG, a multiple of MR */
     void *own_scratch; /* set by qe_mm_run when there is no pool (one task) */
@@ -187,7 +200,8 @@ TGT static void block(const qe_mm_args *a, int ic, int mc, int j0, int j1, float
                 const size_t es = a->wt == QE_F32 ? 4 : 2, bytes = (size_t)kc * es;
                 const int nn = j1 - jc - NR < NR ? j1 - jc - NR : NR;
                 for (int r = 0; r < nn; r++) {
-                    const char *nw = (const char *)a->w + ((size_t)(jc + NR + r) * (size_t)a->k + (size_t)pc) * es;
+                    const char *nw =
+                        (const char *)a->w + ((size_t)(jc + NR + r) * (size_t)a->k + (size_t)pc) * es;
                     for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(nw + o, _MM_HINT_T1);
                 }
             }

@@ -42,8 +42,7 @@ INL __m512i round_bf16_bits(__m512 v) {
 
 /* f32 packing for the FMA variant: rows of kcp floats; perm (bf16 weights):
  * per 32, the even-indexed then the odd-indexed elements. */
-TGT static void pack_f32(const qe_mm_args *a, int i0, int mc, int p0, int kc, int kcp, int perm,
-                         void *dstv) {
+TGT static void pack_f32(const qe_mm_args *a, int i0, int mc, int p0, int kc, int kcp, int perm, void *dstv) {
     float *dst = dstv;
     const int round = a->mode == QE_MM_BF16;
     const int full = kc / STEP * STEP;
@@ -141,8 +140,8 @@ INL void reduce(int R, int C, __m512 acc[TR][TC], float out[TR][TC]) {
     }
 }
 
-INL void kernel_fma(int R, qe_dtype dt, int steps, const void *xpv, size_t ldxp,
-                    const void *const *w, float out[TR][TC]) {
+INL void kernel_fma(int R, qe_dtype dt, int steps, const void *xpv, size_t ldxp, const void *const *w,
+                    float out[TR][TC]) {
     const float *xp = xpv;
     __m512 acc[TR][TC];
     const size_t es = dt == QE_F32 ? 4 : 2;
@@ -183,8 +182,7 @@ kernel_dp(int R, int steps, const void *xpv, size_t ldxp, const void *const *w, 
     for (int s = 0; s < steps; s++) {
         __m512bh xv[TR];
 #pragma GCC unroll 4
-        for (int r = 0; r < R; r++)
-            xv[r] = (__m512bh)_mm512_loadu_si512(xp + r * ldxp + (size_t)s * STEP);
+        for (int r = 0; r < R; r++) xv[r] = (__m512bh)_mm512_loadu_si512(xp + r * ldxp + (size_t)s * STEP);
 #pragma GCC unroll 4
         for (int c = 0; c < TC; c++) {
             __m512bh wv = (__m512bh)_mm512_loadu_si512((const uint16_t *)w[c] + (size_t)s * STEP);
@@ -198,25 +196,23 @@ kernel_dp(int R, int steps, const void *xpv, size_t ldxp, const void *const *w, 
 typedef void (*kern_fn)(int, const void *, size_t, const void *const *, float[TR][TC]);
 typedef void (*pack_fn)(const qe_mm_args *, int, int, int, int, int, int, void *);
 
-#define DEF_FMA(DT, SUF)                                                                          \
-    TGT static void k4_##SUF(int steps, const void *xp, size_t ldxp, const void *const *w,       \
-                             float out[TR][TC]) {                                                 \
-        kernel_fma(4, DT, steps, xp, ldxp, w, out);                                               \
-    }                                                                                             \
-    TGT static void k1_##SUF(int steps, const void *xp, size_t ldxp, const void *const *w,       \
-                             float out[TR][TC]) {                                                 \
-        kernel_fma(1, DT, steps, xp, ldxp, w, out);                                               \
+#define DEF_FMA(DT, SUF)                                                                   \
+    TGT static void k4_##SUF(int steps, const void *xp, size_t ldxp, const void *const *w, \
+                             float out[TR][TC]) {                                          \
+        kernel_fma(4, DT, steps, xp, ldxp, w, out);                                        \
+    }                                                                                      \
+    TGT static void k1_##SUF(int steps, const void *xp, size_t ldxp, const void *const *w, \
+                             float out[TR][TC]) {                                          \
+        kernel_fma(1, DT, steps, xp, ldxp, w, out);                                        \
     }
 DEF_FMA(QE_BF16, bf16)
 DEF_FMA(QE_F16, f16)
 DEF_FMA(QE_F32, f32)
 
-TGTBF static void k4_dp(int steps, const void *xp, size_t ldxp, const void *const *w,
-                        float out[TR][TC]) {
+TGTBF static void k4_dp(int steps, const void *xp, size_t ldxp, const void *const *w, float out[TR][TC]) {
     kernel_dp(4, steps, xp, ldxp, w, out);
 }
-TGTBF static void k1_dp(int steps, const void *xp, size_t ldxp, const void *const *w,
-                        float out[TR][TC]) {
+TGTBF static void k1_dp(int steps, const void *xp, size_t ldxp, const void *const *w, float out[TR][TC]) {
     kernel_dp(1, steps, xp, ldxp, w, out);
 }
 
@@ -225,9 +221,9 @@ typedef struct job {
     int n_tasks;
     kern_fn k4, k1;
     pack_fn pack;
-    size_t xes;         /* bytes per packed activation element (4 or 2) */
+    size_t xes; /* bytes per packed activation element (4 or 2) */
     int perm;
-    void *own_scratch;  /* set by qe_mm_run when there is no pool (one task) */
+    void *own_scratch; /* set by qe_mm_run when there is no pool (one task) */
 } job;
 
 TGT static void task(void *arg, int t, int thread) {
@@ -300,10 +296,19 @@ static int run(job *jb) {
 int qe_matmul_avx512(const qe_mm_args *a) {
     job jb = {a, 1, NULL, NULL, pack_f32, 4, a->wt == QE_BF16, NULL};
     switch (a->wt) {
-    case QE_BF16: jb.k4 = k4_bf16; jb.k1 = k1_bf16; break;
-    case QE_F16: jb.k4 = k4_f16; jb.k1 = k1_f16; break;
-    case QE_F32: jb.k4 = k4_f32; jb.k1 = k1_f32; break;
-    default: return -1;
+        case QE_BF16:
+            jb.k4 = k4_bf16;
+            jb.k1 = k1_bf16;
+            break;
+        case QE_F16:
+            jb.k4 = k4_f16;
+            jb.k1 = k1_f16;
+            break;
+        case QE_F32:
+            jb.k4 = k4_f32;
+            jb.k1 = k1_f32;
+            break;
+        default: return -1;
     }
     return run(&jb);
 }

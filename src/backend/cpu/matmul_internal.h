@@ -38,7 +38,6 @@ void *qe_threadpool_thread_scratch(qe_threadpool *pool, int thread);
 #define QE_MM_CONV ((size_t)4 << 20)
 void *qe_threadpool_conv_block(qe_threadpool *pool);
 
-
 /* One product, as handed to a variant. */
 typedef struct qe_mm_args {
     qe_threadpool *pool;
@@ -46,10 +45,10 @@ typedef struct qe_mm_args {
     const float *x; /* (m, k), row stride ldx */
     size_t ldx;
     int m, k;
-    const void *w;  /* (n, k) rows contiguous */
+    const void *w; /* (n, k) rows contiguous */
     qe_dtype wt;
     int n;
-    float *y;       /* (m, n), row stride ldy */
+    float *y; /* (m, n), row stride ldy */
     size_t ldy;
 } qe_mm_args;
 

@@ -78,10 +78,10 @@ static void load_once(void) {
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return;
     void *h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
     if (!h) return;
-#define SYM(field, name)                                                                           \
-    do {                                                                                           \
-        *(void **)&g_fn.field = dlsym(h, name);                                                    \
-        if (!g_fn.field) return;                                                                   \
+#define SYM(field, name)                        \
+    do {                                        \
+        *(void **)&g_fn.field = dlsym(h, name); \
+        if (!g_fn.field) return;                \
     } while (0)
     SYM(engine_create, "dnnl_engine_create");
     SYM(stream_create, "dnnl_stream_create");
@@ -176,8 +176,10 @@ static entry *entry_get(int m, int k, int n, size_t ldy) {
     for (int i = 0; i < CACHE && !hit; i++) {
         entry *e = &g_cache[i];
         if (e->busy) continue;
-        if (e->prim && e->m == m && e->k == k && e->n == n && e->ldy == ldy) hit = e;
-        else if (!victim || !e->prim || (victim->prim && e->used < victim->used)) victim = e;
+        if (e->prim && e->m == m && e->k == k && e->n == n && e->ldy == ldy)
+            hit = e;
+        else if (!victim || !e->prim || (victim->prim && e->used < victim->used))
+            victim = e;
     }
     if (hit) {
         hit->busy = 1;
@@ -201,7 +203,7 @@ static void entry_release(entry *e) {
  * qe_f32_to_bf16 (and as the other variants' packing), 16 lanes at a time.
  * (Not vcvtneps2bf16: it flushes denormals, which the reference keeps.) */
 __attribute__((target("avx512f,avx512bw"))) static void to_bf16(const qe_mm_args *a, int i0, int mc,
-                                                                 uint16_t *dst) {
+                                                                uint16_t *dst) {
     const int k = a->k, full = k / 16 * 16;
     const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
     const __m512i quiet = _mm512_set1_epi32(0x00400000);
@@ -211,7 +213,8 @@ __attribute__((target("avx512f,avx512bw"))) static void to_bf16(const qe_mm_args
         for (int p = 0; p < full; p += 16) {
             __m512 v = _mm512_loadu_ps(src + p);
             __m512i u = _mm512_castps_si512(v);
-            __m512i rnd = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 16), one), bias));
+            __m512i rnd =
+                _mm512_add_epi32(u, _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 16), one), bias));
             __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
             rnd = _mm512_mask_blend_epi32(nan, rnd, _mm512_or_si512(u, quiet));
             _mm256_storeu_si256((__m256i *)(d + p), _mm512_cvtepi32_epi16(_mm512_srli_epi32(rnd, 16)));
@@ -232,7 +235,8 @@ typedef struct job {
 static void convert_task(void *arg, int t, int thread) {
     (void)thread;
     job *jb = arg;
-    int r0 = (int)((long long)jb->mc * t / jb->n_tasks), r1 = (int)((long long)jb->mc * (t + 1) / jb->n_tasks);
+    int r0 = (int)((long long)jb->mc * t / jb->n_tasks),
+        r1 = (int)((long long)jb->mc * (t + 1) / jb->n_tasks);
     if (r1 > r0) to_bf16(jb->a, jb->i0 + r0, r1 - r0, jb->xb + (size_t)r0 * jb->a->k);
 }
 
@@ -281,8 +285,10 @@ int qe_matmul_onednn(const qe_mm_args *a) {
         jb.mc = a->m - i0 < chunk ? a->m - i0 : chunk;
         /* a query's rows (16 x 1024: ~5 us) convert faster than a hand-off */
         jb.n_tasks = (size_t)jb.mc * (size_t)a->k < 65536 ? 1 : threads < jb.mc ? threads : jb.mc;
-        if (jb.n_tasks == 1) convert_task(&jb, 0, 0);
-        else qe_threadpool_run(a->pool, convert_task, &jb, jb.n_tasks);
+        if (jb.n_tasks == 1)
+            convert_task(&jb, 0, 0);
+        else
+            qe_threadpool_run(a->pool, convert_task, &jb, jb.n_tasks);
         jb.n_tasks = cols;
         qe_threadpool_run(a->pool, product_task, &jb, cols);
     }
@@ -293,7 +299,9 @@ int qe_matmul_onednn(const qe_mm_args *a) {
 }
 
 #else
-int qe_onednn_available(void) { return 0; }
+int qe_onednn_available(void) {
+    return 0;
+}
 int qe_matmul_onednn(const qe_mm_args *a) {
     (void)a;
     return -1;

@@ -59,8 +59,8 @@ __attribute__((target("avx2,fma,f16c"))) static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-__attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const uint8_t *w, const int8_t *q, const float *d,
-                                                                 int nb) {
+__attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const uint8_t *w, const int8_t *q,
+                                                               const float *d, int nb) {
     __m256 acc = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
     for (int b = 0; b < nb; b++) {
@@ -76,9 +76,8 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const uint8_t *w,
     return hsum8(acc);
 }
 
-__attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni"))) static float dot_vnni(const uint8_t *w,
-                                                                                        const int8_t *q,
-                                                                                        const float *d, int nb) {
+__attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni"))) static float
+dot_vnni(const uint8_t *w, const int8_t *q, const float *d, int nb) {
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = w + (size_t)b * QBYTES;
@@ -96,16 +95,16 @@ __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni"))) static floa
 
 static int available_uncached(qe_q8_variant v) {
     switch (v) {
-    case QE_Q8_SCALAR: return 1;
+        case QE_Q8_SCALAR: return 1;
 #if defined(__x86_64__)
-    /* qe_cpu_features, not qe_cpu_isa_hw: the start-up self-check calls this
+        /* qe_cpu_features, not qe_cpu_isa_hw: the start-up self-check calls this
      * from inside qe_cpu_isa_hw's one-time detection */
-    case QE_Q8_AVX2: return qe_cpu_features(NULL) >= QE_ISA_AVX2;
-    case QE_Q8_VNNI:
-        __builtin_cpu_init();
-        return qe_cpu_features(NULL) >= QE_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+        case QE_Q8_AVX2: return qe_cpu_features(NULL) >= QE_ISA_AVX2;
+        case QE_Q8_VNNI:
+            __builtin_cpu_init();
+            return qe_cpu_features(NULL) >= QE_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
 #else
-    default: return 0;
+        default: return 0;
 #endif
     }
     return 0;
@@ -151,7 +150,8 @@ static void q8_task(void *arg, int task, int thread) {
     for (int i0 = 0; i0 < a->m; i0 += job->mc) {
         int mc = a->m - i0 < job->mc ? a->m - i0 : job->mc;
         for (int i = 0; i < mc; i++)
-            quant_row(a->x + (size_t)(i0 + i) * a->ldx, k, q + (size_t)i * (size_t)k, d + (size_t)i * (size_t)nb);
+            quant_row(a->x + (size_t)(i0 + i) * a->ldx, k, q + (size_t)i * (size_t)k,
+                      d + (size_t)i * (size_t)nb);
         for (int j = j0; j < j1; j++) {
             const uint8_t *w = (const uint8_t *)a->w + (size_t)j * wrow;
             for (int i = 0; i < mc; i++)

@@ -50,25 +50,25 @@ static void scalar_task(void *arg, int task, int thread) {
             double acc = 0.0;
             /* dtype switch outside the loop over k */
             switch (a->wt) {
-            case QE_BF16: {
-                const uint16_t *w = (const uint16_t *)a->w + wrow;
-                for (int p = 0; p < k; p++)
-                    acc += (double)(rnd ? round_bf16(xr[p]) : xr[p]) * (double)bf16_f32(w[p]);
-                break;
-            }
-            case QE_F16: {
-                const uint16_t *w = (const uint16_t *)a->w + wrow;
-                for (int p = 0; p < k; p++)
-                    acc += (double)(rnd ? round_bf16(xr[p]) : xr[p]) * (double)qe_f16_to_f32(w[p]);
-                break;
-            }
-            case QE_F32: {
-                const float *w = (const float *)a->w + wrow;
-                for (int p = 0; p < k; p++)
-                    acc += (double)(rnd ? round_bf16(xr[p]) : xr[p]) * (double)w[p];
-                break;
-            }
-            case QE_Q8_0: break; /* never here: qe_matmul sends Q8_0 to matmul_q8.c */
+                case QE_BF16: {
+                    const uint16_t *w = (const uint16_t *)a->w + wrow;
+                    for (int p = 0; p < k; p++)
+                        acc += (double)(rnd ? round_bf16(xr[p]) : xr[p]) * (double)bf16_f32(w[p]);
+                    break;
+                }
+                case QE_F16: {
+                    const uint16_t *w = (const uint16_t *)a->w + wrow;
+                    for (int p = 0; p < k; p++)
+                        acc += (double)(rnd ? round_bf16(xr[p]) : xr[p]) * (double)qe_f16_to_f32(w[p]);
+                    break;
+                }
+                case QE_F32: {
+                    const float *w = (const float *)a->w + wrow;
+                    for (int p = 0; p < k; p++)
+                        acc += (double)(rnd ? round_bf16(xr[p]) : xr[p]) * (double)w[p];
+                    break;
+                }
+                case QE_Q8_0: break; /* never here: qe_matmul sends Q8_0 to matmul_q8.c */
             }
             a->y[(size_t)i * a->ldy + (size_t)j] = (float)acc;
         }

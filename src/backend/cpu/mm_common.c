@@ -38,4 +38,3 @@ int qe_mm_n_tasks(const qe_mm_args *a, int align) {
     int want = threads * 4;
     return tiles < want ? (tiles > 0 ? tiles : 1) : want;
 }
-

@@ -5,32 +5,31 @@
 
 #include "backend/cpu/kernels.h"
 
-void qe_op_embed_rows(const void *E, qe_dtype dt, int hidden, const int32_t *ids, size_t n,
-                      float *out) {
+void qe_op_embed_rows(const void *E, qe_dtype dt, int hidden, const int32_t *ids, size_t n, float *out) {
     for (size_t i = 0; i < n; i++) {
         size_t base = (size_t)ids[i] * (size_t)hidden;
         float *o = out + i * (size_t)hidden;
         switch (dt) {
-        case QE_F32: memcpy(o, (const float *)E + base, (size_t)hidden * sizeof(float)); break;
-        case QE_BF16: {
-            const uint16_t *r = (const uint16_t *)E + base;
-            for (int j = 0; j < hidden; j++) o[j] = qe_bf16_to_f32(r[j]);
-            break;
-        }
-        case QE_F16: {
-            const uint16_t *r = (const uint16_t *)E + base;
-            for (int j = 0; j < hidden; j++) o[j] = qe_f16_to_f32(r[j]);
-            break;
-        }
-        case QE_Q8_0: /* hidden % 32 == 0 (gguf.c checks rows are whole blocks) */
-            for (int j = 0; j < hidden; j++) o[j] = qe_tensor_get_f32(E, dt, base + (size_t)j);
-            break;
+            case QE_F32: memcpy(o, (const float *)E + base, (size_t)hidden * sizeof(float)); break;
+            case QE_BF16: {
+                const uint16_t *r = (const uint16_t *)E + base;
+                for (int j = 0; j < hidden; j++) o[j] = qe_bf16_to_f32(r[j]);
+                break;
+            }
+            case QE_F16: {
+                const uint16_t *r = (const uint16_t *)E + base;
+                for (int j = 0; j < hidden; j++) o[j] = qe_f16_to_f32(r[j]);
+                break;
+            }
+            case QE_Q8_0: /* hidden % 32 == 0 (gguf.c checks rows are whole blocks) */
+                for (int j = 0; j < hidden; j++) o[j] = qe_tensor_get_f32(E, dt, base + (size_t)j);
+                break;
         }
     }
 }
 
-void qe_op_rmsnorm_rows(const float *x, size_t ldx, float *y, size_t ldy, size_t r0, size_t r1,
-                        int d, const float *w, float eps) {
+void qe_op_rmsnorm_rows(const float *x, size_t ldx, float *y, size_t ldy, size_t r0, size_t r1, int d,
+                        const float *w, float eps) {
     for (size_t r = r0; r < r1; r++) {
         const float *xr = x + r * ldx;
         float *yr = y + r * ldy;
@@ -105,7 +104,8 @@ __attribute__((target("avx512f"))) static void swiglu_avx512(float *g, const flo
     for (; i + 16 <= n; i += 16) {
         __m512 x = _mm512_loadu_ps(g + i);
         __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
-        _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
+        _mm512_storeu_ps(g + i,
+                         _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
     }
     qe_op_swiglu(g + i, u + i, n - i);
 }

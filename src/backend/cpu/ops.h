@@ -13,14 +13,13 @@
 
 /* Copies embedding rows: out[i] = E[ids[i]] widened to f32.
  * E: (vocab, hidden) in `dt`; out: (n, hidden). ids must be in range. */
-void qe_op_embed_rows(const void *E, qe_dtype dt, int hidden, const int32_t *ids, size_t n,
-                      float *out);
+void qe_op_embed_rows(const void *E, qe_dtype dt, int hidden, const int32_t *ids, size_t n, float *out);
 
 /* RMSNorm as Hugging Face Qwen3RMSNorm: y = w * (x / sqrt(mean(x^2) + eps)),
  * the weight multiplying directly (not 1 + w). x and y may alias.
  * x, y: (rows, d) with row strides ldx, ldy; w: (d), widened to f32 once at load. */
-void qe_op_rmsnorm_rows(const float *x, size_t ldx, float *y, size_t ldy, size_t r0, size_t r1,
-                        int d, const float *w, float eps);
+void qe_op_rmsnorm_rows(const float *x, size_t ldx, float *y, size_t ldy, size_t r0, size_t r1, int d,
+                        const float *w, float eps);
 
 /* The RoPE tables: cos/sin (n_pos, head_dim/2) for positions 0..n_pos-1,
  * computed as Hugging Face does in float32: inv_freq[i] = 1 / theta^(2i/d),

@@ -137,23 +137,23 @@ static void flop_task(void *arg, int task, int thread) {
     float r = 0;
     switch (j->isa) {
 #if defined(__x86_64__)
-    case QE_ISA_AMX: r = loop_amx(j->iters); break;
-    case QE_ISA_AVX512_BF16: r = loop_bf16(j->iters); break;
-    case QE_ISA_AVX512: r = loop_avx512(j->iters); break;
-    case QE_ISA_AVX2: r = loop_avx2(j->iters); break;
+        case QE_ISA_AMX: r = loop_amx(j->iters); break;
+        case QE_ISA_AVX512_BF16: r = loop_bf16(j->iters); break;
+        case QE_ISA_AVX512: r = loop_avx512(j->iters); break;
+        case QE_ISA_AVX2: r = loop_avx2(j->iters); break;
 #endif
-    default: r = loop_scalar(j->iters); break;
+        default: r = loop_scalar(j->iters); break;
     }
     j->sink = r;
 }
 
 static double flops_per_iter(qe_isa isa) {
     switch (isa) {
-    case QE_ISA_AMX: return 4 * 16.0 * 16.0 * 32.0 * 2.0;
-    case QE_ISA_AVX512_BF16: return NACC * 16.0 * 4.0;
-    case QE_ISA_AVX512: return NACC * 16.0 * 2.0;
-    case QE_ISA_AVX2: return NACC * 8.0 * 2.0;
-    case QE_ISA_SCALAR: break;
+        case QE_ISA_AMX: return 4 * 16.0 * 16.0 * 32.0 * 2.0;
+        case QE_ISA_AVX512_BF16: return NACC * 16.0 * 4.0;
+        case QE_ISA_AVX512: return NACC * 16.0 * 2.0;
+        case QE_ISA_AVX2: return NACC * 8.0 * 2.0;
+        case QE_ISA_SCALAR: break;
     }
     return NACC * 2.0;
 }
@@ -256,8 +256,7 @@ double qe_peak_dram_read_gbs(qe_threadpool *pool, int huge_pages, double budget_
 
 #include "common/error.h"
 
-qembed_status qembed_measure_peak(int n_threads, int exact, qembed_machine_peak *out,
-                                  qembed_error *err) {
+qembed_status qembed_measure_peak(int n_threads, int exact, qembed_machine_peak *out, qembed_error *err) {
     QE_FAIL_IF(!out, err, QEMBED_ERR_INVALID_ARGUMENT, "qembed_measure_peak: out is NULL");
     memset(out, 0, sizeof *out);
     qe_threadpool *pool = qe_threadpool_create(n_threads);
@@ -272,8 +271,11 @@ qembed_status qembed_measure_peak(int n_threads, int exact, qembed_machine_peak 
     /* what the products run: in bf16 mode (bf16 weights) AMX tiles through
      * oneDNN, else vdpbf16ps; exact mode f32 FMA. bf16_dot_gflops stays the
      * vdpbf16ps figure, so a bench can state both. */
-    if (!exact && isa >= QE_ISA_AMX) out->compute_gflops = qe_peak_gflops(pool, QE_ISA_AMX, 150);
-    else out->compute_gflops = (!exact && isa >= QE_ISA_AVX512_BF16) ? out->bf16_dot_gflops : out->f32_fma_gflops;
+    if (!exact && isa >= QE_ISA_AMX)
+        out->compute_gflops = qe_peak_gflops(pool, QE_ISA_AMX, 150);
+    else
+        out->compute_gflops =
+            (!exact && isa >= QE_ISA_AVX512_BF16) ? out->bf16_dot_gflops : out->f32_fma_gflops;
     out->dram_read_gbs = qe_peak_dram_read_gbs(pool, 0, 100);
     out->dram_read_hugepage_gbs = qe_peak_dram_read_gbs(pool, 1, 100);
     qe_threadpool_free(pool);

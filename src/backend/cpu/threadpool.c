@@ -34,21 +34,21 @@ static inline void cpu_relax(void) {
 }
 
 struct qe_threadpool {
-    int n_threads;       /* including the caller's thread (thread 0) */
-    pthread_t *threads;  /* (n_threads - 1) workers, thread index 1.. */
+    int n_threads;      /* including the caller's thread (thread 0) */
+    pthread_t *threads; /* (n_threads - 1) workers, thread index 1.. */
 
     /* the current job; written by the caller only while no worker runs */
     qe_task_fn fn;
     void *arg;
     int n_tasks;
     atomic_int next_task;
-    atomic_int busy;     /* workers that have not finished the current job */
-    atomic_uint gen;     /* job generation: bumped once per qe_threadpool_run */
+    atomic_int busy; /* workers that have not finished the current job */
+    atomic_uint gen; /* job generation: bumped once per qe_threadpool_run */
     atomic_int stop;
 
-    pthread_mutex_t mu;  /* guards the sleep/wake hand-off only */
+    pthread_mutex_t mu; /* guards the sleep/wake hand-off only */
     pthread_cond_t cv;
-    int n_sleeping;      /* workers blocked in cv (under mu) */
+    int n_sleeping; /* workers blocked in cv (under mu) */
 
     /* n_threads * QE_MM_SCRATCH bytes: each thread's packed-activation
      * block (qe_threadpool_thread_scratch), allocated once here. */
@@ -189,13 +189,17 @@ void qe_threadpool_free(qe_threadpool *p) {
     free(p);
 }
 
-int qe_threadpool_size(const qe_threadpool *p) { return p ? p->n_threads : 1; }
+int qe_threadpool_size(const qe_threadpool *p) {
+    return p ? p->n_threads : 1;
+}
 
 size_t qe_threadpool_scratch_bytes(const qe_threadpool *p) {
     return p ? (size_t)p->n_threads * QE_MM_SCRATCH + (p->conv ? QE_MM_CONV : 0) : 0;
 }
 
-void *qe_threadpool_conv_block(qe_threadpool *p) { return p ? p->conv : NULL; }
+void *qe_threadpool_conv_block(qe_threadpool *p) {
+    return p ? p->conv : NULL;
+}
 
 void qe_threadpool_run(qe_threadpool *p, qe_task_fn fn, void *arg, int n_tasks) {
     if (n_tasks <= 0) return;
@@ -221,8 +225,10 @@ void qe_threadpool_run(qe_threadpool *p, qe_task_fn fn, void *arg, int n_tasks) 
     while (atomic_load_explicit(&p->busy, memory_order_acquire) > 0) {
         /* A worker descheduled by another process (this machine is shared)
          * would keep us spinning: yield after a while instead. */
-        if (++spins < QE_SPIN_ITERS) cpu_relax();
-        else sched_yield();
+        if (++spins < QE_SPIN_ITERS)
+            cpu_relax();
+        else
+            sched_yield();
     }
 }
 

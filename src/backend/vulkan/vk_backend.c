@@ -52,11 +52,11 @@ int qe_vk_discover(const qembed_model_params *params, const qe_logger *lg, qe_de
         snprintf(d->name, sizeof d->name, "vulkan%d (%.100s)", i, inf[i].name);
         const char *type = "other";
         switch (inf[i].type) {
-        case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: type = "discrete GPU"; break;
-        case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: type = "integrated GPU"; break;
-        case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: type = "virtual GPU"; break;
-        case VK_PHYSICAL_DEVICE_TYPE_CPU: type = "software (CPU type)"; break;
-        default: break;
+            case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: type = "discrete GPU"; break;
+            case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: type = "integrated GPU"; break;
+            case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: type = "virtual GPU"; break;
+            case VK_PHYSICAL_DEVICE_TYPE_CPU: type = "software (CPU type)"; break;
+            default: break;
         }
         uint64_t heap = inf[i].local_heap;
         uint64_t margin = heap / 10 > VK_MARGIN_MIN ? heap / 10 : VK_MARGIN_MIN;
@@ -66,8 +66,8 @@ int qe_vk_discover(const qembed_model_params *params, const qe_logger *lg, qe_de
             d->budget = params->gpu_memory_limit;
             d->budget_src = "gpu_memory_limit";
         }
-        snprintf(d->detail, sizeof d->detail, "Vulkan %s, %s device-local, subgroup %u",
-                 type, qe_fmt_bytes(heap, b1, sizeof b1), inf[i].subgroup);
+        snprintf(d->detail, sizeof d->detail, "Vulkan %s, %s device-local, subgroup %u", type,
+                 qe_fmt_bytes(heap, b1, sizeof b1), inf[i].subgroup);
         int gpu = inf[i].type == VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU ||
                   inf[i].type == VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU ||
                   inf[i].type == VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU;
@@ -93,8 +93,8 @@ int qe_vk_discover(const qembed_model_params *params, const qe_logger *lg, qe_de
             snprintf(d->unused_why, sizeof d->unused_why, "Vulkan device type %s is not used", type);
         }
 #endif
-        QE_DEBUG(lg, "discovered: %s (%s)%s%s", d->name, d->detail, d->can_compute ? "" : "; unused: ",
-                 d->unused_why);
+        QE_DEBUG(lg, "discovered: %s (%s)%s%s", d->name, d->detail,
+                 d->can_compute ? "" : "; unused: ", d->unused_why);
     }
     return n;
 }
@@ -123,15 +123,13 @@ static vk_sizes sizes_for(const qe_config *cfg, size_t T) {
 
 /* Device buffers of one context (x, xn, q, k, v, gate, up, cos, sin, pos,
  * seq_start) plus the norm weights widened to f32 and the staging buffer. */
-static uint64_t vk_workspace_bytes(const qe_device *dev, const qe_config *cfg, size_t T,
-                                   int threads) {
+static uint64_t vk_workspace_bytes(const qe_device *dev, const qe_config *cfg, size_t T, int threads) {
     vk_sizes s = sizes_for(cfg, T);
-    return 2 * s.x + s.q + 2 * s.kv + 2 * s.mlp + 2 * s.rope + 2 * s.ints + s.norms +
-           ((uint64_t)16 << 20);
+    return 2 * s.x + s.q + 2 * s.kv + 2 * s.mlp + 2 * s.rope + 2 * s.ints + s.norms + ((uint64_t)16 << 20);
 }
 
-static int vk_supports(const qe_device *dev, const qe_config *cfg, qe_dtype dt, size_t T,
-                       char *why, size_t why_size) {
+static int vk_supports(const qe_device *dev, const qe_config *cfg, qe_dtype dt, size_t T, char *why,
+                       size_t why_size) {
     qe_vk_info inf[8];
     int n = qe_vk_list(inf, 8);
     if (dev->index >= n) {
@@ -147,30 +145,30 @@ static int vk_supports(const qe_device *dev, const qe_config *cfg, qe_dtype dt, 
     }
     if (cfg->head_dim > QE_VK_MAX_HEAD_DIM || cfg->head_dim % 2 || cfg->n_kv_heads <= 0 ||
         cfg->n_heads % cfg->n_kv_heads) {
-        snprintf(why, why_size, "head_dim %d (the shaders take even values up to %d) or %d heads "
+        snprintf(why, why_size,
+                 "head_dim %d (the shaders take even values up to %d) or %d heads "
                  "over %d kv heads",
                  cfg->head_dim, QE_VK_MAX_HEAD_DIM, cfg->n_heads, cfg->n_kv_heads);
         return 0;
     }
     if (v->max_shared < 2 * 16 * 17 * 4) { /* matmul's two 16x17 tiles, the largest */
-        snprintf(why, why_size, "%u bytes of shared memory per workgroup, the shaders need %d",
-                 v->max_shared, 2 * 16 * 17 * 4);
+        snprintf(why, why_size, "%u bytes of shared memory per workgroup, the shaders need %d", v->max_shared,
+                 2 * 16 * 17 * 4);
         return 0;
     }
     vk_sizes s = sizes_for(cfg, T);
     const uint64_t H = (uint64_t)cfg->hidden_size, I = (uint64_t)cfg->intermediate_size;
     const uint64_t QD = (uint64_t)cfg->n_heads * (uint64_t)cfg->head_dim;
     uint64_t biggest = s.x;
-    uint64_t cand[] = {s.q, s.kv, s.mlp, s.rope, I * H * qe_dtype_size(dt),
-                       QD * H * qe_dtype_size(dt)};
+    uint64_t cand[] = {s.q, s.kv, s.mlp, s.rope, I * H * qe_dtype_size(dt), QD * H * qe_dtype_size(dt)};
     for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++)
         if (cand[i] > biggest) biggest = cand[i];
     if (biggest > v->max_storage_range) {
         char b1[32], b2[32];
-        snprintf(why, why_size, "a buffer of %s for %zu batch tokens exceeds its "
+        snprintf(why, why_size,
+                 "a buffer of %s for %zu batch tokens exceeds its "
                  "maxStorageBufferRange %s (lower --max-batch-tokens)",
-                 qe_fmt_bytes(biggest, b1, sizeof b1), T,
-                 qe_fmt_bytes(v->max_storage_range, b2, sizeof b2));
+                 qe_fmt_bytes(biggest, b1, sizeof b1), T, qe_fmt_bytes(v->max_storage_range, b2, sizeof b2));
         return 0;
     }
     if ((T + 15) / 16 > v->max_groups[1] || (uint64_t)cfg->n_heads > v->max_groups[1] ||
@@ -181,7 +179,9 @@ static int vk_supports(const qe_device *dev, const qe_config *cfg, qe_dtype dt, 
     return 1;
 }
 
-static uint64_t vk_embed_bytes(const qe_config *cfg, qe_dtype dt) { return 0; }
+static uint64_t vk_embed_bytes(const qe_config *cfg, qe_dtype dt) {
+    return 0;
+}
 
 /* ---- model level: the segment's weights on the device ---- */
 
@@ -191,13 +191,12 @@ typedef struct vk_seg {
     qe_vk *vk;
     const qe_fwd_weights *fw;
     int first, end;
-    qe_vk_buf norms;            /* fw->norm_data, f32 */
-    qe_vk_buf (*w)[W_COUNT];    /* (end - first) layers */
+    qe_vk_buf norms;         /* fw->norm_data, f32 */
+    qe_vk_buf (*w)[W_COUNT]; /* (end - first) layers */
 } vk_seg;
 
 static const qe_tensor *layer_tensor(const qe_layer_weights *lw, int i) {
-    const qe_tensor *t[W_COUNT] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo,
-                                   &lw->w_gate, &lw->w_up, &lw->w_down};
+    const qe_tensor *t[W_COUNT] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->w_gate, &lw->w_up, &lw->w_down};
     return t[i];
 }
 
@@ -243,8 +242,8 @@ static qembed_status vk_seg_load(const qe_device *dev, const qe_fwd_weights *fw,
     s->first = first;
     s->end = end;
     s->w = calloc((size_t)(end - first > 0 ? end - first : 1), sizeof *s->w);
-    qembed_status st = s->w ? qe_vk_open(dev->index, &s->vk, err)
-                            : qe_error(err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
+    qembed_status st =
+        s->w ? qe_vk_open(dev->index, &s->vk, err) : qe_error(err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
     if (st == QEMBED_OK) st = seg_upload(s, err);
     if (st != QEMBED_OK) {
         vk_seg_free(s);
@@ -275,15 +274,15 @@ typedef struct vk_work {
     int cap;
     int mlp_rows;
     qe_vk_buf x, xn, q, k, v, gate, up, cs, sn, pos, sst;
-    int *pos_h, *sst_h;         /* (cap) host staging of the batch's row tables */
-    VkBufferCopy *regions;      /* (cap) last-row copies of the last layer */
+    int *pos_h, *sst_h;    /* (cap) host staging of the batch's row tables */
+    VkBufferCopy *regions; /* (cap) last-row copies of the last layer */
 } vk_work;
 
 static void vk_work_free(void *p) {
     vk_work *w = p;
     if (!w) return;
     qe_vk *vk = w->seg->vk;
-    qe_vk_buf *all[] = {&w->x, &w->xn, &w->q, &w->k, &w->v, &w->gate,
+    qe_vk_buf *all[] = {&w->x,  &w->xn, &w->q,  &w->k,   &w->v,  &w->gate,
                         &w->up, &w->cs, &w->sn, &w->pos, &w->sst};
     /* Under the lock: freeing a buffer empties the device's descriptor cache,
      * which another context on this segment may be using. */
@@ -314,8 +313,7 @@ static qembed_status work_alloc(vk_work *w, qembed_error *err) {
     w->pos_h = malloc((size_t)w->cap * sizeof(int));
     w->sst_h = malloc((size_t)w->cap * sizeof(int));
     w->regions = malloc((size_t)w->cap * sizeof(VkBufferCopy));
-    QE_FAIL_IF(!w->pos_h || !w->sst_h || !w->regions, err, QEMBED_ERR_OUT_OF_MEMORY,
-               "out of memory");
+    QE_FAIL_IF(!w->pos_h || !w->sst_h || !w->regions, err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
     /* The CPU's own RoPE table, so both backends rotate by the same angles. */
     float *c = malloc(s.rope), *sn = malloc(s.rope);
     qembed_status st = QEMBED_ERR_OUT_OF_MEMORY;
@@ -331,8 +329,7 @@ static qembed_status work_alloc(vk_work *w, qembed_error *err) {
     return st;
 }
 
-static qembed_status vk_work_create(void *seg, int cap, qe_fwd_state *host, void **out,
-                                    qembed_error *err) {
+static qembed_status vk_work_create(void *seg, int cap, qe_fwd_state *host, void **out, qembed_error *err) {
     *out = NULL;
     if (test_fault("work", err)) return QEMBED_ERR_OUT_OF_MEMORY;
     vk_work *w = calloc(1, sizeof *w);
@@ -366,7 +363,7 @@ static qembed_status record_layer(vk_work *w, int l, uint32_t T, qembed_error *e
     const uint32_t nh = (uint32_t)cfg->n_heads, nkv = (uint32_t)cfg->n_kv_heads;
     const uint32_t QD = nh * D, KD = nkv * D;
     const float eps = (float)cfg->rms_norm_eps;
-#define NOFF(p) ((uint32_t)((p) - fw->norm_data))
+#define NOFF(p) ((uint32_t)((p)-fw->norm_data))
 
     /* attention block */
     QE_TRY(qe_vk_rmsnorm(vk, &w->x, 0, H, &w->xn, 0, H, T, H, &s->norms, NOFF(ln->attn), eps, err));
@@ -384,13 +381,12 @@ static qembed_status record_layer(vk_work *w, int l, uint32_t T, qembed_error *e
     QE_TRY(qe_vk_rmsnorm(vk, &w->x, 0, H, &w->xn, 0, H, T, H, &s->norms, NOFF(ln->ffn), eps, err));
     for (uint32_t r0 = 0; r0 < T; r0 += (uint32_t)w->mlp_rows) {
         uint32_t m = T - r0 < (uint32_t)w->mlp_rows ? T - r0 : (uint32_t)w->mlp_rows;
-        QE_TRY(qe_vk_matmul(vk, &w->xn, r0 * H, H, m, H, &W[W_GATE], lw->w_gate.dtype, I, &w->gate,
-                            0, I, 0, err));
-        QE_TRY(qe_vk_matmul(vk, &w->xn, r0 * H, H, m, H, &W[W_UP], lw->w_up.dtype, I, &w->up, 0, I,
-                            0, err));
+        QE_TRY(qe_vk_matmul(vk, &w->xn, r0 * H, H, m, H, &W[W_GATE], lw->w_gate.dtype, I, &w->gate, 0, I, 0,
+                            err));
+        QE_TRY(qe_vk_matmul(vk, &w->xn, r0 * H, H, m, H, &W[W_UP], lw->w_up.dtype, I, &w->up, 0, I, 0, err));
         QE_TRY(qe_vk_swiglu(vk, &w->gate, &w->up, m * I, err));
-        QE_TRY(qe_vk_matmul(vk, &w->gate, 0, I, m, I, &W[W_DOWN], lw->w_down.dtype, H, &w->x,
-                            r0 * H, H, 1, err));
+        QE_TRY(qe_vk_matmul(vk, &w->gate, 0, I, m, I, &W[W_DOWN], lw->w_down.dtype, H, &w->x, r0 * H, H, 1,
+                            err));
     }
 #undef NOFF
     return QEMBED_OK;
@@ -418,10 +414,9 @@ static qembed_status run_locked(vk_work *w, qe_hidden *h, int first, int end, qe
     if (last) {
         /* Only each sequence's last row leaves the device: gathered into xn. */
         for (int s = 0; s < h->n_seq; s++)
-            w->regions[s] = (VkBufferCopy){
-                .srcOffset = (uint64_t)(h->seq_off[s + 1] - 1) * H * sizeof(float),
-                .dstOffset = (uint64_t)s * H * sizeof(float),
-                .size = (uint64_t)H * sizeof(float)};
+            w->regions[s] = (VkBufferCopy){.srcOffset = (uint64_t)(h->seq_off[s + 1] - 1) * H * sizeof(float),
+                                           .dstOffset = (uint64_t)s * H * sizeof(float),
+                                           .size = (uint64_t)H * sizeof(float)};
         QE_TRY(qe_vk_copy(vk, &w->x, &w->xn, w->regions, (uint32_t)h->n_seq, err));
     }
     QE_TRY(qe_vk_submit(vk, err));

@@ -61,7 +61,9 @@ int qe_vk_list(qe_vk_info *out, int max) {
     return k;
 }
 
-static const qe_vk_fns *F(void) { return qe_vk_load(NULL, NULL); }
+static const qe_vk_fns *F(void) {
+    return qe_vk_load(NULL, NULL);
+}
 
 /* The embedded shaders and their binding counts, in qe_vk_pipe order. */
 static const struct {
@@ -82,15 +84,16 @@ static const struct {
 };
 
 static qembed_status vkfail(qembed_error *err, VkResult r, const char *what) {
-    return qe_error(err, r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY
-                             ? QEMBED_ERR_OUT_OF_MEMORY
-                             : QEMBED_ERR_INTERNAL,
+    return qe_error(err,
+                    r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY
+                        ? QEMBED_ERR_OUT_OF_MEMORY
+                        : QEMBED_ERR_INTERNAL,
                     "vulkan: %s failed (VkResult %d)", what, (int)r);
 }
 
-#define VK_TRY(call, what)                              \
-    do {                                                \
-        VkResult r_ = (call);                           \
+#define VK_TRY(call, what)                                  \
+    do {                                                    \
+        VkResult r_ = (call);                               \
         if (r_ != VK_SUCCESS) return vkfail(err, r_, what); \
     } while (0)
 
@@ -109,24 +112,21 @@ static int find_memory(qe_vk *vk, uint32_t type_bits, VkMemoryPropertyFlags want
     return any;
 }
 
-static qembed_status buf_create(qe_vk *vk, uint64_t bytes, int host, qe_vk_buf *b,
-                                qembed_error *err) {
+static qembed_status buf_create(qe_vk *vk, uint64_t bytes, int host, qe_vk_buf *b, qembed_error *err) {
     const qe_vk_fns *f = F();
     memset(b, 0, sizeof *b);
     if (bytes == 0) bytes = 4;
     bytes = (bytes + 3) & ~(uint64_t)3;
     VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
                              .size = bytes,
-                             .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
-                                      VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                             .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VK_TRY(f->vkCreateBuffer(vk->dev, &bi, NULL, &b->buf), "vkCreateBuffer");
     VkMemoryRequirements req;
     f->vkGetBufferMemoryRequirements(vk->dev, b->buf, &req);
     int type = host ? find_memory(vk, req.memoryTypeBits,
-                                  VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT |
-                                      VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                                  VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
                                   VK_MEMORY_PROPERTY_HOST_CACHED_BIT)
                     : find_memory(vk, req.memoryTypeBits, 0, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
     if (type < 0) {
@@ -184,8 +184,8 @@ static qembed_status build_pipelines(qe_vk *vk, qembed_error *err) {
                                               .pBindings = bind};
         VK_TRY(f->vkCreateDescriptorSetLayout(vk->dev, &dl, NULL, &vk->dsl[p]),
                "vkCreateDescriptorSetLayout");
-        VkPushConstantRange pr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0,
-                                  .size = shaders[p].push};
+        VkPushConstantRange pr = {
+            .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = shaders[p].push};
         VkPipelineLayoutCreateInfo pl = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
                                          .setLayoutCount = 1,
                                          .pSetLayouts = &vk->dsl[p],
@@ -210,9 +210,8 @@ static qembed_status build_pipelines(qe_vk *vk, qembed_error *err) {
         r = f->vkCreateComputePipelines(vk->dev, VK_NULL_HANDLE, 1, &cp, NULL, &vk->pipe[p]);
         f->vkDestroyShaderModule(vk->dev, mod, NULL);
         if (r != VK_SUCCESS)
-            return qe_error(err, QEMBED_ERR_INTERNAL,
-                            "vulkan: shader %s does not build on %s (VkResult %d)", shaders[p].name,
-                            vk->info.name, (int)r);
+            return qe_error(err, QEMBED_ERR_INTERNAL, "vulkan: shader %s does not build on %s (VkResult %d)",
+                            shaders[p].name, vk->info.name, (int)r);
         vk->n_bind[p] = shaders[p].n_bind;
     }
     return QEMBED_OK;
@@ -243,17 +242,15 @@ static qembed_status open_device(qe_vk *vk, int index, qembed_error *err) {
     int fam = -1;
     for (uint32_t i = 0; i < nq && fam < 0; i++)
         if (qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) fam = (int)i;
-    QE_FAIL_IF(fam < 0, err, QEMBED_ERR_INVALID_ARGUMENT, "vulkan: %s has no compute queue",
-               vk->info.name);
+    QE_FAIL_IF(fam < 0, err, QEMBED_ERR_INVALID_ARGUMENT, "vulkan: %s has no compute queue", vk->info.name);
     vk->queue_family = (uint32_t)fam;
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
                                   .queueFamilyIndex = vk->queue_family,
                                   .queueCount = 1,
                                   .pQueuePriorities = &prio};
-    VkDeviceCreateInfo di = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
-                             .queueCreateInfoCount = 1,
-                             .pQueueCreateInfos = &qi};
+    VkDeviceCreateInfo di = {
+        .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1, .pQueueCreateInfos = &qi};
     VK_TRY(f->vkCreateDevice(vk->phys, &di, NULL, &vk->dev), "vkCreateDevice");
     f->vkGetDeviceQueue(vk->dev, vk->queue_family, 0, &vk->queue);
 
@@ -281,8 +278,7 @@ static qembed_status open_device(qe_vk *vk, int index, qembed_error *err) {
     for (int i = 0; i < DCACHE_SLOTS; i++) vk->dcache[i].pipe = -1;
     QE_TRY(build_pipelines(vk, err));
     QE_TRY(buf_create(vk, STAGING_BYTES, 1, &vk->staging, err));
-    VK_TRY(f->vkMapMemory(vk->dev, vk->staging.mem, 0, VK_WHOLE_SIZE, 0, &vk->staging_map),
-           "vkMapMemory");
+    VK_TRY(f->vkMapMemory(vk->dev, vk->staging.mem, 0, VK_WHOLE_SIZE, 0, &vk->staging_map), "vkMapMemory");
     return QEMBED_OK;
 }
 
@@ -340,9 +336,8 @@ qembed_status qe_vk_submit(qe_vk *vk, qembed_error *err) {
     vk->recording = 0;
     VK_TRY(f->vkEndCommandBuffer(vk->cmd), "vkEndCommandBuffer");
     VK_TRY(f->vkResetFences(vk->dev, 1, &vk->fence), "vkResetFences");
-    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
-                       .commandBufferCount = 1,
-                       .pCommandBuffers = &vk->cmd};
+    VkSubmitInfo si = {
+        .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &vk->cmd};
     VkResult r = f->vkQueueSubmit(vk->queue, 1, &si, vk->fence);
     if (r == VK_SUCCESS) r = f->vkWaitForFences(vk->dev, 1, &vk->fence, VK_TRUE, UINT64_MAX);
     if (r != VK_SUCCESS) {
@@ -360,8 +355,7 @@ static void barrier(qe_vk *vk) {
                                            VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT |
                                            VK_ACCESS_HOST_READ_BIT};
     VkPipelineStageFlags st = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
-    F()->vkCmdPipelineBarrier(vk->cmd, st, st | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0,
-                              NULL);
+    F()->vkCmdPipelineBarrier(vk->cmd, st, st | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
 }
 
 /* Drops every cached descriptor set (the pool is reset). Not while a
@@ -444,25 +438,23 @@ qembed_status qe_vk_dispatch(qe_vk *vk, qe_vk_pipe pipe, const qe_vk_buf *const 
     QE_FAIL_IF(!vk->recording, err, QEMBED_ERR_INTERNAL, "vulkan: dispatch outside a recording");
     QE_FAIL_IF(n_bufs != vk->n_bind[pipe] || n_bufs > MAX_BINDINGS, err, QEMBED_ERR_INTERNAL,
                "vulkan: %s takes %d buffers, got %d", shaders[pipe].name, vk->n_bind[pipe], n_bufs);
-    QE_FAIL_IF(gx > vk->info.max_groups[0] || gy > vk->info.max_groups[1], err,
-               QEMBED_ERR_INVALID_ARGUMENT,
-               "vulkan: %s needs %u x %u workgroups, more than %s allows (%u x %u)",
-               shaders[pipe].name, gx, gy, vk->info.name, vk->info.max_groups[0],
-               vk->info.max_groups[1]);
+    QE_FAIL_IF(gx > vk->info.max_groups[0] || gy > vk->info.max_groups[1], err, QEMBED_ERR_INVALID_ARGUMENT,
+               "vulkan: %s needs %u x %u workgroups, more than %s allows (%u x %u)", shaders[pipe].name, gx,
+               gy, vk->info.name, vk->info.max_groups[0], vk->info.max_groups[1]);
     if (gx == 0 || gy == 0) return QEMBED_OK;
     VkDescriptorSet set;
     QE_TRY(dset_get(vk, pipe, bufs, n_bufs, &set, err));
     f->vkCmdBindPipeline(vk->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, vk->pipe[pipe]);
-    f->vkCmdBindDescriptorSets(vk->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, vk->layout[pipe], 0, 1, &set,
-                               0, NULL);
+    f->vkCmdBindDescriptorSets(vk->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, vk->layout[pipe], 0, 1, &set, 0,
+                               NULL);
     f->vkCmdPushConstants(vk->cmd, vk->layout[pipe], VK_SHADER_STAGE_COMPUTE_BIT, 0, push_size, push);
     f->vkCmdDispatch(vk->cmd, gx, gy, 1);
     barrier(vk);
     return QEMBED_OK;
 }
 
-qembed_status qe_vk_copy(qe_vk *vk, const qe_vk_buf *src, const qe_vk_buf *dst,
-                         const VkBufferCopy *regions, uint32_t n, qembed_error *err) {
+qembed_status qe_vk_copy(qe_vk *vk, const qe_vk_buf *src, const qe_vk_buf *dst, const VkBufferCopy *regions,
+                         uint32_t n, qembed_error *err) {
     QE_FAIL_IF(!vk->recording, err, QEMBED_ERR_INTERNAL, "vulkan: copy outside a recording");
     if (n == 0) return QEMBED_OK;
     F()->vkCmdCopyBuffer(vk->cmd, src->buf, dst->buf, n, regions);
@@ -475,8 +467,8 @@ qembed_status qe_vk_copy(qe_vk *vk, const qe_vk_buf *src, const qe_vk_buf *dst,
 qembed_status qe_vk_upload(qe_vk *vk, qe_vk_buf *b, uint64_t off, const void *src, uint64_t bytes,
                            qembed_error *err) {
     QE_FAIL_IF(off + bytes > b->size, err, QEMBED_ERR_INTERNAL,
-               "vulkan: upload of %llu bytes at %llu past a buffer of %llu",
-               (unsigned long long)bytes, (unsigned long long)off, (unsigned long long)b->size);
+               "vulkan: upload of %llu bytes at %llu past a buffer of %llu", (unsigned long long)bytes,
+               (unsigned long long)off, (unsigned long long)b->size);
     for (uint64_t done = 0; done < bytes;) {
         uint64_t n = bytes - done < STAGING_BYTES ? bytes - done : STAGING_BYTES;
         memcpy(vk->staging_map, (const char *)src + done, n);
@@ -489,11 +481,11 @@ qembed_status qe_vk_upload(qe_vk *vk, qe_vk_buf *b, uint64_t off, const void *sr
     return QEMBED_OK;
 }
 
-qembed_status qe_vk_download(qe_vk *vk, const qe_vk_buf *b, uint64_t off, void *dst,
-                             uint64_t bytes, qembed_error *err) {
+qembed_status qe_vk_download(qe_vk *vk, const qe_vk_buf *b, uint64_t off, void *dst, uint64_t bytes,
+                             qembed_error *err) {
     QE_FAIL_IF(off + bytes > b->size, err, QEMBED_ERR_INTERNAL,
-               "vulkan: download of %llu bytes at %llu past a buffer of %llu",
-               (unsigned long long)bytes, (unsigned long long)off, (unsigned long long)b->size);
+               "vulkan: download of %llu bytes at %llu past a buffer of %llu", (unsigned long long)bytes,
+               (unsigned long long)off, (unsigned long long)b->size);
     for (uint64_t done = 0; done < bytes;) {
         uint64_t n = bytes - done < STAGING_BYTES ? bytes - done : STAGING_BYTES;
         QE_TRY(qe_vk_begin(vk, err));

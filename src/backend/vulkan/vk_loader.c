@@ -30,19 +30,18 @@ static void load_once(void) {
     if (ver && ver(&api) != VK_SUCCESS) api = VK_API_VERSION_1_0;
     VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
                              .pApplicationName = "qembed",
-                             .apiVersion = api >= VK_API_VERSION_1_1 ? VK_API_VERSION_1_1
-                                                                     : VK_API_VERSION_1_0};
-    VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
-                               .pApplicationInfo = &app};
+                             .apiVersion =
+                                 api >= VK_API_VERSION_1_1 ? VK_API_VERSION_1_1 : VK_API_VERSION_1_0};
+    VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app};
     if (!create || create(&ci, NULL, &g_instance) != VK_SUCCESS) {
         g_why = "no Vulkan driver (vkCreateInstance failed)";
         return;
     }
-#define QE_VK_GET(name)                                                     \
-    g_fns.name = (PFN_##name)gipa(g_instance, #name);                      \
-    if (!g_fns.name) {                                                      \
-        g_why = "the Vulkan loader lacks " #name;                           \
-        return;                                                             \
+#define QE_VK_GET(name)                               \
+    g_fns.name = (PFN_##name)gipa(g_instance, #name); \
+    if (!g_fns.name) {                                \
+        g_why = "the Vulkan loader lacks " #name;     \
+        return;                                       \
     }
     QE_VK_FUNCS(QE_VK_GET)
 #undef QE_VK_GET

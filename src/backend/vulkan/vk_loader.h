@@ -8,6 +8,8 @@
 #define VK_NO_PROTOTYPES
 #include <vulkan/vulkan.h>
 
+/* The entry points, a few per row (clang-format would fold them into a ragged block). */
+/* clang-format off */
 #define QE_VK_FUNCS(X)                                                                          \
     X(vkEnumeratePhysicalDevices) X(vkGetPhysicalDeviceProperties)                              \
     X(vkGetPhysicalDeviceMemoryProperties) X(vkGetPhysicalDeviceQueueFamilyProperties)          \
@@ -23,6 +25,7 @@
     X(vkCmdBindDescriptorSets) X(vkCmdPushConstants) X(vkCmdDispatch) X(vkCmdPipelineBarrier)   \
     X(vkCmdCopyBuffer) X(vkCreateFence) X(vkDestroyFence) X(vkResetFences)                      \
     X(vkWaitForFences) X(vkQueueSubmit) X(vkDeviceWaitIdle)
+/* clang-format on */
 
 typedef struct qe_vk_fns {
 #define QE_VK_DECL(name) PFN_##name name;

@@ -16,8 +16,8 @@ int qh_model_info(const qh_client *c, const char *repo, const char *revision, qh
                   size_t err_size) {
     char rev[800], url[2048];
     if (qh_url_escape(revision, 0, rev, sizeof rev) != 0 ||
-        (size_t)snprintf(url, sizeof url, "%s/api/models/%s/revision/%s?blobs=true", c->endpoint, repo, rev) >=
-            sizeof url) {
+        (size_t)snprintf(url, sizeof url, "%s/api/models/%s/revision/%s?blobs=true", c->endpoint, repo,
+                         rev) >= sizeof url) {
         snprintf(err, err_size, "%s: revision or endpoint too long", repo);
         return -1;
     }

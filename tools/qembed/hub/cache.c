@@ -21,11 +21,16 @@
 int qh_cache_dir(const char *override, char *out, size_t out_size, char *err, size_t err_size) {
     const char *v;
     int n;
-    if (override && override[0]) n = snprintf(out, out_size, "%s", override);
-    else if ((v = getenv("HF_HUB_CACHE")) && v[0]) n = snprintf(out, out_size, "%s", v);
-    else if ((v = getenv("HF_HOME")) && v[0]) n = snprintf(out, out_size, "%s/hub", v);
-    else if ((v = getenv("XDG_CACHE_HOME")) && v[0]) n = snprintf(out, out_size, "%s/huggingface/hub", v);
-    else if ((v = getenv("HOME")) && v[0]) n = snprintf(out, out_size, "%s/.cache/huggingface/hub", v);
+    if (override && override[0])
+        n = snprintf(out, out_size, "%s", override);
+    else if ((v = getenv("HF_HUB_CACHE")) && v[0])
+        n = snprintf(out, out_size, "%s", v);
+    else if ((v = getenv("HF_HOME")) && v[0])
+        n = snprintf(out, out_size, "%s/hub", v);
+    else if ((v = getenv("XDG_CACHE_HOME")) && v[0])
+        n = snprintf(out, out_size, "%s/huggingface/hub", v);
+    else if ((v = getenv("HOME")) && v[0])
+        n = snprintf(out, out_size, "%s/.cache/huggingface/hub", v);
     else {
         snprintf(err, err_size, "no cache folder: set HF_HUB_CACHE or HF_HOME (HOME is unset too)");
         return -1;
@@ -37,15 +42,17 @@ int qh_cache_dir(const char *override, char *out, size_t out_size, char *err, si
     return 0;
 }
 
-int qh_repo_cache_init(qh_repo_cache *rc, const char *cache_dir, const char *repo, char *err, size_t err_size) {
+int qh_repo_cache_init(qh_repo_cache *rc, const char *cache_dir, const char *repo, char *err,
+                       size_t err_size) {
     const char *sl = strchr(repo, '/');
     if (!sl) {
         snprintf(err, err_size, "%s: not a repo id (org/name)", repo);
         return -1;
     }
-    int a = snprintf(rc->root, sizeof rc->root, "%s/models--%.*s--%s", cache_dir, (int)(sl - repo), repo, sl + 1);
-    int b = snprintf(rc->locks, sizeof rc->locks, "%s/.locks/models--%.*s--%s", cache_dir, (int)(sl - repo), repo,
-                     sl + 1);
+    int a =
+        snprintf(rc->root, sizeof rc->root, "%s/models--%.*s--%s", cache_dir, (int)(sl - repo), repo, sl + 1);
+    int b = snprintf(rc->locks, sizeof rc->locks, "%s/.locks/models--%.*s--%s", cache_dir, (int)(sl - repo),
+                     repo, sl + 1);
     if (a < 0 || b < 0 || (size_t)a >= sizeof rc->root - 1500 || (size_t)b >= sizeof rc->locks - 300) {
         snprintf(err, err_size, "%s: the cache path is too long", repo);
         return -1;
@@ -108,8 +115,8 @@ int qh_snapshot_has(const qh_repo_cache *rc, const char *commit, const char *pat
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode); /* stat follows the link: a dangling one is absent */
 }
 
-int qh_link_snapshot(const qh_repo_cache *rc, const char *commit, const char *path, const char *etag, char *err,
-                     size_t err_size) {
+int qh_link_snapshot(const qh_repo_cache *rc, const char *commit, const char *path, const char *etag,
+                     char *err, size_t err_size) {
     char link[6000], dir[6000], target[2048];
     snprintf(link, sizeof link, "%s/snapshots/%s/%s", rc->root, commit, path);
     snprintf(dir, sizeof dir, "%s", link);
@@ -143,7 +150,8 @@ static int is_commit(const char *s) {
     return 1;
 }
 
-int qh_write_ref(const qh_repo_cache *rc, const char *revision, const char *commit, char *err, size_t err_size) {
+int qh_write_ref(const qh_repo_cache *rc, const char *revision, const char *commit, char *err,
+                 size_t err_size) {
     if (!strcmp(revision, commit)) return 0;
     char path[4800], dir[4800];
     snprintf(path, sizeof path, "%s/refs/%s", rc->root, revision);

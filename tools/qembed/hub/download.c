@@ -49,7 +49,8 @@ static int is_hex64(const char *s) {
 static int same_origin(const char *a, const char *b) {
     const char *pa = strstr(a, "://"), *pb = strstr(b, "://");
     if (!pa || !pb) return 0;
-    size_t la = strcspn(pa + 3, "/?#") + (size_t)(pa + 3 - a), lb = strcspn(pb + 3, "/?#") + (size_t)(pb + 3 - b);
+    size_t la = strcspn(pa + 3, "/?#") + (size_t)(pa + 3 - a),
+           lb = strcspn(pb + 3, "/?#") + (size_t)(pb + 3 - b);
     return la == lb && !strncasecmp(a, b, la);
 }
 
@@ -102,13 +103,13 @@ done:
 typedef struct xfer {
     int fd;
     CURL *h;
-    int64_t offset;       /* bytes in the file when this request started */
-    int64_t written;      /* bytes written by this request */
-    int restart_checked;  /* the status of this answer was looked at */
-    int discard;          /* an error answer: its body is not the file */
-    int write_errno;      /* a failed write (ENOSPC ...) */
+    int64_t offset;      /* bytes in the file when this request started */
+    int64_t written;     /* bytes written by this request */
+    int restart_checked; /* the status of this answer was looked at */
+    int discard;         /* an error answer: its body is not the file */
+    int write_errno;     /* a failed write (ENOSPC ...) */
     const char *name;
-    int64_t size;         /* expected file size, -1 unknown */
+    int64_t size; /* expected file size, -1 unknown */
     qh_progress *p;
     double last_draw;
 } xfer;
@@ -133,8 +134,8 @@ static void draw(xfer *x, int final) {
     int fill = pct / 5;
     for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
     bar[20] = '\0';
-    fprintf(stderr, "\r\033[K[%zu/%zu] %.40s [%s] %3d%% %s/%s  %s/s  total %3d%%", p->index, p->count, x->name, bar, pct,
-            a, b, sp, tot);
+    fprintf(stderr, "\r\033[K[%zu/%zu] %.40s [%s] %3d%% %s/%s  %s/s  total %3d%%", p->index, p->count,
+            x->name, bar, pct, a, b, sp, tot);
     fflush(stderr);
 }
 
@@ -182,7 +183,8 @@ int qh_fetch_file(const qh_client *c, const qh_repo_cache *rc, const char *repo,
     memset(res, 0, sizeof *res);
     char epath[3200], url[4800];
     if (qh_url_escape(f->path, 1, epath, sizeof epath) != 0 ||
-        (size_t)snprintf(url, sizeof url, "%s/%s/resolve/%s/%s", c->endpoint, repo, commit, epath) >= sizeof url) {
+        (size_t)snprintf(url, sizeof url, "%s/%s/resolve/%s/%s", c->endpoint, repo, commit, epath) >=
+            sizeof url) {
         snprintf(err, err_size, "%s: %s: path too long", repo, f->path);
         return -1;
     }
@@ -194,13 +196,14 @@ int qh_fetch_file(const qh_client *c, const qh_repo_cache *rc, const char *repo,
     }
     normalize_etag(r.linked_etag[0] ? r.linked_etag : r.etag, res->etag, sizeof res->etag);
     if (!res->etag[0]) {
-        snprintf(err, err_size, "%s: %s: the server sent no ETag, so the file cannot be named in the cache (%s)", repo,
+        snprintf(err, err_size,
+                 "%s: %s: the server sent no ETag, so the file cannot be named in the cache (%s)", repo,
                  f->path, url);
         return -1;
     }
     if (!qh_name_is_safe(res->etag)) {
-        snprintf(err, err_size, "%s: %s: the server's ETag \"%.80s\" is not a usable file name", repo, f->path,
-                 res->etag);
+        snprintf(err, err_size, "%s: %s: the server's ETag \"%.80s\" is not a usable file name", repo,
+                 f->path, res->etag);
         return -1;
     }
     int64_t size = f->size;
@@ -208,9 +211,12 @@ int qh_fetch_file(const qh_client *c, const qh_repo_cache *rc, const char *repo,
     /* An LFS file is checked against its SHA-256 (the API's lfs.sha256, which
      * is also its X-Linked-Etag); any other file against its git blob id. */
     char want_sha256[65] = "", want_git[41] = "";
-    if (f->lfs_sha256[0]) snprintf(want_sha256, sizeof want_sha256, "%s", f->lfs_sha256);
-    else if (r.linked_etag[0] && is_hex64(res->etag)) snprintf(want_sha256, sizeof want_sha256, "%s", res->etag);
-    else if (f->blob_id[0]) snprintf(want_git, sizeof want_git, "%s", f->blob_id);
+    if (f->lfs_sha256[0])
+        snprintf(want_sha256, sizeof want_sha256, "%s", f->lfs_sha256);
+    else if (r.linked_etag[0] && is_hex64(res->etag))
+        snprintf(want_sha256, sizeof want_sha256, "%s", res->etag);
+    else if (f->blob_id[0])
+        snprintf(want_git, sizeof want_git, "%s", f->blob_id);
     /* HEAD stopped at an absolute redirect (the CDN): download from there. */
     const char *dl_url = (r.status >= 300 && r.location[0] && strstr(r.location, "://")) ? r.location : url;
     char dl[4800];
@@ -286,11 +292,13 @@ int qh_fetch_file(const qh_client *c, const qh_repo_cache *rc, const char *repo,
             if (p && p->enabled) fputs("\n", stderr);
             if (x.write_errno == ENOSPC || x.write_errno == EDQUOT)
                 snprintf(err, err_size,
-                         "%s: %s: the disk is full (writing %s: %s). Free some space and run the same command again: "
+                         "%s: %s: the disk is full (writing %s: %s). Free some space and run the same "
+                         "command again: "
                          "it continues from the %lld bytes already written",
                          repo, f->path, inc, strerror(x.write_errno), (long long)(x.offset + x.written));
             else
-                snprintf(err, err_size, "%s: %s: cannot write %s: %s", repo, f->path, inc, strerror(x.write_errno));
+                snprintf(err, err_size, "%s: %s: cannot write %s: %s", repo, f->path, inc,
+                         strerror(x.write_errno));
             goto out;
         }
         if (cc == CURLE_OK && gr.status == 206 && gr.range_start >= 0 && gr.range_start != x.offset) {
@@ -300,8 +308,8 @@ int qh_fetch_file(const qh_client *c, const qh_repo_cache *rc, const char *repo,
                 goto out;
             }
             if (tried_from_zero++) {
-                snprintf(err, err_size, "%s: %s: the server answers Range requests with the wrong bytes", repo,
-                         f->path);
+                snprintf(err, err_size, "%s: %s: the server answers Range requests with the wrong bytes",
+                         repo, f->path);
                 goto out;
             }
             continue;
@@ -311,8 +319,8 @@ int qh_fetch_file(const qh_client *c, const qh_repo_cache *rc, const char *repo,
             if (size < 0 || now_end == size) break;
             /* the connection ended early without libcurl noticing: resume */
             if (now_end > size || attempt >= c->retries) {
-                snprintf(err, err_size, "%s: %s: got %lld bytes, expected %lld", repo, f->path, (long long)now_end,
-                         (long long)size);
+                snprintf(err, err_size, "%s: %s: got %lld bytes, expected %lld", repo, f->path,
+                         (long long)now_end, (long long)size);
                 if (now_end > size) unlink(inc);
                 goto out;
             }
@@ -331,11 +339,12 @@ int qh_fetch_file(const qh_client *c, const qh_repo_cache *rc, const char *repo,
         if (!transient || attempt >= c->retries) {
             if (p && p->enabled) fputs("\n", stderr);
             if (cc != CURLE_OK)
-                snprintf(err, err_size,
-                         "%s: %s: download failed: %s%s. The %lld bytes received are kept in %s; run the same "
-                         "command again to continue",
-                         repo, f->path, cerr[0] ? cerr : curl_easy_strerror(cc), attempt ? " (after retries)" : "",
-                         (long long)lseek(fd, 0, SEEK_END), inc);
+                snprintf(
+                    err, err_size,
+                    "%s: %s: download failed: %s%s. The %lld bytes received are kept in %s; run the same "
+                    "command again to continue",
+                    repo, f->path, cerr[0] ? cerr : curl_easy_strerror(cc), attempt ? " (after retries)" : "",
+                    (long long)lseek(fd, 0, SEEK_END), inc);
             else
                 qh_http_error(c, &gr, repo, commit, f->path, err, err_size);
             goto out;
@@ -367,10 +376,11 @@ int qh_fetch_file(const qh_client *c, const qh_repo_cache *rc, const char *repo,
         const char *want = want_sha256[0] ? want_sha256 : want_git;
         if (strcmp(hex, want)) {
             unlink(inc);
-            snprintf(err, err_size,
-                     "%s: %s: checksum mismatch: %s %s expected, %s received; the corrupted file was deleted (a "
-                     "mirror or proxy changed it, or the repo is broken). Run the command again to retry",
-                     repo, f->path, want_sha256[0] ? "SHA-256" : "git blob SHA-1", want, hex);
+            snprintf(
+                err, err_size,
+                "%s: %s: checksum mismatch: %s %s expected, %s received; the corrupted file was deleted (a "
+                "mirror or proxy changed it, or the repo is broken). Run the command again to retry",
+                repo, f->path, want_sha256[0] ? "SHA-256" : "git blob SHA-1", want, hex);
             goto out;
         }
     }

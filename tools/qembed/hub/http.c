@@ -27,7 +27,8 @@ static int token_path(char *out, size_t n) {
     const char *v;
     if ((v = getenv("HF_TOKEN_PATH")) && v[0]) return (size_t)snprintf(out, n, "%s", v) < n;
     if ((v = getenv("HF_HOME")) && v[0]) return (size_t)snprintf(out, n, "%s/token", v) < n;
-    if ((v = getenv("XDG_CACHE_HOME")) && v[0]) return (size_t)snprintf(out, n, "%s/huggingface/token", v) < n;
+    if ((v = getenv("XDG_CACHE_HOME")) && v[0])
+        return (size_t)snprintf(out, n, "%s/huggingface/token", v) < n;
     if ((v = getenv("HOME")) && v[0]) return (size_t)snprintf(out, n, "%s/.cache/huggingface/token", v) < n;
     return 0;
 }
@@ -49,7 +50,8 @@ int qh_client_init(qh_client *c, const char *token, char *err, size_t err_size) 
     memset(c, 0, sizeof *c);
     c->retries = 5;
     c->timeout_s = 10;
-    snprintf(c->user_agent, sizeof c->user_agent, "qembed/%s; libcurl/%s", qembed_version(), curl_version_info(CURLVERSION_NOW)->version);
+    snprintf(c->user_agent, sizeof c->user_agent, "qembed/%s; libcurl/%s", qembed_version(),
+             curl_version_info(CURLVERSION_NOW)->version);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         snprintf(err, err_size, "libcurl failed to initialise");
         return -1;
@@ -68,7 +70,8 @@ int qh_client_init(qh_client *c, const char *token, char *err, size_t err_size) 
         char *end;
         long v = strtol(t, &end, 10);
         if (*end || v < 1 || v > 3600) {
-            snprintf(err, err_size, "HF_HUB_DOWNLOAD_TIMEOUT=%.50s is not a number of seconds (1 to 3600)", t);
+            snprintf(err, err_size, "HF_HUB_DOWNLOAD_TIMEOUT=%.50s is not a number of seconds (1 to 3600)",
+                     t);
             return -1;
         }
         c->timeout_s = v;
@@ -126,7 +129,8 @@ int qh_url_escape(const char *s, int keep_slash, char *out, size_t out_size) {
     static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        int plain = isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~' || (keep_slash && *p == '/');
+        int plain =
+            isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~' || (keep_slash && *p == '/');
         if (o + (plain ? 1 : 3) >= out_size) return -1;
         if (plain) {
             out[o++] = (char)*p;
@@ -141,15 +145,16 @@ int qh_url_escape(const char *s, int keep_slash, char *out, size_t out_size) {
     return 0;
 }
 
-int qh_status_is_transient(long s) { return s == 408 || s == 429 || (s >= 500 && s <= 599); }
+int qh_status_is_transient(long s) {
+    return s == 408 || s == 429 || (s >= 500 && s <= 599);
+}
 
 void qh_backoff(int attempt) {
     double d = 1.0;
     for (int i = 1; i < attempt && d < 30; i++) d *= 2;
     if (d > 30) d = 30;
     struct timespec ts = {(time_t)d, 0};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
 /* Copies a header's value (trimmed) when the line is "Name: value". */
@@ -219,20 +224,18 @@ void *qh_easy(const qh_client *c, const char *url, qh_response *resp, struct cur
 
 int qh_curl_is_transient(int code) {
     switch ((CURLcode)code) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        return 1;
-    default:
-        return 0;
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_OPERATION_TIMEDOUT:
+        case CURLE_PARTIAL_FILE:
+        case CURLE_RECV_ERROR:
+        case CURLE_SEND_ERROR:
+        case CURLE_GOT_NOTHING:
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_HTTP2:
+        case CURLE_HTTP2_STREAM: return 1;
+        default: return 0;
     }
 }
 
@@ -302,7 +305,8 @@ int qh_get(const qh_client *c, const char *url, size_t max_bytes, char **body, s
                 snprintf(err, err_size, "%s: %s%s", url, cerr[0] ? cerr : curl_easy_strerror(rc),
                          attempt ? " (after retries)" : "");
             else
-                snprintf(err, err_size, "%s: HTTP %ld%s", url, resp->status, attempt ? " (after retries)" : "");
+                snprintf(err, err_size, "%s: HTTP %ld%s", url, resp->status,
+                         attempt ? " (after retries)" : "");
             if (rc == CURLE_OK) return 0; /* a final 5xx: the caller words it */
             return -1;
         }
@@ -364,8 +368,8 @@ int qh_head(const qh_client *c, const char *url, qh_response *resp, char *err, s
         }
         if (attempt >= c->retries) {
             if (rc != CURLE_OK) {
-                snprintf(err, err_size, "%s: %s (after %d retries)", url, cerr[0] ? cerr : curl_easy_strerror(rc),
-                         attempt);
+                snprintf(err, err_size, "%s: %s (after %d retries)", url,
+                         cerr[0] ? cerr : curl_easy_strerror(rc), attempt);
                 return -1;
             }
             return 0;
@@ -373,7 +377,8 @@ int qh_head(const qh_client *c, const char *url, qh_response *resp, char *err, s
         attempt++;
         if (!c->quiet)
             fprintf(stderr, "qembed pull: %s: %s; retrying (%d of %d)\n", url,
-                    rc != CURLE_OK ? (cerr[0] ? cerr : curl_easy_strerror(rc)) : "server error", attempt, c->retries);
+                    rc != CURLE_OK ? (cerr[0] ? cerr : curl_easy_strerror(rc)) : "server error", attempt,
+                    c->retries);
         qh_backoff(attempt);
     }
 }
@@ -384,12 +389,14 @@ void qh_http_error(const qh_client *c, const qh_response *r, const char *repo, c
     if (r->status == 401 || (r->status == 403 && !c->auth_header)) {
         if (c->auth_header)
             snprintf(err, err_size,
-                     "%s: %s: HTTP 401: the token (from %s) was refused, or the repo does not exist. Check the repo id "
+                     "%s: %s: HTTP 401: the token (from %s) was refused, or the repo does not exist. Check "
+                     "the repo id "
                      "and the token (a read token from https://huggingface.co/settings/tokens)",
                      repo, what, c->token_src);
         else
             snprintf(err, err_size,
-                     "%s: %s: HTTP %ld: the repo is private or gated, or does not exist. If it exists, pass a token: "
+                     "%s: %s: HTTP %ld: the repo is private or gated, or does not exist. If it exists, pass "
+                     "a token: "
                      "HF_TOKEN=hf_... qembed pull %s (or save one with `huggingface-cli login`, which writes "
                      "$HF_HOME/token, or --token TOKEN)",
                      repo, what, r->status, repo);
@@ -401,18 +408,19 @@ void qh_http_error(const qh_client *c, const qh_response *r, const char *repo, c
                  hub_msg ? "\")" : "", c->endpoint, repo);
     } else if (r->status == 404) {
         if (!strcmp(r->error_code, "RevisionNotFound"))
-            snprintf(err, err_size, "%s: no revision \"%s\" (branch, tag or commit) in this repo (HTTP 404)", repo,
-                     revision);
+            snprintf(err, err_size, "%s: no revision \"%s\" (branch, tag or commit) in this repo (HTTP 404)",
+                     repo, revision);
         else if (!strcmp(r->error_code, "EntryNotFound"))
-            snprintf(err, err_size, "%s: %s: no such file at revision \"%s\" (HTTP 404)", repo, what, revision);
+            snprintf(err, err_size, "%s: %s: no such file at revision \"%s\" (HTTP 404)", repo, what,
+                     revision);
         else if (!strcmp(r->error_code, "RepositoryNotFound"))
             snprintf(err, err_size, "%s: no such model repo on %s (HTTP 404); check the id (org/name)", repo,
                      c->endpoint);
         else
-            snprintf(err, err_size, "%s: no such model repo or revision \"%s\" on %s (HTTP 404)", repo, revision,
-                     c->endpoint);
+            snprintf(err, err_size, "%s: no such model repo or revision \"%s\" on %s (HTTP 404)", repo,
+                     revision, c->endpoint);
     } else {
-        snprintf(err, err_size, "%s: %s: HTTP %ld from %s%s%s", repo, what, r->status, c->endpoint, hub_msg ? ": " : "",
-                 hub_msg ? hub_msg : "");
+        snprintf(err, err_size, "%s: %s: HTTP %ld from %s%s%s", repo, what, r->status, c->endpoint,
+                 hub_msg ? ": " : "", hub_msg ? hub_msg : "");
     }
 }

@@ -21,15 +21,15 @@
 
 /* ---- the model-info answer (info.c) ---- */
 typedef struct qh_file {
-    char *path;           /* "rfilename": a relative path, checked by qh_path_is_safe */
-    int64_t size;         /* bytes; -1 when the API did not say */
-    char blob_id[41];     /* the git blob SHA-1 ("blobId", 40 hex), "" when absent */
-    char lfs_sha256[65];  /* "lfs.sha256" (64 hex) for LFS files, "" otherwise */
+    char *path;          /* "rfilename": a relative path, checked by qh_path_is_safe */
+    int64_t size;        /* bytes; -1 when the API did not say */
+    char blob_id[41];    /* the git blob SHA-1 ("blobId", 40 hex), "" when absent */
+    char lfs_sha256[65]; /* "lfs.sha256" (64 hex) for LFS files, "" otherwise */
 } qh_file;
 
 typedef struct qh_info {
-    char sha[41];         /* the commit the revision points at (40 lower-case hex) */
-    qh_file *files;       /* "siblings", in the API's order */
+    char sha[41];   /* the commit the revision points at (40 lower-case hex) */
+    qh_file *files; /* "siblings", in the API's order */
     size_t n_files;
 } qh_info;
 
@@ -56,13 +56,13 @@ int qh_revision_is_valid(const char *rev);
 
 /* ---- HTTP (http.c) ---- */
 typedef struct qh_client {
-    char endpoint[1024];     /* HF_ENDPOINT without a trailing '/', default https://huggingface.co */
-    char *auth_header;       /* "Authorization: Bearer ..." or NULL; never logged */
-    char token_src[1100];    /* where the token came from ("HF_TOKEN", a file), "" when none */
-    int retries;             /* extra attempts after a transient failure */
-    long timeout_s;          /* a transfer that moves no byte for this long is a transient failure */
+    char endpoint[1024];  /* HF_ENDPOINT without a trailing '/', default https://huggingface.co */
+    char *auth_header;    /* "Authorization: Bearer ..." or NULL; never logged */
+    char token_src[1100]; /* where the token came from ("HF_TOKEN", a file), "" when none */
+    int retries;          /* extra attempts after a transient failure */
+    long timeout_s;       /* a transfer that moves no byte for this long is a transient failure */
     int quiet;
-    char user_agent[128];    /* "qembed/<version>" */
+    char user_agent[128]; /* "qembed/<version>" */
 } qh_client;
 
 /* What a response said, from its headers (the last response when redirects
@@ -135,12 +135,13 @@ int qh_model_info(const qh_client *c, const char *repo, const char *revision, qh
 int qh_cache_dir(const char *override, char *out, size_t out_size, char *err, size_t err_size);
 
 typedef struct qh_repo_cache {
-    char root[4096];   /* <cache>/models--org--name */
-    char locks[4096];  /* <cache>/.locks/models--org--name */
+    char root[4096];  /* <cache>/models--org--name */
+    char locks[4096]; /* <cache>/.locks/models--org--name */
 } qh_repo_cache;
 
 /* Fills the folders for repo (creating nothing). */
-int qh_repo_cache_init(qh_repo_cache *rc, const char *cache_dir, const char *repo, char *err, size_t err_size);
+int qh_repo_cache_init(qh_repo_cache *rc, const char *cache_dir, const char *repo, char *err,
+                       size_t err_size);
 
 /* mkdir -p. */
 int qh_mkdirs(const char *path, char *err, size_t err_size);
@@ -169,18 +170,18 @@ void qh_read_ref(const qh_repo_cache *rc, const char *revision, char commit[41])
 
 /* ---- one file (download.c) ---- */
 typedef struct qh_progress {
-    int enabled;            /* draw bars (stderr is a terminal and not --no-progress) */
-    size_t index, count;    /* this file's number (1-based) among the files to fetch */
-    int64_t total_bytes;    /* bytes of every file to fetch; 0 when unknown */
-    int64_t done_bytes;     /* bytes of the files already finished */
-    double t0;              /* monotonic start of the pull, seconds */
+    int enabled;         /* draw bars (stderr is a terminal and not --no-progress) */
+    size_t index, count; /* this file's number (1-based) among the files to fetch */
+    int64_t total_bytes; /* bytes of every file to fetch; 0 when unknown */
+    int64_t done_bytes;  /* bytes of the files already finished */
+    double t0;           /* monotonic start of the pull, seconds */
 } qh_progress;
 
 typedef struct qh_fetch_result {
-    int downloaded;         /* 1 when bytes came over the network */
-    int64_t bytes;          /* bytes transferred for this file (a resume counts only the rest) */
-    int resumed;            /* 1 when a partial file was continued with a Range request */
-    char etag[256];         /* the blob's name */
+    int downloaded; /* 1 when bytes came over the network */
+    int64_t bytes;  /* bytes transferred for this file (a resume counts only the rest) */
+    int resumed;    /* 1 when a partial file was continued with a Range request */
+    char etag[256]; /* the blob's name */
 } qh_fetch_result;
 
 /* Puts one file of repo@commit into the cache: HEAD for the etag, reuse a

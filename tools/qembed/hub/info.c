@@ -117,8 +117,9 @@ int qh_info_parse(const char *json, size_t len, qh_info *out, char *err, size_t 
             goto done;
         }
         if (!qh_path_is_safe(name->valuestring)) {
-            snprintf(err, err_size, "siblings[%d]: unsafe file name \"%.200s\" (absolute, \"..\" or odd characters)",
-                     i, name->valuestring);
+            snprintf(err, err_size,
+                     "siblings[%d]: unsafe file name \"%.200s\" (absolute, \"..\" or odd characters)", i,
+                     name->valuestring);
             goto done;
         }
         for (size_t k = 0; k < out->n_files; k++)
@@ -129,7 +130,8 @@ int qh_info_parse(const char *json, size_t len, qh_info *out, char *err, size_t 
         qh_file *f = &out->files[out->n_files];
         f->size = -1;
         if (!get_size(s, "size", &f->size)) {
-            snprintf(err, err_size, "siblings[%d] (%.200s): \"size\" is not a byte count", i, name->valuestring);
+            snprintf(err, err_size, "siblings[%d] (%.200s): \"size\" is not a byte count", i,
+                     name->valuestring);
             goto done;
         }
         const cJSON *blob = cJSON_GetObjectItemCaseSensitive(s, "blobId");
@@ -160,7 +162,8 @@ int qh_info_parse(const char *json, size_t len, qh_info *out, char *err, size_t 
             }
             if (ls >= 0) {
                 if (f->size >= 0 && f->size != ls) {
-                    snprintf(err, err_size, "siblings[%d] (%.200s): \"size\" %lld and \"lfs.size\" %lld differ", i,
+                    snprintf(err, err_size,
+                             "siblings[%d] (%.200s): \"size\" %lld and \"lfs.size\" %lld differ", i,
                              name->valuestring, (long long)f->size, (long long)ls);
                     goto done;
                 }
