@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include "backend/cpu/avx2_util.h"
+#include "backend/cpu/avx512_util.h"
 #define QE_X86 1
 #endif
 
@@ -362,25 +363,6 @@ TGT5 static void pv_avx512(float *o, size_t ldo, const float *corr, const float 
     for (int r = 0; r < MR; r++) _mm512_storeu_ps(o + (size_t)r * ldo, c[r]);
 }
 
-/* exp_avx2's Cephes expf, 16 lanes */
-TGT5 static __m512 exp_avx512(__m512 x) {
-    x = _mm512_min_ps(_mm512_set1_ps(88.3762626647949f), x);
-    x = _mm512_max_ps(_mm512_set1_ps(-87.3365447504f), x);
-    __m512 fx = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f));
-    fx = _mm512_roundscale_ps(fx, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
-    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
-    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
-    __m512i n = _mm512_add_epi32(_mm512_cvttps_epi32(fx), _mm512_set1_epi32(127));
-    return _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32(n, 23)));
-}
-
 TGT5 static float softmax_avx512(float *s, int n, float scale, float m_old, float *m_new) {
     const __m512 vs = _mm512_set1_ps(scale);
     __m512 vmax = _mm512_set1_ps(-INFINITY);
@@ -405,7 +387,7 @@ TGT5 static float softmax_avx512(float *s, int n, float scale, float m_old, floa
     __m512 vsum = _mm512_setzero_ps();
     j = 0;
     for (; j + 16 <= n; j += 16) {
-        __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(s + j), vm));
+        __m512 e = qe_exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(s + j), vm));
         _mm512_storeu_ps(s + j, e);
         vsum = _mm512_add_ps(vsum, e);
     }

@@ -77,33 +77,14 @@ void qe_op_swiglu(float *g, const float *u, size_t n) {
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-/* Cephes expf (as attention.c's exp_avx512), for any x: clamped to the f32
- * range first, so exp(-large) is 0 and exp(large) is finite-huge (silu then
- * gives -0 and x, as expf's 0 and Inf do). */
-__attribute__((target("avx512f"))) static __m512 exp16(__m512 x) {
-    x = _mm512_min_ps(_mm512_set1_ps(88.3762626647949f), x);
-    x = _mm512_max_ps(_mm512_set1_ps(-87.3365447504f), x);
-    __m512 fx = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f));
-    fx = _mm512_roundscale_ps(fx, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
-    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
-    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
-    __m512i n = _mm512_add_epi32(_mm512_cvttps_epi32(fx), _mm512_set1_epi32(127));
-    return _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32(n, 23)));
-}
+#include "backend/cpu/avx512_util.h"
 
 __attribute__((target("avx512f"))) static void swiglu_avx512(float *g, const float *u, size_t n) {
     const __m512 one = _mm512_set1_ps(1.0f);
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 x = _mm512_loadu_ps(g + i);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        __m512 e = qe_exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x));
         _mm512_storeu_ps(g + i,
                          _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
     }
