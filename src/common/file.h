@@ -1,7 +1,7 @@
 /* Reading a small file (a JSON document: tokenizer.json, config.json, a
  * manifest or a shard index) whole into memory, with errors that name the
  * file. The one file reader of the library; weights are mapped instead
- * (model/checkpoint.c). */
+ * (qe_map_file below). */
 #ifndef QE_FILE_H
 #define QE_FILE_H
 
@@ -15,5 +15,14 @@
  * file or one that is not a regular file is QEMBED_ERR_IO. On failure *buf
  * is NULL. */
 qembed_status qe_read_file(const char *path, size_t max, char **buf, size_t *len, qembed_error *err);
+
+/* Maps the regular file at path read-only (MAP_PRIVATE) into *map, *size
+ * bytes; the descriptor is closed (the mapping keeps the file alive). A file
+ * shorter than min_size is QEMBED_ERR_MODEL_FORMAT with the message
+ * "PATH: file is N bytes, " followed by too_short; a missing, unreadable or
+ * non-regular file, or a failed mmap, is QEMBED_ERR_IO. The weight files'
+ * (safetensors, GGUF) one way in. */
+qembed_status qe_map_file(const char *path, size_t min_size, const char *too_short, void **map, size_t *size,
+                          qembed_error *err);
 
 #endif

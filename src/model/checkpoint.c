@@ -303,25 +303,10 @@ static void ensure_sorted(qe_checkpoint *ck) {
 qembed_status qe_checkpoint_add_file(qe_checkpoint *ck, const char *path, qembed_error *err) {
     if (!ck || !path)
         QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qe_checkpoint_add_file: no checkpoint or path");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        QE_FAIL(err, QEMBED_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)sb.st_size;
-    if (size < 8) {
-        close(fd);
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
-                "%s: file is %zu bytes, too short for a safetensors header (expected at least 8)", path,
-                size);
-    }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd); /* the mapping keeps the file alive */
-    if (map == MAP_FAILED)
-        QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot mmap %zu bytes: %s", path, size, strerror(e));
+    void *map;
+    size_t size;
+    QE_TRY(
+        qe_map_file(path, 8, "too short for a safetensors header (expected at least 8)", &map, &size, err));
 #ifdef MADV_HUGEPAGE
     /* Weights are streamed at memory bandwidth; 2 MB pages cut TLB misses.
      * Measured on the dev VM (kernel 6.18): the page cache already uses large

@@ -4,6 +4,8 @@
  * validation of the bytes is gguf.c. */
 #include "model/gguf.h"
 
+#include "common/file.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -172,25 +174,10 @@ static int hf_name(const char *g, char *out, size_t n) {
 qembed_status qe_gguf_open(const char *path, qe_checkpoint **out, qe_config *cfg, qembed_error *err) {
     if (!out || !cfg || !path) QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "qe_gguf_open: missing argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        QE_FAIL(err, QEMBED_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)sb.st_size;
-    if (size < 24) {
-        close(fd);
-        QE_FAIL(err, QEMBED_ERR_MODEL_FORMAT,
-                "%s: file is %zu bytes, too short for a GGUF header (24 bytes): truncated or not a GGUF file",
-                path, size);
-    }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (map == MAP_FAILED)
-        QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot mmap %zu bytes: %s", path, size, strerror(e));
+    void *map;
+    size_t size;
+    QE_TRY(qe_map_file(path, 24, "too short for a GGUF header (24 bytes): truncated or not a GGUF file", &map,
+                       &size, err));
     qe_gguf *g = NULL;
     qe_tensor *ts = NULL;
     uint16_t *owned = NULL;
