@@ -37,6 +37,13 @@ void *qe_threadpool_thread_scratch(qe_threadpool *pool, int thread);
  * CPU has AMX tiles (counted in qe_threadpool_scratch_bytes), else NULL. */
 #define QE_MM_CONV ((size_t)4 << 20)
 void *qe_threadpool_conv_block(qe_threadpool *pool);
+/* Per-pool block for the Q8_0 products' quantized activations (one chunk of
+ * rows, packed as matmul_q8.h describes, written once per product and read by
+ * every thread): QE_MM_Q8ACT bytes, 64-byte aligned, always allocated with the
+ * pool (counted in qe_threadpool_scratch_bytes). 1 MiB keeps a chunk in a
+ * core's L2 while every column panel streams over it. */
+#define QE_MM_Q8ACT ((size_t)1 << 20)
+void *qe_threadpool_q8_block(qe_threadpool *pool);
 
 /* One product, as handed to a variant. */
 typedef struct qe_mm_args {
@@ -80,6 +87,7 @@ int qe_matmul_avx512bf16(const qe_mm_args *a);
 int qe_matmul_onednn(const qe_mm_args *a);
 /* Q8_0 weights (matmul_q8.c): the int8 dot-product variants. */
 typedef enum qe_q8_variant { QE_Q8_SCALAR = 0, QE_Q8_AVX2 = 1, QE_Q8_VNNI = 2 } qe_q8_variant;
+#define QE_Q8_N_VARIANTS 3
 int qe_q8_variant_available(qe_q8_variant v);
 /* The best variant allowed at isa level `isa` (VNNI needs AVX-512 and VNNI). */
 qe_q8_variant qe_q8_best(qe_isa isa);

@@ -3,27 +3,31 @@
  * The activations are quantized the same way on the fly, per block of 32
  * (scale max|x|/127 kept in f32), and each block pair is one int8 dot product
  * scaled by d_w * d_x, accumulated in f32:
- *   scalar  the reference (integer dot, double accumulation),
- *   avx2    vpmaddubsw + vpmaddwd on |x| and sign(w, x),
- *   vnni    vpdpbusd (AVX512-VNNI, 256-bit with VL) on the same operands.
+ *   scalar  the reference (per row and column: integer dot, double
+ *           accumulation; quantizes its rows per task),
+ *   avx2    register tiles of 16 activation rows x 2 weight rows,
+ *           vpmaddubsw + vpmaddwd on |w| and sign(x, w) (matmul_q8_avx2.c),
+ *   vnni    register tiles of 16 or 32 activation rows x 8 or 4 weight
+ *           rows, vpdpbusd on w + 128 and x with a per-block correction
+ *           (matmul_q8_vnni.c).
+ * The SIMD variants share this file's driver: each chunk of activation rows is
+ * quantized once per product, in parallel, into the pool's Q8 block (packed
+ * as matmul_q8.h describes), then the weight rows are split between the
+ * threads; each weight block is read once per 16 or 32 activation rows.
  * Hand-written because no Debian library multiplies ggml's Q8_0 blocks
  * (oneDNN's int8 wants its own per-tensor scales and layouts). Same mode for
- * every qe_mm_mode: the activations are int8 either way. The weights' q may
- * be -128 in a file from elsewhere; |x| <= 127 so pmaddubsw's pair sums stay
- * below 2^15 except for two -128 x 127 terms (off by at most 1 then). */
-#include "matmul_internal.h"
+ * every qe_mm_mode: the activations are int8 either way. Every variant is
+ * exact in its integer sums (a weight q of -128, possible in a file from
+ * elsewhere, included); only the f32 accumulation order differs. */
+#include "matmul_q8.h"
 
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
-#define QB 32
-#define QBYTES 34
+#define QB QE_Q8_BLOCK
+#define QBYTES QE_Q8_BYTES
 
 /* Quantizes one activation row of k (k % 32 == 0) into q (k int8) and d
  * (k/32 scales). */
@@ -37,8 +41,6 @@ static void quant_row(const float *x, int k, int8_t *q, float *d) {
     }
 }
 
-typedef float (*row_dot_fn)(const uint8_t *w, const int8_t *q, const float *d, int nb);
-
 static float dot_scalar(const uint8_t *w, const int8_t *q, const float *d, int nb) {
     double acc = 0;
     for (int b = 0; b < nb; b++) {
@@ -51,47 +53,6 @@ static float dot_scalar(const uint8_t *w, const int8_t *q, const float *d, int n
     return (float)acc;
 }
 
-#if defined(__x86_64__)
-__attribute__((target("avx2,fma,f16c"))) static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-__attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const uint8_t *w, const int8_t *q,
-                                                               const float *d, int nb) {
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *blk = w + (size_t)b * QBYTES;
-        __m256i qw = _mm256_loadu_si256((const __m256i *)(blk + 2));
-        __m256i qx = _mm256_loadu_si256((const __m256i *)(q + b * QB));
-        __m256i ax = _mm256_sign_epi8(qx, qx);
-        __m256i sw = _mm256_sign_epi8(qw, qx);
-        __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sw), ones);
-        float s = _cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)) * d[b];
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s), acc);
-    }
-    return hsum8(acc);
-}
-
-__attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni"))) static float
-dot_vnni(const uint8_t *w, const int8_t *q, const float *d, int nb) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        const uint8_t *blk = w + (size_t)b * QBYTES;
-        __m256i qw = _mm256_loadu_si256((const __m256i *)(blk + 2));
-        __m256i qx = _mm256_loadu_si256((const __m256i *)(q + b * QB));
-        __m256i ax = _mm256_sign_epi8(qx, qx);
-        __m256i sw = _mm256_sign_epi8(qw, qx);
-        __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sw);
-        float s = _cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)) * d[b];
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s), acc);
-    }
-    return hsum8(acc);
-}
-#endif
 
 static int available_uncached(qe_q8_variant v) {
     switch (v) {
@@ -113,8 +74,8 @@ static int available_uncached(qe_q8_variant v) {
 /* cpuid traps to the hypervisor under KVM: asked once per variant (racing
  * first callers store the same answer). */
 int qe_q8_variant_available(qe_q8_variant v) {
-    static _Atomic int cache[3] = {-1, -1, -1};
-    if ((unsigned)v > 2u) return 0;
+    static _Atomic int cache[QE_Q8_N_VARIANTS] = {-1, -1, -1};
+    if ((unsigned)v >= QE_Q8_N_VARIANTS) return 0;
     int c = atomic_load_explicit(&cache[v], memory_order_relaxed);
     if (c < 0) {
         c = available_uncached(v);
@@ -129,9 +90,10 @@ qe_q8_variant qe_q8_best(qe_isa isa) {
     return QE_Q8_SCALAR;
 }
 
+/* The scalar reference: per task, its activation rows quantized into the
+ * thread's scratch and one dot product per (row, column). */
 typedef struct q8_job {
     const qe_mm_args *a;
-    row_dot_fn dot;
     int n_tasks, mc;
     void **own;
 } q8_job;
@@ -156,25 +118,90 @@ static void q8_task(void *arg, int task, int thread) {
             const uint8_t *w = (const uint8_t *)a->w + (size_t)j * wrow;
             for (int i = 0; i < mc; i++)
                 a->y[(size_t)(i0 + i) * a->ldy + (size_t)j] =
-                    job->dot(w, q + (size_t)i * (size_t)k, d + (size_t)i * (size_t)nb, nb);
+                    dot_scalar(w, q + (size_t)i * (size_t)k, d + (size_t)i * (size_t)nb, nb);
         }
     }
 }
 
-int qe_matmul_q8(const qe_mm_args *a, qe_q8_variant v) {
-    if (a->wt != QE_Q8_0 || a->k % QB != 0) return -1;
-    if (!qe_q8_variant_available(v)) v = QE_Q8_SCALAR;
-    row_dot_fn dot = dot_scalar;
-#if defined(__x86_64__)
-    if (v == QE_Q8_AVX2) dot = dot_avx2;
-    if (v == QE_Q8_VNNI) dot = dot_vnni;
-#endif
+static int q8_scalar(const qe_mm_args *a) {
     /* rows of quantized activations that fit the thread's scratch */
     size_t per_row = (size_t)a->k + (size_t)(a->k / QB) * sizeof(float);
     int mc = (int)((QE_MM_SCRATCH - 128) / per_row);
     if (mc < 1) return -1;
     if (mc > a->m) mc = a->m;
     void *own = NULL;
-    q8_job job = {a, dot, qe_mm_n_tasks(a, 8), mc, &own};
+    q8_job job = {a, qe_mm_n_tasks(a, 8), mc, &own};
     return qe_mm_run(a->pool, q8_task, &job, job.n_tasks, &own);
+}
+
+#if defined(__x86_64__)
+/* The SIMD variants' driver: one chunk of rows at a time, packed by every
+ * thread (tasks over (tile, block) records), then multiplied (tasks over
+ * weight rows, in panels of 8). */
+typedef struct q8_fast_job {
+    qe_q8_chunk ch;
+    qe_q8_variant v;
+    uint8_t *pack;
+    int nb, n_tasks;
+} q8_fast_job;
+
+static void q8_pack_task(void *arg, int task, int thread) {
+    (void)thread;
+    const q8_fast_job *job = arg;
+    const long units = (long)job->ch.n_tiles * job->nb;
+    long u0 = units * task / job->n_tasks, u1 = units * (task + 1) / job->n_tasks;
+    while (u0 < u1) {
+        int t = (int)(u0 / job->nb), b0 = (int)(u0 % job->nb);
+        int b1 = (long)t * job->nb + job->nb <= u1 ? job->nb : (int)(u1 - (long)t * job->nb);
+        qe_q8_pack_avx2(job->ch.a, job->ch.i0, job->ch.rows, job->pack, t, b0, b1);
+        u0 = (long)t * job->nb + b1;
+    }
+}
+
+static void q8_mul_task(void *arg, int task, int thread) {
+    (void)thread;
+    const q8_fast_job *job = arg;
+    int j0, j1;
+    qe_mm_split(job->ch.a->n, job->n_tasks, 8, task, &j0, &j1);
+    if (j0 >= j1) return;
+    if (job->v == QE_Q8_VNNI)
+        qe_q8_kernel_vnni(&job->ch, j0, j1);
+    else
+        qe_q8_kernel_avx2(&job->ch, j0, j1);
+}
+
+static int q8_fast(const qe_mm_args *a, qe_q8_variant v) {
+    const int nb = a->k / QB;
+    const size_t per_tile = (size_t)nb * QE_Q8_REC;
+    const int chunk_tiles = (int)(QE_MM_Q8ACT / per_tile);
+    if (chunk_tiles < 1) return -1;
+    uint8_t *pack = qe_threadpool_q8_block(a->pool);
+    void *own = NULL;
+    if (!pack) { /* no pool (tests, the self-check): a block for this call */
+        if (posix_memalign(&own, 64, QE_MM_Q8ACT) != 0) return -1;
+        pack = own;
+    }
+    const int threads = qe_threadpool_size(a->pool);
+    const int mul_tasks = qe_mm_n_tasks(a, 8);
+    for (int i0 = 0; i0 < a->m; i0 += chunk_tiles * QE_Q8_TILE) {
+        int rows = a->m - i0 < chunk_tiles * QE_Q8_TILE ? a->m - i0 : chunk_tiles * QE_Q8_TILE;
+        q8_fast_job job = {{a, pack, i0, rows, (rows + QE_Q8_TILE - 1) / QE_Q8_TILE}, v, pack, nb, 0};
+        long units = (long)job.ch.n_tiles * nb;
+        job.n_tasks = units < threads ? (int)units : threads;
+        qe_threadpool_run(a->pool, q8_pack_task, &job, job.n_tasks);
+        job.n_tasks = mul_tasks;
+        qe_threadpool_run(a->pool, q8_mul_task, &job, job.n_tasks);
+    }
+    free(own);
+    return 0;
+}
+#endif
+
+int qe_matmul_q8(const qe_mm_args *a, qe_q8_variant v) {
+    if (a->wt != QE_Q8_0 || a->k % QB != 0) return -1;
+    if (!qe_q8_variant_available(v)) v = QE_Q8_SCALAR;
+#if defined(__x86_64__)
+    if (v != QE_Q8_SCALAR && q8_fast(a, v) == 0) return 0;
+#endif
+    return q8_scalar(a);
 }

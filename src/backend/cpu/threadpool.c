@@ -55,6 +55,9 @@ struct qe_threadpool {
     unsigned char *scratch;
     /* QE_MM_CONV bytes for the oneDNN variant (qe_threadpool_conv_block), or NULL */
     void *conv;
+    /* QE_MM_Q8ACT bytes: the Q8_0 products' activations, quantized once per
+     * product and shared by every thread (qe_threadpool_q8_block) */
+    void *q8act;
 };
 
 static void run_tasks(qe_threadpool *p, int thread) {
@@ -142,6 +145,11 @@ qe_threadpool *qe_threadpool_create(int n_threads) {
         return NULL;
     }
     p->scratch = scratch;
+    if (posix_memalign(&p->q8act, 64, QE_MM_Q8ACT) != 0) {
+        p->q8act = NULL;
+        qe_threadpool_free(p);
+        return NULL;
+    }
     int amx = 0;
     qe_cpu_features(&amx); /* not qe_cpu_isa(): its self-check runs on pools */
     if (amx && posix_memalign(&p->conv, 64, QE_MM_CONV) != 0) {
@@ -186,6 +194,7 @@ void qe_threadpool_free(qe_threadpool *p) {
     pthread_mutex_destroy(&p->mu);
     free(p->scratch);
     free(p->conv);
+    free(p->q8act);
     free(p);
 }
 
@@ -194,7 +203,11 @@ int qe_threadpool_size(const qe_threadpool *p) {
 }
 
 size_t qe_threadpool_scratch_bytes(const qe_threadpool *p) {
-    return p ? (size_t)p->n_threads * QE_MM_SCRATCH + (p->conv ? QE_MM_CONV : 0) : 0;
+    return p ? (size_t)p->n_threads * QE_MM_SCRATCH + (p->conv ? QE_MM_CONV : 0) + QE_MM_Q8ACT : 0;
+}
+
+void *qe_threadpool_q8_block(qe_threadpool *p) {
+    return p ? p->q8act : NULL;
 }
 
 void *qe_threadpool_conv_block(qe_threadpool *p) {
