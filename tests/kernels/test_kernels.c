@@ -474,13 +474,54 @@ static void test_isa_check(void) {
  * (the only difference is the activations' 8-bit rounding), and qe_matmul's
  * dispatch of QE_Q8_0 at the detected level. */
 static void test_q8(qe_threadpool *pool2) {
-    static const char *const names[] = {"scalar", "avx2", "vnni"};
+    static const char *const names[QE_Q8_N_VARIANTS] = {"scalar", "avx2", "vnni", "amx"};
     int ran = 0;
-    for (int v = QE_Q8_SCALAR; v <= QE_Q8_VNNI; v++) {
+    for (int v = QE_Q8_SCALAR; v < QE_Q8_N_VARIANTS; v++) {
         if (!qe_q8_variant_available((qe_q8_variant)v)) continue;
         ran++;
         CHECK(qe_q8_check((qe_q8_variant)v, NULL) == 0, "q8 %s differs from the scalar reference", names[v]);
         CHECK(qe_q8_check((qe_q8_variant)v, pool2) == 0, "q8 %s on a pool differs", names[v]);
+    }
+    /* k of 400 blocks: the SIMD variants' packed activations (QE_MM_Q8ACT)
+     * hold 4 tiles of it, so 100 rows take two chunks with a partial tile */
+    {
+        const int bm = 100, bk = 32 * 400, bn = 40;
+        float *bx = malloc(sizeof(float) * (size_t)bm * bk), *by = malloc(sizeof(float) * (size_t)bm * bn);
+        float *br = malloc(sizeof(float) * (size_t)bm * bn);
+        uint8_t *bw = malloc((size_t)bn * 400 * 34);
+        CHECK(bx && by && br && bw, "out of memory");
+        unsigned r = 11;
+        for (size_t i = 0; bx && i < (size_t)bm * bk; i++)
+            bx[i] = (float)((r = r * 1103515245u + 12345u) >> 9) / 8388608.f - 1.f;
+        for (int b = 0; bw && b < bn * 400; b++) {
+            uint16_t d = qe_f32_to_f16(0.002f + 0.001f * (float)(b % 7));
+            memcpy(bw + (size_t)b * 34, &d, 2);
+            for (int i = 0; i < 32; i++)
+                bw[(size_t)b * 34 + 2 + i] = (uint8_t)(int8_t)((int)((r = r * 1103515245u + 12345u) >> 16) % 256 - 128);
+        }
+        qe_mm_args a = {NULL, QE_MM_BF16, bx, (size_t)bk, bm, bk, bw, QE_Q8_0, bn, br, (size_t)bn};
+        CHECK(bx && by && br && bw && qe_matmul_q8(&a, QE_Q8_SCALAR) == 0, "q8 scalar on %d x %d", bm, bk);
+        for (int v = QE_Q8_AVX2; bx && by && br && bw && v < QE_Q8_N_VARIANTS; v++) {
+            if (!qe_q8_variant_available((qe_q8_variant)v)) continue;
+            for (size_t i = 0; i < (size_t)bm * bn; i++) by[i] = NAN;
+            a.pool = pool2;
+            a.y = by;
+            CHECK(qe_matmul_q8(&a, (qe_q8_variant)v) == 0, "q8 %s ran", names[v]);
+            /* exact integer sums, f32 against double accumulation over 400
+             * blocks: relative to the largest output */
+            double worst = 0, big = 0;
+            for (size_t i = 0; i < (size_t)bm * bn; i++) big = fmax(big, fabs((double)br[i]));
+            for (size_t i = 0; i < (size_t)bm * bn; i++) {
+                double d = fabs((double)by[i] - br[i]) / big;
+                if (!(d <= worst)) worst = d; /* NaN sticks */
+            }
+            CHECK(worst <= 1e-5, "q8 %s on two chunks: worst difference %g of the largest output", names[v],
+                  worst);
+        }
+        free(bx);
+        free(by);
+        free(br);
+        free(bw);
     }
     const int m = 5, k = 32 * 7, n = 11;
     float x[5 * 224], y[5 * 11], yd[5 * 11];

@@ -66,7 +66,10 @@ static int check_one(qe_mm_variant variant, const shape *s, qe_dtype dt, qe_mm_m
 }
 
 int qe_q8_check(qe_q8_variant v, qe_threadpool *pool) {
-    static const shape q8_shapes[] = {{1, 32, 1}, {3, 96, 13}, {17, 1184, 9}, {70, 64, 33}};
+    /* odd m, n and block counts; n of 33 and 70 reach the AMX kernel's
+     * 32-row panels and their tails, m of 33 and 70 its tile pairs and a
+     * lone tile */
+    static const shape q8_shapes[] = {{1, 32, 1}, {3, 96, 13}, {17, 1184, 9}, {70, 64, 33}, {33, 160, 70}};
     if (!qe_q8_variant_available(v)) return 0;
     int rc = 0;
     for (size_t si = 0; rc == 0 && si < sizeof q8_shapes / sizeof *q8_shapes; si++) {
@@ -80,7 +83,8 @@ int qe_q8_check(qe_q8_variant v, qe_threadpool *pool) {
         for (size_t b = 0; rc == 0 && b < (size_t)s->n * nb; b++) {
             uint16_t d = qe_f32_to_f16(0.001f + 0.01f * fabsf(rnd()));
             memcpy(w + b * 34, &d, 2);
-            for (int i = 0; i < 32; i++) w[b * 34 + 2 + i] = (uint8_t)(int8_t)(int)(rnd() * 127.f);
+            /* -128 included: every variant must be exact for it too */
+            for (int i = 0; i < 32; i++) w[b * 34 + 2 + i] = (uint8_t)(int8_t)(int)floorf(rnd() * 128.f);
         }
         if (rc == 0) {
             qe_mm_args a = {NULL, QE_MM_EXACT, x,    (size_t)s->k, s->m,        s->k,
@@ -120,6 +124,7 @@ int qe_isa_check(qe_isa isa) {
     /* the int8 products this level would use for Q8_0 weights */
     if (rc == 0 && isa >= QE_ISA_AVX2) rc = qe_q8_check(QE_Q8_AVX2, NULL);
     if (rc == 0 && isa >= QE_ISA_AVX512) rc = qe_q8_check(QE_Q8_VNNI, NULL);
+    if (rc == 0 && isa >= QE_ISA_AMX) rc = qe_q8_check(QE_Q8_AMX, NULL);
     return rc;
 }
 

@@ -86,10 +86,11 @@ int qe_matmul_avx512bf16(const qe_mm_args *a);
  * modes and dtypes or when libdnnl.so.2 cannot be loaded. */
 int qe_matmul_onednn(const qe_mm_args *a);
 /* Q8_0 weights (matmul_q8.c): the int8 dot-product variants. */
-typedef enum qe_q8_variant { QE_Q8_SCALAR = 0, QE_Q8_AVX2 = 1, QE_Q8_VNNI = 2 } qe_q8_variant;
-#define QE_Q8_N_VARIANTS 3
+typedef enum qe_q8_variant { QE_Q8_SCALAR = 0, QE_Q8_AVX2 = 1, QE_Q8_VNNI = 2, QE_Q8_AMX = 3 } qe_q8_variant;
+#define QE_Q8_N_VARIANTS 4
 int qe_q8_variant_available(qe_q8_variant v);
-/* The best variant allowed at isa level `isa` (VNNI needs AVX-512 and VNNI). */
+/* The best variant allowed at isa level `isa` (VNNI needs AVX-512 and VNNI;
+ * AMX-INT8 tiles the level QE_ISA_AMX). */
 qe_q8_variant qe_q8_best(qe_isa isa);
 /* 0 done; -1 when not Q8_0 or k is not a multiple of 32, or no scratch. */
 int qe_matmul_q8(const qe_mm_args *a, qe_q8_variant v);

@@ -64,6 +64,7 @@ static int available_uncached(qe_q8_variant v) {
         case QE_Q8_VNNI:
             __builtin_cpu_init();
             return qe_cpu_features(NULL) >= QE_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+        case QE_Q8_AMX: return qe_q8_variant_available(QE_Q8_VNNI) && qe_q8_amx_available();
 #else
         default: return 0;
 #endif
@@ -74,7 +75,7 @@ static int available_uncached(qe_q8_variant v) {
 /* cpuid traps to the hypervisor under KVM: asked once per variant (racing
  * first callers store the same answer). */
 int qe_q8_variant_available(qe_q8_variant v) {
-    static _Atomic int cache[QE_Q8_N_VARIANTS] = {-1, -1, -1};
+    static _Atomic int cache[QE_Q8_N_VARIANTS] = {-1, -1, -1, -1};
     if ((unsigned)v >= QE_Q8_N_VARIANTS) return 0;
     int c = atomic_load_explicit(&cache[v], memory_order_relaxed);
     if (c < 0) {
@@ -85,6 +86,7 @@ int qe_q8_variant_available(qe_q8_variant v) {
 }
 
 qe_q8_variant qe_q8_best(qe_isa isa) {
+    if (isa >= QE_ISA_AMX && qe_q8_variant_available(QE_Q8_AMX)) return QE_Q8_AMX;
     if (isa >= QE_ISA_AVX512 && qe_q8_variant_available(QE_Q8_VNNI)) return QE_Q8_VNNI;
     if (isa >= QE_ISA_AVX2 && qe_q8_variant_available(QE_Q8_AVX2)) return QE_Q8_AVX2;
     return QE_Q8_SCALAR;
@@ -143,6 +145,7 @@ typedef struct q8_fast_job {
     qe_q8_variant v;
     uint8_t *pack;
     int nb, n_tasks;
+    void *own_scratch; /* the AMX kernel's scratch without a pool */
 } q8_fast_job;
 
 static void q8_pack_task(void *arg, int task, int thread) {
@@ -159,12 +162,14 @@ static void q8_pack_task(void *arg, int task, int thread) {
 }
 
 static void q8_mul_task(void *arg, int task, int thread) {
-    (void)thread;
     const q8_fast_job *job = arg;
     int j0, j1;
-    qe_mm_split(job->ch.a->n, job->n_tasks, 8, task, &j0, &j1);
+    qe_mm_split(job->ch.a->n, job->n_tasks, job->v == QE_Q8_AMX ? 32 : 8, task, &j0, &j1);
     if (j0 >= j1) return;
-    if (job->v == QE_Q8_VNNI)
+    if (job->v == QE_Q8_AMX)
+        qe_q8_kernel_amx(&job->ch, j0, j1,
+                         job->ch.a->pool ? qe_threadpool_thread_scratch(job->ch.a->pool, thread) : job->own_scratch);
+    else if (job->v == QE_Q8_VNNI)
         qe_q8_kernel_vnni(&job->ch, j0, j1);
     else
         qe_q8_kernel_avx2(&job->ch, j0, j1);
@@ -175,17 +180,22 @@ static int q8_fast(const qe_mm_args *a, qe_q8_variant v) {
     const size_t per_tile = (size_t)nb * QE_Q8_REC;
     const int chunk_tiles = (int)(QE_MM_Q8ACT / per_tile);
     if (chunk_tiles < 1) return -1;
+    if (v == QE_Q8_AMX && qe_q8_amx_scratch(a->k) > QE_MM_SCRATCH) v = QE_Q8_VNNI;
     uint8_t *pack = qe_threadpool_q8_block(a->pool);
-    void *own = NULL;
-    if (!pack) { /* no pool (tests, the self-check): a block for this call */
+    void *own = NULL, *own_scr = NULL;
+    if (!pack) { /* no pool (tests, the self-check): blocks for this call */
         if (posix_memalign(&own, 64, QE_MM_Q8ACT) != 0) return -1;
+        if (v == QE_Q8_AMX && posix_memalign(&own_scr, 64, QE_MM_SCRATCH) != 0) {
+            free(own);
+            return -1;
+        }
         pack = own;
     }
     const int threads = qe_threadpool_size(a->pool);
-    const int mul_tasks = qe_mm_n_tasks(a, 8);
+    const int mul_tasks = qe_mm_n_tasks(a, v == QE_Q8_AMX ? 32 : 8);
     for (int i0 = 0; i0 < a->m; i0 += chunk_tiles * QE_Q8_TILE) {
         int rows = a->m - i0 < chunk_tiles * QE_Q8_TILE ? a->m - i0 : chunk_tiles * QE_Q8_TILE;
-        q8_fast_job job = {{a, pack, i0, rows, (rows + QE_Q8_TILE - 1) / QE_Q8_TILE}, v, pack, nb, 0};
+        q8_fast_job job = {{a, pack, i0, rows, (rows + QE_Q8_TILE - 1) / QE_Q8_TILE}, v, pack, nb, 0, own_scr};
         long units = (long)job.ch.n_tiles * nb;
         job.n_tasks = units < threads ? (int)units : threads;
         qe_threadpool_run(a->pool, q8_pack_task, &job, job.n_tasks);
@@ -193,6 +203,7 @@ static int q8_fast(const qe_mm_args *a, qe_q8_variant v) {
         qe_threadpool_run(a->pool, q8_mul_task, &job, job.n_tasks);
     }
     free(own);
+    free(own_scr);
     return 0;
 }
 #endif

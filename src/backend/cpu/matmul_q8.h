@@ -39,6 +39,12 @@ typedef struct qe_q8_chunk {
 /* The kernels: each multiplies a chunk by the weight rows [j0, j1). */
 void qe_q8_kernel_avx2(const qe_q8_chunk *c, int j0, int j1);
 void qe_q8_kernel_vnni(const qe_q8_chunk *c, int j0, int j1);
+/* AMX-INT8 (matmul_q8_amx.c): 1 when the CPU has the tiles and Linux
+ * granted them; the kernel needs qe_q8_amx_scratch(k) bytes of `scratch`
+ * (the panel's weight scales) and hands column tails to the VNNI kernel. */
+int qe_q8_amx_available(void);
+size_t qe_q8_amx_scratch(int k);
+void qe_q8_kernel_amx(const qe_q8_chunk *c, int j0, int j1, void *scratch);
 /* Quantizes and packs activation rows into tile t's records (blocks
  * [b0, b1)) with AVX2; the same values as the scalar quantizer. */
 void qe_q8_pack_avx2(const qe_mm_args *a, int i0, int rows, uint8_t *pack, int t, int b0, int b1);
