@@ -44,8 +44,8 @@ static void once(const run *r) {
         qe_matmul(r->pool, r->isa, QE_MM_BF16, r->x, (size_t)r->k, r->m, r->k, r->w, QE_BF16, r->n, r->y,
                   (size_t)r->n);
     } else {
-        qe_mm_args a = {r->pool, QE_MM_BF16, r->x, (size_t)r->k, r->m, r->k, r->w, QE_Q8_0, r->n, r->y,
-                        (size_t)r->n};
+        qe_mm_args a = {r->pool, QE_MM_BF16, r->x, (size_t)r->k, r->m,        r->k,
+                        r->w,    QE_Q8_0,    r->n, r->y,         (size_t)r->n};
         qe_matmul_q8(&a, (qe_q8_variant)r->q8);
     }
 }
@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
             for (int v = QE_Q8_AVX2; v < QE_Q8_N_VARIANTS; v++) {
                 if (!qe_q8_variant_available((qe_q8_variant)v)) continue;
                 rs[nr] = (run){pool, v, isa, x, m, k, n, wq, y};
-                names[nr++] = v == QE_Q8_AVX2 ? "q8 avx2" : v == QE_Q8_VNNI ? "q8 vnni" : "q8 other";
+                names[nr++] = v == QE_Q8_AVX2 ? "q8 avx2" : v == QE_Q8_VNNI ? "q8 vnni" : "q8 amx";
             }
             /* alternate the variants, one call each per round */
             enum { MAXR = 4000 };
@@ -114,8 +114,8 @@ int main(int argc, char **argv) {
             for (int r = 0; r < nr; r++) {
                 qsort(t + (size_t)r * MAXR, (size_t)cnt, sizeof(double), cmp_d);
                 double fl = 2.0 * m * k * n;
-                printf("%5d x %-5d %4d  %-14s %8.1f %8.1f  (%d calls)\n", k, n, m, names[r], fl / t[(size_t)r * MAXR] * 1e-9,
-                       fl / t[(size_t)r * MAXR + cnt / 2] * 1e-9, cnt);
+                printf("%5d x %-5d %4d  %-14s %8.1f %8.1f  (%d calls)\n", k, n, m, names[r],
+                       fl / t[(size_t)r * MAXR] * 1e-9, fl / t[(size_t)r * MAXR + cnt / 2] * 1e-9, cnt);
             }
             free(t);
         }

@@ -497,7 +497,8 @@ static void test_q8(qe_threadpool *pool2) {
             uint16_t d = qe_f32_to_f16(0.002f + 0.001f * (float)(b % 7));
             memcpy(bw + (size_t)b * 34, &d, 2);
             for (int i = 0; i < 32; i++)
-                bw[(size_t)b * 34 + 2 + i] = (uint8_t)(int8_t)((int)((r = r * 1103515245u + 12345u) >> 16) % 256 - 128);
+                bw[(size_t)b * 34 + 2 + i] =
+                    (uint8_t)(int8_t)((int)((r = r * 1103515245u + 12345u) >> 16) % 256 - 128);
         }
         qe_mm_args a = {NULL, QE_MM_BF16, bx, (size_t)bk, bm, bk, bw, QE_Q8_0, bn, br, (size_t)bn};
         CHECK(bx && by && br && bw && qe_matmul_q8(&a, QE_Q8_SCALAR) == 0, "q8 scalar on %d x %d", bm, bk);

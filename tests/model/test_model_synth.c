@@ -240,6 +240,29 @@ static void test_synth(const char *synth) {
     qe_checkpoint_free(k2);
     qe_checkpoint_free(k3);
 
+    /* the 8b preset's shape (issue 14), without its 16 GB of weights */
+    {
+        char e8[1024], st[1100];
+        path_join(e8, sizeof e8, g_tmp, "synth-8b");
+        run_cmd("'%s' -q --preset 8b --config-only -o '%s'", synth, e8);
+        cJSON *cf = load_json(e8, "config.json");
+        static const struct {
+            const char *key;
+            double v;
+        } want[] = {{"hidden_size", 4096},       {"num_hidden_layers", 36},
+                    {"num_attention_heads", 32}, {"num_key_value_heads", 8},
+                    {"head_dim", 128},           {"intermediate_size", 12288},
+                    {"vocab_size", 151665},      {"max_position_embeddings", 40960}};
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+            cJSON *v = cJSON_GetObjectItem(cf, want[i].key);
+            CHECK(cJSON_IsNumber(v) && v->valuedouble == want[i].v, "8b config %s", want[i].key);
+        }
+        CHECK(cJSON_IsFalse(cJSON_GetObjectItem(cf, "tie_word_embeddings")), "8b config is untied");
+        cJSON_Delete(cf);
+        snprintf(st, sizeof st, "%s/model.safetensors", e8);
+        CHECK(access(st, F_OK) != 0, "--config-only wrote no weights");
+    }
+
     /* usage errors: exit 1, a missing tokenizer: exit 2 with the path named */
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "'%s' --preset huge -o '%s/x' 2>/dev/null", synth, g_tmp);

@@ -48,6 +48,9 @@ static const preset PRESETS[] = {
     {"0.6b", 1024, 28, 16, 8, 128, 3072, 151669, 32768, 1e6, 1e-6, 1},
     {"0.6b-2l", 1024, 2, 16, 8, 128, 3072, 151669, 32768, 1e6, 1e-6, 1},
     {"4b", 2560, 36, 32, 8, 128, 9728, 151669, 40960, 1e6, 1e-6, 1},
+    /* untied as the published 8B's config says; like every preset it writes
+     * no lm_head (an embedding model never reads one) */
+    {"8b", 4096, 36, 32, 8, 128, 12288, 151665, 40960, 1e6, 1e-6, 0},
 };
 
 typedef struct tensor_spec {
@@ -655,12 +658,12 @@ static void write_manifest(const opts *o, const tensor_spec *t, size_t n, int n_
 }
 
 static void usage(FILE *f) {
-    fputs("usage: qembed-synth --preset tiny|0.6b|0.6b-2l|4b -o DIR [options]\n"
+    fputs("usage: qembed-synth --preset tiny|0.6b|0.6b-2l|4b|8b -o DIR [options]\n"
           "\n"
           "Writes a deterministic random-weight Qwen3-Embedding checkpoint in Hugging Face layout.\n"
           "Its vectors carry no meaning: it is for tests and benchmarks.\n"
           "\n"
-          "  -p, --preset NAME      tiny (hidden 64, 2 layers), 0.6b or 4b (the real model shapes),\n"
+          "  -p, --preset NAME      tiny (hidden 64, 2 layers), 0.6b, 4b or 8b (the real model shapes),\n"
           "                         0.6b-2l (the 0.6b widths, 2 layers)\n"
           "  -o, --output DIR       directory to write (created if missing)\n"
           "  -s, --seed N           RNG seed (default 20250605)\n"
@@ -671,6 +674,8 @@ static void usage(FILE *f) {
           "      --tokenizer DIR    directory with the real tokenizer.json and tokenizer_config.json\n"
           "                         (default: $QEMBED_TOKENIZER_DIR, else " QE_DEFAULT_TOKENIZER_DIR ")\n"
           "  -j, --threads N        generator threads (default: all cores, at most 64)\n"
+          "      --config-only      write config.json, the tokenizer and the sentence-transformers\n"
+          "                         files but no weights (to check a preset's shape cheaply)\n"
           "  -q, --quiet            no progress line\n"
           "  -h, --help\n",
           f);
@@ -697,7 +702,7 @@ int main(int argc, char **argv) {
     opts o = {.seed = 20250605, .dtype = DT_BF16, .prefix = ""};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     g_threads = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (int)ncpu;
-    int quiet = 0;
+    int quiet = 0, config_only = 0;
     static const struct option lo[] = {{"preset", required_argument, 0, 'p'},
                                        {"output", required_argument, 0, 'o'},
                                        {"seed", required_argument, 0, 's'},
@@ -706,6 +711,7 @@ int main(int argc, char **argv) {
                                        {"prefix", required_argument, 0, 'P'},
                                        {"tokenizer", required_argument, 0, 'T'},
                                        {"quiet", no_argument, 0, 'q'},
+                                       {"config-only", no_argument, 0, 'C'},
                                        {"threads", required_argument, 0, 'j'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
@@ -717,7 +723,7 @@ int main(int argc, char **argv) {
                     if (!strcmp(optarg, PRESETS[i].name)) o.p = &PRESETS[i];
                 if (!o.p) {
                     fprintf(stderr,
-                            "qembed-synth: unknown preset \"%s\" (expected tiny, 0.6b, 0.6b-2l or 4b)\n",
+                            "qembed-synth: unknown preset \"%s\" (expected tiny, 0.6b, 0.6b-2l, 4b or 8b)\n",
                             optarg);
                     return 1;
                 }
@@ -758,6 +764,7 @@ int main(int argc, char **argv) {
                 break;
             case 'T': o.tok_dir = optarg; break;
             case 'q': quiet = 1; break;
+            case 'C': config_only = 1; break;
             case 'j': {
                 char *end;
                 long v = strtol(optarg, &end, 10);
@@ -801,6 +808,11 @@ int main(int argc, char **argv) {
     double t0 = qe_now_s();
     /* Tokenizer first: a missing tokenizer fails before minutes of writing. */
     write_tokenizer(&o);
+    if (config_only) {
+        write_config(&o);
+        write_st_files(&o);
+        return 0;
+    }
     size_t n = 0;
     tensor_spec *t = make_specs(&o, &n);
     int n_shards = plan_shards(t, n, o.shard_bytes);

@@ -53,7 +53,6 @@ static float dot_scalar(const uint8_t *w, const int8_t *q, const float *d, int n
     return (float)acc;
 }
 
-
 static int available_uncached(qe_q8_variant v) {
     switch (v) {
         case QE_Q8_SCALAR: return 1;
@@ -168,7 +167,8 @@ static void q8_mul_task(void *arg, int task, int thread) {
     if (j0 >= j1) return;
     if (job->v == QE_Q8_AMX)
         qe_q8_kernel_amx(&job->ch, j0, j1,
-                         job->ch.a->pool ? qe_threadpool_thread_scratch(job->ch.a->pool, thread) : job->own_scratch);
+                         job->ch.a->pool ? qe_threadpool_thread_scratch(job->ch.a->pool, thread)
+                                         : job->own_scratch);
     else if (job->v == QE_Q8_VNNI)
         qe_q8_kernel_vnni(&job->ch, j0, j1);
     else
@@ -195,7 +195,8 @@ static int q8_fast(const qe_mm_args *a, qe_q8_variant v) {
     const int mul_tasks = qe_mm_n_tasks(a, v == QE_Q8_AMX ? 32 : 8);
     for (int i0 = 0; i0 < a->m; i0 += chunk_tiles * QE_Q8_TILE) {
         int rows = a->m - i0 < chunk_tiles * QE_Q8_TILE ? a->m - i0 : chunk_tiles * QE_Q8_TILE;
-        q8_fast_job job = {{a, pack, i0, rows, (rows + QE_Q8_TILE - 1) / QE_Q8_TILE}, v, pack, nb, 0, own_scr};
+        q8_fast_job job = {
+            {a, pack, i0, rows, (rows + QE_Q8_TILE - 1) / QE_Q8_TILE}, v, pack, nb, 0, own_scr};
         long units = (long)job.ch.n_tiles * nb;
         job.n_tasks = units < threads ? (int)units : threads;
         qe_threadpool_run(a->pool, q8_pack_task, &job, job.n_tasks);

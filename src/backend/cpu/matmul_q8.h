@@ -20,12 +20,12 @@
 
 #include "matmul_internal.h"
 
-#define QE_Q8_BLOCK 32    /* values per Q8_0 block */
-#define QE_Q8_BYTES 34    /* bytes per stored block: f16 scale + 32 int8 */
-#define QE_Q8_TILE 16     /* activation rows per packed tile */
-#define QE_Q8_REC 640     /* bytes per (tile, block) record */
-#define QE_Q8_OFF_D 512   /* offset of the 16 f32 scales in a record */
-#define QE_Q8_OFF_S 576   /* offset of the 16 int32 corrections */
+#define QE_Q8_BLOCK 32  /* values per Q8_0 block */
+#define QE_Q8_BYTES 34  /* bytes per stored block: f16 scale + 32 int8 */
+#define QE_Q8_TILE 16   /* activation rows per packed tile */
+#define QE_Q8_REC 640   /* bytes per (tile, block) record */
+#define QE_Q8_OFF_D 512 /* offset of the 16 f32 scales in a record */
+#define QE_Q8_OFF_S 576 /* offset of the 16 int32 corrections */
 
 /* One chunk's work for a kernel: packed tiles [0, n_tiles) of the chunk at
  * `pack` (rows i0 .. i0 + rows - 1 of the product), times weight rows

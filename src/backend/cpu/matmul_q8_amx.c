@@ -45,7 +45,8 @@ int qe_q8_amx_available(void) {
         /* AMX-INT8 (edx bit 25); Linux hands out the tile state only after a
          * per-process request */
 #if defined(SYS_arch_prctl)
-        c = ((d >> 25) & 1) && syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+        c = ((d >> 25) & 1) &&
+            syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
 #endif
     }
     atomic_store_explicit(&cached, c, memory_order_relaxed);
@@ -53,8 +54,8 @@ int qe_q8_amx_available(void) {
 }
 
 /* The block's f32 work on one stored C tile: acc[r] += C[r] * dx * dw[r]. */
-static inline __attribute__((always_inline)) AMX_TARGET void scale_add(float *acc, const int32_t *cb, __m512 dx,
-                                                                        const float *dw) {
+static inline __attribute__((always_inline)) AMX_TARGET void scale_add(float *acc, const int32_t *cb,
+                                                                       __m512 dx, const float *dw) {
 #pragma GCC unroll 16
     for (int r = 0; r < 16; r++) {
         __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(cb + 16 * r)));
@@ -66,36 +67,37 @@ static inline __attribute__((always_inline)) AMX_TARGET void scale_add(float *ac
 /* Weight rows [j, j+32) (w at row j) x NX packed tiles (1 or 2, at pk,
  * stride ts); dwp: the 32 rows' scales per block (dwp[32 b + r]). Stores
  * the activation rows below `valid` into y (row stride ldy, column j). */
-static inline __attribute__((always_inline)) AMX_TARGET void amx_tile(const uint8_t *pk, size_t ts, const uint8_t *w,
-                                                                       size_t wrow, int nb, const float *dwp,
-                                                                       float *y, size_t ldy, int valid, const int NX) {
+static inline __attribute__((always_inline)) AMX_TARGET void amx_tile(const uint8_t *pk, size_t ts,
+                                                                      const uint8_t *w, size_t wrow, int nb,
+                                                                      const float *dwp, float *y, size_t ldy,
+                                                                      int valid, const int NX) {
     _Alignas(64) float acc[4][256];
     _Alignas(64) int32_t cb[2][4][256];
     memset(acc, 0, sizeof acc);
-#define ISSUE(b)                                                                     \
-    do {                                                                             \
-        const uint8_t *wb_ = w + (size_t)(b) * QE_Q8_BYTES + 2;                      \
-        int32_t(*c_)[256] = cb[(b) & 1];                                             \
-        _tile_zero(4);                                                               \
-        _tile_zero(5);                                                               \
-        _tile_loadd(0, wb_, (long)wrow);                                             \
-        _tile_loadd(1, wb_ + 16 * wrow, (long)wrow);                                 \
-        _tile_loadd(2, pk + (size_t)(b) * QE_Q8_REC, 64);                            \
-        _tile_dpbssd(4, 0, 2);                                                       \
-        _tile_dpbssd(5, 1, 2);                                                       \
-        if (NX == 2) {                                                               \
-            _tile_zero(6);                                                           \
-            _tile_zero(7);                                                           \
-            _tile_loadd(3, pk + ts + (size_t)(b) * QE_Q8_REC, 64);                   \
-            _tile_dpbssd(6, 0, 3);                                                   \
-            _tile_dpbssd(7, 1, 3);                                                   \
-        }                                                                            \
-        _tile_stored(4, c_[0], 64);                                                  \
-        _tile_stored(5, c_[1], 64);                                                  \
-        if (NX == 2) {                                                               \
-            _tile_stored(6, c_[2], 64);                                              \
-            _tile_stored(7, c_[3], 64);                                              \
-        }                                                                            \
+#define ISSUE(b)                                                 \
+    do {                                                         \
+        const uint8_t *wb_ = w + (size_t)(b)*QE_Q8_BYTES + 2;    \
+        int32_t(*c_)[256] = cb[(b)&1];                           \
+        _tile_zero(4);                                           \
+        _tile_zero(5);                                           \
+        _tile_loadd(0, wb_, (long)wrow);                         \
+        _tile_loadd(1, wb_ + 16 * wrow, (long)wrow);             \
+        _tile_loadd(2, pk + (size_t)(b)*QE_Q8_REC, 64);          \
+        _tile_dpbssd(4, 0, 2);                                   \
+        _tile_dpbssd(5, 1, 2);                                   \
+        if (NX == 2) {                                           \
+            _tile_zero(6);                                       \
+            _tile_zero(7);                                       \
+            _tile_loadd(3, pk + ts + (size_t)(b)*QE_Q8_REC, 64); \
+            _tile_dpbssd(6, 0, 3);                               \
+            _tile_dpbssd(7, 1, 3);                               \
+        }                                                        \
+        _tile_stored(4, c_[0], 64);                              \
+        _tile_stored(5, c_[1], 64);                              \
+        if (NX == 2) {                                           \
+            _tile_stored(6, c_[2], 64);                          \
+            _tile_stored(7, c_[3], 64);                          \
+        }                                                        \
     } while (0)
     ISSUE(0);
     for (int b = 0; b < nb; b++) {
@@ -115,23 +117,25 @@ static inline __attribute__((always_inline)) AMX_TARGET void amx_tile(const uint
     for (int q = 0; q < 2 * NX; q++) {
         int x0 = (q >> 1) * 16, w0 = (q & 1) * 16;
         for (int r = 0; r < 16; r++)
-            for (int l = 0; l < 16 && x0 + l < valid; l++) y[(size_t)(x0 + l) * ldy + (size_t)(w0 + r)] = acc[q][16 * r + l];
+            for (int l = 0; l < 16 && x0 + l < valid; l++)
+                y[(size_t)(x0 + l) * ldy + (size_t)(w0 + r)] = acc[q][16 * r + l];
     }
 }
 
-AMX_TARGET static void amx_tile1(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nb, const float *dwp,
-                                 float *y, size_t ldy, int valid) {
+AMX_TARGET static void amx_tile1(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nb,
+                                 const float *dwp, float *y, size_t ldy, int valid) {
     amx_tile(pk, ts, w, wrow, nb, dwp, y, ldy, valid, 1);
 }
-AMX_TARGET static void amx_tile2(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nb, const float *dwp,
-                                 float *y, size_t ldy, int valid) {
+AMX_TARGET static void amx_tile2(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nb,
+                                 const float *dwp, float *y, size_t ldy, int valid) {
     amx_tile(pk, ts, w, wrow, nb, dwp, y, ldy, valid, 2);
 }
 
 /* The 32 weight rows' f16 scales for every block, as f32 (dwp[32 b + r]). */
 AMX_TARGET static void panel_scales(const uint8_t *w, size_t wrow, int nb, float *dwp) {
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32((int)wrow));
+    const __m512i idx =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32((int)wrow));
     for (int b = 0; b < nb; b++)
         for (int h = 0; h < 2; h++) {
             /* 4 bytes at each block start: the f16 scale and two q (in bounds) */
@@ -172,10 +176,12 @@ AMX_TARGET void qe_q8_kernel_amx(const qe_q8_chunk *ch, int j0, int j1, void *sc
         int t = 0;
         for (; t + 2 <= ch->n_tiles; t += 2)
             amx_tile2(ch->pack + (size_t)t * ts, ts, w + (size_t)j * wrow, wrow, nb, dwp,
-                      a->y + (size_t)(ch->i0 + t * QE_Q8_TILE) * a->ldy + j, a->ldy, ch->rows - t * QE_Q8_TILE);
+                      a->y + (size_t)(ch->i0 + t * QE_Q8_TILE) * a->ldy + j, a->ldy,
+                      ch->rows - t * QE_Q8_TILE);
         if (t < ch->n_tiles)
             amx_tile1(ch->pack + (size_t)t * ts, ts, w + (size_t)j * wrow, wrow, nb, dwp,
-                      a->y + (size_t)(ch->i0 + t * QE_Q8_TILE) * a->ldy + j, a->ldy, ch->rows - t * QE_Q8_TILE);
+                      a->y + (size_t)(ch->i0 + t * QE_Q8_TILE) * a->ldy + j, a->ldy,
+                      ch->rows - t * QE_Q8_TILE);
     }
     _tile_release();
     if (j < j1) qe_q8_kernel_vnni(ch, j, j1);

@@ -71,8 +71,9 @@ static inline uint16_t ld16(const uint8_t *p) {
 
 /* One packed tile (pk, nb records) x C weight rows (w, row stride wrow);
  * stores the rows below `valid` of y (row stride ldy) columns 0..C-1. */
-static inline __attribute__((always_inline)) AVX2_TARGET void
-avx2_tile(const uint8_t *pk, const uint8_t *w, size_t wrow, int nb, float *y, size_t ldy, int valid, const int C) {
+static inline __attribute__((always_inline)) AVX2_TARGET void avx2_tile(const uint8_t *pk, const uint8_t *w,
+                                                                        size_t wrow, int nb, float *y,
+                                                                        size_t ldy, int valid, const int C) {
     __m256 f[2][2];
     for (int h = 0; h < 2; h++)
         for (int c = 0; c < C; c++) f[h][c] = _mm256_setzero_ps();
@@ -116,12 +117,12 @@ avx2_tile(const uint8_t *pk, const uint8_t *w, size_t wrow, int nb, float *y, si
         }
 }
 
-AVX2_TARGET static void tile_c1(const uint8_t *pk, const uint8_t *w, size_t wrow, int nb, float *y, size_t ldy,
-                                int valid) {
+AVX2_TARGET static void tile_c1(const uint8_t *pk, const uint8_t *w, size_t wrow, int nb, float *y,
+                                size_t ldy, int valid) {
     avx2_tile(pk, w, wrow, nb, y, ldy, valid, 1);
 }
-AVX2_TARGET static void tile_c2(const uint8_t *pk, const uint8_t *w, size_t wrow, int nb, float *y, size_t ldy,
-                                int valid) {
+AVX2_TARGET static void tile_c2(const uint8_t *pk, const uint8_t *w, size_t wrow, int nb, float *y,
+                                size_t ldy, int valid) {
     avx2_tile(pk, w, wrow, nb, y, ldy, valid, 2);
 }
 

@@ -27,9 +27,9 @@ static inline uint16_t ld16(const uint8_t *p) {
 /* R packed tiles (pk, tile stride ts) x C weight rows (w, row stride wrow);
  * stores the rows below `valid` of y (row stride ldy), columns 0..C-1. */
 static inline __attribute__((always_inline)) VNNI_TARGET void vnni_tile(const uint8_t *pk, size_t ts,
-                                                                         const uint8_t *w, size_t wrow, int nb,
-                                                                         float *y, size_t ldy, int valid,
-                                                                         const int R, const int C) {
+                                                                        const uint8_t *w, size_t wrow, int nb,
+                                                                        float *y, size_t ldy, int valid,
+                                                                        const int R, const int C) {
     __m512 f[2][8];
 #pragma GCC unroll 2
     for (int r = 0; r < R; r++)
@@ -46,7 +46,8 @@ static inline __attribute__((always_inline)) VNNI_TARGET void vnni_tile(const ui
             for (int c = 0; c < C; c++) acc[r][c] = _mm512_load_si512((const void *)(rec + QE_Q8_OFF_S));
         }
 #pragma GCC unroll 8
-        for (int c = 0; c < C; c++) _mm_prefetch((const char *)(wb + (size_t)c * wrow + 8 * QE_Q8_BYTES), _MM_HINT_T0);
+        for (int c = 0; c < C; c++)
+            _mm_prefetch((const char *)(wb + (size_t)c * wrow + 8 * QE_Q8_BYTES), _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int g = 0; g < 8; g++) {
             __m512i wv[8];
@@ -58,7 +59,8 @@ static inline __attribute__((always_inline)) VNNI_TARGET void vnni_tile(const ui
             }
 #pragma GCC unroll 2
             for (int r = 0; r < R; r++) {
-                __m512i xv = _mm512_load_si512((const void *)(pk + (size_t)r * ts + (size_t)b * QE_Q8_REC + 64 * g));
+                __m512i xv =
+                    _mm512_load_si512((const void *)(pk + (size_t)r * ts + (size_t)b * QE_Q8_REC + 64 * g));
 #pragma GCC unroll 8
                 for (int c = 0; c < C; c++) acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], wv[c], xv);
             }
@@ -68,7 +70,8 @@ static inline __attribute__((always_inline)) VNNI_TARGET void vnni_tile(const ui
             __m512 dw = _mm512_set1_ps(_cvtsh_ss(ld16(wb + (size_t)c * wrow)));
 #pragma GCC unroll 2
             for (int r = 0; r < R; r++) {
-                __m512 dx = _mm512_load_ps((const void *)(pk + (size_t)r * ts + (size_t)b * QE_Q8_REC + QE_Q8_OFF_D));
+                __m512 dx =
+                    _mm512_load_ps((const void *)(pk + (size_t)r * ts + (size_t)b * QE_Q8_REC + QE_Q8_OFF_D));
                 f[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][c]), _mm512_mul_ps(dx, dw), f[r][c]);
             }
         }
@@ -77,17 +80,18 @@ static inline __attribute__((always_inline)) VNNI_TARGET void vnni_tile(const ui
         for (int c = 0; c < C; c++) {
             float o[16];
             _mm512_storeu_ps(o, f[r][c]);
-            for (int l = 0; l < 16 && r * 16 + l < valid; l++) y[(size_t)(r * 16 + l) * ldy + (size_t)c] = o[l];
+            for (int l = 0; l < 16 && r * 16 + l < valid; l++)
+                y[(size_t)(r * 16 + l) * ldy + (size_t)c] = o[l];
         }
 }
 
-typedef void (*tile_fn)(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nb, float *y, size_t ldy,
-                        int valid);
+typedef void (*tile_fn)(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nb, float *y,
+                        size_t ldy, int valid);
 
-#define TILE(R, C)                                                                                            \
-    VNNI_TARGET static void tile_##R##_##C(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nb, \
-                                           float *y, size_t ldy, int valid) {                                 \
-        vnni_tile(pk, ts, w, wrow, nb, y, ldy, valid, R, C);                                                  \
+#define TILE(R, C)                                                                                      \
+    VNNI_TARGET static void tile_##R##_##C(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, \
+                                           int nb, float *y, size_t ldy, int valid) {                   \
+        vnni_tile(pk, ts, w, wrow, nb, y, ldy, valid, R, C);                                            \
     }
 TILE(1, 1)
 TILE(1, 2)
@@ -102,7 +106,8 @@ TILE(2, 2)
 TILE(2, 3)
 TILE(2, 4)
 
-static const tile_fn tiles1[8] = {tile_1_1, tile_1_2, tile_1_3, tile_1_4, tile_1_5, tile_1_6, tile_1_7, tile_1_8};
+static const tile_fn tiles1[8] = {tile_1_1, tile_1_2, tile_1_3, tile_1_4,
+                                  tile_1_5, tile_1_6, tile_1_7, tile_1_8};
 static const tile_fn tiles2[4] = {tile_2_1, tile_2_2, tile_2_3, tile_2_4};
 
 void qe_q8_kernel_vnni(const qe_q8_chunk *ch, int j0, int j1) {
