@@ -1,7 +1,9 @@
 /* bench_q8: the Q8_0 product variants against the bf16 products that the
  * same level runs, on the Qwen3-Embedding-0.6B shapes, at 16 and 512 rows,
  * alternating A/B in one run (this machine is shared: compare ratios).
- * Prints GFLOP/s (best and median of repeated calls).
+ * Prints GFLOP/s (best and median of repeated calls) and GFLOP per second of
+ * this process's CPU time (less sensitive to other processes on the cores;
+ * a waiting pool thread's short spin counts too).
  *
  *   bench_q8 [--seconds S] [--threads N] */
 #include <math.h>
@@ -69,7 +71,7 @@ int main(int argc, char **argv) {
     getloadavg(la, 3);
     printf("bench_q8: threads %d, isa %s, load average %.2f %.2f %.2f\n", qe_threadpool_size(pool),
            qe_isa_name(isa), la[0], la[1], la[2]);
-    printf("%-12s %4s  %-14s %8s %8s\n", "shape k x n", "m", "variant", "best", "median GFLOP/s");
+    printf("%-12s %4s  %-14s %8s %8s %8s\n", "shape k x n", "m", "variant", "best", "median", "per CPU-s");
     static const int shapes[][2] = {{1024, 2048}, {1024, 3072}, {3072, 1024}};
     static const int ms[] = {16, 512};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
@@ -99,23 +101,25 @@ int main(int argc, char **argv) {
             }
             /* alternate the variants, one call each per round */
             enum { MAXR = 4000 };
-            double *t = malloc(sizeof(double) * MAXR * 4);
+            double *t = malloc(sizeof(double) * MAXR * 4), cpu[4] = {0, 0, 0, 0};
             int cnt = 0;
             for (int r = 0; r < nr; r++) once(&rs[r]); /* warm */
             double t0 = qe_now_s();
             while (cnt < MAXR && qe_now_s() - t0 < g_seconds * nr) {
                 for (int r = 0; r < nr; r++) {
-                    double a = qe_now_s();
+                    double a = qe_now_s(), c0 = qe_clock_s(CLOCK_PROCESS_CPUTIME_ID);
                     once(&rs[r]);
                     t[(size_t)r * MAXR + cnt] = qe_now_s() - a;
+                    cpu[r] += qe_clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
                 }
                 cnt++;
             }
             for (int r = 0; r < nr; r++) {
                 qsort(t + (size_t)r * MAXR, (size_t)cnt, sizeof(double), cmp_d);
                 double fl = 2.0 * m * k * n;
-                printf("%5d x %-5d %4d  %-14s %8.1f %8.1f  (%d calls)\n", k, n, m, names[r],
-                       fl / t[(size_t)r * MAXR] * 1e-9, fl / t[(size_t)r * MAXR + cnt / 2] * 1e-9, cnt);
+                printf("%5d x %-5d %4d  %-14s %8.1f %8.1f %8.1f  (%d calls)\n", k, n, m, names[r],
+                       fl / t[(size_t)r * MAXR] * 1e-9, fl / t[(size_t)r * MAXR + cnt / 2] * 1e-9,
+                       fl * cnt / cpu[r] * 1e-9, cnt);
             }
             free(t);
         }

@@ -1,23 +1,30 @@
 /* Q8_0 products with AMX-INT8 tiles (see matmul_q8.c), where the CPU has
  * them (Sapphire Rapids and later) and the level allows AMX.
  *
- * One tdpbssd (signed x signed bytes, int32 sums) per Q8_0 block and tile
- * pair, with K = 32 (one block), so that every block's integer sums can be
- * scaled by their own d_w * d_x:
- *   A = 16 weight rows x 32 bytes, loaded straight from the mapped file
- *       (row stride = the weight row's bytes; the tile load skips the scales),
+ * One tdpbssd (signed x signed bytes, int32 sums) per Q8_0 block, with
+ * K = 32 (one block), so that every block's integer sums can be scaled by
+ * their own d_w * d_x:
+ *   A = 16 weight rows x 32 bytes, loaded straight from the mapped file (row
+ *       stride = the weight row's bytes; the load skips the scales), or for
+ *       more than one activation tile from a per-thread copy of the 16 rows'
+ *       q (contiguous: 8 cache lines per load instead of 16 to 32),
  *   B = one packed activation record's q (8 rows of 16 activation rows x 4
- *       bytes: the VNNI layout that tiles want, matmul_q8.h),
+ *       bytes: the layout tiles want, matmul_q8.h),
  *   C = 16 weight rows x 16 activation rows, int32.
- * A register tile of 32 weight rows x 32 activation rows (2 A, 2 B, 4 C
- * tiles); after each block the C tiles are stored and AVX-512 converts,
- * scales and adds them into f32 accumulators (held in L1, 4 KB) while the
- * next block's tile products run. Column tails (fewer than 32 weight rows)
- * go to the VNNI kernel, which gives the same sums in the same f32 order. */
+ * Tile registers are not renamed, so A and B alternate between two
+ * registers on even and odd blocks and C rotates over four: a block's loads
+ * and product do not wait for the previous block's, and the products run
+ * two blocks ahead of the AVX-512 work that converts each stored C, scales
+ * it by d_x * d_w and adds it into 16 f32 accumulators (registers). Measured
+ * here against a 32 x 32 register tile (2 A, 2 B, 4 C per block): as fast at
+ * 16 rows and a little faster at 512 (bench/kernels/bench_q8). Column tails
+ * (fewer than 32 weight rows) go to the VNNI kernel, which gives the same
+ * sums in the same f32 order. */
 #include "matmul_q8.h"
 
 #include <stdatomic.h>
 #include <string.h>
+#include <stdlib.h>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -53,82 +60,54 @@ int qe_q8_amx_available(void) {
     return c;
 }
 
-/* The block's f32 work on one stored C tile: acc[r] += C[r] * dx * dw[r]. */
-static inline __attribute__((always_inline)) AMX_TARGET void scale_add(float *acc, const int32_t *cb,
-                                                                       __m512 dx, const float *dw) {
+/* 16 weight rows x 16 activation rows (one packed tile), with the tile
+ * registers alternating between even and odd blocks (A and B) and C rotating
+ * over four, so that a block's loads and product never wait for the previous
+ * block's tiles (tile registers are not renamed). */
+AMX_TARGET static void amx_one(const uint8_t *pk, const uint8_t *wa, size_t a_step, size_t a_stride, int nb,
+                               const float *dwp, float *y, size_t ldy, int valid) {
+    _Alignas(64) int32_t cb[4][256];
+    __m512 acc[16];
 #pragma GCC unroll 16
-    for (int r = 0; r < 16; r++) {
-        __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(cb + 16 * r)));
-        __m512 a = _mm512_load_ps(acc + 16 * r);
-        _mm512_store_ps(acc + 16 * r, _mm512_fmadd_ps(v, _mm512_mul_ps(dx, _mm512_set1_ps(dw[r])), a));
-    }
-}
-
-/* Weight rows [j, j+32) (w at row j) x NX packed tiles (1 or 2, at pk,
- * stride ts); dwp: the 32 rows' scales per block (dwp[32 b + r]). Stores
- * the activation rows below `valid` into y (row stride ldy, column j). */
-static inline __attribute__((always_inline)) AMX_TARGET void amx_tile(const uint8_t *pk, size_t ts,
-                                                                      const uint8_t *w, size_t wrow, int nb,
-                                                                      const float *dwp, float *y, size_t ldy,
-                                                                      int valid, const int NX) {
-    _Alignas(64) float acc[4][256];
-    _Alignas(64) int32_t cb[2][4][256];
-    memset(acc, 0, sizeof acc);
-#define ISSUE(b)                                                 \
-    do {                                                         \
-        const uint8_t *wb_ = w + (size_t)(b)*QE_Q8_BYTES + 2;    \
-        int32_t(*c_)[256] = cb[(b)&1];                           \
-        _tile_zero(4);                                           \
-        _tile_zero(5);                                           \
-        _tile_loadd(0, wb_, (long)wrow);                         \
-        _tile_loadd(1, wb_ + 16 * wrow, (long)wrow);             \
-        _tile_loadd(2, pk + (size_t)(b)*QE_Q8_REC, 64);          \
-        _tile_dpbssd(4, 0, 2);                                   \
-        _tile_dpbssd(5, 1, 2);                                   \
-        if (NX == 2) {                                           \
-            _tile_zero(6);                                       \
-            _tile_zero(7);                                       \
-            _tile_loadd(3, pk + ts + (size_t)(b)*QE_Q8_REC, 64); \
-            _tile_dpbssd(6, 0, 3);                               \
-            _tile_dpbssd(7, 1, 3);                               \
-        }                                                        \
-        _tile_stored(4, c_[0], 64);                              \
-        _tile_stored(5, c_[1], 64);                              \
-        if (NX == 2) {                                           \
-            _tile_stored(6, c_[2], 64);                          \
-            _tile_stored(7, c_[3], 64);                          \
-        }                                                        \
+    for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+#define ONE(b, ta, tb, tc)                                        \
+    do {                                                          \
+        _tile_zero(tc);                                           \
+        _tile_loadd(ta, wa + (size_t)(b)*a_step, (long)a_stride); \
+        _tile_loadd(tb, pk + (size_t)(b)*QE_Q8_REC, 64);          \
+        _tile_dpbssd(tc, ta, tb);                                 \
+        _tile_stored(tc, cb[(b)&3], 64);                          \
     } while (0)
-    ISSUE(0);
+#define ISSUE1(b)                            \
+    do {                                     \
+        switch ((b)&3) {                     \
+            case 0: ONE(b, 0, 2, 4); break;  \
+            case 1: ONE(b, 1, 3, 5); break;  \
+            case 2: ONE(b, 0, 2, 6); break;  \
+            default: ONE(b, 1, 3, 7); break; \
+        }                                    \
+    } while (0)
+    ISSUE1(0);
+    if (nb > 1) ISSUE1(1);
     for (int b = 0; b < nb; b++) {
-        if (b + 1 < nb) ISSUE(b + 1); /* the tile unit runs ahead of the f32 work */
-        int32_t(*c)[256] = cb[b & 1];
-        __m512 dx0 = _mm512_load_ps((const void *)(pk + (size_t)b * QE_Q8_REC + QE_Q8_OFF_D));
-        scale_add(acc[0], c[0], dx0, dwp + 32 * (size_t)b);
-        scale_add(acc[1], c[1], dx0, dwp + 32 * (size_t)b + 16);
-        if (NX == 2) {
-            __m512 dx1 = _mm512_load_ps((const void *)(pk + ts + (size_t)b * QE_Q8_REC + QE_Q8_OFF_D));
-            scale_add(acc[2], c[2], dx1, dwp + 32 * (size_t)b);
-            scale_add(acc[3], c[3], dx1, dwp + 32 * (size_t)b + 16);
-        }
-    }
-#undef ISSUE
-    /* acc[q] is (weight row, activation row): y is (activation row, column) */
-    for (int q = 0; q < 2 * NX; q++) {
-        int x0 = (q >> 1) * 16, w0 = (q & 1) * 16;
+        if (b + 2 < nb) ISSUE1(b + 2);
+        const int32_t *c = cb[b & 3];
+        __m512 dx = _mm512_load_ps((const void *)(pk + (size_t)b * QE_Q8_REC + QE_Q8_OFF_D));
+        const float *dw = dwp + 32 * (size_t)b;
+#pragma GCC unroll 16
         for (int r = 0; r < 16; r++)
-            for (int l = 0; l < 16 && x0 + l < valid; l++)
-                y[(size_t)(x0 + l) * ldy + (size_t)(w0 + r)] = acc[q][16 * r + l];
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512((const void *)(c + 16 * r))),
+                                     _mm512_mul_ps(dx, _mm512_set1_ps(dw[r])), acc[r]);
     }
-}
-
-AMX_TARGET static void amx_tile1(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nb,
-                                 const float *dwp, float *y, size_t ldy, int valid) {
-    amx_tile(pk, ts, w, wrow, nb, dwp, y, ldy, valid, 1);
-}
-AMX_TARGET static void amx_tile2(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nb,
-                                 const float *dwp, float *y, size_t ldy, int valid) {
-    amx_tile(pk, ts, w, wrow, nb, dwp, y, ldy, valid, 2);
+#undef ISSUE1
+#undef ONE
+    _Alignas(64) float o[256];
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; r++) _mm512_store_ps(o + 16 * r, acc[r]);
+    const __m512i col =
+        _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
+    for (int l = 0; l < 16 && l < valid; l++)
+        _mm512_storeu_ps(y + (size_t)l * ldy, _mm512_i32gather_ps(col, o + l, 4));
 }
 
 /* The 32 weight rows' f16 scales for every block, as f32 (dwp[32 b + r]). */
@@ -170,18 +149,31 @@ AMX_TARGET void qe_q8_kernel_amx(const qe_q8_chunk *ch, int j0, int j1, void *sc
         cfg.colsb[t] = 64;
     }
     _tile_loadconfig(&cfg);
+    /* with more than one activation tile, each 16 weight rows' q are first
+     * copied together (512 contiguous bytes per block, after the scales in
+     * the scratch): a tile load then reads 8 cache lines, not 16 to 32 lines
+     * spread over the rows */
+    uint8_t *rp = (uint8_t *)scratch + (size_t)nb * 32 * sizeof(float);
+    const int repack = ch->n_tiles > 1 && qe_q8_amx_scratch(a->k) + (size_t)nb * 512 <= QE_MM_SCRATCH;
     int j = j0;
     for (; j + 32 <= j1; j += 32) {
         panel_scales(w + (size_t)j * wrow, wrow, nb, dwp);
-        int t = 0;
-        for (; t + 2 <= ch->n_tiles; t += 2)
-            amx_tile2(ch->pack + (size_t)t * ts, ts, w + (size_t)j * wrow, wrow, nb, dwp,
-                      a->y + (size_t)(ch->i0 + t * QE_Q8_TILE) * a->ldy + j, a->ldy,
-                      ch->rows - t * QE_Q8_TILE);
-        if (t < ch->n_tiles)
-            amx_tile1(ch->pack + (size_t)t * ts, ts, w + (size_t)j * wrow, wrow, nb, dwp,
-                      a->y + (size_t)(ch->i0 + t * QE_Q8_TILE) * a->ldy + j, a->ldy,
-                      ch->rows - t * QE_Q8_TILE);
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *wh = w + (size_t)(j + 16 * h) * wrow;
+            const uint8_t *wa = wh + 2;
+            size_t a_step = QE_Q8_BYTES, a_stride = wrow;
+            if (repack) {
+                for (int b = 0; b < nb; b++)
+                    for (int r = 0; r < 16; r++)
+                        memcpy(rp + (size_t)b * 512 + (size_t)r * 32,
+                               wh + (size_t)r * wrow + (size_t)b * QE_Q8_BYTES + 2, 32);
+                wa = rp, a_step = 512, a_stride = 32;
+            }
+            for (int t = 0; t < ch->n_tiles; t++)
+                amx_one(ch->pack + (size_t)t * ts, wa, a_step, a_stride, nb, dwp + 16 * h,
+                        a->y + (size_t)(ch->i0 + t * QE_Q8_TILE) * a->ldy + j + 16 * h, a->ldy,
+                        ch->rows - t * QE_Q8_TILE);
+        }
     }
     _tile_release();
     if (j < j1) qe_q8_kernel_vnni(ch, j, j1);
