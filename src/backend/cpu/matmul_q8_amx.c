@@ -182,9 +182,9 @@ AMX_TARGET void qe_q8_kernel_amx(const qe_q8_chunk *ch, int j0, int j1, void *sc
             }
             for (int t = 0; t < ch->n_tiles; t++) {
                 /* one activation tile (a query): each weight byte is used once
-                 * here, so the next 16 rows are prefetched from memory while
-                 * these compute */
-                const uint8_t *pf = ch->n_tiles == 1 && j + 16 * h + 32 <= j1 ? wh + 16 * wrow : NULL;
+                 * here, so the next panel's rows (16 per half) are prefetched
+                 * from memory while these compute */
+                const uint8_t *pf = ch->n_tiles == 1 && j + 64 <= j1 ? wh + 32 * wrow : NULL;
                 amx_one(ch->pack + (size_t)t * ts, wa, a_step, a_stride, nb, dwp + 16 * h,
                         a->y + (size_t)(ch->i0 + t * QE_Q8_TILE) * a->ldy + j + 16 * h, a->ldy,
                         ch->rows - t * QE_Q8_TILE, pf, wrow);
