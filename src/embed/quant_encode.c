@@ -157,7 +157,8 @@ static void enc_q6_k(const float *x, unsigned char *b) {
     for (int j = 0; j < 16; j++) {
         sc[j] = (signed char)(d > 0 ? clampi(rnd(scale[j] / d), -128, 127) : 0);
         const float a = d * (float)sc[j];
-        for (int l = 0; l < 16; l++) q[16 * j + l] = a != 0 ? clampi(rnd(x[16 * j + l] / a), -32, 31) + 32 : 32;
+        for (int l = 0; l < 16; l++)
+            q[16 * j + l] = a != 0 ? clampi(rnd(x[16 * j + l] / a), -32, 31) + 32 : 32;
     }
     unsigned char *ql = b, *qh = b + 128;
     for (int h = 0; h < 2; h++, ql += 64, qh += 32)

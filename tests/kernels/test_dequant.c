@@ -64,7 +64,8 @@ int main(int argc, char **argv) {
         float *src = malloc(sizeof(float) * nq * cols), *ref = malloc(sizeof(float) * rows * cols);
         float *got = malloc(sizeof(float) * cols), *enc = malloc(sizeof(float) * cols);
         if (!blk || !mine || !src || !ref || !got || !enc) return 1;
-        CHECK(fread(blk, rb, rows, f) == (size_t)rows && fread(src, 4, (size_t)nq * cols, f) == (size_t)nq * cols &&
+        CHECK(fread(blk, rb, rows, f) == (size_t)rows &&
+                  fread(src, 4, (size_t)nq * cols, f) == (size_t)nq * cols &&
                   fread(ref, 4, (size_t)rows * cols, f) == (size_t)rows * cols,
               "truncated fixture");
         int exact = 0;
@@ -82,8 +83,8 @@ int main(int argc, char **argv) {
             exact += diff == 0;
             for (int i = 0; i < cols; i++)
                 if (memcmp(&got[i], &(float){qe_tensor_get_f32(blk + rb * r, t, (size_t)i)}, 4)) {
-                    CHECK(0, "%s row %d col %d: qe_tensor_get_f32 differs from qe_dequant_row", qe_dtype_name(t),
-                          r, i);
+                    CHECK(0, "%s row %d col %d: qe_tensor_get_f32 differs from qe_dequant_row",
+                          qe_dtype_name(t), r, i);
                     break;
                 }
             if (r >= nq) continue;
@@ -99,9 +100,10 @@ int main(int argc, char **argv) {
                   e_ggml, scale);
             if (e_ggml > 1e-3 * scale && e_ours / e_ggml > worst_ratio) worst_ratio = e_ours / e_ggml;
         }
-        printf("%s: %d/%d rows bit-exact with ggml's dequantizer; our encoder's rms error at most %.2fx ggml's "
-               "reference quantizer's\n",
-               qe_dtype_name(t), exact, rows, worst_ratio);
+        printf(
+            "%s: %d/%d rows bit-exact with ggml's dequantizer; our encoder's rms error at most %.2fx ggml's "
+            "reference quantizer's\n",
+            qe_dtype_name(t), exact, rows, worst_ratio);
         sections++;
         free(blk), free(mine), free(src), free(ref), free(got), free(enc);
     }
