@@ -36,9 +36,13 @@ static int clampi(int v, int lo, int hi) {
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* nearest integer (ties to even); not finite -> 0 */
-static int rnd(float v) {
-    return isfinite(v) ? (int)lrintf(v) : 0;
+/* v clamped to [0, hi] and rounded to nearest (ties up); NaN -> 0. The
+ * callers shift their code range to start at 0. Plain comparisons rather
+ * than lrintf/fmaxf (library calls here): this is the writer's inner loop. */
+static int qround(float v, int hi) {
+    v = v > 0.0f ? v : 0.0f;
+    v = v < (float)hi ? v : (float)hi;
+    return (int)(v + 0.5f);
 }
 
 /* The signed value of largest magnitude in x[0..n). */
@@ -55,7 +59,7 @@ static void enc_q_0(const float *x, unsigned char *b, int bits) {
     put_half(b, signed_max(x, 32) / (float)-half_range);
     const float d = get_half(b), id = d != 0.0f ? 1.0f / d : 0.0f;
     int q[32];
-    for (int j = 0; j < 32; j++) q[j] = clampi(rnd(x[j] * id) + half_range, 0, 2 * half_range - 1);
+    for (int j = 0; j < 32; j++) q[j] = qround(x[j] * id + (float)half_range, 2 * half_range - 1);
     unsigned char *qs = b + (bits == 5 ? 6 : 2);
     uint32_t qh = 0;
     for (int j = 0; j < 16; j++) {
@@ -83,8 +87,9 @@ static void put_scale_min(unsigned char *s, int j, int ls, int lm) {
  * returns the squared error. */
 static double codes(const float *x, float a, float m, int qmax, int *q) {
     double e = 0;
+    const float ia = a > 0 ? 1.0f / a : 0.0f;
     for (int l = 0; l < 32; l++) {
-        q[l] = a > 0 ? clampi(rnd((x[l] + m) / a), 0, qmax) : 0;
+        q[l] = qround((x[l] + m) * ia, qmax);
         double r = (double)a * q[l] - m - x[l];
         e += r * r;
     }
@@ -97,8 +102,9 @@ static void enc_k(const float *x, unsigned char *b, int qmax) {
     for (int j = 0; j < 8; j++) {
         float lo = 0, hi = x[32 * j]; /* lo <= 0: mins are stored as non-negative */
         for (int l = 0; l < 32; l++) {
-            lo = fminf(lo, x[32 * j + l]);
-            hi = fmaxf(hi, x[32 * j + l]);
+            const float v = x[32 * j + l];
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
         }
         if (hi < lo) hi = lo;
         scale[j] = (hi - lo) / (float)qmax;
@@ -112,8 +118,8 @@ static void enc_k(const float *x, unsigned char *b, int qmax) {
     const float d = get_half(b), dmin = get_half(b + 2);
     int q[256];
     for (int j = 0; j < 8; j++) {
-        int ls = d > 0 ? clampi(rnd(scale[j] / d), 0, 63) : 0;
-        int lm = dmin > 0 ? clampi(rnd(mins[j] / dmin), 0, 63) : 0;
+        int ls = d > 0 ? qround(scale[j] / d, 63) : 0;
+        int lm = dmin > 0 ? qround(mins[j] / dmin, 63) : 0;
         /* the six-bit values round to nearest: one step either side may fit better */
         double best = codes(x + 32 * j, d * (float)ls, dmin * (float)lm, qmax, q + 32 * j);
         int t[32];
@@ -155,10 +161,9 @@ static void enc_q6_k(const float *x, unsigned char *b) {
     signed char *sc = (signed char *)(b + 192);
     int q[256];
     for (int j = 0; j < 16; j++) {
-        sc[j] = (signed char)(d > 0 ? clampi(rnd(scale[j] / d), -128, 127) : 0);
+        sc[j] = (signed char)(d > 0 ? qround(scale[j] / d + 128.0f, 255) - 128 : 0);
         const float a = d * (float)sc[j];
-        for (int l = 0; l < 16; l++)
-            q[16 * j + l] = a != 0 ? clampi(rnd(x[16 * j + l] / a), -32, 31) + 32 : 32;
+        for (int l = 0; l < 16; l++) q[16 * j + l] = a != 0 ? qround(x[16 * j + l] / a + 32.0f, 63) : 32;
     }
     unsigned char *ql = b, *qh = b + 128;
     for (int h = 0; h < 2; h++, ql += 64, qh += 32)

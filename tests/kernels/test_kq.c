@@ -74,15 +74,16 @@ static void run(qe_dtype t, int m, int k, int n, qe_threadpool *pool) {
         } else { /* the public entry at each level, both modes */
             qe_isa isa = (qe_isa)(pass - 6);
             if (isa > qe_cpu_isa()) continue;
-            qe_matmul(pool, isa, isa % 2 ? QE_MM_BF16 : QE_MM_EXACT, x, (size_t)k, m, k, w, t, n, y, (size_t)n);
+            qe_matmul(pool, isa, isa % 2 ? QE_MM_BF16 : QE_MM_EXACT, x, (size_t)k, m, k, w, t, n, y,
+                      (size_t)n);
             snprintf(buf, sizeof buf, "qe_matmul at %s", qe_isa_name(isa));
         }
         what = buf;
         int bad = 0;
         for (int i = 0; i < m * n && bad < 3; i++)
             if (!(fabs(y[i] - yd[i]) <= 1e-5 * bnd[i] + 1e-30)) {
-                CHECK(0, "%s %s m=%d k=%d n=%d at (%d,%d): %.9g vs %.9g", qe_dtype_name(t), what, m, k, n, i / n,
-                      i % n, y[i], yd[i]);
+                CHECK(0, "%s %s m=%d k=%d n=%d at (%d,%d): %.9g vs %.9g", qe_dtype_name(t), what, m, k, n,
+                      i / n, i % n, y[i], yd[i]);
                 bad++;
             }
     }
@@ -97,8 +98,8 @@ int main(void) {
         qe_dtype t = types[ti];
         const int kb = (int)qe_dtype_block(t);
         run(t, 1, kb, 1, pool);
-        run(t, 7, kb == 32 ? 32 * 11 : 256, 37, pool);       /* m tail (6 + 1), partial weight tile */
-        run(t, 17, kb == 32 ? 32 * 19 : 768, 65, pool);      /* 3 k-tiles (32-blocks: 2 and a tail) */
+        run(t, 7, kb == 32 ? 32 * 11 : 256, 37, pool);  /* m tail (6 + 1), partial weight tile */
+        run(t, 17, kb == 32 ? 32 * 19 : 768, 65, pool); /* 3 k-tiles (32-blocks: 2 and a tail) */
         run(t, 13, kb == 32 ? 32 * 9 : 512, 33, pool);
     }
     int ran = 0;
@@ -108,7 +109,8 @@ int main(void) {
         CHECK(qe_kq_check((qe_kq_variant)v, NULL) == 0, "start-up check of %s fails", vnames[v]);
         CHECK(qe_kq_check((qe_kq_variant)v, pool) == 0, "start-up check of %s on a pool fails", vnames[v]);
     }
-    printf("kernels: Q4_0/Q5_0/Q4_K/Q5_K/Q6_K products: %d variant(s) (best here: %s) agree with the dequantized "
+    printf("kernels: Q4_0/Q5_0/Q4_K/Q5_K/Q6_K products: %d variant(s) (best here: %s) agree with the "
+           "dequantized "
            "product\n",
            ran, vnames[qe_kq_best(qe_cpu_isa())]);
     qe_threadpool_free(pool);

@@ -50,7 +50,8 @@ static int check_shape(qe_kq_variant v, qe_threadpool *pool, qe_dtype t, const k
     int rc = 0;
     if (!x || !wf || !y || !yr || !w) rc = 1;
     if (rc == 0) {
-        for (size_t i = 0; i < (size_t)s->m * s->k; i++) x[i] = (float)((double)(next() >> 11) / 0x1p53 * 2 - 1);
+        for (size_t i = 0; i < (size_t)s->m * s->k; i++)
+            x[i] = (float)((double)(next() >> 11) / 0x1p53 * 2 - 1);
         random_blocks(t, w, nw / qe_dtype_block_bytes(t));
         qe_dequant_blocks(t, w, wf, nw / qe_dtype_block_bytes(t));
         qe_mm_args a = {NULL, QE_MM_EXACT, x, (size_t)s->k, s->m, s->k, w, t, s->n, yr, (size_t)s->n};

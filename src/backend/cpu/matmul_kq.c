@@ -23,8 +23,8 @@
 #include <immintrin.h>
 #endif
 
-#define KB 256   /* k per tile: a whole K-quant block, eight of the 32-blocks */
-#define MR 6     /* activation rows per micro-kernel step */
+#define KB 256 /* k per tile: a whole K-quant block, eight of the 32-blocks */
+#define MR 6   /* activation rows per micro-kernel step */
 #define NT_MAX 32
 
 int qe_kq_dtype(qe_dtype t) {
@@ -70,7 +70,7 @@ static void scalar_task(void *arg, int task, int thread) {
 #define TGT5 __attribute__((target("avx512f,avx2,fma")))
 
 TGT2 static inline __attribute__((always_inline)) void mk_avx2(const float *const *xr, const float *t, int kc,
-                                                                float *out, const int mr) {
+                                                               float *out, const int mr) {
     __m256 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int p = 0; p < kc; p++) {
@@ -99,8 +99,8 @@ TGT2 static void tile_avx2(const float *const *xr, int mr, const float *t, int k
     }
 }
 
-TGT5 static inline __attribute__((always_inline)) void mk_avx512(const float *const *xr, const float *t, int kc,
-                                                                  float *out, const int mr) {
+TGT5 static inline __attribute__((always_inline)) void mk_avx512(const float *const *xr, const float *t,
+                                                                 int kc, float *out, const int mr) {
     __m512 acc[MR][2];
     for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int p = 0; p < kc; p++) {
@@ -141,7 +141,7 @@ static void tile_task(void *arg, int task, int thread) {
     qe_mm_split(a->n, job->n_tasks, nt, task, &j0, &j1);
     if (j0 >= j1) return;
     float *tile = a->pool ? qe_threadpool_thread_scratch(a->pool, thread) : *job->own; /* (KB, nt) */
-    float *row = tile + (size_t)KB * nt;                                                   /* (KB) */
+    float *row = tile + (size_t)KB * nt;                                               /* (KB) */
     const size_t be = qe_dtype_block(a->wt), rowb = qe_dtype_bytes(a->wt, (uint64_t)k);
     float out[MR * NT_MAX];
     for (int jg = j0; jg < j1; jg += nt) {
