@@ -70,8 +70,8 @@ uint32_t qe_quant_mix_type(qe_ftype ft, const char *role, int il, int n_layers, 
     }
     if (!strcmp(role, "token_embd")) {
         if (t != QE_GGML_Q8_0) t = ne0 % 256 ? QE_GGML_Q8_0 : QE_GGML_Q6_K;
-    } else if ((ft == QE_FT_Q4_K_M || ft == QE_FT_Q5_K_M) && (!strcmp(role, "attn_v") || !strcmp(role, "ffn_down")) &&
-               use_more_bits(il, n_layers)) {
+    } else if ((ft == QE_FT_Q4_K_M || ft == QE_FT_Q5_K_M) &&
+               (!strcmp(role, "attn_v") || !strcmp(role, "ffn_down")) && use_more_bits(il, n_layers)) {
         t = QE_GGML_Q6_K;
     }
     if ((t == QE_GGML_Q4_K || t == QE_GGML_Q5_K || t == QE_GGML_Q6_K) && ne0 % 256)
