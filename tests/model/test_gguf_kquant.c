@@ -55,7 +55,8 @@ static void spit(const char *path, const void *b, size_t n) {
 
 static double cosine(const float *a, const float *b, int n) {
     double d = 0, na = 0, nb = 0;
-    for (int i = 0; i < n; i++) d += (double)a[i] * b[i], na += (double)a[i] * a[i], nb += (double)b[i] * b[i];
+    for (int i = 0; i < n; i++)
+        d += (double)a[i] * b[i], na += (double)a[i] * a[i], nb += (double)b[i] * b[i];
     return d / sqrt(na * nb);
 }
 
@@ -169,7 +170,8 @@ static void test_layout(void) {
               qe_ggml_type_name(t), layout[i].type);
         checked++;
     }
-    printf("layout: %d quantized tensors of llama.cpp's 0.6B Q4_K_M file, our mixture agrees on each\n", checked);
+    printf("layout: %d quantized tensors of llama.cpp's 0.6B Q4_K_M file, our mixture agrees on each\n",
+           checked);
     CHECK(checked == 28 * 7 + 1, "checked %d tensors", checked);
 }
 
@@ -208,8 +210,8 @@ static void test_tiny(const char *model_dir) {
         {"q5_0", {"Q8_0", "Q5_0", "Q5_0", "Q5_0", "Q5_0", "Q5_0", "Q5_0"}, 0.995},
         {"q4_0", {"Q8_0", "Q4_0", "Q4_0", "Q4_0", "Q4_0", "Q4_0", "Q4_0"}, 0.98},
     };
-    static const char *const names[] = {"token_embd.weight",   "blk.0.attn_v.weight",   "blk.0.ffn_down.weight",
-                                        "blk.0.attn_q.weight", "blk.1.attn_v.weight",   "blk.1.ffn_down.weight",
+    static const char *const names[] = {"token_embd.weight",   "blk.0.attn_v.weight", "blk.0.ffn_down.weight",
+                                        "blk.0.attn_q.weight", "blk.1.attn_v.weight", "blk.1.ffn_down.weight",
                                         "blk.1.ffn_up.weight"};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char out[1024];
@@ -225,7 +227,8 @@ static void test_tiny(const char *model_dir) {
             CHECK(t && !strcmp(t, cases[c].want[k]), "%s: %s is %s, expected %s", cases[c].type, names[k],
                   t ? t : "missing", cases[c].want[k]);
         }
-        CHECK(g && !strcmp(type_in(g, "blk.1.ffn_norm.weight"), "F32"), "%s: norms must stay F32", cases[c].type);
+        CHECK(g && !strcmp(type_in(g, "blk.1.ffn_norm.weight"), "F32"), "%s: norms must stay F32",
+              cases[c].type);
         qe_gguf_free(g);
         free(buf);
         int d = 0;
@@ -236,8 +239,8 @@ static void test_tiny(const char *model_dir) {
             double cs = cosine(v + (size_t)i * d, gold[i], d);
             if (cs < worst) worst = cs;
         }
-        printf("tiny %-6s: worst cosine vs golden f32 over %d cases %.6f (at least %.4f required)\n", cases[c].type,
-               nc, worst, cases[c].min_cos);
+        printf("tiny %-6s: worst cosine vs golden f32 over %d cases %.6f (at least %.4f required)\n",
+               cases[c].type, nc, worst, cases[c].min_cos);
         CHECK(worst >= cases[c].min_cos, "%s: worst cosine %.6f", cases[c].type, worst);
         free(v);
     }
@@ -278,8 +281,9 @@ static void test_06b(const char *model_dir) {
             double cs = cosine(v + (size_t)i * d1, ref + (size_t)i * d1, d1);
             if (cs < worst) worst = cs;
         }
-        printf("0.6b q4_k_m: worst cosine vs the bf16 checkpoint over %d cases %.6f (at least 0.95 required)\n", n,
-               worst);
+        printf(
+            "0.6b q4_k_m: worst cosine vs the bf16 checkpoint over %d cases %.6f (at least 0.95 required)\n",
+            n, worst);
         CHECK(worst >= 0.95, "0.6b q4_k_m: worst cosine %.6f", worst);
     }
     free(ref);
@@ -326,7 +330,8 @@ static void test_bad(void) {
     CHECK(q > 0, "tensor info not found");
     if (q) {
         memcpy(b, base, n), b[q + 4 + 16] = 12; /* Q4_K on rows of 64 */
-        expect_bad("kq-rowlen.gguf", b, n, "\"blk.1.ffn_up.weight\": row of 64 elements is not a multiple of the Q4_K block (256)");
+        expect_bad("kq-rowlen.gguf", b, n,
+                   "\"blk.1.ffn_up.weight\": row of 64 elements is not a multiple of the Q4_K block (256)");
     }
     /* the tensor written last, retyped Q4_K with rows of 256: its bytes run past the data */
     q = info_of(base, n, "blk.1.ffn_down.weight");
