@@ -65,7 +65,8 @@ int main(int argc, char **argv) {
                    : !strcmp(a, "--threads") ? &threads
                                              : NULL;
         if (!dst || i + 1 >= argc || (*dst = atoi(argv[++i])) < 1) {
-            fprintf(stderr, "usage: bench_quant [--rows M] [--layers L] [--reps R] [--threads N] (all >= 1)\n");
+            fprintf(stderr,
+                    "usage: bench_quant [--rows M] [--layers L] [--reps R] [--threads N] (all >= 1)\n");
             return 1;
         }
     }
@@ -100,16 +101,16 @@ int main(int argc, char **argv) {
             for (int l = 0; l < layers; l++)
                 for (int i = 0; i < 7; i++) {
                     const void *wl = (const unsigned char *)w[t] + qe_dtype_bytes(types[t], off);
-                    qe_matmul(pool, isa, QE_MM_BF16, x, (size_t)sh[i][0], m, sh[i][0], wl, types[t], sh[i][1], y,
-                              (size_t)sh[i][1]);
+                    qe_matmul(pool, isa, QE_MM_BF16, x, (size_t)sh[i][0], m, sh[i][0], wl, types[t], sh[i][1],
+                              y, (size_t)sh[i][1]);
                     off += (size_t)sh[i][0] * (size_t)sh[i][1];
                 }
             double dt = qe_clock_s(CLOCK_MONOTONIC) - t0;
             if (dt < best[t]) best[t] = dt;
         }
     const double flop = 2.0 * m * (double)per_layer * layers;
-    printf("0.6B products, rows %d, %d layers, threads %d, isa %s, best of %d (types alternating):\n", m, layers,
-           qe_threadpool_size(pool), qe_isa_name(isa), reps);
+    printf("0.6B products, rows %d, %d layers, threads %d, isa %s, best of %d (types alternating):\n", m,
+           layers, qe_threadpool_size(pool), qe_isa_name(isa), reps);
     for (int t = 0; t < NT; t++)
         printf("  %-5s %8.1f ms  %7.1f GFLOP/s  %6.1f MB weights  x%.2f bf16's time  x%.2f Q8_0's\n",
                qe_dtype_name(types[t]), best[t] * 1e3, flop / best[t] * 1e-9,

@@ -69,65 +69,51 @@ static void scalar_task(void *arg, int task, int thread) {
 #define TGT2 __attribute__((target("avx2,fma")))
 #define TGT5 __attribute__((target("avx512f,avx2,fma")))
 
-TGT2 static inline __attribute__((always_inline)) void mk_avx2(const float *const *xr, const float *t, int kc,
-                                                               float *out, const int mr) {
-    __m256 acc[MR][2];
-    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+/* All MR rows are computed (the caller points missing rows at a valid one)
+ * and the first mr stored: the accumulators are named registers, written
+ * out by hand because GCC at -O2 keeps an accumulator array in memory. */
+TGT2 static void tile_avx2(const float *const *xr, int mr, const float *t, int kc, float *out) {
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
+    __m256 a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
+    const float *x0 = xr[0], *x1 = xr[1], *x2 = xr[2], *x3 = xr[3], *x4 = xr[4], *x5 = xr[5];
     for (int p = 0; p < kc; p++) {
         const __m256 w0 = _mm256_load_ps(t + (size_t)p * 16), w1 = _mm256_load_ps(t + (size_t)p * 16 + 8);
-        for (int r = 0; r < MR; r++)
-            if (r < mr) {
-                const __m256 xb = _mm256_broadcast_ss(xr[r] + p);
-                acc[r][0] = _mm256_fmadd_ps(xb, w0, acc[r][0]);
-                acc[r][1] = _mm256_fmadd_ps(xb, w1, acc[r][1]);
-            }
+        __m256 b;
+#define ROW2(r)                                \
+    b = _mm256_broadcast_ss(x##r + p);         \
+    a##r##0 = _mm256_fmadd_ps(b, w0, a##r##0); \
+    a##r##1 = _mm256_fmadd_ps(b, w1, a##r##1);
+        ROW2(0) ROW2(1) ROW2(2) ROW2(3) ROW2(4) ROW2(5)
+#undef ROW2
     }
+    const __m256 acc[MR][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}, {a40, a41}, {a50, a51}};
     for (int r = 0; r < mr; r++) {
         _mm256_storeu_ps(out + r * 16, acc[r][0]);
         _mm256_storeu_ps(out + r * 16 + 8, acc[r][1]);
     }
 }
 
-TGT2 static void tile_avx2(const float *const *xr, int mr, const float *t, int kc, float *out) {
-    switch (mr) { /* constant row counts: the accumulators stay in registers */
-        case 6: mk_avx2(xr, t, kc, out, 6); break;
-        case 5: mk_avx2(xr, t, kc, out, 5); break;
-        case 4: mk_avx2(xr, t, kc, out, 4); break;
-        case 3: mk_avx2(xr, t, kc, out, 3); break;
-        case 2: mk_avx2(xr, t, kc, out, 2); break;
-        default: mk_avx2(xr, t, kc, out, 1); break;
-    }
-}
-
-TGT5 static inline __attribute__((always_inline)) void mk_avx512(const float *const *xr, const float *t,
-                                                                 int kc, float *out, const int mr) {
-    __m512 acc[MR][2];
-    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+TGT5 static void tile_avx512(const float *const *xr, int mr, const float *t, int kc, float *out) {
+    __m512 a00 = _mm512_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
+    __m512 a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
+    const float *x0 = xr[0], *x1 = xr[1], *x2 = xr[2], *x3 = xr[3], *x4 = xr[4], *x5 = xr[5];
     for (int p = 0; p < kc; p++) {
         const __m512 w0 = _mm512_load_ps(t + (size_t)p * 32), w1 = _mm512_load_ps(t + (size_t)p * 32 + 16);
-        for (int r = 0; r < MR; r++)
-            if (r < mr) {
-                const __m512 xb = _mm512_set1_ps(xr[r][p]);
-                acc[r][0] = _mm512_fmadd_ps(xb, w0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(xb, w1, acc[r][1]);
-            }
+        __m512 b;
+#define ROW5(r)                                \
+    b = _mm512_set1_ps(x##r[p]);               \
+    a##r##0 = _mm512_fmadd_ps(b, w0, a##r##0); \
+    a##r##1 = _mm512_fmadd_ps(b, w1, a##r##1);
+        ROW5(0) ROW5(1) ROW5(2) ROW5(3) ROW5(4) ROW5(5)
+#undef ROW5
     }
+    const __m512 acc[MR][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}, {a40, a41}, {a50, a51}};
     for (int r = 0; r < mr; r++) {
         _mm512_storeu_ps(out + r * 32, acc[r][0]);
         _mm512_storeu_ps(out + r * 32 + 16, acc[r][1]);
     }
 }
 
-TGT5 static void tile_avx512(const float *const *xr, int mr, const float *t, int kc, float *out) {
-    switch (mr) {
-        case 6: mk_avx512(xr, t, kc, out, 6); break;
-        case 5: mk_avx512(xr, t, kc, out, 5); break;
-        case 4: mk_avx512(xr, t, kc, out, 4); break;
-        case 3: mk_avx512(xr, t, kc, out, 3); break;
-        case 2: mk_avx512(xr, t, kc, out, 2); break;
-        default: mk_avx512(xr, t, kc, out, 1); break;
-    }
-}
 #endif
 
 /* Weight rows [j0, j1) of this task in groups of NT; per group and k-block,
