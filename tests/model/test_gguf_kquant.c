@@ -1,8 +1,8 @@
 /* GGUF files with ggml's 4-6 bit block types (issue 14):
- *  - layout: llama.cpp's Q4_K_M mixture as qembed's writer chooses it
- *    (quant_mix.c) is, tensor for tensor, the layout of a Q4_K_M file that
- *    llama.cpp's own llama-quantize wrote from the 0.6B-shape model
- *    (data/q4_k_m-0.6b-layout.txt);
+ *  - layout: llama.cpp's Q4_K_M and Q5_K_M mixtures as qembed's writer
+ *    chooses them (quant_mix.c) are, tensor for tensor, the layouts of the
+ *    files llama.cpp's own llama-quantize wrote from the 0.6B-shape model
+ *    (data/q4_k_m-0.6b-layout.txt, data/q5_k_m-0.6b-layout.txt);
  *  - tiny: `qembed_model_quantize` writes the tiny model as q4_k_m, q5_k_m,
  *    q6_k, q5_0 and q4_0; each file's tensor types are llama.cpp's (its rows
  *    of 64 are not whole 256-blocks, so the K-quants fall back to Q5_0/Q8_0
@@ -126,19 +126,25 @@ typedef struct lay {
 static lay *layout;
 static int n_layout;
 
-static void read_layout(const char *path) {
+static int read_layout_file(const char *path, lay **out) {
     size_t n;
     char *buf = slurp(path, &n);
     CHECK(buf != NULL, "cannot read %s", path);
-    if (!buf) return;
-    layout = calloc(512, sizeof *layout);
-    for (char *line = strtok(buf, "\n"); line && n_layout < 512; line = strtok(NULL, "\n")) {
+    if (!buf) return 0;
+    lay *l = calloc(512, sizeof *l);
+    int k = 0;
+    for (char *line = strtok(buf, "\n"); line && k < 512; line = strtok(NULL, "\n")) {
         if (line[0] == '#') continue;
-        lay *l = &layout[n_layout];
-        if (sscanf(line, "%63s %7s", l->name, l->type) == 2) n_layout++;
+        if (sscanf(line, "%63s %7s", l[k].name, l[k].type) == 2) k++;
     }
     free(buf);
-    CHECK(n_layout == 310, "layout has %d tensors, expected 310 (28 layers x 11 + 2)", n_layout);
+    CHECK(k == 310, "%s has %d tensors, expected 310 (28 layers x 11 + 2)", path, k);
+    *out = l;
+    return k;
+}
+
+static void read_layout(const char *path) {
+    n_layout = read_layout_file(path, &layout);
 }
 
 /* "blk.N.role.weight" -> role, N; "token_embd.weight" -> token_embd, -1. 0 for 1-D names. */
@@ -157,22 +163,38 @@ static int role_of(const char *name, char *role, size_t rn, int *il) {
 }
 
 /* Our mixture for the 0.6B shape (28 layers; rows of 1024, 2048 or 3072)
- * against llama.cpp's file. */
-static void test_layout(void) {
+ * against llama.cpp's file of that type. */
+static void check_layout(const lay *l, int n, qe_ftype ft, const char *what) {
     int checked = 0;
-    for (int i = 0; i < n_layout; i++) {
+    for (int i = 0; i < n; i++) {
         char role[32];
         int il;
-        if (!role_of(layout[i].name, role, sizeof role, &il)) continue; /* norms: F32, not quantized */
+        if (!role_of(l[i].name, role, sizeof role, &il)) continue; /* norms: F32, not quantized */
+        CHECK(strcmp(l[i].type, "F32") != 0, "%s: %s is F32 in llama.cpp's file", what, l[i].name);
         int64_t ne0 = !strcmp(role, "attn_output") ? 2048 : !strcmp(role, "ffn_down") ? 3072 : 1024;
-        uint32_t t = qe_quant_mix_type(QE_FT_Q4_K_M, role, il, 28, ne0);
-        CHECK(!strcmp(qe_ggml_type_name(t), layout[i].type), "%s: ours %s, llama.cpp's %s", layout[i].name,
-              qe_ggml_type_name(t), layout[i].type);
+        uint32_t t = qe_quant_mix_type(ft, role, il, 28, ne0);
+        CHECK(!strcmp(qe_ggml_type_name(t), l[i].type), "%s: %s: ours %s, llama.cpp's %s", what, l[i].name,
+              qe_ggml_type_name(t), l[i].type);
         checked++;
     }
-    printf("layout: %d quantized tensors of llama.cpp's 0.6B Q4_K_M file, our mixture agrees on each\n",
-           checked);
-    CHECK(checked == 28 * 7 + 1, "checked %d tensors", checked);
+    printf("layout: %d quantized tensors of llama.cpp's 0.6B %s file, our mixture agrees on each\n", checked,
+           what);
+    CHECK(checked == 28 * 7 + 1, "%s: checked %d tensors", what, checked);
+}
+
+static void test_layout(const char *q4_path) {
+    check_layout(layout, n_layout, QE_FT_Q4_K_M, "Q4_K_M");
+    /* the Q5_K_M file's layout sits beside the Q4_K_M one */
+    char p[1024];
+    snprintf(p, sizeof p, "%s", q4_path);
+    char *at = strstr(p, "q4_k_m");
+    CHECK(at != NULL, "layout path %s does not name q4_k_m", q4_path);
+    if (!at) return;
+    memcpy(at, "q5_k_m", 6);
+    lay *l5 = NULL;
+    int n5 = read_layout_file(p, &l5);
+    if (l5) check_layout(l5, n5, QE_FT_Q5_K_M, "Q5_K_M");
+    free(l5);
 }
 
 /* The types in a written file, by tensor name (NULL when absent). */
@@ -359,7 +381,7 @@ int main(int argc, char **argv) {
     mkdir(tmp, 0755);
     read_golden(argv[2]);
     read_layout(argv[3]);
-    test_layout();
+    test_layout(argv[3]);
     if (argc == 6) {
         test_06b(argv[5]);
     } else {
