@@ -61,10 +61,6 @@ static void kv_bool(wr *w, const char *k, int v) {
     put(w, &b, 1);
 }
 
-static float load_elem(const qe_tensor *t, uint64_t i) {
-    return qe_tensor_get_f32(t->data, t->dtype, (size_t)i);
-}
-
 typedef struct wt {
     char name[96];
     const qe_tensor *t;
@@ -72,63 +68,60 @@ typedef struct wt {
     uint64_t bytes, offset;
 } wt;
 
-/* Writes one tensor's data in its GGUF type, row by row. */
+/* Q8_0 as llama.cpp makes it: per 32 values d = max|x| / 127 (f16),
+ * q = round(x / d); n a multiple of 32. */
+static void enc_q8_0(const float *v, size_t n, uint8_t *out) {
+    for (size_t b = 0; b < n / 32; b++, v += 32, out += 34) {
+        float amax = 0;
+        for (int k = 0; k < 32; k++)
+            if (fabsf(v[k]) > amax) amax = fabsf(v[k]);
+        float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+        uint16_t dh = qe_f32_to_f16(d);
+        memcpy(out, &dh, 2);
+        for (int k = 0; k < 32; k++) out[2 + k] = (uint8_t)(int8_t)lroundf(v[k] * id);
+    }
+}
+
+/* Writes one tensor's data in its GGUF type, row by row: each source row
+ * (any dtype qembed loads, block types included) widened to f32 once, then
+ * encoded. */
 static void put_tensor(wr *w, const wt *x) {
     const qe_tensor *t = x->t;
-    uint64_t numel = 1;
-    for (int d = 0; d < t->ndim; d++) numel *= (uint64_t)t->shape[d];
-    qe_dtype bt = x->type == QE_GGML_Q4_0   ? QE_Q4_0
-                  : x->type == QE_GGML_Q5_0 ? QE_Q5_0
-                  : x->type == QE_GGML_Q4_K ? QE_Q4_K
-                  : x->type == QE_GGML_Q5_K ? QE_Q5_K
-                  : x->type == QE_GGML_Q6_K ? QE_Q6_K
-                                            : QE_F32;
-    if (bt != QE_F32) { /* row by row: widen the source row, encode it */
-        const size_t cols = (size_t)t->shape[1], rows = (size_t)t->shape[0];
-        const uint64_t sb = qe_dtype_bytes(t->dtype, cols), ob = qe_dtype_bytes(bt, cols);
-        float *row = malloc(cols * sizeof *row);
-        unsigned char *enc = malloc(ob);
-        if (!row || !enc) w->bad = 1;
-        for (size_t r = 0; r < rows && !w->bad; r++) {
-            qe_dequant_row(t->dtype, (const unsigned char *)t->data + r * sb, row, cols);
-            if (qe_quant_row(bt, row, enc, cols) != 0) w->bad = 1;
-            put(w, enc, ob);
-        }
-        free(row);
-        free(enc);
-        return;
-    }
-    if (x->type == QE_GGML_Q8_0) {
-        for (uint64_t b = 0; b < numel / 32; b++) {
-            float v[32], amax = 0;
-            for (int k = 0; k < 32; k++) {
-                v[k] = load_elem(t, b * 32 + (uint64_t)k);
-                if (fabsf(v[k]) > amax) amax = fabsf(v[k]);
-            }
-            float d = amax / 127.f, id = d ? 1.f / d : 0.f;
-            uint8_t blk[34];
-            uint16_t dh = qe_f32_to_f16(d);
-            memcpy(blk, &dh, 2);
-            for (int k = 0; k < 32; k++) blk[2 + k] = (uint8_t)(int8_t)lroundf(v[k] * id);
-            put(w, blk, 34);
-        }
-        return;
-    }
-    enum { CH = 4096 };
-    uint8_t buf[CH * 4];
-    for (uint64_t i = 0; i < numel; i += CH) {
-        uint64_t n = numel - i < CH ? numel - i : CH;
-        for (uint64_t k = 0; k < n; k++) {
-            float f = load_elem(t, i + k);
-            if (x->type == QE_GGML_F32)
-                memcpy(buf + 4 * k, &f, 4);
-            else {
-                uint16_t h = x->type == QE_GGML_BF16 ? qe_f32_to_bf16(f) : qe_f32_to_f16(f);
-                memcpy(buf + 2 * k, &h, 2);
+    const size_t rows = t->ndim == 2 ? (size_t)t->shape[0] : 1;
+    const size_t cols = (size_t)t->shape[t->ndim == 2 ? 1 : 0];
+    const uint64_t sb = qe_dtype_bytes(t->dtype, cols);
+    const qe_dtype bt = x->type == QE_GGML_Q4_0   ? QE_Q4_0
+                        : x->type == QE_GGML_Q5_0 ? QE_Q5_0
+                        : x->type == QE_GGML_Q4_K ? QE_Q4_K
+                        : x->type == QE_GGML_Q5_K ? QE_Q5_K
+                        : x->type == QE_GGML_Q6_K ? QE_Q6_K
+                                                  : QE_F32; /* QE_F32: not one of the five */
+    float *row = malloc(cols * sizeof *row);
+    uint8_t *out = malloc(cols * 4 + 64); /* the widest encoding: f32 */
+    if (!row || !out) w->bad = 1;
+    for (size_t r = 0; r < rows && !w->bad; r++) {
+        qe_dequant_row(t->dtype, (const uint8_t *)t->data + r * sb, row, cols);
+        size_t ob;
+        if (bt != QE_F32) {
+            ob = (size_t)qe_dtype_bytes(bt, cols);
+            if (qe_quant_row(bt, row, out, cols) != 0) w->bad = 1;
+        } else if (x->type == QE_GGML_Q8_0) {
+            ob = cols / 32 * 34;
+            enc_q8_0(row, cols, out);
+        } else if (x->type == QE_GGML_F32) {
+            ob = cols * 4;
+            memcpy(out, row, ob);
+        } else {
+            ob = cols * 2;
+            for (size_t k = 0; k < cols; k++) {
+                uint16_t h = x->type == QE_GGML_BF16 ? qe_f32_to_bf16(row[k]) : qe_f32_to_f16(row[k]);
+                memcpy(out + 2 * k, &h, 2);
             }
         }
-        put(w, buf, (size_t)n * (x->type == QE_GGML_F32 ? 4 : 2));
+        put(w, out, ob);
     }
+    free(row);
+    free(out);
 }
 
 static int cmp_rank(const void *a, const void *b) {
