@@ -114,6 +114,36 @@ TGT5 static void tile_avx512(const float *const *xr, int mr, const float *t, int
     }
 }
 
+/* rows (nt, KB) -> tile (kc, nt), nt a multiple of 8 and kc of 32: 8 x 8
+ * blocks transposed in registers (the scattered scalar stores it replaces
+ * cost more than the dequantization). AVX2, which both SIMD variants have. */
+TGT2 static void transpose8(const float *rows, int nt, int kc, float *tile) {
+    for (int r0 = 0; r0 < nt; r0 += 8)
+        for (int p0 = 0; p0 < kc; p0 += 8) {
+            const float *s = rows + (size_t)r0 * KB + p0;
+            __m256 a0 = _mm256_loadu_ps(s), a1 = _mm256_loadu_ps(s + KB), a2 = _mm256_loadu_ps(s + 2 * KB);
+            __m256 a3 = _mm256_loadu_ps(s + 3 * KB), a4 = _mm256_loadu_ps(s + 4 * KB);
+            __m256 a5 = _mm256_loadu_ps(s + 5 * KB), a6 = _mm256_loadu_ps(s + 6 * KB);
+            __m256 a7 = _mm256_loadu_ps(s + 7 * KB);
+            __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+            __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+            __m256 t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5);
+            __m256 t6 = _mm256_unpacklo_ps(a6, a7), t7 = _mm256_unpackhi_ps(a6, a7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *d = tile + (size_t)p0 * nt + r0;
+            _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d + nt, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d + 2 * nt, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d + 3 * nt, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d + 4 * nt, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d + 5 * nt, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d + 6 * nt, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d + 7 * nt, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+}
 #endif
 
 /* Weight rows [j0, j1) of this task in groups of NT; per group and k-block,
@@ -127,7 +157,7 @@ static void tile_task(void *arg, int task, int thread) {
     qe_mm_split(a->n, job->n_tasks, nt, task, &j0, &j1);
     if (j0 >= j1) return;
     float *tile = a->pool ? qe_threadpool_thread_scratch(a->pool, thread) : *job->own; /* (KB, nt) */
-    float *row = tile + (size_t)KB * nt;                                               /* (KB) */
+    float *rows = tile + (size_t)KB * nt; /* (nt, KB): the tile's rows before the transpose */
     const size_t be = qe_dtype_block(a->wt), rowb = qe_dtype_bytes(a->wt, (uint64_t)k);
     float out[MR * NT_MAX];
     for (int jg = j0; jg < j1; jg += nt) {
@@ -135,15 +165,16 @@ static void tile_task(void *arg, int task, int thread) {
         for (int p0 = 0; p0 < k; p0 += KB) {
             const int kc = k - p0 < KB ? k - p0 : KB; /* whole blocks: k and KB are multiples of them */
             for (int r = 0; r < nt; r++) {
-                if (r < nv) {
-                    const unsigned char *src = (const unsigned char *)a->w + (size_t)(jg + r) * rowb +
-                                               qe_dtype_bytes(a->wt, (uint64_t)p0);
-                    qe_dequant_blocks(a->wt, src, row, (size_t)kc / be);
-                    for (int p = 0; p < kc; p++) tile[(size_t)p * nt + r] = row[p];
-                } else {
-                    for (int p = 0; p < kc; p++) tile[(size_t)p * nt + r] = 0.0f;
-                }
+                float *dst = rows + (size_t)r * KB;
+                if (r < nv)
+                    qe_dequant_blocks(a->wt,
+                                      (const unsigned char *)a->w + (size_t)(jg + r) * rowb +
+                                          qe_dtype_bytes(a->wt, (uint64_t)p0),
+                                      dst, (size_t)kc / be);
+                else
+                    memset(dst, 0, (size_t)kc * sizeof *dst);
             }
+            transpose8(rows, nt, kc, tile);
             for (int i0 = 0; i0 < a->m; i0 += MR) {
                 const int mr = a->m - i0 < MR ? a->m - i0 : MR;
                 const float *xr[MR];
@@ -207,8 +238,8 @@ int qe_matmul_kq(const qe_mm_args *a, qe_kq_variant v) {
 #if defined(__x86_64__)
     job.nt = v == QE_KQ_AVX512 ? 32 : 16;
     job.tile = v == QE_KQ_AVX512 ? tile_avx512 : tile_avx2;
-    /* the tile and one dequantized row must fit the thread's scratch */
-    if (((size_t)KB * job.nt + KB) * sizeof(float) > QE_MM_SCRATCH) return -1;
+    /* the tile and its rows before the transpose must fit the thread's scratch */
+    if ((size_t)KB * job.nt * 2 * sizeof(float) > QE_MM_SCRATCH) return -1;
     void *own = NULL;
     job.own = &own;
     job.n_tasks = qe_mm_n_tasks(a, job.nt);
