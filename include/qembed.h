@@ -277,8 +277,10 @@ static inline qembed_split_params qembed_split_default_params(void)
 
 /* Writes `model` (anything qembed_model_load accepts) as one GGUF v3 file
  * `out`: qwen3 metadata, the tokenizer (tokenizer.ggml.*), and the weights in
- * `type`: "q8_0", "bf16", "f16" or "f32" (norm vectors stay f32). The file
- * loads as a model anywhere a model is accepted. */
+ * `type`: "q8_0", "bf16", "f16" or "f32" (norm vectors stay f32), or
+ * "q4_k_m", "q5_k_m", "q6_k", "q4_0", "q5_0": llama.cpp's per-tensor mixture
+ * of its 4-6 bit block types. The file loads as a model anywhere a model is
+ * accepted. */
 QEMBED_API qembed_status qembed_model_quantize(const char *model, const char *out, const char *type,
                                                qembed_error *err);
 

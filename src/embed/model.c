@@ -99,17 +99,40 @@ static qembed_status probe_eos(qembed_model *m, qembed_error *err) {
     return QEMBED_OK;
 }
 
+/* The largest layer's bytes as stored: the checkpoint's tensors named
+ * "[model.]layers.N." summed per N (headers only, no weight page read);
+ * 0 when there are none. */
+static uint64_t largest_layer_bytes(const qe_checkpoint *ck, int n_layers) {
+    uint64_t *sum = calloc(n_layers > 0 ? (size_t)n_layers : 1, sizeof *sum), best = 0;
+    if (!sum) return 0;
+    for (size_t i = 0; i < qe_checkpoint_n_tensors(ck); i++) {
+        const qe_tensor *t = qe_checkpoint_tensor(ck, i);
+        const char *nm = t->name;
+        if (!strncmp(nm, "model.", 6)) nm += 6;
+        char *end;
+        if (strncmp(nm, "layers.", 7) != 0) continue;
+        long l = strtol(nm + 7, &end, 10);
+        if (end == nm + 7 || *end != '.' || l < 0 || l >= n_layers) continue;
+        sum[l] += qe_tensor_bytes(t);
+        if (sum[l] > best) best = sum[l];
+    }
+    free(sum);
+    return best;
+}
+
 static qembed_status plan_placement(qembed_model *m, qembed_error *err) {
     /* The planner (src/plan) decides from config sizes and device budgets
-     * alone; weights are counted in their stored dtype (the embedding's,
-     * which qe_weights_bind checks every tensor against). */
+     * alone; the embedding is counted in its stored dtype, every layer as the
+     * largest layer's real bytes (a GGUF may mix block types across layers). */
     const qe_tensor *e = qe_checkpoint_find(m->ck, "embed_tokens.weight");
     qe_dtype dt = e ? e->dtype : m->cfg.torch_dtype;
+    uint64_t lb = largest_layer_bytes(m->ck, m->cfg.n_layers);
+    if (lb == 0) lb = qe_layer_bytes(&m->cfg, dt);
     qembed_model_params p = m->params;
     /* A context plans for at least one input of max_tokens (ctx.c). */
     if (p.max_batch_tokens < m->max_tokens) p.max_batch_tokens = m->max_tokens;
     QE_TRY(qe_devices_discover(&p, &m->log, &m->devs, err));
-    QE_TRY(qe_plan_make(&m->cfg, dt, &m->devs, &p, &m->log, &m->plan, err));
+    QE_TRY(qe_plan_make_sized(&m->cfg, dt, lb, &m->devs, &p, &m->log, &m->plan, err));
     m->placement = strdup(m->plan.table);
     QE_FAIL_IF(!m->placement, err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory");
     return QEMBED_OK;

@@ -3,8 +3,10 @@
  * tokenizer as tokenizer.ggml.* (gpt2/qwen2, tokens, types, merges in rank
  * order, eos/padding ids, add_eos_token), and the tensors under llama.cpp's
  * names in the requested type. Norm vectors stay F32 (as llama.cpp writes
- * them); matrices take the type. Q8_0 is llama.cpp's: per 32 values,
- * d = max|x| / 127 stored as f16, q = round(x / d). */
+ * them); matrices take the type, or for q4_k_m, q5_k_m, q6_k, q4_0 and
+ * q5_0 llama.cpp's per-tensor mixture (quant_mix.c) encoded by
+ * quant_encode.c. Q8_0 is llama.cpp's: per 32 values, d = max|x| / 127
+ * stored as f16, q = round(x / d). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,7 +14,10 @@
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/dequant.h"
 #include "embed/embed.h"
+#include "embed/quant_encode.h"
+#include "embed/quant_mix.h"
 #include "model/gguf.h"
 #include "tokenizer/tokenizer_internal.h"
 
@@ -56,10 +61,6 @@ static void kv_bool(wr *w, const char *k, int v) {
     put(w, &b, 1);
 }
 
-static float load_elem(const qe_tensor *t, uint64_t i) {
-    return qe_tensor_get_f32(t->data, t->dtype, (size_t)i);
-}
-
 typedef struct wt {
     char name[96];
     const qe_tensor *t;
@@ -67,42 +68,60 @@ typedef struct wt {
     uint64_t bytes, offset;
 } wt;
 
-/* Writes one tensor's data in its GGUF type, row by row. */
+/* Q8_0 as llama.cpp makes it: per 32 values d = max|x| / 127 (f16),
+ * q = round(x / d); n a multiple of 32. */
+static void enc_q8_0(const float *v, size_t n, uint8_t *out) {
+    for (size_t b = 0; b < n / 32; b++, v += 32, out += 34) {
+        float amax = 0;
+        for (int k = 0; k < 32; k++)
+            if (fabsf(v[k]) > amax) amax = fabsf(v[k]);
+        float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+        uint16_t dh = qe_f32_to_f16(d);
+        memcpy(out, &dh, 2);
+        for (int k = 0; k < 32; k++) out[2 + k] = (uint8_t)(int8_t)lroundf(v[k] * id);
+    }
+}
+
+/* Writes one tensor's data in its GGUF type, row by row: each source row
+ * (any dtype qembed loads, block types included) widened to f32 once, then
+ * encoded. */
 static void put_tensor(wr *w, const wt *x) {
     const qe_tensor *t = x->t;
-    uint64_t numel = 1;
-    for (int d = 0; d < t->ndim; d++) numel *= (uint64_t)t->shape[d];
-    if (x->type == QE_GGML_Q8_0) {
-        for (uint64_t b = 0; b < numel / 32; b++) {
-            float v[32], amax = 0;
-            for (int k = 0; k < 32; k++) {
-                v[k] = load_elem(t, b * 32 + (uint64_t)k);
-                if (fabsf(v[k]) > amax) amax = fabsf(v[k]);
+    const size_t rows = t->ndim == 2 ? (size_t)t->shape[0] : 1;
+    const size_t cols = (size_t)t->shape[t->ndim == 2 ? 1 : 0];
+    const uint64_t sb = qe_dtype_bytes(t->dtype, cols);
+    const qe_dtype bt = x->type == QE_GGML_Q4_0   ? QE_Q4_0
+                        : x->type == QE_GGML_Q5_0 ? QE_Q5_0
+                        : x->type == QE_GGML_Q4_K ? QE_Q4_K
+                        : x->type == QE_GGML_Q5_K ? QE_Q5_K
+                        : x->type == QE_GGML_Q6_K ? QE_Q6_K
+                                                  : QE_F32; /* QE_F32: not one of the five */
+    float *row = malloc(cols * sizeof *row);
+    uint8_t *out = malloc(cols * 4 + 64); /* the widest encoding: f32 */
+    if (!row || !out) w->bad = 1;
+    for (size_t r = 0; r < rows && !w->bad; r++) {
+        qe_dequant_row(t->dtype, (const uint8_t *)t->data + r * sb, row, cols);
+        size_t ob;
+        if (bt != QE_F32) {
+            ob = (size_t)qe_dtype_bytes(bt, cols);
+            if (qe_quant_row(bt, row, out, cols) != 0) w->bad = 1;
+        } else if (x->type == QE_GGML_Q8_0) {
+            ob = cols / 32 * 34;
+            enc_q8_0(row, cols, out);
+        } else if (x->type == QE_GGML_F32) {
+            ob = cols * 4;
+            memcpy(out, row, ob);
+        } else {
+            ob = cols * 2;
+            for (size_t k = 0; k < cols; k++) {
+                uint16_t h = x->type == QE_GGML_BF16 ? qe_f32_to_bf16(row[k]) : qe_f32_to_f16(row[k]);
+                memcpy(out + 2 * k, &h, 2);
             }
-            float d = amax / 127.f, id = d ? 1.f / d : 0.f;
-            uint8_t blk[34];
-            uint16_t dh = qe_f32_to_f16(d);
-            memcpy(blk, &dh, 2);
-            for (int k = 0; k < 32; k++) blk[2 + k] = (uint8_t)(int8_t)lroundf(v[k] * id);
-            put(w, blk, 34);
         }
-        return;
+        put(w, out, ob);
     }
-    enum { CH = 4096 };
-    uint8_t buf[CH * 4];
-    for (uint64_t i = 0; i < numel; i += CH) {
-        uint64_t n = numel - i < CH ? numel - i : CH;
-        for (uint64_t k = 0; k < n; k++) {
-            float f = load_elem(t, i + k);
-            if (x->type == QE_GGML_F32)
-                memcpy(buf + 4 * k, &f, 4);
-            else {
-                uint16_t h = x->type == QE_GGML_BF16 ? qe_f32_to_bf16(f) : qe_f32_to_f16(f);
-                memcpy(buf + 2 * k, &h, 2);
-            }
-        }
-        put(w, buf, (size_t)n * (x->type == QE_GGML_F32 ? 4 : 2));
-    }
+    free(row);
+    free(out);
 }
 
 static int cmp_rank(const void *a, const void *b) {
@@ -110,7 +129,7 @@ static int cmp_rank(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static qembed_status write_gguf(const qembed_model *m, const char *out, uint32_t type, qembed_error *err) {
+static qembed_status write_gguf(const qembed_model *m, const char *out, qe_ftype ft, qembed_error *err) {
     const qe_config *c = &m->cfg;
     const qembed_tokenizer *tk = m->tok;
     size_t nt = 2 + (size_t)c->n_layers * 11;
@@ -143,10 +162,14 @@ static qembed_status write_gguf(const qembed_model *m, const char *out, uint32_t
         const qe_tensor *t = ts[i].t;
         uint64_t numel = 1;
         for (int d = 0; d < t->ndim; d++) numel *= (uint64_t)t->shape[d];
-        ts[i].type = t->ndim == 1 ? QE_GGML_F32 : type;
-        if (ts[i].type == QE_GGML_Q8_0 && t->shape[1] % 32) ts[i].type = QE_GGML_F16; /* rows not in blocks */
-        ts[i].bytes =
-            ts[i].type == QE_GGML_Q8_0 ? numel / 32 * 34 : numel * (ts[i].type == QE_GGML_F32 ? 4 : 2);
+        int il = -1;
+        char role[32] = "token_embd";
+        if (i >= 2) il = (int)(i - 2) / 11, snprintf(role, sizeof role, "%s", roles[(i - 2) % 11]);
+        /* rows not in whole blocks fall back as llama.cpp's (quant_mix.c) */
+        ts[i].type = t->ndim == 1 ? QE_GGML_F32 : qe_quant_mix_type(ft, role, il, c->n_layers, t->shape[1]);
+        uint64_t blck = 1, bb = 4;
+        qe_ggml_type_info(ts[i].type, &blck, &bb);
+        ts[i].bytes = numel / blck * bb;
         ts[i].offset = off;
         off = (off + ts[i].bytes + 31) / 32 * 32;
     }
@@ -162,8 +185,8 @@ static qembed_status write_gguf(const qembed_model *m, const char *out, uint32_t
         free(mg);
         QE_FAIL(err, QEMBED_ERR_IO, "%s: cannot create: %s", out, strerror(errno));
     }
-    int file_type = type == QE_GGML_F32 ? 0 : type == QE_GGML_F16 ? 1 : type == QE_GGML_Q8_0 ? 7 : 32;
-    const uint64_t n_kv = 24; /* the kv_* and put_str(key) calls below */
+    int file_type = (int)qe_ftype_gguf(ft);
+    const uint64_t n_kv = 25; /* the kv_* and put_str(key) calls below */
     put(&w, "GGUF", 4);
     put_u32(&w, 3);
     put_u64(&w, nt);
@@ -172,6 +195,7 @@ static qembed_status write_gguf(const qembed_model *m, const char *out, uint32_t
     kv_str(&w, "general.name", "qembed quantize");
     kv_u32(&w, "general.alignment", 32);
     kv_u32(&w, "general.file_type", (uint32_t)file_type);
+    kv_u32(&w, "general.quantization_version", 2); /* ggml's block formats, as llama.cpp writes */
     kv_u32(&w, "qwen3.block_count", (uint32_t)c->n_layers);
     kv_u32(&w, "qwen3.context_length", (uint32_t)c->max_position_embeddings);
     kv_u32(&w, "qwen3.embedding_length", (uint32_t)c->hidden_size);
@@ -262,18 +286,9 @@ static qembed_status write_gguf(const qembed_model *m, const char *out, uint32_t
 qembed_status qembed_model_quantize(const char *model, const char *out, const char *type, qembed_error *err) {
     QE_FAIL_IF(!model || !out || !type, err, QEMBED_ERR_INVALID_ARGUMENT,
                "qembed_model_quantize: model, out and type are required");
-    uint32_t gt;
-    if (!strcmp(type, "q8_0"))
-        gt = QE_GGML_Q8_0;
-    else if (!strcmp(type, "bf16"))
-        gt = QE_GGML_BF16;
-    else if (!strcmp(type, "f16"))
-        gt = QE_GGML_F16;
-    else if (!strcmp(type, "f32"))
-        gt = QE_GGML_F32;
-    else
-        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "quantize: type \"%s\"; expected q8_0, bf16, f16 or f32",
-                type);
+    qe_ftype gt;
+    if (qe_ftype_parse(type, &gt) != 0)
+        QE_FAIL(err, QEMBED_ERR_INVALID_ARGUMENT, "quantize: type \"%s\"; expected " QE_FTYPE_NAMES, type);
     qembed_model_params p = qembed_model_default_params();
     p.log_level = QEMBED_LOG_WARN;
     qembed_model *m = NULL;

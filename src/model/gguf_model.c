@@ -156,6 +156,22 @@ static const struct {
 };
 
 /* Writes the HF name of a GGUF tensor name; 0 for names qembed does not use. */
+/* The ggml types qembed runs -> its dtype; 0 for any other. */
+static int dtype_of(uint32_t ggml_type, qe_dtype *dt) {
+    switch (ggml_type) {
+        case QE_GGML_F32: *dt = QE_F32; return 1;
+        case QE_GGML_F16: *dt = QE_F16; return 1;
+        case QE_GGML_BF16: *dt = QE_BF16; return 1;
+        case QE_GGML_Q8_0: *dt = QE_Q8_0; return 1;
+        case QE_GGML_Q4_0: *dt = QE_Q4_0; return 1;
+        case QE_GGML_Q5_0: *dt = QE_Q5_0; return 1;
+        case QE_GGML_Q4_K: *dt = QE_Q4_K; return 1;
+        case QE_GGML_Q5_K: *dt = QE_Q5_K; return 1;
+        case QE_GGML_Q6_K: *dt = QE_Q6_K; return 1;
+    }
+    return 0;
+}
+
 static int hf_name(const char *g, char *out, size_t n) {
     if (!strcmp(g, "token_embd.weight")) return snprintf(out, n, "embed_tokens.weight"), 1;
     if (!strcmp(g, "output_norm.weight")) return snprintf(out, n, "norm.weight"), 1;
@@ -202,11 +218,13 @@ qembed_status qe_gguf_open(const char *path, qe_checkpoint **out, qe_config *cfg
                                   "%s: tensor \"%s\" is missing (block_count is %d)", path, nm, L);
                     goto fail;
                 }
-                if (t->type != QE_GGML_F32 && t->type != QE_GGML_F16 && t->type != QE_GGML_BF16 &&
-                    t->type != QE_GGML_Q8_0) {
-                    st = qe_error(err, QEMBED_ERR_UNSUPPORTED,
-                                  "%s: tensor \"%s\" has type %s; qembed runs F32, F16, BF16 and Q8_0", path,
-                                  nm, qe_ggml_type_name(t->type));
+                qe_dtype dt;
+                if (!dtype_of(t->type, &dt)) {
+                    st = qe_error(
+                        err, QEMBED_ERR_UNSUPPORTED,
+                        "%s: tensor \"%s\" has type %s; qembed runs F32, F16, BF16, Q8_0, Q6_K, Q5_K, "
+                        "Q4_K, Q5_0 and Q4_0",
+                        path, nm, qe_ggml_type_name(t->type));
                     goto fail;
                 }
                 if (t->n_dims > 2) {
@@ -229,8 +247,8 @@ qembed_status qe_gguf_open(const char *path, qe_checkpoint **out, qe_config *cfg
         const qe_gguf_tensor *t = &g->tensors[i];
         if (!hf_name(t->name, names[n], sizeof names[n]))
             continue; /* output.weight, rope tables...: unused */
-        if (t->n_dims > 2 || (t->type != QE_GGML_F32 && t->type != QE_GGML_F16 && t->type != QE_GGML_BF16 &&
-                              t->type != QE_GGML_Q8_0))
+        qe_dtype dt;
+        if (t->n_dims > 2 || !dtype_of(t->type, &dt))
             continue; /* a layer beyond block_count: weights.c reports it */
         qe_tensor *x = &ts[n];
         x->name = names[n];
@@ -240,13 +258,12 @@ qembed_status qe_gguf_open(const char *path, qe_checkpoint **out, qe_config *cfg
         else
             x->shape[0] = t->ne[0];
         const uint8_t *src = (const uint8_t *)map + g->data_start + t->offset;
-        if (t->type == QE_GGML_Q8_0) {
-            /* as stored: products run on the int8 blocks (matmul_q8.c) */
-            x->data = src;
-            x->dtype = QE_Q8_0;
+        x->data = src;
+        x->dtype = dt;
+        if (qe_dtype_block(dt) > 1) {
+            /* as stored: products run on the blocks (matmul_q8.c, matmul_kq.c);
+             * gguf.c checked that rows are whole blocks */
         } else {
-            x->data = src;
-            x->dtype = t->type == QE_GGML_F32 ? QE_F32 : t->type == QE_GGML_F16 ? QE_F16 : QE_BF16;
             if ((uintptr_t)src % qe_dtype_size(x->dtype)) {
                 free(names);
                 st = qe_error(err, QEMBED_ERR_MODEL_FORMAT,

@@ -53,7 +53,7 @@ static const char *st_dtype(qe_dtype d) {
         case QE_F32: return "F32";
         case QE_F16: return "F16";
         case QE_BF16: return "BF16";
-        case QE_Q8_0: break; /* not a safetensors dtype: qembed_model_split refuses it first */
+        default: break; /* block types are not safetensors dtypes: qembed_model_split refuses them first */
     }
     return "?";
 }

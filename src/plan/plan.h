@@ -114,6 +114,12 @@ uint64_t qe_plan_norm_bytes(const qe_config *cfg, qe_dtype dt);
 qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *devs,
                            const qembed_model_params *params, const qe_logger *lg, qe_plan *out,
                            qembed_error *err);
+/* The same with every layer counted as `layer_bytes` (the largest layer's
+ * real bytes: a GGUF's layers may mix types, e.g. Q4_K_M's Q6_K attn_v and
+ * ffn_down on some layers); qe_plan_make uses qe_layer_bytes(cfg, dt). */
+qembed_status qe_plan_make_sized(const qe_config *cfg, qe_dtype dt, uint64_t layer_bytes,
+                                 const qe_devices *devs, const qembed_model_params *params,
+                                 const qe_logger *lg, qe_plan *out, qembed_error *err);
 
 /* Formats a byte count as "1.23 GiB" into buf. */
 const char *qe_fmt_bytes(uint64_t b, char *buf, size_t size);

@@ -114,6 +114,13 @@ static int threads_for(const qembed_model_params *p) {
 qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *devs,
                            const qembed_model_params *params, const qe_logger *lg, qe_plan *out,
                            qembed_error *err) {
+    QE_FAIL_IF(!cfg, err, QEMBED_ERR_INVALID_ARGUMENT, "planner: NULL argument");
+    return qe_plan_make_sized(cfg, dt, qe_layer_bytes(cfg, dt), devs, params, lg, out, err);
+}
+
+qembed_status qe_plan_make_sized(const qe_config *cfg, qe_dtype dt, uint64_t layer_bytes,
+                                 const qe_devices *devs, const qembed_model_params *params,
+                                 const qe_logger *lg, qe_plan *out, qembed_error *err) {
     QE_FAIL_IF(!cfg || !devs || !params || !out, err, QEMBED_ERR_INVALID_ARGUMENT, "planner: NULL argument");
     QE_FAIL_IF(cfg->n_layers <= 0, err, QEMBED_ERR_MODEL_FORMAT, "planner: model has %d layers",
                cfg->n_layers);
@@ -160,7 +167,7 @@ qembed_status qe_plan_make(const qe_config *cfg, qe_dtype dt, const qe_devices *
                "placement: no device allowed by compute units %s can run layers", uname);
 
     const int L = cfg->n_layers;
-    const uint64_t lb = qe_layer_bytes(cfg, dt);
+    const uint64_t lb = layer_bytes;
     const uint64_t eb = qe_plan_embed_bytes(cfg, dt);
     const uint64_t nb = qe_plan_norm_bytes(cfg, dt);
     const size_t T = params->max_batch_tokens ? params->max_batch_tokens : DEFAULT_MAX_BATCH_TOKENS;

@@ -293,8 +293,8 @@ static void test_bad(void) {
     expect_bad("misaligned.gguf", b, base_n, "not aligned");
     memcpy(b, base, base_n), memset(b + q + 4 + 16 + 4, 0, 8);
     expect_bad("overlap.gguf", b, base_n, "overlap");
-    memcpy(b, base, base_n), b[q + 4 + 16] = 2; /* Q4_0: smaller, known, not run */
-    expect_bad("q4_0.gguf", b, base_n, "\"blk.1.ffn_up.weight\" has type Q4_0");
+    memcpy(b, base, base_n), b[q + 4 + 16] = 3; /* Q4_1: smaller, known, not run */
+    expect_bad("q4_1.gguf", b, base_n, "\"blk.1.ffn_up.weight\" has type Q4_1");
     memcpy(b, base, base_n), b[q + 4 + 16] = 99;
     expect_bad("type99.gguf", b, base_n, "ggml type 99");
     memcpy(b, base, base_n), memset(b + q + 4, 0xff, 8);

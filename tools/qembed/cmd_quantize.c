@@ -7,14 +7,17 @@
 #include "commands.h"
 
 static const char *const quantize_usage =
-    "usage: qembed quantize -m MODEL -o OUT.gguf --type q8_0|bf16|f16|f32\n"
+    "usage: qembed quantize -m MODEL -o OUT.gguf --type TYPE\n"
     "\n"
     "Writes MODEL (a Hugging Face folder or repo id, a split folder, or a GGUF) as one GGUF v3\n"
     "file: qwen3 metadata, the tokenizer, and the weight matrices in TYPE (norms stay f32).\n"
     "OUT.gguf then loads anywhere a model does (-m OUT.gguf).\n"
     "\n"
     "  -o, --output FILE   the .gguf to write (replaced if it exists)\n"
-    "      --type TYPE     q8_0 (8-bit blocks of 32 with an f16 scale), bf16, f16 or f32\n"
+    "      --type TYPE     q8_0 (8-bit blocks of 32 with an f16 scale), bf16, f16, f32, or\n"
+    "                      q4_k_m, q5_k_m, q6_k, q4_0, q5_0: llama.cpp's per-tensor mixtures of\n"
+    "                      its 4-6 bit block types (q4_k_m: Q4_K, with Q6_K for the embedding\n"
+    "                      and for attn_v/ffn_down on some layers)\n"
     "\n";
 
 enum { OPT_TYPE = 256 };
@@ -42,8 +45,13 @@ int cmd_quantize(int argc, char **argv) {
                 return 0;
             case 'o': out = v; break;
             case OPT_TYPE:
-                if (strcmp(v, "q8_0") && strcmp(v, "bf16") && strcmp(v, "f16") && strcmp(v, "f32")) {
-                    fprintf(stderr, "qembed quantize: --type: '%s' is not one of q8_0, bf16, f16, f32\n", v);
+                if (strcmp(v, "q8_0") && strcmp(v, "bf16") && strcmp(v, "f16") && strcmp(v, "f32") &&
+                    strcmp(v, "q4_k_m") && strcmp(v, "q5_k_m") && strcmp(v, "q6_k") && strcmp(v, "q4_0") &&
+                    strcmp(v, "q5_0")) {
+                    fprintf(stderr,
+                            "qembed quantize: --type: '%s' is not one of q8_0, q6_k, q5_k_m, q4_k_m, q5_0, "
+                            "q4_0, bf16, f16, f32\n",
+                            v);
                     return 1;
                 }
                 type = v;

@@ -15,7 +15,7 @@ static const char *const usage =
     "  tokenize   print the token ids the model sees (or --decode them)\n"
     "  info       the model's configuration, size, memory, placement and settings\n"
     "  split      cut a model into segment files for several devices\n"
-    "  quantize   write a model as one GGUF file (q8_0, bf16, f16 or f32 weights)\n"
+    "  quantize   write a model as one GGUF file (q8_0, q4_k_m, ..., bf16, f16 or f32 weights)\n"
     "  serve      run the HTTP embedding service\n"
     "  bench      measure throughput and latency\n"
     "  merge      join the parts of a sharded bulk job (embed --shard I/N)\n"

@@ -2,6 +2,7 @@
  * Hand-written rather than F16C/AVX512_BF16 intrinsics so that the portable
  * build has them and so that they are the reference the SIMD packing code is
  * tested against. Bit patterns go through memcpy (no aliasing tricks). */
+#include "dequant.h"
 #include "kernels.h"
 
 #include <string.h>
@@ -74,6 +75,12 @@ float qe_tensor_get_f32(const void *data, qe_dtype dt, size_t i) {
         case QE_Q8_0: {
             const uint8_t *blk = (const uint8_t *)data + i / 32 * 34;
             return qe_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8)) * (float)(int8_t)blk[2 + i % 32];
+        }
+        default: { /* other block types: the whole block (slow; tests and checks only) */
+            float v[QE_MAX_BLOCK];
+            const size_t be = qe_dtype_block(dt);
+            qe_dequant_blocks(dt, (const uint8_t *)data + i / be * qe_dtype_block_bytes(dt), v, 1);
+            return v[i % be];
         }
     }
     return 0.0f;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "matmul_internal.h"
+#include "matmul_kq.h"
 
 typedef struct shape {
     int m, k, n;
@@ -125,6 +126,9 @@ int qe_isa_check(qe_isa isa) {
     if (rc == 0 && isa >= QE_ISA_AVX2) rc = qe_q8_check(QE_Q8_AVX2, NULL);
     if (rc == 0 && isa >= QE_ISA_AVX512) rc = qe_q8_check(QE_Q8_VNNI, NULL);
     if (rc == 0 && isa >= QE_ISA_AMX) rc = qe_q8_check(QE_Q8_AMX, NULL);
+    /* and for the 4-6 bit block types (matmul_kq.c) */
+    if (rc == 0 && isa >= QE_ISA_AVX2) rc = qe_kq_check(QE_KQ_AVX2, NULL);
+    if (rc == 0 && isa >= QE_ISA_AVX512) rc = qe_kq_check(QE_KQ_AVX512, NULL);
     return rc;
 }
 

@@ -4,6 +4,7 @@
  * one, down to the scalar reference (matmul_scalar.c). */
 #include "kernels.h"
 #include "matmul_internal.h"
+#include "matmul_kq.h"
 
 void qe_matmul(qe_threadpool *pool, qe_isa isa, qe_mm_mode mode, const float *x, size_t ldx, int m, int k,
                const void *w, qe_dtype wt, int n, float *y, size_t ldy) {
@@ -18,6 +19,10 @@ void qe_matmul(qe_threadpool *pool, qe_isa isa, qe_mm_mode mode, const float *x,
     if (isa > hw) isa = hw; /* forcing a level the CPU lacks must not fault */
     if (wt == QE_Q8_0) {    /* int8 blocks: their own kernels (matmul_q8.c) */
         if (qe_matmul_q8(&a, qe_q8_best(isa)) != 0) qe_matmul_q8(&a, QE_Q8_SCALAR);
+        return;
+    }
+    if (qe_kq_dtype(wt)) { /* 4-6 bit blocks: dequantized tiles (matmul_kq.c) */
+        if (qe_matmul_kq(&a, qe_kq_best(isa)) != 0) qe_matmul_kq(&a, QE_KQ_SCALAR);
         return;
     }
     int done = -1;

@@ -83,7 +83,7 @@ INL __m256 load8(const qe_mm_args *a, int row, int p) {
                 _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)a->w + off))), 16));
         case QE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)a->w + off)));
         case QE_F32: break;
-        case QE_Q8_0: break; /* never here: qe_matmul sends Q8_0 to matmul_q8.c */
+        default: break; /* never here: qe_matmul sends block types to matmul_q8.c / matmul_kq.c */
     }
     return _mm256_loadu_ps((const float *)a->w + off);
 }

@@ -68,7 +68,7 @@ static void scalar_task(void *arg, int task, int thread) {
                         acc += (double)(rnd ? round_bf16(xr[p]) : xr[p]) * (double)w[p];
                     break;
                 }
-                case QE_Q8_0: break; /* never here: qe_matmul sends Q8_0 to matmul_q8.c */
+                default: break; /* never here: qe_matmul sends block types to matmul_q8.c / matmul_kq.c */
             }
             a->y[(size_t)i * a->ldy + (size_t)j] = (float)acc;
         }

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend/cpu/dequant.h"
 #include "backend/cpu/kernels.h"
 
 void qe_op_embed_rows(const void *E, qe_dtype dt, int hidden, const int32_t *ids, size_t n, float *out) {
@@ -21,8 +22,8 @@ void qe_op_embed_rows(const void *E, qe_dtype dt, int hidden, const int32_t *ids
                 for (int j = 0; j < hidden; j++) o[j] = qe_f16_to_f32(r[j]);
                 break;
             }
-            case QE_Q8_0: /* hidden % 32 == 0 (gguf.c checks rows are whole blocks) */
-                for (int j = 0; j < hidden; j++) o[j] = qe_tensor_get_f32(E, dt, base + (size_t)j);
+            default: /* block types: rows are whole blocks (gguf_model.c checks) */
+                qe_dequant_row(dt, (const unsigned char *)E + qe_dtype_bytes(dt, base), o, (size_t)hidden);
                 break;
         }
     }

@@ -139,7 +139,7 @@ static int vk_supports(const qe_device *dev, const qe_config *cfg, qe_dtype dt, 
     const qe_vk_info *v = &inf[dev->index];
     if (dt != QE_F32 && dt != QE_F16 && dt != QE_BF16) {
         /* The shaders read f32, f16 and bf16 weights; block-quantized ones
-         * (Q8_0 from a GGUF) run on the CPU's int8 products only. */
+         * (Q8_0, Q4_K, ... from a GGUF) run on the CPU's products only. */
         snprintf(why, why_size, "its shaders take f32, f16 and bf16 weights, not %s", qe_dtype_name(dt));
         return 0;
     }
@@ -223,6 +223,13 @@ static qembed_status seg_upload(vk_seg *s, qembed_error *err) {
     for (int l = s->first; l < s->end; l++) {
         for (int i = 0; i < W_COUNT; i++) {
             const qe_tensor *t = layer_tensor(&s->fw->w->layers[l], i);
+            /* vk_supports judged the embedding's dtype; a GGUF may mix types
+             * (an F16 embedding over Q4_K layers): refuse here too, and the
+             * segment falls back to the CPU */
+            QE_FAIL_IF(t->dtype != QE_F32 && t->dtype != QE_F16 && t->dtype != QE_BF16, err,
+                       QEMBED_ERR_UNSUPPORTED,
+                       "tensor \"%s\" is %s; the Vulkan shaders take f32, f16 and bf16 weights", t->name,
+                       qe_dtype_name(t->dtype));
             uint64_t bytes = qe_tensor_bytes(t);
             qe_vk_buf *b = &s->w[l - s->first][i];
             QE_TRY(qe_vk_buf_create(s->vk, bytes, b, err));

@@ -1,0 +1,118 @@
+/* Products on Q4_0, Q5_0, Q4_K, Q5_K and Q6_K weights (matmul_kq.c): every
+ * variant this CPU runs, and qe_matmul's dispatch at every level up to the
+ * detected one, against the double-precision product of the dequantized
+ * weights (dequant.c, itself bit-exact with ggml: test_dequant.c); odd m and
+ * n, k of one block up to several 256-wide tiles plus a tail of 32-blocks,
+ * alone and on a pool of 2; and the start-up check (qe_kq_check) for each
+ * variant. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/dequant.h"
+#include "backend/cpu/matmul_kq.h"
+#include "check.h"
+
+static unsigned long long g_s = 0x853c49e6748fea9bull;
+static unsigned long long nxt(void) {
+    g_s ^= g_s << 13;
+    g_s ^= g_s >> 7;
+    g_s ^= g_s << 17;
+    return g_s;
+}
+
+static void scale_at(unsigned char *p, float v) {
+    uint16_t h = qe_f32_to_f16(v);
+    p[0] = (unsigned char)h, p[1] = (unsigned char)(h >> 8);
+}
+
+static const char *const vnames[] = {"scalar", "avx2", "avx512"};
+
+/* y = x W^T for one type and shape: each variant and each dispatch level
+ * within 1e-5 * sum |x w| of the double product of the dequantized weights. */
+static void run(qe_dtype t, int m, int k, int n, qe_threadpool *pool) {
+    const size_t bb = qe_dtype_block_bytes(t), nb = (size_t)n * (size_t)k / qe_dtype_block(t);
+    unsigned char *w = malloc(nb * bb);
+    float *wf = malloc(sizeof(float) * n * k), *x = malloc(sizeof(float) * m * k);
+    float *y = malloc(sizeof(float) * m * n);
+    double *yd = malloc(sizeof(double) * m * n), *bnd = malloc(sizeof(double) * m * n);
+    if (!w || !wf || !x || !y || !yd || !bnd) {
+        CHECK(0, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < nb * bb; i++) w[i] = (unsigned char)(nxt() >> 20);
+    for (size_t b = 0; b < nb; b++) { /* finite scales of either sign */
+        unsigned char *p = w + b * bb;
+        float d = (float)((int)(nxt() % 2001) - 1000) * 1e-5f;
+        if (t == QE_Q6_K)
+            scale_at(p + 208, d);
+        else
+            scale_at(p, d);
+        if (t == QE_Q4_K || t == QE_Q5_K) scale_at(p + 2, d * 0.5f);
+    }
+    qe_dequant_blocks(t, w, wf, nb);
+    for (int i = 0; i < m * k; i++) x[i] = (float)((double)(nxt() >> 11) / 0x1p53 * 2 - 1);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0, b = 0;
+            for (int p = 0; p < k; p++) {
+                s += (double)x[i * k + p] * wf[(size_t)j * k + p];
+                b += fabs((double)x[i * k + p] * wf[(size_t)j * k + p]);
+            }
+            yd[i * n + j] = s, bnd[i * n + j] = b;
+        }
+    for (int pass = 0; pass < 2 * 3 + 5; pass++) {
+        const char *what;
+        char buf[64];
+        for (int i = 0; i < m * n; i++) y[i] = NAN;
+        if (pass < 6) { /* variants, without and with the pool */
+            qe_kq_variant v = (qe_kq_variant)(pass / 2);
+            if (!qe_kq_variant_available(v)) continue;
+            qe_mm_args a = {pass % 2 ? pool : NULL, QE_MM_EXACT, x, (size_t)k, m, k, w, t, n, y, (size_t)n};
+            CHECK(qe_matmul_kq(&a, v) == 0, "variant %s refused", vnames[v]);
+            snprintf(buf, sizeof buf, "%s%s", vnames[v], pass % 2 ? " (pool)" : "");
+        } else { /* the public entry at each level, both modes */
+            qe_isa isa = (qe_isa)(pass - 6);
+            if (isa > qe_cpu_isa()) continue;
+            qe_matmul(pool, isa, isa % 2 ? QE_MM_BF16 : QE_MM_EXACT, x, (size_t)k, m, k, w, t, n, y,
+                      (size_t)n);
+            snprintf(buf, sizeof buf, "qe_matmul at %s", qe_isa_name(isa));
+        }
+        what = buf;
+        int bad = 0;
+        for (int i = 0; i < m * n && bad < 3; i++)
+            if (!(fabs(y[i] - yd[i]) <= 1e-5 * bnd[i] + 1e-30)) {
+                CHECK(0, "%s %s m=%d k=%d n=%d at (%d,%d): %.9g vs %.9g", qe_dtype_name(t), what, m, k, n,
+                      i / n, i % n, y[i], yd[i]);
+                bad++;
+            }
+    }
+    free(w), free(wf), free(x), free(y), free(yd), free(bnd);
+}
+
+int main(void) {
+    qe_threadpool *pool = qe_threadpool_create(2);
+    CHECK(pool != NULL, "qe_threadpool_create(2)");
+    static const qe_dtype types[] = {QE_Q4_0, QE_Q5_0, QE_Q4_K, QE_Q5_K, QE_Q6_K};
+    for (size_t ti = 0; ti < 5; ti++) {
+        qe_dtype t = types[ti];
+        const int kb = (int)qe_dtype_block(t);
+        run(t, 1, kb, 1, pool);
+        run(t, 7, kb == 32 ? 32 * 11 : 256, 37, pool);  /* m tail (6 + 1), partial weight tile */
+        run(t, 17, kb == 32 ? 32 * 19 : 768, 65, pool); /* 3 k-tiles (32-blocks: 2 and a tail) */
+        run(t, 13, kb == 32 ? 32 * 9 : 512, 33, pool);
+    }
+    int ran = 0;
+    for (int v = QE_KQ_SCALAR; v <= QE_KQ_AVX512; v++) {
+        if (!qe_kq_variant_available((qe_kq_variant)v)) continue;
+        ran++;
+        CHECK(qe_kq_check((qe_kq_variant)v, NULL) == 0, "start-up check of %s fails", vnames[v]);
+        CHECK(qe_kq_check((qe_kq_variant)v, pool) == 0, "start-up check of %s on a pool fails", vnames[v]);
+    }
+    printf("kernels: Q4_0/Q5_0/Q4_K/Q5_K/Q6_K products: %d variant(s) (best here: %s) agree with the "
+           "dequantized "
+           "product\n",
+           ran, vnames[qe_kq_best(qe_cpu_isa())]);
+    qe_threadpool_free(pool);
+    return failures != 0;
+}
