@@ -78,6 +78,7 @@ typedef struct cpu_run_args {
 static qembed_status cpu_run(void *work, qe_hidden *h, int first, int end, qembed_error *err) {
     const cpu_run_args *a = work;
     qe_fwd_state *st = a->st;
+    if (st->rows != h->rows) st->xn_layer = -1; /* rows changed elsewhere: xn is stale */
     st->rows = h->rows;
     st->compacted = h->compacted;
     for (int l = first; l < end; l++) qe_fwd_layer(st, a->fw, l);

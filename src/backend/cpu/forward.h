@@ -92,6 +92,8 @@ typedef struct qe_fwd_state {
     int n_tok;
     int rows;      /* rows of x in use: n_tok, or n_seq after the last layer */
     int compacted; /* 1 once the last layer kept only the last rows */
+    int xn_layer;  /* xn already holds this layer's attention-normed x (the previous
+                    * layer's last add computed it in the same pass); -1: none */
 } qe_fwd_state;
 
 qembed_status qe_fwd_state_init(qe_fwd_state *st, const qe_fwd_weights *fw, int cap, qe_threadpool *pool,

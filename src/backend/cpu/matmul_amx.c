@@ -102,6 +102,11 @@ int qe_amx_pack(qe_amx_w *out, const uint16_t *wg, const uint16_t *wu, int n, in
 #ifdef MADV_HUGEPAGE
     if (align == huge) (void)madvise(mem, (bytes + align - 1) / align * align, MADV_HUGEPAGE);
 #endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+    /* all its pages in one call rather than a fault each (Linux 5.14+) */
+    (void)madvise(mem, (bytes + align - 1) / align * align, MADV_POPULATE_WRITE);
     uint16_t *d = mem;
     for (int p = 0; p < np; p++) {
         if (glu) {
