@@ -250,6 +250,12 @@ typedef struct row_job {
     int n_chunks;
 } row_job;
 
+/* The norms' SIMD body in bf16 mode; exact mode keeps the reference loop
+ * (ops.h: the SIMD sum may differ in the last bit). */
+static qe_isa norm_isa(const qe_fwd_state *st) {
+    return st->mode == QE_MM_BF16 ? st->isa : QE_ISA_SCALAR;
+}
+
 static void chunk_range(const row_job *j, int task, int *r0, int *r1) {
     long per = (j->rows + j->n_chunks - 1) / j->n_chunks;
     long a = (long)task * per, b = a + per;
@@ -269,8 +275,8 @@ static void rmsnorm_task(void *arg, int task, int thread) {
     int r0, r1;
     chunk_range(j, task, &r0, &r1);
     const int H = j->fw->cfg->hidden_size;
-    qe_op_rmsnorm_rows(j->src, (size_t)H, j->dst, (size_t)H, (size_t)r0, (size_t)r1, H, j->w,
-                       (float)j->fw->cfg->rms_norm_eps);
+    qe_op_rmsnorm_rows_isa(norm_isa(j->st), j->src, (size_t)H, j->dst, (size_t)H, (size_t)r0, (size_t)r1, H,
+                           j->w, (float)j->fw->cfg->rms_norm_eps);
 }
 
 /* The residual add (x += delta) over the pool, and when w is given the next
@@ -286,8 +292,8 @@ static void add_rmsnorm_task(void *arg, int task, int thread) {
     float *x = j->st->x;
     qe_op_add(x + (size_t)r0 * H, j->src + (size_t)r0 * H, (size_t)(r1 - r0) * H);
     if (j->w)
-        qe_op_rmsnorm_rows(x, (size_t)H, j->dst, (size_t)H, (size_t)r0, (size_t)r1, H, j->w,
-                           (float)j->fw->cfg->rms_norm_eps);
+        qe_op_rmsnorm_rows_isa(norm_isa(j->st), x, (size_t)H, j->dst, (size_t)H, (size_t)r0, (size_t)r1, H,
+                               j->w, (float)j->fw->cfg->rms_norm_eps);
 }
 
 static void add_rmsnorm_rows(qe_fwd_state *st, const qe_fwd_weights *fw, const float *delta, float *dst,
@@ -324,10 +330,12 @@ static void qk_norm_rope_task(void *arg, int task, int thread) {
         const float *c = st->rope_cos + (size_t)st->pos[r] * half;
         const float *s = st->rope_sin + (size_t)st->pos[r] * half;
         float *qr = st->q + (size_t)r * ldq;
-        qe_op_rmsnorm_rows(qr, (size_t)D, qr, (size_t)D, 0, (size_t)cfg->n_heads, D, j->ln->q, eps);
+        qe_op_rmsnorm_rows_isa(norm_isa(st), qr, (size_t)D, qr, (size_t)D, 0, (size_t)cfg->n_heads, D,
+                               j->ln->q, eps);
         for (int h = 0; h < cfg->n_heads; h++) qe_op_rope_head(qr + (size_t)h * D, D, c, s);
         float *kr = st->k + (size_t)r * ldk;
-        qe_op_rmsnorm_rows(kr, (size_t)D, kr, (size_t)D, 0, (size_t)cfg->n_kv_heads, D, j->ln->k, eps);
+        qe_op_rmsnorm_rows_isa(norm_isa(st), kr, (size_t)D, kr, (size_t)D, 0, (size_t)cfg->n_kv_heads, D,
+                               j->ln->k, eps);
         for (int h = 0; h < cfg->n_kv_heads; h++) qe_op_rope_head(kr + (size_t)h * D, D, c, s);
     }
 }
