@@ -376,9 +376,7 @@ static const qe_fwd_packed *packed_for(const qe_fwd_state *st, const qe_fwd_weig
 
 /* Products on packed weights; 0 when done (else the caller runs qe_matmul). */
 static int packed_mm(qe_fwd_state *st, const float *x, size_t ldx, int m, int k, const qe_amx_out *o, int n) {
-    if (qe_matmul_amx(st->pool, x, ldx, m, k, o, n) != 0) return -1;
-    st->n_amx_outs += n;
-    return 0;
+    return qe_matmul_amx(st->pool, x, ldx, m, k, o, n) != 0 ? -1 : 0;
 }
 
 void qe_fwd_begin(qe_fwd_state *st, const qe_fwd_weights *fw, const int32_t *ids, const size_t *lens,

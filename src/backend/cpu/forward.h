@@ -72,7 +72,6 @@ typedef struct qe_fwd_state {
     qe_threadpool *pool; /* borrowed from the context */
     qe_isa isa;
     qe_mm_mode mode;
-    int n_amx_outs; /* statistics: products run on packed weights (tests read it) */
     /* activations, planned for cap tokens */
     float *x;            /* (cap, hidden) residual stream */
     float *xn;           /* (cap, hidden) normed input of a block; also the o/down output */
