@@ -2,10 +2,13 @@
  * the Qwen3-Embedding-0.6B shapes, in one run; prints GFLOP/s (best and
  * median of repeated calls) beside this machine's measured peaks.
  *
- *   bench_kernels [--seconds S] [--threads N] [--qembed-only]
+ *   bench_kernels [--seconds S] [--threads N] [--qembed-only] [--packed-only]
  *
  * --qembed-only: peaks and qembed's rows only (no oneDNN/OpenBLAS), for quick
  * A/B runs of the kernels.
+ * --packed-only: peaks and the AMX products on weights packed at load
+ * (matmul_amx.c, what the forward pass runs in bf16 mode at level amx), at
+ * 16 to 4096 rows: the batch products' fraction of the AMX peak.
  *
  * y (m x n, f32) = x (m x k) W^T, W (n x k) as stored in the checkpoint.
  * Fairness notes, printed with the results:
@@ -29,6 +32,7 @@
 #include <unistd.h>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/matmul_amx.h"
 #include "backend/cpu/peak.h"
 #include "common/clock.h"
 
@@ -105,6 +109,19 @@ static void run_qe(void *p) {
     qe_ctx *c = p;
     qe_matmul(c->pool, c->isa, c->mode, c->x, (size_t)c->k, c->m, c->k, c->w, QE_BF16, c->n, c->y,
               (size_t)c->n);
+}
+
+/* the packed AMX product (bf16 mode, f32 activations rounded in the call) */
+typedef struct amx_ctx {
+    qe_threadpool *pool;
+    const float *x;
+    int m, k;
+    qe_amx_out out;
+} amx_ctx;
+
+static void run_amx(void *p) {
+    amx_ctx *c = p;
+    qe_matmul_amx(c->pool, c->x, (size_t)c->k, c->m, c->k, &c->out, 1);
 }
 
 /* ---- oneDNN ---- */
@@ -218,7 +235,7 @@ static void header(void) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 0, blas_only = 0, qe_only = 0;
+    int threads = 0, blas_only = 0, qe_only = 0, packed_only = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
             g_seconds = atof(argv[++i]);
@@ -226,10 +243,13 @@ int main(int argc, char **argv) {
             threads = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--qembed-only") == 0) {
             qe_only = 1;
+        } else if (strcmp(argv[i], "--packed-only") == 0) {
+            packed_only = qe_only = 1;
         } else if (strcmp(argv[i], "--openblas-only") == 0) {
             blas_only = 1;
         } else {
-            fprintf(stderr, "usage: %s [--seconds S] [--threads N] [--qembed-only]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--seconds S] [--threads N] [--qembed-only] [--packed-only]\n",
+                    argv[0]);
             return 1;
         }
     }
@@ -295,8 +315,11 @@ int main(int argc, char **argv) {
     void *sb = dlsym(RTLD_DEFAULT, "cblas_sbgemm");
 #endif
 
+    static const int packed_ms[] = {16, 64, 128, 512, 1024, 2048, 4096};
+    const int *ms = packed_only ? packed_ms : g_ms;
+    const int n_ms = packed_only ? (int)(sizeof packed_ms / sizeof *packed_ms) : N_MS;
     for (int s = 0; s < N_SHAPES; s++) {
-        int k = g_shapes[s].k, n = g_shapes[s].n, mmax = g_ms[N_MS - 1];
+        int k = g_shapes[s].k, n = g_shapes[s].n, mmax = ms[n_ms - 1];
         uint16_t *wb = malloc(sizeof(uint16_t) * (size_t)n * k);
         float *wf = malloc(sizeof(float) * (size_t)n * k);
         float *x = malloc(sizeof(float) * (size_t)mmax * k);
@@ -315,10 +338,17 @@ int main(int argc, char **argv) {
             xb[i] = qe_f32_to_bf16(x[i]);
         }
         memset(y, 0, sizeof(float) * (size_t)mmax * n);
-        for (int mi = 0; mi < N_MS; mi++) {
-            int m = g_ms[mi];
+        qe_amx_w pw;
+        int packed = isa >= QE_ISA_AMX && !blas_only && qe_amx_pack(&pw, wb, NULL, n, k) == 0;
+        for (int mi = 0; mi < n_ms; mi++) {
+            int m = ms[mi];
             double flops = 2.0 * m * k * n;
             const char *sn = g_shapes[s].name;
+            if (packed) {
+                amx_ctx c = {pool, x, m, k, {&pw, y, (size_t)n}};
+                measure(sn, m, "qembed amx packed bf16-mode", flops, run_amx, &c);
+            }
+            if (packed_only) continue;
             if (!blas_only) {
                 for (int v = QE_ISA_AVX2; v <= (int)isa; v++) {
                     for (int mode = 0; mode <= 1; mode++) {
@@ -359,6 +389,7 @@ int main(int argc, char **argv) {
 #endif
             }
         }
+        if (packed) qe_amx_free(&pw);
         free(wb);
         free(wf);
         free(x);

@@ -230,6 +230,7 @@ static qembed_status load(qembed_model *m, const char *path, qembed_error *err) 
     QE_TRY(qe_weights_bind(m->ck, &m->cfg, &m->w, err));
     m->weights_bound = 1;
     QE_TRY(qe_fwd_weights_init(&m->fw, &m->cfg, &m->w, err));
+    m->fw.exact = p->exact; /* the CPU segments pack their matrices for bf16 mode only */
     count_params(m);
     return load_segments(m, err);
 }

@@ -6,7 +6,12 @@
  *   weights    the segment's layers in their stored dtype (qe_layer_bytes),
  *              plus the token embedding on the first segment and the final
  *              norm on the last. Weights are memory-mapped (page cache), but a
- *              device must still hold them, so they count in full.
+ *              device must still hold them, so they count in full. On a CPU
+ *              with AMX tiles in bf16 mode the CPU segments' bf16 matrices are
+ *              packed at load into anonymous memory of the same size (padding
+ *              to 32 columns aside; more than 1% of padding and they are not
+ *              packed) and their mapped pages dropped, so the count stands
+ *              (backend_cpu.c, forward.c qe_fwd_pack_layers).
  *   workspace  one set of activation buffers for T tokens, reused layer after
  *              layer on that device, so counted once per device, not once per
  *              layer. T = max(max_batch_tokens, max input tokens): a context

@@ -24,6 +24,7 @@
 
 #include "backend/cpu/isa_check.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/matmul_amx.h"
 #include "backend/cpu/ops.h"
 
 #include "check.h"
@@ -390,6 +391,169 @@ static void test_onednn(qe_threadpool *pool2) {
     printf("kernels: amx (oneDNN) variant run directly on %zu shapes\n", sizeof shapes / sizeof *shapes);
 }
 
+/* ---- the packed AMX products (matmul_amx.c) against the scalar reference ----
+ * Each shape as three outputs of one call (as q, k, v: different widths, row
+ * strides past the columns whose gaps must stay untouched) and as one glu
+ * output (gate and up packed together: silu(gate) * up against the scalar
+ * products then qe_op_swiglu). Tails in m (1, 17, 33: the 1x4/1x2 and 2x2
+ * forms and a partial row tile), k (67, 1000: a padded k-block) and n (9,
+ * 65, 130: partial tiles and panels); m = 700 at k = 3072 is two row chunks
+ * of the conversion block; alone and on a pool. */
+static int amx_close(const float *y, const float *yr, const float *x, size_t ldx, const float *wf, int i,
+                     int j, int k) {
+    double b = 0;
+    for (int p = 0; p < k; p++)
+        b += fabs((double)qe_bf16_to_f32(qe_f32_to_bf16(x[(size_t)i * ldx + p])) * wf[(size_t)j * k + p]);
+    double err = fabs((double)*y - *yr);
+    return err <= 1e-5 * b + 1e-30;
+}
+
+static void test_amx(qe_threadpool *pool2) {
+    if (qe_cpu_isa() < QE_ISA_AMX || !qe_amx_usable()) {
+        printf("kernels: NOT TESTED here: packed amx products (no AMX-BF16 level on this CPU)\n");
+        return;
+    }
+    static const shape shapes[] = {{1, 67, 9},   {16, 1024, 192}, {17, 1000, 130},
+                                   {33, 64, 65}, {100, 256, 96},  {700, 3072, 65}};
+    const float sentinel = -12345.5f;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const shape s = shapes[si];
+        const size_t ldx = (size_t)s.k + 3;
+        const int ns[3] = {s.n, s.n + 32, s.n / 2 + 1};
+        float *x = malloc(sizeof(float) * (size_t)s.m * ldx);
+        for (size_t i = 0; i < (size_t)s.m * ldx; i++) x[i] = rnd_unit() * 2.0f;
+        float *wf[3], *y[3], *yr[3];
+        void *w[3];
+        size_t ldy[3];
+        qe_amx_w pw[3];
+        qe_amx_out outs[3];
+        for (int o = 0; o < 3; o++) {
+            wf[o] = malloc(sizeof(float) * (size_t)ns[o] * s.k);
+            w[o] = make_weights(QE_BF16, ns[o], s.k, wf[o]);
+            ldy[o] = (size_t)ns[o] + 3 * o;
+            y[o] = malloc(sizeof(float) * (size_t)s.m * ldy[o]);
+            yr[o] = malloc(sizeof(float) * (size_t)s.m * ldy[o]);
+            qe_mm_args a = {NULL, QE_MM_BF16, x, ldx, s.m, s.k, w[o], QE_BF16, ns[o], yr[o], ldy[o]};
+            qe_matmul_scalar(&a);
+            CHECK(qe_amx_pack(&pw[o], w[o], NULL, ns[o], s.k) == 0, "amx pack n=%d k=%d", ns[o], s.k);
+            outs[o] = (qe_amx_out){&pw[o], y[o], ldy[o]};
+        }
+        /* glu: gate = w[0], up = a second weight of the same shape */
+        float *wuf = malloc(sizeof(float) * (size_t)s.n * s.k),
+              *g = malloc(sizeof(float) * (size_t)s.m * s.n);
+        float *gr = malloc(sizeof(float) * (size_t)s.m * s.n),
+              *ur = malloc(sizeof(float) * (size_t)s.m * s.n);
+        void *wu = make_weights(QE_BF16, s.n, s.k, wuf);
+        qe_amx_w pg;
+        CHECK(qe_amx_pack(&pg, w[0], wu, s.n, s.k) == 0, "amx glu pack");
+        qe_mm_args a = {NULL, QE_MM_BF16, x, ldx, s.m, s.k, w[0], QE_BF16, s.n, gr, (size_t)s.n};
+        qe_matmul_scalar(&a);
+        a.w = wu;
+        a.y = ur;
+        qe_matmul_scalar(&a);
+        for (int threads = 1; threads <= 2; threads++) {
+            qe_threadpool *pool = threads == 1 ? NULL : pool2;
+            for (int o = 0; o < 3; o++)
+                for (size_t i = 0; i < (size_t)s.m * ldy[o]; i++) y[o][i] = sentinel;
+            CHECK(qe_matmul_amx(pool, x, ldx, s.m, s.k, outs, 3) == 0, "amx m=%d k=%d did not run", s.m, s.k);
+            int bad = 0;
+            for (int o = 0; o < 3; o++)
+                for (int i = 0; i < s.m && !bad; i++)
+                    for (size_t j = 0; j < ldy[o] && !bad; j++) {
+                        const float *v = &y[o][(size_t)i * ldy[o] + j], *r = &yr[o][(size_t)i * ldy[o] + j];
+                        if (j >= (size_t)ns[o]) {
+                            if (*v != sentinel) {
+                                CHECK(0, "amx output %d wrote the gap at row %d col %zu", o, i, j);
+                                bad = 1;
+                            }
+                        } else if (!amx_close(v, r, x, ldx, wf[o], i, (int)j, s.k)) {
+                            CHECK(0, "amx m=%d k=%d n=%d threads=%d out %d: y[%d][%zu] = %.9g, ref %.9g", s.m,
+                                  s.k, ns[o], threads, o, i, j, *v, *r);
+                            bad = 1;
+                        }
+                    }
+            qe_amx_out go = {&pg, g, (size_t)s.n};
+            CHECK(qe_matmul_amx(pool, x, ldx, s.m, s.k, &go, 1) == 0, "amx glu did not run");
+            for (int i = 0; i < s.m && !bad; i++)
+                for (int j = 0; j < s.n && !bad; j++) {
+                    size_t at = (size_t)i * s.n + j;
+                    float want = gr[at];
+                    qe_op_swiglu(&want, &ur[at], 1);
+                    /* the products' bound through silu(g) * u: |silu'| <= 1.1 */
+                    double bg = 0, bu = 0;
+                    for (int p = 0; p < s.k; p++) {
+                        double xv = fabs((double)qe_bf16_to_f32(qe_f32_to_bf16(x[(size_t)i * ldx + p])));
+                        bg += xv * fabs(wf[0][(size_t)j * s.k + p]);
+                        bu += xv * fabs(wuf[(size_t)j * s.k + p]);
+                    }
+                    double silu = fabs((double)gr[at] / (1.0 + exp(-(double)gr[at])));
+                    double tol = 1.1 * 1e-5 * bg * (fabs(ur[at]) + 1e-5 * bu) +
+                                 (silu + 1e-5 * bg) * 1e-5 * bu + 1e-5 * fabs(want) + 1e-30;
+                    if (!(fabs((double)g[at] - want) <= tol)) {
+                        CHECK(0, "amx glu m=%d k=%d n=%d threads=%d: [%d][%d] = %.9g, ref %.9g", s.m, s.k,
+                              s.n, threads, i, j, g[at], want);
+                        bad = 1;
+                    }
+                }
+        }
+        CHECK(qe_matmul_amx(NULL, x, ldx, s.m, s.k + 1, outs, 1) == -1, "amx took a depth mismatch");
+        for (int o = 0; o < 3; o++) {
+            qe_amx_free(&pw[o]);
+            free(wf[o]);
+            free(w[o]);
+            free(y[o]);
+            free(yr[o]);
+        }
+        qe_amx_free(&pg);
+        free(wu);
+        free(wuf);
+        free(g);
+        free(gr);
+        free(ur);
+        free(x);
+    }
+    printf("kernels: packed amx products (3 outputs and glu) on %zu shapes\n",
+           sizeof shapes / sizeof *shapes);
+}
+
+/* ---- RMSNorm's SIMD body against qe_op_rmsnorm_rows ----
+ * Widths 1..70 and 128, 1024 (tails of 32 and 16), row strides past the
+ * width, in place and not, values spanning 1e-3..1e3: agreement within a
+ * few ulp (the double sums differ in order only). */
+static void test_rmsnorm(void) {
+    int checked = 0;
+    for (int isa = QE_ISA_AVX512; isa <= (int)qe_cpu_isa(); isa += 100) {
+        for (int d = 1; d <= 1024; d = d < 70 ? d + 1 : d < 128 ? 128 : d < 1024 ? 1024 : 2048) {
+            const int rows = 3;
+            const size_t ld = (size_t)d + 7;
+            float *x = malloc(sizeof(float) * rows * ld), *w = malloc(sizeof(float) * d);
+            float *y = malloc(sizeof(float) * rows * ld), *yr = malloc(sizeof(float) * rows * ld);
+            for (size_t i = 0; i < rows * ld; i++) x[i] = rnd_unit() * powf(10.0f, 3.0f * rnd_unit());
+            for (int i = 0; i < d; i++) w[i] = rnd_unit();
+            qe_op_rmsnorm_rows(x, ld, yr, ld, 0, rows, d, w, 1e-6f);
+            qe_op_rmsnorm_rows_isa((qe_isa)isa, x, ld, y, ld, 0, rows, d, w, 1e-6f);
+            for (int r = 0; r < rows; r++)
+                for (int j = 0; j < d; j++) {
+                    float a = y[r * ld + j], b = yr[r * ld + j];
+                    CHECK(fabsf(a - b) <= 4e-7f * fabsf(b) + 1e-30f, "rmsnorm d=%d [%d][%d]: %.9g vs %.9g", d,
+                          r, j, a, b);
+                }
+            /* in place (as the q/k norms run) */
+            qe_op_rmsnorm_rows_isa((qe_isa)isa, x, ld, x, ld, 0, rows, d, w, 1e-6f);
+            for (int r = 0; r < rows; r++)
+                for (int j = 0; j < d; j++)
+                    CHECK(fabsf(x[r * ld + j] - yr[r * ld + j]) <= 4e-7f * fabsf(yr[r * ld + j]) + 1e-30f,
+                          "rmsnorm in place d=%d", d);
+            checked++;
+            free(x);
+            free(w);
+            free(y);
+            free(yr);
+        }
+    }
+    printf("kernels: rmsnorm SIMD body agrees with the reference on %d widths\n", checked);
+}
+
 /* ---- SwiGLU's SIMD body against qe_op_swiglu (libm expf) ----
  * Every length 0..70 (tails of 16), values over the range where silu
  * changes shape, and the edges: large |x| (exp overflows or vanishes), 0,
@@ -567,11 +731,13 @@ int main(int argc, char **argv) {
     test_pool();
     test_isa_check();
     test_swiglu();
+    test_rmsnorm();
     test_matmul();
     {
         qe_threadpool *pool2 = qe_threadpool_create(2);
         CHECK(pool2 != NULL, "pool");
         if (pool2) test_onednn(pool2);
+        if (pool2) test_amx(pool2);
         if (pool2) test_q8(pool2);
         qe_threadpool_free(pool2);
     }

@@ -1,10 +1,14 @@
 /* The CPU behind the backend table: the reference backend. Weights stay where
  * the checkpoint mapped them and the workspace is the context's own CPU
  * forward state, so loading and moving the hidden state cost nothing; run
- * calls forward.c's layer function. */
+ * calls forward.c's layer function. On a CPU with AMX tiles (level amx) in
+ * bf16 mode, a segment's bf16 matrices are packed once at load for the tiles
+ * (forward.c, matmul_amx.c) in place of their mapped pages. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "backend/backend.h"
+#include "common/clock.h"
 #include "plan/plan.h"
 
 static uint64_t cpu_workspace_bytes(const qe_device *dev, const qe_config *cfg, size_t T, int threads) {
@@ -16,9 +20,49 @@ static int cpu_supports(const qe_device *dev, const qe_config *cfg, qe_dtype dt,
     return 1; /* the reference runs every model the loader accepts */
 }
 
+/* Packs layers [first, end) for AMX tiles when that pays and fits:
+ * level amx, bf16 mode, every matrix bf16, not turned off by
+ * QEMBED_AMX_PACK=0, and the packed copy no larger than the mapped matrices
+ * it replaces (plus 1% of padding for widths not a multiple of 32): the
+ * planner counted the stored bytes against the budget, and the mapped pages
+ * are dropped once packed, so the packed copy takes their place in memory.
+ * A failure (no memory) leaves the mapped weights in use, with a warning. */
+static void cpu_pack(const qe_fwd_weights *fw, int first, int end, const qe_logger *lg) {
+    const char *env = getenv("QEMBED_AMX_PACK");
+    if (fw->exact || qe_cpu_isa() < QE_ISA_AMX || end <= first) return;
+    if (env && strcmp(env, "0") == 0) {
+        QE_INFO(lg, "cpu: bf16 matrices of layers %d-%d read as mapped (QEMBED_AMX_PACK=0)", first, end - 1);
+        return;
+    }
+    uint64_t stored = 0, bytes = qe_fwd_packed_bytes(fw, first, end, &stored);
+    char b1[32], b2[32];
+    if (bytes == 0) return; /* not all bf16 */
+    if (bytes > stored + stored / 100) {
+        QE_INFO(lg, "cpu: bf16 matrices of layers %d-%d read as mapped: packing them would take %s for %s",
+                first, end - 1, qe_fmt_bytes(bytes, b1, sizeof b1), qe_fmt_bytes(stored, b2, sizeof b2));
+        return;
+    }
+    double t0 = qe_now_s();
+    qe_threadpool *pool = qe_threadpool_create(0);
+    int rc = pool ? qe_fwd_pack_layers(fw, first, end, pool) : -1;
+    qe_threadpool_free(pool);
+    if (rc != 0) {
+        QE_WARN(
+            lg,
+            "cpu: out of memory packing layers %d-%d for AMX tiles (%s): products read the mapped weights",
+            first, end - 1, qe_fmt_bytes(bytes, b1, sizeof b1));
+        return;
+    }
+    QE_INFO(lg,
+            "cpu: bf16 matrices of layers %d-%d packed for AMX tiles in %.0f ms: %s in place of their mapped "
+            "pages",
+            first, end - 1, (qe_now_s() - t0) * 1e3, qe_fmt_bytes(bytes, b1, sizeof b1));
+}
+
 static qembed_status cpu_seg_load(const qe_device *dev, const qe_fwd_weights *fw, int first, int end,
                                   const qe_logger *lg, void **seg, qembed_error *err) {
-    *seg = (void *)fw; /* the mapped weights, read in place */
+    cpu_pack(fw, first, end, lg);
+    *seg = (void *)fw; /* the weights: mapped, or packed in fw */
     return QEMBED_OK;
 }
 
@@ -34,6 +78,7 @@ typedef struct cpu_run_args {
 static qembed_status cpu_run(void *work, qe_hidden *h, int first, int end, qembed_error *err) {
     const cpu_run_args *a = work;
     qe_fwd_state *st = a->st;
+    if (st->rows != h->rows) st->xn_layer = -1; /* rows changed elsewhere: xn is stale */
     st->rows = h->rows;
     st->compacted = h->compacted;
     for (int l = first; l < end; l++) qe_fwd_layer(st, a->fw, l);

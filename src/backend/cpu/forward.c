@@ -1,8 +1,11 @@
 #include "backend/cpu/forward.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/ops.h"
@@ -22,7 +25,8 @@ qembed_status qe_fwd_weights_init(qe_fwd_weights *fw, const qe_config *cfg, cons
     const size_t L = (size_t)cfg->n_layers;
     fw->norm_data = malloc((L * (2 * H + 2 * D) + H) * sizeof(float));
     fw->layers = calloc(L ? L : 1, sizeof *fw->layers);
-    if (!fw->norm_data || !fw->layers) {
+    fw->packed = calloc(L ? L : 1, sizeof *fw->packed);
+    if (!fw->norm_data || !fw->layers || !fw->packed) {
         qe_fwd_weights_free(fw);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory widening the norm weights");
     }
@@ -49,11 +53,107 @@ qembed_status qe_fwd_weights_init(qe_fwd_weights *fw, const qe_config *cfg, cons
     return QEMBED_OK;
 }
 
+static void packed_free(qe_fwd_packed *pk) {
+    qe_amx_free(&pk->q);
+    qe_amx_free(&pk->k);
+    qe_amx_free(&pk->v);
+    qe_amx_free(&pk->o);
+    qe_amx_free(&pk->gu);
+    qe_amx_free(&pk->down);
+    pk->ready = 0;
+}
+
 void qe_fwd_weights_free(qe_fwd_weights *fw) {
     if (!fw) return;
+    if (fw->packed && fw->cfg)
+        for (int l = 0; l < fw->cfg->n_layers; l++) packed_free(&fw->packed[l]);
+    free(fw->packed);
     free(fw->norm_data);
     free(fw->layers);
     memset(fw, 0, sizeof *fw);
+}
+
+/* ------------------------------------------------- weights packed for AMX */
+
+static int packable(const qe_tensor *t) {
+    return t->data && t->dtype == QE_BF16 && t->ndim == 2;
+}
+
+uint64_t qe_fwd_packed_bytes(const qe_fwd_weights *fw, int first, int end, uint64_t *stored) {
+    uint64_t p = 0, s = 0;
+    for (int l = first; l < end; l++) {
+        const qe_layer_weights *lw = &fw->w->layers[l];
+        const qe_tensor *m[7] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->w_gate, &lw->w_up, &lw->w_down};
+        for (int i = 0; i < 7; i++) {
+            if (!packable(m[i])) return 0;
+            p += qe_amx_packed_bytes((int)m[i]->shape[0], (int)m[i]->shape[1]);
+            s += qe_tensor_bytes(m[i]);
+        }
+    }
+    if (stored) *stored = s;
+    return p;
+}
+
+/* The whole pages inside t's data, given back to the kernel: a read-only
+ * private file mapping (the checkpoint's) refills them from the file. */
+static void drop_pages(const qe_tensor *t) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)t->data + page - 1) & ~(page - 1);
+    uintptr_t b = ((uintptr_t)t->data + (uintptr_t)qe_tensor_bytes(t)) & ~(page - 1);
+    if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+typedef struct pack_job {
+    const qe_fwd_weights *fw;
+    int first;
+    atomic_int failed;
+} pack_job;
+
+/* Faults t's mapped pages in with one call (Linux 5.14+; elsewhere the copy
+ * faults them page by page): packing 8 GB page by page spent most of its
+ * time in the fault path. */
+static void populate(const qe_tensor *t) {
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)t->data & ~(page - 1), b = (uintptr_t)t->data + (uintptr_t)qe_tensor_bytes(t);
+    (void)madvise((void *)a, b - a, MADV_POPULATE_READ);
+}
+
+static int pack_one(qe_amx_w *out, const qe_tensor *t, const qe_tensor *up) {
+    populate(t);
+    if (up) populate(up);
+    return qe_amx_pack(out, t->data, up ? up->data : NULL, (int)t->shape[0], (int)t->shape[1]);
+}
+
+static void pack_task(void *arg, int task, int thread) {
+    (void)thread;
+    pack_job *j = arg;
+    const int l = j->first + task;
+    const qe_layer_weights *lw = &j->fw->w->layers[l];
+    qe_fwd_packed *pk = &j->fw->packed[l];
+    if (pack_one(&pk->q, &lw->wq, NULL) || pack_one(&pk->k, &lw->wk, NULL) ||
+        pack_one(&pk->v, &lw->wv, NULL) || pack_one(&pk->o, &lw->wo, NULL) ||
+        pack_one(&pk->gu, &lw->w_gate, &lw->w_up) || pack_one(&pk->down, &lw->w_down, NULL)) {
+        atomic_store(&j->failed, 1);
+        return;
+    }
+    const qe_tensor *m[7] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->w_gate, &lw->w_up, &lw->w_down};
+    for (int i = 0; i < 7; i++) drop_pages(m[i]);
+    pk->ready = 1;
+}
+
+int qe_fwd_pack_layers(const qe_fwd_weights *fw, int first, int end, qe_threadpool *pool) {
+    if (end <= first) return 0;
+    if (qe_fwd_packed_bytes(fw, first, end, NULL) == 0 || !qe_amx_usable()) return -1;
+    pack_job j = {fw, first, 0};
+    qe_threadpool_run(pool, pack_task, &j, end - first);
+    if (atomic_load(&j.failed)) {
+        for (int l = first; l < end; l++) packed_free(&fw->packed[l]);
+        return -1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ state */
@@ -150,6 +250,12 @@ typedef struct row_job {
     int n_chunks;
 } row_job;
 
+/* The norms' SIMD body in bf16 mode; exact mode keeps the reference loop
+ * (ops.h: the SIMD sum may differ in the last bit). */
+static qe_isa norm_isa(const qe_fwd_state *st) {
+    return st->mode == QE_MM_BF16 ? st->isa : QE_ISA_SCALAR;
+}
+
 static void chunk_range(const row_job *j, int task, int *r0, int *r1) {
     long per = (j->rows + j->n_chunks - 1) / j->n_chunks;
     long a = (long)task * per, b = a + per;
@@ -169,8 +275,8 @@ static void rmsnorm_task(void *arg, int task, int thread) {
     int r0, r1;
     chunk_range(j, task, &r0, &r1);
     const int H = j->fw->cfg->hidden_size;
-    qe_op_rmsnorm_rows(j->src, (size_t)H, j->dst, (size_t)H, (size_t)r0, (size_t)r1, H, j->w,
-                       (float)j->fw->cfg->rms_norm_eps);
+    qe_op_rmsnorm_rows_isa(norm_isa(j->st), j->src, (size_t)H, j->dst, (size_t)H, (size_t)r0, (size_t)r1, H,
+                           j->w, (float)j->fw->cfg->rms_norm_eps);
 }
 
 /* The residual add (x += delta) over the pool, and when w is given the next
@@ -186,8 +292,8 @@ static void add_rmsnorm_task(void *arg, int task, int thread) {
     float *x = j->st->x;
     qe_op_add(x + (size_t)r0 * H, j->src + (size_t)r0 * H, (size_t)(r1 - r0) * H);
     if (j->w)
-        qe_op_rmsnorm_rows(x, (size_t)H, j->dst, (size_t)H, (size_t)r0, (size_t)r1, H, j->w,
-                           (float)j->fw->cfg->rms_norm_eps);
+        qe_op_rmsnorm_rows_isa(norm_isa(j->st), x, (size_t)H, j->dst, (size_t)H, (size_t)r0, (size_t)r1, H,
+                               j->w, (float)j->fw->cfg->rms_norm_eps);
 }
 
 static void add_rmsnorm_rows(qe_fwd_state *st, const qe_fwd_weights *fw, const float *delta, float *dst,
@@ -224,10 +330,12 @@ static void qk_norm_rope_task(void *arg, int task, int thread) {
         const float *c = st->rope_cos + (size_t)st->pos[r] * half;
         const float *s = st->rope_sin + (size_t)st->pos[r] * half;
         float *qr = st->q + (size_t)r * ldq;
-        qe_op_rmsnorm_rows(qr, (size_t)D, qr, (size_t)D, 0, (size_t)cfg->n_heads, D, j->ln->q, eps);
+        qe_op_rmsnorm_rows_isa(norm_isa(st), qr, (size_t)D, qr, (size_t)D, 0, (size_t)cfg->n_heads, D,
+                               j->ln->q, eps);
         for (int h = 0; h < cfg->n_heads; h++) qe_op_rope_head(qr + (size_t)h * D, D, c, s);
         float *kr = st->k + (size_t)r * ldk;
-        qe_op_rmsnorm_rows(kr, (size_t)D, kr, (size_t)D, 0, (size_t)cfg->n_kv_heads, D, j->ln->k, eps);
+        qe_op_rmsnorm_rows_isa(norm_isa(st), kr, (size_t)D, kr, (size_t)D, 0, (size_t)cfg->n_kv_heads, D,
+                               j->ln->k, eps);
         for (int h = 0; h < cfg->n_kv_heads; h++) qe_op_rope_head(kr + (size_t)h * D, D, c, s);
     }
 }
@@ -258,6 +366,19 @@ static void matmul(qe_fwd_state *st, const float *x, size_t ldx, int m, int k, c
     qe_matmul(st->pool, st->isa, st->mode, x, ldx, m, k, w->data, w->dtype, (int)w->shape[0], y, ldy);
 }
 
+/* The layer's packed matrices when this pass uses them: bf16 mode at level
+ * amx (a QEMBED_ISA cap below it means the mapped ones). */
+static const qe_fwd_packed *packed_for(const qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
+    if (!fw->packed || !fw->packed[layer].ready || st->mode != QE_MM_BF16 || st->isa < QE_ISA_AMX)
+        return NULL;
+    return &fw->packed[layer];
+}
+
+/* Products on packed weights; 0 when done (else the caller runs qe_matmul). */
+static int packed_mm(qe_fwd_state *st, const float *x, size_t ldx, int m, int k, const qe_amx_out *o, int n) {
+    return qe_matmul_amx(st->pool, x, ldx, m, k, o, n) != 0 ? -1 : 0;
+}
+
 void qe_fwd_begin(qe_fwd_state *st, const qe_fwd_weights *fw, const int32_t *ids, const size_t *lens,
                   int n_seq) {
     int t = 0;
@@ -271,6 +392,7 @@ void qe_fwd_begin(qe_fwd_state *st, const qe_fwd_weights *fw, const int32_t *ids
     st->n_tok = t;
     st->rows = t;
     st->compacted = 0;
+    st->xn_layer = -1;
     qe_op_embed_rows(fw->w->embed.data, fw->w->embed.dtype, fw->cfg->hidden_size, ids, (size_t)t, st->x);
 }
 
@@ -283,11 +405,19 @@ void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
     const int last = layer == cfg->n_layers - 1;
     int T = st->rows;
 
+    const qe_fwd_packed *pk = packed_for(st, fw, layer);
+
     /* attention block */
-    rmsnorm_rows(st, fw, st->x, st->xn, ln->attn, T);
-    matmul(st, st->xn, (size_t)H, T, H, &lw->wq, st->q, QD);
-    matmul(st, st->xn, (size_t)H, T, H, &lw->wk, st->k, KD);
-    matmul(st, st->xn, (size_t)H, T, H, &lw->wv, st->v, KD);
+    if (st->xn_layer != layer) rmsnorm_rows(st, fw, st->x, st->xn, ln->attn, T);
+    st->xn_layer = -1;
+    /* packed: q, k and v in one hand-off (x converted once) */
+    qe_amx_out qkv[3] = {
+        {pk ? &pk->q : NULL, st->q, QD}, {pk ? &pk->k : NULL, st->k, KD}, {pk ? &pk->v : NULL, st->v, KD}};
+    if (!pk || packed_mm(st, st->xn, (size_t)H, T, H, qkv, 3) != 0) {
+        matmul(st, st->xn, (size_t)H, T, H, &lw->wq, st->q, QD);
+        matmul(st, st->xn, (size_t)H, T, H, &lw->wk, st->k, KD);
+        matmul(st, st->xn, (size_t)H, T, H, &lw->wv, st->v, KD);
+    }
     row_job j = {.st = st, .fw = fw, .ln = ln, .rows = T, .n_chunks = n_chunks_for(st, T)};
     qe_threadpool_run(st->pool, qk_norm_rope_task, &j, j.n_chunks);
 
@@ -323,7 +453,9 @@ void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
         st->compacted = 1;
     }
 
-    matmul(st, st->q, QD, T, (int)QD, &lw->wo, st->xn, (size_t)H);
+    qe_amx_out oo = {pk ? &pk->o : NULL, st->xn, (size_t)H};
+    if (!pk || packed_mm(st, st->q, QD, T, (int)QD, &oo, 1) != 0)
+        matmul(st, st->q, QD, T, (int)QD, &lw->wo, st->xn, (size_t)H);
     /* x += o-projection, then the MLP's norm of x into xn (row by row: a
      * row's norm reads only its own, already added, row) */
     add_rmsnorm_rows(st, fw, st->xn, st->xn, ln->ffn, T);
@@ -332,18 +464,29 @@ void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
     for (int r0 = 0; r0 < T; r0 += st->mlp_rows) {
         int m = T - r0 < st->mlp_rows ? T - r0 : st->mlp_rows;
         float *xin = st->xn + (size_t)r0 * H;
-        matmul(st, xin, (size_t)H, m, H, &lw->w_gate, st->gate, (size_t)I);
-        matmul(st, xin, (size_t)H, m, H, &lw->w_up, st->up, (size_t)I);
-        swiglu_job sj = {.isa = st->isa,
-                         .g = st->gate,
-                         .u = st->up,
-                         .n = (size_t)m * I,
-                         .n_chunks = qe_threadpool_size(st->pool) * 4};
-        qe_threadpool_run(st->pool, swiglu_task, &sj, sj.n_chunks);
+        /* packed: gate and up in one product that writes silu(gate) * up */
+        qe_amx_out gu = {pk ? &pk->gu : NULL, st->gate, (size_t)I};
+        if (!pk || packed_mm(st, xin, (size_t)H, m, H, &gu, 1) != 0) {
+            matmul(st, xin, (size_t)H, m, H, &lw->w_gate, st->gate, (size_t)I);
+            matmul(st, xin, (size_t)H, m, H, &lw->w_up, st->up, (size_t)I);
+            swiglu_job sj = {.isa = st->isa,
+                             .g = st->gate,
+                             .u = st->up,
+                             .n = (size_t)m * I,
+                             .n_chunks = qe_threadpool_size(st->pool) * 4};
+            qe_threadpool_run(st->pool, swiglu_task, &sj, sj.n_chunks);
+        }
         /* xin is consumed: the down projection's output reuses its rows */
-        matmul(st, st->gate, (size_t)I, m, I, &lw->w_down, xin, (size_t)H);
+        qe_amx_out dn = {pk ? &pk->down : NULL, xin, (size_t)H};
+        if (!pk || packed_mm(st, st->gate, (size_t)I, m, I, &dn, 1) != 0)
+            matmul(st, st->gate, (size_t)I, m, I, &lw->w_down, xin, (size_t)H);
     }
-    add_rmsnorm_rows(st, fw, st->xn, NULL, NULL, T);
+    /* x += down projection, and with it the next layer's attention norm
+     * (one pass and one hand-off instead of two; if another device runs the
+     * next layer, xn is simply not used) */
+    const int next = last ? -1 : layer + 1;
+    add_rmsnorm_rows(st, fw, st->xn, next >= 0 ? st->xn : NULL, next >= 0 ? fw->layers[next].attn : NULL, T);
+    st->xn_layer = next;
 }
 
 void qe_fwd_end(qe_fwd_state *st, const qe_fwd_weights *fw, float *out) {

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/matmul_amx.h"
 #include "common/error.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -29,18 +30,41 @@ typedef struct qe_layer_norms {
     const float *k;    /* (head_dim) k_norm */
 } qe_layer_norms;
 
+/* One layer's matrices packed for AMX tiles (matmul_amx.h), used instead of
+ * the mapped ones in bf16 mode at level amx: q, k, v, o; gate and up as one
+ * glu weight (the product writes silu(gate) * up); down. */
+typedef struct qe_fwd_packed {
+    int ready;
+    qe_amx_w q, k, v, o, gu, down;
+} qe_fwd_packed;
+
 typedef struct qe_fwd_weights {
     const qe_config *cfg;    /* borrowed from the model */
     const qe_weights *w;     /* borrowed from the model */
     float *norm_data;        /* every norm vector widened to f32 (small), owned */
     qe_layer_norms *layers;  /* (n_layers), owned */
     const float *final_norm; /* (hidden), inside norm_data */
+    int exact;               /* the model runs exact mode only: nothing to pack (set by the model) */
+    qe_fwd_packed *packed;   /* (n_layers), owned; an entry is filled by qe_fwd_pack_layers */
 } qe_fwd_weights;
 
 /* Widens the norm weights of bound weights `w` to f32. Fails on allocation only. */
 qembed_status qe_fwd_weights_init(qe_fwd_weights *fw, const qe_config *cfg, const qe_weights *w,
                                   qembed_error *err);
 void qe_fwd_weights_free(qe_fwd_weights *fw);
+
+/* Bytes qe_fwd_pack_layers would allocate for layers [first, end), and in
+ * *stored the bytes of the same matrices as mapped; 0 when those layers
+ * cannot be packed (a matrix not bf16, a layer not bound). */
+uint64_t qe_fwd_packed_bytes(const qe_fwd_weights *fw, int first, int end, uint64_t *stored);
+/* Packs the matrices of layers [first, end) for AMX tiles, the layers in
+ * parallel on `pool`, and drops the mapped pages they came from (the
+ * checkpoint maps every tensor read-only from its file, so a page read
+ * again later, by another mode or device, comes back from the file): the
+ * packed copy replaces them in memory rather than adding to them. 0 done,
+ * -1 out of memory (nothing stays packed). Not thread-safe against forward
+ * passes on those layers: called at load, before any context runs. */
+int qe_fwd_pack_layers(const qe_fwd_weights *fw, int first, int end, qe_threadpool *pool);
 
 typedef struct qe_fwd_state {
     int cap;             /* most tokens in one pass (sum over the batch's sequences) */
@@ -67,6 +91,8 @@ typedef struct qe_fwd_state {
     int n_tok;
     int rows;      /* rows of x in use: n_tok, or n_seq after the last layer */
     int compacted; /* 1 once the last layer kept only the last rows */
+    int xn_layer;  /* xn already holds this layer's attention-normed x (the previous
+                    * layer's last add computed it in the same pass); -1: none */
 } qe_fwd_state;
 
 qembed_status qe_fwd_state_init(qe_fwd_state *st, const qe_fwd_weights *fw, int cap, qe_threadpool *pool,

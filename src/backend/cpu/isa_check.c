@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "matmul_amx.h"
 #include "matmul_internal.h"
 #include "matmul_kq.h"
 
@@ -113,10 +114,69 @@ int qe_q8_check(qe_q8_variant v, qe_threadpool *pool) {
     return rc;
 }
 
+/* The packed AMX product (matmul_amx.c) as a variant: packs W for the call.
+ * Only bf16 mode on bf16 weights (what the forward pass packs). */
+static int amx_packed_variant(const qe_mm_args *a) {
+    if (a->mode != QE_MM_BF16 || a->wt != QE_BF16) return -1;
+    qe_amx_w pw;
+    if (qe_amx_pack(&pw, a->w, NULL, a->n, a->k) != 0) return -1;
+    qe_amx_out o = {&pw, a->y, a->ldy};
+    int rc = qe_matmul_amx(a->pool, a->x, a->ldx, a->m, a->k, &o, 1);
+    qe_amx_free(&pw);
+    return rc;
+}
+
+/* Its glu form (gate and up packed together, silu(gate) * up written) on a
+ * product with tails in m, k and n: 0 agrees with the scalar products and
+ * the formula in double, -1 does not, 1 could not check. */
+static int amx_glu_check(void) {
+    const int m = 19, k = 96, n = 37;
+    float *x = malloc(sizeof(float) * m * k), *g = malloc(sizeof(float) * m * n);
+    float *gr = malloc(sizeof(float) * m * n), *ur = malloc(sizeof(float) * m * n);
+    uint16_t *wg = malloc(2 * (size_t)n * k), *wu = malloc(2 * (size_t)n * k);
+    qe_amx_w pw = {0};
+    int rc = (!x || !g || !gr || !ur || !wg || !wu) ? 1 : 0;
+    if (rc == 0) {
+        for (int i = 0; i < m * k; i++) x[i] = rnd();
+        for (int i = 0; i < n * k; i++) {
+            wg[i] = qe_f32_to_bf16(rnd());
+            wu[i] = qe_f32_to_bf16(rnd());
+        }
+        qe_mm_args a = {NULL, QE_MM_BF16, x, (size_t)k, m, k, wg, QE_BF16, n, gr, (size_t)n};
+        qe_matmul_scalar(&a);
+        a.w = wu;
+        a.y = ur;
+        qe_matmul_scalar(&a);
+        qe_amx_out o = {&pw, g, (size_t)n};
+        if (qe_amx_pack(&pw, wg, wu, n, k) != 0)
+            rc = 1;
+        else if (qe_matmul_amx(NULL, x, (size_t)k, m, k, &o, 1) != 0)
+            rc = -1;
+        /* |x| < 1, |w| < 1: each product is off by at most ~1e-5 * k */
+        for (int i = 0; rc == 0 && i < m * n; i++) {
+            double want = gr[i] / (1.0 + exp(-(double)gr[i])) * ur[i];
+            if (!(fabs(g[i] - want) <= 1e-4 * (1.0 + fabs(want)))) rc = -1;
+        }
+    }
+    qe_amx_free(&pw);
+    free(x);
+    free(g);
+    free(gr);
+    free(ur);
+    free(wg);
+    free(wu);
+    return rc;
+}
+
 int qe_isa_check(qe_isa isa) {
     int rc = 0;
     switch (isa) {
-        case QE_ISA_AMX: rc = qe_mm_variant_check(qe_matmul_onednn); break;
+        case QE_ISA_AMX:
+            rc = qe_mm_variant_check(qe_matmul_onednn);
+            /* the products on packed weights that bf16 mode runs at this level */
+            if (rc == 0 && qe_amx_usable()) rc = qe_mm_variant_check(amx_packed_variant);
+            if (rc == 0 && qe_amx_usable()) rc = amx_glu_check();
+            break;
         case QE_ISA_AVX512_BF16: rc = qe_mm_variant_check(qe_matmul_avx512bf16); break;
         case QE_ISA_AVX512: rc = qe_mm_variant_check(qe_matmul_avx512); break;
         case QE_ISA_AVX2: rc = qe_mm_variant_check(qe_matmul_avx2); break;

@@ -95,6 +95,11 @@ qe_q8_variant qe_q8_best(qe_isa isa);
 /* 0 done; -1 when not Q8_0 or k is not a multiple of 32, or no scratch. */
 int qe_matmul_q8(const qe_mm_args *a, qe_q8_variant v);
 
+/* Rows of x (row stride ldx) to bf16 as qe_f32_to_bf16 rounds, into dst
+ * with row stride ldd >= k (elements), zeros from k to ldd. AVX-512F/BW:
+ * only for the AMX levels (matmul_amx.c, used by matmul_onednn.c too). */
+void qe_mm_to_bf16_rows(const float *x, size_t ldx, int rows, int k, uint16_t *dst, size_t ldd);
+
 /* 1 when libdnnl.so.2 loads and has what qe_matmul_onednn calls. */
 int qe_onednn_available(void);
 

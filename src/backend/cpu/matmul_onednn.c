@@ -74,7 +74,7 @@ static int g_ok;
 static dnnl_engine_t g_eng;
 
 static void load_once(void) {
-    /* to_bf16 below is AVX-512 code; the level that calls this implies it */
+    /* qe_mm_to_bf16_rows is AVX-512 code; the level that calls this implies it */
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) return;
     void *h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
     if (!h) return;
@@ -199,30 +199,6 @@ static void entry_release(entry *e) {
     pthread_mutex_unlock(&g_mu);
 }
 
-/* Rows [i0, i0+mc) of x to bf16, rows of k contiguous: the same rounding as
- * qe_f32_to_bf16 (and as the other variants' packing), 16 lanes at a time.
- * (Not vcvtneps2bf16: it flushes denormals, which the reference keeps.) */
-__attribute__((target("avx512f,avx512bw"))) static void to_bf16(const qe_mm_args *a, int i0, int mc,
-                                                                uint16_t *dst) {
-    const int k = a->k, full = k / 16 * 16;
-    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
-    const __m512i quiet = _mm512_set1_epi32(0x00400000);
-    for (int r = 0; r < mc; r++) {
-        const float *src = a->x + (size_t)(i0 + r) * a->ldx;
-        uint16_t *d = dst + (size_t)r * k;
-        for (int p = 0; p < full; p += 16) {
-            __m512 v = _mm512_loadu_ps(src + p);
-            __m512i u = _mm512_castps_si512(v);
-            __m512i rnd =
-                _mm512_add_epi32(u, _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 16), one), bias));
-            __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-            rnd = _mm512_mask_blend_epi32(nan, rnd, _mm512_or_si512(u, quiet));
-            _mm256_storeu_si256((__m256i *)(d + p), _mm512_cvtepi32_epi16(_mm512_srli_epi32(rnd, 16)));
-        }
-        for (int p = full; p < k; p++) d[p] = qe_f32_to_bf16(src[p]);
-    }
-}
-
 /* One chunk of rows: first its bf16 copy (row tasks), then column tasks,
  * each one oneDNN call on one thread over a slice of the weight rows. */
 typedef struct job {
@@ -237,7 +213,9 @@ static void convert_task(void *arg, int t, int thread) {
     job *jb = arg;
     int r0 = (int)((long long)jb->mc * t / jb->n_tasks),
         r1 = (int)((long long)jb->mc * (t + 1) / jb->n_tasks);
-    if (r1 > r0) to_bf16(jb->a, jb->i0 + r0, r1 - r0, jb->xb + (size_t)r0 * jb->a->k);
+    if (r1 > r0)
+        qe_mm_to_bf16_rows(jb->a->x + (size_t)(jb->i0 + r0) * jb->a->ldx, jb->a->ldx, r1 - r0, jb->a->k,
+                           jb->xb + (size_t)r0 * jb->a->k, (size_t)jb->a->k);
 }
 
 static void product_task(void *arg, int t, int thread) {

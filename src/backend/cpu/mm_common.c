@@ -4,7 +4,7 @@
  * pool (threadpool.c). The folder's matmul files depend one way (each only
  * on files to its left; convert.c, the conversions, is a leaf under all):
  *   cpu_features.c <- threadpool.c <- mm_common.c <- matmul_{scalar,avx2,
- *   avx2_gemm,avx512,onednn}.c <- isa_check.c <- cpu_isa.c <- matmul.c
+ *   avx2_gemm,avx512,amx,onednn}.c <- isa_check.c <- cpu_isa.c <- matmul.c
  *   (the dispatcher) <- peak.c, ops.c, attention.c, forward.c */
 #include "matmul_internal.h"
 

@@ -93,6 +93,42 @@ __attribute__((target("avx512f"))) static void swiglu_avx512(float *g, const flo
 }
 #endif
 
+/* qe_op_rmsnorm_rows with 16 lanes: the squares summed in double as there
+ * (4 chains of 8 lanes: the order differs, the double sum does not round
+ * to a different f32 but in rare last-bit cases), the scaling per element
+ * the same f32 operations. The serial double sum was a tenth of a batch. */
+__attribute__((target("avx512f"))) static void rmsnorm_avx512(const float *x, size_t ldx, float *y,
+                                                              size_t ldy, size_t r0, size_t r1, int d,
+                                                              const float *w, float eps) {
+    for (size_t r = r0; r < r1; r++) {
+        const float *xr = x + r * ldx;
+        float *yr = y + r * ldy;
+        __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+        int j = 0;
+        for (; j + 32 <= d; j += 32) {
+            __m512 v0 = _mm512_loadu_ps(xr + j), v1 = _mm512_loadu_ps(xr + j + 16);
+            __m512d d0 = _mm512_cvtps_pd(_mm512_castps512_ps256(v0));
+            __m512d d1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v0), 1)));
+            __m512d d2 = _mm512_cvtps_pd(_mm512_castps512_ps256(v1));
+            __m512d d3 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v1), 1)));
+            a0 = _mm512_fmadd_pd(d0, d0, a0);
+            a1 = _mm512_fmadd_pd(d1, d1, a1);
+            a2 = _mm512_fmadd_pd(d2, d2, a2);
+            a3 = _mm512_fmadd_pd(d3, d3, a3);
+        }
+        double ss = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
+        for (; j < d; j++) ss += (double)xr[j] * (double)xr[j];
+        float var = (float)(ss / d);
+        float inv = 1.0f / sqrtf(var + eps);
+        const __m512 vi = _mm512_set1_ps(inv);
+        j = 0;
+        for (; j + 16 <= d; j += 16)
+            _mm512_storeu_ps(
+                yr + j, _mm512_mul_ps(_mm512_loadu_ps(w + j), _mm512_mul_ps(_mm512_loadu_ps(xr + j), vi)));
+        for (; j < d; j++) yr[j] = w[j] * (xr[j] * inv);
+    }
+}
+
 void qe_op_swiglu_isa(qe_isa isa, float *g, const float *u, size_t n) {
 #if defined(__x86_64__)
     if (isa >= QE_ISA_AVX512) {
@@ -102,6 +138,18 @@ void qe_op_swiglu_isa(qe_isa isa, float *g, const float *u, size_t n) {
 #endif
     (void)isa;
     qe_op_swiglu(g, u, n);
+}
+
+void qe_op_rmsnorm_rows_isa(qe_isa isa, const float *x, size_t ldx, float *y, size_t ldy, size_t r0,
+                            size_t r1, int d, const float *w, float eps) {
+#if defined(__x86_64__)
+    if (isa >= QE_ISA_AVX512) {
+        rmsnorm_avx512(x, ldx, y, ldy, r0, r1, d, w, eps);
+        return;
+    }
+#endif
+    (void)isa;
+    qe_op_rmsnorm_rows(x, ldx, y, ldy, r0, r1, d, w, eps);
 }
 
 void qe_op_add(float *y, const float *x, size_t n) {

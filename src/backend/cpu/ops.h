@@ -21,6 +21,14 @@ void qe_op_embed_rows(const void *E, qe_dtype dt, int hidden, const int32_t *ids
 void qe_op_rmsnorm_rows(const float *x, size_t ldx, float *y, size_t ldy, size_t r0, size_t r1, int d,
                         const float *w, float eps);
 
+/* The same with the SIMD body of `isa` (AVX-512F from QE_ISA_AVX512 on):
+ * the squares' sum in double in another order, so the result may differ
+ * from qe_op_rmsnorm_rows in the last bit; the forward pass uses it in bf16
+ * mode only (exact mode keeps qe_op_rmsnorm_rows). Tested against it in
+ * tests/kernels. */
+void qe_op_rmsnorm_rows_isa(qe_isa isa, const float *x, size_t ldx, float *y, size_t ldy, size_t r0,
+                            size_t r1, int d, const float *w, float eps);
+
 /* The RoPE tables: cos/sin (n_pos, head_dim/2) for positions 0..n_pos-1,
  * computed as Hugging Face does in float32: inv_freq[i] = 1 / theta^(2i/d),
  * angle = (float)pos * inv_freq[i]. */
