@@ -159,6 +159,11 @@ static void ref_task(void *arg, int task, int thread) {
 #define VNNI_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define INLINE static inline __attribute__((always_inline))
 
+/* f16 -> f32 with F16C, inline (qe_f16_to_f32 is a call per scale) */
+INLINE VNNI_TARGET float half_c(const uint8_t *p) {
+    return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8));
+}
+
 static inline uint32_t ld32(const uint8_t *p) {
     uint32_t v;
     memcpy(&v, p, 4);
@@ -205,15 +210,15 @@ INLINE VNNI_TARGET void q4k_block(const uint8_t *pk, size_t ts, const uint8_t *w
             dx);
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
-            f[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][c]), _mm512_mul_ps(dx, _mm512_set1_ps(dsc[c][j])),
-                                      f[r][c]);
+            f[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][c]),
+                                      _mm512_mul_ps(dx, _mm512_set1_ps(dsc[c][j])), f[r][c]);
             f[r][c] = _mm512_fnmadd_ps(sx, _mm512_set1_ps(dm[c][j]), f[r][c]);
         }
     }
 }
 
-INLINE VNNI_TARGET void q4k_tile(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nsb, float *y,
-                                 size_t ldy, int valid, const int R, const int C) {
+INLINE VNNI_TARGET void q4k_tile(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nsb,
+                                 float *y, size_t ldy, int valid, const int R, const int C) {
     __m512 f[2][8];
 #pragma GCC unroll 2
     for (int r = 0; r < R; r++)
@@ -223,13 +228,20 @@ INLINE VNNI_TARGET void q4k_tile(const uint8_t *pk, size_t ts, const uint8_t *w,
     for (int s = 0; s < nsb; s++) {
         for (int c = 0; c < C; c++) {
             const uint8_t *blk = w + (size_t)c * wrow + (size_t)s * Q4K_BYTES;
-            const float d = half_at(blk), dmin = half_at(blk + 2);
-            for (int j = 0; j < 8; j++) {
-                int sc, m;
-                scale_min(j, blk + 4, &sc, &m);
-                dsc[c][j] = d * (float)sc;
-                dm[c][j] = dmin * (float)m;
-            }
+            /* the eight 6-bit scales and mins at once (scale_min's packing,
+             * four bytes at a time): bytes 0-3 scales 0-3 (low 6 bits),
+             * 4-7 mins 0-3; scales/mins 4-7 the nibbles of 8-11 with the top
+             * two bits of 0-3 / 4-7 above them */
+            const uint32_t s0 = ld32(blk + 4), s1 = ld32(blk + 8), s2 = ld32(blk + 12);
+            const uint32_t sc_lo = s0 & 0x3f3f3f3fu, m_lo = s1 & 0x3f3f3f3fu;
+            const uint32_t sc_hi = (s2 & 0x0f0f0f0fu) | ((s0 >> 2) & 0x30303030u);
+            const uint32_t m_hi = ((s2 >> 4) & 0x0f0f0f0fu) | ((s1 >> 2) & 0x30303030u);
+            const __m256 scf =
+                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_setr_epi32((int)sc_lo, (int)sc_hi, 0, 0)));
+            const __m256 mf =
+                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_setr_epi32((int)m_lo, (int)m_hi, 0, 0)));
+            _mm256_storeu_ps(dsc[c], _mm256_mul_ps(_mm256_set1_ps(half_c(blk)), scf));
+            _mm256_storeu_ps(dm[c], _mm256_mul_ps(_mm256_set1_ps(half_c(blk + 2)), mf));
         }
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++)
@@ -243,14 +255,16 @@ INLINE VNNI_TARGET void q4k_tile(const uint8_t *pk, size_t ts, const uint8_t *w,
         for (int c = 0; c < C; c++) {
             float o[16];
             _mm512_storeu_ps(o, f[r][c]);
-            for (int l = 0; l < 16 && r * 16 + l < valid; l++) y[(size_t)(r * 16 + l) * ldy + (size_t)c] = o[l];
+            for (int l = 0; l < 16 && r * 16 + l < valid; l++)
+                y[(size_t)(r * 16 + l) * ldy + (size_t)c] = o[l];
         }
 }
 
 /* Q6_K: 32-block j = 4h + u of super-block s; its two 16-value halves each
  * folded into f with their own scale. */
 INLINE VNNI_TARGET void q6k_block(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int s, int j,
-                                  const float dsc[8][16], __m512 f[2][8], const int R, const int C, const int U) {
+                                  const float dsc[8][16], __m512 f[2][8], const int R, const int C,
+                                  const int U) {
     const size_t b = (size_t)s * 8 + (size_t)j;
     const int h = j >> 2;
     const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30), c32 = _mm512_set1_epi8(32);
@@ -290,7 +304,8 @@ INLINE VNNI_TARGET void q6k_block(const uint8_t *pk, size_t ts, const uint8_t *w
         }
 #pragma GCC unroll 2
         for (int r = 0; r < R; r++) {
-            const __m512 dx = _mm512_load_ps((const void *)(pk + (size_t)r * ts + b * QE_Q8_REC + QE_Q8_OFF_D));
+            const __m512 dx =
+                _mm512_load_ps((const void *)(pk + (size_t)r * ts + b * QE_Q8_REC + QE_Q8_OFF_D));
 #pragma GCC unroll 8
             for (int c = 0; c < C; c++)
                 f[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][c], xs[r])),
@@ -299,8 +314,8 @@ INLINE VNNI_TARGET void q6k_block(const uint8_t *pk, size_t ts, const uint8_t *w
     }
 }
 
-INLINE VNNI_TARGET void q6k_tile(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nsb, float *y,
-                                 size_t ldy, int valid, const int R, const int C) {
+INLINE VNNI_TARGET void q6k_tile(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nsb,
+                                 float *y, size_t ldy, int valid, const int R, const int C) {
     __m512 f[2][8];
 #pragma GCC unroll 2
     for (int r = 0; r < R; r++)
@@ -310,8 +325,9 @@ INLINE VNNI_TARGET void q6k_tile(const uint8_t *pk, size_t ts, const uint8_t *w,
     for (int s = 0; s < nsb; s++) {
         for (int c = 0; c < C; c++) {
             const uint8_t *blk = w + (size_t)c * wrow + (size_t)s * Q6K_BYTES;
-            const float d = half_at(blk + 208);
-            for (int i = 0; i < 16; i++) dsc[c][i] = d * (float)(int8_t)blk[192 + i];
+            const __m512 scf =
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(blk + 192))));
+            _mm512_storeu_ps(dsc[c], _mm512_mul_ps(_mm512_set1_ps(half_c(blk + 208)), scf));
         }
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++)
@@ -327,32 +343,34 @@ INLINE VNNI_TARGET void q6k_tile(const uint8_t *pk, size_t ts, const uint8_t *w,
         for (int c = 0; c < C; c++) {
             float o[16];
             _mm512_storeu_ps(o, f[r][c]);
-            for (int l = 0; l < 16 && r * 16 + l < valid; l++) y[(size_t)(r * 16 + l) * ldy + (size_t)c] = o[l];
+            for (int l = 0; l < 16 && r * 16 + l < valid; l++)
+                y[(size_t)(r * 16 + l) * ldy + (size_t)c] = o[l];
         }
 }
 
 typedef void (*tile_fn)(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nsb, float *y,
                         size_t ldy, int valid);
 
-#define TILE(T, R, C)                                                                                          \
-    VNNI_TARGET static void T##_##R##_##C(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, int nsb, \
-                                          float *y, size_t ldy, int valid) {                                   \
-        T##_tile(pk, ts, w, wrow, nsb, y, ldy, valid, R, C);                                                   \
+#define TILE(T, R, C)                                                                                  \
+    VNNI_TARGET static void T##_##R##_##C(const uint8_t *pk, size_t ts, const uint8_t *w, size_t wrow, \
+                                          int nsb, float *y, size_t ldy, int valid) {                  \
+        T##_tile(pk, ts, w, wrow, nsb, y, ldy, valid, R, C);                                           \
     }
-#define TILES(T)                                                                                                    \
-    TILE(T, 1, 1)                                                                                                   \
-    TILE(T, 1, 2)                                                                                                   \
-    TILE(T, 1, 3)                                                                                                   \
-    TILE(T, 1, 4)                                                                                                   \
-    TILE(T, 1, 5)                                                                                                   \
-    TILE(T, 1, 6)                                                                                                   \
-    TILE(T, 1, 7)                                                                                                   \
-    TILE(T, 1, 8)                                                                                                   \
-    TILE(T, 2, 1)                                                                                                   \
-    TILE(T, 2, 2)                                                                                                   \
-    TILE(T, 2, 3)                                                                                                   \
-    TILE(T, 2, 4)                                                                                                   \
-    static const tile_fn T##_1[8] = {T##_1_1, T##_1_2, T##_1_3, T##_1_4, T##_1_5, T##_1_6, T##_1_7, T##_1_8}; \
+#define TILES(T)                                                                 \
+    TILE(T, 1, 1)                                                                \
+    TILE(T, 1, 2)                                                                \
+    TILE(T, 1, 3)                                                                \
+    TILE(T, 1, 4)                                                                \
+    TILE(T, 1, 5)                                                                \
+    TILE(T, 1, 6)                                                                \
+    TILE(T, 1, 7)                                                                \
+    TILE(T, 1, 8)                                                                \
+    TILE(T, 2, 1)                                                                \
+    TILE(T, 2, 2)                                                                \
+    TILE(T, 2, 3)                                                                \
+    TILE(T, 2, 4)                                                                \
+    static const tile_fn T##_1[8] = {                                            \
+        T##_1_1, T##_1_2, T##_1_3, T##_1_4, T##_1_5, T##_1_6, T##_1_7, T##_1_8}; \
     static const tile_fn T##_2[4] = {T##_2_1, T##_2_2, T##_2_3, T##_2_4};
 TILES(q4k)
 TILES(q6k)
