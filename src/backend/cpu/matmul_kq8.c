@@ -164,17 +164,15 @@ INLINE VNNI_TARGET float half_c(const uint8_t *p) {
     return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8));
 }
 
-/* Software prefetch of every line of one super-block PF_AHEAD ahead in each
- * of the tile's C weight rows: C short interleaved streams (a 0.6B row is 4
- * to 12 super-blocks) are more than the hardware prefetcher follows, and
- * without this the products wait on DRAM (measured: 1.5 GB/s of weights).
- * Past a row's end it fetches the next row's start, which is read soon. */
-#define PF_AHEAD 2
-INLINE void prefetch_rows(const uint8_t *p, size_t wrow, int bytes, const int C) {
-#pragma GCC unroll 8
-    for (int c = 0; c < C; c++)
-        for (int o = 0; o < bytes; o += 64)
-            _mm_prefetch((const char *)(p + (size_t)c * wrow + (size_t)o), _MM_HINT_T0);
+/* Software prefetch of the weight rows after the tile's C rows (contiguous:
+ * the next tile's, usually the next panel), a C-super-block slice per step,
+ * so that the whole next tile is in cache when this one ends. The hardware
+ * prefetcher does not keep up with C short interleaved row streams (a 0.6B
+ * row is 4 to 12 super-blocks): without this the products waited on DRAM.
+ * Past the matrix's end it only prefetches (never faults). */
+INLINE void prefetch_next(const uint8_t *w, size_t wrow, int s, int bytes, const int C) {
+    const uint8_t *p = w + (size_t)C * wrow + (size_t)s * (size_t)C * (size_t)bytes;
+    for (int o = 0; o < C * bytes; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
 }
 
 static inline uint32_t ld32(const uint8_t *p) {
@@ -256,7 +254,7 @@ INLINE VNNI_TARGET void q4k_tile(const uint8_t *pk, size_t ts, const uint8_t *w,
             _mm256_storeu_ps(dsc[c], _mm256_mul_ps(_mm256_set1_ps(half_c(blk)), scf));
             _mm256_storeu_ps(dm[c], _mm256_mul_ps(_mm256_set1_ps(half_c(blk + 2)), mf));
         }
-        prefetch_rows(w + (size_t)(s + PF_AHEAD) * Q4K_BYTES, wrow, Q4K_BYTES, C);
+        prefetch_next(w, wrow, s, Q4K_BYTES, C);
         for (int j = 0; j < 8; j += 2) {
             q4k_block(pk, ts, w, wrow, s, j, dsc, dm, f, R, C, 0);
             q4k_block(pk, ts, w, wrow, s, j + 1, dsc, dm, f, R, C, 4);
@@ -278,8 +276,7 @@ INLINE VNNI_TARGET void q6k_block(const uint8_t *pk, size_t ts, const uint8_t *w
                                   const int U) {
     const size_t b = (size_t)s * 8 + (size_t)j;
     const int h = j >> 2;
-    const __m512i lo4 = _mm512_set1_epi8(0x0F), hm = _mm512_set1_epi8((char)(3 << (2 * U))),
-                  c32 = _mm512_set1_epi8(32);
+    const __m512i c32 = _mm512_set1_epi8(32);
     const uint8_t *ql = w + (size_t)s * Q6K_BYTES + 64 * h + 32 * (U & 1);
     const uint8_t *qh = w + (size_t)s * Q6K_BYTES + 128 + 32 * h;
 #pragma GCC unroll 2
@@ -296,17 +293,15 @@ INLINE VNNI_TARGET void q6k_block(const uint8_t *pk, size_t ts, const uint8_t *w
             __m512i wv[8];
 #pragma GCC unroll 8
             for (int c = 0; c < C; c++) {
-                __m512i l = _mm512_set1_epi32((int)ld32(ql + (size_t)c * wrow + 4 * g));
-                /* bits 2U, 2U+1 of each qh byte, masked first (so no bit
-                 * crosses into a neighbour byte), moved to bits 4, 5 */
-                __m512i hb =
-                    _mm512_and_si512(_mm512_set1_epi32((int)ld32(qh + (size_t)c * wrow + 4 * g)), hm);
-                if (U >= 2) l = _mm512_srli_epi32(l, 4);
-                if (U == 0) hb = _mm512_slli_epi32(hb, 4);
-                if (U == 1) hb = _mm512_slli_epi32(hb, 2);
-                if (U == 3) hb = _mm512_srli_epi32(hb, 2);
-                /* (l & 0x0F) | hb in one instruction (0xEA: A & B | C) */
-                wv[c] = _mm512_ternarylogic_epi32(l, lo4, hb, 0xEA);
+                /* four 6-bit values assembled in a general register (the
+                 * vector ports are the bottleneck; then one broadcast): the
+                 * nibble, and bits 2U, 2U+1 of each qh byte masked first (no
+                 * bit crosses into a neighbour byte), moved to bits 4, 5 */
+                uint32_t l = ld32(ql + (size_t)c * wrow + 4 * g);
+                uint32_t hb = ld32(qh + (size_t)c * wrow + 4 * g) & (0x03030303u << (2 * U));
+                l = (U >= 2 ? l >> 4 : l) & 0x0F0F0F0Fu;
+                hb = U == 0 ? hb << 4 : U == 1 ? hb << 2 : U == 2 ? hb : hb >> 2;
+                wv[c] = _mm512_set1_epi32((int)(l | hb));
             }
 #pragma GCC unroll 2
             for (int r = 0; r < R; r++) {
@@ -343,7 +338,7 @@ INLINE VNNI_TARGET void q6k_tile(const uint8_t *pk, size_t ts, const uint8_t *w,
                 _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(blk + 192))));
             _mm512_storeu_ps(dsc[c], _mm512_mul_ps(_mm512_set1_ps(half_c(blk + 208)), scf));
         }
-        prefetch_rows(w + (size_t)(s + PF_AHEAD) * Q6K_BYTES, wrow, Q6K_BYTES, C);
+        prefetch_next(w, wrow, s, Q6K_BYTES, C);
         for (int j = 0; j < 8; j += 4) {
             q6k_block(pk, ts, w, wrow, s, j, dsc, f, R, C, 0);
             q6k_block(pk, ts, w, wrow, s, j + 1, dsc, f, R, C, 1);
