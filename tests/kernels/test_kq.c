@@ -83,7 +83,7 @@ static void run(qe_dtype t, int m, int k, int n, qe_threadpool *pool) {
                       qe_dtype_name(t), m, k, n, i / n, i % n, y8[i], yd[i], qbnd[i]);
                 break;
             }
-        for (int v = QE_KQ8_SCALAR; v <= QE_KQ8_VNNI; v++)
+        for (int v = QE_KQ8_SCALAR; v <= QE_KQ8_AVX2; v++)
             for (int p = 0; p < 2; p++) {
                 if (!qe_kq8_variant_available((qe_kq8_variant)v)) continue;
                 for (int i = 0; i < m * n; i++) y[i] = NAN;
@@ -155,14 +155,16 @@ int main(void) {
         CHECK(qe_kq_check((qe_kq_variant)v, NULL) == 0, "start-up check of %s fails", vnames[v]);
         CHECK(qe_kq_check((qe_kq_variant)v, pool) == 0, "start-up check of %s on a pool fails", vnames[v]);
     }
-    for (int v = QE_KQ8_SCALAR; v <= QE_KQ8_VNNI; v++) {
+    for (int v = QE_KQ8_SCALAR; v <= QE_KQ8_AVX2; v++) {
         if (!qe_kq8_variant_available((qe_kq8_variant)v)) continue;
         CHECK(qe_kq8_check((qe_kq8_variant)v, NULL) == 0, "start-up check of int8 variant %d fails", v);
         CHECK(qe_kq8_check((qe_kq8_variant)v, pool) == 0, "start-up check of int8 variant %d on a pool fails",
               v);
     }
     printf("kernels: int8 Q4_K/Q6_K products: best here %s\n",
-           qe_kq8_best(qe_cpu_isa()) == QE_KQ8_VNNI ? "vnni" : "none (dequantized tiles)");
+           qe_kq8_best(qe_cpu_isa()) == QE_KQ8_VNNI   ? "vnni"
+           : qe_kq8_best(qe_cpu_isa()) == QE_KQ8_AVX2 ? "avx2"
+                                                      : "none (dequantized tiles)");
     printf("kernels: Q4_0/Q5_0/Q4_K/Q5_K/Q6_K products: %d variant(s) (best here: %s) agree with the "
            "dequantized "
            "product\n",

@@ -24,7 +24,7 @@ int qe_kq_check(qe_kq_variant v, qe_threadpool *pool);
 /* Q4_K and Q6_K with int8 dot products on the blocks (matmul_kq8.c): the
  * activations quantized per 32 values as for Q8_0. QE_KQ8_SCALAR is the
  * reference (exact integer sums, slow: tests and checks only). */
-typedef enum qe_kq8_variant { QE_KQ8_SCALAR = 0, QE_KQ8_VNNI = 1 } qe_kq8_variant;
+typedef enum qe_kq8_variant { QE_KQ8_SCALAR = 0, QE_KQ8_VNNI = 1, QE_KQ8_AVX2 = 2 } qe_kq8_variant;
 int qe_kq8_variant_available(qe_kq8_variant v);
 /* The fastest at level `isa`; QE_KQ8_SCALAR when none is (the caller then
  * uses qe_matmul_kq instead). */

@@ -16,10 +16,12 @@
  *           integer sums, double accumulation (slow; tests and the check);
  *   vnni    AVX512-VNNI register tiles of R packed 16-row tiles (rows in
  *           lanes) x C weight rows, R x C in {2 x 4, 1 x 8}; weight rows
- *           split between the threads in panels of 8.
+ *           split between the threads in panels of 8;
+ *   avx2    one packed tile (two ymm) x 2 weight rows, vpmaddubsw +
+ *           vpmaddwd (no saturation: see the kernel).
  * Used for qe_mm_mode QE_MM_BF16 (the default numerics); QE_MM_EXACT keeps
  * f32 activations on the dequantized tiles (matmul_kq.c), which is also the
- * fallback without VNNI and for the other block types. Hand-written because
+ * fallback without AVX2 and for the other block types. Hand-written because
  * no Debian library multiplies ggml's K-quant blocks. */
 #include <math.h>
 #include <stdatomic.h>
@@ -409,12 +411,182 @@ static void kq8_kernel_vnni(const qe_q8_chunk *ch, int j0, int j1) {
     }
 }
 
+/* ---- AVX2 ----
+ * One packed tile (16 rows: two ymm of 8 rows) x C (1 or 2) weight rows.
+ * vpmaddubsw multiplies the unsigned weight values by the signed
+ * activations into 16-bit pair sums without saturation (Q4_K: 2*15*127;
+ * Q6_K: 2*63*127; 32 * x: 2*32*127), summed in 16 bits while they cannot
+ * wrap (Q4_K eight groups: 30480; Q6_K two: 32004; 32 * x four: 32512),
+ * then vpmaddwd by 1 widens to 32 bits. */
+#define AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
+
+INLINE AVX2_TARGET float half_c2(const uint8_t *p) {
+    return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8));
+}
+
+INLINE AVX2_TARGET void store_tile2(__m256 f[2][2], float *y, size_t ldy, int valid, const int C) {
+    for (int h = 0; h < 2; h++)
+        for (int c = 0; c < C; c++) {
+            float o[8];
+            _mm256_storeu_ps(o, f[h][c]);
+            for (int l = 0; l < 8 && h * 8 + l < valid; l++) y[(size_t)(h * 8 + l) * ldy + (size_t)c] = o[l];
+        }
+}
+
+INLINE AVX2_TARGET void q4k_tile_avx2(const uint8_t *pk, const uint8_t *w, size_t wrow, int nsb, float *y,
+                                      size_t ldy, int valid, const int C) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 f[2][2];
+    for (int h = 0; h < 2; h++)
+        for (int c = 0; c < C; c++) f[h][c] = _mm256_setzero_ps();
+    for (int s = 0; s < nsb; s++) {
+        float dsc[2][8], dm[2][8];
+        for (int c = 0; c < C; c++) {
+            const uint8_t *blk = w + (size_t)c * wrow + (size_t)s * Q4K_BYTES;
+            const float d = half_c2(blk), dmin = half_c2(blk + 2);
+            for (int j = 0; j < 8; j++) {
+                int sc, m;
+                scale_min(j, blk + 4, &sc, &m);
+                dsc[c][j] = d * (float)sc;
+                dm[c][j] = dmin * (float)m;
+            }
+        }
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *rec = pk + ((size_t)s * 8 + (size_t)j) * QE_Q8_REC;
+            const int sh = 4 * (j & 1);
+            __m256i acc[2][2];
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                __m256i wv[2];
+                for (int c = 0; c < C; c++)
+                    wv[c] = _mm256_set1_epi32((int)((ld32(w + (size_t)c * wrow + (size_t)s * Q4K_BYTES + 16 +
+                                                          32 * (j >> 1) + 4 * g) >>
+                                                     sh) &
+                                                    0x0F0F0F0Fu));
+                for (int h = 0; h < 2; h++) {
+                    const __m256i xv = _mm256_load_si256((const void *)(rec + 64 * g + 32 * h));
+                    for (int c = 0; c < C; c++) {
+                        __m256i p = _mm256_maddubs_epi16(wv[c], xv);
+                        acc[h][c] = g ? _mm256_add_epi16(acc[h][c], p) : p;
+                    }
+                }
+            }
+            for (int h = 0; h < 2; h++) {
+                const __m256 dx = _mm256_load_ps((const void *)(rec + QE_Q8_OFF_D + 32 * h));
+                const __m256 sx = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256((
+                                                                  const void *)(rec + QE_Q8_OFF_S + 32 * h))),
+                                                              _mm256_set1_ps(-1.f / 128.f)),
+                                                dx);
+                for (int c = 0; c < C; c++) {
+                    __m256 v = _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[h][c], ones));
+                    f[h][c] = _mm256_fmadd_ps(v, _mm256_mul_ps(dx, _mm256_set1_ps(dsc[c][j])), f[h][c]);
+                    f[h][c] = _mm256_fnmadd_ps(sx, _mm256_set1_ps(dm[c][j]), f[h][c]);
+                }
+            }
+        }
+    }
+    store_tile2(f, y, ldy, valid, C);
+}
+
+INLINE AVX2_TARGET void q6k_tile_avx2(const uint8_t *pk, const uint8_t *w, size_t wrow, int nsb, float *y,
+                                      size_t ldy, int valid, const int C) {
+    const __m256i ones = _mm256_set1_epi16(1), c32 = _mm256_set1_epi8(32);
+    __m256 f[2][2];
+    for (int h = 0; h < 2; h++)
+        for (int c = 0; c < C; c++) f[h][c] = _mm256_setzero_ps();
+    for (int s = 0; s < nsb; s++) {
+        float dsc[2][16];
+        for (int c = 0; c < C; c++) {
+            const uint8_t *blk = w + (size_t)c * wrow + (size_t)s * Q6K_BYTES;
+            const float d = half_c2(blk + 208);
+            for (int i = 0; i < 16; i++) dsc[c][i] = d * (float)(int8_t)blk[192 + i];
+        }
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *rec = pk + ((size_t)s * 8 + (size_t)j) * QE_Q8_REC;
+            const int hh = j >> 2, u = j & 3;
+            const uint8_t *ql = w + (size_t)s * Q6K_BYTES + 64 * hh + 32 * (u & 1);
+            const uint8_t *qh = w + (size_t)s * Q6K_BYTES + 128 + 32 * hh;
+            for (int half = 0; half < 2; half++) {
+                __m256i acc[2][2], xs[2];
+                for (int h = 0; h < 2; h++) {
+                    __m256i t = _mm256_setzero_si256();
+                    for (int g = 4 * half; g < 4 * half + 4; g++)
+                        t = _mm256_add_epi16(
+                            t, _mm256_maddubs_epi16(
+                                   c32, _mm256_load_si256((const void *)(rec + 64 * g + 32 * h))));
+                    xs[h] = _mm256_madd_epi16(t, ones);
+                    for (int c = 0; c < C; c++) acc[h][c] = _mm256_setzero_si256();
+                }
+                for (int g = 4 * half; g < 4 * half + 4; g += 2) {
+                    __m256i wv[2][2];
+                    for (int c = 0; c < C; c++)
+                        for (int e = 0; e < 2; e++) {
+                            uint32_t l = ld32(ql + (size_t)c * wrow + 4 * (g + e));
+                            uint32_t hb =
+                                ld32(qh + (size_t)c * wrow + 4 * (g + e)) & (0x03030303u << (2 * u));
+                            l = (u >= 2 ? l >> 4 : l) & 0x0F0F0F0Fu;
+                            hb = u == 0 ? hb << 4 : u == 1 ? hb << 2 : u == 2 ? hb : hb >> 2;
+                            wv[c][e] = _mm256_set1_epi32((int)(l | hb));
+                        }
+                    for (int h = 0; h < 2; h++) {
+                        const __m256i x0 = _mm256_load_si256((const void *)(rec + 64 * g + 32 * h));
+                        const __m256i x1 = _mm256_load_si256((const void *)(rec + 64 * (g + 1) + 32 * h));
+                        for (int c = 0; c < C; c++) {
+                            __m256i t = _mm256_add_epi16(_mm256_maddubs_epi16(wv[c][0], x0),
+                                                         _mm256_maddubs_epi16(wv[c][1], x1));
+                            acc[h][c] = _mm256_add_epi32(acc[h][c], _mm256_madd_epi16(t, ones));
+                        }
+                    }
+                }
+                for (int h = 0; h < 2; h++) {
+                    const __m256 dx = _mm256_load_ps((const void *)(rec + QE_Q8_OFF_D + 32 * h));
+                    for (int c = 0; c < C; c++)
+                        f[h][c] =
+                            _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[h][c], xs[h])),
+                                            _mm256_mul_ps(dx, _mm256_set1_ps(dsc[c][2 * j + half])), f[h][c]);
+                }
+            }
+        }
+    }
+    store_tile2(f, y, ldy, valid, C);
+}
+
+typedef void (*tile2_fn)(const uint8_t *pk, const uint8_t *w, size_t wrow, int nsb, float *y, size_t ldy,
+                         int valid);
+#define TILE2(T, C)                                                                                 \
+    AVX2_TARGET static void T##_avx2_##C(const uint8_t *pk, const uint8_t *w, size_t wrow, int nsb, \
+                                         float *y, size_t ldy, int valid) {                         \
+        T##_tile_avx2(pk, w, wrow, nsb, y, ldy, valid, C);                                          \
+    }
+TILE2(q4k, 1)
+TILE2(q4k, 2)
+TILE2(q6k, 1)
+TILE2(q6k, 2)
+
+/* Weight rows [j0, j1) of the chunk in pairs, every tile of the chunk past
+ * each pair. */
+static void kq8_kernel_avx2(const qe_q8_chunk *ch, int j0, int j1) {
+    const qe_mm_args *a = ch->a;
+    const int nsb = a->k / SB;
+    const size_t wrow = qe_dtype_bytes(a->wt, (uint64_t)a->k), ts = (size_t)(a->k / 32) * QE_Q8_REC;
+    const tile2_fn f1 = a->wt == QE_Q4_K ? q4k_avx2_1 : q6k_avx2_1,
+                   f2 = a->wt == QE_Q4_K ? q4k_avx2_2 : q6k_avx2_2;
+    const uint8_t *w = a->w;
+    for (int j = j0; j < j1; j += 2)
+        for (int t = 0; t < ch->n_tiles; t++) {
+            float *y = a->y + (size_t)(ch->i0 + t * QE_Q8_TILE) * a->ldy + j;
+            (j + 2 <= j1 ? f2 : f1)(ch->pack + (size_t)t * ts, w + (size_t)j * wrow, wrow, nsb, y, a->ldy,
+                                    ch->rows - t * QE_Q8_TILE);
+        }
+}
+
 /* The driver: one chunk of activation rows at a time, packed by every thread
  * (tasks over (tile, block) records), then multiplied (tasks over weight
  * rows in panels of 8); as matmul_q8.c's q8_fast. */
 typedef struct kq8_job {
     qe_q8_chunk ch;
     int nb, n_tasks;
+    qe_kq8_variant v;
 } kq8_job;
 
 static void pack_task(void *arg, int task, int thread) {
@@ -435,10 +607,14 @@ static void mul_task(void *arg, int task, int thread) {
     const kq8_job *job = arg;
     int j0, j1;
     qe_mm_split(job->ch.a->n, job->n_tasks, 8, task, &j0, &j1);
-    if (j0 < j1) kq8_kernel_vnni(&job->ch, j0, j1);
+    if (j0 >= j1) return;
+    if (job->v == QE_KQ8_VNNI)
+        kq8_kernel_vnni(&job->ch, j0, j1);
+    else
+        kq8_kernel_avx2(&job->ch, j0, j1);
 }
 
-static int kq8_vnni(const qe_mm_args *a) {
+static int kq8_fast(const qe_mm_args *a, qe_kq8_variant v) {
     const int nb = a->k / 32;
     const size_t per_tile = (size_t)nb * QE_Q8_REC;
     const int chunk_tiles = (int)(QE_MM_Q8ACT / per_tile);
@@ -453,7 +629,7 @@ static int kq8_vnni(const qe_mm_args *a) {
     const int mul_tasks = qe_mm_n_tasks(a, 8);
     for (int i0 = 0; i0 < a->m; i0 += chunk_tiles * QE_Q8_TILE) {
         int rows = a->m - i0 < chunk_tiles * QE_Q8_TILE ? a->m - i0 : chunk_tiles * QE_Q8_TILE;
-        kq8_job job = {{a, pack, i0, rows, (rows + QE_Q8_TILE - 1) / QE_Q8_TILE}, nb, 0};
+        kq8_job job = {{a, pack, i0, rows, (rows + QE_Q8_TILE - 1) / QE_Q8_TILE}, nb, 0, v};
         long units = (long)job.ch.n_tiles * nb;
         job.n_tasks = units < threads ? (int)units : threads;
         qe_threadpool_run(a->pool, pack_task, &job, job.n_tasks);
@@ -469,11 +645,13 @@ int qe_kq8_variant_available(qe_kq8_variant v) {
     if (v == QE_KQ8_SCALAR) return 1;
     /* the Q8_0 VNNI kernel's condition (cached there): AVX-512 + VNNI */
     if (v == QE_KQ8_VNNI) return qe_q8_variant_available(QE_Q8_VNNI);
+    if (v == QE_KQ8_AVX2) return qe_q8_variant_available(QE_Q8_AVX2);
     return 0;
 }
 
 qe_kq8_variant qe_kq8_best(qe_isa isa) {
     if (isa >= QE_ISA_AVX512 && qe_kq8_variant_available(QE_KQ8_VNNI)) return QE_KQ8_VNNI;
+    if (isa >= QE_ISA_AVX2 && qe_kq8_variant_available(QE_KQ8_AVX2)) return QE_KQ8_AVX2;
     return QE_KQ8_SCALAR;
 }
 
@@ -481,7 +659,7 @@ int qe_matmul_kq8(const qe_mm_args *a, qe_kq8_variant v) {
     if (!qe_kq8_dtype(a->wt) || a->k % SB != 0) return -1;
     if (!qe_kq8_variant_available(v)) return -1;
 #if defined(__x86_64__)
-    if (v == QE_KQ8_VNNI) return kq8_vnni(a);
+    if (v != QE_KQ8_SCALAR) return kq8_fast(a, v);
 #endif
     int threads = qe_threadpool_size(a->pool);
     kq8_ref_job job = {a, 1};
