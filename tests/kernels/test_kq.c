@@ -119,7 +119,7 @@ static void run(qe_dtype t, int m, int k, int n, qe_threadpool *pool) {
         what = buf;
         /* outside exact mode, where an int8 variant runs, its reference */
         const int as8 =
-            int8 && pass >= 6 && (pass - 6) % 2 && qe_kq8_best((qe_isa)((pass - 6) / 2)) != QE_KQ8_SCALAR;
+            int8 && pass >= 6 && (pass - 6) % 2 && qe_kq8_best((qe_isa)((pass - 6) / 2), t) != QE_KQ8_SCALAR;
         const float *want = as8 ? y8 : NULL;
         int bad = 0;
         for (int i = 0; i < m * n && bad < 3; i++)
@@ -162,9 +162,9 @@ int main(void) {
               v);
     }
     printf("kernels: int8 Q4_K/Q6_K products: best here %s\n",
-           qe_kq8_best(qe_cpu_isa()) == QE_KQ8_VNNI   ? "vnni"
-           : qe_kq8_best(qe_cpu_isa()) == QE_KQ8_AVX2 ? "avx2"
-                                                      : "none (dequantized tiles)");
+           qe_kq8_best(qe_cpu_isa(), QE_Q4_K) == QE_KQ8_VNNI   ? "vnni"
+           : qe_kq8_best(qe_cpu_isa(), QE_Q4_K) == QE_KQ8_AVX2 ? "avx2"
+                                                               : "none (dequantized tiles)");
     printf("kernels: Q4_0/Q5_0/Q4_K/Q5_K/Q6_K products: %d variant(s) (best here: %s) agree with the "
            "dequantized "
            "product\n",

@@ -26,9 +26,9 @@ int qe_kq_check(qe_kq_variant v, qe_threadpool *pool);
  * reference (exact integer sums, slow: tests and checks only). */
 typedef enum qe_kq8_variant { QE_KQ8_SCALAR = 0, QE_KQ8_VNNI = 1, QE_KQ8_AVX2 = 2 } qe_kq8_variant;
 int qe_kq8_variant_available(qe_kq8_variant v);
-/* The fastest at level `isa`; QE_KQ8_SCALAR when none is (the caller then
- * uses qe_matmul_kq instead). */
-qe_kq8_variant qe_kq8_best(qe_isa isa);
+/* The variant to use at level `isa` for weights of type t; QE_KQ8_SCALAR
+ * when none beats the dequantized tiles (the caller then uses qe_matmul_kq). */
+qe_kq8_variant qe_kq8_best(qe_isa isa, qe_dtype t);
 /* 1 for Q4_K and Q6_K. */
 int qe_kq8_dtype(qe_dtype t);
 /* y = x W^T with int8 activations. 0 done; -1 when wt is not Q4_K/Q6_K, k is
