@@ -11,8 +11,9 @@
  * dequantized once per product; each activation is read from L2 once per
  * tile of NT weight rows.
  * Q4_K and Q6_K outside exact mode run int8 dot products on the blocks
- * instead where the CPU has AVX512-VNNI (matmul_kq8.c); this path is exact
- * mode's (f32 activations), the fallback elsewhere, and Q4_0/Q5_0/Q5_K's. */
+ * instead where the CPU has AVX512-VNNI, Q4_K also with AVX2 (matmul_kq8.c);
+ * this path is exact mode's (f32 activations), the fallback elsewhere, and
+ * Q4_0/Q5_0/Q5_K's. */
 #include "matmul_kq.h"
 
 #include <stdatomic.h>

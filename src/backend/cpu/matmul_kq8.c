@@ -21,7 +21,8 @@
  *           vpmaddwd (no saturation: see the kernel).
  * Used for qe_mm_mode QE_MM_BF16 (the default numerics); QE_MM_EXACT keeps
  * f32 activations on the dequantized tiles (matmul_kq.c), which is also the
- * fallback without AVX2 and for the other block types. Hand-written because
+ * fallback without AVX2, for Q6_K without VNNI (qe_kq8_best) and for the
+ * other block types. Hand-written because
  * no Debian library multiplies ggml's K-quant blocks. */
 #include <math.h>
 #include <stdatomic.h>
