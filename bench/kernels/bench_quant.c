@@ -9,7 +9,11 @@
  *   bench_quant [--rows M] [--layers L] [--reps R] [--threads N]
  *
  * bf16 runs in BF16 mode (the default numerics); Q8_0 quantizes activations
- * to int8; the other types are dequantized tiles with f32 FMA (matmul_kq.c).
+ * to int8; Q4_K and Q6_K run twice: in BF16 mode (int8 products on the
+ * blocks where the CPU has AVX512-VNNI, matmul_kq8.c) and in exact mode
+ * (rows "Q4_K/x", "Q6_K/x": dequantized tiles with f32 FMA, matmul_kq.c, the
+ * path before the int8 products); the other types are dequantized tiles in
+ * either mode.
  * Weights are random bytes with small finite scales: values do not matter to
  * the speed. */
 #include <stdio.h>
@@ -72,7 +76,10 @@ int main(int argc, char **argv) {
     }
     static const int sh[7][2] = {{1024, 2048}, {1024, 1024}, {1024, 1024}, {2048, 1024},
                                  {1024, 3072}, {1024, 3072}, {3072, 1024}}; /* (k, n) */
-    static const qe_dtype types[] = {QE_BF16, QE_Q8_0, QE_Q4_K, QE_Q6_K, QE_Q5_K, QE_Q5_0, QE_Q4_0};
+    static const qe_dtype types[] = {QE_BF16, QE_Q8_0, QE_Q4_K, QE_Q4_K, QE_Q6_K,
+                                     QE_Q6_K, QE_Q5_K, QE_Q5_0, QE_Q4_0};
+    static const qe_mm_mode modes[] = {QE_MM_BF16,  QE_MM_BF16, QE_MM_BF16, QE_MM_EXACT, QE_MM_BF16,
+                                       QE_MM_EXACT, QE_MM_BF16, QE_MM_BF16, QE_MM_BF16};
     enum { NT = sizeof types / sizeof types[0] };
     size_t per_layer = 0;
     for (int i = 0; i < 7; i++) per_layer += (size_t)sh[i][0] * (size_t)sh[i][1];
@@ -101,7 +108,7 @@ int main(int argc, char **argv) {
             for (int l = 0; l < layers; l++)
                 for (int i = 0; i < 7; i++) {
                     const void *wl = (const unsigned char *)w[t] + qe_dtype_bytes(types[t], off);
-                    qe_matmul(pool, isa, QE_MM_BF16, x, (size_t)sh[i][0], m, sh[i][0], wl, types[t], sh[i][1],
+                    qe_matmul(pool, isa, modes[t], x, (size_t)sh[i][0], m, sh[i][0], wl, types[t], sh[i][1],
                               y, (size_t)sh[i][1]);
                     off += (size_t)sh[i][0] * (size_t)sh[i][1];
                 }
@@ -112,10 +119,10 @@ int main(int argc, char **argv) {
     printf("0.6B products, rows %d, %d layers, threads %d, isa %s, best of %d (types alternating):\n", m,
            layers, qe_threadpool_size(pool), qe_isa_name(isa), reps);
     for (int t = 0; t < NT; t++)
-        printf("  %-5s %8.1f ms  %7.1f GFLOP/s  %6.1f MB weights  x%.2f bf16's time  x%.2f Q8_0's\n",
-               qe_dtype_name(types[t]), best[t] * 1e3, flop / best[t] * 1e-9,
-               (double)qe_dtype_bytes(types[t], per_layer * (size_t)layers) / 1e6, best[t] / best[0],
-               best[t] / best[1]);
+        printf("  %-4s%-2s %8.1f ms  %7.1f GFLOP/s  %6.1f MB weights  x%.2f bf16's time  x%.2f Q8_0's\n",
+               qe_dtype_name(types[t]), modes[t] == QE_MM_EXACT ? "/x" : "", best[t] * 1e3,
+               flop / best[t] * 1e-9, (double)qe_dtype_bytes(types[t], per_layer * (size_t)layers) / 1e6,
+               best[t] / best[0], best[t] / best[1]);
     qe_threadpool_free(pool);
     for (int t = 0; t < NT; t++) free(w[t]);
     free(x);

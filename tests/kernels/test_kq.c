@@ -36,7 +36,9 @@ static void run(qe_dtype t, int m, int k, int n, qe_threadpool *pool) {
     float *wf = malloc(sizeof(float) * n * k), *x = malloc(sizeof(float) * m * k);
     float *y = malloc(sizeof(float) * m * n);
     double *yd = malloc(sizeof(double) * m * n), *bnd = malloc(sizeof(double) * m * n);
-    if (!w || !wf || !x || !y || !yd || !bnd) {
+    double *qbnd = malloc(sizeof(double) * m * n);
+    float *y8 = malloc(sizeof(float) * m * n);
+    if (!w || !wf || !x || !y || !yd || !bnd || !qbnd || !y8) {
         CHECK(0, "out of memory");
         return;
     }
@@ -54,14 +56,49 @@ static void run(qe_dtype t, int m, int k, int n, qe_threadpool *pool) {
     for (int i = 0; i < m * k; i++) x[i] = (float)((double)(nxt() >> 11) / 0x1p53 * 2 - 1);
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
-            double s = 0, b = 0;
+            double s = 0, b = 0, qb = 0;
             for (int p = 0; p < k; p++) {
                 s += (double)x[i * k + p] * wf[(size_t)j * k + p];
                 b += fabs((double)x[i * k + p] * wf[(size_t)j * k + p]);
             }
-            yd[i * n + j] = s, bnd[i * n + j] = b;
+            /* int8 activations (per 32 values, scale amax/127): each is off
+             * by at most half a step, amax/254 */
+            for (int p0 = 0; p0 < k; p0 += 32) {
+                double amax = 0;
+                for (int p = p0; p < p0 + 32; p++) amax = fmax(amax, fabs((double)x[i * k + p]));
+                for (int p = p0; p < p0 + 32; p++) qb += fabs((double)wf[(size_t)j * k + p]) * amax / 254;
+            }
+            yd[i * n + j] = s, bnd[i * n + j] = b, qbnd[i * n + j] = qb * 1.001 + 1e-5 * b;
         }
-    for (int pass = 0; pass < 2 * 3 + 5; pass++) {
+    /* the int8 products (Q4_K, Q6_K): the scalar reference within the
+     * quantization bound of the double product, every other variant and
+     * the dispatch outside exact mode within 1e-5 * sum |x w| of it */
+    int int8 = t == QE_Q4_K || t == QE_Q6_K;
+    if (int8) {
+        qe_mm_args a = {NULL, QE_MM_BF16, x, (size_t)k, m, k, w, t, n, y8, (size_t)n};
+        CHECK(qe_matmul_kq8(&a, QE_KQ8_SCALAR) == 0, "int8 reference refused");
+        for (int i = 0; i < m * n; i++)
+            if (!(fabs(y8[i] - yd[i]) <= qbnd[i])) {
+                CHECK(0, "%s int8 scalar m=%d k=%d n=%d at (%d,%d): %.9g vs %.9g (bound %.3g)",
+                      qe_dtype_name(t), m, k, n, i / n, i % n, y8[i], yd[i], qbnd[i]);
+                break;
+            }
+        for (int v = QE_KQ8_SCALAR; v <= QE_KQ8_AVX2; v++)
+            for (int p = 0; p < 2; p++) {
+                if (!qe_kq8_variant_available((qe_kq8_variant)v)) continue;
+                for (int i = 0; i < m * n; i++) y[i] = NAN;
+                a.pool = p ? pool : NULL;
+                a.y = y;
+                CHECK(qe_matmul_kq8(&a, (qe_kq8_variant)v) == 0, "int8 variant %d refused", v);
+                for (int i = 0; i < m * n; i++)
+                    if (!(fabs(y[i] - y8[i]) <= 1e-5 * bnd[i] + 1e-30)) {
+                        CHECK(0, "%s int8 variant %d%s m=%d k=%d n=%d at (%d,%d): %.9g vs %.9g",
+                              qe_dtype_name(t), v, p ? " (pool)" : "", m, k, n, i / n, i % n, y[i], y8[i]);
+                        break;
+                    }
+            }
+    }
+    for (int pass = 0; pass < 2 * 3 + 2 * 5; pass++) {
         const char *what;
         char buf[64];
         for (int i = 0; i < m * n; i++) y[i] = NAN;
@@ -71,23 +108,28 @@ static void run(qe_dtype t, int m, int k, int n, qe_threadpool *pool) {
             qe_mm_args a = {pass % 2 ? pool : NULL, QE_MM_EXACT, x, (size_t)k, m, k, w, t, n, y, (size_t)n};
             CHECK(qe_matmul_kq(&a, v) == 0, "variant %s refused", vnames[v]);
             snprintf(buf, sizeof buf, "%s%s", vnames[v], pass % 2 ? " (pool)" : "");
-        } else { /* the public entry at each level, both modes */
-            qe_isa isa = (qe_isa)(pass - 6);
+        } else { /* the public entry at each level and mode */
+            qe_isa isa = (qe_isa)((pass - 6) / 2);
             if (isa > qe_cpu_isa()) continue;
-            qe_matmul(pool, isa, isa % 2 ? QE_MM_BF16 : QE_MM_EXACT, x, (size_t)k, m, k, w, t, n, y,
+            qe_matmul(pool, isa, (pass - 6) % 2 ? QE_MM_BF16 : QE_MM_EXACT, x, (size_t)k, m, k, w, t, n, y,
                       (size_t)n);
-            snprintf(buf, sizeof buf, "qe_matmul at %s", qe_isa_name(isa));
+            snprintf(buf, sizeof buf, "qe_matmul at %s (%s)", qe_isa_name(isa),
+                     (pass - 6) % 2 ? "bf16" : "exact");
         }
         what = buf;
+        /* outside exact mode, where an int8 variant runs, its reference */
+        const int as8 =
+            int8 && pass >= 6 && (pass - 6) % 2 && qe_kq8_best((qe_isa)((pass - 6) / 2), t) != QE_KQ8_SCALAR;
+        const float *want = as8 ? y8 : NULL;
         int bad = 0;
         for (int i = 0; i < m * n && bad < 3; i++)
-            if (!(fabs(y[i] - yd[i]) <= 1e-5 * bnd[i] + 1e-30)) {
+            if (!(fabs(y[i] - (want ? want[i] : yd[i])) <= 1e-5 * bnd[i] + 1e-30)) {
                 CHECK(0, "%s %s m=%d k=%d n=%d at (%d,%d): %.9g vs %.9g", qe_dtype_name(t), what, m, k, n,
-                      i / n, i % n, y[i], yd[i]);
+                      i / n, i % n, y[i], want ? want[i] : yd[i]);
                 bad++;
             }
     }
-    free(w), free(wf), free(x), free(y), free(yd), free(bnd);
+    free(w), free(wf), free(x), free(y), free(yd), free(bnd), free(qbnd), free(y8);
 }
 
 int main(void) {
@@ -101,6 +143,10 @@ int main(void) {
         run(t, 7, kb == 32 ? 32 * 11 : 256, 37, pool);  /* m tail (6 + 1), partial weight tile */
         run(t, 17, kb == 32 ? 32 * 19 : 768, 65, pool); /* 3 k-tiles (32-blocks: 2 and a tail) */
         run(t, 13, kb == 32 ? 32 * 9 : 512, 33, pool);
+        if (kb == 256) { /* the int8 kernels' tile pairs, lone tiles and column tails */
+            run(t, 33, 256, 11, pool);
+            run(t, 45, 768, 27, pool);
+        }
     }
     int ran = 0;
     for (int v = QE_KQ_SCALAR; v <= QE_KQ_AVX512; v++) {
@@ -109,6 +155,16 @@ int main(void) {
         CHECK(qe_kq_check((qe_kq_variant)v, NULL) == 0, "start-up check of %s fails", vnames[v]);
         CHECK(qe_kq_check((qe_kq_variant)v, pool) == 0, "start-up check of %s on a pool fails", vnames[v]);
     }
+    for (int v = QE_KQ8_SCALAR; v <= QE_KQ8_AVX2; v++) {
+        if (!qe_kq8_variant_available((qe_kq8_variant)v)) continue;
+        CHECK(qe_kq8_check((qe_kq8_variant)v, NULL) == 0, "start-up check of int8 variant %d fails", v);
+        CHECK(qe_kq8_check((qe_kq8_variant)v, pool) == 0, "start-up check of int8 variant %d on a pool fails",
+              v);
+    }
+    printf("kernels: int8 Q4_K/Q6_K products: best here %s\n",
+           qe_kq8_best(qe_cpu_isa(), QE_Q4_K) == QE_KQ8_VNNI   ? "vnni"
+           : qe_kq8_best(qe_cpu_isa(), QE_Q4_K) == QE_KQ8_AVX2 ? "avx2"
+                                                               : "none (dequantized tiles)");
     printf("kernels: Q4_0/Q5_0/Q4_K/Q5_K/Q6_K products: %d variant(s) (best here: %s) agree with the "
            "dequantized "
            "product\n",

@@ -189,6 +189,8 @@ int qe_isa_check(qe_isa isa) {
     /* and for the 4-6 bit block types (matmul_kq.c) */
     if (rc == 0 && isa >= QE_ISA_AVX2) rc = qe_kq_check(QE_KQ_AVX2, NULL);
     if (rc == 0 && isa >= QE_ISA_AVX512) rc = qe_kq_check(QE_KQ_AVX512, NULL);
+    if (rc == 0 && isa >= QE_ISA_AVX2) rc = qe_kq8_check(QE_KQ8_AVX2, NULL);
+    if (rc == 0 && isa >= QE_ISA_AVX512) rc = qe_kq8_check(QE_KQ8_VNNI, NULL);
     return rc;
 }
 

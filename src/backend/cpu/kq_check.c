@@ -92,3 +92,52 @@ int qe_kq_check(qe_kq_variant v, qe_threadpool *pool) {
     }
     return rc;
 }
+
+/* The int8 products (matmul_kq8.c): variant v against their scalar
+ * reference on random Q4_K and Q6_K blocks; m of 1, 17 (a tile and a tail
+ * row) and 45 (a tile pair and a partial tile), n odd and past a panel of 8. */
+static int check8_shape(qe_kq8_variant v, qe_threadpool *pool, qe_dtype t, const kq_shape *s) {
+    const size_t nw = qe_dtype_bytes(t, (uint64_t)s->n * (uint64_t)s->k);
+    float *x = malloc((size_t)s->m * s->k * sizeof *x), *wf = malloc((size_t)s->n * s->k * sizeof *wf);
+    float *y = malloc((size_t)s->m * s->n * sizeof *y), *yr = malloc((size_t)s->m * s->n * sizeof *yr);
+    unsigned char *w = malloc(nw);
+    int rc = 0;
+    if (!x || !wf || !y || !yr || !w) rc = 1;
+    if (rc == 0) {
+        for (size_t i = 0; i < (size_t)s->m * s->k; i++)
+            x[i] = (float)((double)(next() >> 11) / 0x1p53 * 2 - 1);
+        random_blocks(t, w, nw / qe_dtype_block_bytes(t));
+        qe_dequant_blocks(t, w, wf, nw / qe_dtype_block_bytes(t));
+        qe_mm_args a = {NULL, QE_MM_BF16, x, (size_t)s->k, s->m, s->k, w, t, s->n, yr, (size_t)s->n};
+        rc = qe_matmul_kq8(&a, QE_KQ8_SCALAR) ? 1 : 0;
+        for (size_t i = 0; i < (size_t)s->m * s->n; i++) y[i] = NAN;
+        a.pool = pool;
+        a.y = y;
+        if (rc == 0 && qe_matmul_kq8(&a, v) != 0) rc = 1;
+        for (int i = 0; rc == 0 && i < s->m; i++)
+            for (int j = 0; j < s->n; j++) {
+                double bnd = 0;
+                for (int p = 0; p < s->k; p++)
+                    bnd += fabs((double)x[(size_t)i * s->k + p] * wf[(size_t)j * s->k + p]);
+                double d = fabs((double)y[(size_t)i * s->n + j] - (double)yr[(size_t)i * s->n + j]);
+                if (!(d <= 1e-5 * bnd + 1e-30)) rc = -1; /* NaN fails too */
+            }
+    }
+    free(x);
+    free(wf);
+    free(y);
+    free(yr);
+    free(w);
+    return rc;
+}
+
+int qe_kq8_check(qe_kq8_variant v, qe_threadpool *pool) {
+    static const kq_shape shapes[] = {{1, 256, 9}, {17, 768, 13}, {45, 512, 19}};
+    static const qe_dtype types[] = {QE_Q4_K, QE_Q6_K};
+    if (!qe_kq8_variant_available(v)) return 0;
+    int rc = 0;
+    for (size_t ti = 0; rc == 0 && ti < 2; ti++)
+        for (size_t si = 0; rc == 0 && si < sizeof shapes / sizeof *shapes; si++)
+            rc = check8_shape(v, pool, types[ti], &shapes[si]);
+    return rc;
+}

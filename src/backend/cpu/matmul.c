@@ -22,6 +22,10 @@ void qe_matmul(qe_threadpool *pool, qe_isa isa, qe_mm_mode mode, const float *x,
         return;
     }
     if (qe_kq_dtype(wt)) { /* 4-6 bit blocks: dequantized tiles (matmul_kq.c) */
+        /* Q4_K/Q6_K outside exact mode: int8 products on the blocks (matmul_kq8.c) */
+        qe_kq8_variant v8 = qe_kq8_best(isa, wt);
+        if (mode != QE_MM_EXACT && v8 != QE_KQ8_SCALAR && qe_kq8_dtype(wt) && qe_matmul_kq8(&a, v8) == 0)
+            return;
         if (qe_matmul_kq(&a, qe_kq_best(isa)) != 0) qe_matmul_kq(&a, QE_KQ_SCALAR);
         return;
     }

@@ -1,7 +1,7 @@
 /* Products on ggml's 4-, 5- and 6-bit block weights (Q4_0, Q5_0, Q4_K,
  * Q5_K, Q6_K), "correct first": the weights are dequantized to f32 with the
  * bit-exact dequantizer (dequant.c), a tile at a time, into the thread's
- * scratch, and multiplied in f32 (the activations stay f32 in both modes).
+ * scratch, and multiplied in f32 (the activations stay f32).
  *   scalar  the reference: per block, dequantize and dot, double accumulation;
  *   avx2    tiles of 16 weight rows x 256 k, 6 x 16 outputs per step (12 ymm
  *           accumulators, activations broadcast);
@@ -10,8 +10,10 @@
  * holds NT weight rows at one k: no horizontal sums. Each weight is
  * dequantized once per product; each activation is read from L2 once per
  * tile of NT weight rows.
- * Not as fast as products on the blocks themselves (int8 dot products on
- * activations quantized per block, as llama.cpp's): that is the next step. */
+ * Q4_K and Q6_K outside exact mode run int8 dot products on the blocks
+ * instead where the CPU has AVX512-VNNI, Q4_K also with AVX2 (matmul_kq8.c);
+ * this path is exact mode's (f32 activations), the fallback elsewhere, and
+ * Q4_0/Q5_0/Q5_K's. */
 #include "matmul_kq.h"
 
 #include <stdatomic.h>

@@ -21,4 +21,22 @@ int qe_matmul_kq(const qe_mm_args *a, qe_kq_variant v);
  * within 1e-5 * sum |x w|, -1 does not, 1 could not check. */
 int qe_kq_check(qe_kq_variant v, qe_threadpool *pool);
 
+/* Q4_K and Q6_K with int8 dot products on the blocks (matmul_kq8.c): the
+ * activations quantized per 32 values as for Q8_0. QE_KQ8_SCALAR is the
+ * reference (exact integer sums, slow: tests and checks only). */
+typedef enum qe_kq8_variant { QE_KQ8_SCALAR = 0, QE_KQ8_VNNI = 1, QE_KQ8_AVX2 = 2 } qe_kq8_variant;
+int qe_kq8_variant_available(qe_kq8_variant v);
+/* The variant to use at level `isa` for weights of type t; QE_KQ8_SCALAR
+ * when none beats the dequantized tiles (the caller then uses qe_matmul_kq). */
+qe_kq8_variant qe_kq8_best(qe_isa isa, qe_dtype t);
+/* 1 for Q4_K and Q6_K. */
+int qe_kq8_dtype(qe_dtype t);
+/* y = x W^T with int8 activations. 0 done; -1 when wt is not Q4_K/Q6_K, k is
+ * not whole 256-blocks, v is not available here, or no memory. */
+int qe_matmul_kq8(const qe_mm_args *a, qe_kq8_variant v);
+/* Variant v against QE_KQ8_SCALAR (odd m and n, one and three super-blocks,
+ * both types), with and without `pool`: 0 agrees within 1e-5 * sum |x w|,
+ * -1 does not, 1 could not check. */
+int qe_kq8_check(qe_kq8_variant v, qe_threadpool *pool);
+
 #endif
