@@ -338,6 +338,27 @@ TGT static void block(const job *jb, const qe_amx_out *o, int p, int np, int r, 
         /* panels 2q (gate) and 2q+1 (up) give output columns [32q, 32q+32) */
         const int q = p / 2, c = q * PANEL, n = w->n;
         const uint16_t *bg = w->data + (size_t)(2 * q) * panel, *bu = bg + panel;
+        if (rt == 2) {
+            /* 32 rows: the batch form on each half, every B tile used twice
+             * (the 1x4 form below reads each tile once per 16 rows) */
+            dst d[4] = {tile_dst(y, ldy, m, n, yr, c, sg->c[0]), tile_dst(y, ldy, m, n, yr, c + 16, sg->c[1]),
+                        tile_dst(y, ldy, m, n, yr + 16, c, sg->c[2]),
+                        tile_dst(y, ldy, m, n, yr + 16, c + 16, sg->c[3])};
+            k_2x2(a, lda, bg, nkb, d);
+            for (int t = 0; t < 4; t++)
+                tile_out(&d[t], sg->c[t], y, ldy, m, n, yr + 16 * (t / 2), c + 16 * (t % 2));
+            dst du[4] = {{sg->up[0], 64}, {sg->up[1], 64}, {sg->up[2], 64}, {sg->up[3], 64}};
+            k_2x2(a, lda, bu, nkb, du);
+            for (int h = 0; h < 2; h++)
+                for (int i = 0; i < 16 && yr + 16 * h + i < m; i++)
+                    for (int t = 0; t < 2; t++) {
+                        int cc = c + 16 * t, cols = n - cc < 16 ? n - cc : 16;
+                        if (cols > 0)
+                            silu_mul16(y + (size_t)(yr + 16 * h + i) * ldy + cc, sg->up[2 * h + t] + i * 16,
+                                       cols);
+                    }
+            return;
+        }
         for (int h = 0; h < rt; h++) {
             int rr = yr + 16 * h;
             dst d[4] = {tile_dst(y, ldy, m, n, rr, c, sg->c[0]),
