@@ -42,7 +42,19 @@ static void random_blocks(qe_dtype t, unsigned char *w, size_t nblocks) {
     }
 }
 
-static int check_shape(qe_kq_variant v, qe_threadpool *pool, qe_dtype t, const kq_shape *s) {
+/* Runs product variant v (of the f32-tile or the int8 family) on a. */
+typedef int (*kq_run_fn)(const qe_mm_args *a, int v);
+static int run_kq(const qe_mm_args *a, int v) {
+    return qe_matmul_kq(a, (qe_kq_variant)v);
+}
+static int run_kq8(const qe_mm_args *a, int v) {
+    return qe_matmul_kq8(a, (qe_kq8_variant)v);
+}
+
+/* Variant v against the family's scalar variant on random blocks of t, in
+ * mode `mode`: each output within 1e-5 of sum |x w| of the reference. */
+static int check_shape(kq_run_fn run, int v, int scalar, qe_mm_mode mode, qe_threadpool *pool, qe_dtype t,
+                       const kq_shape *s) {
     const size_t nw = qe_dtype_bytes(t, (uint64_t)s->n * (uint64_t)s->k);
     float *x = malloc((size_t)s->m * s->k * sizeof *x), *wf = malloc((size_t)s->n * s->k * sizeof *wf);
     float *y = malloc((size_t)s->m * s->n * sizeof *y), *yr = malloc((size_t)s->m * s->n * sizeof *yr);
@@ -54,12 +66,12 @@ static int check_shape(qe_kq_variant v, qe_threadpool *pool, qe_dtype t, const k
             x[i] = (float)((double)(next() >> 11) / 0x1p53 * 2 - 1);
         random_blocks(t, w, nw / qe_dtype_block_bytes(t));
         qe_dequant_blocks(t, w, wf, nw / qe_dtype_block_bytes(t));
-        qe_mm_args a = {NULL, QE_MM_EXACT, x, (size_t)s->k, s->m, s->k, w, t, s->n, yr, (size_t)s->n};
-        rc = qe_matmul_kq(&a, QE_KQ_SCALAR) ? 1 : 0;
+        qe_mm_args a = {NULL, mode, x, (size_t)s->k, s->m, s->k, w, t, s->n, yr, (size_t)s->n};
+        rc = run(&a, scalar) ? 1 : 0;
         for (size_t i = 0; i < (size_t)s->m * s->n; i++) y[i] = NAN;
         a.pool = pool;
         a.y = y;
-        if (rc == 0 && qe_matmul_kq(&a, v) != 0) rc = 1;
+        if (rc == 0 && run(&a, v) != 0) rc = 1;
         for (int i = 0; rc == 0 && i < s->m; i++)
             for (int j = 0; j < s->n; j++) {
                 double bnd = 0;
@@ -86,9 +98,11 @@ int qe_kq_check(qe_kq_variant v, qe_threadpool *pool) {
     if (!qe_kq_variant_available(v)) return 0;
     int rc = 0;
     for (size_t ti = 0; rc == 0 && ti < sizeof types / sizeof *types; ti++) {
-        for (size_t si = 0; rc == 0 && si < 2; si++) rc = check_shape(v, pool, types[ti], &big[si]);
+        for (size_t si = 0; rc == 0 && si < 2; si++)
+            rc = check_shape(run_kq, v, QE_KQ_SCALAR, QE_MM_EXACT, pool, types[ti], &big[si]);
         if (qe_dtype_block(types[ti]) == 32)
-            for (size_t si = 0; rc == 0 && si < 2; si++) rc = check_shape(v, pool, types[ti], &small[si]);
+            for (size_t si = 0; rc == 0 && si < 2; si++)
+                rc = check_shape(run_kq, v, QE_KQ_SCALAR, QE_MM_EXACT, pool, types[ti], &small[si]);
     }
     return rc;
 }
@@ -96,41 +110,6 @@ int qe_kq_check(qe_kq_variant v, qe_threadpool *pool) {
 /* The int8 products (matmul_kq8.c): variant v against their scalar
  * reference on random Q4_K and Q6_K blocks; m of 1, 17 (a tile and a tail
  * row) and 45 (a tile pair and a partial tile), n odd and past a panel of 8. */
-static int check8_shape(qe_kq8_variant v, qe_threadpool *pool, qe_dtype t, const kq_shape *s) {
-    const size_t nw = qe_dtype_bytes(t, (uint64_t)s->n * (uint64_t)s->k);
-    float *x = malloc((size_t)s->m * s->k * sizeof *x), *wf = malloc((size_t)s->n * s->k * sizeof *wf);
-    float *y = malloc((size_t)s->m * s->n * sizeof *y), *yr = malloc((size_t)s->m * s->n * sizeof *yr);
-    unsigned char *w = malloc(nw);
-    int rc = 0;
-    if (!x || !wf || !y || !yr || !w) rc = 1;
-    if (rc == 0) {
-        for (size_t i = 0; i < (size_t)s->m * s->k; i++)
-            x[i] = (float)((double)(next() >> 11) / 0x1p53 * 2 - 1);
-        random_blocks(t, w, nw / qe_dtype_block_bytes(t));
-        qe_dequant_blocks(t, w, wf, nw / qe_dtype_block_bytes(t));
-        qe_mm_args a = {NULL, QE_MM_BF16, x, (size_t)s->k, s->m, s->k, w, t, s->n, yr, (size_t)s->n};
-        rc = qe_matmul_kq8(&a, QE_KQ8_SCALAR) ? 1 : 0;
-        for (size_t i = 0; i < (size_t)s->m * s->n; i++) y[i] = NAN;
-        a.pool = pool;
-        a.y = y;
-        if (rc == 0 && qe_matmul_kq8(&a, v) != 0) rc = 1;
-        for (int i = 0; rc == 0 && i < s->m; i++)
-            for (int j = 0; j < s->n; j++) {
-                double bnd = 0;
-                for (int p = 0; p < s->k; p++)
-                    bnd += fabs((double)x[(size_t)i * s->k + p] * wf[(size_t)j * s->k + p]);
-                double d = fabs((double)y[(size_t)i * s->n + j] - (double)yr[(size_t)i * s->n + j]);
-                if (!(d <= 1e-5 * bnd + 1e-30)) rc = -1; /* NaN fails too */
-            }
-    }
-    free(x);
-    free(wf);
-    free(y);
-    free(yr);
-    free(w);
-    return rc;
-}
-
 int qe_kq8_check(qe_kq8_variant v, qe_threadpool *pool) {
     static const kq_shape shapes[] = {{1, 256, 9}, {17, 768, 13}, {45, 512, 19}};
     static const qe_dtype types[] = {QE_Q4_K, QE_Q6_K};
@@ -138,6 +117,6 @@ int qe_kq8_check(qe_kq8_variant v, qe_threadpool *pool) {
     int rc = 0;
     for (size_t ti = 0; rc == 0 && ti < 2; ti++)
         for (size_t si = 0; rc == 0 && si < sizeof shapes / sizeof *shapes; si++)
-            rc = check8_shape(v, pool, types[ti], &shapes[si]);
+            rc = check_shape(run_kq8, v, QE_KQ8_SCALAR, QE_MM_BF16, pool, types[ti], &shapes[si]);
     return rc;
 }
