@@ -14,6 +14,12 @@ case "${1:-}" in
   *) echo "usage: scripts/test.sh [--asan|--fuzz]" >&2; exit 1 ;;
 esac
 bash scripts/deps.sh
+# The model tests write about 3 GB (synthetic 0.6B checkpoints and the files
+# derived from them): say so before a full disk turns into a failed write.
+free_kb=$(df -Pk . | awk 'NR == 2 {print $4}')
+if [ "${free_kb:-0}" -lt $((4 * 1024 * 1024)) ]; then
+  echo "warning: $((free_kb / 1024)) MiB free here; the model tests need about 3 GB" >&2
+fi
 bash scripts/build.sh "$mode"
 dir=build; [ "$mode" = asan ] && dir=build-asan; [ "$mode" = fuzz ] && dir=build-fuzz
 if [ "$mode" = asan ]; then
