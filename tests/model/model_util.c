@@ -1,14 +1,18 @@
 /* Helpers shared by the model tests (model_util.h). */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cjson/cJSON.h>
+
 #include "model/checkpoint.h"
 #include "model/weights.h"
 #include "model_util.h"
+#include "qembed.h"
 
 char g_shared[1024];
 char g_tmp[1024];
@@ -68,6 +72,108 @@ qembed_status load_dir(const char *dir, qe_config *cfg, qembed_error *err) {
     if (!st) qe_weights_release(&w);
     qe_checkpoint_free(ck);
     return st;
+}
+
+double cosine(const float *a, const float *b, int n) {
+    double d = 0, na = 0, nb = 0;
+    for (int i = 0; i < n; i++)
+        d += (double)a[i] * b[i], na += (double)a[i] * a[i], nb += (double)b[i] * b[i];
+    return d / sqrt(na * nb);
+}
+
+void golden_read(const char *path, golden_set *g) {
+    char *buf = slurp(path, NULL);
+    cJSON *j = cJSON_Parse(buf);
+    free(buf);
+    const cJSON *cases = cJSON_GetObjectItemCaseSensitive(j, "cases");
+    g->n = cJSON_GetArraySize(cases);
+    if (g->n <= 0) fatal("%s: no golden cases", path);
+    g->texts = calloc((size_t)g->n, sizeof *g->texts);
+    g->vec = calloc((size_t)g->n, sizeof *g->vec);
+    g->ids = calloc((size_t)g->n, sizeof *g->ids);
+    g->n_ids = calloc((size_t)g->n, sizeof *g->n_ids);
+    if (!g->texts || !g->vec || !g->ids || !g->n_ids) fatal("out of memory");
+    for (int i = 0; i < g->n; i++) {
+        const cJSON *c = cJSON_GetArrayItem(cases, i);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(c, "text");
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(c, "embedding");
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(c, "token_ids");
+        if (!cJSON_IsString(t) || !cJSON_IsArray(e) || !cJSON_IsArray(ids))
+            fatal("%s: case %d lacks text, embedding or token_ids", path, i);
+        g->texts[i] = strdup(t->valuestring);
+        g->dims = cJSON_GetArraySize(e);
+        g->vec[i] = malloc((size_t)g->dims * sizeof(float));
+        g->n_ids[i] = (size_t)cJSON_GetArraySize(ids);
+        g->ids[i] = malloc((g->n_ids[i] + 1) * sizeof(int32_t));
+        if (!g->texts[i] || !g->vec[i] || !g->ids[i]) fatal("out of memory");
+        for (int k = 0; k < g->dims; k++) g->vec[i][k] = (float)cJSON_GetArrayItem(e, k)->valuedouble;
+        for (size_t k = 0; k < g->n_ids[i]; k++) g->ids[i][k] = cJSON_GetArrayItem(ids, (int)k)->valueint;
+    }
+    cJSON_Delete(j);
+}
+
+float *embed_exact(const char *model, char *const *texts, int n, int *dims, qembed_model **keep,
+                   qembed_error *err) {
+    qembed_model_params p = qembed_model_default_params();
+    p.exact = 1;
+    p.n_threads = 2;
+    p.log_level = QEMBED_LOG_WARN;
+    qembed_model *m = NULL;
+    if (keep) *keep = NULL;
+    if (qembed_model_load(model, &p, &m, err) != QEMBED_OK) return NULL;
+    qembed_model_info info;
+    qembed_model_get_info(m, &info);
+    *dims = info.hidden_size;
+    qembed_ctx_params cp = qembed_ctx_default_params();
+    qembed_ctx *c = NULL;
+    float *out = NULL;
+    size_t *lens = calloc((size_t)n, sizeof *lens);
+    if (!lens) fatal("out of memory");
+    for (int i = 0; i < n; i++) lens[i] = strlen(texts[i]);
+    if (qembed_ctx_create(m, &cp, &c, err) == QEMBED_OK) {
+        out = calloc((size_t)n * (size_t)info.hidden_size, sizeof(float));
+        if (!out) fatal("out of memory");
+        qembed_embed_options o = qembed_embed_default_options();
+        if (qembed_ctx_embed(c, (const char *const *)texts, lens, (size_t)n, &o, out, err) != QEMBED_OK) {
+            free(out);
+            out = NULL;
+        }
+    }
+    free(lens);
+    qembed_ctx_free(c);
+    if (keep)
+        *keep = m;
+    else
+        qembed_model_free(m);
+    return out;
+}
+
+const char *bad_model_problem(const char *path, const void *bytes, size_t n, const char *words) {
+    spit(path, bytes, n);
+    qembed_model_params mp = qembed_model_default_params();
+    mp.log_level = QEMBED_LOG_WARN;
+    qembed_model *m = NULL;
+    qembed_error e;
+    memset(&e, 0, sizeof e);
+    qembed_status s = qembed_model_load(path, &mp, &m, &e);
+    qembed_model_free(m);
+    static char why[1400];
+    if (s == QEMBED_OK) return "it loaded";
+    if (!strstr(e.message, path))
+        snprintf(why, sizeof why, "the message does not name the file: %s", e.message);
+    else if (!strstr(e.message, words))
+        snprintf(why, sizeof why, "expected \"%s\" in: %s", words, e.message);
+    else
+        return NULL;
+    return why;
+}
+
+size_t gguf_tensor_info_at(const char *b, size_t n, const char *tname) {
+    size_t l = strlen(tname);
+    uint64_t l64 = l;
+    for (size_t i = 8; i + l + 8 < n; i++)
+        if (!memcmp(b + i, tname, l) && !memcmp(b + i - 8, &l64, 8)) return i + l;
+    return 0;
 }
 
 void model_test_init(const char *prog, const char *shared, const char *tmp) {

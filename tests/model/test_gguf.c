@@ -6,125 +6,55 @@
  * tokenizer's differential corpus; and every kind of bad file is refused
  * with a message naming the file and what is wrong.
  * usage: test_gguf TINY_MODEL GOLDEN.json CORPUS.jsonl TMPDIR */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "check.h"
+#include "model_util.h"
 #include "qembed.h"
 
-static const char *model_dir, *golden_path, *corpus_path, *tmp;
+static const char *model_dir, *corpus_path;
+static golden_set gold;
 
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)sz + 1);
-    if (fread(b, 1, (size_t)sz, f) != (size_t)sz) sz = 0;
-    b[sz] = '\0';
-    fclose(f);
-    *n = (size_t)sz;
-    return b;
-}
-
-static void spit(const char *path, const void *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(b, 1, n, f) != n) {
-        fprintf(stderr, "cannot write %s\n", path);
-        exit(2);
-    }
-    fclose(f);
-}
-
-static double cosine(const float *a, const float *b, int n) {
-    double d = 0, na = 0, nb = 0;
-    for (int i = 0; i < n; i++)
-        d += (double)a[i] * b[i], na += (double)a[i] * a[i], nb += (double)b[i] * b[i];
-    return d / sqrt(na * nb);
-}
-
-/* The golden cases: texts, ids and f32 reference vectors. */
-static int nc, dims;
-static char **texts;
-static float **gold;
-static int32_t **gold_ids;
-static size_t *gold_n;
-
-static void read_golden(void) {
-    size_t n;
-    char *buf = slurp(golden_path, &n);
-    cJSON *j = cJSON_Parse(buf);
-    free(buf);
-    const cJSON *cases = cJSON_GetObjectItemCaseSensitive(j, "cases");
-    nc = cJSON_GetArraySize(cases);
-    texts = calloc((size_t)nc, sizeof *texts);
-    gold = calloc((size_t)nc, sizeof *gold);
-    gold_ids = calloc((size_t)nc, sizeof *gold_ids);
-    gold_n = calloc((size_t)nc, sizeof *gold_n);
-    for (int i = 0; i < nc; i++) {
-        const cJSON *c = cJSON_GetArrayItem(cases, i);
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(c, "embedding");
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(c, "token_ids");
-        texts[i] = strdup(cJSON_GetObjectItemCaseSensitive(c, "text")->valuestring);
-        dims = cJSON_GetArraySize(e);
-        gold[i] = malloc((size_t)dims * sizeof(float));
-        for (int k = 0; k < dims; k++) gold[i][k] = (float)cJSON_GetArrayItem(e, k)->valuedouble;
-        gold_n[i] = (size_t)cJSON_GetArraySize(t);
-        gold_ids[i] = malloc(gold_n[i] * sizeof(int32_t));
-        for (size_t k = 0; k < gold_n[i]; k++) gold_ids[i][k] = cJSON_GetArrayItem(t, (int)k)->valueint;
-    }
-    cJSON_Delete(j);
-}
-
-/* Embeds the golden texts (through the model's own tokenizer), exact f32
- * activations so that only the weights differ between runs. */
+/* Embeds the golden texts (through the model's own tokenizer); the tokenizer
+ * the file carries must give the golden ids. */
 static float *embed_all(const char *model) {
-    qembed_model_params p = qembed_model_default_params();
-    p.exact = 1;
-    p.n_threads = 2;
-    p.log_level = QEMBED_LOG_WARN;
-    qembed_model *m = NULL;
     qembed_error e;
-    if (qembed_model_load(model, &p, &m, &e) != QEMBED_OK) {
-        CHECK(0, "cannot load %s: %s", model, e.message);
+    int d = 0;
+    qembed_model *m = NULL;
+    float *out = embed_exact(model, gold.texts, gold.n, &d, &m, &e);
+    CHECK(out, "%s: %s", model, e.message);
+    if (!out) {
+        qembed_model_free(m);
         return NULL;
     }
-    qembed_ctx_params cp = qembed_ctx_default_params();
-    qembed_ctx *c = NULL;
-    CHECK(qembed_ctx_create(m, &cp, &c, &e) == QEMBED_OK, "ctx: %s", e.message);
-    float *out = calloc((size_t)nc * (size_t)dims, sizeof(float));
-    size_t *lens = calloc((size_t)nc, sizeof *lens);
-    for (int i = 0; i < nc; i++) lens[i] = strlen(texts[i]);
-    qembed_embed_options o = qembed_embed_default_options();
-    qembed_status s = qembed_ctx_embed(c, (const char *const *)texts, lens, (size_t)nc, &o, out, &e);
-    CHECK(s == QEMBED_OK, "%s: embed: %s", model, e.message);
-    /* the tokenizer the file carries gives the golden ids */
+    CHECK(d == gold.dims, "%s: width %d, golden %d", model, d, gold.dims);
     const qembed_tokenizer *tk = qembed_model_tokenizer(m);
-    for (int i = 0; i < nc; i++) {
+    for (int i = 0; i < gold.n; i++) {
         qembed_encode_options eo = qembed_encode_default_options();
         int32_t *ids = NULL;
         size_t n = 0;
-        CHECK(qembed_tokenizer_encode(tk, texts[i], lens[i], &eo, &ids, &n, &e) == QEMBED_OK, "%s",
-              e.message);
-        CHECK(n == gold_n[i] && !memcmp(ids, gold_ids[i], n * sizeof *ids),
+        CHECK(qembed_tokenizer_encode(tk, gold.texts[i], strlen(gold.texts[i]), &eo, &ids, &n, &e) ==
+                  QEMBED_OK,
+              "%s", e.message);
+        CHECK(n == gold.n_ids[i] && !memcmp(ids, gold.ids[i], n * sizeof *ids),
               "%s: case %d: ids differ from golden", model, i);
         qembed_free(ids);
     }
-    free(lens);
-    qembed_ctx_free(c);
     qembed_model_free(m);
+    if (d != gold.dims) {
+        free(out);
+        return NULL;
+    }
     return out;
 }
 
 static void path_of(char *buf, size_t n, const char *name) {
-    snprintf(buf, n, "%s/%s", tmp, name);
+    path_join(buf, n, g_tmp, name);
 }
 
 static void test_fidelity(void) {
@@ -132,8 +62,8 @@ static void test_fidelity(void) {
     if (!ref) return;
     static const char *const types[] = {"f32", "bf16", "f16", "q8_0"};
     for (int t = 0; t < 4; t++) {
-        char out[1024];
-        snprintf(out, sizeof out, "%s/tiny-%s.gguf", tmp, types[t]);
+        char out[2048];
+        snprintf(out, sizeof out, "%s/tiny-%s.gguf", g_tmp, types[t]);
         qembed_error e;
         qembed_status s = qembed_model_quantize(model_dir, out, types[t], &e);
         CHECK(s == QEMBED_OK, "quantize %s: %s", types[t], e.message);
@@ -141,9 +71,9 @@ static void test_fidelity(void) {
         float *v = embed_all(out);
         if (!v) continue;
         double worst = 1, worst_gold = 1;
-        for (int i = 0; i < nc; i++) {
-            double c1 = cosine(v + (size_t)i * dims, ref + (size_t)i * dims, dims);
-            double c2 = cosine(v + (size_t)i * dims, gold[i], dims);
+        for (int i = 0; i < gold.n; i++) {
+            double c1 = cosine(v + (size_t)i * gold.dims, ref + (size_t)i * gold.dims, gold.dims);
+            double c2 = cosine(v + (size_t)i * gold.dims, gold.vec[i], gold.dims);
             if (c1 < worst) worst = c1;
             if (c2 < worst_gold) worst_gold = c2;
         }
@@ -166,13 +96,13 @@ static void test_fidelity(void) {
     path_of(src, sizeof src, "tiny-bf16.gguf");
     size_t n;
     char *b = slurp(src, &n);
-    if (b) spit(file, b, n);
+    spit(file, b, n);
     float *v = embed_all(dir);
-    if (v) CHECK(cosine(v, ref, dims) >= 0.99999, "folder with one gguf");
+    if (v) CHECK(cosine(v, ref, gold.dims) >= 0.99999, "folder with one gguf");
     free(v);
     /* two: which one is meant is a guess */
     snprintf(file, sizeof file, "%s/other.gguf", dir);
-    if (b) spit(file, b, n);
+    spit(file, b, n);
     free(b);
     qembed_model_params p = qembed_model_default_params();
     p.log_level = QEMBED_LOG_WARN;
@@ -197,9 +127,8 @@ static void test_tokenizer(void) {
           qembed_tokenizer_n_vocab(a), qembed_tokenizer_n_vocab(b));
     size_t n;
     char *buf = slurp(corpus_path, &n);
-    CHECK(buf, "cannot read %s", corpus_path);
     int lines = 0, diff = 0;
-    for (char *line = buf ? strtok(buf, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
         cJSON *j = cJSON_Parse(line);
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
         if (cJSON_IsString(t)) {
@@ -237,33 +166,15 @@ static size_t base_n;
 static void expect_bad(const char *name, const void *b, size_t n, const char *words) {
     char p[1024];
     path_of(p, sizeof p, name);
-    spit(p, b, n);
-    qembed_model_params mp = qembed_model_default_params();
-    mp.log_level = QEMBED_LOG_WARN;
-    qembed_model *m = NULL;
-    qembed_error e;
-    memset(&e, 0, sizeof e);
-    qembed_status s = qembed_model_load(p, &mp, &m, &e);
-    CHECK(s != QEMBED_OK, "%s: loaded", name);
-    CHECK(strstr(e.message, p) != NULL, "%s: message does not name the file: %s", name, e.message);
-    CHECK(strstr(e.message, words) != NULL, "%s: expected \"%s\" in: %s", name, words, e.message);
-    qembed_model_free(m);
-}
-
-/* Offset of a tensor info's fields after its name (n_dims). */
-static size_t info_of(const char *b, size_t n, const char *tname) {
-    size_t l = strlen(tname);
-    for (size_t i = 8; i + l + 8 < n; i++)
-        if (!memcmp(b + i, tname, l) && !memcmp(b + i - 8, &(uint64_t){l}, 8)) return i + l;
-    return 0;
+    const char *why = bad_model_problem(p, b, n, words);
+    CHECK(!why, "%s: %s", name, why);
 }
 
 static void test_bad(void) {
     char g[1024];
     path_of(g, sizeof g, "tiny-bf16.gguf");
     base = slurp(g, &base_n);
-    CHECK(base && base_n > 4096, "no bf16 gguf");
-    if (!base) return;
+    CHECK(base_n > 4096, "no bf16 gguf");
     char *b = malloc(base_n);
     expect_bad("trunc-header.gguf", base, 20, "too short");
     expect_bad("trunc-data.gguf", base, base_n - 100, "past its end");
@@ -283,7 +194,7 @@ static void test_bad(void) {
     char *a = memmem(b, 4096, "qwen3", 5);
     if (a) memcpy(a, "llama", 5);
     expect_bad("arch.gguf", b, base_n, "architecture \"llama\"");
-    size_t q = info_of(base, base_n, "blk.1.ffn_up.weight");
+    size_t q = gguf_tensor_info_at(base, base_n, "blk.1.ffn_up.weight");
     CHECK(q > 0, "tensor info not found");
     if (!q) return;
     /* n_dims u32, ne[2] u64, type u32, offset u64 */
@@ -308,16 +219,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: test_gguf TINY_MODEL GOLDEN.json CORPUS.jsonl TMPDIR\n");
         return 2;
     }
-    model_dir = argv[1], golden_path = argv[2], corpus_path = argv[3], tmp = argv[4];
-    char mk[1024];
-    snprintf(mk, sizeof mk, "%s", tmp);
-    for (char *c = mk + 1; *c; c++)
-        if (*c == '/') *c = '\0', mkdir(mk, 0755), *c = '/';
-    mkdir(tmp, 0755);
-    read_golden();
+    model_test_init(argv[0], argv[1], argv[4]);
+    model_dir = argv[1], corpus_path = argv[3];
+    golden_read(argv[2], &gold);
     test_fidelity();
     test_tokenizer();
     test_bad();
-    if (failures) fprintf(stderr, "%d failure(s)\n", failures);
-    return failures != 0;
+    return model_test_done(failures);
 }

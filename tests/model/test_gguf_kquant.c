@@ -15,105 +15,24 @@
  *  - bad files: a K-quant tensor whose rows are not whole 256-blocks, and one
  *    whose size runs past the data, are refused naming the tensor.
  * usage: test_gguf_kquant TINY_MODEL GOLDEN.json LAYOUT.txt TMPDIR [MODEL_0_6B] */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-
-#include <cjson/cJSON.h>
 
 #include "check.h"
 #include "embed/quant_mix.h"
 #include "model/gguf.h"
+#include "model_util.h"
 #include "qembed.h"
 
-static const char *tmp;
-
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)sz + 1);
-    if (!b || fread(b, 1, (size_t)sz, f) != (size_t)sz) sz = 0;
-    if (b) b[sz] = '\0';
-    fclose(f);
-    *n = (size_t)sz;
-    return b;
-}
-
-static void spit(const char *path, const void *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(b, 1, n, f) != n) {
-        fprintf(stderr, "cannot write %s\n", path);
-        exit(2);
-    }
-    fclose(f);
-}
-
-static double cosine(const float *a, const float *b, int n) {
-    double d = 0, na = 0, nb = 0;
-    for (int i = 0; i < n; i++)
-        d += (double)a[i] * b[i], na += (double)a[i] * a[i], nb += (double)b[i] * b[i];
-    return d / sqrt(na * nb);
-}
-
-/* The golden cases: texts and f32 reference vectors. */
-static int nc, dims;
-static char **texts;
-static float **gold;
-
-static void read_golden(const char *path) {
-    size_t n;
-    char *buf = slurp(path, &n);
-    cJSON *j = cJSON_Parse(buf);
-    free(buf);
-    const cJSON *cases = cJSON_GetObjectItemCaseSensitive(j, "cases");
-    nc = cJSON_GetArraySize(cases);
-    texts = calloc((size_t)nc, sizeof *texts);
-    gold = calloc((size_t)nc, sizeof *gold);
-    for (int i = 0; i < nc; i++) {
-        const cJSON *c = cJSON_GetArrayItem(cases, i);
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(c, "embedding");
-        texts[i] = strdup(cJSON_GetObjectItemCaseSensitive(c, "text")->valuestring);
-        dims = cJSON_GetArraySize(e);
-        gold[i] = malloc((size_t)dims * sizeof(float));
-        for (int k = 0; k < dims; k++) gold[i][k] = (float)cJSON_GetArrayItem(e, k)->valuedouble;
-    }
-    cJSON_Delete(j);
-    CHECK(nc > 0 && dims > 0, "no golden cases in %s", path);
-}
+static golden_set gold;
 
 /* Embeds the first n golden texts with exact f32 activations (only the
  * weights differ between runs); *dim_out gets the model's width. */
 static float *embed_texts(const char *model, int n, int *dim_out) {
-    qembed_model_params p = qembed_model_default_params();
-    p.exact = 1;
-    p.n_threads = 2;
-    p.log_level = QEMBED_LOG_WARN;
-    qembed_model *m = NULL;
     qembed_error e;
-    if (qembed_model_load(model, &p, &m, &e) != QEMBED_OK) {
-        CHECK(0, "cannot load %s: %s", model, e.message);
-        return NULL;
-    }
-    qembed_model_info info;
-    qembed_model_get_info(m, &info);
-    *dim_out = info.hidden_size;
-    qembed_ctx_params cp = qembed_ctx_default_params();
-    qembed_ctx *c = NULL;
-    CHECK(qembed_ctx_create(m, &cp, &c, &e) == QEMBED_OK, "ctx: %s", e.message);
-    float *out = calloc((size_t)n * (size_t)info.hidden_size, sizeof(float));
-    size_t *lens = calloc((size_t)n, sizeof *lens);
-    for (int i = 0; i < n; i++) lens[i] = strlen(texts[i]);
-    qembed_embed_options o = qembed_embed_default_options();
-    qembed_status s = qembed_ctx_embed(c, (const char *const *)texts, lens, (size_t)n, &o, out, &e);
-    CHECK(s == QEMBED_OK, "%s: embed: %s", model, e.message);
-    free(lens);
-    qembed_ctx_free(c);
-    qembed_model_free(m);
+    float *out = embed_exact(model, gold.texts, n, dim_out, NULL, &e);
+    CHECK(out, "%s: %s", model, e.message);
     return out;
 }
 
@@ -129,8 +48,6 @@ static int n_layout;
 static int read_layout_file(const char *path, lay **out) {
     size_t n;
     char *buf = slurp(path, &n);
-    CHECK(buf != NULL, "cannot read %s", path);
-    if (!buf) return 0;
     lay *l = calloc(512, sizeof *l);
     int k = 0;
     for (char *line = strtok(buf, "\n"); line && k < 512; line = strtok(NULL, "\n")) {
@@ -209,7 +126,7 @@ static qe_gguf *parse_file(const char *path, char **buf) {
     *buf = slurp(path, &n);
     qe_gguf *g = NULL;
     qembed_error e;
-    CHECK(*buf && qe_gguf_parse(*buf, n, path, &g, &e) == QEMBED_OK, "%s: cannot parse", path);
+    CHECK(qe_gguf_parse(*buf, n, path, &g, &e) == QEMBED_OK, "%s: cannot parse: %s", path, e.message);
     return g;
 }
 
@@ -236,8 +153,8 @@ static void test_tiny(const char *model_dir) {
                                         "blk.0.attn_q.weight", "blk.1.attn_v.weight", "blk.1.ffn_down.weight",
                                         "blk.1.ffn_up.weight"};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        char out[1024];
-        snprintf(out, sizeof out, "%s/tiny-%s.gguf", tmp, cases[c].type);
+        char out[2048];
+        snprintf(out, sizeof out, "%s/tiny-%s.gguf", g_tmp, cases[c].type);
         qembed_error e;
         qembed_status s = qembed_model_quantize(model_dir, out, cases[c].type, &e);
         CHECK(s == QEMBED_OK, "quantize %s: %s", cases[c].type, e.message);
@@ -254,15 +171,16 @@ static void test_tiny(const char *model_dir) {
         qe_gguf_free(g);
         free(buf);
         int d = 0;
-        float *v = embed_texts(out, nc, &d);
+        float *v = embed_texts(out, gold.n, &d);
         if (!v) continue;
+        CHECK(d == gold.dims, "%s: width %d, golden %d", cases[c].type, d, gold.dims);
         double worst = 1;
-        for (int i = 0; i < nc; i++) {
-            double cs = cosine(v + (size_t)i * d, gold[i], d);
+        for (int i = 0; d == gold.dims && i < gold.n; i++) {
+            double cs = cosine(v + (size_t)i * d, gold.vec[i], d);
             if (cs < worst) worst = cs;
         }
         printf("tiny %-6s: worst cosine vs golden f32 over %d cases %.6f (at least %.4f required)\n",
-               cases[c].type, nc, worst, cases[c].min_cos);
+               cases[c].type, gold.n, worst, cases[c].min_cos);
         CHECK(worst >= cases[c].min_cos, "%s: worst cosine %.6f", cases[c].type, worst);
         free(v);
     }
@@ -271,8 +189,8 @@ static void test_tiny(const char *model_dir) {
 /* ---- the 0.6B shape as Q4_K_M ---- */
 
 static void test_06b(const char *model_dir) {
-    char out[1024];
-    snprintf(out, sizeof out, "%s/synth-0.6b-q4_k_m.gguf", tmp);
+    char out[2048];
+    snprintf(out, sizeof out, "%s/synth-0.6b-q4_k_m.gguf", g_tmp);
     qembed_error e;
     qembed_status s = qembed_model_quantize(model_dir, out, "q4_k_m", &e);
     CHECK(s == QEMBED_OK, "quantize 0.6b: %s", e.message);
@@ -294,7 +212,7 @@ static void test_06b(const char *model_dir) {
     qe_gguf_free(g);
     free(buf);
     /* vectors against the checkpoint's own (bf16 weights, f32 activations) */
-    const int n = nc < 8 ? nc : 8;
+    const int n = gold.n < 8 ? gold.n : 8;
     int d1 = 0, d2 = 0;
     float *ref = embed_texts(model_dir, n, &d1), *v = embed_texts(out, n, &d2);
     if (ref && v && d1 == d2) {
@@ -317,38 +235,20 @@ static void test_06b(const char *model_dir) {
 
 static void expect_bad(const char *name, const void *b, size_t n, const char *words) {
     char p[1024];
-    snprintf(p, sizeof p, "%s/%s", tmp, name);
-    spit(p, b, n);
-    qembed_model_params mp = qembed_model_default_params();
-    mp.log_level = QEMBED_LOG_WARN;
-    qembed_model *m = NULL;
-    qembed_error e;
-    memset(&e, 0, sizeof e);
-    qembed_status s = qembed_model_load(p, &mp, &m, &e);
-    CHECK(s != QEMBED_OK, "%s: loaded", name);
-    CHECK(strstr(e.message, p) != NULL, "%s: message does not name the file: %s", name, e.message);
-    CHECK(strstr(e.message, words) != NULL, "%s: expected \"%s\" in: %s", name, words, e.message);
-    qembed_model_free(m);
-}
-
-/* Offset just past a tensor info's name (at its n_dims). */
-static size_t info_of(const char *b, size_t n, const char *tname) {
-    size_t l = strlen(tname);
-    for (size_t i = 8; i + l + 8 < n; i++)
-        if (!memcmp(b + i, tname, l) && !memcmp(b + i - 8, &(uint64_t){l}, 8)) return i + l;
-    return 0;
+    path_join(p, sizeof p, g_tmp, name);
+    const char *why = bad_model_problem(p, b, n, words);
+    CHECK(!why, "%s: %s", name, why);
 }
 
 static void test_bad(void) {
     char p[1024];
-    snprintf(p, sizeof p, "%s/tiny-q4_0.gguf", tmp);
+    path_join(p, sizeof p, g_tmp, "tiny-q4_0.gguf");
     size_t n;
     char *base = slurp(p, &n);
-    CHECK(base && n > 4096, "no q4_0 gguf");
-    if (!base) return;
+    CHECK(n > 4096, "no q4_0 gguf");
     char *b = malloc(n);
     /* n_dims u32, ne[2] u64, type u32, offset u64 */
-    size_t q = info_of(base, n, "blk.1.ffn_up.weight");
+    size_t q = gguf_tensor_info_at(base, n, "blk.1.ffn_up.weight");
     CHECK(q > 0, "tensor info not found");
     if (q) {
         memcpy(b, base, n), b[q + 4 + 16] = 12; /* Q4_K on rows of 64 */
@@ -356,7 +256,7 @@ static void test_bad(void) {
                    "\"blk.1.ffn_up.weight\": row of 64 elements is not a multiple of the Q4_K block (256)");
     }
     /* the tensor written last, retyped Q4_K with rows of 256: its bytes run past the data */
-    q = info_of(base, n, "blk.1.ffn_down.weight");
+    q = gguf_tensor_info_at(base, n, "blk.1.ffn_down.weight");
     CHECK(q > 0, "tensor info not found");
     if (q) {
         memcpy(b, base, n), b[q + 4 + 16] = 12;
@@ -373,13 +273,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: test_gguf_kquant TINY_MODEL GOLDEN.json LAYOUT.txt TMPDIR [MODEL_0_6B]\n");
         return 2;
     }
-    tmp = argv[4];
-    char mk[1024];
-    snprintf(mk, sizeof mk, "%s", tmp);
-    for (char *c = mk + 1; *c; c++)
-        if (*c == '/') *c = '\0', mkdir(mk, 0755), *c = '/';
-    mkdir(tmp, 0755);
-    read_golden(argv[2]);
+    model_test_init(argv[0], argv[1], argv[4]);
+    golden_read(argv[2], &gold);
     read_layout(argv[3]);
     test_layout(argv[3]);
     if (argc == 6) {
@@ -388,6 +283,5 @@ int main(int argc, char **argv) {
         test_tiny(argv[1]);
         test_bad();
     }
-    if (failures) fprintf(stderr, "%d failure(s)\n", failures);
-    return failures != 0;
+    return model_test_done(failures);
 }
