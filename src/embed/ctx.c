@@ -37,6 +37,14 @@ qembed_status qembed_ctx_create(const qembed_model *model, const qembed_ctx_para
         free(c);
         QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "cannot start a thread pool of %d threads", n_threads);
     }
+    /* The int8 products' activation block, sized from the model's shapes and
+     * this context's batch (none for a model without Q8_0/K-quant weights). */
+    size_t q8 = qe_q8_block_bytes_for(model->fw.w, c->cap, model->params.exact);
+    if (qe_threadpool_reserve_q8(c->pool, q8) != 0) {
+        qe_threadpool_free(c->pool);
+        free(c);
+        QE_FAIL(err, QEMBED_ERR_OUT_OF_MEMORY, "out of memory for %zu bytes of quantized activations", q8);
+    }
     qembed_status s = qe_fwd_state_init(&c->st, &model->fw, c->cap, c->pool,
                                         model->params.exact ? QE_MM_EXACT : QE_MM_BF16, err);
     /* Each segment's workspace on its backend; one that cannot be had (a

@@ -647,7 +647,11 @@ static void test_q8(qe_threadpool *pool2) {
         CHECK(qe_q8_check((qe_q8_variant)v, pool2) == 0, "q8 %s on a pool differs", names[v]);
     }
     /* k of 400 blocks: the SIMD variants' packed activations (QE_MM_Q8ACT)
-     * hold 4 tiles of it, so 100 rows take two chunks with a partial tile */
+     * hold 4 tiles of it, so 100 rows take two chunks with a partial tile;
+     * on the pool's own block this time (above, without one, each call
+     * allocated its own), sized as a context sizes it */
+    CHECK(qe_threadpool_reserve_q8(pool2, qe_q8_block_bytes(32 * 400, 100)) == 0, "reserve");
+    CHECK(qe_q8_block_bytes(32 * 400, 100) == 4 * 400 * 640, "one chunk: 4 tiles of 400 records");
     {
         const int bm = 100, bk = 32 * 400, bn = 40;
         float *bx = malloc(sizeof(float) * (size_t)bm * bk), *by = malloc(sizeof(float) * (size_t)bm * bn);

@@ -3,14 +3,16 @@
  * detected one, against the double-precision product of the dequantized
  * weights (dequant.c, itself bit-exact with ggml: test_dequant.c); odd m and
  * n, k of one block up to several 256-wide tiles plus a tail of 32-blocks,
- * alone and on a pool of 2; and the start-up check (qe_kq_check) for each
- * variant. */
+ * alone and on a pool of 2 (without and with a reserved Q8 activation
+ * block); the block's sizing from a model's shapes; and the start-up check
+ * (qe_kq_check) for each variant. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/dequant.h"
 #include "backend/cpu/matmul_kq.h"
+#include "model/weights.h"
 #include "check.h"
 
 static unsigned long long g_s = 0x853c49e6748fea9bull;
@@ -132,7 +134,60 @@ static void run(qe_dtype t, int m, int k, int n, qe_threadpool *pool) {
     free(w), free(wf), free(x), free(y), free(yd), free(bnd), free(qbnd), free(y8);
 }
 
+/* The Q8 activation block: its size per product (whole 16-row tiles of
+ * k/32 records of 640 bytes, at most 1 MiB), from a model's shapes (only
+ * products that pack activations count: Q8_0 always, Q4_K/Q6_K outside exact
+ * mode), and the pool hands it out only to products it holds. */
+static void test_q8_block(void) {
+    CHECK(qe_q8_block_bytes(1024, 16) == 32 * 640, "k 1024, 16 rows: %zu", qe_q8_block_bytes(1024, 16));
+    CHECK(qe_q8_block_bytes(1024, 17) == 2 * 32 * 640, "k 1024, 17 rows: %zu", qe_q8_block_bytes(1024, 17));
+    /* k 3072: 96 records a tile; 1 MiB holds 17 tiles */
+    CHECK(qe_q8_block_bytes(3072, 4096) == 17 * 96 * 640, "k 3072, 4096 rows: %zu",
+          qe_q8_block_bytes(3072, 4096));
+    CHECK(qe_q8_block_bytes(100, 16) == 0 && qe_q8_block_bytes(64, 0) == 0, "bad shapes need no block");
+
+    qe_layer_weights lw[2];
+    memset(lw, 0, sizeof lw);
+    static char data[1];
+    qe_tensor *mats[2][7] = {
+        {&lw[0].wq, &lw[0].wk, &lw[0].wv, &lw[0].wo, &lw[0].w_gate, &lw[0].w_up, &lw[0].w_down},
+        {&lw[1].wq, &lw[1].wk, &lw[1].wv, &lw[1].wo, &lw[1].w_gate, &lw[1].w_up, &lw[1].w_down}};
+    for (int l = 0; l < 2; l++)
+        for (int i = 0; i < 7; i++) {
+            mats[l][i]->data = data;
+            mats[l][i]->dtype = QE_BF16;
+            mats[l][i]->shape[0] = 512;
+            mats[l][i]->shape[1] = i == 6 ? 1536 : 512;
+        }
+    qe_weights w = {.layers = lw, .n_layers = 2};
+    CHECK(qe_q8_block_bytes_for(&w, 64, 0) == 0, "bf16 weights: %zu", qe_q8_block_bytes_for(&w, 64, 0));
+    lw[1].w_down.dtype = QE_Q6_K; /* k 1536 */
+    CHECK(qe_q8_block_bytes_for(&w, 64, 1) == 0, "Q6_K in exact mode: %zu", qe_q8_block_bytes_for(&w, 64, 1));
+    CHECK(qe_q8_block_bytes_for(&w, 64, 0) == 4 * 48 * 640, "Q6_K down: %zu",
+          qe_q8_block_bytes_for(&w, 64, 0));
+    lw[0].wq.dtype = QE_Q8_0; /* k 512: the smaller need */
+    CHECK(qe_q8_block_bytes_for(&w, 64, 1) == 4 * 16 * 640, "Q8_0 in exact mode: %zu",
+          qe_q8_block_bytes_for(&w, 64, 1));
+    CHECK(qe_q8_block_bytes_for(&w, 64, 0) == 4 * 48 * 640, "both: %zu", qe_q8_block_bytes_for(&w, 64, 0));
+    lw[1].w_down.data = NULL; /* not bound here (another segment's layer) */
+    CHECK(qe_q8_block_bytes_for(&w, 64, 0) == 4 * 16 * 640, "unbound down: %zu",
+          qe_q8_block_bytes_for(&w, 64, 0));
+
+    qe_threadpool *p = qe_threadpool_create(1);
+    CHECK(p != NULL, "pool");
+    size_t base = qe_threadpool_scratch_bytes(p);
+    CHECK(qe_threadpool_q8_block(p, 1) == NULL, "a pool has no Q8 block until one is reserved");
+    CHECK(qe_threadpool_reserve_q8(p, 0) == 0 && qe_threadpool_scratch_bytes(p) == base, "reserving 0");
+    CHECK(qe_threadpool_reserve_q8(p, 5000) == 0 && qe_threadpool_scratch_bytes(p) == base + 5000,
+          "5000 bytes");
+    CHECK(qe_threadpool_q8_block(p, 5000) != NULL && qe_threadpool_q8_block(p, 5001) == NULL, "held bytes");
+    CHECK(qe_threadpool_reserve_q8(p, 100) == 0 && qe_threadpool_scratch_bytes(p) == base + 5000,
+          "a smaller reservation keeps the block");
+    qe_threadpool_free(p);
+}
+
 int main(void) {
+    test_q8_block();
     qe_threadpool *pool = qe_threadpool_create(2);
     CHECK(pool != NULL, "qe_threadpool_create(2)");
     static const qe_dtype types[] = {QE_Q4_0, QE_Q5_0, QE_Q4_K, QE_Q5_K, QE_Q6_K};
@@ -147,6 +202,15 @@ int main(void) {
             run(t, 33, 256, 11, pool);
             run(t, 45, 768, 27, pool);
         }
+    }
+    /* the int8 products again with the pool's own block (above, each call
+     * allocated one): sized for the largest of these, as a context sizes it */
+    CHECK(qe_threadpool_reserve_q8(pool, qe_q8_block_bytes(768, 45)) == 0, "reserve");
+    for (size_t ti = 0; ti < 5; ti++) {
+        if (!qe_kq8_dtype(types[ti])) continue;
+        run(types[ti], 33, 256, 11, pool);
+        run(types[ti], 45, 768, 27, pool);
+        run(types[ti], 7, 256, 37, pool);
     }
     int ran = 0;
     for (int v = QE_KQ_SCALAR; v <= QE_KQ_AVX512; v++) {

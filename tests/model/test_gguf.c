@@ -114,6 +114,43 @@ static void test_fidelity(void) {
     free(ref);
 }
 
+/* A context's activation bytes of the model in `file` (in tmp), for batches
+ * of 40 tokens on one thread. */
+static uint64_t ctx_bytes(const char *file) {
+    char path[2048];
+    path_of(path, sizeof path, file);
+    qembed_model_params p = qembed_model_default_params();
+    p.log_level = QEMBED_LOG_WARN;
+    p.max_tokens = 32;
+    qembed_model *m = NULL;
+    qembed_ctx *c = NULL;
+    qembed_error e;
+    qembed_ctx_params cp = qembed_ctx_default_params();
+    cp.n_threads = 1;
+    cp.max_batch_tokens = 40;
+    CHECK(qembed_model_load(path, &p, &m, &e) == QEMBED_OK && qembed_ctx_create(m, &cp, &c, &e) == QEMBED_OK,
+          "%s: %s", file, e.message);
+    uint64_t b = qembed_ctx_activation_bytes(c);
+    qembed_ctx_free(c);
+    qembed_model_free(m);
+    return b;
+}
+
+/* The int8 products' activation block is the context's only when a product
+ * needs it, sized from the model's shapes: the f32 and bf16 files have none,
+ * the q8_0 file one chunk of 3 tiles (40 rows) of the widest Q8_0 product's
+ * k/32 records (ffn_down: k 192, 6 records of 640 bytes). */
+static void test_q8_block(void) {
+    uint64_t f32 = ctx_bytes("tiny-f32.gguf"), bf16 = ctx_bytes("tiny-bf16.gguf");
+    uint64_t q8 = ctx_bytes("tiny-q8_0.gguf");
+    printf("context bytes, 40 tokens: f32 %llu, bf16 %llu, q8_0 %llu\n", (unsigned long long)f32,
+           (unsigned long long)bf16, (unsigned long long)q8);
+    CHECK(f32 > 0 && bf16 == f32, "bf16 %llu vs f32 %llu: no Q8 block for either", (unsigned long long)bf16,
+          (unsigned long long)f32);
+    CHECK(q8 == bf16 + 3 * 6 * 640, "q8_0 %llu: expected bf16's %llu + 11520", (unsigned long long)q8,
+          (unsigned long long)bf16);
+}
+
 /* The GGUF vocabulary against tokenizer.json on the differential corpus. */
 static void test_tokenizer(void) {
     qembed_tokenizer *a = NULL, *b = NULL;
@@ -223,6 +260,7 @@ int main(int argc, char **argv) {
     model_dir = argv[1], corpus_path = argv[3];
     golden_read(argv[2], &gold);
     test_fidelity();
+    test_q8_block();
     test_tokenizer();
     test_bad();
     return model_test_done(failures);

@@ -16,8 +16,19 @@ typedef struct qe_threadpool qe_threadpool;
 qe_threadpool *qe_threadpool_create(int n_threads);
 void qe_threadpool_free(qe_threadpool *pool);
 int qe_threadpool_size(const qe_threadpool *pool);
-/* Bytes the pool allocated for its threads' packing blocks. */
+/* Bytes the pool allocated for its threads' packing blocks (and its Q8
+ * activation block, when reserved). */
 size_t qe_threadpool_scratch_bytes(const qe_threadpool *pool);
+/* Gives the pool a Q8 activation block of at least `bytes` (matmul_internal.h;
+ * 0 reserves nothing). Call before any product runs on the pool, never while
+ * one runs. 0 done, -1 out of memory (the pool keeps what it had). */
+int qe_threadpool_reserve_q8(qe_threadpool *pool, size_t bytes);
+/* The Q8 activation block that products on weights `w` need for batches of
+ * up to max_rows rows in the given mode (exact: Q4_K/Q6_K products run on
+ * dequantized tiles and pack nothing): 0 when no bound matrix is Q8_0 (or, in
+ * bf16 mode, Q4_K/Q6_K). */
+struct qe_weights;
+size_t qe_q8_block_bytes_for(const struct qe_weights *w, int max_rows, int exact);
 
 /* Runs fn(arg, task, thread) for task in [0, n_tasks) on the pool's threads
  * (the caller's thread included) and returns when all are done. */

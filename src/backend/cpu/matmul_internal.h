@@ -37,13 +37,22 @@ void *qe_threadpool_thread_scratch(qe_threadpool *pool, int thread);
  * CPU has AMX tiles (counted in qe_threadpool_scratch_bytes), else NULL. */
 #define QE_MM_CONV ((size_t)4 << 20)
 void *qe_threadpool_conv_block(qe_threadpool *pool);
-/* Per-pool block for the Q8_0 products' quantized activations (one chunk of
+/* Per-pool block for the int8 products' quantized activations (one chunk of
  * rows, packed as matmul_q8.h describes, written once per product and read by
- * every thread): QE_MM_Q8ACT bytes, 64-byte aligned, always allocated with the
- * pool (counted in qe_threadpool_scratch_bytes). 1 MiB keeps a chunk in a
- * core's L2 while every column panel streams over it. */
+ * every thread), 64-byte aligned. A chunk is at most QE_MM_Q8ACT bytes: 1 MiB
+ * keeps it in a core's L2 while every column panel streams over it. The pool
+ * has a block only when its context reserved one (qe_threadpool_reserve_q8,
+ * sized by qe_q8_block_bytes_for from the model's shapes; counted in
+ * qe_threadpool_scratch_bytes): a model without Q8_0/K-quant weights has
+ * none. qe_threadpool_q8_block returns it when it holds `bytes`, else NULL
+ * (no pool, none reserved, or too small: the product then allocates a block
+ * for the call). */
 #define QE_MM_Q8ACT ((size_t)1 << 20)
-void *qe_threadpool_q8_block(qe_threadpool *pool);
+void *qe_threadpool_q8_block(qe_threadpool *pool, size_t bytes);
+/* Bytes of the first chunk of a product with reduction length k (a multiple
+ * of 32) over `rows` activation rows: whole 16-row tiles, at most
+ * QE_MM_Q8ACT. 0 for k not a multiple of 32. */
+size_t qe_q8_block_bytes(int k, int rows);
 
 /* One product, as handed to a variant. */
 typedef struct qe_mm_args {

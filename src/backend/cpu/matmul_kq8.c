@@ -620,9 +620,9 @@ static int kq8_fast(const qe_mm_args *a, qe_kq8_variant v) {
     const size_t per_tile = (size_t)nb * QE_Q8_REC;
     const int chunk_tiles = (int)(QE_MM_Q8ACT / per_tile);
     if (chunk_tiles < 1) return -1;
-    uint8_t *pack = qe_threadpool_q8_block(a->pool);
+    uint8_t *pack = qe_threadpool_q8_block(a->pool, qe_q8_block_bytes(a->k, a->m));
     void *own = NULL;
-    if (!pack) { /* no pool (tests, the self-check): a block for this call */
+    if (!pack) { /* no block on the pool (no pool, none reserved): a block for this call */
         if (posix_memalign(&own, 64, QE_MM_Q8ACT) != 0) return -1;
         pack = own;
     }

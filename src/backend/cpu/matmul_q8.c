@@ -181,9 +181,9 @@ static int q8_fast(const qe_mm_args *a, qe_q8_variant v) {
     const int chunk_tiles = (int)(QE_MM_Q8ACT / per_tile);
     if (chunk_tiles < 1) return -1;
     if (v == QE_Q8_AMX && qe_q8_amx_scratch(a->k) > QE_MM_SCRATCH) v = QE_Q8_VNNI;
-    uint8_t *pack = qe_threadpool_q8_block(a->pool);
+    uint8_t *pack = qe_threadpool_q8_block(a->pool, qe_q8_block_bytes(a->k, a->m));
     void *own = NULL, *own_scr = NULL;
-    if (!pack) { /* no pool (tests, the self-check): blocks for this call */
+    if (!pack) { /* no block on the pool (no pool, none reserved): blocks for this call */
         if (posix_memalign(&own, 64, QE_MM_Q8ACT) != 0) return -1;
         if (v == QE_Q8_AMX && posix_memalign(&own_scr, 64, QE_MM_SCRATCH) != 0) {
             free(own);

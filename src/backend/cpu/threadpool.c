@@ -55,9 +55,11 @@ struct qe_threadpool {
     unsigned char *scratch;
     /* QE_MM_CONV bytes for the oneDNN variant (qe_threadpool_conv_block), or NULL */
     void *conv;
-    /* QE_MM_Q8ACT bytes: the Q8_0 products' activations, quantized once per
-     * product and shared by every thread (qe_threadpool_q8_block) */
+    /* q8_bytes bytes (0 until qe_threadpool_reserve_q8): the int8 products'
+     * activations, quantized once per product and shared by every thread
+     * (qe_threadpool_q8_block) */
     void *q8act;
+    size_t q8_bytes;
 };
 
 static void run_tasks(qe_threadpool *p, int thread) {
@@ -145,11 +147,6 @@ qe_threadpool *qe_threadpool_create(int n_threads) {
         return NULL;
     }
     p->scratch = scratch;
-    if (posix_memalign(&p->q8act, 64, QE_MM_Q8ACT) != 0) {
-        p->q8act = NULL;
-        qe_threadpool_free(p);
-        return NULL;
-    }
     int amx = 0;
     qe_cpu_features(&amx); /* not qe_cpu_isa(): its self-check runs on pools */
     if (amx && posix_memalign(&p->conv, 64, QE_MM_CONV) != 0) {
@@ -203,11 +200,21 @@ int qe_threadpool_size(const qe_threadpool *p) {
 }
 
 size_t qe_threadpool_scratch_bytes(const qe_threadpool *p) {
-    return p ? (size_t)p->n_threads * QE_MM_SCRATCH + (p->conv ? QE_MM_CONV : 0) + QE_MM_Q8ACT : 0;
+    return p ? (size_t)p->n_threads * QE_MM_SCRATCH + (p->conv ? QE_MM_CONV : 0) + p->q8_bytes : 0;
 }
 
-void *qe_threadpool_q8_block(qe_threadpool *p) {
-    return p ? p->q8act : NULL;
+int qe_threadpool_reserve_q8(qe_threadpool *p, size_t bytes) {
+    if (!p || bytes <= p->q8_bytes) return 0;
+    void *b = NULL;
+    if (posix_memalign(&b, 64, bytes) != 0) return -1;
+    free(p->q8act);
+    p->q8act = b;
+    p->q8_bytes = bytes;
+    return 0;
+}
+
+void *qe_threadpool_q8_block(qe_threadpool *p, size_t bytes) {
+    return p && bytes <= p->q8_bytes ? p->q8act : NULL;
 }
 
 void *qe_threadpool_conv_block(qe_threadpool *p) {
