@@ -228,8 +228,7 @@ static qembed_status write_gguf(const qembed_model *m, const char *out, qe_ftype
     put_u32(&w, QE_GGUF_I32);
     put_u64(&w, tk->n_ids);
     for (size_t i = 0; i < tk->n_ids; i++) {
-        uint8_t f = tk->flags[i];
-        int32_t ty = !(f & QE_TOK_PRESENT) ? 5 : !(f & QE_TOK_ADDED) ? 1 : (f & QE_TOK_SPECIAL) ? 3 : 4;
+        int32_t ty = qe_tok_gguf_type(tk, i); /* as llama.cpp's converter types it */
         put(&w, &ty, 4);
     }
     put_str(&w, "tokenizer.ggml.merges", 21);

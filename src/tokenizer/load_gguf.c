@@ -4,8 +4,10 @@
  *
  * tokenizer.ggml.model must be "gpt2" (byte-level BPE) and .pre "qwen2"
  * (Qwen's split pattern). Token types (llama.cpp's): 1 normal -> model.vocab,
- * 3 control -> a special added token, 4 user-defined -> a non-special added
- * token, 5 unused -> skipped. Merges are "left right" strings. With
+ * 3 control -> a special added token (but for Qwen's six FIM/repository
+ * tokens, control only by their spelling: tokenizer.json has them
+ * non-special), 4 user-defined -> a non-special added token, 5 unused ->
+ * skipped. Merges are "left right" strings. With
  * add_eos_token true, the post-processor appends the eos token, as
  * Qwen3-Embedding's tokenizer.json does. */
 #include <stdio.h>
@@ -24,6 +26,38 @@
 static const char qwen2_pattern[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+static int has_affixes(const char *s, size_t n, const char *pre, const char *suf) {
+    size_t lp = strlen(pre), ls = strlen(suf);
+    return n >= lp + ls && !memcmp(s, pre, lp) && !memcmp(s + n - ls, suf, ls);
+}
+
+/* convert_hf_to_gguf.py's does_token_look_special, on the token's bytes. */
+static int looks_special(const char *s, size_t n) {
+    static const char *const names[] = {"<pad>", "<mask>", "<2mass>", "[@BOS@]"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (n == strlen(names[i]) && !memcmp(s, names[i], n)) return 1;
+    return has_affixes(s, n, "<|", "|>") || has_affixes(s, n, "<\xef\xbd\x9c", "\xef\xbd\x9c>") /* <｜ ｜> */
+           || has_affixes(s, n, "<unused", ">");
+}
+
+int qe_tok_gguf_type(const qembed_tokenizer *t, size_t i) {
+    uint8_t f = t->flags[i];
+    if (!(f & QE_TOK_PRESENT)) return QE_GGUF_TOK_UNUSED;
+    if (!(f & QE_TOK_ADDED)) return QE_GGUF_TOK_NORMAL;
+    if ((f & QE_TOK_SPECIAL) || looks_special(t->str_pool + t->str_off[i], t->str_len[i]))
+        return QE_GGUF_TOK_CONTROL;
+    return QE_GGUF_TOK_USER_DEFINED;
+}
+
+int qe_tok_qwen2_plain_control(const char *s, size_t n) {
+    /* tokenizer.json: "special": false for each (Qwen2, Qwen2.5, Qwen3) */
+    static const char *const fim[] = {"<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
+                                      "<|fim_pad|>",    "<|repo_name|>",  "<|file_sep|>"};
+    for (size_t i = 0; i < sizeof fim / sizeof fim[0]; i++)
+        if (n == strlen(fim[i]) && !memcmp(s, fim[i], n)) return 1;
+    return 0;
+}
 
 static cJSON *byte_level(void) {
     cJSON *b = cJSON_CreateObject();
@@ -115,7 +149,8 @@ qembed_status qe_tok_from_gguf(const qe_gguf *g, const char *file, qembed_tokeni
             cJSON_AddBoolToObject(a, "lstrip", 0);
             cJSON_AddBoolToObject(a, "rstrip", 0);
             cJSON_AddBoolToObject(a, "normalized", 0);
-            cJSON_AddBoolToObject(a, "special", ty == 3);
+            cJSON_AddBoolToObject(a, "special",
+                                  ty == QE_GGUF_TOK_CONTROL && !qe_tok_qwen2_plain_control(ts, (size_t)len));
         } else if (ty != 5) {
             big.v[big.n++] = (vocab_entry){.s = ts, .len = (uint32_t)len, .id = (int32_t)i};
         }

@@ -116,6 +116,27 @@ int32_t qe_strtab_get(const qe_hent *tab, size_t mask, const uint8_t *pool, cons
 /* Model or added token id of a string, or -1. */
 int32_t qe_tok_str_lookup(const qembed_tokenizer *t, const uint8_t *s, size_t n);
 
+/* GGUF token types (tokenizer.ggml.token_type, llama.cpp's numbering). */
+enum {
+    QE_GGUF_TOK_NORMAL = 1,
+    QE_GGUF_TOK_CONTROL = 3,
+    QE_GGUF_TOK_USER_DEFINED = 4,
+    QE_GGUF_TOK_UNUSED = 5
+};
+/* The type llama.cpp's converter (convert_hf_to_gguf.py, get_vocab_base)
+ * writes for token id i: unused for an id the vocabulary lacks, normal for a
+ * model token, and for an added token control when tokenizer.json marks it
+ * special or when its spelling looks special (does_token_look_special:
+ * "<|...|>", "<｜...｜>", "<unused...>", <pad>, <mask>, <2mass>, [@BOS@]),
+ * else user-defined (load_gguf.c). */
+int qe_tok_gguf_type(const qembed_tokenizer *t, size_t i);
+/* Whether an added token that a GGUF types control is nevertheless not
+ * special in the Hugging Face tokenizer.json of the Qwen2 vocabulary (the
+ * only one a GGUF may carry here): Qwen's six FIM/repository tokens, which
+ * llama.cpp's converter types control by their spelling alone. The loader
+ * keeps them non-special so that the ids are tokenizer.json's (load_gguf.c). */
+int qe_tok_qwen2_plain_control(const char *s, size_t n);
+
 /* The defaults of qembed_encode_options (qembed_params_init). */
 qembed_encode_options qe_encode_defaults(void);
 

@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "check.h"
+#include "model/gguf.h"
 #include "model_util.h"
 #include "qembed.h"
 
@@ -151,6 +152,107 @@ static void test_q8_block(void) {
           (unsigned long long)bf16);
 }
 
+/* The token types the writer gives the added tokens (ids 151643-151668):
+ * llama.cpp's converter's (convert_hf_to_gguf.py get_vocab_base): control
+ * when tokenizer.json says special or the spelling is "<|...|>", else
+ * user-defined. The six FIM/repository tokens are the case in point:
+ * "special": false in tokenizer.json, control in llama.cpp's files. */
+static const struct {
+    const char *text;
+    int hf_special, type;
+} added_types[] = {
+    {"<|endoftext|>", 1, 3},
+    {"<|im_start|>", 1, 3},
+    {"<|im_end|>", 1, 3},
+    {"<|object_ref_start|>", 1, 3},
+    {"<|object_ref_end|>", 1, 3},
+    {"<|box_start|>", 1, 3},
+    {"<|box_end|>", 1, 3},
+    {"<|quad_start|>", 1, 3},
+    {"<|quad_end|>", 1, 3},
+    {"<|vision_start|>", 1, 3},
+    {"<|vision_end|>", 1, 3},
+    {"<|vision_pad|>", 1, 3},
+    {"<|image_pad|>", 1, 3},
+    {"<|video_pad|>", 1, 3},
+    {"<tool_call>", 0, 4},
+    {"</tool_call>", 0, 4},
+    {"<|fim_prefix|>", 0, 3},
+    {"<|fim_middle|>", 0, 3},
+    {"<|fim_suffix|>", 0, 3},
+    {"<|fim_pad|>", 0, 3},
+    {"<|repo_name|>", 0, 3},
+    {"<|file_sep|>", 0, 3},
+    {"<tool_response>", 0, 4},
+    {"</tool_response>", 0, 4},
+    {"<think>", 0, 4},
+    {"</think>", 0, 4},
+};
+
+static void test_token_types(void) {
+    /* the table's premise: tokenizer.json's added tokens and special flags */
+    char p[2048];
+    path_join(p, sizeof p, model_dir, "tokenizer.json");
+    char *js = slurp(p, NULL);
+    cJSON *j = cJSON_Parse(js);
+    free(js);
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(j, "added_tokens");
+    const int n_added = (int)(sizeof added_types / sizeof added_types[0]);
+    CHECK(cJSON_GetArraySize(added) == n_added, "tokenizer.json has %d added tokens",
+          cJSON_GetArraySize(added));
+    for (int i = 0; i < n_added && i < cJSON_GetArraySize(added); i++) {
+        const cJSON *a = cJSON_GetArrayItem(added, i);
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(a, "content");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
+        CHECK(cJSON_IsString(c) && !strcmp(c->valuestring, added_types[i].text) && id->valueint == 151643 + i,
+              "added token %d", i);
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "special")) == added_types[i].hf_special,
+              "%s: tokenizer.json special", added_types[i].text);
+    }
+    cJSON_Delete(j);
+
+    path_of(p, sizeof p, "tiny-bf16.gguf");
+    size_t n;
+    char *buf = slurp(p, &n);
+    qe_gguf *g = NULL;
+    qembed_error e;
+    CHECK(qe_gguf_parse(buf, n, p, &g, &e) == QEMBED_OK, "%s", e.message);
+    const qe_gguf_kv *tok = g ? qe_gguf_find(g, "tokenizer.ggml.tokens") : NULL;
+    const qe_gguf_kv *typ = g ? qe_gguf_find(g, "tokenizer.ggml.token_type") : NULL;
+    CHECK(tok && typ && typ->arr_type == QE_GGUF_I32 && typ->count == tok->count && tok->count > 151668,
+          "no token types");
+    if (tok && typ && typ->count == tok->count && tok->count > 151668) {
+        const uint8_t *cur = tok->val;
+        int checked = 0, normal = 0;
+        for (uint64_t i = 0; i < tok->count; i++) {
+            uint64_t len;
+            const char *ts = qe_gguf_next_str(&cur, &len);
+            int32_t ty;
+            memcpy(&ty, typ->val + 4 * i, 4);
+            if (i < 151643) {
+                normal += ty == 1;
+                continue;
+            }
+            int k = (int)(i - 151643);
+            if (k >= n_added) {
+                CHECK(ty == 5, "id %llu past the vocabulary: type %d, expected 5 (unused)",
+                      (unsigned long long)i, ty);
+                continue;
+            }
+            CHECK(len == strlen(added_types[k].text) && !memcmp(ts, added_types[k].text, len),
+                  "id %llu: %.*s", (unsigned long long)i, (int)len, ts);
+            CHECK(ty == added_types[k].type, "%s: type %d, expected %d", added_types[k].text, ty,
+                  added_types[k].type);
+            checked++;
+        }
+        printf("token types: %d normal, %d added tokens as llama.cpp's converter types them\n", normal,
+               checked);
+        CHECK(normal == 151643 && checked == n_added, "%d normal, %d added checked", normal, checked);
+    }
+    qe_gguf_free(g);
+    free(buf);
+}
+
 /* The GGUF vocabulary against tokenizer.json on the differential corpus. */
 static void test_tokenizer(void) {
     qembed_tokenizer *a = NULL, *b = NULL;
@@ -261,6 +363,7 @@ int main(int argc, char **argv) {
     golden_read(argv[2], &gold);
     test_fidelity();
     test_q8_block();
+    test_token_types();
     test_tokenizer();
     test_bad();
     return model_test_done(failures);
