@@ -77,6 +77,11 @@ qembed_status qe_model_open(const char *path, const qembed_model_params *params,
                             qembed_error *err);
 /* The library's defaults (qembed_params_init, params.c). */
 qembed_model_params qe_model_defaults(void);
+/* qembed_model_quantize with the encoding on n_threads threads (<= 0: every
+ * online core, as qembed_model_quantize does); the file is the same for any
+ * n_threads (quantize.c). */
+qembed_status qe_model_quantize(const char *model, const char *out, const char *type, int n_threads,
+                                qembed_error *err);
 qembed_ctx_params qe_ctx_defaults(void);
 qembed_embed_options qe_embed_defaults(void);
 

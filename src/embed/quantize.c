@@ -9,6 +9,7 @@
  * stored as f16, q = round(x / d). */
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,46 +83,91 @@ static void enc_q8_0(const float *v, size_t n, uint8_t *out) {
     }
 }
 
-/* Writes one tensor's data in its GGUF type, row by row: each source row
- * (any dtype qembed loads, block types included) widened to f32 once, then
- * encoded. */
-static void put_tensor(wr *w, const wt *x) {
+/* Encoding runs on a thread pool, a tensor at a time in chunks of rows: the
+ * chunk's rows are split between the threads, each encoding its rows into
+ * their place in the chunk's buffer, then the chunk is written. A row's
+ * encoding depends on that row alone, so the file is byte-identical for any
+ * number of threads (model.gguf compares 1 and 2). A chunk is at most
+ * ENC_CHUNK bytes of output (a row more when one row is larger). */
+#define ENC_CHUNK ((size_t)32 << 20)
+
+typedef struct enc_job {
+    const wt *x;
+    qe_dtype bt;   /* the block type for qe_quant_row, or QE_F32: encoded here */
+    size_t cols;   /* values per row */
+    uint64_t sb;   /* source bytes per row */
+    size_t ob;     /* encoded bytes per row */
+    size_t r0, nr; /* this chunk: rows [r0, r0 + nr) */
+    uint8_t *buf;  /* (nr, ob) */
+    float **row;   /* per pool thread: (cols) f32 */
+    int n_tasks;
+    atomic_int bad; /* an encoder refused a row */
+} enc_job;
+
+/* Encoded bytes of one row of `cols` values in GGUF type x->type. */
+static size_t row_bytes(const wt *x, qe_dtype bt, size_t cols) {
+    if (bt != QE_F32) return (size_t)qe_dtype_bytes(bt, cols);
+    if (x->type == QE_GGML_Q8_0) return cols / 32 * 34;
+    return x->type == QE_GGML_F32 ? cols * 4 : cols * 2;
+}
+
+/* Task t of n: its share of the chunk's rows, each (any dtype qembed loads,
+ * block types included) widened to f32 once, then encoded. */
+static void enc_task(void *arg, int task, int thread) {
+    enc_job *j = arg;
+    const size_t a = j->nr * (size_t)task / (size_t)j->n_tasks,
+                 b = j->nr * (size_t)(task + 1) / (size_t)j->n_tasks;
+    float *row = j->row[thread];
+    for (size_t r = a; r < b; r++) {
+        const qe_tensor *t = j->x->t;
+        uint8_t *out = j->buf + r * j->ob;
+        qe_dequant_row(t->dtype, (const uint8_t *)t->data + (j->r0 + r) * j->sb, row, j->cols);
+        if (j->bt != QE_F32) {
+            if (qe_quant_row(j->bt, row, out, j->cols) != 0) atomic_store(&j->bad, 1);
+        } else if (j->x->type == QE_GGML_Q8_0) {
+            enc_q8_0(row, j->cols, out);
+        } else if (j->x->type == QE_GGML_F32) {
+            memcpy(out, row, j->cols * 4);
+        } else {
+            for (size_t k = 0; k < j->cols; k++) {
+                uint16_t h = j->x->type == QE_GGML_BF16 ? qe_f32_to_bf16(row[k]) : qe_f32_to_f16(row[k]);
+                memcpy(out + 2 * k, &h, 2);
+            }
+        }
+    }
+}
+
+/* Writes one tensor's data in its GGUF type, encoded on `pool`; row[thread]
+ * is each pool thread's f32 row of at least the tensor's width. */
+static void put_tensor(wr *w, const wt *x, qe_threadpool *pool, float **row) {
     const qe_tensor *t = x->t;
     const size_t rows = t->ndim == 2 ? (size_t)t->shape[0] : 1;
     const size_t cols = (size_t)t->shape[t->ndim == 2 ? 1 : 0];
-    const uint64_t sb = qe_dtype_bytes(t->dtype, cols);
     const qe_dtype bt = x->type == QE_GGML_Q4_0   ? QE_Q4_0
                         : x->type == QE_GGML_Q5_0 ? QE_Q5_0
                         : x->type == QE_GGML_Q4_K ? QE_Q4_K
                         : x->type == QE_GGML_Q5_K ? QE_Q5_K
                         : x->type == QE_GGML_Q6_K ? QE_Q6_K
                                                   : QE_F32; /* QE_F32: not one of the five */
-    float *row = malloc(cols * sizeof *row);
-    uint8_t *out = malloc(cols * 4 + 64); /* the widest encoding: f32 */
-    if (!row || !out) w->bad = 1;
-    for (size_t r = 0; r < rows && !w->bad; r++) {
-        qe_dequant_row(t->dtype, (const uint8_t *)t->data + r * sb, row, cols);
-        size_t ob;
-        if (bt != QE_F32) {
-            ob = (size_t)qe_dtype_bytes(bt, cols);
-            if (qe_quant_row(bt, row, out, cols) != 0) w->bad = 1;
-        } else if (x->type == QE_GGML_Q8_0) {
-            ob = cols / 32 * 34;
-            enc_q8_0(row, cols, out);
-        } else if (x->type == QE_GGML_F32) {
-            ob = cols * 4;
-            memcpy(out, row, ob);
-        } else {
-            ob = cols * 2;
-            for (size_t k = 0; k < cols; k++) {
-                uint16_t h = x->type == QE_GGML_BF16 ? qe_f32_to_bf16(row[k]) : qe_f32_to_f16(row[k]);
-                memcpy(out + 2 * k, &h, 2);
-            }
-        }
-        put(w, out, ob);
+    enc_job j = {.x = x, .bt = bt, .cols = cols, .sb = qe_dtype_bytes(t->dtype, cols), .row = row};
+    j.ob = row_bytes(x, bt, cols);
+    size_t chunk = j.ob ? ENC_CHUNK / j.ob : rows;
+    if (chunk < 1) chunk = 1;
+    if (chunk > rows) chunk = rows;
+    j.buf = malloc(chunk * j.ob + 1);
+    if (!j.buf) w->bad = 1;
+    const int threads = qe_threadpool_size(pool);
+    for (size_t r0 = 0; r0 < rows && !w->bad; r0 += chunk) {
+        j.r0 = r0;
+        j.nr = rows - r0 < chunk ? rows - r0 : chunk;
+        /* a few tasks per thread: a thread slowed by another process does not hold the rest up */
+        j.n_tasks = j.nr < (size_t)threads * 4 ? (int)j.nr : threads * 4;
+        atomic_init(&j.bad, 0);
+        qe_threadpool_run(pool, enc_task, &j, j.n_tasks);
+        if (atomic_load(&j.bad)) w->bad = 1;
+        put(w, j.buf, j.nr * j.ob);
     }
-    free(row);
-    free(out);
+    free(j.buf);
 }
 
 static int cmp_rank(const void *a, const void *b) {
@@ -129,7 +175,8 @@ static int cmp_rank(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static qembed_status write_gguf(const qembed_model *m, const char *out, qe_ftype ft, qembed_error *err) {
+static qembed_status write_gguf(const qembed_model *m, const char *out, qe_ftype ft, qe_threadpool *pool,
+                                qembed_error *err) {
     const qe_config *c = &m->cfg;
     const qembed_tokenizer *tk = m->tok;
     size_t nt = 2 + (size_t)c->n_layers * 11;
@@ -265,12 +312,25 @@ static qembed_status write_gguf(const qembed_model *m, const char *out, qe_ftype
         w.bad = 1;
     else
         put(&w, zeros, (size_t)((32 - pos % 32) % 32));
+    /* each pool thread's f32 row, as wide as the widest tensor */
+    size_t widest = 1;
+    for (size_t i = 0; i < nt; i++) {
+        size_t cols = (size_t)ts[i].t->shape[ts[i].t->ndim == 2 ? 1 : 0];
+        if (cols > widest) widest = cols;
+    }
+    const int threads = qe_threadpool_size(pool);
+    float **rows = calloc((size_t)threads, sizeof *rows);
+    if (!rows) w.bad = 1;
+    for (int i = 0; rows && i < threads; i++)
+        if (!(rows[i] = malloc(widest * sizeof(float)))) w.bad = 1;
     uint64_t at = 0;
     for (size_t i = 0; i < nt && !w.bad; i++) {
         put(&w, zeros, (size_t)(ts[i].offset - at));
-        put_tensor(&w, &ts[i]);
+        put_tensor(&w, &ts[i], pool, rows);
         at = ts[i].offset + ts[i].bytes;
     }
+    for (int i = 0; rows && i < threads; i++) free(rows[i]);
+    free(rows);
     int e = errno;
     if (fclose(w.f) != 0) w.bad = 1;
     free(ts);
@@ -283,6 +343,11 @@ static qembed_status write_gguf(const qembed_model *m, const char *out, qe_ftype
 }
 
 qembed_status qembed_model_quantize(const char *model, const char *out, const char *type, qembed_error *err) {
+    return qe_model_quantize(model, out, type, 0, err);
+}
+
+qembed_status qe_model_quantize(const char *model, const char *out, const char *type, int n_threads,
+                                qembed_error *err) {
     QE_FAIL_IF(!model || !out || !type, err, QEMBED_ERR_INVALID_ARGUMENT,
                "qembed_model_quantize: model, out and type are required");
     qe_ftype gt;
@@ -291,8 +356,14 @@ qembed_status qembed_model_quantize(const char *model, const char *out, const ch
     qembed_model_params p = qembed_model_default_params();
     p.log_level = QEMBED_LOG_WARN;
     qembed_model *m = NULL;
+    p.n_threads = n_threads;
+    p.exact = 1; /* no forward pass runs here: skip packing the matrices for AMX tiles at load */
     QE_TRY(qe_model_open(model, &p, &m, err));
-    qembed_status st = write_gguf(m, out, gt, err);
+    qe_threadpool *pool = qe_threadpool_create(n_threads);
+    qembed_status st =
+        pool ? write_gguf(m, out, gt, pool, err)
+             : qe_error(err, QEMBED_ERR_OUT_OF_MEMORY, "cannot start a thread pool of %d threads", n_threads);
+    qe_threadpool_free(pool);
     qembed_model_free(m);
     return st;
 }

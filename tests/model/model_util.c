@@ -168,6 +168,15 @@ const char *bad_model_problem(const char *path, const void *bytes, size_t n, con
     return why;
 }
 
+int same_bytes(const char *a, const char *b) {
+    size_t na, nb;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    int same = na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return same;
+}
+
 size_t gguf_tensor_info_at(const char *b, size_t n, const char *tname) {
     size_t l = strlen(tname);
     uint64_t l64 = l;

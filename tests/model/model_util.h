@@ -51,6 +51,9 @@ float *embed_exact(const char *model, char *const *texts, int n, int *dims, qemb
  * text). */
 const char *bad_model_problem(const char *path, const void *bytes, size_t n, const char *words);
 
+/* Whether two files hold the same bytes (fatal when one cannot be read). */
+int same_bytes(const char *a, const char *b);
+
 /* Offset in a GGUF file's bytes just past a tensor info's name (at its
  * n_dims u32; then ne[] u64, type u32, offset u64); 0 when not found. */
 size_t gguf_tensor_info_at(const char *b, size_t n, const char *tname);

@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "check.h"
+#include "embed/embed.h"
 #include "model/gguf.h"
 #include "model_util.h"
 #include "qembed.h"
@@ -113,6 +114,26 @@ static void test_fidelity(void) {
     CHECK(s != QEMBED_OK && strstr(e.message, "2 .gguf files"), "two ggufs: %s", e.message);
     qembed_model_free(m);
     free(ref);
+}
+
+/* The encoding runs on a thread pool; the file must not depend on how many
+ * threads: each type written on 1 and on 3 threads (an uneven split of the
+ * rows; f32's token_embd, 38 MB, also spans two of the writer's 32 MiB
+ * chunks) is byte for byte the file test_fidelity wrote (every core). */
+static void test_quantize_threads(void) {
+    static const char *const types[] = {"f32", "bf16", "f16", "q8_0"};
+    for (int t = 0; t < 4; t++) {
+        char all[2048], one[2048];
+        snprintf(all, sizeof all, "%s/tiny-%s.gguf", g_tmp, types[t]);
+        for (int threads = 1; threads <= 3; threads += 2) {
+            snprintf(one, sizeof one, "%s/tiny-%s-t%d.gguf", g_tmp, types[t], threads);
+            qembed_error e;
+            CHECK(qe_model_quantize(model_dir, one, types[t], threads, &e) == QEMBED_OK,
+                  "%s on %d threads: %s", types[t], threads, e.message);
+            CHECK(same_bytes(all, one), "%s: the file written on %d threads differs", types[t], threads);
+            remove(one);
+        }
+    }
 }
 
 /* A context's activation bytes of the model in `file` (in tmp), for batches
@@ -362,6 +383,7 @@ int main(int argc, char **argv) {
     model_dir = argv[1], corpus_path = argv[3];
     golden_read(argv[2], &gold);
     test_fidelity();
+    test_quantize_threads();
     test_q8_block();
     test_token_types();
     test_tokenizer();

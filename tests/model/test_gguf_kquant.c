@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "embed/embed.h"
 #include "embed/quant_mix.h"
 #include "model/gguf.h"
 #include "model_util.h"
@@ -159,6 +160,13 @@ static void test_tiny(const char *model_dir) {
         qembed_status s = qembed_model_quantize(model_dir, out, cases[c].type, &e);
         CHECK(s == QEMBED_OK, "quantize %s: %s", cases[c].type, e.message);
         if (s) continue;
+        /* the encoding on one thread gives the same bytes (quantize.c) */
+        char one[2048];
+        snprintf(one, sizeof one, "%s/tiny-%s-t1.gguf", g_tmp, cases[c].type);
+        CHECK(qe_model_quantize(model_dir, one, cases[c].type, 1, &e) == QEMBED_OK, "%s: %s", cases[c].type,
+              e.message);
+        CHECK(same_bytes(out, one), "%s: the file written on one thread differs", cases[c].type);
+        remove(one);
         char *buf;
         qe_gguf *g = parse_file(out, &buf);
         for (int k = 0; g && k < 7; k++) {
