@@ -11,6 +11,7 @@
 #include "qembed.h"
 
 #include "check.h"
+#include "cosine.h"
 
 static const char *model_dir, *golden_path, *broken_zero, *broken_inf;
 
@@ -43,16 +44,6 @@ static qembed_ctx *ctx_of(const qembed_model *m, size_t max_batch) {
         exit(2);
     }
     return c;
-}
-
-static double cosine(const float *a, const float *b, int n) {
-    double d = 0, na = 0, nb = 0;
-    for (int i = 0; i < n; i++) {
-        d += (double)a[i] * b[i];
-        na += (double)a[i] * a[i];
-        nb += (double)b[i] * b[i];
-    }
-    return d / sqrt(na * nb);
 }
 
 static int hidden_of(const qembed_model *m) {

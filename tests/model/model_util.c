@@ -1,6 +1,5 @@
 /* Helpers shared by the model tests (model_util.h). */
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,13 +71,6 @@ qembed_status load_dir(const char *dir, qe_config *cfg, qembed_error *err) {
     if (!st) qe_weights_release(&w);
     qe_checkpoint_free(ck);
     return st;
-}
-
-double cosine(const float *a, const float *b, int n) {
-    double d = 0, na = 0, nb = 0;
-    for (int i = 0; i < n; i++)
-        d += (double)a[i] * b[i], na += (double)a[i] * a[i], nb += (double)b[i] * b[i];
-    return d / sqrt(na * nb);
 }
 
 void golden_read(const char *path, golden_set *g) {

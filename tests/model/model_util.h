@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cosine.h"
 #include "model/config.h"
 
 extern char g_shared[1024]; /* the shared tiny model */
@@ -22,9 +23,6 @@ __attribute__((format(printf, 1, 2))) void run_cmd(const char *fmt, ...);
 void path_join(char *out, size_t n, const char *a, const char *b);
 /* Loads dir the way qembed_model_load does: config, checkpoint, bind. */
 qembed_status load_dir(const char *dir, qe_config *cfg, qembed_error *err);
-
-/* Cosine similarity of two n-vectors, in double. */
-double cosine(const float *a, const float *b, int n);
 
 /* The golden cases of a golden JSON file (../shared/golden): each case's
  * text, its token ids and its f32 reference vector (dims floats). */

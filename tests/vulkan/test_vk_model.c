@@ -18,6 +18,7 @@
 #include "backend/vulkan/vk_internal.h"
 #include "backend/vulkan/vk_loader.h"
 #include "check.h"
+#include "cosine.h"
 #include "common/clock.h"
 #include "embed/embed.h"
 #include "qembed.h"
@@ -66,16 +67,6 @@ static int embed(const qembed_model *m, const int32_t *const *ids, const size_t 
     if (!ok) fprintf(stderr, "embed: %s\n", e.message);
     qembed_ctx_free(c);
     return ok;
-}
-
-static double cosine(const float *a, const float *b, int n) {
-    double d = 0, na = 0, nb = 0;
-    for (int i = 0; i < n; i++) {
-        d += (double)a[i] * b[i];
-        na += (double)a[i] * a[i];
-        nb += (double)b[i] * b[i];
-    }
-    return d / sqrt(na * nb + 1e-300);
 }
 
 /* A few inputs of odd lengths with deterministic ids. */

@@ -347,9 +347,8 @@ int cmd_bench(int argc, char **argv) {
                 long_tokens = 1024;
                 break;
             default: { /* the four counts */
-                char *end = NULL;
-                long v = strtol(val, &end, 10);
-                if (!*val || !end || *end || v < 0 || v > 1000000) {
+                long v;
+                if (cli_parse_long(val, 0, 1000000, &v) != 0) {
                     fprintf(stderr, "qembed bench: %s wants a count, got '%s'\n", ap.spelled, val);
                     return 1;
                 }

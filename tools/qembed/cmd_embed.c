@@ -1,7 +1,6 @@
 /* qembed embed: texts -> vectors, streamed in chunks; with --resume or
  * --shard a bulk job whose progress is committed chunk by chunk
  * (job_state.h), with --on-error skip one that records bad inputs as gaps. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,16 +97,6 @@ static const cli_optdef embed_opts[] = {
     {"error-report", OPT_ERROR_REPORT, 1},
     {NULL, 0, 0},
 };
-
-static int parse_size(const char *s, long lo, long hi, long *out) {
-    if (!s || !*s) return -1;
-    errno = 0;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
 
 /* One line on stderr, redrawn in place: count, tokens/s, time left. The
  * estimate is by bytes of a file input (pos of size): the input is read once,
@@ -290,14 +279,14 @@ int cmd_embed(int argc, char **argv) {
             case 'f': format = v; break;
             case OPT_INSTRUCT: opts.instruction = v; break;
             case OPT_DIMS:
-                if (parse_size(v, 1, 1 << 20, &dims) != 0) {
+                if (cli_parse_long(v, 1, 1 << 20, &dims) != 0) {
                     fprintf(stderr, "qembed embed: --dims '%s': expected a whole number (32..hidden size)\n",
                             v);
                     goto out;
                 }
                 break;
             case OPT_MAX_TOKENS:
-                if (parse_size(v, 1, 1 << 24, &max_tokens) != 0) {
+                if (cli_parse_long(v, 1, 1 << 24, &max_tokens) != 0) {
                     fprintf(stderr, "qembed embed: --max-tokens '%s': expected a positive whole number\n", v);
                     goto out;
                 }

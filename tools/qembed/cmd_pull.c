@@ -100,9 +100,8 @@ int cmd_pull(int argc, char **argv) {
             case O_CACHE: cache_override = optarg_; break;
             case O_TOKEN: token = optarg_; break;
             case O_RETRIES: {
-                char *end;
-                long v = strtol(optarg_, &end, 10);
-                if (!*optarg_ || *end || v < 0 || v > 100) {
+                long v;
+                if (cli_parse_long(optarg_, 0, 100, &v) != 0) {
                     fprintf(stderr, "qembed pull: --retries: '%s' is not a count (0 to 100)\n", optarg_);
                     goto done;
                 }

@@ -191,9 +191,8 @@ int cmd_serve(int argc, char **argv) {
                 return 0;
             case OPT_HOST: cfg.host = v; break;
             case OPT_PORT: {
-                char *end;
-                long p = strtol(v, &end, 10);
-                if (!*v || *end || p < 0 || p > 65535) {
+                long p;
+                if (cli_parse_long(v, 0, 65535, &p) != 0) {
                     fprintf(stderr, "qembed serve: --port needs 0..65535, got '%s'\n", v);
                     return 1;
                 }

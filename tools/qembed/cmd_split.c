@@ -55,9 +55,8 @@ int cmd_split(int argc, char **argv) {
                 return 0;
             case 'o': out = v; break;
             case OPT_MAX_SEGMENTS: {
-                char *end = NULL;
-                long n = strtol(v, &end, 10);
-                if (!*v || *end || n < 1 || n > 1024) {
+                long n;
+                if (cli_parse_long(v, 1, 1024, &n) != 0) {
                     fprintf(stderr, "qembed split: --max-segments: '%s' is not a count (1 to 1024)\n", v);
                     return 1;
                 }

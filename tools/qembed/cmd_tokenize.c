@@ -1,5 +1,5 @@
 /* qembed tokenize: texts -> token ids, exactly as `embed` feeds the model. */
-#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,17 +96,13 @@ int cmd_tokenize(int argc, char **argv) {
             case 'f': format = v; break;
             case OPT_INPUT_FORMAT: input_format = v; break;
             case OPT_INSTRUCT: opts.instruction = v; break;
-            case OPT_MAX_TOKENS: {
-                char *end;
-                errno = 0;
-                max_tokens = strtol(v, &end, 10);
-                if (errno || !*v || *end || max_tokens < 1) {
+            case OPT_MAX_TOKENS:
+                if (cli_parse_long(v, 1, LONG_MAX, &max_tokens) != 0) {
                     fprintf(stderr, "qembed tokenize: --max-tokens '%s': expected a positive whole number\n",
                             v);
                     goto out;
                 }
                 break;
-            }
             case OPT_TRUNCATE: opts.truncate = 1; break;
             case OPT_NO_SPECIAL: opts.parse_special = 0; break;
             case OPT_DECODE: decode = 1; break;

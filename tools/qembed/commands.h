@@ -86,6 +86,10 @@ qembed_model *cli_settings_load_model(const cli_settings *s, const qembed_model_
 
 /* Parses "512M", "3G", "1024" (bytes; K/M/G/T suffixes are powers of 1024). */
 int cli_parse_bytes(const char *s, uint64_t *out);
+/* Parses a whole decimal number in [lo, hi] into *out: 0, or -1 (nothing
+ * stored) for an empty string, trailing characters, overflow or a number
+ * outside the range. The one parser of every count and size flag. */
+int cli_parse_long(const char *s, long lo, long hi, long *out);
 
 /* Monotonic seconds, for durations (clock.c: the CLI's one clock). */
 double cli_now_s(void);

@@ -100,7 +100,7 @@ int cli_parse_bytes(const char *s, uint64_t *out) {
     return 0;
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out) {
+int cli_parse_long(const char *s, long lo, long hi, long *out) {
     if (!s || !*s) return -1;
     errno = 0;
     char *end = NULL;
@@ -229,7 +229,7 @@ void cli_settings_init(cli_settings *s) {
 
     long n;
     if ((v = env("QEMBED_MAX_BATCH_TOKENS"))) {
-        if (parse_int(v, 1, MAX_BATCH_TOKENS_LIMIT, &n) == 0) {
+        if (cli_parse_long(v, 1, MAX_BATCH_TOKENS_LIMIT, &n) == 0) {
             s->max_batch_tokens = (size_t)n;
             s->max_batch_src = "QEMBED_MAX_BATCH_TOKENS";
         } else {
@@ -241,7 +241,7 @@ void cli_settings_init(cli_settings *s) {
         s->verify_src = "QEMBED_NO_VERIFY";
     }
     if ((v = env("QEMBED_THREADS"))) {
-        if (parse_int(v, 0, 4096, &n) == 0) {
+        if (cli_parse_long(v, 0, 4096, &n) == 0) {
             s->n_threads = (int)n;
             s->threads_src = "QEMBED_THREADS";
         } else {
@@ -324,7 +324,7 @@ int cli_settings_set(cli_settings *s, int key, const char *v) {
             return 0;
         }
         case OPT_MAX_BATCH:
-            if (parse_int(v, 1, MAX_BATCH_TOKENS_LIMIT, &n) != 0) {
+            if (cli_parse_long(v, 1, MAX_BATCH_TOKENS_LIMIT, &n) != 0) {
                 fprintf(stderr, "qembed: --max-batch-tokens: '%s' is not a token count (1 to 16777216)\n", v);
                 return -1;
             }
@@ -332,7 +332,7 @@ int cli_settings_set(cli_settings *s, int key, const char *v) {
             s->max_batch_src = "--max-batch-tokens";
             return 0;
         case 't':
-            if (parse_int(v, 0, 4096, &n) != 0) {
+            if (cli_parse_long(v, 0, 4096, &n) != 0) {
                 fprintf(stderr, "qembed: --threads: '%s' is not a thread count (0 = every core)\n", v);
                 return -1;
             }
