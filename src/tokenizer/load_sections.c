@@ -8,6 +8,26 @@
 #include "tokenizer/load_internal.h"
 #include "tokenizer/pretok.h"
 
+/* A "Sequence" node: each element of its array `key` loaded by `one`, named
+ * "<where>.<key>[i]" in messages (nested sequences recurse through `one`).
+ * nonempty: an empty array is refused too. */
+typedef qembed_status (*section_fn)(loader *L, const cJSON *node, const char *where);
+static qembed_status load_sequence(loader *L, const cJSON *node, const char *key, const char *where,
+                                   int nonempty, section_fn one) {
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(node, key);
+    if (!cJSON_IsArray(list) || (nonempty && cJSON_GetArraySize(list) == 0))
+        QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.%s is not %s", L->file, where, key,
+                nonempty ? "a non-empty array" : "an array");
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, list) {
+        char sub[128];
+        snprintf(sub, sizeof sub, "%s.%s[%d]", where, key, i++);
+        QE_TRY(one(L, e, sub));
+    }
+    return QEMBED_OK;
+}
+
 qembed_status qe_tok_load_normalizer(loader *L, const cJSON *n, const char *where) {
     if (!n || cJSON_IsNull(n)) return QEMBED_OK;
     const char *type = jtype(n);
@@ -16,19 +36,8 @@ qembed_status qe_tok_load_normalizer(loader *L, const cJSON *n, const char *wher
         L->t->nfc = 1;
         return QEMBED_OK;
     }
-    if (strcmp(type, "Sequence") == 0) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers");
-        if (!cJSON_IsArray(list))
-            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.normalizers is not an array", L->file, where);
-        int i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, list) {
-            char sub[128];
-            snprintf(sub, sizeof sub, "%s.normalizers[%d]", where, i++);
-            QE_TRY(qe_tok_load_normalizer(L, e, sub));
-        }
-        return QEMBED_OK;
-    }
+    if (strcmp(type, "Sequence") == 0)
+        return load_sequence(L, n, "normalizers", where, 0, qe_tok_load_normalizer);
     QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
             "%s: %s type \"%s\" is not supported (qembed implements NFC and Sequence)", L->file, where, type);
 }
@@ -220,19 +229,7 @@ qembed_status qe_tok_load_post(loader *L, const cJSON *p, const char *where) {
     const char *type = jtype(p);
     if (!type) QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s has no \"type\"", L->file, where);
     if (strcmp(type, "ByteLevel") == 0) return QEMBED_OK; /* only trims offsets; ids unchanged */
-    if (strcmp(type, "Sequence") == 0) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "processors");
-        if (!cJSON_IsArray(list))
-            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.processors is not an array", L->file, where);
-        int i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, list) {
-            char sub[128];
-            snprintf(sub, sizeof sub, "%s.processors[%d]", where, i++);
-            QE_TRY(qe_tok_load_post(L, e, sub));
-        }
-        return QEMBED_OK;
-    }
+    if (strcmp(type, "Sequence") == 0) return load_sequence(L, p, "processors", where, 0, qe_tok_load_post);
     if (strcmp(type, "TemplateProcessing") == 0) {
         int32_t *pre = NULL, *suf = NULL;
         size_t npre = 0, nsuf = 0;
@@ -261,20 +258,8 @@ qembed_status qe_tok_load_post(loader *L, const cJSON *p, const char *where) {
 qembed_status qe_tok_load_decoder(loader *L, const cJSON *d, const char *where) {
     const char *type = d && !cJSON_IsNull(d) ? jtype(d) : NULL;
     if (type && strcmp(type, "ByteLevel") == 0) return QEMBED_OK;
-    if (type && strcmp(type, "Sequence") == 0) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(d, "decoders");
-        int i = 0;
-        const cJSON *e;
-        if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0)
-            QE_FAIL(L->err, QEMBED_ERR_MODEL_FORMAT, "%s: %s.decoders is not a non-empty array", L->file,
-                    where);
-        cJSON_ArrayForEach(e, list) {
-            char sub[128];
-            snprintf(sub, sizeof sub, "%s.decoders[%d]", where, i++);
-            QE_TRY(qe_tok_load_decoder(L, e, sub));
-        }
-        return QEMBED_OK;
-    }
+    if (type && strcmp(type, "Sequence") == 0)
+        return load_sequence(L, d, "decoders", where, 1, qe_tok_load_decoder);
     QE_FAIL(L->err, QEMBED_ERR_UNSUPPORTED,
             "%s: %s type \"%s\" is not supported (qembed decodes ByteLevel only)", L->file, where,
             type ? type : "null");
