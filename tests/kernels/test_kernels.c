@@ -638,7 +638,7 @@ static void test_isa_check(void) {
  * (the only difference is the activations' 8-bit rounding), and qe_matmul's
  * dispatch of QE_Q8_0 at the detected level. */
 static void test_q8(qe_threadpool *pool2) {
-    static const char *const names[QE_Q8_N_VARIANTS] = {"scalar", "avx2", "vnni", "amx"};
+    static const char *const names[QE_Q8_N_VARIANTS] = {"scalar", "avx2", "vnni", "amx", "amx packed"};
     int ran = 0;
     for (int v = QE_Q8_SCALAR; v < QE_Q8_N_VARIANTS; v++) {
         if (!qe_q8_variant_available((qe_q8_variant)v)) continue;
