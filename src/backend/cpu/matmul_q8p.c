@@ -135,13 +135,13 @@ TGT static void group_tile(const uint8_t *grp, const uint8_t *pk, int nb, float 
     __m512 acc[16];
 #pragma GCC unroll 16
     for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
-#define ONE(b, ta, tb, tc)                                                                                \
-    do {                                                                                                  \
-        _tile_zero(tc);                                                                                   \
-        _tile_loadd(ta, grp + (size_t)((b) >> 1) * QE_Q8P_PAIR + (size_t)((b)&1) * 512, 32);              \
-        _tile_loadd(tb, pk + (size_t)(b)*QE_Q8_REC, 64);                                                  \
-        _tile_dpbssd(tc, ta, tb);                                                                         \
-        _tile_stored(tc, cb[(b)&3], 64);                                                                  \
+#define ONE(b, ta, tb, tc)                                                                   \
+    do {                                                                                     \
+        _tile_zero(tc);                                                                      \
+        _tile_loadd(ta, grp + (size_t)((b) >> 1) * QE_Q8P_PAIR + (size_t)((b)&1) * 512, 32); \
+        _tile_loadd(tb, pk + (size_t)(b)*QE_Q8_REC, 64);                                     \
+        _tile_dpbssd(tc, ta, tb);                                                            \
+        _tile_stored(tc, cb[(b)&3], 64);                                                     \
     } while (0)
 #define ISSUE1(b)                            \
     do {                                     \
@@ -158,7 +158,8 @@ TGT static void group_tile(const uint8_t *grp, const uint8_t *pk, int nb, float 
         if (b + 2 < nb) ISSUE1(b + 2);
         const uint8_t *rec = grp + (size_t)(b >> 1) * QE_Q8P_PAIR;
         if (pf && !(b & 1))
-            for (int l = 0; l < QE_Q8P_PAIR; l += 64) _mm_prefetch((const char *)(rec + PF_AHEAD + l), _MM_HINT_T0);
+            for (int l = 0; l < QE_Q8P_PAIR; l += 64)
+                _mm_prefetch((const char *)(rec + PF_AHEAD + l), _MM_HINT_T0);
         _mm512_store_ps(dws, _mm512_cvtph_ps(_mm256_load_si256((const void *)(rec + 1024 + (b & 1) * 32))));
         const int32_t *c = cb[b & 3];
         __m512 dx = _mm512_load_ps((const void *)(pk + (size_t)b * QE_Q8_REC + QE_Q8_OFF_D));
