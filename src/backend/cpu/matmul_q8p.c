@@ -40,17 +40,27 @@ void qe_q8p_free(qe_q8p_w *w) {
     memset(w, 0, sizeof *w);
 }
 
-/* Group g of W (n rows of nb blocks) into dst (zeroed): each row read front
- * to back, its blocks' q and scale copied to their places in the records. */
+/* Group g of W (n rows of nb blocks) into dst: every byte of the group
+ * written once, front to back (zeros for rows past n and a last odd block),
+ * reading the group's 16 rows as 16 streams. */
 static void pack_group(uint8_t *dst, const uint8_t *w, int n, int nb, int g) {
     const size_t wrow = (size_t)nb * QE_Q8_BYTES;
-    for (int r = 0; r < 16 && 16 * g + r < n; r++) {
-        const uint8_t *src = w + (size_t)(16 * g + r) * wrow;
-        for (int b = 0; b < nb; b++) {
-            uint8_t *rec = dst + (size_t)(b / 2) * QE_Q8P_PAIR;
-            const uint8_t *blk = src + (size_t)b * QE_Q8_BYTES;
-            memcpy(rec + (b & 1) * 512 + r * 32, blk + 2, 32);
-            memcpy(rec + 1024 + (b & 1) * 32 + r * 2, blk, 2);
+    const int rows = n - 16 * g < 16 ? n - 16 * g : 16;
+    for (int p = 0; p < (nb + 1) / 2; p++) {
+        uint8_t *rec = dst + (size_t)p * QE_Q8P_PAIR;
+        for (int h = 0; h < 2; h++) {
+            const int b = 2 * p + h;
+            uint8_t *q = rec + h * 512, *d = rec + 1024 + h * 32;
+            for (int r = 0; r < 16; r++) {
+                if (r < rows && b < nb) {
+                    const uint8_t *blk = w + (size_t)(16 * g + r) * wrow + (size_t)b * QE_Q8_BYTES;
+                    memcpy(q + r * 32, blk + 2, 32);
+                    memcpy(d + r * 2, blk, 2);
+                } else {
+                    memset(q + r * 32, 0, 32);
+                    memset(d + r * 2, 0, 2);
+                }
+            }
         }
     }
 }
@@ -71,7 +81,11 @@ int qe_q8p_pack(qe_q8p_w *out, const uint8_t *wg, const uint8_t *wu, int n, int 
 #ifdef MADV_HUGEPAGE
     if (align == huge) (void)madvise(mem, alloc, MADV_HUGEPAGE);
 #endif
-    memset(mem, 0, bytes); /* padding rows and a last odd block stay zero */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+    /* all its pages in one call rather than a fault each (Linux 5.14+) */
+    (void)madvise(mem, alloc, MADV_POPULATE_WRITE);
     uint8_t *d = mem;
     for (int g = 0; g < ng; g++) {
         if (glu) {
