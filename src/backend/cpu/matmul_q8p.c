@@ -43,7 +43,7 @@ void qe_q8p_free(qe_q8p_w *w) {
 /* Group g of W (n rows of nb blocks) into dst: every byte of the group
  * written once, front to back (zeros for rows past n and a last odd block),
  * reading the group's 16 rows as 16 streams. */
-static void pack_group(uint8_t *dst, const uint8_t *w, int n, int nb, int g) {
+static void pack_group_c(uint8_t *dst, const uint8_t *w, int n, int nb, int g) {
     const size_t wrow = (size_t)nb * QE_Q8_BYTES;
     const int rows = n - 16 * g < 16 ? n - 16 * g : 16;
     for (int p = 0; p < (nb + 1) / 2; p++) {
@@ -63,6 +63,43 @@ static void pack_group(uint8_t *dst, const uint8_t *w, int n, int nb, int g) {
             }
         }
     }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* The same for a whole group (16 rows inside W, nb even) with streaming
+ * stores: the packed copy is read back from memory by the products anyway,
+ * and the stores then skip reading each destination line first (the copy
+ * was bound by those reads). */
+__attribute__((target("avx2"))) static void pack_group_nt(uint8_t *dst, const uint8_t *w, int nb, int g) {
+    const size_t wrow = (size_t)nb * QE_Q8_BYTES;
+    const uint8_t *src = w + (size_t)(16 * g) * wrow;
+    for (int p = 0; p < nb / 2; p++) {
+        uint8_t *rec = dst + (size_t)p * QE_Q8P_PAIR;
+        _Alignas(32) uint16_t d[2][16];
+        for (int r = 0; r < 16; r++) {
+            const uint8_t *blk = src + (size_t)r * wrow + (size_t)(2 * p) * QE_Q8_BYTES;
+            _mm256_stream_si256((__m256i *)(rec + r * 32), _mm256_loadu_si256((const __m256i *)(blk + 2)));
+            _mm256_stream_si256((__m256i *)(rec + 512 + r * 32),
+                                _mm256_loadu_si256((const __m256i *)(blk + QE_Q8_BYTES + 2)));
+            memcpy(&d[0][r], blk, 2);
+            memcpy(&d[1][r], blk + QE_Q8_BYTES, 2);
+        }
+        _mm256_stream_si256((__m256i *)(rec + 1024), _mm256_load_si256((const __m256i *)d[0]));
+        _mm256_stream_si256((__m256i *)(rec + 1056), _mm256_load_si256((const __m256i *)d[1]));
+    }
+    _mm_sfence();
+}
+#endif
+
+static void pack_group(uint8_t *dst, const uint8_t *w, int n, int nb, int g) {
+#if defined(__x86_64__)
+    if (16 * g + 16 <= n && nb % 2 == 0 && __builtin_cpu_supports("avx2")) {
+        pack_group_nt(dst, w, nb, g);
+        return;
+    }
+#endif
+    pack_group_c(dst, w, n, nb, g);
 }
 
 int qe_q8p_pack(qe_q8p_w *out, const uint8_t *wg, const uint8_t *wu, int n, int k) {
