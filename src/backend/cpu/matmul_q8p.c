@@ -108,15 +108,17 @@ int qe_q8p_pack(qe_q8p_w *out, const uint8_t *wg, const uint8_t *wu, int n, int 
     if (one == 0 || !wg) return -1;
     const int nb = k / QE_Q8_BLOCK, glu = wu != NULL, ng = (n + 15) / 16;
     const size_t gstride = (size_t)(nb + 1) / 2 * QE_Q8P_PAIR, bytes = one * (glu ? 2 : 1);
-    /* whole 2 MiB pages for the larger matrices (as matmul_amx.c): a query
-     * streams every packed byte once, and huge pages spare it a TLB miss per
-     * 4 KiB */
+    /* 2 MiB pages for the larger matrices (as matmul_amx.c): a query streams
+     * every packed byte once, and huge pages spare it a TLB miss per 4 KiB.
+     * Only the whole 2 MiB pages inside the matrix: Q8_0 sizes are rarely
+     * multiples of 2 MiB, and a rounded-up last page per matrix cost the
+     * 0.6B model 169 MiB of resident memory */
     const size_t huge = (size_t)2 << 20, align = bytes >= huge ? huge : 64;
-    const size_t alloc = (bytes + align - 1) / align * align;
+    const size_t alloc = (bytes + 4095) / 4096 * 4096;
     void *mem = NULL;
     if (posix_memalign(&mem, align, alloc) != 0) return -1;
 #ifdef MADV_HUGEPAGE
-    if (align == huge) (void)madvise(mem, alloc, MADV_HUGEPAGE);
+    if (align == huge) (void)madvise(mem, bytes / huge * huge, MADV_HUGEPAGE);
 #endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -338,8 +340,9 @@ int qe_matmul_q8p(qe_threadpool *pool, const float *x, size_t ldx, int m, int k,
         jb.rows = m - i0 < chunk_tiles * 16 ? m - i0 : chunk_tiles * 16;
         jb.n_tiles = (jb.rows + 15) / 16;
         const long units = (long)jb.n_tiles * jb.nb;
-        /* a query's rows (16 x 1024: a few us) are quantized faster than a hand-off */
-        if (units <= 64 || threads <= 1) {
+        /* a query's rows (16 x 3072 at most: a few us) are quantized faster
+         * than a hand-off */
+        if ((size_t)jb.rows * (size_t)k < 65536 || threads <= 1) {
             jb.n_tasks = 1;
             pack_task(&jb, 0, 0);
         } else {
