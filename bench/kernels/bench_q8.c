@@ -5,6 +5,10 @@
  * this process's CPU time (less sensitive to other processes on the cores;
  * a waiting pool thread's short spin counts too).
  *
+ * "bf16 packed" is the AMX-BF16 product on weights packed at load
+ * (matmul_amx.c) and "q8 amx packed" the AMX-INT8 one (matmul_q8p.c), each
+ * packed once before timing, as the forward pass runs them at level amx.
+ *
  *   bench_q8 [--seconds S] [--threads N] */
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +18,8 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/matmul_internal.h"
+#include "backend/cpu/matmul_amx.h"
+#include "backend/cpu/matmul_q8p.h"
 #include "common/clock.h"
 
 static double g_seconds = 0.4;
@@ -39,12 +45,20 @@ typedef struct run {
     int m, k, n;
     const void *w;
     float *y;
+    const qe_q8p_w *pw; /* q8 amx packed: the weights packed once, before timing (as at load) */
+    const qe_amx_w *bw; /* q8 == -2: bf16 on weights packed for AMX-BF16 (matmul_amx.c), as at load */
 } run;
 
 static void once(const run *r) {
-    if (r->q8 < 0) {
+    if (r->q8 == -2) {
+        qe_amx_out o = {r->bw, r->y, (size_t)r->n};
+        qe_matmul_amx(r->pool, r->x, (size_t)r->k, r->m, r->k, &o, 1);
+    } else if (r->q8 < 0) {
         qe_matmul(r->pool, r->isa, QE_MM_BF16, r->x, (size_t)r->k, r->m, r->k, r->w, QE_BF16, r->n, r->y,
                   (size_t)r->n);
+    } else if (r->q8 == QE_Q8_AMXP) {
+        qe_q8p_out o = {r->pw, r->y, (size_t)r->n};
+        qe_matmul_q8p(r->pool, r->x, (size_t)r->k, r->m, r->k, &o, 1);
     } else {
         qe_mm_args a = {r->pool, QE_MM_BF16, r->x, (size_t)r->k, r->m,        r->k,
                         r->w,    QE_Q8_0,    r->n, r->y,         (size_t)r->n};
@@ -87,21 +101,33 @@ int main(int argc, char **argv) {
             for (int i = 0; i < 32; i++) wq[b * 34 + 2 + i] = (uint8_t)(int8_t)(int)(rnd_unit() * 127.f);
         }
         for (size_t i = 0; i < 512 * (size_t)k; i++) x[i] = rnd_unit();
+        qe_q8p_w pw = {0};
+        qe_amx_w bw = {0};
+        if (isa >= QE_ISA_AMX && qe_amx_usable() && qe_amx_pack(&bw, wb, NULL, n, k) != 0) return 2;
+        if (qe_q8_variant_available(QE_Q8_AMXP) && qe_q8p_pack(&pw, wq, NULL, n, k) != 0) return 2;
         for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++) {
             int m = ms[mi];
-            run rs[4];
-            const char *names[4];
+            run rs[QE_Q8_N_VARIANTS + 1];
+            const char *names[QE_Q8_N_VARIANTS + 1];
             int nr = 0;
-            rs[nr] = (run){pool, -1, isa, x, m, k, n, wb, y};
+            rs[nr] = (run){pool, -1, isa, x, m, k, n, wb, y, NULL, NULL};
             names[nr++] = "bf16";
+            if (bw.data) {
+                rs[nr] = (run){pool, -2, isa, x, m, k, n, wb, y, NULL, &bw};
+                names[nr++] = "bf16 packed";
+            }
             for (int v = QE_Q8_AVX2; v < QE_Q8_N_VARIANTS; v++) {
                 if (!qe_q8_variant_available((qe_q8_variant)v)) continue;
-                rs[nr] = (run){pool, v, isa, x, m, k, n, wq, y};
-                names[nr++] = v == QE_Q8_AVX2 ? "q8 avx2" : v == QE_Q8_VNNI ? "q8 vnni" : "q8 amx";
+                rs[nr] = (run){pool, v, isa, x, m, k, n, wq, y, &pw, NULL};
+                names[nr++] = v == QE_Q8_AVX2   ? "q8 avx2"
+                              : v == QE_Q8_VNNI ? "q8 vnni"
+                              : v == QE_Q8_AMX  ? "q8 amx"
+                                                : "q8 amx packed";
             }
             /* alternate the variants, one call each per round */
             enum { MAXR = 4000 };
-            double *t = malloc(sizeof(double) * MAXR * 4), cpu[4] = {0, 0, 0, 0};
+            double *t = malloc(sizeof(double) * MAXR * (QE_Q8_N_VARIANTS + 1)),
+                   cpu[QE_Q8_N_VARIANTS + 1] = {0};
             int cnt = 0;
             for (int r = 0; r < nr; r++) once(&rs[r]); /* warm */
             double t0 = qe_now_s();
@@ -125,6 +151,8 @@ int main(int argc, char **argv) {
         }
         free(wb);
         free(wq);
+        qe_q8p_free(&pw);
+        qe_amx_free(&bw);
         free(x);
         free(y);
     }

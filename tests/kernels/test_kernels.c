@@ -25,6 +25,7 @@
 #include "backend/cpu/isa_check.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/matmul_amx.h"
+#include "backend/cpu/matmul_q8p.h"
 #include "backend/cpu/ops.h"
 
 #include "check.h"
@@ -516,6 +517,136 @@ static void test_amx(qe_threadpool *pool2) {
            sizeof shapes / sizeof *shapes);
 }
 
+/* ---- the Q8_0 product on packed weights (matmul_q8p.c) as the forward
+ * pass calls it ----
+ * Each shape as three outputs of one call (different widths, row strides
+ * past the columns whose gaps must stay untouched) and as one glu output
+ * (silu(gate) * up against the scalar Q8_0 products then qe_op_swiglu), with
+ * random Q8_0 blocks (q of -128 included). Tails in m (1, 17, 33, 100), k
+ * (one block, 31 blocks: a last odd block in a record) and n (9, 65, 130:
+ * partial 16-row groups); m = 700 at k = 3072 is three chunks of the
+ * activation block; alone and on a pool. The single-output form is also
+ * q8 variant "amx packed" in test_q8. */
+static uint8_t *make_q8(int n, int k) {
+    const size_t nb = (size_t)n * (size_t)(k / 32);
+    uint8_t *w = malloc(nb * 34);
+    for (size_t b = 0; b < nb; b++) {
+        uint16_t d = qe_f32_to_f16(0.001f + 0.01f * fabsf(rnd_unit()));
+        memcpy(w + b * 34, &d, 2);
+        for (int i = 0; i < 32; i++) w[b * 34 + 2 + i] = (uint8_t)(int8_t)(int)floorf(rnd_unit() * 128.f);
+    }
+    return w;
+}
+
+/* |y - ref| within 1e-5 of sum |x w| (the f32 accumulation order differs;
+ * the integer sums do not) */
+static int q8_close(float y, float ref, const float *x, const uint8_t *w, int k) {
+    double b = 0;
+    for (int p = 0; p < k; p++) b += fabs((double)x[p] * qe_tensor_get_f32(w, QE_Q8_0, (size_t)p));
+    return fabs((double)y - ref) <= 1e-5 * b + 1e-30;
+}
+
+static void test_q8p(qe_threadpool *pool2) {
+    if (qe_cpu_isa() < QE_ISA_AMX || !qe_q8p_usable()) {
+        printf("kernels: NOT TESTED here: packed q8 products (no AMX-INT8 level on this CPU)\n");
+        return;
+    }
+    static const shape shapes[] = {{1, 32, 9},   {16, 1024, 192}, {17, 992, 130},
+                                   {33, 64, 65}, {100, 256, 96},  {700, 3072, 65}};
+    const float sentinel = -12345.5f;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const shape s = shapes[si];
+        const size_t ldx = (size_t)s.k + 3, wrow = (size_t)(s.k / 32) * 34;
+        const int ns[3] = {s.n, s.n + 32, s.n / 2 + 1};
+        float *x = malloc(sizeof(float) * (size_t)s.m * ldx);
+        for (size_t i = 0; i < (size_t)s.m * ldx; i++) x[i] = rnd_unit() * 2.0f;
+        float *y[3], *yr[3];
+        uint8_t *w[3];
+        size_t ldy[3];
+        qe_q8p_w pw[3];
+        qe_q8p_out outs[3];
+        for (int o = 0; o < 3; o++) {
+            w[o] = make_q8(ns[o], s.k);
+            ldy[o] = (size_t)ns[o] + 3 * o;
+            y[o] = malloc(sizeof(float) * (size_t)s.m * ldy[o]);
+            yr[o] = malloc(sizeof(float) * (size_t)s.m * ldy[o]);
+            qe_mm_args a = {NULL, QE_MM_BF16, x, ldx, s.m, s.k, w[o], QE_Q8_0, ns[o], yr[o], ldy[o]};
+            CHECK(qe_matmul_q8(&a, QE_Q8_SCALAR) == 0, "q8 scalar reference ran");
+            CHECK(qe_q8p_pack(&pw[o], w[o], NULL, ns[o], s.k) == 0, "q8p pack n=%d k=%d", ns[o], s.k);
+            outs[o] = (qe_q8p_out){&pw[o], y[o], ldy[o]};
+        }
+        uint8_t *wu = make_q8(s.n, s.k);
+        float *g = malloc(sizeof(float) * (size_t)s.m * s.n), *gr = malloc(sizeof(float) * (size_t)s.m * s.n);
+        float *ur = malloc(sizeof(float) * (size_t)s.m * s.n);
+        qe_q8p_w pg;
+        CHECK(qe_q8p_pack(&pg, w[0], wu, s.n, s.k) == 0, "q8p glu pack");
+        qe_mm_args a = {NULL, QE_MM_BF16, x, ldx, s.m, s.k, w[0], QE_Q8_0, s.n, gr, (size_t)s.n};
+        CHECK(qe_matmul_q8(&a, QE_Q8_SCALAR) == 0, "q8 scalar gate");
+        a.w = wu;
+        a.y = ur;
+        CHECK(qe_matmul_q8(&a, QE_Q8_SCALAR) == 0, "q8 scalar up");
+        for (int threads = 1; threads <= 2; threads++) {
+            qe_threadpool *pool = threads == 1 ? NULL : pool2;
+            for (int o = 0; o < 3; o++)
+                for (size_t i = 0; i < (size_t)s.m * ldy[o]; i++) y[o][i] = sentinel;
+            CHECK(qe_matmul_q8p(pool, x, ldx, s.m, s.k, outs, 3) == 0, "q8p m=%d k=%d did not run", s.m, s.k);
+            int bad = 0;
+            for (int o = 0; o < 3; o++)
+                for (int i = 0; i < s.m && !bad; i++)
+                    for (size_t j = 0; j < ldy[o] && !bad; j++) {
+                        float v = y[o][(size_t)i * ldy[o] + j], r = yr[o][(size_t)i * ldy[o] + j];
+                        if (j >= (size_t)ns[o]) {
+                            if (v != sentinel) {
+                                CHECK(0, "q8p output %d wrote the gap at row %d col %zu", o, i, j);
+                                bad = 1;
+                            }
+                        } else if (!q8_close(v, r, x + (size_t)i * ldx, w[o] + j * wrow, s.k)) {
+                            CHECK(0, "q8p m=%d k=%d n=%d threads=%d out %d: y[%d][%zu] = %.9g, ref %.9g", s.m,
+                                  s.k, ns[o], threads, o, i, j, v, r);
+                            bad = 1;
+                        }
+                    }
+            qe_q8p_out go = {&pg, g, (size_t)s.n};
+            CHECK(qe_matmul_q8p(pool, x, ldx, s.m, s.k, &go, 1) == 0, "q8p glu did not run");
+            for (int i = 0; i < s.m && !bad; i++)
+                for (int j = 0; j < s.n && !bad; j++) {
+                    size_t at = (size_t)i * s.n + j;
+                    float want = gr[at];
+                    qe_op_swiglu(&want, &ur[at], 1);
+                    /* the products' bound through silu(g) * u: |silu'| <= 1.1 */
+                    double bg = 0, bu = 0;
+                    for (int p = 0; p < s.k; p++) {
+                        double xv = fabs((double)x[(size_t)i * ldx + p]);
+                        bg += xv * fabs(qe_tensor_get_f32(w[0], QE_Q8_0, (size_t)j * s.k + p));
+                        bu += xv * fabs(qe_tensor_get_f32(wu, QE_Q8_0, (size_t)j * s.k + p));
+                    }
+                    double silu = fabs((double)gr[at] / (1.0 + exp(-(double)gr[at])));
+                    double tol = 1.1 * 1e-5 * bg * (fabs(ur[at]) + 1e-5 * bu) +
+                                 (silu + 1e-5 * bg) * 1e-5 * bu + 1e-5 * fabs(want) + 1e-30;
+                    if (!(fabs((double)g[at] - want) <= tol)) {
+                        CHECK(0, "q8p glu m=%d k=%d n=%d threads=%d: [%d][%d] = %.9g, ref %.9g", s.m, s.k,
+                              s.n, threads, i, j, g[at], want);
+                        bad = 1;
+                    }
+                }
+        }
+        CHECK(qe_matmul_q8p(NULL, x, ldx, s.m, s.k + 32, outs, 1) == -1, "q8p took a depth mismatch");
+        for (int o = 0; o < 3; o++) {
+            qe_q8p_free(&pw[o]);
+            free(w[o]);
+            free(y[o]);
+            free(yr[o]);
+        }
+        qe_q8p_free(&pg);
+        free(wu);
+        free(g);
+        free(gr);
+        free(ur);
+        free(x);
+    }
+    printf("kernels: packed q8 products (3 outputs and glu) on %zu shapes\n", sizeof shapes / sizeof *shapes);
+}
+
 /* ---- RMSNorm's SIMD body against qe_op_rmsnorm_rows ----
  * Widths 1..70 and 128, 1024 (tails of 32 and 16), row strides past the
  * width, in place and not, values spanning 1e-3..1e3: agreement within a
@@ -638,7 +769,7 @@ static void test_isa_check(void) {
  * (the only difference is the activations' 8-bit rounding), and qe_matmul's
  * dispatch of QE_Q8_0 at the detected level. */
 static void test_q8(qe_threadpool *pool2) {
-    static const char *const names[QE_Q8_N_VARIANTS] = {"scalar", "avx2", "vnni", "amx"};
+    static const char *const names[QE_Q8_N_VARIANTS] = {"scalar", "avx2", "vnni", "amx", "amx packed"};
     int ran = 0;
     for (int v = QE_Q8_SCALAR; v < QE_Q8_N_VARIANTS; v++) {
         if (!qe_q8_variant_available((qe_q8_variant)v)) continue;
@@ -743,6 +874,7 @@ int main(int argc, char **argv) {
         if (pool2) test_onednn(pool2);
         if (pool2) test_amx(pool2);
         if (pool2) test_q8(pool2);
+        if (pool2) test_q8p(pool2);
         qe_threadpool_free(pool2);
     }
     if (failures) {

@@ -1,9 +1,10 @@
 /* The CPU behind the backend table: the reference backend. Weights stay where
  * the checkpoint mapped them and the workspace is the context's own CPU
  * forward state, so loading and moving the hidden state cost nothing; run
- * calls forward.c's layer function. On a CPU with AMX tiles (level amx) in
- * bf16 mode, a segment's bf16 matrices are packed once at load for the tiles
- * (forward.c, matmul_amx.c) in place of their mapped pages. */
+ * calls forward.c's layer function. On a CPU with AMX tiles (level amx), a
+ * segment's bf16 matrices (in bf16 mode) or Q8_0 matrices are packed once at
+ * load for the tiles (forward.c, matmul_amx.c, matmul_q8p.c) in place of
+ * their mapped pages. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,26 +21,33 @@ static int cpu_supports(const qe_device *dev, const qe_config *cfg, qe_dtype dt,
     return 1; /* the reference runs every model the loader accepts */
 }
 
-/* Packs layers [first, end) for AMX tiles when that pays and fits:
- * level amx, bf16 mode, every matrix bf16, not turned off by
- * QEMBED_AMX_PACK=0, and the packed copy no larger than the mapped matrices
- * it replaces (plus 1% of padding for widths not a multiple of 32): the
- * planner counted the stored bytes against the budget, and the mapped pages
- * are dropped once packed, so the packed copy takes their place in memory.
- * A failure (no memory) leaves the mapped weights in use, with a warning. */
+/* Packs layers [first, end) for AMX tiles when that pays and fits: level
+ * amx, every matrix bf16 (bf16 mode; not turned off by QEMBED_AMX_PACK=0)
+ * or every matrix Q8_0 (every mode: their products are int8 either way;
+ * not turned off by QEMBED_Q8_PACK=0), and the packed copy no larger than
+ * the mapped matrices it replaces (plus 1% of padding for widths not a
+ * multiple of 32): the planner counted the stored bytes against the budget,
+ * and the mapped pages are dropped once packed, so the packed copy takes
+ * their place in memory. A failure (no memory) leaves the mapped weights in
+ * use, with a warning. */
 static void cpu_pack(const qe_fwd_weights *fw, int first, int end, const qe_logger *lg) {
-    const char *env = getenv("QEMBED_AMX_PACK");
-    if (fw->exact || qe_cpu_isa() < QE_ISA_AMX || end <= first) return;
+    if (qe_cpu_isa() < QE_ISA_AMX || end <= first) return;
+    const int dt = qe_fwd_pack_dtype(fw, first, end);
+    if (dt < 0 || (dt == QE_BF16 && fw->exact)) return; /* neither all bf16 nor all Q8_0 */
+    const char *what = dt == QE_Q8_0 ? "Q8_0" : "bf16",
+               *var = dt == QE_Q8_0 ? "QEMBED_Q8_PACK" : "QEMBED_AMX_PACK";
+    const char *env = getenv(var);
     if (env && strcmp(env, "0") == 0) {
-        QE_INFO(lg, "cpu: bf16 matrices of layers %d-%d read as mapped (QEMBED_AMX_PACK=0)", first, end - 1);
+        QE_INFO(lg, "cpu: %s matrices of layers %d-%d read as mapped (%s=0)", what, first, end - 1, var);
         return;
     }
     uint64_t stored = 0, bytes = qe_fwd_packed_bytes(fw, first, end, &stored);
     char b1[32], b2[32];
-    if (bytes == 0) return; /* not all bf16 */
+    if (bytes == 0) return;
     if (bytes > stored + stored / 100) {
-        QE_INFO(lg, "cpu: bf16 matrices of layers %d-%d read as mapped: packing them would take %s for %s",
-                first, end - 1, qe_fmt_bytes(bytes, b1, sizeof b1), qe_fmt_bytes(stored, b2, sizeof b2));
+        QE_INFO(lg, "cpu: %s matrices of layers %d-%d read as mapped: packing them would take %s for %s",
+                what, first, end - 1, qe_fmt_bytes(bytes, b1, sizeof b1),
+                qe_fmt_bytes(stored, b2, sizeof b2));
         return;
     }
     double t0 = qe_now_s();
@@ -53,10 +61,10 @@ static void cpu_pack(const qe_fwd_weights *fw, int first, int end, const qe_logg
             first, end - 1, qe_fmt_bytes(bytes, b1, sizeof b1));
         return;
     }
-    QE_INFO(lg,
-            "cpu: bf16 matrices of layers %d-%d packed for AMX tiles in %.0f ms: %s in place of their mapped "
-            "pages",
-            first, end - 1, (qe_now_s() - t0) * 1e3, qe_fmt_bytes(bytes, b1, sizeof b1));
+    QE_INFO(
+        lg,
+        "cpu: %s matrices of layers %d-%d packed for AMX tiles in %.0f ms: %s in place of their mapped pages",
+        what, first, end - 1, (qe_now_s() - t0) * 1e3, qe_fmt_bytes(bytes, b1, sizeof b1));
 }
 
 static qembed_status cpu_seg_load(const qe_device *dev, const qe_fwd_weights *fw, int first, int end,

@@ -54,6 +54,8 @@ qembed_status qe_fwd_weights_init(qe_fwd_weights *fw, const qe_config *cfg, cons
 }
 
 static void packed_free(qe_fwd_packed *pk) {
+    for (int i = 0; i < QE_PK_N; i++) qe_q8p_free(&pk->q8[i]);
+    pk->is_q8 = 0;
     qe_amx_free(&pk->q);
     qe_amx_free(&pk->k);
     qe_amx_free(&pk->v);
@@ -75,18 +77,39 @@ void qe_fwd_weights_free(qe_fwd_weights *fw) {
 
 /* ------------------------------------------------- weights packed for AMX */
 
+/* The type of t when the layer's matrices could be packed as it: bf16 or
+ * Q8_0 with whole blocks per row (the loader refuses anything else), or -1. */
 static int packable(const qe_tensor *t) {
-    return t->data && t->dtype == QE_BF16 && t->ndim == 2;
+    if (!t->data || t->ndim != 2) return -1;
+    if (t->dtype == QE_BF16) return QE_BF16;
+    if (t->dtype == QE_Q8_0 && t->shape[1] % 32 == 0) return QE_Q8_0;
+    return -1;
+}
+
+int qe_fwd_pack_dtype(const qe_fwd_weights *fw, int first, int end) {
+    int dt = -1;
+    for (int l = first; l < end; l++) {
+        const qe_layer_weights *lw = &fw->w->layers[l];
+        const qe_tensor *m[7] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->w_gate, &lw->w_up, &lw->w_down};
+        for (int i = 0; i < 7; i++) {
+            int t = packable(m[i]);
+            if (t < 0 || (dt >= 0 && t != dt)) return -1;
+            dt = t;
+        }
+    }
+    return dt;
 }
 
 uint64_t qe_fwd_packed_bytes(const qe_fwd_weights *fw, int first, int end, uint64_t *stored) {
+    const int dt = qe_fwd_pack_dtype(fw, first, end);
+    if (dt < 0) return 0;
     uint64_t p = 0, s = 0;
     for (int l = first; l < end; l++) {
         const qe_layer_weights *lw = &fw->w->layers[l];
         const qe_tensor *m[7] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->w_gate, &lw->w_up, &lw->w_down};
         for (int i = 0; i < 7; i++) {
-            if (!packable(m[i])) return 0;
-            p += qe_amx_packed_bytes((int)m[i]->shape[0], (int)m[i]->shape[1]);
+            int n = (int)m[i]->shape[0], k = (int)m[i]->shape[1];
+            p += dt == QE_Q8_0 ? qe_q8p_packed_bytes(n, k) : qe_amx_packed_bytes(n, k);
             s += qe_tensor_bytes(m[i]);
         }
     }
@@ -127,15 +150,30 @@ static int pack_one(qe_amx_w *out, const qe_tensor *t, const qe_tensor *up) {
     return qe_amx_pack(out, t->data, up ? up->data : NULL, (int)t->shape[0], (int)t->shape[1]);
 }
 
+static int pack_one_q8(qe_q8p_w *out, const qe_tensor *t, const qe_tensor *up) {
+    populate(t);
+    if (up) populate(up);
+    return qe_q8p_pack(out, t->data, up ? up->data : NULL, (int)t->shape[0], (int)t->shape[1]);
+}
+
 static void pack_task(void *arg, int task, int thread) {
     (void)thread;
     pack_job *j = arg;
     const int l = j->first + task;
     const qe_layer_weights *lw = &j->fw->w->layers[l];
     qe_fwd_packed *pk = &j->fw->packed[l];
-    if (pack_one(&pk->q, &lw->wq, NULL) || pack_one(&pk->k, &lw->wk, NULL) ||
-        pack_one(&pk->v, &lw->wv, NULL) || pack_one(&pk->o, &lw->wo, NULL) ||
-        pack_one(&pk->gu, &lw->w_gate, &lw->w_up) || pack_one(&pk->down, &lw->w_down, NULL)) {
+    if (lw->wq.dtype == QE_Q8_0) {
+        pk->is_q8 = 1;
+        if (pack_one_q8(&pk->q8[QE_PK_Q], &lw->wq, NULL) || pack_one_q8(&pk->q8[QE_PK_K], &lw->wk, NULL) ||
+            pack_one_q8(&pk->q8[QE_PK_V], &lw->wv, NULL) || pack_one_q8(&pk->q8[QE_PK_O], &lw->wo, NULL) ||
+            pack_one_q8(&pk->q8[QE_PK_GU], &lw->w_gate, &lw->w_up) ||
+            pack_one_q8(&pk->q8[QE_PK_DOWN], &lw->w_down, NULL)) {
+            atomic_store(&j->failed, 1);
+            return;
+        }
+    } else if (pack_one(&pk->q, &lw->wq, NULL) || pack_one(&pk->k, &lw->wk, NULL) ||
+               pack_one(&pk->v, &lw->wv, NULL) || pack_one(&pk->o, &lw->wo, NULL) ||
+               pack_one(&pk->gu, &lw->w_gate, &lw->w_up) || pack_one(&pk->down, &lw->w_down, NULL)) {
         atomic_store(&j->failed, 1);
         return;
     }
@@ -146,7 +184,8 @@ static void pack_task(void *arg, int task, int thread) {
 
 int qe_fwd_pack_layers(const qe_fwd_weights *fw, int first, int end, qe_threadpool *pool) {
     if (end <= first) return 0;
-    if (qe_fwd_packed_bytes(fw, first, end, NULL) == 0 || !qe_amx_usable()) return -1;
+    const int dt = qe_fwd_pack_dtype(fw, first, end);
+    if (dt < 0 || !(dt == QE_Q8_0 ? qe_q8p_usable() : qe_amx_usable())) return -1;
     pack_job j = {fw, first, 0};
     qe_threadpool_run(pool, pack_task, &j, end - first);
     if (atomic_load(&j.failed)) {
@@ -366,16 +405,28 @@ static void matmul(qe_fwd_state *st, const float *x, size_t ldx, int m, int k, c
     qe_matmul(st->pool, st->isa, st->mode, x, ldx, m, k, w->data, w->dtype, (int)w->shape[0], y, ldy);
 }
 
-/* The layer's packed matrices when this pass uses them: bf16 mode at level
- * amx (a QEMBED_ISA cap below it means the mapped ones). */
+/* The layer's packed matrices when this pass uses them: level amx (a
+ * QEMBED_ISA cap below it means the mapped ones), and for bf16 weights bf16
+ * mode. */
 static const qe_fwd_packed *packed_for(const qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
-    if (!fw->packed || !fw->packed[layer].ready || st->mode != QE_MM_BF16 || st->isa < QE_ISA_AMX)
-        return NULL;
+    if (!fw->packed || !fw->packed[layer].ready || st->isa < QE_ISA_AMX) return NULL;
+    if (!fw->packed[layer].is_q8 && st->mode != QE_MM_BF16) return NULL;
     return &fw->packed[layer];
 }
 
-/* Products on packed weights; 0 when done (else the caller runs qe_matmul). */
-static int packed_mm(qe_fwd_state *st, const float *x, size_t ldx, int m, int k, const qe_amx_out *o, int n) {
+/* Products on packed weights: y[i] = x W_which[i]^T (n <= 3); 0 when done
+ * (else the caller runs qe_matmul). */
+static int packed_mm(qe_fwd_state *st, const qe_fwd_packed *pk, const float *x, size_t ldx, int m, int k,
+                     const int *which, float *const *y, const size_t *ldy, int n) {
+    if (!pk) return -1;
+    if (pk->is_q8) {
+        qe_q8p_out o[3];
+        for (int i = 0; i < n; i++) o[i] = (qe_q8p_out){&pk->q8[which[i]], y[i], ldy[i]};
+        return qe_matmul_q8p(st->pool, x, ldx, m, k, o, n) != 0 ? -1 : 0;
+    }
+    const qe_amx_w *bw[QE_PK_N] = {&pk->q, &pk->k, &pk->v, &pk->o, &pk->gu, &pk->down};
+    qe_amx_out o[3];
+    for (int i = 0; i < n; i++) o[i] = (qe_amx_out){bw[which[i]], y[i], ldy[i]};
     return qe_matmul_amx(st->pool, x, ldx, m, k, o, n) != 0 ? -1 : 0;
 }
 
@@ -411,9 +462,10 @@ void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
     if (st->xn_layer != layer) rmsnorm_rows(st, fw, st->x, st->xn, ln->attn, T);
     st->xn_layer = -1;
     /* packed: q, k and v in one hand-off (x converted once) */
-    qe_amx_out qkv[3] = {
-        {pk ? &pk->q : NULL, st->q, QD}, {pk ? &pk->k : NULL, st->k, KD}, {pk ? &pk->v : NULL, st->v, KD}};
-    if (!pk || packed_mm(st, st->xn, (size_t)H, T, H, qkv, 3) != 0) {
+    const int w_qkv[3] = {QE_PK_Q, QE_PK_K, QE_PK_V};
+    float *const y_qkv[3] = {st->q, st->k, st->v};
+    const size_t ld_qkv[3] = {QD, KD, KD};
+    if (packed_mm(st, pk, st->xn, (size_t)H, T, H, w_qkv, y_qkv, ld_qkv, 3) != 0) {
         matmul(st, st->xn, (size_t)H, T, H, &lw->wq, st->q, QD);
         matmul(st, st->xn, (size_t)H, T, H, &lw->wk, st->k, KD);
         matmul(st, st->xn, (size_t)H, T, H, &lw->wv, st->v, KD);
@@ -453,8 +505,9 @@ void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
         st->compacted = 1;
     }
 
-    qe_amx_out oo = {pk ? &pk->o : NULL, st->xn, (size_t)H};
-    if (!pk || packed_mm(st, st->q, QD, T, (int)QD, &oo, 1) != 0)
+    const int w_o = QE_PK_O;
+    const size_t ld_h = (size_t)H, ld_i = (size_t)I;
+    if (packed_mm(st, pk, st->q, QD, T, (int)QD, &w_o, &st->xn, &ld_h, 1) != 0)
         matmul(st, st->q, QD, T, (int)QD, &lw->wo, st->xn, (size_t)H);
     /* x += o-projection, then the MLP's norm of x into xn (row by row: a
      * row's norm reads only its own, already added, row) */
@@ -465,8 +518,8 @@ void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
         int m = T - r0 < st->mlp_rows ? T - r0 : st->mlp_rows;
         float *xin = st->xn + (size_t)r0 * H;
         /* packed: gate and up in one product that writes silu(gate) * up */
-        qe_amx_out gu = {pk ? &pk->gu : NULL, st->gate, (size_t)I};
-        if (!pk || packed_mm(st, xin, (size_t)H, m, H, &gu, 1) != 0) {
+        const int w_gu = QE_PK_GU, w_dn = QE_PK_DOWN;
+        if (packed_mm(st, pk, xin, (size_t)H, m, H, &w_gu, &st->gate, &ld_i, 1) != 0) {
             matmul(st, xin, (size_t)H, m, H, &lw->w_gate, st->gate, (size_t)I);
             matmul(st, xin, (size_t)H, m, H, &lw->w_up, st->up, (size_t)I);
             swiglu_job sj = {.isa = st->isa,
@@ -477,8 +530,7 @@ void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
             qe_threadpool_run(st->pool, swiglu_task, &sj, sj.n_chunks);
         }
         /* xin is consumed: the down projection's output reuses its rows */
-        qe_amx_out dn = {pk ? &pk->down : NULL, xin, (size_t)H};
-        if (!pk || packed_mm(st, st->gate, (size_t)I, m, I, &dn, 1) != 0)
+        if (packed_mm(st, pk, st->gate, (size_t)I, m, I, &w_dn, &xin, &ld_h, 1) != 0)
             matmul(st, st->gate, (size_t)I, m, I, &lw->w_down, xin, (size_t)H);
     }
     /* x += down projection, and with it the next layer's attention norm

@@ -19,6 +19,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/matmul_amx.h"
+#include "backend/cpu/matmul_q8p.h"
 #include "common/error.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -30,12 +31,19 @@ typedef struct qe_layer_norms {
     const float *k;    /* (head_dim) k_norm */
 } qe_layer_norms;
 
-/* One layer's matrices packed for AMX tiles (matmul_amx.h), used instead of
- * the mapped ones in bf16 mode at level amx: q, k, v, o; gate and up as one
- * glu weight (the product writes silu(gate) * up); down. */
+/* Which of a layer's packed matrices (the index into qe_fwd_packed.q8). */
+enum { QE_PK_Q, QE_PK_K, QE_PK_V, QE_PK_O, QE_PK_GU, QE_PK_DOWN, QE_PK_N };
+
+/* One layer's matrices packed for AMX tiles, used instead of the mapped ones
+ * at level amx: q, k, v, o; gate and up as one glu weight (the product
+ * writes silu(gate) * up); down. bf16 weights (matmul_amx.h, bf16 mode
+ * only) or Q8_0 weights (matmul_q8p.h, every mode: their activations are
+ * int8 in every mode). */
 typedef struct qe_fwd_packed {
     int ready;
+    int is_q8; /* 1: the Q8_0 form (q8[]) holds the layer; 0: the bf16 form */
     qe_amx_w q, k, v, o, gu, down;
+    qe_q8p_w q8[QE_PK_N];
 } qe_fwd_packed;
 
 typedef struct qe_fwd_weights {
@@ -55,7 +63,8 @@ void qe_fwd_weights_free(qe_fwd_weights *fw);
 
 /* Bytes qe_fwd_pack_layers would allocate for layers [first, end), and in
  * *stored the bytes of the same matrices as mapped; 0 when those layers
- * cannot be packed (a matrix not bf16, a layer not bound). */
+ * cannot be packed (not every matrix bf16, or not every one Q8_0; a layer
+ * not bound). */
 uint64_t qe_fwd_packed_bytes(const qe_fwd_weights *fw, int first, int end, uint64_t *stored);
 /* Packs the matrices of layers [first, end) for AMX tiles, the layers in
  * parallel on `pool`, and drops the mapped pages they came from (the
@@ -65,6 +74,9 @@ uint64_t qe_fwd_packed_bytes(const qe_fwd_weights *fw, int first, int end, uint6
  * -1 out of memory (nothing stays packed). Not thread-safe against forward
  * passes on those layers: called at load, before any context runs. */
 int qe_fwd_pack_layers(const qe_fwd_weights *fw, int first, int end, qe_threadpool *pool);
+/* The matrices' type of layers [first, end) when they can be packed: QE_BF16
+ * or QE_Q8_0 (every matrix of every layer that type), else -1. */
+int qe_fwd_pack_dtype(const qe_fwd_weights *fw, int first, int end);
 
 typedef struct qe_fwd_state {
     int cap;             /* most tokens in one pass (sum over the batch's sequences) */

@@ -19,6 +19,7 @@
 #include "matmul_amx.h"
 #include "matmul_internal.h"
 #include "matmul_kq.h"
+#include "matmul_q8p.h"
 
 typedef struct shape {
     int m, k, n;
@@ -168,6 +169,56 @@ static int amx_glu_check(void) {
     return rc;
 }
 
+/* The packed Q8_0 product (matmul_q8p.c) as the forward pass calls it: a
+ * plain output and a glu output (gate and up packed together) in one call,
+ * tails in m, k (an odd block count) and n: 0 agrees with the scalar Q8_0
+ * products (and silu(gate) * up in double), -1 does not, 1 could not check.
+ * (Its single-output form is checked as q8 variant QE_Q8_AMXP.) */
+static int q8p_glu_check(void) {
+    const int m = 19, k = 96, n = 37;
+    const size_t wb = (size_t)n * (size_t)(k / 32) * 34;
+    float *x = malloc(sizeof(float) * m * k), *g = malloc(sizeof(float) * m * n);
+    float *yp = malloc(sizeof(float) * m * n), *gr = malloc(sizeof(float) * m * n);
+    float *ur = malloc(sizeof(float) * m * n);
+    uint8_t *wg = malloc(wb), *wu = malloc(wb);
+    qe_q8p_w pp = {0}, pg = {0};
+    int rc = (!x || !g || !yp || !gr || !ur || !wg || !wu) ? 1 : 0;
+    if (rc == 0) {
+        for (int i = 0; i < m * k; i++) x[i] = rnd();
+        for (size_t b = 0; b < wb / 34; b++)
+            for (int t = 0; t < 2; t++) {
+                uint8_t *blk = (t ? wu : wg) + b * 34;
+                uint16_t d = qe_f32_to_f16(0.001f + 0.01f * fabsf(rnd()));
+                memcpy(blk, &d, 2);
+                for (int i = 0; i < 32; i++) blk[2 + i] = (uint8_t)(int8_t)(int)floorf(rnd() * 128.f);
+            }
+        qe_mm_args a = {NULL, QE_MM_BF16, x, (size_t)k, m, k, wg, QE_Q8_0, n, gr, (size_t)n};
+        rc = qe_matmul_q8(&a, QE_Q8_SCALAR) ? 1 : 0;
+        a.w = wu;
+        a.y = ur;
+        if (rc == 0) rc = qe_matmul_q8(&a, QE_Q8_SCALAR) ? 1 : 0;
+        if (rc == 0 && (qe_q8p_pack(&pp, wg, NULL, n, k) != 0 || qe_q8p_pack(&pg, wg, wu, n, k) != 0)) rc = 1;
+        qe_q8p_out o[2] = {{&pp, yp, (size_t)n}, {&pg, g, (size_t)n}};
+        if (rc == 0 && qe_matmul_q8p(NULL, x, (size_t)k, m, k, o, 2) != 0) rc = -1;
+        /* |x| < 1, |w| < 1.3: each product is off by at most ~1e-5 * k */
+        for (int i = 0; rc == 0 && i < m * n; i++) {
+            double want = gr[i] / (1.0 + exp(-(double)gr[i])) * ur[i];
+            if (!(fabs(yp[i] - gr[i]) <= 1e-4 * (1.0 + fabs(gr[i])))) rc = -1;
+            if (!(fabs(g[i] - want) <= 1e-4 * (1.0 + fabs(want)))) rc = -1;
+        }
+    }
+    qe_q8p_free(&pp);
+    qe_q8p_free(&pg);
+    free(x);
+    free(g);
+    free(yp);
+    free(gr);
+    free(ur);
+    free(wg);
+    free(wu);
+    return rc;
+}
+
 int qe_isa_check(qe_isa isa) {
     int rc = 0;
     switch (isa) {
@@ -186,6 +237,9 @@ int qe_isa_check(qe_isa isa) {
     if (rc == 0 && isa >= QE_ISA_AVX2) rc = qe_q8_check(QE_Q8_AVX2, NULL);
     if (rc == 0 && isa >= QE_ISA_AVX512) rc = qe_q8_check(QE_Q8_VNNI, NULL);
     if (rc == 0 && isa >= QE_ISA_AMX) rc = qe_q8_check(QE_Q8_AMX, NULL);
+    /* and on Q8_0 weights packed at load (matmul_q8p.c) */
+    if (rc == 0 && isa >= QE_ISA_AMX) rc = qe_q8_check(QE_Q8_AMXP, NULL);
+    if (rc == 0 && isa >= QE_ISA_AMX && qe_q8p_usable()) rc = q8p_glu_check();
     /* and for the 4-6 bit block types (matmul_kq.c) */
     if (rc == 0 && isa >= QE_ISA_AVX2) rc = qe_kq_check(QE_KQ_AVX2, NULL);
     if (rc == 0 && isa >= QE_ISA_AVX512) rc = qe_kq_check(QE_KQ_AVX512, NULL);

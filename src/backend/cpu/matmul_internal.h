@@ -95,8 +95,17 @@ int qe_matmul_avx512bf16(const qe_mm_args *a);
  * modes and dtypes or when libdnnl.so.2 cannot be loaded. */
 int qe_matmul_onednn(const qe_mm_args *a);
 /* Q8_0 weights (matmul_q8.c): the int8 dot-product variants. */
-typedef enum qe_q8_variant { QE_Q8_SCALAR = 0, QE_Q8_AVX2 = 1, QE_Q8_VNNI = 2, QE_Q8_AMX = 3 } qe_q8_variant;
-#define QE_Q8_N_VARIANTS 4
+/* QE_Q8_AMXP: the AMX-INT8 product on weights packed at load (matmul_q8p.c),
+ * which qe_matmul_q8 runs by packing W for the call (for tests and the
+ * self-check; qe_q8_best never picks it) */
+typedef enum qe_q8_variant {
+    QE_Q8_SCALAR = 0,
+    QE_Q8_AVX2 = 1,
+    QE_Q8_VNNI = 2,
+    QE_Q8_AMX = 3,
+    QE_Q8_AMXP = 4
+} qe_q8_variant;
+#define QE_Q8_N_VARIANTS 5
 int qe_q8_variant_available(qe_q8_variant v);
 /* The best variant allowed at isa level `isa` (VNNI needs AVX-512 and VNNI;
  * AMX-INT8 tiles the level QE_ISA_AMX). */

@@ -20,6 +20,7 @@
  * exact in its integer sums (a weight q of -128, possible in a file from
  * elsewhere, included); only the f32 accumulation order differs. */
 #include "matmul_q8.h"
+#include "matmul_q8p.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -64,6 +65,7 @@ static int available_uncached(qe_q8_variant v) {
             __builtin_cpu_init();
             return qe_cpu_features(NULL) >= QE_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
         case QE_Q8_AMX: return qe_q8_variant_available(QE_Q8_VNNI) && qe_q8_amx_available();
+        case QE_Q8_AMXP: return qe_q8_variant_available(QE_Q8_AMX);
 #else
         default: return 0;
 #endif
@@ -74,7 +76,7 @@ static int available_uncached(qe_q8_variant v) {
 /* cpuid traps to the hypervisor under KVM: asked once per variant (racing
  * first callers store the same answer). */
 int qe_q8_variant_available(qe_q8_variant v) {
-    static _Atomic int cache[QE_Q8_N_VARIANTS] = {-1, -1, -1, -1};
+    static _Atomic int cache[QE_Q8_N_VARIANTS] = {-1, -1, -1, -1, -1};
     if ((unsigned)v >= QE_Q8_N_VARIANTS) return 0;
     int c = atomic_load_explicit(&cache[v], memory_order_relaxed);
     if (c < 0) {
@@ -212,6 +214,14 @@ static int q8_fast(const qe_mm_args *a, qe_q8_variant v) {
 int qe_matmul_q8(const qe_mm_args *a, qe_q8_variant v) {
     if (a->wt != QE_Q8_0 || a->k % QB != 0) return -1;
     if (!qe_q8_variant_available(v)) v = QE_Q8_SCALAR;
+    if (v == QE_Q8_AMXP) { /* packs W for this call: the load-time path, tested */
+        qe_q8p_w pw;
+        if (qe_q8p_pack(&pw, a->w, NULL, a->n, a->k) != 0) return -1;
+        qe_q8p_out o = {&pw, a->y, a->ldy};
+        int rc = qe_matmul_q8p(a->pool, a->x, a->ldx, a->m, a->k, &o, 1);
+        qe_q8p_free(&pw);
+        return rc;
+    }
 #if defined(__x86_64__)
     if (v != QE_Q8_SCALAR && q8_fast(a, v) == 0) return 0;
 #endif
