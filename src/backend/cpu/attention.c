@@ -1,5 +1,7 @@
 #include "backend/cpu/attention.h"
 
+#include "backend/cpu/attention_amx.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -53,7 +55,7 @@ static size_t round_up(size_t x, size_t m) {
     return (x + m - 1) / m * m;
 }
 
-size_t qe_attn_scratch_floats(int head_dim, int group) {
+static size_t f32_scratch_floats(int head_dim, int group) {
     const size_t Q = (size_t)QE_ATTN_TILE_Q * (size_t)group; /* query vectors per task */
     const size_t QP = round_up(Q, MR);                       /* ... in whole panels */
     const size_t D = (size_t)head_dim;
@@ -63,6 +65,11 @@ size_t qe_attn_scratch_floats(int head_dim, int group) {
            + QP * TK               /* s */
            + TK * D                /* kp */
            + TK * round_up(D, NR); /* vp */
+}
+
+size_t qe_attn_scratch_floats(int head_dim, int group) {
+    const size_t f = f32_scratch_floats(head_dim, group), t = qe_attn_amx_scratch_floats(head_dim, group);
+    return f > t ? f : t;
 }
 
 typedef struct attn_vec {
@@ -426,6 +433,7 @@ typedef struct attn_call {
     const qe_attn_args *a;
     attn_vec vec;
     int n_tasks;
+    int amx; /* 1: the AMX-BF16 body (attention_amx.c) */
 } attn_call;
 
 /* One task's geometry: which rows, which heads, where its scratch lies. */
@@ -581,10 +589,15 @@ static void attn_task(void *arg, int task, int thread) {
         r0 = (tile - a->tile_off[s]) * QE_ATTN_TILE_Q;
         r1 = r0 + QE_ATTN_TILE_Q < len ? r0 + QE_ATTN_TILE_Q : len;
     }
+    float *scratch = a->scratch + (size_t)thread * qe_attn_scratch_floats(hd, group);
+    if (call->amx) {
+        qe_attn_amx_task(a, base, kvh, r0, r1, scratch);
+        return;
+    }
     attn_tile t = {.hd = hd, .group = group, .nvec = (r1 - r0) * group, .r0 = r0, .ld = a->ldkv};
     t.np = (t.nvec + MR - 1) / MR;
     const size_t Q = (size_t)QE_ATTN_TILE_Q * group;
-    t.qp = a->scratch + (size_t)thread * qe_attn_scratch_floats(hd, group);
+    t.qp = scratch;
     t.o = t.qp + round_up(Q, MR) * hd; /* (nvec, hd) */
     t.mx = t.o + Q * hd;               /* (nvec) */
     t.sum = t.mx + Q;                  /* (nvec) */
@@ -642,6 +655,7 @@ void qe_attention(qe_threadpool *pool, const qe_attn_args *a) {
         tiles += a->last_only ? 1 : (len + QE_ATTN_TILE_Q - 1) / QE_ATTN_TILE_Q;
     }
     a->tile_off[a->n_seq] = tiles;
-    attn_call call = {a, pick_vec(a->isa), tiles * a->n_kv_heads};
+    attn_call call = {a, pick_vec(a->isa), tiles * a->n_kv_heads,
+                      a->bf16 && a->isa >= QE_ISA_AMX && qe_attn_amx_usable()};
     qe_threadpool_run(pool, attn_task, &call, call.n_tasks);
 }

@@ -34,10 +34,13 @@ typedef struct qe_attn_args {
                           where only the pooled token matters); other rows are left as they are */
     int *tile_off;  /* scratch, n_seq+1 ints */
     float *scratch; /* qe_attn_scratch_floats(head_dim, group) floats per pool thread */
-    qe_isa isa;     /* picks the inner-loop bodies (scalar, AVX2+FMA) */
+    qe_isa isa;     /* picks the inner-loop bodies (scalar, AVX2+FMA, AVX-512F) */
+    int bf16;       /* 1 (bf16 mode): at level QE_ISA_AMX with the tile state granted,
+                          the AMX-BF16 body (attention_amx.c: q, k, v and the probabilities
+                          rounded to bf16); 0 (exact mode), or no AMX: the f32 bodies */
 } qe_attn_args;
 
-/* Per-thread scratch size in floats; group = n_heads / n_kv_heads. */
+/* Per-thread scratch size in floats (enough for every body); group = n_heads / n_kv_heads. */
 size_t qe_attn_scratch_floats(int head_dim, int group);
 
 void qe_attention(qe_threadpool *pool, const qe_attn_args *a);
