@@ -433,7 +433,8 @@ typedef struct attn_call {
     const qe_attn_args *a;
     attn_vec vec;
     int n_tasks;
-    int amx; /* 1: the AMX-BF16 body (attention_amx.c) */
+    int amx;    /* 1: the AMX-BF16 body (attention_amx.c) */
+    int tile_q; /* query rows per task: QE_ATTN_TILE_Q, or QE_ATTN_AMX_TILE_Q for the AMX body */
 } attn_call;
 
 /* One task's geometry: which rows, which heads, where its scratch lies. */
@@ -586,8 +587,8 @@ static void attn_task(void *arg, int task, int thread) {
         r0 = len - 1;
         r1 = len;
     } else {
-        r0 = (tile - a->tile_off[s]) * QE_ATTN_TILE_Q;
-        r1 = r0 + QE_ATTN_TILE_Q < len ? r0 + QE_ATTN_TILE_Q : len;
+        r0 = (tile - a->tile_off[s]) * call->tile_q;
+        r1 = r0 + call->tile_q < len ? r0 + call->tile_q : len;
     }
     float *scratch = a->scratch + (size_t)thread * qe_attn_scratch_floats(hd, group);
     if (call->amx) {
@@ -648,14 +649,15 @@ static void attn_task(void *arg, int task, int thread) {
 }
 
 void qe_attention(qe_threadpool *pool, const qe_attn_args *a) {
+    const int amx = a->bf16 && a->isa >= QE_ISA_AMX && qe_attn_amx_usable();
+    const int tq = amx ? QE_ATTN_AMX_TILE_Q : QE_ATTN_TILE_Q;
     int tiles = 0;
     for (int s = 0; s < a->n_seq; s++) {
         a->tile_off[s] = tiles;
         int len = a->seq_off[s + 1] - a->seq_off[s];
-        tiles += a->last_only ? 1 : (len + QE_ATTN_TILE_Q - 1) / QE_ATTN_TILE_Q;
+        tiles += a->last_only ? 1 : (len + tq - 1) / tq;
     }
     a->tile_off[a->n_seq] = tiles;
-    attn_call call = {a, pick_vec(a->isa), tiles * a->n_kv_heads,
-                      a->bf16 && a->isa >= QE_ISA_AMX && qe_attn_amx_usable()};
+    attn_call call = {a, pick_vec(a->isa), tiles * a->n_kv_heads, amx, tq};
     qe_threadpool_run(pool, attn_task, &call, call.n_tasks);
 }
