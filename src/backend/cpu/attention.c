@@ -40,7 +40,8 @@
  * with the same summation order per output (so the two agree closely),
  * chosen once per call from the ISA the kernels detected, and an AVX-512F
  * body (one zmm per panel row; run and tested on an AVX-512 machine,
- * 2026-12-06). Attention stays f32 in both modes. */
+ * 2026-12-06). These f32 bodies run in exact mode, and in bf16 mode wherever
+ * the AMX-BF16 body (attention_amx.c) cannot. */
 
 #define MR 6  /* query vectors per micro-tile: 12 accumulators + 2 loads + 1 broadcast */
 #define NR 16 /* keys (scores) or output columns (P V) per micro-tile: two ymm */

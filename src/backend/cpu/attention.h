@@ -4,7 +4,8 @@
  *
  * Computed in tiles with an online softmax (flash-attention style): memory is
  * a few tiles per thread, linear in nothing, and an 8192-token input never
- * materialises an n x n score matrix. Scores and softmax in f32. */
+ * materialises an n x n score matrix. Scores and softmax in f32; in bf16 mode
+ * on AMX CPUs the two products run on tiles in bf16 (attention_amx.h). */
 #ifndef QE_ATTENTION_H
 #define QE_ATTENTION_H
 
@@ -15,7 +16,7 @@
 /* Query rows per task and keys per tile. 128 rows: each key/value tile is
  * gathered (from rows ldkv apart, in L3 or memory for long inputs) and packed
  * once per 128 x group query vectors (with 64 rows, gathering and packing
- * took about a fifth of the time on 2048 tokens; see attention.c). The per-thread scratch is ~390 KiB at head_dim 128,
+ * took about a fifth of the time on 2048 tokens; see attention.c). The f32 bodies' per-thread scratch is ~390 KiB at head_dim 128,
  * group 2 (qe_attn_scratch_floats), still inside a 512 KiB L2. */
 #define QE_ATTN_TILE_Q 128
 #define QE_ATTN_TILE_K 64

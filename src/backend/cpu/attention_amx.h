@@ -12,7 +12,7 @@
  * task packs (rounds, transposes) every key/value block it reads, and with
  * the products on tiles that packing was a third of the time at 128 rows
  * (perf, 4,096 tokens); 512 rows pack each block a quarter as often. The
- * scratch (~0.8 MiB per thread at head_dim 128, group 2) stays in L2. */
+ * scratch (~0.85 MiB per thread at head_dim 128, group 2) stays in L2. */
 #define QE_ATTN_AMX_TILE_Q 512
 
 /* 1 when the tile body can run on this CPU and OS (x86-64, AMX usable). */
