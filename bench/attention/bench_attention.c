@@ -1,11 +1,12 @@
 /* Causal attention speed on one long sequence, the 0.6b model's shape
  * (16 query heads, 8 kv heads, head_dim 128) unless told otherwise:
- *   bench_attention [tokens...] [-t threads] [-r runs] [-s scalar]
+ *   bench_attention [tokens...] [-t threads] [-r runs] [-s scalar] [-b bf16 mode]
  * Prints GFLOP/s, counting 2 FLOPs per multiply-add of Q K^T and P V over
  * the causal triangle: n_heads * 2 * 2 * head_dim * L(L+1)/2, per second of
  * wall time and per second of CPU time of all threads (cpu GFLOP/s: less
  * disturbed by other processes on a shared machine; idle pool threads spin
- * a little, which counts). The best of `runs` is reported. */
+ * a little, which counts). The best of `runs` is reported. -b: bf16 mode (the
+ * AMX-BF16 body where the CPU has it; otherwise the same f32 bodies). */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,7 @@
 #include "common/clock.h"
 
 int main(int argc, char **argv) {
-    int lens[16], n_lens = 0, threads = 2, runs = 3, nh = 16, nkv = 8, hd = 128;
+    int lens[16], n_lens = 0, threads = 2, runs = 3, nh = 16, nkv = 8, hd = 128, bf16 = 0;
     qe_isa isa = qe_cpu_isa();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc)
@@ -25,6 +26,8 @@ int main(int argc, char **argv) {
             runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-s"))
             isa = QE_ISA_SCALAR;
+        else if (!strcmp(argv[i], "-b"))
+            bf16 = 1;
         else if (n_lens < 16)
             lens[n_lens++] = atoi(argv[i]);
     }
@@ -65,7 +68,8 @@ int main(int argc, char **argv) {
                               .head_dim = hd,
                               .tile_off = tile_off,
                               .scratch = scratch,
-                              .isa = isa};
+                              .isa = isa,
+                              .bf16 = bf16};
             double t0 = qe_clock_s(CLOCK_MONOTONIC), c0 = qe_clock_s(CLOCK_PROCESS_CPUTIME_ID);
             qe_attention(pool, &a);
             double dt = qe_clock_s(CLOCK_MONOTONIC) - t0, dc = qe_clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
@@ -75,10 +79,10 @@ int main(int argc, char **argv) {
         double flops = (double)nh * 2 * 2 * hd * ((double)L * (L + 1) / 2);
         double sum = 0;
         for (size_t i = 0; i < (size_t)L * QD; i++) sum += q[i];
-        printf("L %5d  %s  threads %d  best of %d: %8.3f ms  %6.1f GFLOP/s  per cpu-s %6.1f GFLOP"
+        printf("L %5d  %s%s  threads %d  best of %d: %8.3f ms  %6.1f GFLOP/s  per cpu-s %6.1f GFLOP"
                "  (checksum %.6g)\n",
-               L, qe_isa_name(isa), threads, runs, best * 1e3, flops / best * 1e-9, flops / best_cpu * 1e-9,
-               sum);
+               L, qe_isa_name(isa), bf16 ? " bf16" : "", threads, runs, best * 1e3, flops / best * 1e-9,
+               flops / best_cpu * 1e-9, sum);
         free(q);
         free(q0);
         free(k);

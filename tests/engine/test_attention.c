@@ -3,13 +3,22 @@
  * edges (63/64/65 keys, 127/128/129 queries) and shorter than a 6-vector
  * micro-tile, GQA groups 1 to 4, head dims from 2 (the least a config allows)
  * to 128, every ISA body the CPU has, last_only mode, 1 vs 2 threads, and a
- * NaN in a key or value: it reaches the rows that see it and no other. */
+ * NaN in a key or value: it reaches the rows that see it and no other.
+ *
+ * bf16 mode's AMX-BF16 body (attention_amx.c; where the CPU runs it) is
+ * checked against the same formula on q, k and v rounded to bf16 as it
+ * rounds them. What it rounds beyond that is each probability (relative
+ * error <= 2^-8): the normalised weights then move by at most 2 * 2^-8 of
+ * their sum, so an output by at most 2^-7 * max |v| = 7.8e-3 (|v| <= 1
+ * here), the bound used. Big scores (qscale 6) make rows' maxima jump
+ * between key blocks, so the lazy rescaling of its output runs too. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/attention.h"
+#include "backend/cpu/attention_amx.h"
 
 static unsigned long long rng = 88172645463325252ull;
 static float frand(void) {
@@ -52,17 +61,25 @@ typedef struct attn_case {
     int nh, nkv, hd;
     int lens[12];     /* ends at 0 */
     int nan_k, nan_v; /* a token whose key (kv head 1 % nkv) / value (kv head 0) is NaN; -1: none */
+    float qscale;     /* q drawn from [-2, 2] times this (0: 1) */
 } attn_case;
 
 static const attn_case cases[] = {
-    {4, 2, 24, {1, 31, 63, 64, 65, 129, 150, 7}, -1, -1},
-    {2, 2, 16, {2, 5, 6, 127, 128, 129, 3}, -1, -1},
-    {16, 8, 128, {1, 130, 260}, -1, -1},
-    {8, 2, 64, {200, 1, 65}, -1, -1},
-    {3, 1, 2, {70, 4}, -1, -1},
-    {6, 3, 36, {66, 13, 140}, -1, -1},
-    {4, 2, 24, {70, 9}, 68, 69}, /* NaN key, NaN value: only later rows see them */
+    {4, 2, 24, {1, 31, 63, 64, 65, 129, 150, 7}, -1, -1, 0.0f},
+    {2, 2, 16, {2, 5, 6, 127, 128, 129, 3}, -1, -1, 0.0f},
+    {16, 8, 128, {1, 130, 260}, -1, -1, 0.0f},
+    {8, 2, 64, {200, 1, 65}, -1, -1, 0.0f},
+    {3, 1, 2, {70, 4}, -1, -1, 0.0f},
+    {6, 3, 36, {66, 13, 140}, -1, -1, 0.0f},
+    {4, 2, 24, {70, 9}, 68, 69, 0.0f}, /* NaN key, NaN value: only later rows see them */
+    {16, 8, 128, {333, 17, 200}, -1, -1, 6.0f},
+    {8, 2, 48, {97, 190}, 150, 40, 6.0f},
 };
+
+/* x rounded to bf16 and back, as the AMX body rounds its inputs */
+static void round_bf16(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = qe_bf16_to_f32(qe_f32_to_bf16(x[i]));
+}
 
 static int nan_of(double x) {
     return x != x;
@@ -81,22 +98,39 @@ static int run_case(const attn_case *c) {
     float *q = malloc((size_t)T * QD * sizeof(float)), *k = malloc((size_t)T * KD * sizeof(float));
     float *v = malloc((size_t)T * KD * sizeof(float)), *want = malloc((size_t)T * QD * sizeof(float));
     float *got = malloc((size_t)T * QD * sizeof(float));
-    for (size_t i = 0; i < (size_t)T * QD; i++) q[i] = 2.0f * frand();
+    for (size_t i = 0; i < (size_t)T * QD; i++) q[i] = 2.0f * (c->qscale > 0 ? c->qscale : 1.0f) * frand();
     for (size_t i = 0; i < (size_t)T * KD; i++) k[i] = 2.0f * frand();
     for (size_t i = 0; i < (size_t)T * KD; i++) v[i] = frand();
     if (c->nan_k >= 0) k[(size_t)c->nan_k * KD + (size_t)(1 % nkv) * hd + 3 % hd] = NAN;
     if (c->nan_v >= 0) v[(size_t)c->nan_v * KD + 1 % hd] = NAN;
     naive(q, k, v, off, n_seq, nh, nkv, hd, want);
+    /* the bf16 body's reference: the formula on the rounded inputs */
+    float *qb = malloc((size_t)T * QD * sizeof(float)), *kb = malloc((size_t)T * KD * sizeof(float));
+    float *vb = malloc((size_t)T * KD * sizeof(float)), *want_b = malloc((size_t)T * QD * sizeof(float));
+    memcpy(qb, q, (size_t)T * QD * sizeof(float));
+    memcpy(kb, k, (size_t)T * KD * sizeof(float));
+    memcpy(vb, v, (size_t)T * KD * sizeof(float));
+    round_bf16(qb, (size_t)T * QD);
+    round_bf16(kb, (size_t)T * KD);
+    round_bf16(vb, (size_t)T * KD);
+    naive(qb, kb, vb, off, n_seq, nh, nkv, hd, want_b);
 
     int failures = 0;
     int tile_off[13];
     qe_isa best = qe_cpu_isa();
-    for (int isa = QE_ISA_SCALAR; isa <= (int)best; isa++)
+    /* every ISA's f32 bodies (bf16 = 0), then bf16 mode's tile body wherever
+     * the CPU runs tiles, even when the start-up check turned the level down
+     * (then this test shows why) */
+    const int amx = qe_attn_amx_usable();
+    for (int isa = QE_ISA_SCALAR; isa <= (int)best + amx; isa++)
         for (int threads = 1; threads <= 2; threads++)
             for (int last_only = 0; last_only <= 1; last_only++) {
                 qe_threadpool *pool = qe_threadpool_create(threads);
                 float *scratch =
                     malloc((size_t)threads * qe_attn_scratch_floats(hd, nh / nkv) * sizeof(float));
+                const int bf16 = isa > (int)best;
+                const float *ref = bf16 ? want_b : want;
+                const double tol = bf16 ? 7.8e-3 : 2e-5;
                 memcpy(got, q, (size_t)T * QD * sizeof(float));
                 qe_attn_args a = {.q = got,
                                   .ldq = QD,
@@ -111,7 +145,8 @@ static int run_case(const attn_case *c) {
                                   .last_only = last_only,
                                   .tile_off = tile_off,
                                   .scratch = scratch,
-                                  .isa = (qe_isa)isa};
+                                  .isa = bf16 ? QE_ISA_AMX : (qe_isa)isa,
+                                  .bf16 = bf16};
                 qe_attention(pool, &a);
                 double worst = 0;
                 int nan_wrong = 0;
@@ -120,7 +155,7 @@ static int run_case(const attn_case *c) {
                         int is_last = i == off[s + 1] - 1;
                         for (size_t x = 0; x < QD; x++) {
                             float expect =
-                                last_only && !is_last ? q[(size_t)i * QD + x] : want[(size_t)i * QD + x];
+                                last_only && !is_last ? q[(size_t)i * QD + x] : ref[(size_t)i * QD + x];
                             float g = got[(size_t)i * QD + x];
                             if (nan_of(expect) || nan_of(g)) {
                                 nan_wrong += nan_of(expect) != nan_of(g);
@@ -131,9 +166,9 @@ static int run_case(const attn_case *c) {
                         }
                     }
                 char what[160];
-                snprintf(what, sizeof what, "heads %d/%d hd %d isa %s threads %d last_only %d", nh, nkv, hd,
-                         qe_isa_name((qe_isa)isa), threads, last_only);
-                if (worst > 2e-5 || nan_wrong) {
+                snprintf(what, sizeof what, "heads %d/%d hd %d isa %s%s threads %d last_only %d", nh, nkv, hd,
+                         qe_isa_name(a.isa), bf16 ? " bf16 (tiles)" : "", threads, last_only);
+                if (!(worst <= tol) || nan_wrong) {
                     failures++;
                     fprintf(stderr,
                             "FAIL %s: max error %.3g, %d values NaN where they should not be or not NaN "
@@ -150,6 +185,10 @@ static int run_case(const attn_case *c) {
     free(v);
     free(want);
     free(got);
+    free(qb);
+    free(kb);
+    free(vb);
+    free(want_b);
     return failures;
 }
 

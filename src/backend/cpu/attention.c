@@ -1,5 +1,7 @@
 #include "backend/cpu/attention.h"
 
+#include "backend/cpu/attention_amx.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -38,7 +40,8 @@
  * with the same summation order per output (so the two agree closely),
  * chosen once per call from the ISA the kernels detected, and an AVX-512F
  * body (one zmm per panel row; run and tested on an AVX-512 machine,
- * 2026-12-06). Attention stays f32 in both modes. */
+ * 2026-12-06). These f32 bodies run in exact mode, and in bf16 mode wherever
+ * the AMX-BF16 body (attention_amx.c) cannot. */
 
 #define MR 6  /* query vectors per micro-tile: 12 accumulators + 2 loads + 1 broadcast */
 #define NR 16 /* keys (scores) or output columns (P V) per micro-tile: two ymm */
@@ -53,7 +56,7 @@ static size_t round_up(size_t x, size_t m) {
     return (x + m - 1) / m * m;
 }
 
-size_t qe_attn_scratch_floats(int head_dim, int group) {
+static size_t f32_scratch_floats(int head_dim, int group) {
     const size_t Q = (size_t)QE_ATTN_TILE_Q * (size_t)group; /* query vectors per task */
     const size_t QP = round_up(Q, MR);                       /* ... in whole panels */
     const size_t D = (size_t)head_dim;
@@ -63,6 +66,11 @@ size_t qe_attn_scratch_floats(int head_dim, int group) {
            + QP * TK               /* s */
            + TK * D                /* kp */
            + TK * round_up(D, NR); /* vp */
+}
+
+size_t qe_attn_scratch_floats(int head_dim, int group) {
+    const size_t f = f32_scratch_floats(head_dim, group), t = qe_attn_amx_scratch_floats(head_dim, group);
+    return f > t ? f : t;
 }
 
 typedef struct attn_vec {
@@ -426,6 +434,8 @@ typedef struct attn_call {
     const qe_attn_args *a;
     attn_vec vec;
     int n_tasks;
+    int amx;    /* 1: the AMX-BF16 body (attention_amx.c) */
+    int tile_q; /* query rows per task: QE_ATTN_TILE_Q, or QE_ATTN_AMX_TILE_Q for the AMX body */
 } attn_call;
 
 /* One task's geometry: which rows, which heads, where its scratch lies. */
@@ -578,13 +588,18 @@ static void attn_task(void *arg, int task, int thread) {
         r0 = len - 1;
         r1 = len;
     } else {
-        r0 = (tile - a->tile_off[s]) * QE_ATTN_TILE_Q;
-        r1 = r0 + QE_ATTN_TILE_Q < len ? r0 + QE_ATTN_TILE_Q : len;
+        r0 = (tile - a->tile_off[s]) * call->tile_q;
+        r1 = r0 + call->tile_q < len ? r0 + call->tile_q : len;
+    }
+    float *scratch = a->scratch + (size_t)thread * qe_attn_scratch_floats(hd, group);
+    if (call->amx) {
+        qe_attn_amx_task(a, base, kvh, r0, r1, scratch);
+        return;
     }
     attn_tile t = {.hd = hd, .group = group, .nvec = (r1 - r0) * group, .r0 = r0, .ld = a->ldkv};
     t.np = (t.nvec + MR - 1) / MR;
     const size_t Q = (size_t)QE_ATTN_TILE_Q * group;
-    t.qp = a->scratch + (size_t)thread * qe_attn_scratch_floats(hd, group);
+    t.qp = scratch;
     t.o = t.qp + round_up(Q, MR) * hd; /* (nvec, hd) */
     t.mx = t.o + Q * hd;               /* (nvec) */
     t.sum = t.mx + Q;                  /* (nvec) */
@@ -635,13 +650,15 @@ static void attn_task(void *arg, int task, int thread) {
 }
 
 void qe_attention(qe_threadpool *pool, const qe_attn_args *a) {
+    const int amx = a->bf16 && a->isa >= QE_ISA_AMX && qe_attn_amx_usable();
+    const int tq = amx ? QE_ATTN_AMX_TILE_Q : QE_ATTN_TILE_Q;
     int tiles = 0;
     for (int s = 0; s < a->n_seq; s++) {
         a->tile_off[s] = tiles;
         int len = a->seq_off[s + 1] - a->seq_off[s];
-        tiles += a->last_only ? 1 : (len + QE_ATTN_TILE_Q - 1) / QE_ATTN_TILE_Q;
+        tiles += a->last_only ? 1 : (len + tq - 1) / tq;
     }
     a->tile_off[a->n_seq] = tiles;
-    attn_call call = {a, pick_vec(a->isa), tiles * a->n_kv_heads};
+    attn_call call = {a, pick_vec(a->isa), tiles * a->n_kv_heads, amx, tq};
     qe_threadpool_run(pool, attn_task, &call, call.n_tasks);
 }

@@ -4,7 +4,8 @@
  *
  * Computed in tiles with an online softmax (flash-attention style): memory is
  * a few tiles per thread, linear in nothing, and an 8192-token input never
- * materialises an n x n score matrix. Scores and softmax in f32. */
+ * materialises an n x n score matrix. Scores and softmax in f32; in bf16 mode
+ * on AMX CPUs the two products run on tiles in bf16 (attention_amx.h). */
 #ifndef QE_ATTENTION_H
 #define QE_ATTENTION_H
 
@@ -15,7 +16,7 @@
 /* Query rows per task and keys per tile. 128 rows: each key/value tile is
  * gathered (from rows ldkv apart, in L3 or memory for long inputs) and packed
  * once per 128 x group query vectors (with 64 rows, gathering and packing
- * took about a fifth of the time on 2048 tokens; see attention.c). The per-thread scratch is ~390 KiB at head_dim 128,
+ * took about a fifth of the time on 2048 tokens; see attention.c). The f32 bodies' per-thread scratch is ~390 KiB at head_dim 128,
  * group 2 (qe_attn_scratch_floats), still inside a 512 KiB L2. */
 #define QE_ATTN_TILE_Q 128
 #define QE_ATTN_TILE_K 64
@@ -34,10 +35,13 @@ typedef struct qe_attn_args {
                           where only the pooled token matters); other rows are left as they are */
     int *tile_off;  /* scratch, n_seq+1 ints */
     float *scratch; /* qe_attn_scratch_floats(head_dim, group) floats per pool thread */
-    qe_isa isa;     /* picks the inner-loop bodies (scalar, AVX2+FMA) */
+    qe_isa isa;     /* picks the inner-loop bodies (scalar, AVX2+FMA, AVX-512F) */
+    int bf16;       /* 1 (bf16 mode): at level QE_ISA_AMX with the tile state granted,
+                          the AMX-BF16 body (attention_amx.c: q, k, v and the probabilities
+                          rounded to bf16); 0 (exact mode), or no AMX: the f32 bodies */
 } qe_attn_args;
 
-/* Per-thread scratch size in floats; group = n_heads / n_kv_heads. */
+/* Per-thread scratch size in floats (enough for every body); group = n_heads / n_kv_heads. */
 size_t qe_attn_scratch_floats(int head_dim, int group);
 
 void qe_attention(qe_threadpool *pool, const qe_attn_args *a);

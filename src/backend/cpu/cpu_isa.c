@@ -38,7 +38,8 @@ static void detect_once(void) {
     }
     if (failed[0]) {
         snprintf(g_note, sizeof g_note,
-                 "the CPU offers %s, but the %s matrix products disagree with the scalar reference on it: "
+                 "the CPU offers %s, but the %s kernels (products or attention) disagree with the scalar "
+                 "reference on it: "
                  "using %s",
                  qe_isa_name(found), failed, qe_isa_name(g_hw));
     }

@@ -486,7 +486,8 @@ void qe_fwd_layer(qe_fwd_state *st, const qe_fwd_weights *fw, int layer) {
                       .last_only = last,
                       .tile_off = st->tile_off,
                       .scratch = st->attn_scratch,
-                      .isa = st->isa};
+                      .isa = st->isa,
+                      .bf16 = st->mode == QE_MM_BF16};
     qe_attention(st->pool, &a);
 
     if (last) {

@@ -8,7 +8,9 @@
  * and n; dot and GEMM forms; several k-blocks; every weight dtype; both
  * modes) and compared with the scalar reference under the kernel tests'
  * tolerance. The highest level that passes is used; a level that fails is
- * reported (qe_cpu_isa_note) and never used. About 3 ms per level. */
+ * reported (qe_cpu_isa_note) and never used. About 3 ms per level. The AMX
+ * level also checks bf16 mode's attention on tiles (attention_amx.c), which
+ * runs at that level only. */
 #include "isa_check.h"
 
 #include <math.h>
@@ -16,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention.h"
+#include "attention_amx.h"
 #include "matmul_amx.h"
 #include "matmul_internal.h"
 #include "matmul_kq.h"
@@ -219,6 +223,73 @@ static int q8p_glu_check(void) {
     return rc;
 }
 
+/* bf16 mode's attention on tiles against the formula in double on the same
+ * bf16-rounded q, k, v: two sequences of one packed batch (lengths off the
+ * 16/32/128 grids), GQA group 2, head_dim 64, all rows and then last_only.
+ * Bound as tests/engine/test_attention.c: 2^-7 * max |v| (the rounding of
+ * the probabilities). 0 agrees, -1 does not, 1 could not check. */
+static int attn_amx_check(void) {
+    enum { NH = 4, NKV = 2, HD = 64, T = 45 + 150, QD = NH * HD, KD = NKV * HD };
+    const int off[3] = {0, 45, T};
+    int tile_off[3];
+    float *q = malloc(sizeof(float) * T * QD), *got = malloc(sizeof(float) * T * QD);
+    float *k = malloc(sizeof(float) * T * KD), *v = malloc(sizeof(float) * T * KD);
+    float *scratch = malloc(sizeof(float) * qe_attn_scratch_floats(HD, NH / NKV));
+    double *p = malloc(sizeof(double) * T);
+    int rc = (!q || !got || !k || !v || !scratch || !p) ? 1 : 0;
+    for (int i = 0; rc == 0 && i < T * QD; i++) q[i] = qe_bf16_to_f32(qe_f32_to_bf16(2.0f * rnd()));
+    for (int i = 0; rc == 0 && i < T * KD; i++) {
+        k[i] = qe_bf16_to_f32(qe_f32_to_bf16(2.0f * rnd()));
+        v[i] = qe_bf16_to_f32(qe_f32_to_bf16(rnd()));
+    }
+    for (int last_only = 0; rc == 0 && last_only <= 1; last_only++) {
+        memcpy(got, q, sizeof(float) * T * QD);
+        qe_attn_args a = {.q = got,
+                          .ldq = QD,
+                          .k = k,
+                          .v = v,
+                          .ldkv = KD,
+                          .seq_off = off,
+                          .n_seq = 2,
+                          .n_heads = NH,
+                          .n_kv_heads = NKV,
+                          .head_dim = HD,
+                          .last_only = last_only,
+                          .tile_off = tile_off,
+                          .scratch = scratch,
+                          .isa = QE_ISA_AMX,
+                          .bf16 = 1};
+        qe_attention(NULL, &a);
+        for (int s = 0; rc == 0 && s < 2; s++)
+            for (int i = last_only ? off[s + 1] - 1 : off[s]; rc == 0 && i < off[s + 1]; i++)
+                for (int h = 0; rc == 0 && h < NH; h++) {
+                    const int kh = h / (NH / NKV), n = i - off[s] + 1;
+                    double mx = -INFINITY, sum = 0;
+                    for (int j = 0; j < n; j++) {
+                        double d = 0;
+                        for (int x = 0; x < HD; x++)
+                            d += (double)q[i * QD + h * HD + x] * k[(off[s] + j) * KD + kh * HD + x];
+                        p[j] = d / sqrt((double)HD);
+                        if (p[j] > mx) mx = p[j];
+                    }
+                    for (int j = 0; j < n; j++) sum += (p[j] = exp(p[j] - mx));
+                    for (int x = 0; x < HD; x++) {
+                        double o = 0;
+                        for (int j = 0; j < n; j++) o += p[j] * v[(off[s] + j) * KD + kh * HD + x];
+                        if (!(fabs(got[i * QD + h * HD + x] - o / sum) <= 7.8e-3))
+                            rc = -1; /* NaN fails too */
+                    }
+                }
+    }
+    free(q);
+    free(got);
+    free(k);
+    free(v);
+    free(scratch);
+    free(p);
+    return rc;
+}
+
 int qe_isa_check(qe_isa isa) {
     int rc = 0;
     switch (isa) {
@@ -227,6 +298,7 @@ int qe_isa_check(qe_isa isa) {
             /* the products on packed weights that bf16 mode runs at this level */
             if (rc == 0 && qe_amx_usable()) rc = qe_mm_variant_check(amx_packed_variant);
             if (rc == 0 && qe_amx_usable()) rc = amx_glu_check();
+            if (rc == 0 && qe_attn_amx_usable()) rc = attn_amx_check();
             break;
         case QE_ISA_AVX512_BF16: rc = qe_mm_variant_check(qe_matmul_avx512bf16); break;
         case QE_ISA_AVX512: rc = qe_mm_variant_check(qe_matmul_avx512); break;
