@@ -8,16 +8,21 @@
  * 16x16 f32 accumulator tile += A (16 rows x 32 bf16) x B (16 pairs x 16
  * columns), 8 tiles in all.
  *
- * Kernels (rows of activations x columns of one or two 32-column panels):
+ * Kernels (rows of activations x columns of one unit: one or two 32-column
+ * panels whose k-blocks interleave, matmul_amx.h):
  *   2x2: 32 rows x 1 panel, 4 accumulators, each loaded A and B tile used
  *        twice: the batch form (compute-bound).
- *   1x4: 16 rows x 2 panels: a query's form (bound by reading the weights;
- *        two panels are two sequential streams, prefetched ahead).
+ *   1x4: 16 rows x a two-panel unit: a query's form (bound by reading the
+ *        weights; the unit is one sequential stream, prefetched ahead and on
+ *        into the next unit the thread reads).
  *   1x2: 16 rows x 1 panel (a last odd panel).
  * Activations are rounded to bf16 once per call into the pool's conversion
  * block (rows padded with zeros to a multiple of 16, k to 32), in chunks of
- * rows that fit it. Each pool task takes a range of panel pairs of the
- * outputs and every row of the chunk, walking rows in L2-sized blocks. */
+ * rows that fit it. When a chunk's rows fit one L2-sized block (queries,
+ * short batches) each thread reads one contiguous range of units of the
+ * outputs (stream_task; idle threads take units from the back of another's
+ * range); otherwise each pool task takes a range of units and every row of
+ * the chunk, walking rows in L2-sized blocks (product_task). */
 #include "matmul_amx.h"
 
 #include <stdatomic.h>
@@ -69,14 +74,16 @@ __attribute__((target("avx512f"))) static void pack_tile_avx512(uint16_t *tile, 
 }
 #endif
 
-/* Panel c0.. of W (n, k) into dst (kp/32 blocks of two tiles). */
-static void pack_panel(uint16_t *dst, const uint16_t *w, int n, int k, int kp, int c0) {
+/* Panel c0.. of W (n, k) into dst: kp/32 blocks of two tiles, block b at
+ * dst + b * stride (stride BLOCK_BF16 for a panel alone in its unit, twice
+ * that when it shares its unit's k-blocks with a second panel). */
+static void pack_panel(uint16_t *dst, const uint16_t *w, int n, int k, int kp, int c0, size_t stride) {
 #if defined(__x86_64__)
     const int fast = __builtin_cpu_supports("avx512f");
 #endif
     for (int b = 0; b < kp / 32; b++)
         for (int t = 0; t < 2; t++) {
-            uint16_t *tile = dst + (size_t)b * BLOCK_BF16 + (size_t)t * TILE_BF16;
+            uint16_t *tile = dst + (size_t)b * stride + (size_t)t * TILE_BF16;
             const int c = c0 + t * 16;
 #if defined(__x86_64__)
             if (fast && c + 16 <= n && b * 32 + 32 <= k) {
@@ -108,12 +115,19 @@ int qe_amx_pack(qe_amx_w *out, const uint16_t *wg, const uint16_t *wu, int n, in
     /* all its pages in one call rather than a fault each (Linux 5.14+) */
     (void)madvise(mem, (bytes + align - 1) / align * align, MADV_POPULATE_WRITE);
     uint16_t *d = mem;
-    for (int p = 0; p < np; p++) {
+    /* unit u at d + 2u panels: its two panels' k-blocks interleaved (gate
+     * and up panel u for glu; panels 2u and 2u+1 otherwise, a last odd
+     * panel alone with plain blocks) */
+    for (int u = 0; u < (glu ? np : (np + 1) / 2); u++) {
+        uint16_t *ud = d + (size_t)(2 * u) * panel;
         if (glu) {
-            pack_panel(d + (size_t)(2 * p) * panel, wg, n, k, kp, p * PANEL);
-            pack_panel(d + (size_t)(2 * p + 1) * panel, wu, n, k, kp, p * PANEL);
+            pack_panel(ud, wg, n, k, kp, u * PANEL, 2 * BLOCK_BF16);
+            pack_panel(ud + BLOCK_BF16, wu, n, k, kp, u * PANEL, 2 * BLOCK_BF16);
+        } else if (2 * u + 1 < np) {
+            pack_panel(ud, wg, n, k, kp, 2 * u * PANEL, 2 * BLOCK_BF16);
+            pack_panel(ud + BLOCK_BF16, wg, n, k, kp, (2 * u + 1) * PANEL, 2 * BLOCK_BF16);
         } else {
-            pack_panel(d + (size_t)p * panel, wg, n, k, kp, p * PANEL);
+            pack_panel(ud, wg, n, k, kp, 2 * u * PANEL, BLOCK_BF16);
         }
     }
     *out = (qe_amx_w){n, k, kp, glu ? 2 * np : np, glu, d};
@@ -171,10 +185,19 @@ typedef struct dst {
     size_t ld; /* bytes */
 } dst;
 
-/* How far ahead (bytes of one panel) the 1x4 form prefetches its weights. */
-#define PF_AHEAD 8192
+/* How far ahead the 1x4 form prefetches its weights, in bytes of the
+ * task's stream (a unit, then the next unit the task will read), and into
+ * which cache. Measured with bench/kernels/bench_stream (issue 15). */
+#ifndef QE_AMX_PF_AHEAD
+#define QE_AMX_PF_AHEAD 8192
+#endif
+#ifndef QE_AMX_PF_HINT
+#define QE_AMX_PF_HINT _MM_HINT_T0
+#endif
 
-TGT static void k_2x2(const uint16_t *a, size_t lda, const uint16_t *b, int nkb, const dst *d) {
+/* 32 rows x one panel whose k-blocks lie bs elements apart (BLOCK_BF16
+ * alone in its unit, 2 * BLOCK_BF16 inside a two-panel unit). */
+TGT static void k_2x2(const uint16_t *a, size_t lda, const uint16_t *b, size_t bs, int nkb, const dst *d) {
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
@@ -183,8 +206,8 @@ TGT static void k_2x2(const uint16_t *a, size_t lda, const uint16_t *b, int nkb,
     for (int kb = 0; kb < nkb; kb++) {
         _tile_loadd(4, a + (size_t)kb * 32, lda);
         _tile_loadd(5, a1 + (size_t)kb * 32, lda);
-        _tile_loadd(6, b + (size_t)kb * BLOCK_BF16, 64);
-        _tile_loadd(7, b + (size_t)kb * BLOCK_BF16 + TILE_BF16, 64);
+        _tile_loadd(6, b + (size_t)kb * bs, 64);
+        _tile_loadd(7, b + (size_t)kb * bs + TILE_BF16, 64);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
@@ -196,28 +219,31 @@ TGT static void k_2x2(const uint16_t *a, size_t lda, const uint16_t *b, int nkb,
     _tile_stored(3, d[3].p, d[3].ld);
 }
 
-TGT static void k_1x4(const uint16_t *a, size_t lda, const uint16_t *b0, const uint16_t *b1, int nkb,
-                      const dst *d) {
+/* 16 rows x a two-panel unit b (nkb blocks of 4 tiles, one sequential
+ * stream of nkb * 4 KiB). The prefetch runs QE_AMX_PF_AHEAD bytes ahead
+ * along the unit and on into nx (nx_bytes: the next unit this thread
+ * reads, NULL for none), so a new unit starts already in cache. */
+TGT static void k_1x4(const uint16_t *a, size_t lda, const uint16_t *b, int nkb, const char *nx,
+                      size_t nx_bytes, const dst *d) {
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
+    const size_t ub = (size_t)nkb * 4 * TILE_BF16 * 2;
     for (int kb = 0; kb < nkb; kb++) {
-        const char *p0 = (const char *)(b0 + (size_t)kb * BLOCK_BF16) + PF_AHEAD;
-        const char *p1 = (const char *)(b1 + (size_t)kb * BLOCK_BF16) + PF_AHEAD;
-        if (kb * BLOCK_BF16 * 2 + PF_AHEAD < nkb * BLOCK_BF16 * 2)
-            for (int l = 0; l < BLOCK_BF16 * 2; l += 64) {
-                _mm_prefetch(p0 + l, _MM_HINT_T0);
-                _mm_prefetch(p1 + l, _MM_HINT_T0);
-            }
+        const size_t o = (size_t)kb * 4 * TILE_BF16 * 2 + QE_AMX_PF_AHEAD;
+        const char *q = o < ub ? (const char *)b + o : (o - ub < nx_bytes ? nx + (o - ub) : NULL);
+        if (q)
+            for (int l = 0; l < 4 * TILE_BF16 * 2; l += 64) _mm_prefetch(q + l, QE_AMX_PF_HINT);
+        const uint16_t *bk = b + (size_t)kb * 4 * TILE_BF16;
         _tile_loadd(4, a + (size_t)kb * 32, lda);
-        _tile_loadd(5, b0 + (size_t)kb * BLOCK_BF16, 64);
+        _tile_loadd(5, bk, 64);
         _tile_dpbf16ps(0, 4, 5);
-        _tile_loadd(6, b0 + (size_t)kb * BLOCK_BF16 + TILE_BF16, 64);
+        _tile_loadd(6, bk + TILE_BF16, 64);
         _tile_dpbf16ps(1, 4, 6);
-        _tile_loadd(7, b1 + (size_t)kb * BLOCK_BF16, 64);
+        _tile_loadd(7, bk + 2 * TILE_BF16, 64);
         _tile_dpbf16ps(2, 4, 7);
-        _tile_loadd(5, b1 + (size_t)kb * BLOCK_BF16 + TILE_BF16, 64);
+        _tile_loadd(5, bk + 3 * TILE_BF16, 64);
         _tile_dpbf16ps(3, 4, 5);
     }
     _tile_stored(0, d[0].p, d[0].ld);
@@ -226,6 +252,7 @@ TGT static void k_1x4(const uint16_t *a, size_t lda, const uint16_t *b0, const u
     _tile_stored(3, d[3].p, d[3].ld);
 }
 
+/* 16 rows x a panel alone in its unit (a last odd panel). */
 TGT static void k_1x2(const uint16_t *a, size_t lda, const uint16_t *b, int nkb, const dst *d) {
     _tile_zero(0);
     _tile_zero(1);
@@ -278,6 +305,8 @@ TGT static void silu_mul16(float *g, const float *u, int cols) {
 
 /* ---- one call: chunks of rows, tasks over panel pairs of every output ---- */
 
+#define STREAM_MAX 64 /* threads of the one-stream-per-thread form */
+
 typedef struct job {
     const qe_amx_out *outs;
     int n_outs;
@@ -288,6 +317,7 @@ typedef struct job {
     uint16_t *xb;   /* the chunk's rows in bf16, stride kp, padded to a multiple of 16 rows */
     int i0, mc, mp; /* chunk's first row, rows, padded rows */
     int n_tasks;
+    _Atomic uint64_t range[STREAM_MAX]; /* stream_task's units per task: lo | hi << 32 */
 } job;
 
 static void convert_task(void *arg, int t, int thread) {
@@ -324,61 +354,75 @@ static void tile_out(const dst *d, const float *tmp, float *y, size_t ldy, int m
         for (int j = 0; j < 16 && c + j < n; j++) y[(size_t)(r + i) * ldy + c + j] = tmp[i * 16 + j];
 }
 
-/* Rows [r, r+rt*16) of the chunk times `np` (1 or 2) consecutive panels
- * starting at panel p of output o, into its y; glu outputs take their gate
- * and up panels as the pair. */
-TGT static void block(const job *jb, const qe_amx_out *o, int p, int np, int r, int rt, stage *sg) {
+/* Unit u of w: where it starts, how many panels it holds (2, or 1 for a
+ * last odd panel), and its bytes. */
+static const uint16_t *unit_at(const qe_amx_w *w, int u) {
+    return w->data + (size_t)(2 * u) * (size_t)w->kp * PANEL;
+}
+static int unit_panels(const qe_amx_w *w, int u) {
+    return w->glu || 2 * u + 1 < w->panels ? 2 : 1;
+}
+static size_t unit_bytes(const qe_amx_w *w, int u) {
+    return (size_t)unit_panels(w, u) * (size_t)w->kp * PANEL * sizeof(uint16_t);
+}
+
+/* Rows [r, r+rt*16) of the chunk times unit u of output o, into its y;
+ * glu outputs take their gate and up panels as the pair. nx / nx_bytes:
+ * the unit this thread reads next (for the 16-row form's prefetch), or
+ * NULL. */
+TGT static void block(const job *jb, const qe_amx_out *o, int u, int r, int rt, stage *sg, const char *nx,
+                      size_t nx_bytes) {
     const qe_amx_w *w = o->w;
-    const size_t lda = (size_t)jb->kp * 2, panel = (size_t)w->kp * PANEL;
+    const size_t lda = (size_t)jb->kp * 2;
     const uint16_t *a = jb->xb + (size_t)r * jb->kp;
     const int nkb = w->kp / 32, m = jb->mc, yr = r; /* rows of y relative to the chunk */
     float *y = o->y + (size_t)jb->i0 * o->ldy;
     const size_t ldy = o->ldy;
+    const uint16_t *ub = unit_at(w, u);
+    const int np = unit_panels(w, u), c = u * 2 * PANEL;
+    /* k-blocks of one panel lie bs apart: a two-panel unit interleaves them */
+    const size_t bs = (size_t)np * BLOCK_BF16;
     if (w->glu) {
-        /* panels 2q (gate) and 2q+1 (up) give output columns [32q, 32q+32) */
-        const int q = p / 2, c = q * PANEL, n = w->n;
-        const uint16_t *bg = w->data + (size_t)(2 * q) * panel, *bu = bg + panel;
+        /* gate (panel 0 of the unit) and up (panel 1) give output columns
+         * [32u, 32u+32) */
+        const int cg = u * PANEL, n = w->n;
         if (rt == 2) {
             /* 32 rows: the batch form on each half, every B tile used twice
              * (the 1x4 form below reads each tile once per 16 rows) */
-            dst d[4] = {tile_dst(y, ldy, m, n, yr, c, sg->c[0]), tile_dst(y, ldy, m, n, yr, c + 16, sg->c[1]),
-                        tile_dst(y, ldy, m, n, yr + 16, c, sg->c[2]),
-                        tile_dst(y, ldy, m, n, yr + 16, c + 16, sg->c[3])};
-            k_2x2(a, lda, bg, nkb, d);
+            dst d[4] = {tile_dst(y, ldy, m, n, yr, cg, sg->c[0]),
+                        tile_dst(y, ldy, m, n, yr, cg + 16, sg->c[1]),
+                        tile_dst(y, ldy, m, n, yr + 16, cg, sg->c[2]),
+                        tile_dst(y, ldy, m, n, yr + 16, cg + 16, sg->c[3])};
+            k_2x2(a, lda, ub, bs, nkb, d);
             for (int t = 0; t < 4; t++)
-                tile_out(&d[t], sg->c[t], y, ldy, m, n, yr + 16 * (t / 2), c + 16 * (t % 2));
+                tile_out(&d[t], sg->c[t], y, ldy, m, n, yr + 16 * (t / 2), cg + 16 * (t % 2));
             dst du[4] = {{sg->up[0], 64}, {sg->up[1], 64}, {sg->up[2], 64}, {sg->up[3], 64}};
-            k_2x2(a, lda, bu, nkb, du);
+            k_2x2(a, lda, ub + BLOCK_BF16, bs, nkb, du);
             for (int h = 0; h < 2; h++)
                 for (int i = 0; i < 16 && yr + 16 * h + i < m; i++)
                     for (int t = 0; t < 2; t++) {
-                        int cc = c + 16 * t, cols = n - cc < 16 ? n - cc : 16;
+                        int cc = cg + 16 * t, cols = n - cc < 16 ? n - cc : 16;
                         if (cols > 0)
                             silu_mul16(y + (size_t)(yr + 16 * h + i) * ldy + cc, sg->up[2 * h + t] + i * 16,
                                        cols);
                     }
             return;
         }
-        for (int h = 0; h < rt; h++) {
-            int rr = yr + 16 * h;
-            dst d[4] = {tile_dst(y, ldy, m, n, rr, c, sg->c[0]),
-                        tile_dst(y, ldy, m, n, rr, c + 16, sg->c[1]),
-                        {sg->up[0], 64},
-                        {sg->up[1], 64}};
-            k_1x4(a + (size_t)16 * h * jb->kp, lda, bg, bu, nkb, d);
-            tile_out(&d[0], sg->c[0], y, ldy, m, n, rr, c);
-            tile_out(&d[1], sg->c[1], y, ldy, m, n, rr, c + 16);
-            for (int i = 0; i < 16 && rr + i < m; i++)
-                for (int t = 0; t < 2; t++) {
-                    int cc = c + 16 * t, cols = n - cc < 16 ? n - cc : 16;
-                    if (cols > 0) silu_mul16(y + (size_t)(rr + i) * ldy + cc, sg->up[t] + i * 16, cols);
-                }
-        }
+        dst d[4] = {tile_dst(y, ldy, m, n, yr, cg, sg->c[0]),
+                    tile_dst(y, ldy, m, n, yr, cg + 16, sg->c[1]),
+                    {sg->up[0], 64},
+                    {sg->up[1], 64}};
+        k_1x4(a, lda, ub, nkb, nx, nx_bytes, d);
+        tile_out(&d[0], sg->c[0], y, ldy, m, n, yr, cg);
+        tile_out(&d[1], sg->c[1], y, ldy, m, n, yr, cg + 16);
+        for (int i = 0; i < 16 && yr + i < m; i++)
+            for (int t = 0; t < 2; t++) {
+                int cc = cg + 16 * t, cols = n - cc < 16 ? n - cc : 16;
+                if (cols > 0) silu_mul16(y + (size_t)(yr + i) * ldy + cc, sg->up[t] + i * 16, cols);
+            }
         return;
     }
     const int n = w->n;
-    const uint16_t *b0 = w->data + (size_t)p * panel;
-    const int c = p * PANEL;
     if (rt == 2) {
         for (int t = 0; t < np; t++) {
             int cc = c + t * PANEL;
@@ -386,7 +430,7 @@ TGT static void block(const job *jb, const qe_amx_out *o, int p, int np, int r, 
                         tile_dst(y, ldy, m, n, yr, cc + 16, sg->c[1]),
                         tile_dst(y, ldy, m, n, yr + 16, cc, sg->c[2]),
                         tile_dst(y, ldy, m, n, yr + 16, cc + 16, sg->c[3])};
-            k_2x2(a, lda, b0 + (size_t)t * panel, nkb, d);
+            k_2x2(a, lda, ub + (size_t)t * BLOCK_BF16, bs, nkb, d);
             tile_out(&d[0], sg->c[0], y, ldy, m, n, yr, cc);
             tile_out(&d[1], sg->c[1], y, ldy, m, n, yr, cc + 16);
             tile_out(&d[2], sg->c[2], y, ldy, m, n, yr + 16, cc);
@@ -396,11 +440,11 @@ TGT static void block(const job *jb, const qe_amx_out *o, int p, int np, int r, 
         dst d[4] = {tile_dst(y, ldy, m, n, yr, c, sg->c[0]), tile_dst(y, ldy, m, n, yr, c + 16, sg->c[1]),
                     tile_dst(y, ldy, m, n, yr, c + 32, sg->c[2]),
                     tile_dst(y, ldy, m, n, yr, c + 48, sg->c[3])};
-        k_1x4(a, lda, b0, b0 + panel, nkb, d);
+        k_1x4(a, lda, ub, nkb, nx, nx_bytes, d);
         for (int t = 0; t < 4; t++) tile_out(&d[t], sg->c[t], y, ldy, m, n, yr, c + 16 * t);
     } else {
         dst d[2] = {tile_dst(y, ldy, m, n, yr, c, sg->c[0]), tile_dst(y, ldy, m, n, yr, c + 16, sg->c[1])};
-        k_1x2(a, lda, b0, nkb, d);
+        k_1x2(a, lda, ub, nkb, d);
         tile_out(&d[0], sg->c[0], y, ldy, m, n, yr, c);
         tile_out(&d[1], sg->c[1], y, ldy, m, n, yr, c + 16);
     }
@@ -412,6 +456,37 @@ static int units_of(const qe_amx_w *w) {
     return w->glu ? w->panels / 2 : (w->panels + 1) / 2;
 }
 
+/* Unit u of the job (over all outputs): its output and local index. */
+static const qe_amx_out *unit_out(const job *jb, int u, int *local) {
+    int o = 0;
+    while (u >= jb->units[o + 1]) o++;
+    *local = u - jb->units[o];
+    return &jb->outs[o];
+}
+
+/* Row tiles [r0, r1) of the chunk times job unit u. */
+TGT static void unit_rows(const job *jb, int u, int r0, int r1, stage *sg, int next) {
+    int local;
+    const qe_amx_out *out = unit_out(jb, u, &local);
+    const char *nx = NULL;
+    size_t nx_bytes = 0;
+    if (next >= 0) {
+        int nl;
+        const qe_amx_out *no = unit_out(jb, next, &nl);
+        nx = (const char *)unit_at(no->w, nl);
+        nx_bytes = unit_bytes(no->w, nl);
+    }
+    int r = r0;
+    for (; r + 32 <= r1; r += 32) block(jb, out, local, r, 2, sg, nx, nx_bytes);
+    if (r < r1) block(jb, out, local, r, 1, sg, nx, nx_bytes); /* 16 rows left (mp is a multiple of 16) */
+}
+
+/* Rows walked in L2-sized blocks (re-read for every unit of a task). */
+static int l2_rows(const job *jb) {
+    int rb = (int)(L2_ROWS_BYTES / ((size_t)jb->kp * 2)) / 32 * 32;
+    return rb < 32 ? 32 : rb;
+}
+
 TGT static void product_task(void *arg, int t, int thread) {
     (void)thread;
     const job *jb = arg;
@@ -421,29 +496,63 @@ TGT static void product_task(void *arg, int t, int thread) {
     if (u0 >= u1) return;
     _Alignas(64) stage sg;
     tiles_begin();
-    /* rows in L2-sized blocks (re-read for every panel), the panels of the
+    /* rows in L2-sized blocks (re-read for every panel), the units of the
      * task inside: a panel stays in L2 across a block's row tiles */
-    int rb = (int)(L2_ROWS_BYTES / ((size_t)jb->kp * 2)) / 32 * 32;
-    if (rb < 32) rb = 32;
+    const int rb = l2_rows(jb);
     for (int r0 = 0; r0 < jb->mp; r0 += rb) {
         int r1 = r0 + rb < jb->mp ? r0 + rb : jb->mp;
-        int o = 0;
-        for (int u = u0; u < u1; u++) {
-            while (u >= jb->units[o + 1]) o++;
-            const qe_amx_out *out = &jb->outs[o];
-            const int local = u - jb->units[o];
-            int p, np;
-            if (out->w->glu) {
-                p = 2 * local;
-                np = 2;
-            } else {
-                p = 2 * local;
-                np = out->w->panels - p < 2 ? 1 : 2;
+        for (int u = u0; u < u1; u++) unit_rows(jb, u, r0, r1, &sg, u + 1 < u1 ? u + 1 : -1);
+    }
+    _tile_release();
+}
+
+/* ---- one row block (queries, short batches): one stream per thread ----
+ * Task t owns units [lo, hi) of range t, a contiguous stretch of memory
+ * within each output, and reads it from the front, prefetching on into its
+ * next unit; a task whose range is done takes units from the back of the
+ * fullest other range (a thread slowed by another process does not hold the
+ * call, as with smaller tasks, and the ranges stay single streams). */
+
+/* lo in the low 32 bits, hi in the high 32 */
+static int take_unit(_Atomic uint64_t *r, int back) {
+    uint64_t v = atomic_load_explicit(r, memory_order_relaxed);
+    for (;;) {
+        uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
+        if (lo >= hi) return -1;
+        uint64_t nv =
+            back ? (uint64_t)lo | (uint64_t)(hi - 1) << 32 : (uint64_t)(lo + 1) | (uint64_t)hi << 32;
+        if (atomic_compare_exchange_weak_explicit(r, &v, nv, memory_order_relaxed, memory_order_relaxed))
+            return back ? (int)(hi - 1) : (int)lo;
+    }
+}
+
+TGT static void stream_task(void *arg, int t, int thread) {
+    (void)thread;
+    job *jb = arg;
+    _Alignas(64) stage sg;
+    tiles_begin();
+    int u = take_unit(&jb->range[t], 0);
+    while (u >= 0) {
+        /* the next unit of this range, if nobody takes it first */
+        uint64_t v = atomic_load_explicit(&jb->range[t], memory_order_relaxed);
+        int next = (uint32_t)v < (uint32_t)(v >> 32) ? (int)(uint32_t)v : -1;
+        unit_rows(jb, u, 0, jb->mp, &sg, next);
+        u = take_unit(&jb->range[t], 0);
+    }
+    for (;;) {
+        int best = -1;
+        uint32_t left = 0;
+        for (int i = 0; i < jb->n_tasks; i++) {
+            uint64_t v = atomic_load_explicit(&jb->range[i], memory_order_relaxed);
+            uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
+            if (hi > lo && hi - lo > left) {
+                left = hi - lo;
+                best = i;
             }
-            int r = r0;
-            for (; r + 32 <= r1; r += 32) block(jb, out, p, np, r, 2, &sg);
-            if (r < r1) block(jb, out, p, np, r, 1, &sg); /* 16 rows left (mp is a multiple of 16) */
         }
+        if (best < 0) break;
+        u = take_unit(&jb->range[best], 1);
+        if (u >= 0) unit_rows(jb, u, 0, jb->mp, &sg, -1);
     }
     _tile_release();
 }
@@ -487,6 +596,17 @@ int qe_matmul_amx(qe_threadpool *pool, const float *x, size_t ldx, int m, int k,
             convert_task(&jb, 0, 0);
         else
             qe_threadpool_run(pool, convert_task, &jb, jb.n_tasks);
+        if (jb.mp <= l2_rows(&jb) && threads <= STREAM_MAX) {
+            /* all rows in one block (a query): one stream per thread */
+            jb.n_tasks = threads < total ? threads : total;
+            for (int t = 0; t < jb.n_tasks; t++) {
+                uint64_t lo = (uint64_t)((long long)total * t / jb.n_tasks),
+                         hi = (uint64_t)((long long)total * (t + 1) / jb.n_tasks);
+                atomic_store_explicit(&jb.range[t], lo | hi << 32, memory_order_relaxed);
+            }
+            qe_threadpool_run(pool, stream_task, &jb, jb.n_tasks);
+            continue;
+        }
         /* two tasks per thread: one thread slowed by another process does not hold the call */
         jb.n_tasks = threads > 1 ? 2 * threads : 1;
         if (jb.n_tasks > total) jb.n_tasks = total;
