@@ -5,7 +5,10 @@
  * streams per thread, on 1..N threads. Gives the memory ceiling a query
  * should approach (issue 15), and which prefetch the kernel should use.
  *
- *   bench_stream [--mib M] [--threads N] [--reps R]
+ *   bench_stream [--mib M] [--threads N] [--from F] [--reps R] [--short]
+ *
+ * Runs F..N threads (F = 1 by default); --short: only hint T0 up to 16 KiB
+ * ahead (the forms worth comparing on a busy machine, in more rounds).
  *
  * Forms (each thread reads its own contiguous 1/N of the buffer):
  *   avx512        64-byte vector loads ORed together, no prefetch (the plain
@@ -70,10 +73,10 @@ TGT static void tiles_on(void) {
 
 static inline void pf(const char *p, int hint) {
     switch (hint) {
-    case 0: _mm_prefetch(p, _MM_HINT_T0); break;
-    case 1: _mm_prefetch(p, _MM_HINT_T1); break;
-    case 2: _mm_prefetch(p, _MM_HINT_T2); break;
-    default: _mm_prefetch(p, _MM_HINT_NTA); break;
+        case 0: _mm_prefetch(p, _MM_HINT_T0); break;
+        case 1: _mm_prefetch(p, _MM_HINT_T1); break;
+        case 2: _mm_prefetch(p, _MM_HINT_T2); break;
+        default: _mm_prefetch(p, _MM_HINT_NTA); break;
     }
 }
 
@@ -178,14 +181,20 @@ static double run(const char *buf, size_t bytes, int n, int reps, cfg c) {
 }
 
 int main(int argc, char **argv) {
-    int mib = 2048, threads = 2, reps = 5;
+    int mib = 2048, threads = 2, reps = 5, short_list = 0, from = 1;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--short")) {
+            short_list = 1;
+            continue;
+        }
         int *dst = !strcmp(argv[i], "--mib")       ? &mib
+                   : !strcmp(argv[i], "--from")    ? &from
                    : !strcmp(argv[i], "--threads") ? &threads
                    : !strcmp(argv[i], "--reps")    ? &reps
                                                    : NULL;
         if (!dst || i + 1 >= argc || (*dst = atoi(argv[++i])) < 1 || threads > 64) {
-            fprintf(stderr, "usage: bench_stream [--mib M] [--threads N (<= 64)] [--reps R] (all >= 1)\n");
+            fprintf(stderr, "usage: bench_stream [--mib M] [--threads N (<= 64)] [--from F] [--reps R] "
+                            "[--short] (all >= 1)\n");
             return 1;
         }
     }
@@ -221,11 +230,13 @@ int main(int argc, char **argv) {
     list[nc++] = (cfg){0, 0, 0, 0};
     if (amx) {
         for (int di = 0; di < (int)(sizeof dists / sizeof *dists); di++)
-            for (int h = 0; h < (dists[di] ? 3 : 1); h++) list[nc++] = (cfg){1, dists[di], hints[h], 0};
+            for (int h = 0; h < (dists[di] ? 3 : 1); h++)
+                if (!short_list || (h == 0 && dists[di] <= 16384))
+                    list[nc++] = (cfg){1, dists[di], hints[h], 0};
         list[nc++] = (cfg){2, 0, 0, 2560 * 64};
         list[nc++] = (cfg){2, 8192, 0, 2560 * 64};
     }
-    for (int n = 1; n <= threads; n++) {
+    for (int n = from; n <= threads; n++) {
         double best[64] = {0};
         for (int r = 0; r < reps; r++)
             for (int i = 0; i < nc; i++) {
