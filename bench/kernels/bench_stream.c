@@ -19,7 +19,8 @@
  *                 15: a unit's two panels interleaved per k-block)
  *   tiles, two panels   two 160 KiB streams side by side, prefetched inside
  *                 each panel only (the 1x4 kernel before)
- * Prints GB/s (1e9 bytes) of the best of R passes. Not a test; figures go
+ * Prints GB/s (1e9 bytes) of the best of R passes (wall), and beside it
+ * each thread's rate while it had a core (CPU time). Not a test; figures go
  * to bench/results with the CPU named. x86-64 with AMX-BF16 only (the tile
  * forms are skipped elsewhere). */
 #include <pthread.h>
@@ -50,7 +51,8 @@ typedef struct arg {
     size_t bytes;
     cfg c;
     pthread_barrier_t *bar;
-    double t; /* seconds of the pass */
+    double t;   /* seconds of the pass (wall) */
+    double cpu; /* the thread's CPU seconds in it */
     uint64_t sink;
 } arg;
 
@@ -139,7 +141,7 @@ TGT static void *worker(void *v) {
     for (int i = 0; i < 512; i++) a[i] = 0x3f80;
     if (g->c.form) tiles_on();
     pthread_barrier_wait(g->bar);
-    double t0 = qe_now_s();
+    double t0 = qe_now_s(), c0 = qe_clock_s(CLOCK_THREAD_CPUTIME_ID);
     if (g->c.form == 0) {
         g->sink = read_avx512(g->p, g->bytes);
     } else {
@@ -151,12 +153,17 @@ TGT static void *worker(void *v) {
                 read_tiles2(g->p + o, g->p + o + pb, pb, g->c.dist, g->c.hint, a);
     }
     g->t = qe_now_s() - t0;
+    g->cpu = qe_clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
     if (g->c.form) _tile_release();
     return NULL;
 }
 
-/* Best GB/s of reps passes over buf with n threads. */
-static double run(const char *buf, size_t bytes, int n, int reps, cfg c) {
+/* Best GB/s of reps passes over buf with n threads (wall time of the
+ * slowest thread); *per_cpu: the best mean over threads of each thread's
+ * bytes per CPU second, its rate while it had a core (on a machine shared
+ * with other processes a thread descheduled mid-pass lowers the wall
+ * figure, not this one; both still share the memory bus with them). */
+static double run(const char *buf, size_t bytes, int n, int reps, cfg c, double *per_cpu) {
     double best = 0;
     for (int r = 0; r < reps; r++) {
         pthread_t th[64];
@@ -165,7 +172,7 @@ static double run(const char *buf, size_t bytes, int n, int reps, cfg c) {
         pthread_barrier_init(&bar, NULL, (unsigned)n);
         size_t per = bytes / (size_t)n / (2u << 20) * (2u << 20);
         for (int i = 0; i < n; i++) {
-            ar[i] = (arg){buf + per * (size_t)i, per, c, &bar, 0, 0};
+            ar[i] = (arg){buf + per * (size_t)i, per, c, &bar, 0, 0, 0};
             pthread_create(&th[i], NULL, worker, &ar[i]);
         }
         double tmax = 0;
@@ -174,8 +181,10 @@ static double run(const char *buf, size_t bytes, int n, int reps, cfg c) {
             if (ar[i].t > tmax) tmax = ar[i].t;
         }
         pthread_barrier_destroy(&bar);
-        double gbs = (double)per * n / tmax * 1e-9;
+        double gbs = (double)per * n / tmax * 1e-9, pc = 0;
+        for (int i = 0; i < n; i++) pc += ar[i].cpu > 0 ? (double)per / ar[i].cpu * 1e-9 / n : 0;
         if (gbs > best) best = gbs;
+        if (pc > *per_cpu) *per_cpu = pc;
     }
     return best;
 }
@@ -237,22 +246,26 @@ int main(int argc, char **argv) {
         list[nc++] = (cfg){2, 8192, 0, 2560 * 64};
     }
     for (int n = from; n <= threads; n++) {
-        double best[64] = {0};
+        double best[64] = {0}, pcpu[64] = {0};
         for (int r = 0; r < reps; r++)
             for (int i = 0; i < nc; i++) {
-                double g = run(mem, bytes, n, 1, list[i]);
+                double g = run(mem, bytes, n, 1, list[i], &pcpu[i]);
                 if (g > best[i]) best[i] = g;
             }
         for (int i = 0; i < nc; i++) {
             const cfg *c = &list[i];
             if (c->form == 0)
-                printf("threads %d: avx512 loads                           %5.1f\n", n, best[i]);
+                printf("threads %d: avx512 loads                           %5.1f  (%5.1f per thread on a "
+                       "core)\n",
+                       n, best[i], pcpu[i]);
             else if (c->form == 1)
-                printf("threads %d: tiles, one stream, prefetch %5d %-3s     %5.1f\n", n, c->dist,
-                       c->dist ? hn[c->hint] : "", best[i]);
+                printf("threads %d: tiles, one stream, prefetch %5d %-3s     %5.1f  (%5.1f per thread on a "
+                       "core)\n",
+                       n, c->dist, c->dist ? hn[c->hint] : "", best[i], pcpu[i]);
             else
-                printf("threads %d: tiles, two 160 KiB panels, prefetch %4d %-3s %5.1f\n", n, c->dist,
-                       c->dist ? hn[c->hint] : "", best[i]);
+                printf("threads %d: tiles, two 160 KiB panels, prefetch %4d %-3s %5.1f  (%5.1f per thread on "
+                       "a core)\n",
+                       n, c->dist, c->dist ? hn[c->hint] : "", best[i], pcpu[i]);
         }
         fflush(stdout);
     }

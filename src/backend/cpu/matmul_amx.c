@@ -9,12 +9,12 @@
  * columns), 8 tiles in all.
  *
  * Kernels (rows of activations x columns of one unit: one or two 32-column
- * panels whose k-blocks interleave, matmul_amx.h):
+ * panels, matmul_amx.h):
  *   2x2: 32 rows x 1 panel, 4 accumulators, each loaded A and B tile used
  *        twice: the batch form (compute-bound).
  *   1x4: 16 rows x a two-panel unit: a query's form (bound by reading the
- *        weights; the unit is one sequential stream, prefetched ahead and on
- *        into the next unit the thread reads).
+ *        weights; two sequential streams, prefetched ahead and on into the
+ *        next unit the thread reads).
  *   1x2: 16 rows x 1 panel (a last odd panel).
  * Activations are rounded to bf16 once per call into the pool's conversion
  * block (rows padded with zeros to a multiple of 16, k to 32), in chunks of
@@ -74,16 +74,14 @@ __attribute__((target("avx512f"))) static void pack_tile_avx512(uint16_t *tile, 
 }
 #endif
 
-/* Panel c0.. of W (n, k) into dst: kp/32 blocks of two tiles, block b at
- * dst + b * stride (stride BLOCK_BF16 for a panel alone in its unit, twice
- * that when it shares its unit's k-blocks with a second panel). */
-static void pack_panel(uint16_t *dst, const uint16_t *w, int n, int k, int kp, int c0, size_t stride) {
+/* Panel c0.. of W (n, k) into dst (kp/32 blocks of two tiles). */
+static void pack_panel(uint16_t *dst, const uint16_t *w, int n, int k, int kp, int c0) {
 #if defined(__x86_64__)
     const int fast = __builtin_cpu_supports("avx512f");
 #endif
     for (int b = 0; b < kp / 32; b++)
         for (int t = 0; t < 2; t++) {
-            uint16_t *tile = dst + (size_t)b * stride + (size_t)t * TILE_BF16;
+            uint16_t *tile = dst + (size_t)b * BLOCK_BF16 + (size_t)t * TILE_BF16;
             const int c = c0 + t * 16;
 #if defined(__x86_64__)
             if (fast && c + 16 <= n && b * 32 + 32 <= k) {
@@ -115,19 +113,12 @@ int qe_amx_pack(qe_amx_w *out, const uint16_t *wg, const uint16_t *wu, int n, in
     /* all its pages in one call rather than a fault each (Linux 5.14+) */
     (void)madvise(mem, (bytes + align - 1) / align * align, MADV_POPULATE_WRITE);
     uint16_t *d = mem;
-    /* unit u at d + 2u panels: its two panels' k-blocks interleaved (gate
-     * and up panel u for glu; panels 2u and 2u+1 otherwise, a last odd
-     * panel alone with plain blocks) */
-    for (int u = 0; u < (glu ? np : (np + 1) / 2); u++) {
-        uint16_t *ud = d + (size_t)(2 * u) * panel;
+    for (int p = 0; p < np; p++) {
         if (glu) {
-            pack_panel(ud, wg, n, k, kp, u * PANEL, 2 * BLOCK_BF16);
-            pack_panel(ud + BLOCK_BF16, wu, n, k, kp, u * PANEL, 2 * BLOCK_BF16);
-        } else if (2 * u + 1 < np) {
-            pack_panel(ud, wg, n, k, kp, 2 * u * PANEL, 2 * BLOCK_BF16);
-            pack_panel(ud + BLOCK_BF16, wg, n, k, kp, (2 * u + 1) * PANEL, 2 * BLOCK_BF16);
+            pack_panel(d + (size_t)(2 * p) * panel, wg, n, k, kp, p * PANEL);
+            pack_panel(d + (size_t)(2 * p + 1) * panel, wu, n, k, kp, p * PANEL);
         } else {
-            pack_panel(ud, wg, n, k, kp, 2 * u * PANEL, BLOCK_BF16);
+            pack_panel(d + (size_t)p * panel, wg, n, k, kp, p * PANEL);
         }
     }
     *out = (qe_amx_w){n, k, kp, glu ? 2 * np : np, glu, d};
@@ -195,9 +186,7 @@ typedef struct dst {
 #define QE_AMX_PF_HINT _MM_HINT_T0
 #endif
 
-/* 32 rows x one panel whose k-blocks lie bs elements apart (BLOCK_BF16
- * alone in its unit, 2 * BLOCK_BF16 inside a two-panel unit). */
-TGT static void k_2x2(const uint16_t *a, size_t lda, const uint16_t *b, size_t bs, int nkb, const dst *d) {
+TGT static void k_2x2(const uint16_t *a, size_t lda, const uint16_t *b, int nkb, const dst *d) {
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
@@ -206,8 +195,8 @@ TGT static void k_2x2(const uint16_t *a, size_t lda, const uint16_t *b, size_t b
     for (int kb = 0; kb < nkb; kb++) {
         _tile_loadd(4, a + (size_t)kb * 32, lda);
         _tile_loadd(5, a1 + (size_t)kb * 32, lda);
-        _tile_loadd(6, b + (size_t)kb * bs, 64);
-        _tile_loadd(7, b + (size_t)kb * bs + TILE_BF16, 64);
+        _tile_loadd(6, b + (size_t)kb * BLOCK_BF16, 64);
+        _tile_loadd(7, b + (size_t)kb * BLOCK_BF16 + TILE_BF16, 64);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
@@ -219,31 +208,33 @@ TGT static void k_2x2(const uint16_t *a, size_t lda, const uint16_t *b, size_t b
     _tile_stored(3, d[3].p, d[3].ld);
 }
 
-/* 16 rows x a two-panel unit b (nkb blocks of 4 tiles, one sequential
- * stream of nkb * 4 KiB). The prefetch runs QE_AMX_PF_AHEAD bytes ahead
- * along the unit and on into nx (nx_bytes: the next unit this thread
- * reads, NULL for none), so a new unit starts already in cache. */
-TGT static void k_1x4(const uint16_t *a, size_t lda, const uint16_t *b, int nkb, const char *nx,
-                      size_t nx_bytes, const dst *d) {
+/* 16 rows x two panels b0, b1 (nkb blocks of two tiles each: two
+ * sequential streams of nkb * 2 KiB). Each stream is prefetched
+ * QE_AMX_PF_AHEAD bytes ahead and on into n0 / n1, the panels of the unit
+ * this thread reads next (NULL: none), so a new unit starts in cache. */
+TGT static void k_1x4(const uint16_t *a, size_t lda, const uint16_t *b0, const uint16_t *b1, int nkb,
+                      const char *n0, const char *n1, const dst *d) {
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    const size_t ub = (size_t)nkb * 4 * TILE_BF16 * 2;
+    const size_t pb = (size_t)nkb * BLOCK_BF16 * 2; /* bytes of a panel */
     for (int kb = 0; kb < nkb; kb++) {
-        const size_t o = (size_t)kb * 4 * TILE_BF16 * 2 + QE_AMX_PF_AHEAD;
-        const char *q = o < ub ? (const char *)b + o : (o - ub < nx_bytes ? nx + (o - ub) : NULL);
-        if (q)
-            for (int l = 0; l < 4 * TILE_BF16 * 2; l += 64) _mm_prefetch(q + l, QE_AMX_PF_HINT);
-        const uint16_t *bk = b + (size_t)kb * 4 * TILE_BF16;
+        const size_t o = (size_t)kb * BLOCK_BF16 * 2 + QE_AMX_PF_AHEAD;
+        const char *q0 = o < pb ? (const char *)b0 + o : (n0 && o - pb < pb ? n0 + (o - pb) : NULL);
+        const char *q1 = o < pb ? (const char *)b1 + o : (n1 && o - pb < pb ? n1 + (o - pb) : NULL);
+        for (int l = 0; l < BLOCK_BF16 * 2; l += 64) {
+            if (q0) _mm_prefetch(q0 + l, QE_AMX_PF_HINT);
+            if (q1) _mm_prefetch(q1 + l, QE_AMX_PF_HINT);
+        }
         _tile_loadd(4, a + (size_t)kb * 32, lda);
-        _tile_loadd(5, bk, 64);
+        _tile_loadd(5, b0 + (size_t)kb * BLOCK_BF16, 64);
         _tile_dpbf16ps(0, 4, 5);
-        _tile_loadd(6, bk + TILE_BF16, 64);
+        _tile_loadd(6, b0 + (size_t)kb * BLOCK_BF16 + TILE_BF16, 64);
         _tile_dpbf16ps(1, 4, 6);
-        _tile_loadd(7, bk + 2 * TILE_BF16, 64);
+        _tile_loadd(7, b1 + (size_t)kb * BLOCK_BF16, 64);
         _tile_dpbf16ps(2, 4, 7);
-        _tile_loadd(5, bk + 3 * TILE_BF16, 64);
+        _tile_loadd(5, b1 + (size_t)kb * BLOCK_BF16 + TILE_BF16, 64);
         _tile_dpbf16ps(3, 4, 5);
     }
     _tile_stored(0, d[0].p, d[0].ld);
@@ -252,7 +243,7 @@ TGT static void k_1x4(const uint16_t *a, size_t lda, const uint16_t *b, int nkb,
     _tile_stored(3, d[3].p, d[3].ld);
 }
 
-/* 16 rows x a panel alone in its unit (a last odd panel). */
+/* 16 rows x 1 panel (a last odd panel). */
 TGT static void k_1x2(const uint16_t *a, size_t lda, const uint16_t *b, int nkb, const dst *d) {
     _tile_zero(0);
     _tile_zero(1);
@@ -354,34 +345,30 @@ static void tile_out(const dst *d, const float *tmp, float *y, size_t ldy, int m
         for (int j = 0; j < 16 && c + j < n; j++) y[(size_t)(r + i) * ldy + c + j] = tmp[i * 16 + j];
 }
 
-/* Unit u of w: where it starts, how many panels it holds (2, or 1 for a
- * last odd panel), and its bytes. */
+/* Unit u of w (panels 2u and 2u+1; for glu gate and up panel u): where
+ * it starts, and how many panels it holds (2, or 1 for a last odd panel). */
 static const uint16_t *unit_at(const qe_amx_w *w, int u) {
     return w->data + (size_t)(2 * u) * (size_t)w->kp * PANEL;
 }
 static int unit_panels(const qe_amx_w *w, int u) {
     return w->glu || 2 * u + 1 < w->panels ? 2 : 1;
 }
-static size_t unit_bytes(const qe_amx_w *w, int u) {
-    return (size_t)unit_panels(w, u) * (size_t)w->kp * PANEL * sizeof(uint16_t);
-}
 
 /* Rows [r, r+rt*16) of the chunk times unit u of output o, into its y;
- * glu outputs take their gate and up panels as the pair. nx / nx_bytes:
- * the unit this thread reads next (for the 16-row form's prefetch), or
- * NULL. */
-TGT static void block(const job *jb, const qe_amx_out *o, int u, int r, int rt, stage *sg, const char *nx,
-                      size_t nx_bytes) {
+ * glu outputs take their gate and up panels as the pair. n0 / n1: the
+ * panels of the unit this thread reads next (for the 16-row form's
+ * prefetch), or NULL. */
+TGT static void block(const job *jb, const qe_amx_out *o, int u, int r, int rt, stage *sg, const char *n0,
+                      const char *n1) {
     const qe_amx_w *w = o->w;
     const size_t lda = (size_t)jb->kp * 2;
     const uint16_t *a = jb->xb + (size_t)r * jb->kp;
     const int nkb = w->kp / 32, m = jb->mc, yr = r; /* rows of y relative to the chunk */
     float *y = o->y + (size_t)jb->i0 * o->ldy;
     const size_t ldy = o->ldy;
+    const size_t panel = (size_t)w->kp * PANEL;
     const uint16_t *ub = unit_at(w, u);
     const int np = unit_panels(w, u), c = u * 2 * PANEL;
-    /* k-blocks of one panel lie bs apart: a two-panel unit interleaves them */
-    const size_t bs = (size_t)np * BLOCK_BF16;
     if (w->glu) {
         /* gate (panel 0 of the unit) and up (panel 1) give output columns
          * [32u, 32u+32) */
@@ -393,11 +380,11 @@ TGT static void block(const job *jb, const qe_amx_out *o, int u, int r, int rt, 
                         tile_dst(y, ldy, m, n, yr, cg + 16, sg->c[1]),
                         tile_dst(y, ldy, m, n, yr + 16, cg, sg->c[2]),
                         tile_dst(y, ldy, m, n, yr + 16, cg + 16, sg->c[3])};
-            k_2x2(a, lda, ub, bs, nkb, d);
+            k_2x2(a, lda, ub, nkb, d);
             for (int t = 0; t < 4; t++)
                 tile_out(&d[t], sg->c[t], y, ldy, m, n, yr + 16 * (t / 2), cg + 16 * (t % 2));
             dst du[4] = {{sg->up[0], 64}, {sg->up[1], 64}, {sg->up[2], 64}, {sg->up[3], 64}};
-            k_2x2(a, lda, ub + BLOCK_BF16, bs, nkb, du);
+            k_2x2(a, lda, ub + panel, nkb, du);
             for (int h = 0; h < 2; h++)
                 for (int i = 0; i < 16 && yr + 16 * h + i < m; i++)
                     for (int t = 0; t < 2; t++) {
@@ -412,7 +399,7 @@ TGT static void block(const job *jb, const qe_amx_out *o, int u, int r, int rt, 
                     tile_dst(y, ldy, m, n, yr, cg + 16, sg->c[1]),
                     {sg->up[0], 64},
                     {sg->up[1], 64}};
-        k_1x4(a, lda, ub, nkb, nx, nx_bytes, d);
+        k_1x4(a, lda, ub, ub + panel, nkb, n0, n1, d);
         tile_out(&d[0], sg->c[0], y, ldy, m, n, yr, cg);
         tile_out(&d[1], sg->c[1], y, ldy, m, n, yr, cg + 16);
         for (int i = 0; i < 16 && yr + i < m; i++)
@@ -430,7 +417,7 @@ TGT static void block(const job *jb, const qe_amx_out *o, int u, int r, int rt, 
                         tile_dst(y, ldy, m, n, yr, cc + 16, sg->c[1]),
                         tile_dst(y, ldy, m, n, yr + 16, cc, sg->c[2]),
                         tile_dst(y, ldy, m, n, yr + 16, cc + 16, sg->c[3])};
-            k_2x2(a, lda, ub + (size_t)t * BLOCK_BF16, bs, nkb, d);
+            k_2x2(a, lda, ub + (size_t)t * panel, nkb, d);
             tile_out(&d[0], sg->c[0], y, ldy, m, n, yr, cc);
             tile_out(&d[1], sg->c[1], y, ldy, m, n, yr, cc + 16);
             tile_out(&d[2], sg->c[2], y, ldy, m, n, yr + 16, cc);
@@ -440,7 +427,7 @@ TGT static void block(const job *jb, const qe_amx_out *o, int u, int r, int rt, 
         dst d[4] = {tile_dst(y, ldy, m, n, yr, c, sg->c[0]), tile_dst(y, ldy, m, n, yr, c + 16, sg->c[1]),
                     tile_dst(y, ldy, m, n, yr, c + 32, sg->c[2]),
                     tile_dst(y, ldy, m, n, yr, c + 48, sg->c[3])};
-        k_1x4(a, lda, ub, nkb, nx, nx_bytes, d);
+        k_1x4(a, lda, ub, ub + panel, nkb, n0, n1, d);
         for (int t = 0; t < 4; t++) tile_out(&d[t], sg->c[t], y, ldy, m, n, yr, c + 16 * t);
     } else {
         dst d[2] = {tile_dst(y, ldy, m, n, yr, c, sg->c[0]), tile_dst(y, ldy, m, n, yr, c + 16, sg->c[1])};
@@ -468,17 +455,18 @@ static const qe_amx_out *unit_out(const job *jb, int u, int *local) {
 TGT static void unit_rows(const job *jb, int u, int r0, int r1, stage *sg, int next) {
     int local;
     const qe_amx_out *out = unit_out(jb, u, &local);
-    const char *nx = NULL;
-    size_t nx_bytes = 0;
+    /* the next unit's panels (every output of a call has the same depth,
+     * so the same panel size) */
+    const char *n0 = NULL, *n1 = NULL;
     if (next >= 0) {
         int nl;
         const qe_amx_out *no = unit_out(jb, next, &nl);
-        nx = (const char *)unit_at(no->w, nl);
-        nx_bytes = unit_bytes(no->w, nl);
+        n0 = (const char *)unit_at(no->w, nl);
+        if (unit_panels(no->w, nl) == 2) n1 = n0 + (size_t)no->w->kp * PANEL * sizeof(uint16_t);
     }
     int r = r0;
-    for (; r + 32 <= r1; r += 32) block(jb, out, local, r, 2, sg, nx, nx_bytes);
-    if (r < r1) block(jb, out, local, r, 1, sg, nx, nx_bytes); /* 16 rows left (mp is a multiple of 16) */
+    for (; r + 32 <= r1; r += 32) block(jb, out, local, r, 2, sg, n0, n1);
+    if (r < r1) block(jb, out, local, r, 1, sg, n0, n1); /* 16 rows left (mp is a multiple of 16) */
 }
 
 /* Rows walked in L2-sized blocks (re-read for every unit of a task). */

@@ -5,15 +5,11 @@
  * start-up (isa_check.c).
  *
  * Packed layout (what the tile product tdpbf16ps reads as its B operand):
- * the weight's rows (the product's output columns) in panels of 32; a
- * panel's k-block b (32 k values) is two 16-column tiles of 1 KiB: element
- * (pair r, column j, e) = W[32p + 16t + j][32b + 2r + e]. Panels go in
- * units of two (panels 2u and 2u+1; for glu gate panel u and up panel u)
- * whose k-blocks interleave: unit u = for each b, panel 0's two tiles then
- * panel 1's; a last odd panel is a unit alone. Columns past n and k values
- * past k are zero. One unit is one sequential stream of memory, and the
- * units of a weight follow each other, so a query (16 rows, one unit at a
- * time) reads each weight once, in order. */
+ * the weight's rows (the product's output columns) in panels of 32, each
+ * panel the k-blocks of 32 one after another, each k-block two 16-column
+ * tiles of 1 KiB: element (pair r, column j, e) = W[32p + 16t + j][32b + 2r + e].
+ * Columns past n and k values past k are zero. One panel is one sequential
+ * stream of memory, so a query (16 rows) reads each weight once, in order. */
 #ifndef QE_MATMUL_AMX_H
 #define QE_MATMUL_AMX_H
 
