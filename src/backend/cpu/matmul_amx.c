@@ -8,21 +8,16 @@
  * 16x16 f32 accumulator tile += A (16 rows x 32 bf16) x B (16 pairs x 16
  * columns), 8 tiles in all.
  *
- * Kernels (rows of activations x columns of one unit: one or two 32-column
- * panels, matmul_amx.h):
+ * Kernels (rows of activations x columns of one or two 32-column panels):
  *   2x2: 32 rows x 1 panel, 4 accumulators, each loaded A and B tile used
  *        twice: the batch form (compute-bound).
- *   1x4: 16 rows x a two-panel unit: a query's form (bound by reading the
- *        weights; two sequential streams, prefetched ahead and on into the
- *        next unit the thread reads).
+ *   1x4: 16 rows x 2 panels: a query's form (bound by reading the weights;
+ *        two panels are two sequential streams, prefetched ahead).
  *   1x2: 16 rows x 1 panel (a last odd panel).
  * Activations are rounded to bf16 once per call into the pool's conversion
  * block (rows padded with zeros to a multiple of 16, k to 32), in chunks of
- * rows that fit it. When a chunk's rows fit one L2-sized block (queries,
- * short batches) each thread reads one contiguous range of units of the
- * outputs (stream_task; idle threads take units from the back of another's
- * range); otherwise each pool task takes a range of units and every row of
- * the chunk, walking rows in L2-sized blocks (product_task). */
+ * rows that fit it. Each pool task takes a range of panel pairs of the
+ * outputs and every row of the chunk, walking rows in L2-sized blocks. */
 #include "matmul_amx.h"
 
 #include <stdatomic.h>
@@ -176,15 +171,8 @@ typedef struct dst {
     size_t ld; /* bytes */
 } dst;
 
-/* How far ahead the 1x4 form prefetches its weights, in bytes of the
- * task's stream (a unit, then the next unit the task will read), and into
- * which cache. Measured with bench/kernels/bench_stream (issue 15). */
-#ifndef QE_AMX_PF_AHEAD
-#define QE_AMX_PF_AHEAD 8192
-#endif
-#ifndef QE_AMX_PF_HINT
-#define QE_AMX_PF_HINT _MM_HINT_T0
-#endif
+/* How far ahead (bytes of one panel) the 1x4 form prefetches its weights. */
+#define PF_AHEAD 8192
 
 TGT static void k_2x2(const uint16_t *a, size_t lda, const uint16_t *b, int nkb, const dst *d) {
     _tile_zero(0);
@@ -208,25 +196,20 @@ TGT static void k_2x2(const uint16_t *a, size_t lda, const uint16_t *b, int nkb,
     _tile_stored(3, d[3].p, d[3].ld);
 }
 
-/* 16 rows x two panels b0, b1 (nkb blocks of two tiles each: two
- * sequential streams of nkb * 2 KiB). Each stream is prefetched
- * QE_AMX_PF_AHEAD bytes ahead and on into n0 / n1, the panels of the unit
- * this thread reads next (NULL: none), so a new unit starts in cache. */
 TGT static void k_1x4(const uint16_t *a, size_t lda, const uint16_t *b0, const uint16_t *b1, int nkb,
-                      const char *n0, const char *n1, const dst *d) {
+                      const dst *d) {
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    const size_t pb = (size_t)nkb * BLOCK_BF16 * 2; /* bytes of a panel */
     for (int kb = 0; kb < nkb; kb++) {
-        const size_t o = (size_t)kb * BLOCK_BF16 * 2 + QE_AMX_PF_AHEAD;
-        const char *q0 = o < pb ? (const char *)b0 + o : (n0 && o - pb < pb ? n0 + (o - pb) : NULL);
-        const char *q1 = o < pb ? (const char *)b1 + o : (n1 && o - pb < pb ? n1 + (o - pb) : NULL);
-        for (int l = 0; l < BLOCK_BF16 * 2; l += 64) {
-            if (q0) _mm_prefetch(q0 + l, QE_AMX_PF_HINT);
-            if (q1) _mm_prefetch(q1 + l, QE_AMX_PF_HINT);
-        }
+        const char *p0 = (const char *)(b0 + (size_t)kb * BLOCK_BF16) + PF_AHEAD;
+        const char *p1 = (const char *)(b1 + (size_t)kb * BLOCK_BF16) + PF_AHEAD;
+        if (kb * BLOCK_BF16 * 2 + PF_AHEAD < nkb * BLOCK_BF16 * 2)
+            for (int l = 0; l < BLOCK_BF16 * 2; l += 64) {
+                _mm_prefetch(p0 + l, _MM_HINT_T0);
+                _mm_prefetch(p1 + l, _MM_HINT_T0);
+            }
         _tile_loadd(4, a + (size_t)kb * 32, lda);
         _tile_loadd(5, b0 + (size_t)kb * BLOCK_BF16, 64);
         _tile_dpbf16ps(0, 4, 5);
@@ -243,7 +226,6 @@ TGT static void k_1x4(const uint16_t *a, size_t lda, const uint16_t *b0, const u
     _tile_stored(3, d[3].p, d[3].ld);
 }
 
-/* 16 rows x 1 panel (a last odd panel). */
 TGT static void k_1x2(const uint16_t *a, size_t lda, const uint16_t *b, int nkb, const dst *d) {
     _tile_zero(0);
     _tile_zero(1);
@@ -296,8 +278,6 @@ TGT static void silu_mul16(float *g, const float *u, int cols) {
 
 /* ---- one call: chunks of rows, tasks over panel pairs of every output ---- */
 
-#define STREAM_MAX 64 /* threads of the one-stream-per-thread form */
-
 typedef struct job {
     const qe_amx_out *outs;
     int n_outs;
@@ -308,7 +288,6 @@ typedef struct job {
     uint16_t *xb;   /* the chunk's rows in bf16, stride kp, padded to a multiple of 16 rows */
     int i0, mc, mp; /* chunk's first row, rows, padded rows */
     int n_tasks;
-    _Atomic uint64_t range[STREAM_MAX]; /* stream_task's units per task: lo | hi << 32 */
 } job;
 
 static void convert_task(void *arg, int t, int thread) {
@@ -345,71 +324,61 @@ static void tile_out(const dst *d, const float *tmp, float *y, size_t ldy, int m
         for (int j = 0; j < 16 && c + j < n; j++) y[(size_t)(r + i) * ldy + c + j] = tmp[i * 16 + j];
 }
 
-/* Unit u of w (panels 2u and 2u+1; for glu gate and up panel u): where
- * it starts, and how many panels it holds (2, or 1 for a last odd panel). */
-static const uint16_t *unit_at(const qe_amx_w *w, int u) {
-    return w->data + (size_t)(2 * u) * (size_t)w->kp * PANEL;
-}
-static int unit_panels(const qe_amx_w *w, int u) {
-    return w->glu || 2 * u + 1 < w->panels ? 2 : 1;
-}
-
-/* Rows [r, r+rt*16) of the chunk times unit u of output o, into its y;
- * glu outputs take their gate and up panels as the pair. n0 / n1: the
- * panels of the unit this thread reads next (for the 16-row form's
- * prefetch), or NULL. */
-TGT static void block(const job *jb, const qe_amx_out *o, int u, int r, int rt, stage *sg, const char *n0,
-                      const char *n1) {
+/* Rows [r, r+rt*16) of the chunk times `np` (1 or 2) consecutive panels
+ * starting at panel p of output o, into its y; glu outputs take their gate
+ * and up panels as the pair. */
+TGT static void block(const job *jb, const qe_amx_out *o, int p, int np, int r, int rt, stage *sg) {
     const qe_amx_w *w = o->w;
-    const size_t lda = (size_t)jb->kp * 2;
+    const size_t lda = (size_t)jb->kp * 2, panel = (size_t)w->kp * PANEL;
     const uint16_t *a = jb->xb + (size_t)r * jb->kp;
     const int nkb = w->kp / 32, m = jb->mc, yr = r; /* rows of y relative to the chunk */
     float *y = o->y + (size_t)jb->i0 * o->ldy;
     const size_t ldy = o->ldy;
-    const size_t panel = (size_t)w->kp * PANEL;
-    const uint16_t *ub = unit_at(w, u);
-    const int np = unit_panels(w, u), c = u * 2 * PANEL;
     if (w->glu) {
-        /* gate (panel 0 of the unit) and up (panel 1) give output columns
-         * [32u, 32u+32) */
-        const int cg = u * PANEL, n = w->n;
+        /* panels 2q (gate) and 2q+1 (up) give output columns [32q, 32q+32) */
+        const int q = p / 2, c = q * PANEL, n = w->n;
+        const uint16_t *bg = w->data + (size_t)(2 * q) * panel, *bu = bg + panel;
         if (rt == 2) {
             /* 32 rows: the batch form on each half, every B tile used twice
              * (the 1x4 form below reads each tile once per 16 rows) */
-            dst d[4] = {tile_dst(y, ldy, m, n, yr, cg, sg->c[0]),
-                        tile_dst(y, ldy, m, n, yr, cg + 16, sg->c[1]),
-                        tile_dst(y, ldy, m, n, yr + 16, cg, sg->c[2]),
-                        tile_dst(y, ldy, m, n, yr + 16, cg + 16, sg->c[3])};
-            k_2x2(a, lda, ub, nkb, d);
+            dst d[4] = {tile_dst(y, ldy, m, n, yr, c, sg->c[0]), tile_dst(y, ldy, m, n, yr, c + 16, sg->c[1]),
+                        tile_dst(y, ldy, m, n, yr + 16, c, sg->c[2]),
+                        tile_dst(y, ldy, m, n, yr + 16, c + 16, sg->c[3])};
+            k_2x2(a, lda, bg, nkb, d);
             for (int t = 0; t < 4; t++)
-                tile_out(&d[t], sg->c[t], y, ldy, m, n, yr + 16 * (t / 2), cg + 16 * (t % 2));
+                tile_out(&d[t], sg->c[t], y, ldy, m, n, yr + 16 * (t / 2), c + 16 * (t % 2));
             dst du[4] = {{sg->up[0], 64}, {sg->up[1], 64}, {sg->up[2], 64}, {sg->up[3], 64}};
-            k_2x2(a, lda, ub + panel, nkb, du);
+            k_2x2(a, lda, bu, nkb, du);
             for (int h = 0; h < 2; h++)
                 for (int i = 0; i < 16 && yr + 16 * h + i < m; i++)
                     for (int t = 0; t < 2; t++) {
-                        int cc = cg + 16 * t, cols = n - cc < 16 ? n - cc : 16;
+                        int cc = c + 16 * t, cols = n - cc < 16 ? n - cc : 16;
                         if (cols > 0)
                             silu_mul16(y + (size_t)(yr + 16 * h + i) * ldy + cc, sg->up[2 * h + t] + i * 16,
                                        cols);
                     }
             return;
         }
-        dst d[4] = {tile_dst(y, ldy, m, n, yr, cg, sg->c[0]),
-                    tile_dst(y, ldy, m, n, yr, cg + 16, sg->c[1]),
-                    {sg->up[0], 64},
-                    {sg->up[1], 64}};
-        k_1x4(a, lda, ub, ub + panel, nkb, n0, n1, d);
-        tile_out(&d[0], sg->c[0], y, ldy, m, n, yr, cg);
-        tile_out(&d[1], sg->c[1], y, ldy, m, n, yr, cg + 16);
-        for (int i = 0; i < 16 && yr + i < m; i++)
-            for (int t = 0; t < 2; t++) {
-                int cc = cg + 16 * t, cols = n - cc < 16 ? n - cc : 16;
-                if (cols > 0) silu_mul16(y + (size_t)(yr + i) * ldy + cc, sg->up[t] + i * 16, cols);
-            }
+        for (int h = 0; h < rt; h++) {
+            int rr = yr + 16 * h;
+            dst d[4] = {tile_dst(y, ldy, m, n, rr, c, sg->c[0]),
+                        tile_dst(y, ldy, m, n, rr, c + 16, sg->c[1]),
+                        {sg->up[0], 64},
+                        {sg->up[1], 64}};
+            k_1x4(a + (size_t)16 * h * jb->kp, lda, bg, bu, nkb, d);
+            tile_out(&d[0], sg->c[0], y, ldy, m, n, rr, c);
+            tile_out(&d[1], sg->c[1], y, ldy, m, n, rr, c + 16);
+            for (int i = 0; i < 16 && rr + i < m; i++)
+                for (int t = 0; t < 2; t++) {
+                    int cc = c + 16 * t, cols = n - cc < 16 ? n - cc : 16;
+                    if (cols > 0) silu_mul16(y + (size_t)(rr + i) * ldy + cc, sg->up[t] + i * 16, cols);
+                }
+        }
         return;
     }
     const int n = w->n;
+    const uint16_t *b0 = w->data + (size_t)p * panel;
+    const int c = p * PANEL;
     if (rt == 2) {
         for (int t = 0; t < np; t++) {
             int cc = c + t * PANEL;
@@ -417,7 +386,7 @@ TGT static void block(const job *jb, const qe_amx_out *o, int u, int r, int rt, 
                         tile_dst(y, ldy, m, n, yr, cc + 16, sg->c[1]),
                         tile_dst(y, ldy, m, n, yr + 16, cc, sg->c[2]),
                         tile_dst(y, ldy, m, n, yr + 16, cc + 16, sg->c[3])};
-            k_2x2(a, lda, ub + (size_t)t * panel, nkb, d);
+            k_2x2(a, lda, b0 + (size_t)t * panel, nkb, d);
             tile_out(&d[0], sg->c[0], y, ldy, m, n, yr, cc);
             tile_out(&d[1], sg->c[1], y, ldy, m, n, yr, cc + 16);
             tile_out(&d[2], sg->c[2], y, ldy, m, n, yr + 16, cc);
@@ -427,11 +396,11 @@ TGT static void block(const job *jb, const qe_amx_out *o, int u, int r, int rt, 
         dst d[4] = {tile_dst(y, ldy, m, n, yr, c, sg->c[0]), tile_dst(y, ldy, m, n, yr, c + 16, sg->c[1]),
                     tile_dst(y, ldy, m, n, yr, c + 32, sg->c[2]),
                     tile_dst(y, ldy, m, n, yr, c + 48, sg->c[3])};
-        k_1x4(a, lda, ub, ub + panel, nkb, n0, n1, d);
+        k_1x4(a, lda, b0, b0 + panel, nkb, d);
         for (int t = 0; t < 4; t++) tile_out(&d[t], sg->c[t], y, ldy, m, n, yr, c + 16 * t);
     } else {
         dst d[2] = {tile_dst(y, ldy, m, n, yr, c, sg->c[0]), tile_dst(y, ldy, m, n, yr, c + 16, sg->c[1])};
-        k_1x2(a, lda, ub, nkb, d);
+        k_1x2(a, lda, b0, nkb, d);
         tile_out(&d[0], sg->c[0], y, ldy, m, n, yr, c);
         tile_out(&d[1], sg->c[1], y, ldy, m, n, yr, c + 16);
     }
@@ -443,38 +412,6 @@ static int units_of(const qe_amx_w *w) {
     return w->glu ? w->panels / 2 : (w->panels + 1) / 2;
 }
 
-/* Unit u of the job (over all outputs): its output and local index. */
-static const qe_amx_out *unit_out(const job *jb, int u, int *local) {
-    int o = 0;
-    while (u >= jb->units[o + 1]) o++;
-    *local = u - jb->units[o];
-    return &jb->outs[o];
-}
-
-/* Row tiles [r0, r1) of the chunk times job unit u. */
-TGT static void unit_rows(const job *jb, int u, int r0, int r1, stage *sg, int next) {
-    int local;
-    const qe_amx_out *out = unit_out(jb, u, &local);
-    /* the next unit's panels (every output of a call has the same depth,
-     * so the same panel size) */
-    const char *n0 = NULL, *n1 = NULL;
-    if (next >= 0) {
-        int nl;
-        const qe_amx_out *no = unit_out(jb, next, &nl);
-        n0 = (const char *)unit_at(no->w, nl);
-        if (unit_panels(no->w, nl) == 2) n1 = n0 + (size_t)no->w->kp * PANEL * sizeof(uint16_t);
-    }
-    int r = r0;
-    for (; r + 32 <= r1; r += 32) block(jb, out, local, r, 2, sg, n0, n1);
-    if (r < r1) block(jb, out, local, r, 1, sg, n0, n1); /* 16 rows left (mp is a multiple of 16) */
-}
-
-/* Rows walked in L2-sized blocks (re-read for every unit of a task). */
-static int l2_rows(const job *jb) {
-    int rb = (int)(L2_ROWS_BYTES / ((size_t)jb->kp * 2)) / 32 * 32;
-    return rb < 32 ? 32 : rb;
-}
-
 TGT static void product_task(void *arg, int t, int thread) {
     (void)thread;
     const job *jb = arg;
@@ -484,63 +421,29 @@ TGT static void product_task(void *arg, int t, int thread) {
     if (u0 >= u1) return;
     _Alignas(64) stage sg;
     tiles_begin();
-    /* rows in L2-sized blocks (re-read for every panel), the units of the
+    /* rows in L2-sized blocks (re-read for every panel), the panels of the
      * task inside: a panel stays in L2 across a block's row tiles */
-    const int rb = l2_rows(jb);
+    int rb = (int)(L2_ROWS_BYTES / ((size_t)jb->kp * 2)) / 32 * 32;
+    if (rb < 32) rb = 32;
     for (int r0 = 0; r0 < jb->mp; r0 += rb) {
         int r1 = r0 + rb < jb->mp ? r0 + rb : jb->mp;
-        for (int u = u0; u < u1; u++) unit_rows(jb, u, r0, r1, &sg, u + 1 < u1 ? u + 1 : -1);
-    }
-    _tile_release();
-}
-
-/* ---- one row block (queries, short batches): one stream per thread ----
- * Task t owns units [lo, hi) of range t, a contiguous stretch of memory
- * within each output, and reads it from the front, prefetching on into its
- * next unit; a task whose range is done takes units from the back of the
- * fullest other range (a thread slowed by another process does not hold the
- * call, as with smaller tasks, and the ranges stay single streams). */
-
-/* lo in the low 32 bits, hi in the high 32 */
-static int take_unit(_Atomic uint64_t *r, int back) {
-    uint64_t v = atomic_load_explicit(r, memory_order_relaxed);
-    for (;;) {
-        uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
-        if (lo >= hi) return -1;
-        uint64_t nv =
-            back ? (uint64_t)lo | (uint64_t)(hi - 1) << 32 : (uint64_t)(lo + 1) | (uint64_t)hi << 32;
-        if (atomic_compare_exchange_weak_explicit(r, &v, nv, memory_order_relaxed, memory_order_relaxed))
-            return back ? (int)(hi - 1) : (int)lo;
-    }
-}
-
-TGT static void stream_task(void *arg, int t, int thread) {
-    (void)thread;
-    job *jb = arg;
-    _Alignas(64) stage sg;
-    tiles_begin();
-    int u = take_unit(&jb->range[t], 0);
-    while (u >= 0) {
-        /* the next unit of this range, if nobody takes it first */
-        uint64_t v = atomic_load_explicit(&jb->range[t], memory_order_relaxed);
-        int next = (uint32_t)v < (uint32_t)(v >> 32) ? (int)(uint32_t)v : -1;
-        unit_rows(jb, u, 0, jb->mp, &sg, next);
-        u = take_unit(&jb->range[t], 0);
-    }
-    for (;;) {
-        int best = -1;
-        uint32_t left = 0;
-        for (int i = 0; i < jb->n_tasks; i++) {
-            uint64_t v = atomic_load_explicit(&jb->range[i], memory_order_relaxed);
-            uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
-            if (hi > lo && hi - lo > left) {
-                left = hi - lo;
-                best = i;
+        int o = 0;
+        for (int u = u0; u < u1; u++) {
+            while (u >= jb->units[o + 1]) o++;
+            const qe_amx_out *out = &jb->outs[o];
+            const int local = u - jb->units[o];
+            int p, np;
+            if (out->w->glu) {
+                p = 2 * local;
+                np = 2;
+            } else {
+                p = 2 * local;
+                np = out->w->panels - p < 2 ? 1 : 2;
             }
+            int r = r0;
+            for (; r + 32 <= r1; r += 32) block(jb, out, p, np, r, 2, &sg);
+            if (r < r1) block(jb, out, p, np, r, 1, &sg); /* 16 rows left (mp is a multiple of 16) */
         }
-        if (best < 0) break;
-        u = take_unit(&jb->range[best], 1);
-        if (u >= 0) unit_rows(jb, u, 0, jb->mp, &sg, -1);
     }
     _tile_release();
 }
@@ -584,17 +487,6 @@ int qe_matmul_amx(qe_threadpool *pool, const float *x, size_t ldx, int m, int k,
             convert_task(&jb, 0, 0);
         else
             qe_threadpool_run(pool, convert_task, &jb, jb.n_tasks);
-        if (jb.mp <= l2_rows(&jb) && threads <= STREAM_MAX) {
-            /* all rows in one block (a query): one stream per thread */
-            jb.n_tasks = threads < total ? threads : total;
-            for (int t = 0; t < jb.n_tasks; t++) {
-                uint64_t lo = (uint64_t)((long long)total * t / jb.n_tasks),
-                         hi = (uint64_t)((long long)total * (t + 1) / jb.n_tasks);
-                atomic_store_explicit(&jb.range[t], lo | hi << 32, memory_order_relaxed);
-            }
-            qe_threadpool_run(pool, stream_task, &jb, jb.n_tasks);
-            continue;
-        }
         /* two tasks per thread: one thread slowed by another process does not hold the call */
         jb.n_tasks = threads > 1 ? 2 * threads : 1;
         if (jb.n_tasks > total) jb.n_tasks = total;
