@@ -3,7 +3,9 @@
  * (matmul_amx.c): sequential 1 KiB tiles, each one tile load, with and
  * without software prefetch at a given distance and hint, one or more
  * streams per thread, on 1..N threads. Gives the memory ceiling a query
- * should approach (issue 15), and which prefetch the kernel should use.
+ * should approach, and whether another prefetch or a one-stream layout
+ * would read faster. (`qembed bench`'s "DRAM read" reads 64 MiB, which a
+ * large last-level cache holds: 300 MiB on the Emerald Rapids VM.)
  *
  *   bench_stream [--mib M] [--threads N] [--from F] [--reps R] [--short]
  *
@@ -15,10 +17,10 @@
  *                 streaming ceiling of the hardware prefetchers)
  *   tiles, one stream   tile loads of 1 KiB + tdpbf16ps against a fixed A
  *                 tile over the thread's range as one sequential stream,
- *                 prefetch distance D / hint H (the 1x4 kernel since issue
- *                 15: a unit's two panels interleaved per k-block)
+ *                 prefetch distance D / hint H (what the 1x4 kernel would
+ *                 read if a panel pair's k-blocks were interleaved)
  *   tiles, two panels   two 160 KiB streams side by side, prefetched inside
- *                 each panel only (the 1x4 kernel before)
+ *                 each panel only (the 1x4 kernel as it is, k = 2560)
  * Prints GB/s (1e9 bytes) of the best of R passes (wall), and beside it
  * each thread's rate while it had a core (CPU time). Not a test; figures go
  * to bench/results with the CPU named. x86-64 with AMX-BF16 only (the tile
@@ -228,9 +230,8 @@ int main(int argc, char **argv) {
            "alike); GB/s = 1e9 bytes/s; AMX %s; load average at start %.2f %.2f %.2f\n",
            mib, reps, amx ? "usable" : "not usable (tile forms skipped)", la[0], la[1], la[2]);
     /* the forms: avx512 loads; one stream per thread (prefetch distance x
-     * hint, carried across panels); two 160 KiB panels (k = 2560 of the 4B
-     * model) as the 1x4 kernel walked them before issue 15 (prefetch 8 KiB
-     * T0 inside each panel only) */
+     * hint); two 160 KiB panels (k = 2560 of the 4B model) as the 1x4 kernel
+     * walks them (prefetch 8 KiB T0 inside each panel only) */
     static const char *hn[4] = {"T0", "T1", "T2", "NTA"};
     static const int dists[] = {0, 4096, 8192, 16384, 32768, 65536};
     static const int hints[] = {0, 2, 3};

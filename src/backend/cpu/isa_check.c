@@ -126,12 +126,12 @@ static int amx_packed_variant(const qe_mm_args *a) {
     return rc;
 }
 
-/* Its forms on two-panel units (the variant check's n < 32 reaches only
- * single panels): 16 rows (the 1x4 form over units, prefetching on into the
- * next one, and the 1x2 form on a last odd panel: n = 130) and 40 rows (the
- * 2x2 form on both panels of a unit, then 1x4): 0 agrees, -1 does not, 1
+/* Its forms on pairs of panels (the variant check's n < 32 reaches only a
+ * single panel): 16 rows (the 1x4 form over several pairs, with its
+ * prefetch, and the 1x2 form on a last odd panel: n = 130) and 40 rows (the
+ * 2x2 form on both panels of a pair, then 1x4): 0 agrees, -1 does not, 1
  * could not check. */
-static int amx_unit_check(void) {
+static int amx_pairs_check(void) {
     static const shape sh[] = {{16, 96, 130}, {40, 64, 200}};
     float *x = malloc(sizeof(float) * 40 * 96), *w = malloc(sizeof(float) * 200 * 96);
     float *y = malloc(sizeof(float) * 40 * 200), *yr = malloc(sizeof(float) * 40 * 200);
@@ -195,7 +195,7 @@ int qe_isa_check(qe_isa isa) {
             rc = qe_mm_variant_check(qe_matmul_onednn);
             /* the products on packed weights that bf16 mode runs at this level */
             if (rc == 0 && qe_amx_usable()) rc = qe_mm_variant_check(amx_packed_variant);
-            if (rc == 0 && qe_amx_usable()) rc = amx_unit_check();
+            if (rc == 0 && qe_amx_usable()) rc = amx_pairs_check();
             if (rc == 0 && qe_amx_usable()) rc = amx_glu_check(19);
             if (rc == 0 && qe_amx_usable()) rc = amx_glu_check(16);
             break;
