@@ -210,6 +210,10 @@ int main(int argc, char **argv) {
         }
     }
     const size_t bytes = (size_t)mib << 20;
+    if ((size_t)mib < 2u * (size_t)threads) {
+        fprintf(stderr, "bench_stream: --mib %d is less than 2 MiB per thread (%d threads)\n", mib, threads);
+        return 1;
+    }
     void *mem = NULL;
     if (posix_memalign(&mem, 2u << 20, bytes) != 0) {
         fprintf(stderr, "bench_stream: out of memory (%d MiB)\n", mib);
