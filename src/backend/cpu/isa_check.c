@@ -127,14 +127,15 @@ static int amx_packed_variant(const qe_mm_args *a) {
 }
 
 /* Its forms on pairs of panels (the variant check's n < 32 reaches only a
- * single panel): 16 rows (the 1x4 form over several pairs, with its
- * prefetch, and the 1x2 form on a last odd panel: n = 130) and 40 rows (the
- * 2x2 form on both panels of a pair, then 1x4): 0 agrees, -1 does not, 1
- * could not check. */
+ * single panel): 16 rows (the 1x4 form over a pair, with its prefetch, and
+ * the 1x2 form on a last odd panel: n = 72) and 40 rows (the 2x2 form on
+ * both panels of a pair, then 1x4); k = 40 ends in a partial k-block. Small
+ * shapes: this runs at every start. 0 agrees, -1 does not, 1 could not
+ * check. */
 static int amx_pairs_check(void) {
-    static const shape sh[] = {{16, 96, 130}, {40, 64, 200}};
-    float *x = malloc(sizeof(float) * 40 * 96), *w = malloc(sizeof(float) * 200 * 96);
-    float *y = malloc(sizeof(float) * 40 * 200), *yr = malloc(sizeof(float) * 40 * 200);
+    static const shape sh[] = {{16, 40, 72}, {40, 40, 72}};
+    float *x = malloc(sizeof(float) * 40 * 40), *w = malloc(sizeof(float) * 72 * 40);
+    float *y = malloc(sizeof(float) * 40 * 72), *yr = malloc(sizeof(float) * 40 * 72);
     int rc = (!x || !w || !y || !yr) ? 1 : 0;
     for (int i = 0; rc == 0 && i < 2; i++)
         rc = check_one(amx_packed_variant, &sh[i], QE_BF16, QE_MM_BF16, x, w, y, yr);
