@@ -131,11 +131,32 @@ static int amx_packed_variant(const qe_mm_args *a) {
     return rc;
 }
 
+/* Its forms on pairs of panels (the variant check's n < 32 reaches only a
+ * single panel): 16 rows (the 1x4 form over a pair, with its prefetch, and
+ * the 1x2 form on a last odd panel: n = 72) and 40 rows (the 2x2 form on
+ * both panels of a pair, then 1x4); k = 40 ends in a partial k-block. Small
+ * shapes: this runs at every start. 0 agrees, -1 does not, 1 could not
+ * check. */
+static int amx_pairs_check(void) {
+    static const shape sh[] = {{16, 40, 72}, {40, 40, 72}};
+    float *x = malloc(sizeof(float) * 40 * 40), *w = malloc(sizeof(float) * 72 * 40);
+    float *y = malloc(sizeof(float) * 40 * 72), *yr = malloc(sizeof(float) * 40 * 72);
+    int rc = (!x || !w || !y || !yr) ? 1 : 0;
+    for (int i = 0; rc == 0 && i < 2; i++)
+        rc = check_one(amx_packed_variant, &sh[i], QE_BF16, QE_MM_BF16, x, w, y, yr);
+    free(x);
+    free(w);
+    free(y);
+    free(yr);
+    return rc;
+}
+
 /* Its glu form (gate and up packed together, silu(gate) * up written) on a
- * product with tails in m, k and n: 0 agrees with the scalar products and
- * the formula in double, -1 does not, 1 could not check. */
-static int amx_glu_check(void) {
-    const int m = 19, k = 96, n = 37;
+ * product with tails in k and n, m rows (19: the 2x2 form; 16: the 1x4
+ * form): 0 agrees with the scalar products and the formula in double, -1
+ * does not, 1 could not check. */
+static int amx_glu_check(int m) {
+    const int k = 96, n = 37;
     float *x = malloc(sizeof(float) * m * k), *g = malloc(sizeof(float) * m * n);
     float *gr = malloc(sizeof(float) * m * n), *ur = malloc(sizeof(float) * m * n);
     uint16_t *wg = malloc(2 * (size_t)n * k), *wu = malloc(2 * (size_t)n * k);
@@ -297,7 +318,9 @@ int qe_isa_check(qe_isa isa) {
             rc = qe_mm_variant_check(qe_matmul_onednn);
             /* the products on packed weights that bf16 mode runs at this level */
             if (rc == 0 && qe_amx_usable()) rc = qe_mm_variant_check(amx_packed_variant);
-            if (rc == 0 && qe_amx_usable()) rc = amx_glu_check();
+            if (rc == 0 && qe_amx_usable()) rc = amx_pairs_check();
+            if (rc == 0 && qe_amx_usable()) rc = amx_glu_check(19);
+            if (rc == 0 && qe_amx_usable()) rc = amx_glu_check(16);
             if (rc == 0 && qe_attn_amx_usable()) rc = attn_amx_check();
             break;
         case QE_ISA_AVX512_BF16: rc = qe_mm_variant_check(qe_matmul_avx512bf16); break;
