@@ -86,12 +86,12 @@ class H(BaseHTTPRequestHandler):
             self.send_header(k, v)
         if not any(k.lower() == "content-length" for k, _ in headers):
             self.send_header("Content-Length", str(len(body)))
+        # logged before the body goes out: the client cannot see the end of a
+        # reply (and the test read the log) before its record is written
+        self.log(status, len(body) if send_body and body else 0)
         self.end_headers()
-        sent = 0
         if send_body and body:
             self.wfile.write(body)
-            sent = len(body)
-        self.log(status, sent)
 
     def error(self, status, code, msg, send_body=True):
         self.reply(status, [("X-Error-Code", code), ("X-Error-Message", msg),
@@ -223,19 +223,20 @@ class H(BaseHTTPRequestHandler):
         self.send_response(status)
         for k, v in headers + [("Content-Length", str(len(part))), ("Accept-Ranges", "bytes")]:
             self.send_header(k, v)
+        dropping = body and drop_at is not None and 0 < drop_at < len(part)
+        # logged before the body goes out (see reply)
+        self.log(status, 0 if not body else drop_at if dropping else len(part))
         self.end_headers()
         if not body:
-            return self.log(status, 0)
-        if drop_at is not None and 0 < drop_at < len(part):
+            return
+        if dropping:
             # send a prefix, then cut the connection as a broken network would
             self.wfile.write(part[:drop_at])
             self.wfile.flush()
-            self.log(status, drop_at)
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
             return
         self.wfile.write(part)
-        self.log(status, len(part))
 
 
 def main():
