@@ -375,7 +375,7 @@ typedef struct qembed_machine_peak {
                                       mode: vdpbf16ps for bf16 mode on AVX512_BF16, else f32 FMA */
     double f32_fma_gflops;         /* widest f32 FMA (zmm or ymm) */
     double bf16_dot_gflops;        /* zmm vdpbf16ps; 0 when the CPU lacks AVX512_BF16 */
-    double dram_read_gbs;          /* reading 64 MiB, 4 KiB pages (1e9 bytes/s) */
+    double dram_read_gbs;          /* reading 4x the L3 (256 MiB-2 GiB), 4 KiB pages (1e9 bytes/s) */
     double dram_read_hugepage_gbs; /* the same with transparent huge pages advised */
 } qembed_machine_peak;
 

@@ -17,8 +17,8 @@
  * isa is lowered to what the CPU supports. 0 on failure. */
 double qe_peak_gflops(qe_threadpool *pool, qe_isa isa, double budget_ms);
 
-/* GB/s (1e9 bytes) reading a 64 MiB buffer (twice this machine's usual L3)
- * with all threads. huge_pages: advise transparent huge pages for the
+/* GB/s (1e9 bytes) reading a buffer of four times the last-level cache
+ * (256 MiB to 2 GiB: memory, not a cache) with all threads. huge_pages: advise transparent huge pages for the
  * buffer (as the loader may for the weights). 0 on failure. */
 double qe_peak_dram_read_gbs(qe_threadpool *pool, int huge_pages, double budget_ms);
 
