@@ -94,6 +94,7 @@ size_t qe_attn_amx_scratch_floats(int head_dim, int group) {
 #include "backend/cpu/avx512_util.h"
 #include "backend/cpu/matmul_amx.h"
 #include "backend/cpu/matmul_internal.h"
+#include "backend/cpu/amx_tiles.h"
 
 int qe_attn_amx_usable(void) {
     return qe_amx_usable();
@@ -102,22 +103,12 @@ int qe_attn_amx_usable(void) {
 #define TGT __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq")))
 #define INL TGT static inline __attribute__((always_inline))
 
-typedef struct tilecfg {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tilecfg;
-
 /* Every tile 16 rows x 64 bytes (as matmul_amx.c; each task loads its own
  * configuration, the products' tasks load theirs). */
 TGT static void tiles_begin(void) {
-    _Alignas(64) tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.colsb[t] = 64;
-        cfg.rows[t] = 16;
-    }
+    _Alignas(64) qe_amx_tilecfg cfg;
+    qe_amx_tilecfg_init(&cfg);
+    qe_amx_tiles_set(&cfg, 0, 8, 16, 64);
     _tile_loadconfig(&cfg);
 }
 

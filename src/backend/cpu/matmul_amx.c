@@ -126,6 +126,7 @@ int qe_amx_pack(qe_amx_w *out, const uint16_t *wg, const uint16_t *wu, int n, in
 #include <unistd.h>
 
 #include "avx512_util.h"
+#include "amx_tiles.h"
 
 #define TGT __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl")))
 
@@ -147,21 +148,11 @@ int qe_amx_usable(void) {
     return g_usable;
 }
 
-typedef struct tilecfg {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tilecfg;
-
 /* Every tile 16 rows x 64 bytes (A: 16 x 32 bf16; B: 16 pairs x 16; C: 16 x 16 f32). */
 TGT static void tiles_begin(void) {
-    _Alignas(64) tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.colsb[t] = 64;
-        cfg.rows[t] = 16;
-    }
+    _Alignas(64) qe_amx_tilecfg cfg;
+    qe_amx_tilecfg_init(&cfg);
+    qe_amx_tiles_set(&cfg, 0, 8, 16, 64);
     _tile_loadconfig(&cfg);
 }
 

@@ -21,6 +21,7 @@
  * (fewer than 32 weight rows) go to the VNNI kernel, which gives the same
  * sums in the same f32 order. */
 #include "matmul_q8.h"
+#include "amx_tiles.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -33,12 +34,6 @@
 #include <unistd.h>
 
 #define AMX_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,amx-tile,amx-int8")))
-
-typedef struct tilecfg {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tilecfg;
 
 int qe_q8_amx_available(void) {
     static _Atomic int cached = -1;
@@ -144,21 +139,8 @@ AMX_TARGET void qe_q8_kernel_amx(const qe_q8_chunk *ch, int j0, int j1, void *sc
     const size_t wrow = (size_t)nb * QE_Q8_BYTES, ts = (size_t)nb * QE_Q8_REC;
     const uint8_t *w = a->w;
     float *dwp = scratch;
-    _Alignas(64) tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 2; t++) { /* A: 16 weight rows x 32 bytes */
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 32;
-    }
-    for (int t = 2; t < 4; t++) { /* B: 8 groups x 16 activation rows x 4 bytes */
-        cfg.rows[t] = 8;
-        cfg.colsb[t] = 64;
-    }
-    for (int t = 4; t < 8; t++) { /* C: 16 x 16 int32 */
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
+    _Alignas(64) qe_amx_tilecfg cfg;
+    qe_amx_tiles_q8(&cfg);
     _tile_loadconfig(&cfg);
     /* with more than one activation tile, each 16 weight rows' q are first
      * copied together (512 contiguous bytes per block, after the scales in

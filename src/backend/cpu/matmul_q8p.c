@@ -142,6 +142,7 @@ int qe_q8p_pack(qe_q8p_w *out, const uint8_t *wg, const uint8_t *wu, int n, int 
 #include <immintrin.h>
 
 #include "avx512_util.h"
+#include "amx_tiles.h"
 
 #define TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,amx-tile,amx-int8")))
 
@@ -149,28 +150,9 @@ int qe_q8p_usable(void) {
     return qe_q8_variant_available(QE_Q8_AMX);
 }
 
-typedef struct tilecfg {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tilecfg;
-
 TGT static void tiles_begin(void) {
-    _Alignas(64) tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 2; t++) { /* A: 16 weight rows x 32 bytes */
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 32;
-    }
-    for (int t = 2; t < 4; t++) { /* B: 8 groups x 16 activation rows x 4 bytes */
-        cfg.rows[t] = 8;
-        cfg.colsb[t] = 64;
-    }
-    for (int t = 4; t < 8; t++) { /* C: 16 x 16 int32 */
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
+    _Alignas(64) qe_amx_tilecfg cfg;
+    qe_amx_tiles_q8(&cfg);
     _tile_loadconfig(&cfg);
 }
 

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "amx_tiles.h"
 #include "matmul_internal.h"
 
 #if defined(__x86_64__)
@@ -70,12 +71,6 @@ __attribute__((target("avx512f,avx512bf16"))) static float loop_bf16(long iters)
  * accumulators (16 x 16 f32) each += A (16 x 32 bf16) x B (16 pairs x 16),
  * 16 x 16 x 32 multiply-adds per tdpbf16ps; 4 in flight cover its latency.
  * Linux hands out the tile state only after a per-process request. */
-typedef struct tilecfg {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tilecfg;
-
 static int amx_permit(void) {
 #if defined(SYS_arch_prctl)
     return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0 ? 0 : -1;
@@ -85,13 +80,9 @@ static int amx_permit(void) {
 }
 
 __attribute__((target("amx-tile,amx-bf16"))) static float loop_amx(long iters) {
-    _Alignas(64) tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.colsb[t] = 64;
-        cfg.rows[t] = 16;
-    }
+    _Alignas(64) qe_amx_tilecfg cfg;
+    qe_amx_tilecfg_init(&cfg);
+    qe_amx_tiles_set(&cfg, 0, 8, 16, 64);
     _Alignas(64) static const uint16_t ones[16 * 32] = {0}; /* zeros: the sum stays finite */
     _Alignas(64) float out[16 * 16];
     _tile_loadconfig(&cfg);
