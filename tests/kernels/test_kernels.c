@@ -409,6 +409,16 @@ static int amx_close(const float *y, const float *yr, const float *x, size_t ldx
     return err <= 1e-5 * b + 1e-30;
 }
 
+/* The bound on a glu output silu(g) * u when the gate and up products are
+ * each within 1e-5 * b of the reference (b = sum over the depth of |x| |w|:
+ * bg for the gate row, bu for the up row), through |silu'| <= 1.1; gr, ur
+ * are the reference products and want = silu(gr) * ur. */
+static double glu_tol(float gr, float ur, float want, double bg, double bu) {
+    double silu = fabs((double)gr / (1.0 + exp(-(double)gr)));
+    return 1.1 * 1e-5 * bg * (fabs(ur) + 1e-5 * bu) + (silu + 1e-5 * bg) * 1e-5 * bu + 1e-5 * fabs(want) +
+           1e-30;
+}
+
 static void test_amx(qe_threadpool *pool2) {
     if (qe_cpu_isa() < QE_ISA_AMX || !qe_amx_usable()) {
         printf("kernels: NOT TESTED here: packed amx products (no AMX-BF16 level on this CPU)\n");
@@ -487,9 +497,7 @@ static void test_amx(qe_threadpool *pool2) {
                         bg += xv * fabs(wf[0][(size_t)j * s.k + p]);
                         bu += xv * fabs(wuf[(size_t)j * s.k + p]);
                     }
-                    double silu = fabs((double)gr[at] / (1.0 + exp(-(double)gr[at])));
-                    double tol = 1.1 * 1e-5 * bg * (fabs(ur[at]) + 1e-5 * bu) +
-                                 (silu + 1e-5 * bg) * 1e-5 * bu + 1e-5 * fabs(want) + 1e-30;
+                    double tol = glu_tol(gr[at], ur[at], want, bg, bu);
                     if (!(fabs((double)g[at] - want) <= tol)) {
                         CHECK(0, "amx glu m=%d k=%d n=%d threads=%d: [%d][%d] = %.9g, ref %.9g", s.m, s.k,
                               s.n, threads, i, j, g[at], want);
@@ -620,9 +628,7 @@ static void test_q8p(qe_threadpool *pool2) {
                         bg += xv * fabs(qe_tensor_get_f32(w[0], QE_Q8_0, (size_t)j * s.k + p));
                         bu += xv * fabs(qe_tensor_get_f32(wu, QE_Q8_0, (size_t)j * s.k + p));
                     }
-                    double silu = fabs((double)gr[at] / (1.0 + exp(-(double)gr[at])));
-                    double tol = 1.1 * 1e-5 * bg * (fabs(ur[at]) + 1e-5 * bu) +
-                                 (silu + 1e-5 * bg) * 1e-5 * bu + 1e-5 * fabs(want) + 1e-30;
+                    double tol = glu_tol(gr[at], ur[at], want, bg, bu);
                     if (!(fabs((double)g[at] - want) <= tol)) {
                         CHECK(0, "q8p glu m=%d k=%d n=%d threads=%d: [%d][%d] = %.9g, ref %.9g", s.m, s.k,
                               s.n, threads, i, j, g[at], want);
