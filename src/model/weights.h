@@ -20,6 +20,19 @@ typedef struct qe_layer_weights {
     qe_tensor w_down;    /* (hidden, intermediate) */
 } qe_layer_weights;
 
+/* A layer's seven matrices, always in this order: q, k, v, o, gate, up, down
+ * (the loops that treat every matrix alike: packing, sizes, uploads). */
+enum { QE_LAYER_MATRICES = 7 };
+static inline void qe_layer_matrices(const qe_layer_weights *lw, const qe_tensor *m[QE_LAYER_MATRICES]) {
+    m[0] = &lw->wq;
+    m[1] = &lw->wk;
+    m[2] = &lw->wv;
+    m[3] = &lw->wo;
+    m[4] = &lw->w_gate;
+    m[5] = &lw->w_up;
+    m[6] = &lw->w_down;
+}
+
 typedef struct qe_weights {
     qe_tensor embed;          /* (vocab, hidden) embed_tokens */
     qe_tensor final_norm;     /* (hidden) norm */

@@ -90,8 +90,9 @@ int qe_fwd_pack_dtype(const qe_fwd_weights *fw, int first, int end) {
     int dt = -1;
     for (int l = first; l < end; l++) {
         const qe_layer_weights *lw = &fw->w->layers[l];
-        const qe_tensor *m[7] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->w_gate, &lw->w_up, &lw->w_down};
-        for (int i = 0; i < 7; i++) {
+        const qe_tensor *m[QE_LAYER_MATRICES];
+        qe_layer_matrices(lw, m);
+        for (int i = 0; i < QE_LAYER_MATRICES; i++) {
             int t = packable(m[i]);
             if (t < 0 || (dt >= 0 && t != dt)) return -1;
             dt = t;
@@ -106,8 +107,9 @@ uint64_t qe_fwd_packed_bytes(const qe_fwd_weights *fw, int first, int end, uint6
     uint64_t p = 0, s = 0;
     for (int l = first; l < end; l++) {
         const qe_layer_weights *lw = &fw->w->layers[l];
-        const qe_tensor *m[7] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->w_gate, &lw->w_up, &lw->w_down};
-        for (int i = 0; i < 7; i++) {
+        const qe_tensor *m[QE_LAYER_MATRICES];
+        qe_layer_matrices(lw, m);
+        for (int i = 0; i < QE_LAYER_MATRICES; i++) {
             int n = (int)m[i]->shape[0], k = (int)m[i]->shape[1];
             p += dt == QE_Q8_0 ? qe_q8p_packed_bytes(n, k) : qe_amx_packed_bytes(n, k);
             s += qe_tensor_bytes(m[i]);
@@ -177,8 +179,9 @@ static void pack_task(void *arg, int task, int thread) {
         atomic_store(&j->failed, 1);
         return;
     }
-    const qe_tensor *m[7] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->w_gate, &lw->w_up, &lw->w_down};
-    for (int i = 0; i < 7; i++) drop_pages(m[i]);
+    const qe_tensor *m[QE_LAYER_MATRICES];
+    qe_layer_matrices(lw, m);
+    for (int i = 0; i < QE_LAYER_MATRICES; i++) drop_pages(m[i]);
     pk->ready = 1;
 }
 

@@ -26,8 +26,9 @@ size_t qe_q8_block_bytes_for(const qe_weights *w, int max_rows, int exact) {
     size_t most = 0;
     for (int l = 0; w && l < w->n_layers; l++) {
         const qe_layer_weights *lw = &w->layers[l];
-        const qe_tensor *m[] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->w_gate, &lw->w_up, &lw->w_down};
-        for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        const qe_tensor *m[QE_LAYER_MATRICES];
+        qe_layer_matrices(lw, m);
+        for (int i = 0; i < QE_LAYER_MATRICES; i++) {
             if (!m[i]->data || !packs_activations(m[i]->dtype, exact)) continue;
             size_t b = qe_q8_block_bytes((int)m[i]->shape[1], max_rows);
             if (b > most) most = b;

@@ -186,6 +186,7 @@ static uint64_t vk_embed_bytes(const qe_config *cfg, qe_dtype dt) {
 /* ---- model level: the segment's weights on the device ---- */
 
 enum { W_Q, W_K, W_V, W_O, W_GATE, W_UP, W_DOWN, W_COUNT };
+_Static_assert((int)W_COUNT == (int)QE_LAYER_MATRICES, "qe_layer_matrices' order");
 
 typedef struct vk_seg {
     qe_vk *vk;
@@ -196,7 +197,8 @@ typedef struct vk_seg {
 } vk_seg;
 
 static const qe_tensor *layer_tensor(const qe_layer_weights *lw, int i) {
-    const qe_tensor *t[W_COUNT] = {&lw->wq, &lw->wk, &lw->wv, &lw->wo, &lw->w_gate, &lw->w_up, &lw->w_down};
+    const qe_tensor *t[QE_LAYER_MATRICES];
+    qe_layer_matrices(lw, t);
     return t[i];
 }
 
