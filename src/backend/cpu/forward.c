@@ -54,14 +54,11 @@ qembed_status qe_fwd_weights_init(qe_fwd_weights *fw, const qe_config *cfg, cons
 }
 
 static void packed_free(qe_fwd_packed *pk) {
-    for (int i = 0; i < QE_PK_N; i++) qe_q8p_free(&pk->q8[i]);
+    for (int i = 0; i < QE_PK_N; i++) {
+        qe_q8p_free(&pk->q8[i]);
+        qe_amx_free(&pk->bf16[i]);
+    }
     pk->is_q8 = 0;
-    qe_amx_free(&pk->q);
-    qe_amx_free(&pk->k);
-    qe_amx_free(&pk->v);
-    qe_amx_free(&pk->o);
-    qe_amx_free(&pk->gu);
-    qe_amx_free(&pk->down);
     pk->ready = 0;
 }
 
@@ -146,41 +143,38 @@ static void populate(const qe_tensor *t) {
     (void)madvise((void *)a, b - a, MADV_POPULATE_READ);
 }
 
-static int pack_one(qe_amx_w *out, const qe_tensor *t, const qe_tensor *up) {
-    populate(t);
-    if (up) populate(up);
-    return qe_amx_pack(out, t->data, up ? up->data : NULL, (int)t->shape[0], (int)t->shape[1]);
-}
+/* Where each pack (QE_PK_*) comes from: its matrix's index in
+ * qe_layer_matrices' order, and the up matrix packed with it as one glu
+ * weight (gate's pack), else -1. */
+static const struct {
+    int m, up;
+} pack_src[QE_PK_N] = {
+    [QE_PK_Q] = {0, -1}, [QE_PK_K] = {1, -1}, [QE_PK_V] = {2, -1},
+    [QE_PK_O] = {3, -1}, [QE_PK_GU] = {4, 5}, [QE_PK_DOWN] = {6, -1},
+};
+_Static_assert(QE_PK_N + 1 == QE_LAYER_MATRICES, "every matrix is in one pack: gate and up share one");
 
-static int pack_one_q8(qe_q8p_w *out, const qe_tensor *t, const qe_tensor *up) {
-    populate(t);
-    if (up) populate(up);
-    return qe_q8p_pack(out, t->data, up ? up->data : NULL, (int)t->shape[0], (int)t->shape[1]);
-}
-
+/* Packs layer first + task in QE_PK_* order: the bf16 form (qe_amx_pack) or
+ * the Q8_0 form (qe_q8p_pack), the same loop for both. */
 static void pack_task(void *arg, int task, int thread) {
     (void)thread;
     pack_job *j = arg;
     const int l = j->first + task;
-    const qe_layer_weights *lw = &j->fw->w->layers[l];
     qe_fwd_packed *pk = &j->fw->packed[l];
-    if (lw->wq.dtype == QE_Q8_0) {
-        pk->is_q8 = 1;
-        if (pack_one_q8(&pk->q8[QE_PK_Q], &lw->wq, NULL) || pack_one_q8(&pk->q8[QE_PK_K], &lw->wk, NULL) ||
-            pack_one_q8(&pk->q8[QE_PK_V], &lw->wv, NULL) || pack_one_q8(&pk->q8[QE_PK_O], &lw->wo, NULL) ||
-            pack_one_q8(&pk->q8[QE_PK_GU], &lw->w_gate, &lw->w_up) ||
-            pack_one_q8(&pk->q8[QE_PK_DOWN], &lw->w_down, NULL)) {
+    const qe_tensor *m[QE_LAYER_MATRICES];
+    qe_layer_matrices(&j->fw->w->layers[l], m);
+    pk->is_q8 = m[0]->dtype == QE_Q8_0;
+    for (int i = 0; i < QE_PK_N; i++) {
+        const qe_tensor *t = m[pack_src[i].m], *up = pack_src[i].up >= 0 ? m[pack_src[i].up] : NULL;
+        const int n = (int)t->shape[0], k = (int)t->shape[1];
+        populate(t);
+        if (up) populate(up);
+        if (pk->is_q8 ? qe_q8p_pack(&pk->q8[i], t->data, up ? up->data : NULL, n, k)
+                      : qe_amx_pack(&pk->bf16[i], t->data, up ? up->data : NULL, n, k)) {
             atomic_store(&j->failed, 1);
             return;
         }
-    } else if (pack_one(&pk->q, &lw->wq, NULL) || pack_one(&pk->k, &lw->wk, NULL) ||
-               pack_one(&pk->v, &lw->wv, NULL) || pack_one(&pk->o, &lw->wo, NULL) ||
-               pack_one(&pk->gu, &lw->w_gate, &lw->w_up) || pack_one(&pk->down, &lw->w_down, NULL)) {
-        atomic_store(&j->failed, 1);
-        return;
     }
-    const qe_tensor *m[QE_LAYER_MATRICES];
-    qe_layer_matrices(lw, m);
     for (int i = 0; i < QE_LAYER_MATRICES; i++) drop_pages(m[i]);
     pk->ready = 1;
 }
@@ -427,9 +421,8 @@ static int packed_mm(qe_fwd_state *st, const qe_fwd_packed *pk, const float *x, 
         for (int i = 0; i < n; i++) o[i] = (qe_q8p_out){&pk->q8[which[i]], y[i], ldy[i]};
         return qe_matmul_q8p(st->pool, x, ldx, m, k, o, n) != 0 ? -1 : 0;
     }
-    const qe_amx_w *bw[QE_PK_N] = {&pk->q, &pk->k, &pk->v, &pk->o, &pk->gu, &pk->down};
     qe_amx_out o[3];
-    for (int i = 0; i < n; i++) o[i] = (qe_amx_out){bw[which[i]], y[i], ldy[i]};
+    for (int i = 0; i < n; i++) o[i] = (qe_amx_out){&pk->bf16[which[i]], y[i], ldy[i]};
     return qe_matmul_amx(st->pool, x, ldx, m, k, o, n) != 0 ? -1 : 0;
 }
 

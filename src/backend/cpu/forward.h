@@ -31,7 +31,8 @@ typedef struct qe_layer_norms {
     const float *k;    /* (head_dim) k_norm */
 } qe_layer_norms;
 
-/* Which of a layer's packed matrices (the index into qe_fwd_packed.q8). */
+/* Which of a layer's packed matrices (the index into qe_fwd_packed.bf16 and
+ * .q8 alike): qe_layer_matrices' order, gate and up packed as one. */
 enum { QE_PK_Q, QE_PK_K, QE_PK_V, QE_PK_O, QE_PK_GU, QE_PK_DOWN, QE_PK_N };
 
 /* One layer's matrices packed for AMX tiles, used instead of the mapped ones
@@ -41,9 +42,9 @@ enum { QE_PK_Q, QE_PK_K, QE_PK_V, QE_PK_O, QE_PK_GU, QE_PK_DOWN, QE_PK_N };
  * int8 in every mode). */
 typedef struct qe_fwd_packed {
     int ready;
-    int is_q8; /* 1: the Q8_0 form (q8[]) holds the layer; 0: the bf16 form */
-    qe_amx_w q, k, v, o, gu, down;
-    qe_q8p_w q8[QE_PK_N];
+    int is_q8;              /* 1: the Q8_0 form (q8[]) holds the layer; 0: the bf16 form (bf16[]) */
+    qe_amx_w bf16[QE_PK_N]; /* indexed by QE_PK_* */
+    qe_q8p_w q8[QE_PK_N];   /* indexed by QE_PK_* */
 } qe_fwd_packed;
 
 typedef struct qe_fwd_weights {
