@@ -51,9 +51,13 @@ typedef struct qe_backend {
     /* Bytes of the embedding the device must hold when it runs the first
      * segment (0: the lookup stays on the host). */
     uint64_t (*embed_bytes)(const qe_config *cfg, qe_dtype dt);
-    /* Model level: uploads (or binds) layers [first, end) of `fw`. */
+    /* Model level: uploads (or binds) layers [first, end) of `fw`. `pool`:
+     * CPU threads for the load's own work (the CPU backend packs with them),
+     * one set for every segment of a model load: *pool is NULL until a
+     * segment needs threads, which creates the pool there for the later
+     * segments to reuse; the caller frees *pool after the last segment. */
     qembed_status (*seg_load)(const struct qe_device *dev, const qe_fwd_weights *fw, int first, int end,
-                              const qe_logger *lg, void **seg, qembed_error *err);
+                              qe_threadpool **pool, const qe_logger *lg, void **seg, qembed_error *err);
     void (*seg_free)(void *seg);
     /* Context level: the workspace for `cap` tokens. `host` is the context's
      * CPU state (its x is the qe_hidden buffer; the CPU backend computes in it). */

@@ -143,7 +143,7 @@ static qembed_status plan_placement(qembed_model *m, qembed_error *err) {
  * device) is the documented fallback case: WARN, and the segment runs on the
  * CPU backend, whose weights are the mapped checkpoint. Decided at load,
  * before any input is embedded. */
-static qembed_status load_segments(qembed_model *m, qembed_error *err) {
+static qembed_status load_segments_on(qembed_model *m, qe_threadpool **pool, qembed_error *err) {
     for (int i = 0; i < m->plan.n_segments; i++) {
         const qe_plan_segment *sg = &m->plan.seg[i];
         const qe_device *d = &m->devs.dev[sg->device];
@@ -151,7 +151,7 @@ static qembed_status load_segments(qembed_model *m, qembed_error *err) {
         void *st = NULL;
         qembed_error e;
         memset(&e, 0, sizeof e);
-        qembed_status s = be->seg_load(d, &m->fw, sg->first_layer, sg->end_layer, &m->log, &st, &e);
+        qembed_status s = be->seg_load(d, &m->fw, sg->first_layer, sg->end_layer, pool, &m->log, &st, &e);
         if (s != QEMBED_OK && be != &qe_backend_cpu) {
             QE_WARN(&m->log, "%s could not take layers %d-%d (%s); falling back: they run on the cpu",
                     d->name, sg->first_layer, sg->end_layer - 1, e.message);
@@ -164,7 +164,7 @@ static qembed_status load_segments(qembed_model *m, qembed_error *err) {
             memcpy(grown + n, line, add + 1);
             m->placement = grown;
             be = &qe_backend_cpu;
-            s = be->seg_load(d, &m->fw, sg->first_layer, sg->end_layer, &m->log, &st, &e);
+            s = be->seg_load(d, &m->fw, sg->first_layer, sg->end_layer, pool, &m->log, &st, &e);
         }
         if (s != QEMBED_OK) {
             if (err) *err = e;
@@ -174,6 +174,15 @@ static qembed_status load_segments(qembed_model *m, qembed_error *err) {
         m->seg_state[i] = st;
     }
     return QEMBED_OK;
+}
+
+/* The segments share one pool of CPU threads for their loading (packing),
+ * created by the first that needs it and freed once all are loaded. */
+static qembed_status load_segments(qembed_model *m, qembed_error *err) {
+    qe_threadpool *pool = NULL;
+    qembed_status s = load_segments_on(m, &pool, err);
+    qe_threadpool_free(pool);
+    return s;
 }
 
 static qembed_status load(qembed_model *m, const char *path, qembed_error *err) {

@@ -29,8 +29,11 @@ static int cpu_supports(const qe_device *dev, const qe_config *cfg, qe_dtype dt,
  * multiple of 32): the planner counted the stored bytes against the budget,
  * and the mapped pages are dropped once packed, so the packed copy takes
  * their place in memory. A failure (no memory) leaves the mapped weights in
- * use, with a warning. */
-static void cpu_pack(const qe_fwd_weights *fw, int first, int end, const qe_logger *lg) {
+ * use, with a warning. The layers are packed in parallel on *pool, created
+ * here by the load's first segment that packs and reused by the others
+ * (seg_load's contract in backend.h). */
+static void cpu_pack(const qe_fwd_weights *fw, int first, int end, qe_threadpool **pool,
+                     const qe_logger *lg) {
     if (qe_cpu_isa() < QE_ISA_AMX || end <= first) return;
     const int dt = qe_fwd_pack_dtype(fw, first, end);
     if (dt < 0 || (dt == QE_BF16 && fw->exact)) return; /* neither all bf16 nor all Q8_0 */
@@ -51,9 +54,8 @@ static void cpu_pack(const qe_fwd_weights *fw, int first, int end, const qe_logg
         return;
     }
     double t0 = qe_now_s();
-    qe_threadpool *pool = qe_threadpool_create(0);
-    int rc = pool ? qe_fwd_pack_layers(fw, first, end, pool) : -1;
-    qe_threadpool_free(pool);
+    if (!*pool) *pool = qe_threadpool_create(0);
+    int rc = *pool ? qe_fwd_pack_layers(fw, first, end, *pool) : -1;
     if (rc != 0) {
         QE_WARN(
             lg,
@@ -68,8 +70,8 @@ static void cpu_pack(const qe_fwd_weights *fw, int first, int end, const qe_logg
 }
 
 static qembed_status cpu_seg_load(const qe_device *dev, const qe_fwd_weights *fw, int first, int end,
-                                  const qe_logger *lg, void **seg, qembed_error *err) {
-    cpu_pack(fw, first, end, lg);
+                                  qe_threadpool **pool, const qe_logger *lg, void **seg, qembed_error *err) {
+    cpu_pack(fw, first, end, pool, lg);
     *seg = (void *)fw; /* the weights: mapped, or packed in fw */
     return QEMBED_OK;
 }

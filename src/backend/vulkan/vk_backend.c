@@ -242,7 +242,7 @@ static qembed_status seg_upload(vk_seg *s, qembed_error *err) {
 }
 
 static qembed_status vk_seg_load(const qe_device *dev, const qe_fwd_weights *fw, int first, int end,
-                                 const qe_logger *lg, void **out, qembed_error *err) {
+                                 qe_threadpool **pool, const qe_logger *lg, void **out, qembed_error *err) {
     *out = NULL;
     if (test_fault("load", err)) return QEMBED_ERR_INTERNAL;
     vk_seg *s = calloc(1, sizeof *s);
