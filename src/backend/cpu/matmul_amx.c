@@ -407,8 +407,8 @@ TGT static void product_task(void *arg, int t, int thread) {
     (void)thread;
     const job *jb = arg;
     const int total = jb->units[jb->n_outs];
-    const int u0 = (int)((long long)total * t / jb->n_tasks),
-              u1 = (int)((long long)total * (t + 1) / jb->n_tasks);
+    int u0, u1;
+    qe_mm_split(total, jb->n_tasks, 1, t, &u0, &u1);
     if (u0 >= u1) return;
     _Alignas(64) stage sg;
     tiles_begin();
@@ -478,9 +478,7 @@ int qe_matmul_amx(qe_threadpool *pool, const float *x, size_t ldx, int m, int k,
             convert_task(&jb, 0, 0);
         else
             qe_threadpool_run(pool, convert_task, &jb, jb.n_tasks);
-        /* two tasks per thread: one thread slowed by another process does not hold the call */
-        jb.n_tasks = threads > 1 ? 2 * threads : 1;
-        if (jb.n_tasks > total) jb.n_tasks = total;
+        jb.n_tasks = qe_mm_unit_tasks(pool, total);
         qe_threadpool_run(pool, product_task, &jb, jb.n_tasks);
     }
     free(own);

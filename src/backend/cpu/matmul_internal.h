@@ -74,6 +74,12 @@ void qe_mm_split(int n, int n_tasks, int align, int t, int *j0, int *j1);
 /* Number of column tasks for a pool: a few per thread so that a thread slowed
  * by another process on this shared machine does not hold the others up. */
 int qe_mm_n_tasks(const qe_mm_args *a, int align);
+/* Number of tasks for the packed products (matmul_amx.c, matmul_q8p.c),
+ * whose work is `units` (panel pairs, column groups) over every output of a
+ * call: two per thread of the pool, so that one thread slowed by another
+ * process does not hold the call, at most one per unit; 1 for a pool of one
+ * thread (or none). Task t covers units qe_mm_split(units, n_tasks, 1, t). */
+int qe_mm_unit_tasks(qe_threadpool *pool, int units);
 /* Runs fn(job, t, thread) for t in [0, n_tasks) on `pool`, whose threads each
  * have a planned scratch block. Without a pool it runs task 0 alone on this
  * thread with a QE_MM_SCRATCH block allocated for the call, stored in

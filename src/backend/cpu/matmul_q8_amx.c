@@ -66,23 +66,9 @@ AMX_TARGET static void amx_one(const uint8_t *pk, const uint8_t *wa, size_t a_st
     __m512 acc[16];
 #pragma GCC unroll 16
     for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
-#define ONE(b, ta, tb, tc)                                        \
-    do {                                                          \
-        _tile_zero(tc);                                           \
-        _tile_loadd(ta, wa + (size_t)(b)*a_step, (long)a_stride); \
-        _tile_loadd(tb, pk + (size_t)(b)*QE_Q8_REC, 64);          \
-        _tile_dpbssd(tc, ta, tb);                                 \
-        _tile_stored(tc, cb[(b)&3], 64);                          \
-    } while (0)
-#define ISSUE1(b)                            \
-    do {                                     \
-        switch ((b)&3) {                     \
-            case 0: ONE(b, 0, 2, 4); break;  \
-            case 1: ONE(b, 1, 3, 5); break;  \
-            case 2: ONE(b, 0, 2, 6); break;  \
-            default: ONE(b, 1, 3, 7); break; \
-        }                                    \
-    } while (0)
+/* block b's 16 weight rows x 32 bytes, a_stride apart */
+#define A_AT(b) (wa + (size_t)(b)*a_step)
+#define ISSUE1(b) QE_AMX_Q8_ISSUE(b, A_AT, a_stride, pk, cb)
     ISSUE1(0);
     if (nb > 1) ISSUE1(1);
     for (int b = 0; b < nb; b++) {
@@ -99,7 +85,7 @@ AMX_TARGET static void amx_one(const uint8_t *pk, const uint8_t *wa, size_t a_st
                                      _mm512_mul_ps(dx, _mm512_set1_ps(dw[r])), acc[r]);
     }
 #undef ISSUE1
-#undef ONE
+#undef A_AT
     _Alignas(64) float o[256];
 #pragma GCC unroll 16
     for (int r = 0; r < 16; r++) _mm512_store_ps(o + 16 * r, acc[r]);

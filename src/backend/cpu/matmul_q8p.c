@@ -170,23 +170,9 @@ TGT static void group_tile(const uint8_t *grp, const uint8_t *pk, int nb, float 
     __m512 acc[16];
 #pragma GCC unroll 16
     for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
-#define ONE(b, ta, tb, tc)                                                                   \
-    do {                                                                                     \
-        _tile_zero(tc);                                                                      \
-        _tile_loadd(ta, grp + (size_t)((b) >> 1) * QE_Q8P_PAIR + (size_t)((b)&1) * 512, 32); \
-        _tile_loadd(tb, pk + (size_t)(b)*QE_Q8_REC, 64);                                     \
-        _tile_dpbssd(tc, ta, tb);                                                            \
-        _tile_stored(tc, cb[(b)&3], 64);                                                     \
-    } while (0)
-#define ISSUE1(b)                            \
-    do {                                     \
-        switch ((b)&3) {                     \
-            case 0: ONE(b, 0, 2, 4); break;  \
-            case 1: ONE(b, 1, 3, 5); break;  \
-            case 2: ONE(b, 0, 2, 6); break;  \
-            default: ONE(b, 1, 3, 7); break; \
-        }                                    \
-    } while (0)
+/* block b's 16 weight rows x 32 bytes: half of record b / 2, rows 32 bytes apart */
+#define A_AT(b) (grp + (size_t)((b) >> 1) * QE_Q8P_PAIR + (size_t)((b)&1) * 512)
+#define ISSUE1(b) QE_AMX_Q8_ISSUE(b, A_AT, 32, pk, cb)
     ISSUE1(0);
     if (nb > 1) ISSUE1(1);
     for (int b = 0; b < nb; b++) {
@@ -204,7 +190,7 @@ TGT static void group_tile(const uint8_t *grp, const uint8_t *pk, int nb, float 
                                      _mm512_mul_ps(dx, _mm512_set1_ps(dws[r])), acc[r]);
     }
 #undef ISSUE1
-#undef ONE
+#undef A_AT
     /* acc[r] lane l is y[l][r]: transposed through memory */
     _Alignas(64) float o[256];
 #pragma GCC unroll 16
@@ -256,8 +242,8 @@ TGT static void product_task(void *arg, int task, int thread) {
     (void)thread;
     const job *jb = arg;
     const int total = jb->units[jb->n_outs];
-    const int u0 = (int)((long long)total * task / jb->n_tasks),
-              u1 = (int)((long long)total * (task + 1) / jb->n_tasks);
+    int u0, u1;
+    qe_mm_split(total, jb->n_tasks, 1, task, &u0, &u1);
     if (u0 >= u1) return;
     const size_t ts = (size_t)jb->nb * QE_Q8_REC;
     const int pf = jb->n_tiles == 1;
@@ -331,9 +317,7 @@ int qe_matmul_q8p(qe_threadpool *pool, const float *x, size_t ldx, int m, int k,
             jb.n_tasks = units < threads ? (int)units : threads;
             qe_threadpool_run(pool, pack_task, &jb, jb.n_tasks);
         }
-        /* two tasks per thread: one thread slowed by another process does not hold the call */
-        jb.n_tasks = threads > 1 ? 2 * threads : 1;
-        if (jb.n_tasks > total) jb.n_tasks = total;
+        jb.n_tasks = qe_mm_unit_tasks(pool, total);
         qe_threadpool_run(pool, product_task, &jb, jb.n_tasks);
     }
     free(own);

@@ -38,3 +38,9 @@ int qe_mm_n_tasks(const qe_mm_args *a, int align) {
     int want = threads * 4;
     return tiles < want ? (tiles > 0 ? tiles : 1) : want;
 }
+
+int qe_mm_unit_tasks(qe_threadpool *pool, int units) {
+    const int threads = qe_threadpool_size(pool);
+    const int n = threads > 1 ? 2 * threads : 1;
+    return n < units ? n : units;
+}
