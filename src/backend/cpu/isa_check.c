@@ -9,8 +9,8 @@
  * modes) and compared with the scalar reference under the kernel tests'
  * tolerance. The highest level that passes is used; a level that fails is
  * reported (qe_cpu_isa_note) and never used. About 3 ms per level. The AMX
- * level also checks bf16 mode's attention on tiles (attention_amx.c), which
- * runs at that level only. */
+ * and AVX512-BF16 levels also check bf16 mode's attention body at that level
+ * (on tiles, attention_amx.c, or with vdpbf16ps, attention_bf16.c). */
 #include "isa_check.h"
 
 #include <math.h>
@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "attention.h"
-#include "attention_amx.h"
 #include "matmul_amx.h"
 #include "matmul_internal.h"
 #include "matmul_kq.h"
@@ -244,12 +243,14 @@ static int q8p_glu_check(void) {
     return rc;
 }
 
-/* bf16 mode's attention on tiles against the formula in double on the same
- * bf16-rounded q, k, v: two sequences of one packed batch (lengths off the
- * 16/32/128 grids), GQA group 2, head_dim 64, all rows and then last_only.
- * Bound as tests/engine/test_attention.c: 2^-7 * max |v| (the rounding of
- * the probabilities). 0 agrees, -1 does not, 1 could not check. */
-static int attn_amx_check(void) {
+/* bf16 mode's attention at level `isa` (on tiles at QE_ISA_AMX where the
+ * tile state is granted, else with vdpbf16ps) against the formula in double
+ * on the same bf16-rounded q, k, v: two sequences of one packed batch
+ * (lengths off the 16/32/64/128 grids, one odd), GQA group 2, head_dim 64,
+ * all rows and then last_only. Bound as tests/engine/test_attention.c:
+ * 2^-7 * max |v| (the rounding of the probabilities). 0 agrees, -1 does
+ * not, 1 could not check. */
+static int attn_bf16_check(qe_isa isa) {
     enum { NH = 4, NKV = 2, HD = 64, T = 45 + 150, QD = NH * HD, KD = NKV * HD };
     const int off[3] = {0, 45, T};
     int tile_off[3];
@@ -278,7 +279,7 @@ static int attn_amx_check(void) {
                           .last_only = last_only,
                           .tile_off = tile_off,
                           .scratch = scratch,
-                          .isa = QE_ISA_AMX,
+                          .isa = isa,
                           .bf16 = 1};
         qe_attention(NULL, &a);
         for (int s = 0; rc == 0 && s < 2; s++)
@@ -321,9 +322,13 @@ int qe_isa_check(qe_isa isa) {
             if (rc == 0 && qe_amx_usable()) rc = amx_pairs_check();
             if (rc == 0 && qe_amx_usable()) rc = amx_glu_check(19);
             if (rc == 0 && qe_amx_usable()) rc = amx_glu_check(16);
-            if (rc == 0 && qe_attn_amx_usable()) rc = attn_amx_check();
+            /* bf16 mode's attention at this level: tiles, or vdpbf16ps without the tile state */
+            if (rc == 0) rc = attn_bf16_check(QE_ISA_AMX);
             break;
-        case QE_ISA_AVX512_BF16: rc = qe_mm_variant_check(qe_matmul_avx512bf16); break;
+        case QE_ISA_AVX512_BF16:
+            rc = qe_mm_variant_check(qe_matmul_avx512bf16);
+            if (rc == 0) rc = attn_bf16_check(QE_ISA_AVX512_BF16);
+            break;
         case QE_ISA_AVX512: rc = qe_mm_variant_check(qe_matmul_avx512); break;
         case QE_ISA_AVX2: rc = qe_mm_variant_check(qe_matmul_avx2); break;
         case QE_ISA_SCALAR: break;
