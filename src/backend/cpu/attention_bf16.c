@@ -77,9 +77,10 @@ TGT void qe_attn_bf16_pack_v(const float *v, size_t ld, int nk, int hd, float *v
             const int n = hd - c * NR < NR ? hd - c * NR : NR;
             const __mmask16 m = (__mmask16)((1u << n) - 1);
             const __m256i a = qe_bf16x16_avx512(_mm512_maskz_loadu_ps(m, v0 + c * NR));
-            const __m256i b =
-                j + 1 < nk ? qe_bf16x16_avx512(_mm512_maskz_loadu_ps(m, v1 + c * NR)) : _mm256_setzero_si256();
-            _mm512_storeu_si512(vp + ((size_t)c * (TK / 2) + (size_t)j / 2) * NR, qe_bf16_interleave_avx512(a, b));
+            const __m256i b = j + 1 < nk ? qe_bf16x16_avx512(_mm512_maskz_loadu_ps(m, v1 + c * NR))
+                                         : _mm256_setzero_si256();
+            _mm512_storeu_si512(vp + ((size_t)c * (TK / 2) + (size_t)j / 2) * NR,
+                                qe_bf16_interleave_avx512(a, b));
         }
     }
 }
@@ -87,7 +88,8 @@ TGT void qe_attn_bf16_pack_v(const float *v, size_t ld, int nk, int hd, float *v
 /* In place: step i reads floats [32i, 32i + 32) and writes slots [16i, 16i +
  * 16), which earlier steps have already read. */
 TGT void qe_attn_bf16_round_p(float *s, int nv) {
-    for (int i = 0; i < TK / 32; i++) _mm512_storeu_si512(s + 16 * i, qe_bf16x32_load_avx512(s + 32 * i, nv - 32 * i));
+    for (int i = 0; i < TK / 32; i++)
+        _mm512_storeu_si512(s + 16 * i, qe_bf16x32_load_avx512(s + 32 * i, nv - 32 * i));
 }
 
 TGT void qe_attn_bf16_qk(const float *qp, const float *kp, int qd, float *s) {
@@ -116,8 +118,8 @@ TGT void qe_attn_bf16_qk(const float *qp, const float *kp, int qd, float *s) {
  * causal diagonal per row: a pair whose two keys the row sees, a pair whose
  * low key only it sees (the high key's value zeroed: 0 * an Inf or NaN value
  * would be NaN; its probability is already 0), or none. */
-TGT void qe_attn_bf16_pv(float *o, size_t ldo, const float *corr, const float *p, const float *vp, const int *nv,
-                         int jf, int jm) {
+TGT void qe_attn_bf16_pv(float *o, size_t ldo, const float *corr, const float *p, const float *vp,
+                         const int *nv, int jf, int jm) {
     __m512 c[MR];
 #pragma GCC unroll 6
     for (int r = 0; r < MR; r++)
