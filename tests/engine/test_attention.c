@@ -5,13 +5,19 @@
  * to 128, every ISA body the CPU has, last_only mode, 1 vs 2 threads, and a
  * NaN in a key or value: it reaches the rows that see it and no other.
  *
- * bf16 mode's AMX-BF16 body (attention_amx.c; where the CPU runs it) is
- * checked against the same formula on q, k and v rounded to bf16 as it
- * rounds them. What it rounds beyond that is each probability (relative
- * error <= 2^-8): the normalised weights then move by at most 2 * 2^-8 of
- * their sum, so an output by at most 2^-7 * max |v| = 7.8e-3 (|v| <= 1
- * here), the bound used. Big scores (qscale 6) make rows' maxima jump
- * between key blocks, so the lazy rescaling of its output runs too. */
+ * bf16 mode's two bf16 bodies, where the CPU runs them, are checked against
+ * the same formula on q, k and v rounded to bf16 as they round them. What
+ * they round beyond that is each probability (relative error <= 2^-8):
+ *  - the AMX-BF16 body (attention_amx.c) divides by the sum of the rounded
+ *    probabilities, so the normalised weights move by at most 2 * 2^-8 of
+ *    their sum and an output by at most 2^-7 * max |v| = 7.8e-3 (|v| <= 1
+ *    here);
+ *  - the vdpbf16ps body (attention_bf16.c, level avx512bf16) divides by the
+ *    sum of the unrounded ones (attention.c's softmax), so an output moves
+ *    by at most 2^-8 * max |v| = 3.9e-3; bound 4e-3 (the f32 bodies' own
+ *    error, 2e-5 here, on top).
+ * Big scores (qscale 6) make rows' maxima jump between key tiles, so the
+ * rescaling of the output runs too. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +25,7 @@
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/attention_amx.h"
+#include "backend/cpu/matmul_internal.h"
 
 static unsigned long long rng = 88172645463325252ull;
 static float frand(void) {
@@ -74,6 +81,8 @@ static const attn_case cases[] = {
     {4, 2, 24, {70, 9}, 68, 69, 0.0f}, /* NaN key, NaN value: only later rows see them */
     {16, 8, 128, {333, 17, 200}, -1, -1, 6.0f},
     {8, 2, 48, {97, 190}, 150, 40, 6.0f},
+    {4, 1, 10, {97, 33, 1}, -1, 95, 0.0f}, /* NaN value at an odd key: row 94 sees its pair's other key */
+    {2, 1, 7, {40, 3, 66}, -1, -1, 6.0f},  /* odd head_dim: a half-filled last pair */
 };
 
 /* x rounded to bf16 and back, as the AMX body rounds its inputs */
@@ -117,20 +126,24 @@ static int run_case(const attn_case *c) {
 
     int failures = 0;
     int tile_off[13];
-    qe_isa best = qe_cpu_isa();
-    /* every ISA's f32 bodies (bf16 = 0), then bf16 mode's tile body wherever
-     * the CPU runs tiles, even when the start-up check turned the level down
-     * (then this test shows why) */
-    const int amx = qe_attn_amx_usable();
-    for (int isa = QE_ISA_SCALAR; isa <= (int)best + amx; isa++)
+    /* every ISA's f32 bodies (bf16 = 0), then bf16 mode's bodies wherever the
+     * CPU has their instructions, even when the start-up check turned the
+     * level down (then this test shows why): vdpbf16ps (level avx512bf16),
+     * tiles (level amx) */
+    const qe_isa best = qe_cpu_isa();
+    int amx_hw = 0;
+    const int has_dpbf16 = qe_cpu_features(&amx_hw) >= QE_ISA_AVX512_BF16;
+    const int n_f32 = (int)best + 1, n_body = n_f32 + 2;
+    for (int body = 0; body < n_body; body++)
         for (int threads = 1; threads <= 2; threads++)
             for (int last_only = 0; last_only <= 1; last_only++) {
+                const int bf16 = body >= n_f32, tiles = body == n_f32 + 1;
+                if (bf16 && !(tiles ? qe_attn_amx_usable() : has_dpbf16)) continue;
                 qe_threadpool *pool = qe_threadpool_create(threads);
                 float *scratch =
                     malloc((size_t)threads * qe_attn_scratch_floats(hd, nh / nkv) * sizeof(float));
-                const int bf16 = isa > (int)best;
                 const float *ref = bf16 ? want_b : want;
-                const double tol = bf16 ? 7.8e-3 : 2e-5;
+                const double tol = !bf16 ? 2e-5 : tiles ? 7.8e-3 : 4e-3;
                 memcpy(got, q, (size_t)T * QD * sizeof(float));
                 qe_attn_args a = {.q = got,
                                   .ldq = QD,
@@ -145,7 +158,9 @@ static int run_case(const attn_case *c) {
                                   .last_only = last_only,
                                   .tile_off = tile_off,
                                   .scratch = scratch,
-                                  .isa = bf16 ? QE_ISA_AMX : (qe_isa)isa,
+                                  .isa = !bf16   ? (qe_isa)body
+                                         : tiles ? QE_ISA_AMX
+                                                 : QE_ISA_AVX512_BF16,
                                   .bf16 = bf16};
                 qe_attention(pool, &a);
                 double worst = 0;
@@ -167,7 +182,11 @@ static int run_case(const attn_case *c) {
                     }
                 char what[160];
                 snprintf(what, sizeof what, "heads %d/%d hd %d isa %s%s threads %d last_only %d", nh, nkv, hd,
-                         qe_isa_name(a.isa), bf16 ? " bf16 (tiles)" : "", threads, last_only);
+                         qe_isa_name(a.isa),
+                         !bf16   ? ""
+                         : tiles ? " bf16 (tiles)"
+                                 : " bf16 (vdpbf16ps)",
+                         threads, last_only);
                 if (!(worst <= tol) || nan_wrong) {
                     failures++;
                     fprintf(stderr,

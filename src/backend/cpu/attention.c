@@ -1,6 +1,7 @@
 #include "backend/cpu/attention.h"
 
 #include "backend/cpu/attention_amx.h"
+#include "backend/cpu/attention_bf16.h"
 
 #include <math.h>
 #include <string.h>
@@ -40,11 +41,17 @@
  * with the same summation order per output (so the two agree closely),
  * chosen once per call from the ISA the kernels detected, and an AVX-512F
  * body (one zmm per panel row; run and tested on an AVX-512 machine,
- * 2026-12-06). These f32 bodies run in exact mode, and in bf16 mode wherever
- * the AMX-BF16 body (attention_amx.c) cannot. */
+ * 2026-12-06). These f32 bodies run in exact mode, and in bf16 mode below
+ * the AVX512-BF16 level.
+ *
+ * bf16 mode at level avx512bf16 (and amx when the AMX-BF16 body,
+ * attention_amx.c, cannot run) takes the vdpbf16ps micro-kernels of
+ * attention_bf16.c with the AVX-512F softmax: the same tiling, with qp, kp,
+ * vp and the probabilities holding bf16 pairs in their float slots (the
+ * depth of each product halved; attention_bf16.h). */
 
-#define MR 6  /* query vectors per micro-tile: 12 accumulators + 2 loads + 1 broadcast */
-#define NR 16 /* keys (scores) or output columns (P V) per micro-tile: two ymm */
+#define MR QE_ATTN_MR /* query vectors per micro-tile: 12 accumulators + 2 loads + 1 broadcast */
+#define NR QE_ATTN_NR /* keys (scores) or output columns (P V) per micro-tile: two ymm */
 #define TK QE_ATTN_TILE_K
 
 #if QE_ATTN_TILE_K % 16 != 0
@@ -74,7 +81,12 @@ size_t qe_attn_scratch_floats(int head_dim, int group) {
 }
 
 typedef struct attn_vec {
-    /* s[r*TK + c] = sum_d qp[d*MR + r] * kp[d*NR + c], r < MR, c < NR, d in order */
+    /* 1: the layouts hold bf16 pairs (attention_bf16.h): depth slots per
+     * q/k vector (hd + 1) / 2, key slots per value panel TK / 2; and the
+     * probabilities are rounded by round_p before pv */
+    int pairs;
+    /* s[r*TK + c] = sum_d qp[d*MR + r] * kp[d*NR + c], r < MR, c < NR, d in order
+     * (hd: depth slots) */
     void (*qk)(const float *qp, const float *kp, int hd, float *s);
     /* o[r*ldo + c] = o[r*ldo + c] * corr[r] + sum_j p[r*TK + j] * vp[j*NR + c]
      * for r < MR, c < NR, j in order over keys j < jf (every row) and then
@@ -86,6 +98,12 @@ typedef struct attn_vec {
     float (*softmax)(float *s, int n, float scale, float m_old, float *m_new);
     /* kp[(j/NR)*NR*hd + d*NR + j%NR] = k[j*ld + d] for j < nk, 0 for nk <= j < TK */
     void (*pack_k)(const float *k, size_t ld, int nk, int hd, float *kp);
+    /* vp[(dp*TK + j)*NR + c] = v[j*ld + dp*NR + c] for j < nk (0 past hd) */
+    void (*pack_v)(const float *v, size_t ld, int nk, int hd, float *vp);
+    /* dst[d*MR] = src[d] for d < hd (src NULL: 0) */
+    void (*pack_q)(const float *src, int hd, float *dst);
+    /* NULL, or a row of probabilities (keys < nv valid) to what pv reads */
+    void (*round_p)(float *s, int nv);
 } attn_vec;
 
 static float softmax_scalar(float *s, int n, float scale, float m_old, float *m_new) {
@@ -130,6 +148,25 @@ static void pack_k_scalar(const float *k, size_t ld, int nk, int hd, float *kp) 
         const float *kj = k + (size_t)j * ld;
         for (int d = 0; d < hd; d++) kpj[(size_t)d * NR] = j < nk ? kj[d] : 0.0f;
     }
+}
+
+static void pack_v_f32(const float *v, size_t ld, int nk, int hd, float *vp) {
+    const int nd = (int)round_up((size_t)hd, NR) / NR;
+    for (int j = 0; j < nk; j++) { /* vp rows past nk: no kernel reads them */
+        const float *vj = v + (size_t)j * ld;
+        for (int dp = 0; dp < nd; dp++) {
+            const int n = hd - dp * NR < NR ? hd - dp * NR : NR;
+            float *dst = vp + ((size_t)dp * TK + j) * NR;
+            if (n == NR) /* a constant size: inlined as vector moves */
+                memcpy(dst, vj + dp * NR, NR * sizeof(float));
+            else
+                for (int c = 0; c < NR; c++) dst[c] = c < n ? vj[dp * NR + c] : 0.0f;
+        }
+    }
+}
+
+static void pack_q_f32(const float *src, int hd, float *dst) {
+    for (int d = 0; d < hd; d++) dst[(size_t)d * MR] = src ? src[d] : 0.0f;
 }
 
 #ifdef QE_X86
@@ -411,8 +448,10 @@ TGT5 static float softmax_avx512(float *s, int n, float scale, float m_old, floa
 }
 #endif
 
-static attn_vec pick_vec(qe_isa isa) {
-    attn_vec v = {qk_scalar, pv_scalar, softmax_scalar, pack_k_scalar};
+/* The bodies of `isa`; bf16: bf16 mode's vdpbf16ps bodies where the level
+ * has them (the caller has ruled out the AMX tile body). */
+static attn_vec pick_vec(qe_isa isa, int bf16) {
+    attn_vec v = {0, qk_scalar, pv_scalar, softmax_scalar, pack_k_scalar, pack_v_f32, pack_q_f32, NULL};
 #ifdef QE_X86
     if (isa >= QE_ISA_AVX2) {
         v.qk = qk_avx2;
@@ -425,7 +464,19 @@ static attn_vec pick_vec(qe_isa isa) {
         v.pv = pv_avx512;
         v.softmax = softmax_avx512;
     }
+#if defined(__x86_64__)
+    if (bf16 && isa >= QE_ISA_AVX512_BF16) {
+        v.pairs = 1;
+        v.qk = qe_attn_bf16_qk;
+        v.pv = qe_attn_bf16_pv;
+        v.pack_k = qe_attn_bf16_pack_k;
+        v.pack_v = qe_attn_bf16_pack_v;
+        v.pack_q = qe_attn_bf16_pack_q;
+        v.round_p = qe_attn_bf16_round_p;
+    }
 #endif
+#endif
+    (void)bf16;
     return v;
 }
 
@@ -441,6 +492,7 @@ typedef struct attn_call {
 /* One task's geometry: which rows, which heads, where its scratch lies. */
 typedef struct attn_tile {
     int hd, group, nvec, np; /* np: MR-vector panels, the last may be partial */
+    int qd, vk;              /* depth slots per q/k vector, key slots per value panel (attn_vec.pairs) */
     int r0;                  /* first query row, within the sequence */
     int c0, nk;              /* the current key tile: keys [c0, c0+nk) */
     float *qp, *o, *mx, *sum, *corr, *s, *kp, *vp;
@@ -477,19 +529,8 @@ static int n_visible(const attn_tile *t, int v) {
  * visible keys into vis. Keys past nk and columns past hd are zero: the
  * kernels compute them, nothing reads them. */
 static void pack_kv(attn_tile *t, const attn_vec *vec, const float *k, const float *v, size_t ld) {
-    const int hd = t->hd, nd = (int)round_up((size_t)hd, NR) / NR;
-    vec->pack_k(k, ld, t->nk, hd, t->kp);
-    for (int j = 0; j < t->nk; j++) { /* vp rows past nk: no kernel reads them */
-        const float *vj = v + (size_t)j * ld;
-        for (int dp = 0; dp < nd; dp++) {
-            const int n = hd - dp * NR < NR ? hd - dp * NR : NR;
-            float *dst = t->vp + ((size_t)dp * TK + j) * NR;
-            if (n == NR) /* a constant size: inlined as vector moves */
-                memcpy(dst, vj + dp * NR, NR * sizeof(float));
-            else
-                for (int c = 0; c < NR; c++) dst[c] = c < n ? vj[dp * NR + c] : 0.0f;
-        }
-    }
+    vec->pack_k(k, ld, t->nk, t->hd, t->kp);
+    vec->pack_v(v, ld, t->nk, t->hd, t->vp);
     const int c1 = t->c0 + t->nk;
     for (int i = 0; i * t->group < t->nvec; i++) {
         const int r = t->r0 + i;
@@ -508,7 +549,7 @@ static void attend_tile(attn_tile *t, const attn_vec *vec, float scale) {
         for (int b = 0; b < t->np; b++) {
             const int last = (b + 1) * MR < t->nvec ? (b + 1) * MR - 1 : t->nvec - 1;
             if (n_visible(t, last) <= jp * NR) continue; /* rows grow with v: last sees most */
-            vec->qk(t->qp + (size_t)b * MR * hd, t->kp + (size_t)jp * NR * hd, hd,
+            vec->qk(t->qp + (size_t)b * MR * t->qd, t->kp + (size_t)jp * NR * t->qd, t->qd,
                     t->s + (size_t)b * MR * TK + jp * NR);
             prefetch_next(t);
         }
@@ -520,6 +561,7 @@ static void attend_tile(attn_tile *t, const attn_vec *vec, float scale) {
         }
         float mnew;
         const float ps = vec->softmax(t->s + (size_t)v * TK, nv, scale, t->mx[v], &mnew);
+        if (vec->round_p) vec->round_p(t->s + (size_t)v * TK, nv);
         /* first tile: nothing to rescale (exp(-inf) would be 0 anyway) */
         const float corr = t->mx[v] == -INFINITY ? 0.0f : expf(t->mx[v] - mnew);
         t->corr[v] = corr;
@@ -528,7 +570,7 @@ static void attend_tile(attn_tile *t, const attn_vec *vec, float scale) {
     }
     /* O = O * corr + P V, value panel outermost (16 columns x TK keys, in L1) */
     for (int dp = 0; dp < nd; dp++) {
-        const float *vp = t->vp + (size_t)dp * TK * NR;
+        const float *vp = t->vp + (size_t)dp * t->vk * NR;
         const int nc = hd - dp * NR < NR ? hd - dp * NR : NR;
         for (int b = 0; b < t->np; b++) {
             const int v0 = b * MR, mr = t->nvec - v0 < MR ? t->nvec - v0 : MR;
@@ -596,7 +638,10 @@ static void attn_task(void *arg, int task, int thread) {
         qe_attn_amx_task(a, base, kvh, r0, r1, scratch);
         return;
     }
+    const attn_vec *vec = &call->vec;
     attn_tile t = {.hd = hd, .group = group, .nvec = (r1 - r0) * group, .r0 = r0, .ld = a->ldkv};
+    t.qd = vec->pairs ? (hd + 1) / 2 : hd;
+    t.vk = vec->pairs ? TK / 2 : TK;
     t.np = (t.nvec + MR - 1) / MR;
     const size_t Q = (size_t)QE_ATTN_TILE_Q * group;
     t.qp = scratch;
@@ -613,13 +658,12 @@ static void attn_task(void *arg, int task, int thread) {
      * are adjacent in a row of q, so vector v starts v*hd floats into it */
     const float *qrow0 = a->q + (base + r0) * a->ldq + (size_t)kvh * group * hd;
     for (int v = 0; v < t.np * MR; v++) {
-        float *dst = t.qp + (size_t)(v / MR) * MR * hd + v % MR;
+        float *dst = t.qp + (size_t)(v / MR) * MR * t.qd + v % MR;
         if (v >= t.nvec) {
-            for (int d = 0; d < hd; d++) dst[(size_t)d * MR] = 0.0f;
+            vec->pack_q(NULL, hd, dst);
             continue;
         }
-        const float *src = qrow0 + (size_t)(v / group) * a->ldq + (size_t)(v % group) * hd;
-        for (int d = 0; d < hd; d++) dst[(size_t)d * MR] = src[d];
+        vec->pack_q(qrow0 + (size_t)(v / group) * a->ldq + (size_t)(v % group) * hd, hd, dst);
         memset(t.o + (size_t)v * hd, 0, (size_t)hd * sizeof(float));
         t.mx[v] = -INFINITY;
         t.sum[v] = 0.0f;
@@ -629,7 +673,7 @@ static void attn_task(void *arg, int task, int thread) {
     for (t.c0 = 0; t.c0 < r1; t.c0 += TK) {
         t.nk = t.c0 + TK < r1 ? TK : r1 - t.c0;
         const size_t off = (base + t.c0) * a->ldkv + (size_t)kvh * hd;
-        pack_kv(&t, &call->vec, a->k + off, a->v + off, a->ldkv);
+        pack_kv(&t, vec, a->k + off, a->v + off, a->ldkv);
         const int next_nk = r1 - (t.c0 + TK) < TK ? r1 - (t.c0 + TK) : TK; /* <= 0: none */
         t.next_lines = 0;
         if (next_nk > 0) {
@@ -639,7 +683,7 @@ static void attn_task(void *arg, int task, int thread) {
         }
         t.next_done = 0;
         t.next_step = t.next_lines / (t.np * (TK / NR)) + 1;
-        attend_tile(&t, &call->vec, scale);
+        attend_tile(&t, vec, scale);
     }
     for (int v = 0; v < t.nvec; v++) {
         float *out = a->q + (base + r0 + v / group) * a->ldq + (size_t)(kvh * group + v % group) * hd;
@@ -659,6 +703,6 @@ void qe_attention(qe_threadpool *pool, const qe_attn_args *a) {
         tiles += a->last_only ? 1 : (len + tq - 1) / tq;
     }
     a->tile_off[a->n_seq] = tiles;
-    attn_call call = {a, pick_vec(a->isa), tiles * a->n_kv_heads, amx, tq};
+    attn_call call = {a, pick_vec(a->isa, a->bf16), tiles * a->n_kv_heads, amx, tq};
     qe_threadpool_run(pool, attn_task, &call, call.n_tasks);
 }

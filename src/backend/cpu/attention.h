@@ -5,7 +5,8 @@
  * Computed in tiles with an online softmax (flash-attention style): memory is
  * a few tiles per thread, linear in nothing, and an 8192-token input never
  * materialises an n x n score matrix. Scores and softmax in f32; in bf16 mode
- * on AMX CPUs the two products run on tiles in bf16 (attention_amx.h). */
+ * the two products run in bf16: on AMX tiles (attention_amx.h), or with
+ * vdpbf16ps at level avx512bf16 (attention_bf16.h). */
 #ifndef QE_ATTENTION_H
 #define QE_ATTENTION_H
 
@@ -21,6 +22,11 @@
 #define QE_ATTN_TILE_Q 128
 #define QE_ATTN_TILE_K 64
 
+/* The micro-tile of the bodies in attention.c and attention_bf16.c: MR query
+ * vectors x NR keys (or NR output columns). */
+#define QE_ATTN_MR 6
+#define QE_ATTN_NR 16
+
 typedef struct qe_attn_args {
     float *q; /* (T, n_heads*head_dim), row stride ldq; RoPE applied. The output
                           replaces q in place: (T, n_heads*head_dim) attention result. */
@@ -35,10 +41,12 @@ typedef struct qe_attn_args {
                           where only the pooled token matters); other rows are left as they are */
     int *tile_off;  /* scratch, n_seq+1 ints */
     float *scratch; /* qe_attn_scratch_floats(head_dim, group) floats per pool thread */
-    qe_isa isa;     /* picks the inner-loop bodies (scalar, AVX2+FMA, AVX-512F) */
-    int bf16;       /* 1 (bf16 mode): at level QE_ISA_AMX with the tile state granted,
-                          the AMX-BF16 body (attention_amx.c: q, k, v and the probabilities
-                          rounded to bf16); 0 (exact mode), or no AMX: the f32 bodies */
+    qe_isa isa;     /* picks the inner-loop bodies (scalar, AVX2+FMA, AVX-512F, AVX512-BF16) */
+    int bf16;       /* 1 (bf16 mode): q, k, v and the probabilities rounded to bf16 for
+                          the products: at level QE_ISA_AMX with the tile state granted the
+                          AMX-BF16 body (attention_amx.c), else at QE_ISA_AVX512_BF16 or
+                          above the vdpbf16ps kernels (attention_bf16.c); below that, and
+                          always when 0 (exact mode), the f32 bodies */
 } qe_attn_args;
 
 /* Per-thread scratch size in floats (enough for every body); group = n_heads / n_kv_heads. */

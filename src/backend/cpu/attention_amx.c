@@ -101,7 +101,6 @@ int qe_attn_amx_usable(void) {
 }
 
 #define TGT __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq")))
-#define INL TGT static inline __attribute__((always_inline))
 
 /* Every tile 16 rows x 64 bytes (as matmul_amx.c; each task loads its own
  * configuration, the products' tasks load theirs). */
@@ -112,54 +111,6 @@ TGT static void tiles_begin(void) {
     _tile_loadconfig(&cfg);
 }
 
-/* 16 floats to bf16 with qe_f32_to_bf16's rounding (nearest even, NaN
- * quieted; not vcvtneps2bf16, which flushes denormals), as the products. */
-INL __m256i to_bf16(__m512 v) {
-    const __m512i u = _mm512_castps_si512(v);
-    __m512i r =
-        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)),
-                                             _mm512_set1_epi32(0x7fff)));
-    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    r = _mm512_mask_blend_epi32(nan, r, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
-    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
-}
-
-/* 32 floats from src (n < 32 of them valid, the rest read as 0) as 32 bf16. */
-INL __m512i load_bf16x32(const float *src, int n) {
-    const __mmask16 m0 = n >= 16 ? 0xffff : (__mmask16)((1u << (n > 0 ? n : 0)) - 1);
-    const __mmask16 m1 = n >= 32 ? 0xffff : (__mmask16)((1u << (n > 16 ? n - 16 : 0)) - 1);
-    const __m256i lo = to_bf16(_mm512_maskz_loadu_ps(m0, src));
-    const __m256i hi = to_bf16(_mm512_maskz_loadu_ps(m1, src + 16));
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-/* r[i] lane j <- r[j] lane i, 32-bit lanes (64 shuffles). */
-INL void transpose16(__m512i r[16]) {
-    __m512i t[16], u[16];
-    for (int k = 0; k < 8; k++) {
-        t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
-        t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
-    }
-    /* u[4k + m], 128-bit lane L: column 4L + m of rows 4k..4k+3 */
-    for (int k = 0; k < 4; k++) {
-        u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
-        u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
-        u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
-        u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
-    }
-    /* then a 4 x 4 transpose of 128-bit lanes for each m */
-    for (int m = 0; m < 4; m++) {
-        const __m512i x0 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0x44);
-        const __m512i x1 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0xee);
-        const __m512i x2 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0x44);
-        const __m512i x3 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0xee);
-        r[m] = _mm512_shuffle_i32x4(x0, x2, 0x88);
-        r[4 + m] = _mm512_shuffle_i32x4(x0, x2, 0xdd);
-        r[8 + m] = _mm512_shuffle_i32x4(x1, x3, 0x88);
-        r[12 + m] = _mm512_shuffle_i32x4(x1, x3, 0xdd);
-    }
-}
-
 /* Keys [0, nk) of k (rows ld floats apart) into kp: tile (kt, b) at
  * kp + (kt * nd + b) * TILE, element (pair p, key j, e) = K[16 kt + j][32 b + 2p + e]. */
 TGT static void pack_k(const float *k, size_t ld, int nk, int hd, int nd, uint16_t *kp) {
@@ -168,10 +119,10 @@ TGT static void pack_k(const float *k, size_t ld, int nk, int hd, int nd, uint16
             __m512i r[16];
             for (int j = 0; j < 16; j++) {
                 const int key = kt * 16 + j;
-                r[j] = key < nk ? load_bf16x32(k + (size_t)key * ld + b * 32, hd - b * 32)
+                r[j] = key < nk ? qe_bf16x32_load_avx512(k + (size_t)key * ld + b * 32, hd - b * 32)
                                 : _mm512_setzero_si512();
             }
-            transpose16(r);
+            qe_transpose16_avx512(r);
             uint16_t *tile = kp + ((size_t)kt * nd + b) * TILE;
             for (int p = 0; p < 16; p++) _mm512_storeu_si512(tile + p * 32, r[p]);
         }
@@ -181,8 +132,6 @@ TGT static void pack_k(const float *k, size_t ld, int nk, int hd, int nd, uint16
  * element (pair p, column j, e) = V[32 h + 2p + e][16 c + j]. Returns 1
  * when a packed value is Inf or NaN. */
 TGT static int pack_v(const float *v, size_t ld, int nk, int hd, int nc, uint16_t *vp) {
-    const __m512i inter = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23,
-                                           7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i expo = _mm512_set1_epi16(0x7f80);
     __mmask32 bad = 0;
     for (int j = 0; j < KB; j += 2) {
@@ -191,11 +140,10 @@ TGT static int pack_v(const float *v, size_t ld, int nk, int hd, int nc, uint16_
             const int n = hd - c * 16 < 16 ? hd - c * 16 : 16;
             const __mmask16 m = (__mmask16)((1u << n) - 1);
             const __m256i a =
-                j < nk ? to_bf16(_mm512_maskz_loadu_ps(m, v0 + c * 16)) : _mm256_setzero_si256();
-            const __m256i b =
-                j + 1 < nk ? to_bf16(_mm512_maskz_loadu_ps(m, v1 + c * 16)) : _mm256_setzero_si256();
-            const __m512i x =
-                _mm512_permutexvar_epi16(inter, _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1));
+                j < nk ? qe_bf16x16_avx512(_mm512_maskz_loadu_ps(m, v0 + c * 16)) : _mm256_setzero_si256();
+            const __m256i b = j + 1 < nk ? qe_bf16x16_avx512(_mm512_maskz_loadu_ps(m, v1 + c * 16))
+                                         : _mm256_setzero_si256();
+            const __m512i x = qe_bf16_interleave_avx512(a, b);
             bad |= _mm512_cmpeq_epi16_mask(_mm512_and_si512(x, expo), expo);
             _mm512_storeu_si512(vp + ((size_t)c * (KB / 32) + j / 32) * TILE + (j % 32) / 2 * 32, x);
         }
@@ -308,7 +256,7 @@ TGT static void softmax_row(const float *s, uint16_t *p, int n, int w, float sca
     for (int i = 0; i < nv; i++) {
         const int left = n - 16 * i;
         const __mmask16 m = left >= 16 ? 0xffff : (__mmask16)((1u << (left > 0 ? left : 0)) - 1);
-        const __m256i b = to_bf16(_mm512_maskz_mov_ps(m, qe_exp_avx512(_mm512_sub_ps(x[i], vm))));
+        const __m256i b = qe_bf16x16_avx512(_mm512_maskz_mov_ps(m, qe_exp_avx512(_mm512_sub_ps(x[i], vm))));
         _mm256_storeu_si256((__m256i *)(p + 16 * i), b);
         /* the sum of the rounded probabilities: the weights P V really used */
         vsum = _mm512_add_ps(vsum, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(b), 16)));

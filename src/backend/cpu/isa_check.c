@@ -8,9 +8,10 @@
  * and n; dot and GEMM forms; several k-blocks; every weight dtype; both
  * modes) and compared with the scalar reference under the kernel tests'
  * tolerance. The highest level that passes is used; a level that fails is
- * reported (qe_cpu_isa_note) and never used. About 3 ms per level. The AMX
- * level also checks bf16 mode's attention on tiles (attention_amx.c), which
- * runs at that level only. */
+ * reported (qe_cpu_isa_note) and never used. About 3 ms per level. Levels
+ * from AVX512-BF16 up also check bf16 mode's attention with vdpbf16ps
+ * (attention_bf16.c), and the AMX level its attention on tiles
+ * (attention_amx.c). */
 #include "isa_check.h"
 
 #include <math.h>
@@ -244,66 +245,76 @@ static int q8p_glu_check(void) {
     return rc;
 }
 
-/* bf16 mode's attention on tiles against the formula in double on the same
- * bf16-rounded q, k, v: two sequences of one packed batch (lengths off the
- * 16/32/128 grids), GQA group 2, head_dim 64, all rows and then last_only.
- * Bound as tests/engine/test_attention.c: 2^-7 * max |v| (the rounding of
- * the probabilities). 0 agrees, -1 does not, 1 could not check. */
-static int attn_amx_check(void) {
+/* bf16 mode's attention bodies against the formula in double on the same
+ * bf16-rounded q, k, v: the vdpbf16ps one (attention_bf16.c, run at level
+ * avx512bf16) and, with tiles (1), also the AMX one (attention_amx.c, level
+ * amx with the tile state granted). Two sequences of one packed batch
+ * (lengths off the 16/32/64/128 grids, one odd), GQA group 2, head_dim 64,
+ * all rows and then last_only. Bound as tests/engine/test_attention.c:
+ * 2^-7 * max |v| (the rounding of the probabilities). 0 agrees, -1 does
+ * not, 1 could not check. */
+static int attn_bf16_check(int tiles) {
     enum { NH = 4, NKV = 2, HD = 64, T = 45 + 150, QD = NH * HD, KD = NKV * HD };
     const int off[3] = {0, 45, T};
     int tile_off[3];
     float *q = malloc(sizeof(float) * T * QD), *got = malloc(sizeof(float) * T * QD);
+    float *want = malloc(sizeof(float) * T * QD);
     float *k = malloc(sizeof(float) * T * KD), *v = malloc(sizeof(float) * T * KD);
     float *scratch = malloc(sizeof(float) * qe_attn_scratch_floats(HD, NH / NKV));
     double *p = malloc(sizeof(double) * T);
-    int rc = (!q || !got || !k || !v || !scratch || !p) ? 1 : 0;
+    int rc = (!q || !got || !want || !k || !v || !scratch || !p) ? 1 : 0;
     for (int i = 0; rc == 0 && i < T * QD; i++) q[i] = qe_bf16_to_f32(qe_f32_to_bf16(2.0f * rnd()));
     for (int i = 0; rc == 0 && i < T * KD; i++) {
         k[i] = qe_bf16_to_f32(qe_f32_to_bf16(2.0f * rnd()));
         v[i] = qe_bf16_to_f32(qe_f32_to_bf16(rnd()));
     }
-    for (int last_only = 0; rc == 0 && last_only <= 1; last_only++) {
-        memcpy(got, q, sizeof(float) * T * QD);
-        qe_attn_args a = {.q = got,
-                          .ldq = QD,
-                          .k = k,
-                          .v = v,
-                          .ldkv = KD,
-                          .seq_off = off,
-                          .n_seq = 2,
-                          .n_heads = NH,
-                          .n_kv_heads = NKV,
-                          .head_dim = HD,
-                          .last_only = last_only,
-                          .tile_off = tile_off,
-                          .scratch = scratch,
-                          .isa = QE_ISA_AMX,
-                          .bf16 = 1};
-        qe_attention(NULL, &a);
-        for (int s = 0; rc == 0 && s < 2; s++)
-            for (int i = last_only ? off[s + 1] - 1 : off[s]; rc == 0 && i < off[s + 1]; i++)
-                for (int h = 0; rc == 0 && h < NH; h++) {
-                    const int kh = h / (NH / NKV), n = i - off[s] + 1;
-                    double mx = -INFINITY, sum = 0;
-                    for (int j = 0; j < n; j++) {
-                        double d = 0;
-                        for (int x = 0; x < HD; x++)
-                            d += (double)q[i * QD + h * HD + x] * k[(off[s] + j) * KD + kh * HD + x];
-                        p[j] = d / sqrt((double)HD);
-                        if (p[j] > mx) mx = p[j];
-                    }
-                    for (int j = 0; j < n; j++) sum += (p[j] = exp(p[j] - mx));
-                    for (int x = 0; x < HD; x++) {
-                        double o = 0;
-                        for (int j = 0; j < n; j++) o += p[j] * v[(off[s] + j) * KD + kh * HD + x];
-                        if (!(fabs(got[i * QD + h * HD + x] - o / sum) <= 7.8e-3))
-                            rc = -1; /* NaN fails too */
-                    }
+    for (int s = 0; rc == 0 && s < 2; s++) /* the formula, once for every body */
+        for (int i = off[s]; i < off[s + 1]; i++)
+            for (int h = 0; h < NH; h++) {
+                const int kh = h / (NH / NKV), n = i - off[s] + 1;
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j < n; j++) {
+                    double d = 0;
+                    for (int x = 0; x < HD; x++)
+                        d += (double)q[i * QD + h * HD + x] * k[(off[s] + j) * KD + kh * HD + x];
+                    p[j] = d / sqrt((double)HD);
+                    if (p[j] > mx) mx = p[j];
                 }
-    }
+                for (int j = 0; j < n; j++) sum += (p[j] = exp(p[j] - mx));
+                for (int x = 0; x < HD; x++) {
+                    double o = 0;
+                    for (int j = 0; j < n; j++) o += p[j] * v[(off[s] + j) * KD + kh * HD + x];
+                    want[i * QD + h * HD + x] = (float)(o / sum);
+                }
+            }
+    for (int body = 0; rc == 0 && body <= tiles; body++)
+        for (int last_only = 0; rc == 0 && last_only <= 1; last_only++) {
+            memcpy(got, q, sizeof(float) * T * QD);
+            qe_attn_args a = {.q = got,
+                              .ldq = QD,
+                              .k = k,
+                              .v = v,
+                              .ldkv = KD,
+                              .seq_off = off,
+                              .n_seq = 2,
+                              .n_heads = NH,
+                              .n_kv_heads = NKV,
+                              .head_dim = HD,
+                              .last_only = last_only,
+                              .tile_off = tile_off,
+                              .scratch = scratch,
+                              .isa = body ? QE_ISA_AMX : QE_ISA_AVX512_BF16,
+                              .bf16 = 1};
+            qe_attention(NULL, &a);
+            for (int s = 0; s < 2; s++)
+                for (int i = last_only ? off[s + 1] - 1 : off[s]; i < off[s + 1]; i++)
+                    for (int x = 0; x < QD; x++)
+                        if (!(fabs(got[i * QD + x] - want[i * QD + x]) <= 7.8e-3))
+                            rc = -1; /* NaN fails too */
+        }
     free(q);
     free(got);
+    free(want);
     free(k);
     free(v);
     free(scratch);
@@ -321,13 +332,15 @@ int qe_isa_check(qe_isa isa) {
             if (rc == 0 && qe_amx_usable()) rc = amx_pairs_check();
             if (rc == 0 && qe_amx_usable()) rc = amx_glu_check(19);
             if (rc == 0 && qe_amx_usable()) rc = amx_glu_check(16);
-            if (rc == 0 && qe_attn_amx_usable()) rc = attn_amx_check();
             break;
         case QE_ISA_AVX512_BF16: rc = qe_mm_variant_check(qe_matmul_avx512bf16); break;
         case QE_ISA_AVX512: rc = qe_mm_variant_check(qe_matmul_avx512); break;
         case QE_ISA_AVX2: rc = qe_mm_variant_check(qe_matmul_avx2); break;
         case QE_ISA_SCALAR: break;
     }
+    /* bf16 mode's attention: vdpbf16ps from this level up (at amx it runs
+     * when the OS withholds the tile state), and the tile body at amx */
+    if (rc == 0 && isa >= QE_ISA_AVX512_BF16) rc = attn_bf16_check(isa >= QE_ISA_AMX && qe_attn_amx_usable());
     /* the int8 products this level would use for Q8_0 weights */
     if (rc == 0 && isa >= QE_ISA_AVX2) rc = qe_q8_check(QE_Q8_AVX2, NULL);
     if (rc == 0 && isa >= QE_ISA_AVX512) rc = qe_q8_check(QE_Q8_VNNI, NULL);
