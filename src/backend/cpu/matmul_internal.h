@@ -120,5 +120,12 @@ void qe_mm_to_bf16_rows(const float *x, size_t ldx, int rows, int k, uint16_t *d
 
 /* 1 when libdnnl.so.2 loads and has what qe_matmul_onednn calls. */
 int qe_onednn_available(void);
+/* 1 when it is available and cannot run AMX tiles (a CPU without them, or
+ * capped because QEMBED_ISA is below amx): what level avx512bf16 needs to
+ * route products to it (matmul.c). */
+int qe_onednn_without_amx(void);
+/* Products qe_matmul_onednn has completed in this process (for the tests:
+ * which route a product took). */
+unsigned long qe_onednn_calls(void);
 
 #endif
