@@ -34,7 +34,8 @@ int qe_isa_parse(const char *s, qe_isa *out);
 void *qe_threadpool_thread_scratch(qe_threadpool *pool, int thread);
 /* Per-pool block for the oneDNN variant's bf16 copy of a chunk of activation
  * rows: QE_MM_CONV bytes, 64-byte aligned, allocated with the pool when the
- * CPU has AMX tiles (counted in qe_threadpool_scratch_bytes), else NULL. */
+ * CPU has AMX tiles or AVX512-BF16 (counted in qe_threadpool_scratch_bytes),
+ * else NULL. */
 #define QE_MM_CONV ((size_t)4 << 20)
 void *qe_threadpool_conv_block(qe_threadpool *pool);
 /* Per-pool block for the int8 products' quantized activations (one chunk of
