@@ -3,12 +3,22 @@
  * median of repeated calls) beside this machine's measured peaks.
  *
  *   bench_kernels [--seconds S] [--threads N] [--qembed-only] [--packed-only]
+ *                 [--bf16-route ROUNDS]
  *
  * --qembed-only: peaks and qembed's rows only (no oneDNN/OpenBLAS), for quick
  * A/B runs of the kernels.
  * --packed-only: peaks and the AMX products on weights packed at load
  * (matmul_amx.c, what the forward pass runs in bf16 mode at level amx), at
  * 16 to 4096 rows: the batch products' fraction of the AMX peak.
+ * --bf16-route R: bf16 mode on bf16 weights at 16 to 512 rows, R
+ * rounds alternating (A) qembed's vdpbf16ps kernel (qe_matmul_avx512bf16),
+ * (B) qembed's oneDNN route (qe_matmul_onednn: f32 rows rounded in the call,
+ * one oneDNN call per column slice per pool thread) and (C) oneDNN's matmul
+ * on its own OpenMP threads, bf16 activations, weights as stored; prints the
+ * median over rounds of each round's median and the ratios B/A, C/A, with
+ * the instruction set oneDNN runs (capped by ONEDNN_MAX_CPU_ISA, or by the
+ * library itself when QEMBED_ISA is below amx): how level avx512bf16 picks
+ * its route per shape (matmul.c).
  *
  * y (m x n, f32) = x (m x k) W^T, W (n x k) as stored in the checkpoint.
  * Fairness notes, printed with the results:
@@ -33,6 +43,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/matmul_amx.h"
+#include "backend/cpu/matmul_internal.h"
 #include "backend/cpu/peak.h"
 #include "common/clock.h"
 
@@ -68,8 +79,9 @@ static int cmp_d(const void *a, const void *b) {
 typedef void (*run_fn)(void *ctx);
 
 /* Calls fn until g_seconds have passed (at least 3 times, after one warm-up
- * call); prints the best and median rate. */
-static void measure(const char *shape_name, int m, const char *impl, double flops, run_fn fn, void *ctx) {
+ * call); prints the best and median rate (nothing when impl is NULL) and
+ * returns the median rate. */
+static double measure(const char *shape_name, int m, const char *impl, double flops, run_fn fn, void *ctx) {
     double times[4096];
     int n = 0;
     fn(ctx);
@@ -81,9 +93,12 @@ static void measure(const char *shape_name, int m, const char *impl, double flop
     }
     qsort(times, (size_t)n, sizeof times[0], cmp_d);
     double best = times[0], med = times[n / 2];
-    printf("%-16s %4d  %-34s %8.1f %8.1f %9.3f  %5d\n", shape_name, m, impl, flops / best * 1e-9,
-           flops / med * 1e-9, best * 1e3, n);
-    fflush(stdout);
+    if (impl) {
+        printf("%-16s %4d  %-34s %8.1f %8.1f %9.3f  %5d\n", shape_name, m, impl, flops / best * 1e-9,
+               flops / med * 1e-9, best * 1e3, n);
+        fflush(stdout);
+    }
+    return flops / med * 1e-9;
 }
 
 static uint64_t g_rng = 0x243f6a8885a308d3ull;
@@ -202,6 +217,124 @@ static void bench_dnnl(dnnl_engine_t eng, dnnl_stream_t st, const char *sname, i
     dnnl_memory_destroy(src_m);
     dnnl_memory_destroy(dst_m);
 }
+
+/* ---- --bf16-route: the routes level avx512bf16 can take, alternating ---- */
+typedef struct var_ctx {
+    qe_mm_args a;
+    int (*fn)(const qe_mm_args *);
+    int failed;
+} var_ctx;
+
+static void run_var(void *p) {
+    var_ctx *c = p;
+    if (c->fn(&c->a) != 0) c->failed = 1;
+}
+
+static const char *dnnl_isa_name(dnnl_cpu_isa_t i) {
+    switch (i) {
+        case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+        case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+        case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+        case dnnl_cpu_isa_avx512_core: return "avx512_core";
+        case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+        case dnnl_cpu_isa_avx2: return "avx2";
+        default: return "other";
+    }
+}
+
+static double median_of(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return v[n / 2];
+}
+
+static void bf16_route(qe_threadpool *pool, dnnl_engine_t eng, dnnl_stream_t st, int rounds) {
+    static const int ms[] = {16, 32, 64, 128, 512};
+    enum { NM = 5, MAXR = 64 };
+    if (rounds > MAXR) rounds = MAXR;
+    double tot_f[NM] = {0}, tot_t[3][NM] = {{0}};
+    printf("bf16 mode, bf16 weights as stored; %d rounds of A, B, C alternating, %.2f s each; oneDNN isa: "
+           "%s\n",
+           rounds, g_seconds, dnnl_isa_name(dnnl_get_effective_cpu_isa()));
+    printf("A = qembed vdpbf16ps kernel (qe_matmul_avx512bf16), B = qembed oneDNN route (qe_matmul_onednn), "
+           "C = oneDNN matmul on its own threads (bf16 activations given)\n");
+    printf("%-16s %4s  %9s %9s %9s  %6s %6s  %s\n", "shape k->n", "m", "A GFLOP/s", "B GFLOP/s", "C GFLOP/s",
+           "B/A", "C/A", "C impl");
+    for (int s = 0; s < N_SHAPES; s++) {
+        int k = g_shapes[s].k, n = g_shapes[s].n, mmax = ms[NM - 1];
+        uint16_t *wb = malloc(sizeof(uint16_t) * (size_t)n * k),
+                 *xb = malloc(sizeof(uint16_t) * (size_t)mmax * k);
+        float *x = malloc(sizeof(float) * (size_t)mmax * k), *y = malloc(sizeof(float) * (size_t)mmax * n);
+        if (!wb || !xb || !x || !y) {
+            fprintf(stderr, "bench_kernels: out of memory\n");
+            exit(2);
+        }
+        for (size_t i = 0; i < (size_t)n * k; i++) wb[i] = qe_f32_to_bf16(rnd_unit() * 0.05f);
+        for (size_t i = 0; i < (size_t)mmax * k; i++) {
+            x[i] = rnd_unit();
+            xb[i] = qe_f32_to_bf16(x[i]);
+        }
+        for (int mi = 0; mi < NM; mi++) {
+            int m = ms[mi];
+            double flops = 2.0 * m * k * n;
+            dnnl_memory_desc_t smd, wmd, dmd;
+            dnnl_dims_t sd = {m, k}, wd = {k, n}, dd = {m, n};
+            dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_bf16, dnnl_ab);
+            dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_bf16, dnnl_ba);
+            dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab);
+            dnnl_matmul_desc_t md;
+            dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd);
+            dnnl_primitive_desc_t pd = NULL;
+            if (dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL) != dnnl_success) {
+                printf("%-16s %4d  oneDNN refused the shape\n", g_shapes[s].name, m);
+                continue;
+            }
+            const char *impl = "?";
+            dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+            dnnl_memory_t sm, wm, dm;
+            dnnl_memory_create(&sm, &smd, eng, xb);
+            dnnl_memory_create(&wm, &wmd, eng, wb);
+            dnnl_memory_create(&dm, &dmd, eng, y);
+            dnnl_ctx c;
+            dnnl_primitive_create(&c.prim, pd);
+            c.stream = st;
+            c.args[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, sm};
+            c.args[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wm};
+            c.args[2] = (dnnl_exec_arg_t){DNNL_ARG_DST, dm};
+            qe_mm_args a = {pool, QE_MM_BF16, x, (size_t)k, m, k, wb, QE_BF16, n, y, (size_t)n};
+            var_ctx va = {a, qe_matmul_avx512bf16, 0}, vb = {a, qe_matmul_onednn, 0};
+            double r[3][MAXR];
+            for (int it = 0; it < rounds; it++) {
+                r[0][it] = measure(NULL, m, NULL, flops, run_var, &va);
+                r[1][it] = measure(NULL, m, NULL, flops, run_var, &vb);
+                r[2][it] = measure(NULL, m, NULL, flops, run_dnnl, &c);
+            }
+            double med[3];
+            for (int v = 0; v < 3; v++) {
+                med[v] = median_of(r[v], rounds);
+                tot_t[v][mi] += flops / med[v];
+            }
+            tot_f[mi] += flops;
+            printf("%-16s %4d  %9.1f %9.1f %9.1f  %6.3f %6.3f  %s%s%s\n", g_shapes[s].name, m, med[0], med[1],
+                   med[2], med[1] / med[0], med[2] / med[0], impl, va.failed ? " (A declined!)" : "",
+                   vb.failed ? " (B declined!)" : "");
+            fflush(stdout);
+            dnnl_primitive_destroy(c.prim);
+            dnnl_primitive_desc_destroy(pd);
+            dnnl_memory_destroy(sm);
+            dnnl_memory_destroy(wm);
+            dnnl_memory_destroy(dm);
+        }
+        free(wb);
+        free(xb);
+        free(x);
+        free(y);
+    }
+    printf("\nall five shapes (a layer's products; q, k/v, gate counted once each):\n");
+    for (int mi = 0; mi < NM; mi++) {
+        double a = tot_f[mi] / tot_t[0][mi], b = tot_f[mi] / tot_t[1][mi], c = tot_f[mi] / tot_t[2][mi];
+        printf("%-16s %4d  %9.1f %9.1f %9.1f  %6.3f %6.3f\n", "together", ms[mi], a, b, c, b / a, c / a);
+    }
+}
 #endif
 
 /* ---- OpenBLAS ---- */
@@ -235,7 +368,7 @@ static void header(void) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 0, blas_only = 0, qe_only = 0, packed_only = 0;
+    int threads = 0, blas_only = 0, qe_only = 0, packed_only = 0, route_rounds = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
             g_seconds = atof(argv[++i]);
@@ -245,11 +378,16 @@ int main(int argc, char **argv) {
             qe_only = 1;
         } else if (strcmp(argv[i], "--packed-only") == 0) {
             packed_only = qe_only = 1;
+        } else if (strcmp(argv[i], "--bf16-route") == 0 && i + 1 < argc) {
+            route_rounds = atoi(argv[++i]);
+            if (route_rounds < 1) route_rounds = 1;
         } else if (strcmp(argv[i], "--openblas-only") == 0) {
             blas_only = 1;
         } else {
-            fprintf(stderr, "usage: %s [--seconds S] [--threads N] [--qembed-only] [--packed-only]\n",
-                    argv[0]);
+            fprintf(
+                stderr,
+                "usage: %s [--seconds S] [--threads N] [--qembed-only] [--packed-only] [--bf16-route R]\n",
+                argv[0]);
             return 1;
         }
     }
@@ -291,6 +429,7 @@ int main(int argc, char **argv) {
         printf("OPENBLAS_CORETYPE=%s  OMP_NUM_THREADS=%s\n", ct ? ct : "(unset)",
                getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "(unset)");
         printf("\npeaks (best of ~150 ms each, %d threads):\n", threads);
+        if (route_rounds) qe_only = 1; /* no OpenBLAS children */
         for (int i = QE_ISA_AVX2; i <= (int)isa; i++)
             printf("  %-12s %8.1f GFLOP/s  (%s)\n", qe_isa_name((qe_isa)i),
                    qe_peak_gflops(pool, (qe_isa)i, 150),
@@ -300,7 +439,7 @@ int main(int argc, char **argv) {
                                              : "ymm f32 FMA");
         printf("  DRAM read    %8.1f GB/s (4 KiB pages), %.1f GB/s (huge pages advised)\n\n",
                qe_peak_dram_read_gbs(pool, 0, 150), qe_peak_dram_read_gbs(pool, 1, 150));
-        header();
+        if (!route_rounds) header();
     }
 
 #ifdef QE_HAVE_DNNL
@@ -314,6 +453,17 @@ int main(int argc, char **argv) {
 #ifdef QE_HAVE_OPENBLAS
     void *sb = dlsym(RTLD_DEFAULT, "cblas_sbgemm");
 #endif
+    if (route_rounds) {
+#ifdef QE_HAVE_DNNL
+        bf16_route(pool, eng, st, route_rounds);
+        dnnl_stream_destroy(st);
+        dnnl_engine_destroy(eng);
+#else
+        printf("--bf16-route: built without oneDNN\n");
+#endif
+        qe_threadpool_free(pool);
+        return 0;
+    }
 
     static const int packed_ms[] = {16, 64, 128, 512, 1024, 2048, 4096};
     const int *ms = packed_only ? packed_ms : g_ms;

@@ -337,59 +337,83 @@ static void test_matmul(void) {
     qe_threadpool_free(pool2);
 }
 
-/* ---- the oneDNN variant (level amx) called directly ----
+/* ---- the oneDNN variant (level amx; level avx512bf16's many-row route) ----
  * Through qe_matmul a variant that declines falls back silently, and the
  * shapes above (row stride n+5) mostly get oneDNN's plain gemm, not its AMX
  * kernels: so here it is called itself, with contiguous y (as the forward
  * pass does), must run (return 0) and agree with the reference. m = 700 with
- * k = 3072 is two row chunks of the conversion block. */
+ * k = 3072 is two row chunks of the conversion block. via_level: through
+ * qe_matmul at level avx512bf16 instead, which must route to oneDNN exactly
+ * when it can run without AMX and the product has QE_ONEDNN_ZMM_MIN_M (128)
+ * rows or more (counted by qe_onednn_calls), and agree either way. */
+static void onednn_case(shape s, qe_threadpool *pool2, int via_level) {
+    size_t ldx = (size_t)s.k + 3, ldy = (size_t)s.n;
+    float *x = malloc(sizeof(float) * (size_t)s.m * ldx), *wf = malloc(sizeof(float) * (size_t)s.n * s.k);
+    float *yr = malloc(sizeof(float) * (size_t)s.m * ldy), *y = malloc(sizeof(float) * (size_t)s.m * ldy);
+    for (size_t i = 0; i < (size_t)s.m * ldx; i++) x[i] = rnd_unit() * 2.0f;
+    void *w = make_weights(QE_BF16, s.n, s.k, wf);
+    qe_mm_args a = {NULL, QE_MM_BF16, x, ldx, s.m, s.k, w, QE_BF16, s.n, yr, ldy};
+    qe_matmul_scalar(&a);
+    const char *what = via_level ? "avx512bf16 level" : "onednn";
+    for (int threads = 1; threads <= 2; threads++) {
+        a.pool = threads == 1 ? NULL : pool2;
+        a.y = y;
+        for (size_t i = 0; i < (size_t)s.m * ldy; i++) y[i] = NAN;
+        unsigned long calls = qe_onednn_calls();
+        if (via_level) {
+            qe_matmul(a.pool, QE_ISA_AVX512_BF16, QE_MM_BF16, x, ldx, s.m, s.k, w, QE_BF16, s.n, y, ldy);
+            int routed = qe_onednn_calls() != calls, want = s.m >= 128 && qe_onednn_without_amx();
+            CHECK(routed == want, "avx512bf16 level m=%d k=%d n=%d: oneDNN %s, expected %s", s.m, s.k, s.n,
+                  routed ? "ran" : "did not run", want ? "it" : "qembed's kernel");
+        } else {
+            CHECK(qe_matmul_onednn(&a) == 0, "onednn m=%d k=%d n=%d threads=%d did not run", s.m, s.k, s.n,
+                  threads);
+            CHECK(qe_onednn_calls() == calls + 1, "onednn call not counted");
+        }
+        int bad = 0;
+        for (int i = 0; i < s.m && !bad; i++)
+            for (int j = 0; j < s.n && !bad; j++) {
+                double b = 0;
+                for (int p = 0; p < s.k; p++)
+                    b += fabs((double)qe_bf16_to_f32(qe_f32_to_bf16(x[(size_t)i * ldx + p])) *
+                              wf[(size_t)j * s.k + p]);
+                double err = fabs((double)y[(size_t)i * ldy + j] - yr[(size_t)i * ldy + j]);
+                if (!(err <= 1e-5 * b + 1e-30)) {
+                    CHECK(0, "%s m=%d k=%d n=%d threads=%d: y[%d][%d] = %.9g, ref %.9g", what, s.m, s.k, s.n,
+                          threads, i, j, y[(size_t)i * ldy + j], yr[(size_t)i * ldy + j]);
+                    bad = 1;
+                }
+            }
+    }
+    if (!via_level) {
+        a.mode = QE_MM_EXACT; /* f32 activations: not this variant's */
+        CHECK(qe_matmul_onednn(&a) == -1, "onednn took an exact-mode product");
+    }
+    free(x);
+    free(wf);
+    free(yr);
+    free(y);
+    free(w);
+}
+
 static void test_onednn(qe_threadpool *pool2) {
-    if (qe_cpu_isa() < QE_ISA_AMX) {
-        printf("kernels: NOT TESTED here: amx (oneDNN) variant (%s)\n",
-               qe_onednn_available() ? "CPU lacks AMX-BF16" : "libdnnl.so.2 not loadable");
+    /* the levels that call it; below them oneDNN's bf16 matmul may be its
+     * reference implementation, seconds per call */
+    if (!qe_onednn_available() || qe_cpu_isa() < QE_ISA_AVX512_BF16) {
+        printf("kernels: NOT TESTED here: the oneDNN variant (%s)\n",
+               qe_onednn_available() ? "no AVX512-BF16" : "libdnnl.so.2 not loadable, or no AVX-512");
         return;
     }
     static const shape shapes[] = {
         {1, 67, 9}, {17, 1024, 192}, {33, 1000, 130}, {129, 2048, 64}, {700, 3072, 65}};
-    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
-        const shape s = shapes[si];
-        size_t ldx = (size_t)s.k + 3, ldy = (size_t)s.n;
-        float *x = malloc(sizeof(float) * (size_t)s.m * ldx), *wf = malloc(sizeof(float) * (size_t)s.n * s.k);
-        float *yr = malloc(sizeof(float) * (size_t)s.m * ldy), *y = malloc(sizeof(float) * (size_t)s.m * ldy);
-        for (size_t i = 0; i < (size_t)s.m * ldx; i++) x[i] = rnd_unit() * 2.0f;
-        void *w = make_weights(QE_BF16, s.n, s.k, wf);
-        qe_mm_args a = {NULL, QE_MM_BF16, x, ldx, s.m, s.k, w, QE_BF16, s.n, yr, ldy};
-        qe_matmul_scalar(&a);
-        for (int threads = 1; threads <= 2; threads++) {
-            a.pool = threads == 1 ? NULL : pool2;
-            a.y = y;
-            for (size_t i = 0; i < (size_t)s.m * ldy; i++) y[i] = NAN;
-            CHECK(qe_matmul_onednn(&a) == 0, "onednn m=%d k=%d n=%d threads=%d did not run", s.m, s.k, s.n,
-                  threads);
-            int bad = 0;
-            for (int i = 0; i < s.m && !bad; i++)
-                for (int j = 0; j < s.n && !bad; j++) {
-                    double b = 0;
-                    for (int p = 0; p < s.k; p++)
-                        b += fabs((double)qe_bf16_to_f32(qe_f32_to_bf16(x[(size_t)i * ldx + p])) *
-                                  wf[(size_t)j * s.k + p]);
-                    double err = fabs((double)y[(size_t)i * ldy + j] - yr[(size_t)i * ldy + j]);
-                    if (!(err <= 1e-5 * b + 1e-30)) {
-                        CHECK(0, "onednn m=%d k=%d n=%d threads=%d: y[%d][%d] = %.9g, ref %.9g", s.m, s.k,
-                              s.n, threads, i, j, y[(size_t)i * ldy + j], yr[(size_t)i * ldy + j]);
-                        bad = 1;
-                    }
-                }
-        }
-        a.mode = QE_MM_EXACT; /* f32 activations: not this variant's */
-        CHECK(qe_matmul_onednn(&a) == -1, "onednn took an exact-mode product");
-        free(x);
-        free(wf);
-        free(yr);
-        free(y);
-        free(w);
-    }
-    printf("kernels: amx (oneDNN) variant run directly on %zu shapes\n", sizeof shapes / sizeof *shapes);
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) onednn_case(shapes[si], pool2, 0);
+    printf("kernels: oneDNN variant run directly on %zu shapes (oneDNN %s AMX)\n",
+           sizeof shapes / sizeof *shapes, qe_onednn_without_amx() ? "without" : "with");
+    /* below and at the route's row threshold, tails in k and n */
+    static const shape routed[] = {{127, 1024, 70}, {128, 1000, 130}, {300, 2048, 64}};
+    for (size_t si = 0; si < sizeof routed / sizeof *routed; si++) onednn_case(routed[si], pool2, 1);
+    printf("kernels: avx512bf16 level on %zu shapes: oneDNN route %s\n", sizeof routed / sizeof *routed,
+           qe_onednn_without_amx() ? "taken from 128 rows" : "not taken (oneDNN could run AMX)");
 }
 
 /* ---- the packed AMX products (matmul_amx.c) against the scalar reference ----
@@ -866,6 +890,22 @@ int main(int argc, char **argv) {
         /* a capped level still computes correctly */
         test_shape((shape){3, 17, 7}, QE_BF16, NULL, qe_cpu_isa());
         printf("kernels: QEMBED_ISA cap -> %s\n", qe_isa_name(qe_cpu_isa()));
+        return failures ? 1 : 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--onednn-capped") == 0) {
+        /* run with QEMBED_ISA=avx512bf16: oneDNN must be held below AMX and
+         * the level's many-row products routed to it (77: skipped) */
+        if (qe_cpu_isa() != QE_ISA_AVX512_BF16 || !qe_onednn_available()) {
+            printf("kernels: NOT TESTED here: level %s, oneDNN %s\n", qe_isa_name(qe_cpu_isa()),
+                   qe_onednn_available() ? "loadable" : "not loadable");
+            return 77;
+        }
+        CHECK(qe_onednn_without_amx(), "QEMBED_ISA=avx512bf16 left oneDNN able to run AMX");
+        qe_threadpool *pool2 = qe_threadpool_create(2);
+        CHECK(pool2 != NULL, "pool");
+        if (pool2) test_onednn(pool2);
+        qe_threadpool_free(pool2);
+        printf("kernels: oneDNN capped below AMX at level avx512bf16: %s\n", failures ? "FAILED" : "passed");
         return failures ? 1 : 0;
     }
     test_convert();

@@ -10,8 +10,9 @@
  * tolerance. The highest level that passes is used; a level that fails is
  * reported (qe_cpu_isa_note) and never used. About 3 ms per level. Levels
  * from AVX512-BF16 up also check bf16 mode's attention with vdpbf16ps
- * (attention_bf16.c), and the AMX level its attention on tiles
- * (attention_amx.c). */
+ * (attention_bf16.c), the AMX level its attention on tiles (attention_amx.c),
+ * and the avx512bf16 level its oneDNN route (oneDNN without AMX, matmul.c)
+ * where it can take it. */
 #include "isa_check.h"
 
 #include <math.h>
@@ -333,7 +334,11 @@ int qe_isa_check(qe_isa isa) {
             if (rc == 0 && qe_amx_usable()) rc = amx_glu_check(19);
             if (rc == 0 && qe_amx_usable()) rc = amx_glu_check(16);
             break;
-        case QE_ISA_AVX512_BF16: rc = qe_mm_variant_check(qe_matmul_avx512bf16); break;
+        case QE_ISA_AVX512_BF16:
+            rc = qe_mm_variant_check(qe_matmul_avx512bf16);
+            /* its many-row products through oneDNN held below AMX (matmul.c) */
+            if (rc == 0 && qe_onednn_without_amx()) rc = qe_mm_variant_check(qe_matmul_onednn);
+            break;
         case QE_ISA_AVX512: rc = qe_mm_variant_check(qe_matmul_avx512); break;
         case QE_ISA_AVX2: rc = qe_mm_variant_check(qe_matmul_avx2); break;
         case QE_ISA_SCALAR: break;

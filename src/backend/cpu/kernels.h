@@ -40,7 +40,8 @@ typedef enum qe_isa {
     QE_ISA_SCALAR = 0,
     QE_ISA_AVX2 = 1,        /* AVX2 + FMA + F16C */
     QE_ISA_AVX512 = 2,      /* AVX-512 F/BW/VL */
-    QE_ISA_AVX512_BF16 = 3, /* + AVX512_BF16 (vdpbf16ps) */
+    QE_ISA_AVX512_BF16 = 3, /* + AVX512_BF16 (vdpbf16ps; bf16-mode products of 128+ rows on
+                             * bf16 weights through oneDNN held below AMX, when loadable) */
     QE_ISA_AMX = 4          /* + AMX-BF16 tiles, through oneDNN (libdnnl.so.2 loaded at run
                              * time, matmul_onednn.c) for bf16-mode products on bf16
                              * weights; everything else runs the avx512bf16 level */

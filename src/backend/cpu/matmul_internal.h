@@ -34,7 +34,8 @@ int qe_isa_parse(const char *s, qe_isa *out);
 void *qe_threadpool_thread_scratch(qe_threadpool *pool, int thread);
 /* Per-pool block for the oneDNN variant's bf16 copy of a chunk of activation
  * rows: QE_MM_CONV bytes, 64-byte aligned, allocated with the pool when the
- * CPU has AMX tiles (counted in qe_threadpool_scratch_bytes), else NULL. */
+ * CPU has AMX tiles or AVX512-BF16 (counted in qe_threadpool_scratch_bytes),
+ * else NULL. */
 #define QE_MM_CONV ((size_t)4 << 20)
 void *qe_threadpool_conv_block(qe_threadpool *pool);
 /* Per-pool block for the int8 products' quantized activations (one chunk of
@@ -126,5 +127,12 @@ void qe_mm_to_bf16_rows(const float *x, size_t ldx, int rows, int k, uint16_t *d
 
 /* 1 when libdnnl.so.2 loads and has what qe_matmul_onednn calls. */
 int qe_onednn_available(void);
+/* 1 when it is available and cannot run AMX tiles (a CPU without them, or
+ * capped because QEMBED_ISA is below amx): what level avx512bf16 needs to
+ * route products to it (matmul.c). */
+int qe_onednn_without_amx(void);
+/* Products qe_matmul_onednn has completed in this process (for the tests:
+ * which route a product took). */
+unsigned long qe_onednn_calls(void);
 
 #endif

@@ -7,6 +7,15 @@
  * configuration, the kernel's permission request, B in the VNNI pair layout)
  * is what oneDNN already does well; this file only adapts the call.
  *
+ * Level QE_ISA_AVX512_BF16 (AVX512-BF16 without AMX, e.g. AMD Zen 4) routes
+ * its many-row products here too (matmul.c), where oneDNN's zmm brgemm
+ * kernels run vdpbf16ps faster than qembed's own (matmul_avx512.c), but only
+ * when oneDNN cannot use AMX (qe_onednn_without_amx): on a CPU with AMX that
+ * level is QEMBED_ISA=avx512bf16 (or lower), and then oneDNN is capped to
+ * avx512_core_bf16 when loaded (dnnl_set_max_cpu_isa, which counts only
+ * before oneDNN's first kernel; the level is fixed per process, as is the
+ * cap). A cap the user set (ONEDNN_MAX_CPU_ISA) is left as it is.
+ *
  * Run-time optional: libdnnl.so.2 (Debian libdnnl2) is loaded with dlopen on
  * first use, never linked, so libqembed runs without it (then the level is
  * not offered and the AVX-512 variants run). Built only where the oneDNN 2.x
@@ -66,12 +75,24 @@ static struct {
     dnnl_status_t (*execute)(const_dnnl_primitive_t, dnnl_stream_t, int, const dnnl_exec_arg_t *);
     dnnl_status_t (*stream_wait)(dnnl_stream_t);
     dnnl_status_t (*set_cache_capacity)(int);
+    dnnl_status_t (*set_max_isa)(dnnl_cpu_isa_t);
+    dnnl_cpu_isa_t (*effective_isa)(void);
     void (*omp_set_num_threads)(int); /* libgomp, loaded with oneDNN; may be absent */
 } g_fn;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static int g_ok;
+static int g_ok, g_no_amx;
 static dnnl_engine_t g_eng;
+static atomic_ulong g_calls; /* products run here (qe_onednn_calls) */
+
+/* 1 when QEMBED_ISA asks for a level below amx and ONEDNN_MAX_CPU_ISA is
+ * not set: oneDNN is then capped to avx512_core_bf16 */
+static int want_cap(void) {
+    const char *env = getenv("QEMBED_ISA");
+    qe_isa lvl;
+    if (!env || qe_isa_parse(env, &lvl) != 0 || lvl >= QE_ISA_AMX) return 0;
+    return !getenv("ONEDNN_MAX_CPU_ISA") && !getenv("DNNL_MAX_CPU_ISA");
+}
 
 static void load_once(void) {
     /* qe_mm_to_bf16_rows is AVX-512 code; the level that calls this implies it */
@@ -98,7 +119,14 @@ static void load_once(void) {
     SYM(execute, "dnnl_primitive_execute");
     SYM(stream_wait, "dnnl_stream_wait");
     SYM(set_cache_capacity, "dnnl_set_primitive_cache_capacity");
+    SYM(set_max_isa, "dnnl_set_max_cpu_isa");
+    SYM(effective_isa, "dnnl_get_effective_cpu_isa");
 #undef SYM
+    /* before anything that can generate a kernel; a failure (oneDNN already
+     * used by the host program) shows in the effective ISA below */
+    if (want_cap()) g_fn.set_max_isa(dnnl_cpu_isa_avx512_core_bf16);
+    /* the AMX bits of the ISA mask (avx512_core_amx less avx512_core_bf16) */
+    g_no_amx = (g_fn.effective_isa() & (dnnl_cpu_isa_avx512_core_amx & ~dnnl_cpu_isa_avx512_core_bf16)) == 0;
     /* this file keeps its own bounded cache (below); oneDNN's own (1024
      * primitives by default) would keep every shape ever seen alive too */
     g_fn.set_cache_capacity(0);
@@ -114,6 +142,15 @@ static void load_once(void) {
 int qe_onednn_available(void) {
     pthread_once(&g_once, load_once);
     return g_ok;
+}
+
+int qe_onednn_without_amx(void) {
+    pthread_once(&g_once, load_once);
+    return g_ok && g_no_amx;
+}
+
+unsigned long qe_onednn_calls(void) {
+    return atomic_load(&g_calls);
 }
 
 /* ---- primitive cache ----
@@ -273,11 +310,19 @@ int qe_matmul_onednn(const qe_mm_args *a) {
     free(own);
     /* a failure (oneDNN refused a shape) leaves y partly written: the caller
      * then runs the next variant over the whole product */
-    return atomic_load(&jb.failed) ? -1 : 0;
+    if (atomic_load(&jb.failed)) return -1;
+    atomic_fetch_add(&g_calls, 1);
+    return 0;
 }
 
 #else
 int qe_onednn_available(void) {
+    return 0;
+}
+int qe_onednn_without_amx(void) {
+    return 0;
+}
+unsigned long qe_onednn_calls(void) {
     return 0;
 }
 int qe_matmul_onednn(const qe_mm_args *a) {

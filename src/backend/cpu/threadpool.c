@@ -148,8 +148,10 @@ qe_threadpool *qe_threadpool_create(int n_threads) {
     }
     p->scratch = scratch;
     int amx = 0;
-    qe_cpu_features(&amx); /* not qe_cpu_isa(): its self-check runs on pools */
-    if (amx && posix_memalign(&p->conv, 64, QE_MM_CONV) != 0) {
+    /* not qe_cpu_isa(): its self-check runs on pools. The oneDNN variant
+     * runs at levels amx and avx512bf16 (its many-row products, matmul.c) */
+    qe_isa hw = qe_cpu_features(&amx);
+    if ((amx || hw >= QE_ISA_AVX512_BF16) && posix_memalign(&p->conv, 64, QE_MM_CONV) != 0) {
         p->conv = NULL;
         qe_threadpool_free(p);
         return NULL;
