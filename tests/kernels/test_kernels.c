@@ -715,6 +715,93 @@ static void test_rmsnorm(void) {
     printf("kernels: rmsnorm SIMD body agrees with the reference on %d widths\n", checked);
 }
 
+/* ---- the fused norms against the ops they fuse ----
+ * qe_op_add_rmsnorm_rows_isa must equal qe_op_add then
+ * qe_op_rmsnorm_rows_isa, and qe_op_rmsnorm_rope_heads_isa must equal
+ * qe_op_rmsnorm_rows_isa over the heads then qe_op_rope_head, bit for bit,
+ * at every level this CPU has (the forward pass's vectors rest on it):
+ * widths with tails of 32 and 16, strides past the width, y over delta (as
+ * the forward pass calls it), no weight (the add alone), head widths the
+ * SIMD form takes (multiples of 32 up to 256) and others, real RoPE rows. */
+static int same_bits(const float *a, const float *b, size_t n) {
+    return memcmp(a, b, n * sizeof(float)) == 0;
+}
+
+static void test_fused_norms(void) {
+    int checked = 0;
+    for (int isa = QE_ISA_SCALAR; isa <= (int)qe_cpu_isa(); isa++) {
+        for (int d = 1; d <= 1030; d = d < 70 ? d + 1 : d < 128 ? 128 : d < 1024 ? 1024 : 1031) {
+            const int rows = 3;
+            const size_t ld = (size_t)d + 5, n = rows * ld;
+            float *x = malloc(sizeof(float) * n), *dl = malloc(sizeof(float) * n),
+                  *w = malloc(sizeof(float) * d);
+            float *x2 = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n),
+                  *y2 = malloc(sizeof(float) * n);
+            for (size_t i = 0; i < n; i++) {
+                x[i] = rnd_unit() * powf(10.0f, 3.0f * rnd_unit());
+                dl[i] = rnd_unit() * powf(10.0f, 3.0f * rnd_unit());
+            }
+            for (int i = 0; i < d; i++) w[i] = rnd_unit();
+            for (int mode = 0; mode < 3; mode++) { /* y apart, y over delta, no weight */
+                memcpy(x2, x, sizeof(float) * n);
+                memcpy(y2, dl, sizeof(float) * n);
+                memcpy(y, dl, sizeof(float) * n);
+                const float *wm = mode == 2 ? NULL : w;
+                /* the reference: the two ops, on copies */
+                float *xr = malloc(sizeof(float) * n), *yr = malloc(sizeof(float) * n);
+                memcpy(xr, x, sizeof(float) * n);
+                memcpy(yr, dl, sizeof(float) * n);
+                for (int r = 0; r < rows; r++) qe_op_add(xr + r * ld, dl + r * ld, (size_t)d);
+                if (wm) qe_op_rmsnorm_rows_isa((qe_isa)isa, xr, ld, yr, ld, 0, rows, d, wm, 1e-6f);
+                if (mode == 1) /* y written over delta */
+                    qe_op_add_rmsnorm_rows_isa((qe_isa)isa, x2, ld, y2, ld, y2, ld, 0, rows, d, wm, 1e-6f);
+                else
+                    qe_op_add_rmsnorm_rows_isa((qe_isa)isa, x2, ld, dl, ld, y2, ld, 0, rows, d, wm, 1e-6f);
+                CHECK(same_bits(x2, xr, n), "add_rmsnorm %s d=%d mode %d: x differs",
+                      qe_isa_name((qe_isa)isa), d, mode);
+                for (int r = 0; r < rows; r++)
+                    CHECK(same_bits(y2 + r * ld, yr + r * ld, (size_t)d),
+                          "add_rmsnorm %s d=%d mode %d: row %d differs", qe_isa_name((qe_isa)isa), d, mode,
+                          r);
+                free(xr);
+                free(yr);
+                checked++;
+            }
+            free(x);
+            free(dl);
+            free(w);
+            free(x2);
+            free(y);
+            free(y2);
+        }
+        static const int dims[] = {2, 30, 32, 64, 96, 128, 160, 256, 288};
+        for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+            const int d = dims[di], heads = 3, pos = 4097, n_pos = 4100;
+            float *ct = malloc(sizeof(float) * (size_t)n_pos * (d / 2)),
+                  *st = malloc(sizeof(float) * (size_t)n_pos * (d / 2));
+            qe_op_rope_table(1000000.0, d, n_pos, ct, st);
+            for (int p = 0; p < n_pos; p += pos) {
+                float v[3 * 288], vr[3 * 288], w[288];
+                for (int i = 0; i < heads * d; i++)
+                    v[i] = vr[i] = rnd_unit() * powf(10.0f, 2.0f * rnd_unit());
+                for (int i = 0; i < d; i++) w[i] = rnd_unit();
+                const float *c = ct + (size_t)p * (d / 2), *s = st + (size_t)p * (d / 2);
+                qe_op_rmsnorm_rows_isa((qe_isa)isa, vr, (size_t)d, vr, (size_t)d, 0, heads, d, w, 1e-6f);
+                for (int h = 0; h < heads; h++) qe_op_rope_head(vr + h * d, d, c, s);
+                qe_op_rmsnorm_rope_heads_isa((qe_isa)isa, v, heads, d, w, 1e-6f, c, s);
+                CHECK(same_bits(v, vr, (size_t)heads * d), "norm_rope %s d=%d pos %d differs",
+                      qe_isa_name((qe_isa)isa), d, p);
+                checked++;
+            }
+            free(ct);
+            free(st);
+        }
+    }
+    printf("kernels: fused add+norm and q/k norm+RoPE equal the ops they fuse, bit for bit (%d cases, levels "
+           "to %s)\n",
+           checked, qe_isa_name(qe_cpu_isa()));
+}
+
 /* ---- SwiGLU's SIMD body against qe_op_swiglu (libm expf) ----
  * Every length 0..70 (tails of 16), values over the range where silu
  * changes shape, and the edges: large |x| (exp overflows or vanishes), 0,
@@ -913,6 +1000,7 @@ int main(int argc, char **argv) {
     test_isa_check();
     test_swiglu();
     test_rmsnorm();
+    test_fused_norms();
     test_matmul();
     {
         qe_threadpool *pool2 = qe_threadpool_create(2);

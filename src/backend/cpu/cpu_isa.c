@@ -37,11 +37,12 @@ static void detect_once(void) {
         g_hw = (qe_isa)(g_hw - 1);
     }
     if (failed[0]) {
-        snprintf(g_note, sizeof g_note,
-                 "the CPU offers %s, but the %s kernels (products or attention) disagree with the scalar "
-                 "reference on it: "
-                 "using %s",
-                 qe_isa_name(found), failed, qe_isa_name(g_hw));
+        snprintf(
+            g_note, sizeof g_note,
+            "the CPU offers %s, but the %s kernels (products, attention or norms) disagree with the scalar "
+            "reference on it: "
+            "using %s",
+            qe_isa_name(found), failed, qe_isa_name(g_hw));
     }
     g_capped = g_hw;
     const char *env = getenv("QEMBED_ISA");

@@ -318,18 +318,15 @@ static void rmsnorm_task(void *arg, int task, int thread) {
 /* The residual add (x += delta) over the pool, and when w is given the next
  * RMSNorm of the same rows in the same task (dst = norm(x)): one pass and one
  * hand-off instead of a single-threaded add then a pooled norm. The same
- * arithmetic per element as qe_op_add then qe_op_rmsnorm_rows. */
+ * arithmetic per element as qe_op_add then qe_op_rmsnorm_rows (ops.h). */
 static void add_rmsnorm_task(void *arg, int task, int thread) {
     (void)thread;
     const row_job *j = arg;
     int r0, r1;
     chunk_range(j, task, &r0, &r1);
     const int H = j->fw->cfg->hidden_size;
-    float *x = j->st->x;
-    qe_op_add(x + (size_t)r0 * H, j->src + (size_t)r0 * H, (size_t)(r1 - r0) * H);
-    if (j->w)
-        qe_op_rmsnorm_rows_isa(norm_isa(j->st), x, (size_t)H, j->dst, (size_t)H, (size_t)r0, (size_t)r1, H,
-                               j->w, (float)j->fw->cfg->rms_norm_eps);
+    qe_op_add_rmsnorm_rows_isa(norm_isa(j->st), j->st->x, (size_t)H, j->src, (size_t)H, j->dst, (size_t)H,
+                               (size_t)r0, (size_t)r1, H, j->w, (float)j->fw->cfg->rms_norm_eps);
 }
 
 static void add_rmsnorm_rows(qe_fwd_state *st, const qe_fwd_weights *fw, const float *delta, float *dst,
@@ -365,14 +362,10 @@ static void qk_norm_rope_task(void *arg, int task, int thread) {
     for (int r = r0; r < r1; r++) {
         const float *c = st->rope_cos + (size_t)st->pos[r] * half;
         const float *s = st->rope_sin + (size_t)st->pos[r] * half;
-        float *qr = st->q + (size_t)r * ldq;
-        qe_op_rmsnorm_rows_isa(norm_isa(st), qr, (size_t)D, qr, (size_t)D, 0, (size_t)cfg->n_heads, D,
-                               j->ln->q, eps);
-        for (int h = 0; h < cfg->n_heads; h++) qe_op_rope_head(qr + (size_t)h * D, D, c, s);
-        float *kr = st->k + (size_t)r * ldk;
-        qe_op_rmsnorm_rows_isa(norm_isa(st), kr, (size_t)D, kr, (size_t)D, 0, (size_t)cfg->n_kv_heads, D,
-                               j->ln->k, eps);
-        for (int h = 0; h < cfg->n_kv_heads; h++) qe_op_rope_head(kr + (size_t)h * D, D, c, s);
+        qe_op_rmsnorm_rope_heads_isa(norm_isa(st), st->q + (size_t)r * ldq, cfg->n_heads, D, j->ln->q, eps, c,
+                                     s);
+        qe_op_rmsnorm_rope_heads_isa(norm_isa(st), st->k + (size_t)r * ldk, cfg->n_kv_heads, D, j->ln->k, eps,
+                                     c, s);
     }
 }
 

@@ -12,7 +12,8 @@
  * from AVX512-BF16 up also check bf16 mode's attention with vdpbf16ps
  * (attention_bf16.c), the AMX level its attention on tiles (attention_amx.c),
  * and the avx512bf16 level its oneDNN route (oneDNN without AMX, matmul.c)
- * where it can take it. */
+ * where it can take it; from AVX-512 on, the fused norm bodies bf16 mode runs
+ * between the products (ops.c) are checked too. */
 #include "isa_check.h"
 
 #include <math.h>
@@ -26,6 +27,7 @@
 #include "matmul_internal.h"
 #include "matmul_kq.h"
 #include "matmul_q8p.h"
+#include "ops.h"
 
 typedef struct shape {
     int m, k, n;
@@ -323,6 +325,45 @@ static int attn_bf16_check(int tiles) {
     return rc;
 }
 
+/* bf16 mode's fused norm bodies at this level (ops.c: residual add + RMSNorm
+ * over a width with tails of 32 and 16; q/k RMSNorm + RoPE on 128-value
+ * heads) against the scalar ops they fuse: a wrong body would move every
+ * vector a little, silently. The norms' double sums differ in order only,
+ * so a few ulp of each value (of the pair, after RoPE). */
+static int ops_check(qe_isa isa) {
+    enum { D = 1030, R = 2, HD = 128, NH = 3, HALF = HD / 2 };
+    float *buf = malloc(sizeof(float) * (5 * R * D + D + 3 * NH * HD + 6 * HALF));
+    if (!buf) return -1;
+    float *x = buf, *xr = x + R * D, *dl = xr + R * D, *y = dl + R * D, *yr = y + R * D, *w = yr + R * D;
+    float *v = w + D, *vn = v + NH * HD, *vr = vn + NH * HD, *ct = vr + NH * HD, *st = ct + 3 * HALF;
+    for (int i = 0; i < R * D; i++) {
+        x[i] = xr[i] = 4.0f * rnd();
+        dl[i] = rnd();
+    }
+    for (int i = 0; i < D; i++) w[i] = rnd();
+    for (int i = 0; i < NH * HD; i++) v[i] = vn[i] = 3.0f * rnd();
+    qe_op_rope_table(1000000.0, HD, 3, ct, st);
+    qe_op_add_rmsnorm_rows_isa(isa, x, D, dl, D, y, D, 0, R, D, w, 1e-6f);
+    for (int r = 0; r < R; r++) qe_op_add(xr + r * D, dl + r * D, D);
+    qe_op_rmsnorm_rows(xr, D, yr, D, 0, R, D, w, 1e-6f);
+    int rc = 0;
+    for (int i = 0; i < R * D; i++)
+        if (!(x[i] == xr[i]) || !(fabsf(y[i] - yr[i]) <= 4e-7f * fabsf(yr[i]) + 1e-30f)) rc = -1;
+    const float *c = ct + 2 * HALF, *s = st + 2 * HALF; /* position 2 */
+    qe_op_rmsnorm_rope_heads_isa(isa, v, NH, HD, w, 1e-6f, c, s);
+    qe_op_rmsnorm_rows(vn, HD, vn, HD, 0, NH, HD, w, 1e-6f);
+    memcpy(vr, vn, sizeof(float) * NH * HD);
+    for (int h = 0; h < NH; h++) qe_op_rope_head(vr + h * HD, HD, c, s);
+    for (int h = 0; h < NH; h++)
+        for (int i = 0; i < HD; i++) {
+            const float *n = vn + h * HD;
+            float tol = 1e-6f * (fabsf(n[i % HALF]) + fabsf(n[i % HALF + HALF])) + 1e-30f;
+            if (!(fabsf(v[h * HD + i] - vr[h * HD + i]) <= tol)) rc = -1;
+        }
+    free(buf);
+    return rc;
+}
+
 int qe_isa_check(qe_isa isa) {
     int rc = 0;
     switch (isa) {
@@ -358,6 +399,8 @@ int qe_isa_check(qe_isa isa) {
     if (rc == 0 && isa >= QE_ISA_AVX512) rc = qe_kq_check(QE_KQ_AVX512, NULL);
     if (rc == 0 && isa >= QE_ISA_AVX2) rc = qe_kq8_check(QE_KQ8_AVX2, NULL);
     if (rc == 0 && isa >= QE_ISA_AVX512) rc = qe_kq8_check(QE_KQ8_VNNI, NULL);
+    /* and the fused norm bodies bf16 mode runs between the products */
+    if (rc == 0 && isa >= QE_ISA_AVX512) rc = ops_check(isa);
     return rc;
 }
 

@@ -46,6 +46,25 @@ void qe_op_swiglu(float *g, const float *u, size_t n);
  * element). Tested against qe_op_swiglu in tests/kernels. */
 void qe_op_swiglu_isa(qe_isa isa, float *g, const float *u, size_t n);
 
+/* The residual add then the next RMSNorm of the same rows: x += delta, and
+ * when w is given y = RMSNorm(x) with the body of `isa`, in one pass over
+ * x and delta (no pass at all between the add and the norm's sum). The
+ * result is bit for bit that of qe_op_add on each row then
+ * qe_op_rmsnorm_rows_isa (tests/kernels checks it). x, delta, y: rows
+ * [r0, r1) of d values with strides ldx, ldd, ldy; y may alias delta (the
+ * forward pass writes the norm over the product it adds), not x. */
+void qe_op_add_rmsnorm_rows_isa(qe_isa isa, float *x, size_t ldx, const float *delta, size_t ldd, float *y,
+                                size_t ldy, size_t r0, size_t r1, int d, const float *w, float eps);
+
+/* Qwen3's q/k step for one token's row of n_heads head vectors (d each,
+ * contiguous), in place: RMSNorm of each head (weight w, d values) then
+ * RoPE at the table row cos_row/sin_row. Bit for bit qe_op_rmsnorm_rows_isa
+ * over the heads then qe_op_rope_head on each (tests/kernels checks it);
+ * the AVX-512 form (d a multiple of 32 up to 256) keeps a head in
+ * registers between the two, and RoPE in 16 lanes was a scalar pass. */
+void qe_op_rmsnorm_rope_heads_isa(qe_isa isa, float *v, int n_heads, int d, const float *w, float eps,
+                                  const float *cos_row, const float *sin_row);
+
 /* y[i] += x[i] over n values. */
 void qe_op_add(float *y, const float *x, size_t n);
 
