@@ -1,6 +1,7 @@
 /* Small AVX-512 helpers shared by attention (softmax; the bf16 packing of
- * attention_amx.c and attention_bf16.c) and the ops (SwiGLU) (x86-64 only;
- * include inside #if defined(__x86_64__)). Inlined into their callers, whose
+ * attention_amx.c and attention_bf16.c), the ops (SwiGLU) and the AMX
+ * kernels' gate+up epilogues (x86-64 only; include inside
+ * #if defined(__x86_64__)). Inlined into their callers, whose
  * target attributes include avx512f (and avx512bw for the _BW ones). */
 #ifndef QE_AVX512_UTIL_H
 #define QE_AVX512_UTIL_H
@@ -30,6 +31,21 @@ QE_AVX512_INL __m512 qe_exp_avx512(__m512 x) {
     y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
     __m512i n = _mm512_add_epi32(_mm512_cvttps_epi32(fx), _mm512_set1_epi32(127));
     return _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32(n, 23)));
+}
+
+/* SwiGLU's product on 16 lanes: silu(x) * u = x / (1 + exp(-x)) * u with the
+ * exp above (ops.c's AVX-512 SwiGLU and the AMX kernels' gate+up epilogues
+ * compute it this one way, so their results agree bit for bit). */
+QE_AVX512_INL __m512 qe_silu_mul_avx512(__m512 x, __m512 u) {
+    __m512 e = qe_exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    return _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+}
+
+/* g = silu(g) * u over `cols` values (1..16), masked for a tail. */
+QE_AVX512_INL void qe_silu_mul16_avx512(float *g, const float *u, int cols) {
+    __mmask16 mk = (__mmask16)((1u << cols) - 1);
+    __m512 r = qe_silu_mul_avx512(_mm512_maskz_loadu_ps(mk, g), _mm512_maskz_loadu_ps(mk, u));
+    _mm512_mask_storeu_ps(g, mk, r);
 }
 
 /* 16 floats to bf16 with qe_f32_to_bf16's rounding (nearest even, NaN

@@ -256,17 +256,6 @@ __attribute__((target("avx512f,avx512bw"))) void qe_mm_to_bf16_rows(const float 
     }
 }
 
-/* g = silu(g) * u over `cols` values (<= 16): ops.c's swiglu_avx512 body
- * (x / (1 + exp(-x)) * u, the shared Cephes exp), masked for a tail. */
-TGT static void silu_mul16(float *g, const float *u, int cols) {
-    __mmask16 mk = (__mmask16)((1u << cols) - 1);
-    __m512 x = _mm512_maskz_loadu_ps(mk, g);
-    __m512 e = qe_exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x));
-    __m512 r =
-        _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), _mm512_maskz_loadu_ps(mk, u));
-    _mm512_mask_storeu_ps(g, mk, r);
-}
-
 /* ---- one call: chunks of rows, tasks over panel pairs of every output ---- */
 
 typedef struct job {
@@ -345,8 +334,8 @@ TGT static void block(const job *jb, const qe_amx_out *o, int p, int np, int r, 
                     for (int t = 0; t < 2; t++) {
                         int cc = c + 16 * t, cols = n - cc < 16 ? n - cc : 16;
                         if (cols > 0)
-                            silu_mul16(y + (size_t)(yr + 16 * h + i) * ldy + cc, sg->up[2 * h + t] + i * 16,
-                                       cols);
+                            qe_silu_mul16_avx512(y + (size_t)(yr + 16 * h + i) * ldy + cc,
+                                                 sg->up[2 * h + t] + i * 16, cols);
                     }
             return;
         }
@@ -362,7 +351,8 @@ TGT static void block(const job *jb, const qe_amx_out *o, int p, int np, int r, 
             for (int i = 0; i < 16 && rr + i < m; i++)
                 for (int t = 0; t < 2; t++) {
                     int cc = c + 16 * t, cols = n - cc < 16 ? n - cc : 16;
-                    if (cols > 0) silu_mul16(y + (size_t)(rr + i) * ldy + cc, sg->up[t] + i * 16, cols);
+                    if (cols > 0)
+                        qe_silu_mul16_avx512(y + (size_t)(rr + i) * ldy + cc, sg->up[t] + i * 16, cols);
                 }
         }
         return;

@@ -202,17 +202,6 @@ TGT static void group_tile(const uint8_t *grp, const uint8_t *pk, int nb, float 
         _mm512_mask_storeu_ps(y + (size_t)l * ldy, mk, _mm512_i32gather_ps(col, o + l, 4));
 }
 
-/* g = silu(g) * u over `cols` values (<= 16): ops.c's swiglu_avx512 body
- * (x / (1 + exp(-x)) * u, the shared Cephes exp), masked for a tail. */
-TGT static void silu_mul16(float *g, const float *u, int cols) {
-    __mmask16 mk = (__mmask16)((1u << cols) - 1);
-    __m512 x = _mm512_maskz_loadu_ps(mk, g);
-    __m512 e = qe_exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x));
-    __m512 r =
-        _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), _mm512_maskz_loadu_ps(mk, u));
-    _mm512_mask_storeu_ps(g, mk, r);
-}
-
 /* ---- one call: chunks of rows, tasks over column groups of every output ---- */
 
 typedef struct job {
@@ -269,7 +258,7 @@ TGT static void product_task(void *arg, int task, int thread) {
             group_tile(gg, jb->pack + (size_t)t * ts, jb->nb, gs, 16, valid, cols, pf);
             group_tile(gu, jb->pack + (size_t)t * ts, jb->nb, us, 16, valid, cols, pf);
             for (int l = 0; l < valid; l++) {
-                silu_mul16(gs + 16 * l, us + 16 * l, cols);
+                qe_silu_mul16_avx512(gs + 16 * l, us + 16 * l, cols);
                 memcpy(y + (size_t)(16 * t + l) * out->ldy, gs + 16 * l, (size_t)cols * sizeof(float));
             }
         }

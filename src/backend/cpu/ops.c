@@ -81,13 +81,9 @@ void qe_op_swiglu(float *g, const float *u, size_t n) {
 #include "backend/cpu/avx512_util.h"
 
 __attribute__((target("avx512f"))) static void swiglu_avx512(float *g, const float *u, size_t n) {
-    const __m512 one = _mm512_set1_ps(1.0f);
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        __m512 x = _mm512_loadu_ps(g + i);
-        __m512 e = qe_exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x));
-        _mm512_storeu_ps(g + i,
-                         _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
+        _mm512_storeu_ps(g + i, qe_silu_mul_avx512(_mm512_loadu_ps(g + i), _mm512_loadu_ps(u + i)));
     }
     qe_op_swiglu(g + i, u + i, n - i);
 }
