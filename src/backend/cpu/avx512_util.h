@@ -48,16 +48,22 @@ QE_AVX512_INL void qe_silu_mul16_avx512(float *g, const float *u, int cols) {
     _mm512_mask_storeu_ps(g, mk, r);
 }
 
-/* 16 floats to bf16 with qe_f32_to_bf16's rounding (nearest even, NaN
- * quieted; not vcvtneps2bf16, which flushes denormals), as the products. */
-QE_AVX512_INL __m256i qe_bf16x16_avx512(__m512 v) {
+/* qe_f32_to_bf16's rounding on 16 lanes (nearest even, NaN quieted; not
+ * vcvtneps2bf16, which flushes denormals, which the reference keeps): each
+ * 32-bit lane's high half is the bf16, its low half is left as the rounding
+ * add made it. */
+QE_AVX512_INL __m512i qe_bf16_round_avx512(__m512 v) {
     const __m512i u = _mm512_castps_si512(v);
-    __m512i r =
+    const __m512i r =
         _mm512_add_epi32(u, _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)),
                                              _mm512_set1_epi32(0x7fff)));
     const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    r = _mm512_mask_blend_epi32(nan, r, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
-    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+    return _mm512_mask_blend_epi32(nan, r, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
+}
+
+/* 16 floats to 16 bf16 with that rounding, as the products. */
+QE_AVX512_INL __m256i qe_bf16x16_avx512(__m512 v) {
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(qe_bf16_round_avx512(v), 16));
 }
 
 /* 32 floats from src (n < 32 of them valid, the rest read as 0, not read at

@@ -237,20 +237,11 @@ TGT static void k_1x2(const uint16_t *a, size_t lda, const uint16_t *b, int nkb,
 __attribute__((target("avx512f,avx512bw"))) void qe_mm_to_bf16_rows(const float *x, size_t ldx, int rows,
                                                                     int k, uint16_t *dst, size_t ldd) {
     const int full = k / 16 * 16;
-    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
-    const __m512i quiet = _mm512_set1_epi32(0x00400000);
     for (int r = 0; r < rows; r++) {
         const float *src = x + (size_t)r * ldx;
         uint16_t *d = dst + (size_t)r * ldd;
-        for (int p = 0; p < full; p += 16) {
-            __m512 v = _mm512_loadu_ps(src + p);
-            __m512i u = _mm512_castps_si512(v);
-            __m512i rnd =
-                _mm512_add_epi32(u, _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 16), one), bias));
-            __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-            rnd = _mm512_mask_blend_epi32(nan, rnd, _mm512_or_si512(u, quiet));
-            _mm256_storeu_si256((__m256i *)(d + p), _mm512_cvtepi32_epi16(_mm512_srli_epi32(rnd, 16)));
-        }
+        for (int p = 0; p < full; p += 16)
+            _mm256_storeu_si256((__m256i *)(d + p), qe_bf16x16_avx512(_mm512_loadu_ps(src + p)));
         for (int p = full; p < k; p++) d[p] = qe_f32_to_bf16(src[p]);
         for (size_t p = (size_t)k; p < ldd; p++) d[p] = 0;
     }
